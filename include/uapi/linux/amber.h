@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
+/*
+ * amber: transparent checkpoint/restart of unmodified Linux processes.
+ *
+ * This header is the single source of truth for
+ *   - the generic netlink protocol between amber.ko and the amber tools, and
+ *   - the on-disk image format written by the tools (pages file and meta file).
+ *
+ * Netlink rules: commands and attributes start at 1, new values are added at
+ * the end of an enum and nothing is ever renumbered. Flags enums carry an
+ * __AMBER_*_F_ALL mask; unknown bits are rejected by the kernel.
+ *
+ * See Documentation/design.md and Documentation/image-format.md.
+ */
+#ifndef _UAPI_LINUX_AMBER_H
+#define _UAPI_LINUX_AMBER_H
+
+#include <linux/types.h>
+
+#define AMBER_FAMILY_NAME	"amber"
+#define AMBER_FAMILY_VERSION	1
+
+/* Version of the tools/module pair, printed by `amber version`. */
+#define AMBER_VERSION_STRING	"0.1.0"
+
+enum amber_cmd {
+	/* -> MODULE_VERSION, PROTO_VERSION, SESSIONS */
+	AMBER_CMD_GET_VERSION = 1,
+	/*
+	 * PID, PAGES_FD [, FLAGS, TIMEOUT_MS] -> TASK, MM, VMAS, REGS, FPU,
+	 * SIGNALS, FDS, STOPPED_NS, PAGES_BYTES, PAGES_NR.
+	 * The target is stopped in its own context (task_work), captures itself,
+	 * writes its page data to PAGES_FD (see struct amber_pages_hdr) and is
+	 * resumed before the reply is sent, unless FLAGS has AMBER_CKPT_F_HOLD,
+	 * in which case it stays stopped until AMBER_CMD_RELEASE, the requesting
+	 * socket closes, the hold times out or the module is unloaded.
+	 */
+	AMBER_CMD_CHECKPOINT,
+	/* PID, ACTION: resume or SIGKILL a target held by AMBER_CMD_CHECKPOINT. */
+	AMBER_CMD_RELEASE,
+	/*
+	 * Sent by the restore stub about itself (current becomes the restored
+	 * process): TASK, MM, VMAS (with VMA_FILE_FD), REGS, FPU, SIGNALS,
+	 * PAGE_FDS, CLOSE_FDS [, EXE_FD]. On success the stub never sees the
+	 * reply: it returns to user mode as the checkpointed program. The ACK
+	 * (or extack error) is read by whoever shares the socket.
+	 */
+	AMBER_CMD_RESTORE,
+
+	__AMBER_CMD_MAX,
+	AMBER_CMD_MAX = __AMBER_CMD_MAX - 1
+};
+
+/* Top-level attributes. */
+enum amber_attr {
+	AMBER_A_MODULE_VERSION = 1,	/* string */
+	AMBER_A_PROTO_VERSION,		/* u32: AMBER_FAMILY_VERSION */
+	AMBER_A_PID,			/* u32: pid in the caller's pid namespace */
+	AMBER_A_PAGES_FD,		/* u32: fd open for writing (checkpoint) */
+	AMBER_A_FLAGS,			/* u32: enum amber_ckpt_flags */
+	AMBER_A_TIMEOUT_MS,		/* u32: how long to wait for the target */
+	AMBER_A_ACTION,			/* u32: enum amber_release_action */
+	AMBER_A_STOPPED_NS,		/* u64: time the target was stopped */
+	AMBER_A_PAGES_BYTES,		/* u64: bytes written to PAGES_FD */
+	AMBER_A_PAGES_NR,		/* u64: pages written to PAGES_FD */
+	AMBER_A_TASK,			/* nest: enum amber_task_attr */
+	AMBER_A_MM,			/* nest: enum amber_mm_attr */
+	AMBER_A_VMAS,			/* nest of AMBER_A_VMA */
+	AMBER_A_VMA,			/* nest: enum amber_vma_attr */
+	AMBER_A_REGS,			/* nest: enum amber_reg (u64 each) */
+	AMBER_A_FPU,			/* binary: XSAVE area, ptrace (UABI) layout */
+	AMBER_A_SIGNALS,		/* nest: enum amber_sig_attr */
+	AMBER_A_FDS,			/* nest of AMBER_A_FD */
+	AMBER_A_FD,			/* nest: enum amber_fd_attr */
+	AMBER_A_PAGE_FDS,		/* nest of AMBER_A_PAGE_FD, oldest first */
+	AMBER_A_PAGE_FD,		/* u32: fd of a pages file (restore) */
+	AMBER_A_CLOSE_FDS,		/* nest of AMBER_A_CLOSE_FD */
+	AMBER_A_CLOSE_FD,		/* u32: stub fd closed when restore succeeds */
+	AMBER_A_EXE_FD,			/* u32: fd of the executable (restore) */
+	AMBER_A_SESSIONS,		/* u32: targets currently stopped or held */
+	AMBER_A_PAD,
+
+	__AMBER_A_MAX,
+	AMBER_A_MAX = __AMBER_A_MAX - 1
+};
+
+enum amber_ckpt_flags {
+	/* Keep the target stopped after capture until AMBER_CMD_RELEASE. */
+	AMBER_CKPT_F_HOLD = 1 << 0,
+
+	__AMBER_CKPT_F_ALL = AMBER_CKPT_F_HOLD,
+};
+
+enum amber_release_action {
+	AMBER_RELEASE_RESUME = 1,
+	AMBER_RELEASE_KILL,		/* SIGKILL before any instruction runs */
+
+	__AMBER_RELEASE_MAX,
+	AMBER_RELEASE_MAX = __AMBER_RELEASE_MAX - 1
+};
+
+/* AMBER_A_TASK */
+enum amber_task_attr {
+	AMBER_TASK_PID = 1,		/* u32 */
+	AMBER_TASK_COMM,		/* string, at most 15 chars */
+	AMBER_TASK_UID,			/* u32, as seen from the caller's userns */
+	AMBER_TASK_EUID,
+	AMBER_TASK_SUID,
+	AMBER_TASK_FSUID,
+	AMBER_TASK_GID,
+	AMBER_TASK_EGID,
+	AMBER_TASK_SGID,
+	AMBER_TASK_FSGID,
+	AMBER_TASK_GROUPS,		/* nest of AMBER_TASK_GROUP */
+	AMBER_TASK_GROUP,		/* u32 */
+	AMBER_TASK_CAP_INH,		/* u64 each */
+	AMBER_TASK_CAP_PRM,
+	AMBER_TASK_CAP_EFF,
+	AMBER_TASK_CAP_BND,
+	AMBER_TASK_CAP_AMB,
+	AMBER_TASK_UMASK,		/* u32 */
+	AMBER_TASK_PERSONALITY,		/* u32 */
+	AMBER_TASK_CWD,			/* string: absolute path */
+	AMBER_TASK_RLIMITS,		/* nest of AMBER_TASK_RLIMIT */
+	AMBER_TASK_RLIMIT,		/* nest: enum amber_rlimit_attr */
+	AMBER_TASK_RSEQ,		/* u64: registered struct rseq, 0 if none */
+	AMBER_TASK_RSEQ_LEN,		/* u32 */
+	AMBER_TASK_RSEQ_SIG,		/* u32 */
+	AMBER_TASK_CLEAR_CHILD_TID,	/* u64 */
+	AMBER_TASK_ROBUST_LIST,		/* u64 */
+	AMBER_TASK_ROBUST_LIST_LEN,	/* u64 */
+	AMBER_TASK_SAS_SP,		/* u64: sigaltstack */
+	AMBER_TASK_SAS_SIZE,		/* u64 */
+	AMBER_TASK_SAS_FLAGS,		/* u32 */
+	AMBER_TASK_EXE,			/* string: path of mm->exe_file */
+	AMBER_TASK_START_TIME_NS,	/* u64: boottime start, tells PID reuse */
+
+	__AMBER_TASK_MAX,
+	AMBER_TASK_MAX = __AMBER_TASK_MAX - 1
+};
+
+enum amber_rlimit_attr {
+	AMBER_RLIMIT_RESOURCE = 1,	/* u32: RLIMIT_* */
+	AMBER_RLIMIT_CUR,		/* u64 */
+	AMBER_RLIMIT_MAX,		/* u64 */
+
+	__AMBER_RLIMIT_MAX,
+	AMBER_RLIMIT_MAX_ATTR = __AMBER_RLIMIT_MAX - 1
+};
+
+/* AMBER_A_MM: the mm layout fields prctl(PR_SET_MM_MAP) knows, plus vDSO. */
+enum amber_mm_attr {
+	AMBER_MM_START_CODE = 1,	/* u64 each */
+	AMBER_MM_END_CODE,
+	AMBER_MM_START_DATA,
+	AMBER_MM_END_DATA,
+	AMBER_MM_START_BRK,
+	AMBER_MM_BRK,
+	AMBER_MM_START_STACK,
+	AMBER_MM_ARG_START,
+	AMBER_MM_ARG_END,
+	AMBER_MM_ENV_START,
+	AMBER_MM_ENV_END,
+	AMBER_MM_AUXV,			/* binary: u64 pairs, ends with AT_NULL */
+	AMBER_MM_VDSO,			/* u64: mm->context.vdso */
+
+	__AMBER_MM_MAX,
+	AMBER_MM_MAX = __AMBER_MM_MAX - 1
+};
+
+enum amber_vma_flags {
+	AMBER_VMA_F_SHARED	= 1 << 0,	/* MAP_SHARED (VM_SHARED/VM_MAYSHARE) */
+	AMBER_VMA_F_ANON	= 1 << 1,	/* no file */
+	AMBER_VMA_F_SHMEM	= 1 << 2,	/* shared anonymous (shmem) */
+	AMBER_VMA_F_GROWSDOWN	= 1 << 3,
+	AMBER_VMA_F_STACK	= 1 << 4,	/* holds mm->start_stack */
+	AMBER_VMA_F_HEAP	= 1 << 5,	/* [start_brk, brk) */
+	AMBER_VMA_F_VDSO	= 1 << 6,
+	AMBER_VMA_F_VVAR	= 1 << 7,
+	AMBER_VMA_F_MAYWRITE	= 1 << 8,	/* VM_MAYWRITE (file opened rw) */
+	AMBER_VMA_F_DONTFORK	= 1 << 9,
+	AMBER_VMA_F_DONTDUMP	= 1 << 10,
+	AMBER_VMA_F_LOCKED	= 1 << 11,
+	AMBER_VMA_F_HUGEPAGE	= 1 << 12,	/* MADV_HUGEPAGE */
+	AMBER_VMA_F_NOHUGEPAGE	= 1 << 13,
+
+	__AMBER_VMA_F_ALL	= (1 << 14) - 1,
+};
+
+/* AMBER_A_VMA */
+enum amber_vma_attr {
+	AMBER_VMA_START = 1,		/* u64 */
+	AMBER_VMA_END,			/* u64 */
+	AMBER_VMA_PGOFF,		/* u64: file offset in pages */
+	AMBER_VMA_PROT,			/* u32: PROT_READ|PROT_WRITE|PROT_EXEC */
+	AMBER_VMA_FLAGS,		/* u32: enum amber_vma_flags */
+	AMBER_VMA_PATH,			/* string: mapped file */
+	AMBER_VMA_DEV,			/* u64: st_dev of the mapped file */
+	AMBER_VMA_INO,			/* u64 */
+	AMBER_VMA_FILE_SIZE,		/* u64: i_size when captured */
+	AMBER_VMA_PAGES,		/* u64: pages of this VMA in the pages file */
+	AMBER_VMA_FILE_FD,		/* u32: restore: fd of the file to map */
+
+	__AMBER_VMA_MAX,
+	AMBER_VMA_MAX = __AMBER_VMA_MAX - 1
+};
+
+/* AMBER_A_REGS: one u64 attribute per register, struct user_regs_struct order. */
+enum amber_reg {
+	AMBER_REG_R15 = 1,
+	AMBER_REG_R14,
+	AMBER_REG_R13,
+	AMBER_REG_R12,
+	AMBER_REG_RBP,
+	AMBER_REG_RBX,
+	AMBER_REG_R11,
+	AMBER_REG_R10,
+	AMBER_REG_R9,
+	AMBER_REG_R8,
+	AMBER_REG_RAX,
+	AMBER_REG_RCX,
+	AMBER_REG_RDX,
+	AMBER_REG_RSI,
+	AMBER_REG_RDI,
+	AMBER_REG_ORIG_RAX,
+	AMBER_REG_RIP,
+	AMBER_REG_CS,
+	AMBER_REG_EFLAGS,
+	AMBER_REG_RSP,
+	AMBER_REG_SS,
+	AMBER_REG_FS_BASE,
+	AMBER_REG_GS_BASE,
+	AMBER_REG_DS,
+	AMBER_REG_ES,
+	AMBER_REG_FS,
+	AMBER_REG_GS,
+
+	__AMBER_REG_MAX,
+	AMBER_REG_MAX = __AMBER_REG_MAX - 1
+};
+
+/* AMBER_A_SIGNALS */
+enum amber_sig_attr {
+	AMBER_SIG_BLOCKED = 1,		/* u64: blocked mask, bit (signo - 1) */
+	AMBER_SIG_ACTION,		/* nest: enum amber_sigaction_attr */
+	AMBER_SIG_PENDING,		/* nest: enum amber_sigpending_attr */
+
+	__AMBER_SIG_MAX,
+	AMBER_SIG_MAX = __AMBER_SIG_MAX - 1
+};
+
+enum amber_sigaction_attr {
+	AMBER_SIGACTION_SIGNO = 1,	/* u32 */
+	AMBER_SIGACTION_HANDLER,	/* u64: SIG_DFL = 0, SIG_IGN = 1, or address */
+	AMBER_SIGACTION_FLAGS,		/* u64: SA_* */
+	AMBER_SIGACTION_RESTORER,	/* u64 */
+	AMBER_SIGACTION_MASK,		/* u64 */
+
+	__AMBER_SIGACTION_MAX,
+	AMBER_SIGACTION_MAX = __AMBER_SIGACTION_MAX - 1
+};
+
+enum amber_sigpending_attr {
+	AMBER_SIGPENDING_SIGINFO = 1,	/* binary: 128-byte siginfo_t */
+	AMBER_SIGPENDING_SHARED,	/* flag: process-wide (not thread) queue */
+
+	__AMBER_SIGPENDING_MAX,
+	AMBER_SIGPENDING_MAX = __AMBER_SIGPENDING_MAX - 1
+};
+
+enum amber_fd_type {
+	AMBER_FD_REG = 1,		/* regular file */
+	AMBER_FD_DIR,
+	AMBER_FD_CHR,			/* character device (incl. /dev/null, ttys) */
+	AMBER_FD_BLK,
+	AMBER_FD_FIFO,			/* pipe or FIFO */
+	AMBER_FD_SOCK,
+	AMBER_FD_OTHER,			/* anon inodes (eventfd, epoll, ...) */
+
+	__AMBER_FD_MAX,
+	AMBER_FD_TYPE_MAX = __AMBER_FD_MAX - 1
+};
+
+/* AMBER_A_FD */
+enum amber_fd_attr {
+	AMBER_FD_NUM = 1,		/* u32 */
+	AMBER_FD_TYPE,			/* u32: enum amber_fd_type */
+	AMBER_FD_FLAGS,			/* u32: f_flags (O_*) as open(2) sees them */
+	AMBER_FD_POS,			/* u64: f_pos */
+	AMBER_FD_CLOEXEC,		/* flag */
+	AMBER_FD_PATH,			/* string: path, or "pipe:[ino]" etc. */
+	AMBER_FD_DEV,			/* u64: st_dev */
+	AMBER_FD_INO,			/* u64 */
+	AMBER_FD_RDEV,			/* u64: st_rdev (devices) */
+	AMBER_FD_MODE,			/* u32: st_mode */
+	AMBER_FD_SIZE,			/* u64: i_size */
+	AMBER_FD_TTY,			/* flag: the file is a terminal */
+
+	__AMBER_FD_MAX_ATTR,
+	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
+};
+
+/*
+ * Pages file, written by the kernel to AMBER_A_PAGES_FD: one header, then
+ * records until end of file. Each record is a struct amber_page_run followed
+ * by nr_pages * page_size bytes of page contents, in ascending address order.
+ * Only pages that hold data are written (present or swapped out; for private
+ * file mappings only pages that were copied on write).
+ */
+#define AMBER_PAGES_MAGIC	0x5345474150424d41ULL	/* "AMBPAGES" */
+#define AMBER_PAGES_VERSION	1
+
+struct amber_pages_hdr {
+	__u64 magic;
+	__u32 version;
+	__u32 page_size;
+};
+
+struct amber_page_run {
+	__u64 addr;
+	__u64 nr_pages;
+};
+
+/*
+ * Meta file (written by the tools): a header, a section table, then the
+ * sections. Every section and every page run of the pages file carries an
+ * XXH64 (seed 0) checksum. Sections holding attributes are streams of
+ * netlink attributes (struct nlattr, 4-byte aligned) as above.
+ */
+#define AMBER_IMAGE_MAGIC	"AMBERIMG"
+#define AMBER_IMAGE_VERSION	1
+
+enum amber_section_type {
+	AMBER_SEC_INFO = 1,	/* attrs: enum amber_info_attr */
+	AMBER_SEC_CORE,		/* attrs: AMBER_A_TASK, MM, REGS, FPU, SIGNALS */
+	AMBER_SEC_VMAS,		/* attrs: AMBER_A_VMA ... */
+	AMBER_SEC_FDS,		/* attrs: AMBER_A_FD ... */
+	AMBER_SEC_PAGEMAP,	/* array of struct amber_pagemap_entry */
+
+	__AMBER_SEC_MAX,
+	AMBER_SEC_MAX = __AMBER_SEC_MAX - 1
+};
+
+struct amber_image_hdr {
+	char magic[8];		/* AMBER_IMAGE_MAGIC, not NUL-terminated */
+	__u32 version;		/* AMBER_IMAGE_VERSION */
+	__u32 nr_sections;
+	__u64 hdr_xxh64;	/* of this header (with this field 0) + table */
+};
+
+struct amber_section {
+	__u32 type;		/* enum amber_section_type */
+	__u32 reserved;		/* 0 */
+	__u64 offset;		/* from the start of the meta file */
+	__u64 size;
+	__u64 xxh64;		/* of the section's bytes */
+};
+
+/* One record of the pages file, as indexed by the tools. */
+struct amber_pagemap_entry {
+	__u64 addr;
+	__u64 nr_pages;
+	__u64 offset;		/* of the page data in the pages file */
+	__u64 xxh64;		/* of the page data */
+};
+
+enum amber_info_attr {
+	AMBER_INFO_NUMBER = 1,		/* u32: checkpoint number in the store */
+	AMBER_INFO_PARENT,		/* u32: previous link in a chain, 0 = full */
+	AMBER_INFO_TIME_NS,		/* u64: CLOCK_REALTIME at capture */
+	AMBER_INFO_STOPPED_NS,		/* u64 */
+	AMBER_INFO_PAGES_BYTES,		/* u64 */
+	AMBER_INFO_TOOL_VERSION,	/* string */
+	AMBER_INFO_PID,			/* u32 */
+	AMBER_INFO_HOSTNAME,		/* string */
+
+	__AMBER_INFO_MAX,
+	AMBER_INFO_MAX = __AMBER_INFO_MAX - 1
+};
+
+#endif /* _UAPI_LINUX_AMBER_H */

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install every Debian package amber needs to build, boot its test VM and run its tests.
+# Idempotent: packages already present are left alone; safe to run on every invocation.
+set -euo pipefail
+
+PKGS=(
+	build-essential pkg-config kmod cpio xz-utils
+	linux-image-amd64 linux-headers-amd64 linux-source-6.1
+	qemu-system-x86 busybox-static
+	libnl-3-dev libnl-genl-3-dev libcli11-dev libexpected-dev libxxhash-dev
+	googletest libgtest-dev
+	criu python3 gzip iproute2 util-linux procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+	echo "setup: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# kselftest_harness.h comes from the kernel source tarball, extracted once into build/.
+top=$(cd "$(dirname "$0")/.." && pwd)
+ksft="$top/build/kselftest"
+if [ ! -f "$ksft/kselftest_harness.h" ]; then
+	tarball=$(ls /usr/src/linux-source-6.1.tar.xz)
+	mkdir -p "$ksft"
+	tmp=$(mktemp -d)
+	tar -xJf "$tarball" -C "$tmp" --wildcards \
+		'linux-source-6.1/tools/testing/selftests/kselftest.h' \
+		'linux-source-6.1/tools/testing/selftests/kselftest_harness.h'
+	cp "$tmp"/linux-source-6.1/tools/testing/selftests/kselftest*.h "$ksft/"
+	rm -rf "$tmp"
+fi
