@@ -1,0 +1,57 @@
+# amber: transparent checkpoint/restart for unmodified Linux processes.
+#
+#   make          build kmod/amber.ko, build/amber, build/unit-tests, build/tests/*, build/workloads/*
+#   make check    install what is missing (scripts/setup.sh), build, run every test
+#                 (scripts/run-tests; ends with `N passed, N failed, N skipped`)
+#   make demo     checkpoint, kill and restore a running program inside the test VM
+#   make clean    remove build outputs
+#   make vm-selftest   check scripts/vm-run itself
+#
+# Each part has its own Makefile; a part that does not exist yet is skipped with a note.
+# KVER (the target kernel) is chosen by each part; override with `make KVER=...`.
+
+SUBDIRS := kmod userspace tests
+KSELFTEST := build/kselftest/kselftest_harness.h
+
+.PHONY: all check demo clean setup vm-selftest $(SUBDIRS)
+
+all: $(SUBDIRS)
+
+$(SUBDIRS):
+	@if [ -f $@/Makefile ]; then \
+		$(MAKE) -C $@; \
+	else \
+		echo "note: $@/Makefile does not exist yet, skipping $@"; \
+	fi
+
+# The tests need the kselftest headers (extracted by setup.sh) and the uapi header only.
+tests: $(KSELFTEST) | kmod userspace
+userspace: | kmod
+
+$(KSELFTEST):
+	scripts/setup.sh
+
+setup:
+	scripts/setup.sh
+
+# A build failure still runs what was built and is counted as one failed test.
+check: setup
+	@rc=0; $(MAKE) all || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "make check: the build failed (status $$rc)"; fi; \
+	AMBER_BUILD_FAILED=$$rc scripts/run-tests
+
+demo:
+	scripts/demo.sh
+
+# Checks the VM runner itself (about a minute).
+vm-selftest:
+	scripts/vm-selftest
+
+clean:
+	@for d in $(SUBDIRS); do \
+		if [ -f $$d/Makefile ]; then $(MAKE) -C $$d clean || exit 1; fi; \
+	done
+	@# Keep build/kselftest: it is extracted by setup.sh, not built.
+	@if [ -d build ]; then \
+		find build -mindepth 1 -maxdepth 1 ! -name kselftest -exec rm -rf {} +; \
+	fi

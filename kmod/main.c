@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * amber: transparent checkpoint/restart of unmodified Linux processes.
+ * See Documentation/design.md.
+ */
+#include <linux/module.h>
+#include <net/genetlink.h>
+
+#include <linux/amber.h>
+
+#include "checkpoint.h"
+#include "ksyms.h"
+#include "netlink.h"
+
+static int __init amber_init(void)
+{
+	int err;
+
+	err = amber_ksyms_init();
+	if (err)
+		return err;
+	err = amber_checkpoint_init();
+	if (err)
+		return err;
+	err = amber_netlink_init();
+	if (err)
+		goto err_checkpoint_exit;
+	pr_info("amber %s loaded\n", AMBER_VERSION_STRING);
+	return 0;
+
+err_checkpoint_exit:
+	amber_checkpoint_exit();
+	return err;
+}
+
+static void __exit amber_exit(void)
+{
+	/* No new requests, and every running handler has returned. */
+	amber_netlink_exit();
+	/* Resume held targets, wait for callbacks. */
+	amber_checkpoint_exit();
+}
+
+module_init(amber_init);
+module_exit(amber_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("amber: transparent process checkpoint/restart");
+MODULE_VERSION(AMBER_VERSION_STRING);
+MODULE_ALIAS_GENL_FAMILY(AMBER_FAMILY_NAME);

@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Address space of current: mm layout fields, auxv, VMAs, and the pages file.
+ *
+ * Pages that hold data are found by walking the page tables under
+ * mmap_read_lock (follow_pte() cannot be used: it does not handle
+ * transparent huge pages, and nothing here may fault memory in). A page
+ * holds data if its PTE is present (the zero page excepted) or a swap entry;
+ * a transparent huge PMD counts as all of its pages. In private file
+ * mappings only anonymous (copied-on-write) pages count, the file holds the
+ * rest. Shared file mappings, vvar and the vDSO are not saved. The runs are
+ * collected under the lock, then the lock is dropped and the pages are
+ * copied out through a bounce buffer and written with kernel_write().
+ */
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/hugetlb.h>
+#include <linux/kdev_t.h>
+#include <linux/magic.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/pgtable.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/swapops.h>
+#include <linux/uaccess.h>
+
+#include <linux/amber.h>
+
+#include "files.h"
+#include "mm.h"
+
+#define AMBER_BOUNCE_PAGES	64
+
+/* How the pages of a VMA are selected. */
+enum amber_walk_mode {
+	AMBER_WALK_SKIP,	/* nothing saved */
+	AMBER_WALK_ALL,		/* every page with data */
+	AMBER_WALK_ANON,	/* only anonymous pages (private file mapping) */
+};
+
+struct amber_run {
+	unsigned long addr;
+	unsigned long nr;
+	unsigned int vma;	/* index into amber_mm_state.vmas */
+	bool force;		/* VMA not readable: use access_process_vm() */
+};
+
+struct amber_walk {
+	struct mm_struct *mm;
+	enum amber_walk_mode mode;
+	unsigned int vma;
+	bool force;
+	struct amber_run *runs;
+	size_t nr_runs;
+	size_t cap_runs;
+};
+
+struct amber_pages_out {
+	struct file *file;
+	loff_t pos;
+	void *buf;
+	size_t buf_len;
+	u64 bytes;
+};
+
+static int amber_runs_add(struct amber_walk *w, unsigned long addr,
+			  unsigned long nr)
+{
+	struct amber_run *last = w->nr_runs ? &w->runs[w->nr_runs - 1] : NULL;
+
+	if (last && last->vma == w->vma &&
+	    last->addr + last->nr * PAGE_SIZE == addr) {
+		last->nr += nr;
+		return 0;
+	}
+	if (w->nr_runs == w->cap_runs) {
+		size_t ncap = w->cap_runs ? w->cap_runs * 2 : 256;
+		struct amber_run *runs;
+
+		runs = kvmalloc_array(ncap, sizeof(*runs), GFP_KERNEL);
+		if (!runs)
+			return -ENOMEM;
+		if (w->nr_runs)
+			memcpy(runs, w->runs, w->nr_runs * sizeof(*runs));
+		kvfree(w->runs);
+		w->runs = runs;
+		w->cap_runs = ncap;
+	}
+	w->runs[w->nr_runs++] = (struct amber_run){
+		.addr = addr, .nr = nr, .vma = w->vma, .force = w->force,
+	};
+	return 0;
+}
+
+static bool amber_pte_has_data(const struct amber_walk *w, pte_t pte)
+{
+	unsigned long pfn;
+
+	if (pte_none(pte))
+		return false;
+	if (!pte_present(pte))
+		return !is_pte_marker_entry(pte_to_swp_entry(pte));
+	if (pte_special(pte))
+		return false;	/* zero page, raw PFN */
+	if (w->mode != AMBER_WALK_ANON)
+		return true;
+	pfn = pte_pfn(pte);
+	return pfn_valid(pfn) && PageAnon(pfn_to_page(pfn));
+}
+
+static int amber_walk_pte(struct amber_walk *w, pmd_t *pmdp,
+			  unsigned long addr, unsigned long end)
+{
+	pte_t *start = pte_offset_map(pmdp, addr);
+	pte_t *ptep = start;
+	int err = 0;
+
+	for (; addr < end; ptep++, addr += PAGE_SIZE) {
+		if (amber_pte_has_data(w, ptep_get(ptep))) {
+			err = amber_runs_add(w, addr, 1);
+			if (err)
+				break;
+		}
+	}
+	pte_unmap(start);
+	return err;
+}
+
+static int amber_walk_pmd(struct amber_walk *w, pud_t *pudp,
+			  unsigned long addr, unsigned long end)
+{
+	pmd_t *pmdp = pmd_offset(pudp, addr);
+	unsigned long next;
+	int err = 0;
+
+	for (; addr < end && !err; pmdp++, addr = next) {
+		pmd_t pmd = READ_ONCE(*pmdp);
+
+		next = pmd_addr_end(addr, end);
+		if (pmd_none(pmd))
+			continue;
+		if (!pmd_present(pmd)) {
+			/* A huge page being migrated: it holds data. */
+			err = amber_runs_add(w, addr, (next - addr) >> PAGE_SHIFT);
+			continue;
+		}
+		if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
+			if (w->mode != AMBER_WALK_ANON || PageAnon(pmd_page(pmd)))
+				err = amber_runs_add(w, addr,
+						     (next - addr) >> PAGE_SHIFT);
+			continue;
+		}
+		if (pmd_bad(pmd))
+			continue;
+		err = amber_walk_pte(w, pmdp, addr, next);
+		cond_resched();
+	}
+	return err;
+}
+
+static int amber_walk_pud(struct amber_walk *w, p4d_t *p4dp,
+			  unsigned long addr, unsigned long end)
+{
+	pud_t *pudp = pud_offset(p4dp, addr);
+	unsigned long next;
+	int err = 0;
+
+	for (; addr < end && !err; pudp++, addr = next) {
+		pud_t pud = READ_ONCE(*pudp);
+
+		next = pud_addr_end(addr, end);
+		if (pud_none(pud))
+			continue;
+		if (pud_large(pud)) {
+			/* Only DAX maps huge PUDs outside hugetlb: file data. */
+			if (w->mode == AMBER_WALK_ALL)
+				err = amber_runs_add(w, addr,
+						     (next - addr) >> PAGE_SHIFT);
+			continue;
+		}
+		if (pud_bad(pud))
+			continue;
+		err = amber_walk_pmd(w, pudp, addr, next);
+	}
+	return err;
+}
+
+static int amber_walk_range(struct amber_walk *w, unsigned long addr,
+			    unsigned long end)
+{
+	pgd_t *pgdp = pgd_offset(w->mm, addr);
+	unsigned long next, p4d_next;
+	int err = 0;
+
+	for (; addr < end && !err; pgdp++, addr = next) {
+		unsigned long a = addr;
+		p4d_t *p4dp;
+
+		next = pgd_addr_end(addr, end);
+		if (pgd_none(*pgdp) || pgd_bad(*pgdp))
+			continue;
+		p4dp = p4d_offset(pgdp, addr);
+		for (; a < next && !err; p4dp++, a = p4d_next) {
+			p4d_next = p4d_addr_end(a, next);
+			if (p4d_none(*p4dp) || p4d_bad(*p4dp))
+				continue;
+			err = amber_walk_pud(w, p4dp, a, p4d_next);
+		}
+	}
+	return err;
+}
+
+static bool amber_vma_is_named(struct vm_area_struct *vma, const char *name)
+{
+	const char *n;
+
+	if (vma->vm_file || !vma->vm_ops || !vma->vm_ops->name)
+		return false;
+	n = vma->vm_ops->name(vma);
+	return n && !strcmp(n, name);
+}
+
+/*
+ * Shared anonymous memory is backed by an internal shmem file named
+ * "dev/zero" (shmem_zero_setup()); a '/' cannot occur in a user-made name.
+ */
+static bool amber_vma_is_anon_shmem(struct vm_area_struct *vma)
+{
+	struct file *file = vma->vm_file;
+
+	return file && (vma->vm_flags & VM_SHARED) &&
+	       file_inode(file)->i_sb->s_magic == TMPFS_MAGIC &&
+	       !strcmp(file->f_path.dentry->d_name.name, "dev/zero");
+}
+
+static u32 amber_vma_flags(struct vm_area_struct *vma, struct mm_struct *mm)
+{
+	unsigned long f = vma->vm_flags;
+	u32 flags = 0;
+
+	if (f & (VM_SHARED | VM_MAYSHARE))
+		flags |= AMBER_VMA_F_SHARED;
+	if (f & VM_GROWSDOWN)
+		flags |= AMBER_VMA_F_GROWSDOWN;
+	if (f & VM_MAYWRITE)
+		flags |= AMBER_VMA_F_MAYWRITE;
+	if (f & VM_DONTCOPY)
+		flags |= AMBER_VMA_F_DONTFORK;
+	if (f & VM_DONTDUMP)
+		flags |= AMBER_VMA_F_DONTDUMP;
+	if (f & VM_LOCKED)
+		flags |= AMBER_VMA_F_LOCKED;
+	if (f & VM_HUGEPAGE)
+		flags |= AMBER_VMA_F_HUGEPAGE;
+	if (f & VM_NOHUGEPAGE)
+		flags |= AMBER_VMA_F_NOHUGEPAGE;
+	if (vma->vm_start <= mm->start_stack && mm->start_stack < vma->vm_end)
+		flags |= AMBER_VMA_F_STACK;
+	if (mm->brk > mm->start_brk && vma->vm_start < mm->brk &&
+	    vma->vm_end > mm->start_brk)
+		flags |= AMBER_VMA_F_HEAP;
+	return flags;
+}
+
+static u32 amber_vma_prot(struct vm_area_struct *vma)
+{
+	return (vma->vm_flags & VM_READ ? PROT_READ : 0) |
+	       (vma->vm_flags & VM_WRITE ? PROT_WRITE : 0) |
+	       (vma->vm_flags & VM_EXEC ? PROT_EXEC : 0);
+}
+
+static int amber_vma_file(struct amber_vma *v, struct file *file,
+			  struct amber_err *e)
+{
+	struct inode *inode = file_inode(file);
+
+	v->path = amber_path_dup(&file->f_path);
+	if (IS_ERR(v->path)) {
+		int err = PTR_ERR(v->path);
+
+		v->path = NULL;
+		return amber_fail(e, err,
+				  amber_msg("vma %llx-%llx: cannot resolve the mapped file's path",
+					    v->start, v->end));
+	}
+	if (d_unlinked(file->f_path.dentry))
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("vma %llx-%llx: %s is not supported yet",
+					    v->start, v->end, v->path));
+	v->dev = new_encode_dev(inode->i_sb->s_dev);
+	v->ino = inode->i_ino;
+	v->file_size = i_size_read(inode);
+	return 0;
+}
+
+/* Fills @v from @vma and says which of its pages to save. */
+static int amber_vma_describe(struct amber_vma *v, struct vm_area_struct *vma,
+			      struct mm_struct *mm, enum amber_walk_mode *mode,
+			      struct amber_err *e)
+{
+	v->start = vma->vm_start;
+	v->end = vma->vm_end;
+	v->pgoff = vma->vm_pgoff;
+	v->prot = amber_vma_prot(vma);
+	v->flags = amber_vma_flags(vma, mm);
+	*mode = AMBER_WALK_ALL;
+
+	if (vma->vm_start == (unsigned long)mm->context.vdso) {
+		v->flags |= AMBER_VMA_F_VDSO | AMBER_VMA_F_ANON;
+		*mode = AMBER_WALK_SKIP;
+		return 0;
+	}
+	if (amber_vma_is_named(vma, "[vvar]")) {
+		v->flags |= AMBER_VMA_F_VVAR | AMBER_VMA_F_ANON;
+		*mode = AMBER_WALK_SKIP;
+		return 0;
+	}
+	if (is_vm_hugetlb_page(vma))
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("vma %llx-%llx: hugetlb mappings are not supported yet",
+					    v->start, v->end));
+	if (vma->vm_flags & (VM_IO | VM_PFNMAP))
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("vma %llx-%llx: device mappings are not supported yet",
+					    v->start, v->end));
+	if (!vma->vm_file) {
+		v->flags |= AMBER_VMA_F_ANON;
+		return 0;
+	}
+	if (amber_vma_is_anon_shmem(vma)) {
+		v->flags |= AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM;
+		return 0;
+	}
+	if (v->flags & AMBER_VMA_F_SHARED)
+		*mode = AMBER_WALK_SKIP;
+	else
+		*mode = AMBER_WALK_ANON;
+	return amber_vma_file(v, vma->vm_file, e);
+}
+
+static void amber_mm_fields(struct amber_mm_state *st, struct mm_struct *mm)
+{
+	unsigned int i;
+
+	st->start_code = mm->start_code;
+	st->end_code = mm->end_code;
+	st->start_data = mm->start_data;
+	st->end_data = mm->end_data;
+	st->start_brk = mm->start_brk;
+	st->brk = mm->brk;
+	st->start_stack = mm->start_stack;
+	spin_lock(&mm->arg_lock);
+	st->arg_start = mm->arg_start;
+	st->arg_end = mm->arg_end;
+	st->env_start = mm->env_start;
+	st->env_end = mm->env_end;
+	spin_unlock(&mm->arg_lock);
+	st->vdso = (unsigned long)mm->context.vdso;
+
+	BUILD_BUG_ON(ARRAY_SIZE(st->auxv) != ARRAY_SIZE(mm->saved_auxv));
+	for (i = 0; i + 1 < AT_VECTOR_SIZE; i += 2) {
+		st->auxv[i] = mm->saved_auxv[i];
+		st->auxv[i + 1] = mm->saved_auxv[i + 1];
+		if (mm->saved_auxv[i] == AT_NULL)
+			break;
+	}
+	st->auxv_len = min_t(unsigned int, i + 2, AT_VECTOR_SIZE);
+}
+
+/* Under mmap_read_lock: VMAs and the runs of pages to save. */
+static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
+			    struct amber_err *e)
+{
+	struct mm_struct *mm = w->mm;
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+	enum amber_walk_mode mode;
+	int err;
+
+	mmap_assert_locked(mm);
+
+	st->vmas = kvcalloc(max(mm->map_count, 1), sizeof(*st->vmas),
+			    GFP_KERNEL);
+	if (!st->vmas)
+		return amber_fail(e, -ENOMEM, "out of memory for the VMA list");
+
+	amber_mm_fields(st, mm);
+	for_each_vma(vmi, vma) {
+		struct amber_vma *v = &st->vmas[st->nr_vmas];
+
+		if (st->nr_vmas >= mm->map_count)
+			return amber_fail(e, -EAGAIN, "the VMA list changed during the checkpoint");
+		st->nr_vmas++;
+		err = amber_vma_describe(v, vma, mm, &mode, e);
+		if (err)
+			return err;
+		if (mode == AMBER_WALK_SKIP)
+			continue;
+		w->mode = mode;
+		w->vma = st->nr_vmas - 1;
+		w->force = !(vma->vm_flags & VM_READ);
+		err = amber_walk_range(w, vma->vm_start, vma->vm_end);
+		if (err)
+			return amber_fail(e, err, "out of memory for the page list");
+	}
+	return 0;
+}
+
+static int amber_pages_write(struct amber_pages_out *o, const void *buf,
+			     size_t len)
+{
+	ssize_t n = kernel_write(o->file, buf, len, &o->pos);
+
+	if (n < 0)
+		return n;
+	if (n != len)
+		return -EIO;
+	o->bytes += len;
+	return 0;
+}
+
+static int amber_copy_run(struct amber_pages_out *o, const struct amber_run *run,
+			  const bool *cancelled, struct amber_err *e)
+{
+	struct amber_page_run hdr = { .addr = run->addr, .nr_pages = run->nr };
+	unsigned long addr = run->addr;
+	unsigned long end = run->addr + run->nr * PAGE_SIZE;
+	int err;
+
+	err = amber_pages_write(o, &hdr, sizeof(hdr));
+	while (!err && addr < end) {
+		size_t len = min_t(size_t, end - addr, o->buf_len);
+
+		if (READ_ONCE(*cancelled))
+			return amber_fail(e, -ECANCELED, "the checkpoint was cancelled");
+		if (fatal_signal_pending(current))
+			return amber_fail(e, -EINTR, "the process was killed");
+
+		if (run->force) {
+			if (access_process_vm(current, addr, o->buf, len,
+					      FOLL_FORCE) != len)
+				goto err_read;
+		} else if (copy_from_user(o->buf, (const void __user *)addr, len)) {
+			goto err_read;
+		}
+		err = amber_pages_write(o, o->buf, len);
+		addr += len;
+		cond_resched();
+	}
+	if (err)
+		return amber_fail(e, err, "writing the pages file failed");
+	return 0;
+
+err_read:
+	return amber_fail(e, -EFAULT,
+			  amber_msg("memory at %lx (%lu bytes) could not be read",
+				    addr, (unsigned long)min_t(size_t, end - addr, o->buf_len)));
+}
+
+/*
+ * The pages file is written in the target's context, so the target's
+ * RLIMIT_FSIZE applies, and exceeding it would queue SIGXFSZ to the target.
+ * Refuse up front instead.
+ */
+static int amber_pages_check_fsize(const struct amber_walk *w, loff_t pos,
+				   struct amber_err *e)
+{
+	unsigned long limit = rlimit(RLIMIT_FSIZE);
+	u64 size = sizeof(struct amber_pages_hdr);
+	size_t i;
+
+	if (limit == RLIM_INFINITY)
+		return 0;
+	for (i = 0; i < w->nr_runs; i++)
+		size += sizeof(struct amber_page_run) + w->runs[i].nr * PAGE_SIZE;
+	if (pos + size <= limit)
+		return 0;
+	return amber_fail(e, -EFBIG,
+			  amber_msg("the pages file needs %llu bytes, %s (%lu)",
+				    pos + size, "over the process's RLIMIT_FSIZE", limit));
+}
+
+static int amber_pages_copy(struct amber_mm_state *st, struct amber_walk *w,
+			    struct file *file, const bool *cancelled,
+			    struct amber_err *e)
+{
+	struct amber_pages_hdr hdr = {
+		.magic = AMBER_PAGES_MAGIC,
+		.version = AMBER_PAGES_VERSION,
+		.page_size = PAGE_SIZE,
+	};
+	struct amber_pages_out o = {
+		.file = file,
+		.pos = file->f_pos,
+		.buf_len = AMBER_BOUNCE_PAGES * PAGE_SIZE,
+	};
+	size_t i;
+	int err;
+
+	err = amber_pages_check_fsize(w, o.pos, e);
+	if (err)
+		return err;
+	o.buf = kvmalloc(o.buf_len, GFP_KERNEL);
+	if (!o.buf)
+		return amber_fail(e, -ENOMEM, "out of memory for the bounce buffer");
+
+	err = amber_pages_write(&o, &hdr, sizeof(hdr));
+	if (err) {
+		amber_fail(e, err, "writing the pages file failed");
+		goto out_free;
+	}
+	for (i = 0; i < w->nr_runs; i++) {
+		const struct amber_run *run = &w->runs[i];
+
+		err = amber_copy_run(&o, run, cancelled, e);
+		if (err)
+			goto out_free;
+		st->vmas[run->vma].pages += run->nr;
+		st->pages_nr += run->nr;
+	}
+	st->pages_bytes = o.bytes;
+	file->f_pos = o.pos;
+out_free:
+	kvfree(o.buf);
+	return err;
+}
+
+int amber_mm_capture(struct amber_mm_state *st, struct file *pages,
+		     const bool *cancelled, struct amber_err *e)
+{
+	struct amber_walk w = { .mm = current->mm };
+	int err;
+
+	mmap_read_lock(w.mm);
+	err = amber_mm_collect(st, &w, e);
+	mmap_read_unlock(w.mm);
+
+	if (!err)
+		err = amber_pages_copy(st, &w, pages, cancelled, e);
+	kvfree(w.runs);
+	return err;
+}
+
+void amber_mm_free(struct amber_mm_state *st)
+{
+	unsigned int i;
+
+	for (i = 0; i < st->nr_vmas; i++)
+		kfree(st->vmas[i].path);
+	kvfree(st->vmas);
+	st->vmas = NULL;
+	st->nr_vmas = 0;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Address space: mm fields, VMAs and the pages file. */
+#ifndef _AMBER_MM_H
+#define _AMBER_MM_H
+
+#include <linux/auxvec.h>
+#include <linux/mm_types.h>
+#include <linux/types.h>
+
+#include "msg.h"
+
+struct file;
+
+struct amber_vma {
+	u64 start;
+	u64 end;
+	u64 pgoff;
+	u32 prot;	/* PROT_* */
+	u32 flags;	/* enum amber_vma_flags */
+	char *path;	/* mapped file, NULL for anonymous memory */
+	u64 dev;
+	u64 ino;
+	u64 file_size;
+	u64 pages;	/* pages of this VMA written to the pages file */
+};
+
+struct amber_mm_state {
+	u64 start_code, end_code, start_data, end_data;
+	u64 start_brk, brk, start_stack;
+	u64 arg_start, arg_end, env_start, env_end;
+	u64 vdso;
+	u64 auxv[AT_VECTOR_SIZE];	/* pairs up to and including AT_NULL */
+	unsigned int auxv_len;		/* entries used in auxv[] */
+	struct amber_vma *vmas;
+	unsigned int nr_vmas;
+	u64 pages_bytes;		/* written to the pages file */
+	u64 pages_nr;
+};
+
+/*
+ * Captures current's address space and writes its pages to @pages.
+ * @cancelled is polled between page runs; when it becomes true the capture
+ * stops with -ECANCELED.
+ */
+int amber_mm_capture(struct amber_mm_state *st, struct file *pages,
+		     const bool *cancelled, struct amber_err *e);
+void amber_mm_free(struct amber_mm_state *st);
+
+#endif /* _AMBER_MM_H */

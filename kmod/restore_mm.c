@@ -1,0 +1,717 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Restore: the address space. Validation of the VMA list, the mm layout
+ * fields and the files to map (before the point of no return), then
+ * unmapping the caller, mapping the image's VMAs, filling them from the
+ * pages files and setting the mm fields and exe file.
+ */
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "restore.h"
+
+#define AMBER_MAX_VMAS		65530
+#define AMBER_BOUNCE_SIZE	(256 * 1024)
+
+#define AMBER_VMA_F_NOMAP	(AMBER_VMA_F_VDSO | AMBER_VMA_F_VVAR)
+
+static bool amber_rvma_shared(const struct amber_rvma *v)
+{
+	return v->flags & (AMBER_VMA_F_SHARED | AMBER_VMA_F_SHMEM);
+}
+
+/* The attribute stream of the request (the family has no user header). */
+static struct nlattr *amber_restore_attrs(struct genl_info *info, int *len)
+{
+	*len = nlmsg_len(info->nlhdr) - GENL_HDRLEN;
+	return (struct nlattr *)((u8 *)nlmsg_data(info->nlhdr) + GENL_HDRLEN);
+}
+
+/* Find current's vvar and vDSO: they stay where they are. */
+static void amber_restore_find_vdso(struct amber_restore *r)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+
+	vma_iter_init(&vmi, mm, 0);
+	mmap_read_lock(mm);
+	if (mm->context.vdso && mm->context.vdso_image) {
+		r->vdso_start = (unsigned long)mm->context.vdso;
+		r->vdso_end = r->vdso_start + mm->context.vdso_image->size;
+	}
+	for_each_vma(vmi, vma) {
+		const char *name;
+
+		if (!vma->vm_ops || !vma->vm_ops->name)
+			continue;
+		name = vma->vm_ops->name(vma);
+		if (name && !strcmp(name, "[vvar]")) {
+			r->vvar_start = vma->vm_start;
+			r->vvar_end = vma->vm_end;
+			break;
+		}
+	}
+	mmap_read_unlock(mm);
+}
+
+static bool amber_overlaps(unsigned long s1, unsigned long e1,
+			   unsigned long s2, unsigned long e2)
+{
+	return s1 < e2 && s2 < e1;
+}
+
+static int amber_rvma_check_special(struct amber_restore *r, struct amber_rvma *v)
+{
+	bool vdso = v->flags & AMBER_VMA_F_VDSO;
+	unsigned long s = vdso ? r->vdso_start : r->vvar_start;
+	unsigned long e = vdso ? r->vdso_end : r->vvar_end;
+
+	if ((v->flags & AMBER_VMA_F_NOMAP) == AMBER_VMA_F_NOMAP || v->file) {
+		amber_restore_err(r, v->nla, "VMA 0x%lx-0x%lx: bad vdso/vvar flags",
+				  v->start, v->end);
+		return -EINVAL;
+	}
+	if (v->start != s || v->end != e) {
+		amber_restore_err(r, v->nla,
+				  "%s at 0x%lx-0x%lx, image expects 0x%lx-0x%lx",
+				  vdso ? "vdso" : "vvar", s, e, v->start, v->end);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int amber_rvma_check_file(struct amber_restore *r, struct amber_rvma *v,
+				 const struct nlattr *fd_attr)
+{
+	u32 fd = nla_get_u32(fd_attr);
+
+	if (v->flags & (AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM)) {
+		amber_restore_err(r, fd_attr,
+				  "VMA 0x%lx-0x%lx: anonymous VMA with a file fd",
+				  v->start, v->end);
+		return -EINVAL;
+	}
+	v->file = fget(fd);
+	if (!v->file) {
+		amber_restore_err(r, fd_attr, "VMA 0x%lx-0x%lx: fd %u is not open",
+				  v->start, v->end, fd);
+		return -EBADF;
+	}
+	if (!S_ISREG(file_inode(v->file)->i_mode) || !v->file->f_op->mmap) {
+		amber_restore_err(r, fd_attr,
+				  "VMA 0x%lx-0x%lx: fd %u is not a mappable regular file",
+				  v->start, v->end, fd);
+		return -EINVAL;
+	}
+	if (!(v->file->f_mode & FMODE_READ) ||
+	    (amber_rvma_shared(v) && (v->prot & PROT_WRITE) &&
+	     !(v->file->f_mode & FMODE_WRITE))) {
+		amber_restore_err(r, fd_attr,
+				  "VMA 0x%lx-0x%lx: fd %u lacks %s access",
+				  v->start, v->end, fd,
+				  v->file->f_mode & FMODE_READ ? "write" : "read");
+		return -EACCES;
+	}
+	if (v->pgoff > (ULONG_MAX >> PAGE_SHIFT) - ((v->end - v->start) >> PAGE_SHIFT)) {
+		amber_restore_err(r, v->nla, "VMA 0x%lx-0x%lx: file offset overflows",
+				  v->start, v->end);
+		return -EOVERFLOW;
+	}
+	return 0;
+}
+
+/* Parse and check one AMBER_A_VMA; @prev_end is the previous VMA's end. */
+static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
+			    struct amber_rvma *v, unsigned long prev_end)
+{
+	struct nlattr *tb[AMBER_VMA_MAX + 1];
+	static const int required[] = {
+		AMBER_VMA_START, AMBER_VMA_END, AMBER_VMA_PROT, AMBER_VMA_FLAGS,
+	};
+	int i, err;
+
+	err = nla_parse_nested(tb, AMBER_VMA_MAX, nla, NULL, r->extack);
+	if (err)
+		return err;
+	for (i = 0; i < ARRAY_SIZE(required); i++) {
+		if (!tb[required[i]]) {
+			NL_SET_ERR_ATTR_MISS(r->extack, nla, required[i]);
+			amber_restore_err(r, nla, "VMA lacks attribute %d", required[i]);
+			return -EINVAL;
+		}
+	}
+	v->nla = nla;
+	v->start = nla_get_u64(tb[AMBER_VMA_START]);
+	v->end = nla_get_u64(tb[AMBER_VMA_END]);
+	v->pgoff = tb[AMBER_VMA_PGOFF] ? nla_get_u64(tb[AMBER_VMA_PGOFF]) : 0;
+	v->prot = nla_get_u32(tb[AMBER_VMA_PROT]);
+	v->flags = nla_get_u32(tb[AMBER_VMA_FLAGS]);
+
+	if (!PAGE_ALIGNED(v->start) || !PAGE_ALIGNED(v->end) ||
+	    v->start >= v->end || v->end > TASK_SIZE) {
+		amber_restore_err(r, nla, "VMA 0x%lx-0x%lx is not a page-aligned user range",
+				  v->start, v->end);
+		return -EINVAL;
+	}
+	if (v->start < prev_end) {
+		amber_restore_err(r, nla,
+				  "VMA 0x%lx-0x%lx is not sorted or overlaps the previous one",
+				  v->start, v->end);
+		return -EINVAL;
+	}
+	if (v->flags & AMBER_VMA_F_NOMAP)
+		return amber_rvma_check_special(r, v);
+
+	if (amber_overlaps(v->start, v->end, r->vvar_start, r->vvar_end) ||
+	    amber_overlaps(v->start, v->end, r->vdso_start, r->vdso_end)) {
+		amber_restore_err(r, nla,
+				  "VMA 0x%lx-0x%lx overlaps vvar/vdso at 0x%lx-0x%lx",
+				  v->start, v->end, r->vvar_start ?: r->vdso_start,
+				  r->vdso_end ?: r->vvar_end);
+		return -EINVAL;
+	}
+	if (tb[AMBER_VMA_FILE_FD])
+		return amber_rvma_check_file(r, v, tb[AMBER_VMA_FILE_FD]);
+	if (!(v->flags & (AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM))) {
+		amber_restore_err(r, nla, "VMA 0x%lx-0x%lx: file mapping without VMA_FILE_FD",
+				  v->start, v->end);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static unsigned int amber_restore_count_vmas(struct amber_restore *r)
+{
+	const struct nlattr *a, *v;
+	unsigned int n = 0;
+	int len, rem, rem2;
+
+	nla_for_each_attr(a, amber_restore_attrs(r->info, &len), len, rem) {
+		if (nla_type(a) != AMBER_A_VMAS)
+			continue;
+		nla_for_each_nested(v, a, rem2)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * AMBER_A_VMAS may be given several times (a nest holds at most 64 KiB):
+ * the VMAs of all of them, in order, form the list.
+ */
+int amber_restore_vmas_prepare(struct amber_restore *r)
+{
+	const struct nlattr *a, *nla;
+	unsigned long prev_end = 0;
+	unsigned int n, i = 0;
+	int len, rem, rem2, err;
+
+	if (!r->info->attrs[AMBER_A_VMAS]) {
+		NL_SET_ERR_ATTR_MISS(r->extack, NULL, AMBER_A_VMAS);
+		amber_restore_err(r, NULL, "the VMA list (AMBER_A_VMAS) is missing");
+		return -EINVAL;
+	}
+	amber_restore_find_vdso(r);
+
+	n = amber_restore_count_vmas(r);
+	if (!n || n > AMBER_MAX_VMAS) {
+		amber_restore_err(r, r->info->attrs[AMBER_A_VMAS],
+				  "%u VMAs, expected 1 to %u", n, AMBER_MAX_VMAS);
+		return -EINVAL;
+	}
+	r->vmas = kvcalloc(n, sizeof(*r->vmas), GFP_KERNEL);
+	if (!r->vmas)
+		return -ENOMEM;
+
+	nla_for_each_attr(a, amber_restore_attrs(r->info, &len), len, rem) {
+		if (nla_type(a) != AMBER_A_VMAS)
+			continue;
+		nla_for_each_nested(nla, a, rem2) {
+			r->nr_vmas = i + 1;	/* so that release sees its file */
+			err = amber_rvma_parse(r, nla, &r->vmas[i], prev_end);
+			if (err)
+				return err;
+			prev_end = r->vmas[i++].end;
+		}
+	}
+	return 0;
+}
+
+static int amber_restore_auxv_check(struct amber_restore *r, const struct nlattr *attr)
+{
+	unsigned int len = nla_len(attr);
+	const u64 *auxv = nla_data(attr);
+
+	if (!len || len % (2 * sizeof(u64)) || len > sizeof(r->mm.auxv) ||
+	    auxv[len / sizeof(u64) - 2] != AT_NULL) {
+		amber_restore_err(r, attr,
+				  "auxv must be pairs of u64 ending with AT_NULL, at most %zu bytes",
+				  sizeof(r->mm.auxv));
+		return -EINVAL;
+	}
+	memcpy(r->mm.auxv, auxv, len);
+	r->mm.auxv_len = len;
+	return 0;
+}
+
+/* The checks of validate_prctl_map_addr() (kernel/sys.c). */
+static int amber_restore_mm_check(struct amber_restore *r, const struct nlattr *attr)
+{
+	const struct amber_rmm *m = &r->mm;
+	const unsigned long addrs[] = {
+		m->start_code, m->end_code, m->start_data, m->end_data,
+		m->start_brk, m->brk, m->start_stack,
+		m->arg_start, m->arg_end, m->env_start, m->env_end,
+	};
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(addrs); i++) {
+		if (addrs[i] >= TASK_SIZE) {
+			amber_restore_err(r, attr, "mm field %d (0x%lx) is not a user address",
+					  AMBER_MM_START_CODE + i, addrs[i]);
+			return -EINVAL;
+		}
+	}
+	if (m->start_code >= m->end_code || m->start_data > m->end_data ||
+	    m->start_brk > m->brk || m->arg_start > m->arg_end ||
+	    m->env_start > m->env_end) {
+		amber_restore_err(r, attr,
+				  "mm layout out of order (code, data, brk, arg or env)");
+		return -EINVAL;
+	}
+	if (check_data_rlimit(rlimit(RLIMIT_DATA), m->brk, m->start_brk,
+			      m->end_data, m->start_data)) {
+		amber_restore_err(r, attr, "brk and data exceed RLIMIT_DATA");
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+int amber_restore_mm_prepare(struct amber_restore *r, const struct nlattr *attr)
+{
+	struct nlattr *tb[AMBER_MM_MAX + 1];
+	unsigned long *fields[] = {
+		&r->mm.start_code, &r->mm.end_code, &r->mm.start_data,
+		&r->mm.end_data, &r->mm.start_brk, &r->mm.brk, &r->mm.start_stack,
+		&r->mm.arg_start, &r->mm.arg_end, &r->mm.env_start, &r->mm.env_end,
+	};
+	int i, err;
+
+	BUILD_BUG_ON(ARRAY_SIZE(fields) != AMBER_MM_ENV_END);
+	if (!attr)
+		return 0;
+	err = nla_parse_nested(tb, AMBER_MM_MAX, attr, NULL, r->extack);
+	if (err)
+		return err;
+
+	if (tb[AMBER_MM_VDSO] && nla_get_u64(tb[AMBER_MM_VDSO]) != r->vdso_start) {
+		amber_restore_err(r, tb[AMBER_MM_VDSO], "vdso at 0x%lx, image expects 0x%llx",
+				  r->vdso_start, nla_get_u64(tb[AMBER_MM_VDSO]));
+		return -EINVAL;
+	}
+	if (tb[AMBER_MM_AUXV]) {
+		err = amber_restore_auxv_check(r, tb[AMBER_MM_AUXV]);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < ARRAY_SIZE(fields); i++) {
+		if (!tb[AMBER_MM_START_CODE + i]) {
+			NL_SET_ERR_ATTR_MISS(r->extack, attr, AMBER_MM_START_CODE + i);
+			amber_restore_err(r, attr, "mm field %d is missing",
+					  AMBER_MM_START_CODE + i);
+			return -EINVAL;
+		}
+		*fields[i] = nla_get_u64(tb[AMBER_MM_START_CODE + i]);
+	}
+	err = amber_restore_mm_check(r, attr);
+	if (err)
+		return err;
+	r->mm.present = true;
+	return 0;
+}
+
+static int amber_restore_exe_prepare(struct amber_restore *r, const struct nlattr *attr)
+{
+	u32 fd = nla_get_u32(attr);
+	struct file *file;
+	int err;
+
+	file = fget(fd);
+	if (!file) {
+		amber_restore_err(r, attr, "exe fd %u is not open", fd);
+		return -EBADF;
+	}
+	/* The checks of prctl(PR_SET_MM_EXE_FILE). */
+	err = -EACCES;
+	if (!S_ISREG(file_inode(file)->i_mode) ||
+	    inode_permission(file_mnt_user_ns(file), file_inode(file), MAY_EXEC)) {
+		amber_restore_err(r, attr, "exe fd %u is not an executable regular file", fd);
+		goto err_put;
+	}
+	err = deny_write_access(file);
+	if (err) {
+		amber_restore_err(r, attr, "exe fd %u: the file is open for writing", fd);
+		goto err_put;
+	}
+	r->exe = file;
+	return 0;
+
+err_put:
+	fput(file);
+	return err;
+}
+
+/* Pages files (AMBER_A_PAGE_FDS) and the exe file (AMBER_A_EXE_FD). */
+int amber_restore_files_prepare(struct amber_restore *r)
+{
+	const struct nlattr *attr = r->info->attrs[AMBER_A_PAGE_FDS], *nla;
+	unsigned int n = 0;
+	int rem;
+
+	if (r->info->attrs[AMBER_A_EXE_FD]) {
+		int err = amber_restore_exe_prepare(r, r->info->attrs[AMBER_A_EXE_FD]);
+
+		if (err)
+			return err;
+	}
+	if (!attr)
+		return 0;
+	nla_for_each_nested(nla, attr, rem)
+		n++;
+	r->page_files = kcalloc(n, sizeof(*r->page_files), GFP_KERNEL);
+	r->page_nlas = kcalloc(n, sizeof(*r->page_nlas), GFP_KERNEL);
+	if (!r->page_files || !r->page_nlas)
+		return -ENOMEM;
+
+	nla_for_each_nested(nla, attr, rem) {
+		u32 fd = nla_get_u32(nla);
+		struct file *file = fget(fd);
+
+		if (!file) {
+			amber_restore_err(r, nla, "pages fd %u is not open", fd);
+			return -EBADF;
+		}
+		r->page_nlas[r->nr_page_files] = nla;
+		r->page_files[r->nr_page_files++] = file;
+		if (!S_ISREG(file_inode(file)->i_mode) || !(file->f_mode & FMODE_READ)) {
+			amber_restore_err(r, nla, "pages fd %u is not a readable regular file", fd);
+			return -EBADF;
+		}
+	}
+	return 0;
+}
+
+void amber_restore_mm_release(struct amber_restore *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nr_vmas; i++) {
+		if (r->vmas[i].file)
+			fput(r->vmas[i].file);
+	}
+	kvfree(r->vmas);
+	for (i = 0; i < r->nr_page_files; i++)
+		fput(r->page_files[i]);
+	kfree(r->page_files);
+	kfree(r->page_nlas);
+	if (r->exe) {
+		allow_write_access(r->exe);
+		fput(r->exe);
+	}
+}
+
+/* ---- past the point of no return ---- */
+
+static int amber_restore_unmap(struct amber_restore *r)
+{
+	struct { unsigned long start, end; } keep[2] = {
+		{ r->vvar_start, r->vvar_end }, { r->vdso_start, r->vdso_end },
+	};
+	unsigned long lo = 0;
+	int i, err;
+
+	if (keep[0].start > keep[1].start)
+		swap(keep[0], keep[1]);
+	for (i = 0; i < 2; i++) {
+		if (keep[i].start == keep[i].end)
+			continue;
+		if (keep[i].start > lo) {
+			err = vm_munmap(lo, keep[i].start - lo);
+			if (err)
+				return err;
+		}
+		lo = keep[i].end;
+	}
+	return vm_munmap(lo, TASK_SIZE - lo);
+}
+
+int amber_restore_map(struct amber_restore *r)
+{
+	unsigned int i;
+	int err;
+
+	err = amber_restore_unmap(r);
+	if (err) {
+		amber_restore_err(r, NULL, "unmapping the stub failed (%d)", err);
+		return err;
+	}
+	for (i = 0; i < r->nr_vmas; i++) {
+		struct amber_rvma *v = &r->vmas[i];
+		unsigned long flags = MAP_FIXED, ret;
+
+		if (v->flags & AMBER_VMA_F_NOMAP)
+			continue;
+		flags |= amber_rvma_shared(v) ? MAP_SHARED : MAP_PRIVATE;
+		if (!v->file)
+			flags |= MAP_ANONYMOUS;
+		if (v->flags & AMBER_VMA_F_GROWSDOWN)
+			flags |= MAP_GROWSDOWN;
+		ret = vm_mmap(v->file, v->start, v->end - v->start, v->prot, flags,
+			      v->file ? v->pgoff << PAGE_SHIFT : 0);
+		if (ret != v->start) {
+			err = IS_ERR_VALUE(ret) ? (int)ret : -EFAULT;
+			amber_restore_err(r, v->nla, "mapping VMA 0x%lx-0x%lx failed (%d)",
+					  v->start, v->end, err);
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* The image VMA holding @addr, or NULL. */
+static struct amber_rvma *amber_rvma_find(struct amber_restore *r, unsigned long addr)
+{
+	unsigned int lo = 0, hi = r->nr_vmas;
+
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+		struct amber_rvma *v = &r->vmas[mid];
+
+		if (addr < v->start)
+			hi = mid;
+		else if (addr >= v->end)
+			lo = mid + 1;
+		else
+			return v;
+	}
+	return NULL;
+}
+
+/* Write into a read-only shared anonymous VMA through its shmem file. */
+static int amber_restore_poke_shmem(unsigned long addr, const void *buf, size_t len)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	struct file *file = NULL;
+	loff_t pos = 0;
+	ssize_t n;
+
+	mmap_read_lock(mm);
+	vma = find_vma(mm, addr);
+	if (vma && vma->vm_start <= addr && vma->vm_file) {
+		file = get_file(vma->vm_file);
+		pos = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) + addr - vma->vm_start;
+	}
+	mmap_read_unlock(mm);
+	if (!file)
+		return -EFAULT;
+	n = kernel_write(file, buf, len, &pos);
+	fput(file);
+	return n == len ? 0 : n < 0 ? n : -EIO;
+}
+
+/* Copy @len bytes of page data to @addr, which may span image VMAs. */
+static int amber_restore_poke(struct amber_restore *r, unsigned long addr,
+			      const u8 *buf, size_t len)
+{
+	while (len) {
+		struct amber_rvma *v = amber_rvma_find(r, addr);
+		size_t n;
+		int err = 0;
+
+		if (!v || (v->flags & AMBER_VMA_F_NOMAP) ||
+		    (v->file && amber_rvma_shared(v)))
+			return -ERANGE;
+		n = min_t(size_t, len, v->end - addr);
+		if (v->prot & PROT_WRITE) {
+			if (copy_to_user((void __user *)addr, buf, n))
+				err = -EFAULT;
+		} else if (amber_rvma_shared(v)) {
+			err = amber_restore_poke_shmem(addr, buf, n);
+		} else if (access_process_vm(current, addr, (void *)buf, n,
+					     FOLL_WRITE | FOLL_FORCE) != n) {
+			err = -EFAULT;
+		}
+		if (err)
+			return err;
+		addr += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int amber_read_full(struct file *file, void *buf, size_t len, loff_t *pos)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = kernel_read(file, buf + done, len - done, pos);
+
+		if (n < 0)
+			return n;
+		if (!n)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+/* Copy the data of one run, which follows it in the pages file at @pos. */
+static int amber_restore_run(struct amber_restore *r, unsigned int idx,
+			     const struct amber_page_run *run, loff_t *pos, void *buf)
+{
+	const struct nlattr *nla = r->page_nlas[idx];
+	unsigned long addr = run->addr, left = run->nr_pages << PAGE_SHIFT;
+
+	while (left) {
+		size_t chunk = min_t(unsigned long, left, AMBER_BOUNCE_SIZE);
+		int n, err;
+
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		n = amber_read_full(r->page_files[idx], buf, chunk, pos);
+		if (n != chunk) {
+			amber_restore_err(r, nla, "pages file %u: run at 0x%llx is truncated",
+					  idx, run->addr);
+			return n < 0 ? n : -EINVAL;
+		}
+		err = amber_restore_poke(r, addr, buf, chunk);
+		if (err) {
+			amber_restore_err(r, nla, "pages file %u: run at 0x%llx (%llu pages) %s",
+					  idx, run->addr, run->nr_pages, err == -ERANGE ?
+					  "is outside the image's private or anonymous VMAs" :
+					  "could not be written");
+			return err == -ERANGE ? -EINVAL : err;
+		}
+		addr += chunk;
+		left -= chunk;
+	}
+	return 0;
+}
+
+/* Stream one pages file into memory. */
+static int amber_restore_pages_file(struct amber_restore *r, unsigned int idx, void *buf)
+{
+	const struct nlattr *nla = r->page_nlas[idx];
+	struct file *file = r->page_files[idx];
+	struct amber_pages_hdr hdr;
+	struct amber_page_run run;
+	loff_t pos = 0, run_pos;
+	int n, err;
+
+	n = amber_read_full(file, &hdr, sizeof(hdr), &pos);
+	if (n != sizeof(hdr) || hdr.magic != AMBER_PAGES_MAGIC ||
+	    hdr.version != AMBER_PAGES_VERSION || hdr.page_size != PAGE_SIZE) {
+		amber_restore_err(r, nla, "pages file %u: bad header", idx);
+		return n < 0 ? n : -EINVAL;
+	}
+	for (;;) {
+		run_pos = pos;
+		n = amber_read_full(file, &run, sizeof(run), &pos);
+		if (!n)
+			return 0;
+		if (n != sizeof(run)) {
+			amber_restore_err(r, nla, "pages file %u: truncated at %lld",
+					  idx, run_pos);
+			return n < 0 ? n : -EINVAL;
+		}
+		if (!PAGE_ALIGNED(run.addr) || run.addr >= TASK_SIZE || !run.nr_pages ||
+		    run.nr_pages > (TASK_SIZE - run.addr) >> PAGE_SHIFT) {
+			amber_restore_err(r, nla,
+					  "pages file %u: run at offset %lld (0x%llx, %llu pages) is not a user range",
+					  idx, run_pos, run.addr, run.nr_pages);
+			return -EINVAL;
+		}
+		err = amber_restore_run(r, idx, &run, &pos, buf);
+		if (err)
+			return err;
+		cond_resched();
+	}
+}
+
+/* Fill memory from the pages files, oldest first: later ones override. */
+int amber_restore_pages(struct amber_restore *r)
+{
+	unsigned int i;
+	void *buf;
+	int err = 0;
+
+	if (!r->nr_page_files)
+		return 0;
+	buf = kvmalloc(AMBER_BOUNCE_SIZE, GFP_KERNEL);
+	if (!buf) {
+		amber_restore_err(r, NULL, "no memory for the page buffer");
+		return -ENOMEM;
+	}
+	for (i = 0; i < r->nr_page_files && !err; i++)
+		err = amber_restore_pages_file(r, i, buf);
+	kvfree(buf);
+	if (err == -EINTR)
+		amber_restore_err(r, NULL, "killed while filling memory");
+	return err;
+}
+
+/* replace_mm_exe_file() (kernel/fork.c), which is not exported. */
+static void amber_restore_set_exe(struct mm_struct *mm, struct file *exe)
+{
+	struct file *old = xchg(&mm->exe_file, exe);
+
+	if (old) {
+		/* Do not race with dup_mmap() getting the file. */
+		mmap_read_lock(mm);
+		allow_write_access(old);
+		fput(old);
+		mmap_read_unlock(mm);
+	}
+}
+
+/* mm layout fields, auxv and exe file (prctl_set_mm_map() does the same). */
+void amber_restore_mm_commit(struct amber_restore *r)
+{
+	struct mm_struct *mm = current->mm;
+	const struct amber_rmm *m = &r->mm;
+
+	if (m->present) {
+		mmap_write_lock(mm);
+		spin_lock(&mm->arg_lock);
+		mm->start_code = m->start_code;
+		mm->end_code = m->end_code;
+		mm->start_data = m->start_data;
+		mm->end_data = m->end_data;
+		mm->start_brk = m->start_brk;
+		mm->brk = m->brk;
+		mm->start_stack = m->start_stack;
+		mm->arg_start = m->arg_start;
+		mm->arg_end = m->arg_end;
+		mm->env_start = m->env_start;
+		mm->env_end = m->env_end;
+		spin_unlock(&mm->arg_lock);
+		if (m->auxv_len) {
+			memset(mm->saved_auxv, 0, sizeof(mm->saved_auxv));
+			memcpy(mm->saved_auxv, m->auxv, m->auxv_len);
+		}
+		mmap_write_unlock(mm);
+	}
+	if (r->exe) {
+		amber_restore_set_exe(mm, r->exe);
+		r->exe = NULL;		/* its reference and denied write moved to mm */
+	}
+}

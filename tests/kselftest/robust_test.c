@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Robustness: the target is never left frozen or damaged by a checkpoint
+ * that goes wrong, --kill leaves nothing running after the image, and a
+ * target blocked in a system call carries on as if nothing happened.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "amber_test.h"
+
+#define ROBUST_TMP	TEST_TMP "/robust"
+
+FIXTURE(robust) {
+	char base[256];
+	char dir[300];
+	char out[300];
+	pid_t pid;		/* the target */
+	pid_t cli;		/* a background amber */
+	int in_fd;		/* the target's stdin pipe, if any */
+};
+
+FIXTURE_SETUP(robust)
+{
+	snprintf(self->base, sizeof(self->base), "%s/%d", ROBUST_TMP, getpid());
+	snprintf(self->dir, sizeof(self->dir), "%s/img", self->base);
+	snprintf(self->out, sizeof(self->out), "%s/target.out", self->base);
+	self->pid = -1;
+	self->cli = -1;
+	self->in_fd = -1;
+	ASSERT_EQ(0, fresh_dir(self->dir));
+	ASSERT_EQ(0, become_subreaper());
+}
+
+FIXTURE_TEARDOWN(robust)
+{
+	kill_and_reap(self->pid);
+	kill_and_reap(self->cli);
+	if (self->in_fd >= 0)
+		close(self->in_fd);
+	if (_metadata->passed)
+		rm_rf(self->base);
+}
+
+#define REQUIRE_AMBER() do {						\
+	if (access("/sys/module/amber", F_OK) || access(AMBER_BIN, X_OK))	\
+		SKIP(return, "amber.ko is not loaded or build/amber is missing"); \
+} while (0)
+
+/* A workload in its own session appending to self->out. */
+static void start_target(struct __test_metadata *_metadata, FIXTURE_DATA(robust) *self,
+			 char *const argv[], const char *ready)
+{
+	struct spawn_opts o = {
+		.out_path = self->out, .append = true, .new_session = true, .pdeathsig = true,
+	};
+
+	self->pid = spawn(argv, &o);
+	ASSERT_LT(0, self->pid);
+	ASSERT_EQ(0, wait_for_text(self->out, ready, 180000)) TH_LOG("no '%s'", ready);
+}
+
+/* The target prints n more ticks within 60 s, and never FAIL. */
+static void assert_progress(struct __test_metadata *_metadata, FIXTURE_DATA(robust) *self,
+			    int n)
+{
+	int before = count_text(self->out, "tick ");
+	long long end = now_ms() + 60000;
+
+	while (count_text(self->out, "tick ") < before + n && now_ms() < end) {
+		if (!pid_alive(self->pid))
+			break;
+		sleep_ms(50);
+	}
+	ASSERT_LE(before + n, count_text(self->out, "tick "))
+		TH_LOG("pid %d made no progress (state '%c')", self->pid, pid_state(self->pid));
+	ASSERT_EQ(0, count_text(self->out, "FAIL"));
+}
+
+/*
+ * Start `amber checkpoint` and SIGKILL it after delay_ms; retries with
+ * shorter delays until the kill lands before it finishes. Returns 0 when a
+ * run was killed mid-way.
+ */
+static int kill_cli_midway(FIXTURE_DATA(robust) *self)
+{
+	static const int delays[] = { 300, 100, 30, 10, 3, 1, 0 };
+	char pid[32], err[400];
+	unsigned int i;
+
+	snprintf(pid, sizeof(pid), "%d", self->pid);
+	snprintf(err, sizeof(err), "%s/cli.err", self->base);
+	for (i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
+		char *argv[] = { AMBER_BIN, "checkpoint", pid, "-D", self->dir, NULL };
+		struct spawn_opts o = { .out_path = err };
+		int status;
+
+		self->cli = spawn(argv, &o);
+		if (self->cli < 0)
+			return -1;
+		sleep_ms(delays[i]);
+		kill(self->cli, SIGKILL);
+		waitpid(self->cli, &status, 0);
+		self->cli = -1;
+		if (WIFSIGNALED(status))
+			return 0;
+	}
+	return -1;
+}
+
+static void assert_latest(struct __test_metadata *_metadata, FIXTURE_DATA(robust) *self,
+			  unsigned int n)
+{
+	char path[400], target[64] = "", want[32];
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "%s/latest", self->dir);
+	len = readlink(path, target, sizeof(target) - 1);
+	ASSERT_LT(0, len) TH_LOG("no %s", path);
+	target[len] = 0;
+	snprintf(want, sizeof(want), "%u", n);
+	ASSERT_STREQ(want, target);
+}
+
+TEST_F_TIMEOUT(robust, cli_killed_midway, 400)
+{
+	char *argv[] = { WORKLOAD_DIR "/memhog", "--mib", "256", "--ms", "100", NULL };
+	struct cmd_result r;
+	struct ckpt_line c;
+	char state;
+
+	REQUIRE_AMBER();
+	start_target(_metadata, self, argv, "tick 1");
+
+	ASSERT_EQ(0, kill_cli_midway(self)) TH_LOG("amber checkpoint always finished first");
+	/* The target is not left stopped and carries on with intact memory. */
+	state = pid_state(self->pid);
+	ASSERT_TRUE(state == 'S' || state == 'R' || state == 'D') TH_LOG("state '%c'", state);
+	assert_progress(_metadata, self, 3);
+
+	/* ... and can be checkpointed again. */
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, false, &r, &c))
+		TH_LOG("checkpoint after a killed one: %s", r.err);
+	TH_LOG("%s", r.out);
+	cmd_result_free(&r);
+	ASSERT_EQ(self->pid, c.pid);
+	assert_latest(_metadata, self, c.number);
+	assert_progress(_metadata, self, 3);
+}
+
+TEST_F_TIMEOUT(robust, killed_checkpoint_keeps_latest, 400)
+{
+	char *argv[] = { WORKLOAD_DIR "/memhog", "--mib", "128", "--ms", "100", NULL };
+	struct cmd_result r;
+	struct ckpt_line c, c2;
+	pid_t pid, restored;
+	char tmp[400];
+	int status;
+
+	REQUIRE_AMBER();
+	start_target(_metadata, self, argv, "tick 1");
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, false, &r, &c))
+		TH_LOG("checkpoint: %s", r.err);
+	cmd_result_free(&r);
+	assert_latest(_metadata, self, c.number);
+
+	ASSERT_EQ(0, kill_cli_midway(self)) TH_LOG("amber checkpoint always finished first");
+	assert_latest(_metadata, self, c.number);
+	assert_progress(_metadata, self, 2);
+
+	/* Crash, then restore what latest points at. */
+	pid = self->pid;
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(0, wait_child(pid, 10000, &status));
+	self->pid = -1;
+	ASSERT_EQ(0, run_cmdl(180000, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
+			      NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore: %s", r.err);
+	ASSERT_EQ(0, parse_restored_line(r.out, &restored));
+	cmd_result_free(&r);
+	ASSERT_EQ(pid, restored);
+	self->pid = restored;
+	assert_progress(_metadata, self, 3);
+
+	/* A later checkpoint removes the leftovers of the killed one. */
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, false, &r, &c2))
+		TH_LOG("checkpoint of the restored process: %s", r.err);
+	cmd_result_free(&r);
+	ASSERT_LT(c.number, c2.number);
+	assert_latest(_metadata, self, c2.number);
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-%u", self->dir, c.number + 1);
+	if (c2.number != c.number + 1)
+		ASSERT_NE(0, access(tmp, F_OK)) TH_LOG("%s left behind", tmp);
+	assert_progress(_metadata, self, 2);
+}
+
+/* Parse "tick N" lines: they must be 0, 1, 2, ... with no gap or repeat. */
+static int ticks_in_order(const char *path, int *last)
+{
+	char *s = slurp(path, NULL), *p;
+	int want = 0, n;
+
+	if (!s)
+		return -1;
+	for (p = s; (p = strstr(p, "tick ")); p++) {
+		if (sscanf(p, "tick %d", &n) != 1 || n != want) {
+			free(s);
+			return -1;
+		}
+		want++;
+	}
+	free(s);
+	*last = want - 1;
+	return 0;
+}
+
+TEST_F_TIMEOUT(robust, checkpoint_kill, 240)
+{
+	char *argv[] = { WORKLOAD_DIR "/sleeper", "--ms", "20", NULL };
+	struct cmd_result r;
+	struct ckpt_line c;
+	int status, last = -1, after;
+	pid_t restored;
+
+	REQUIRE_AMBER();
+	start_target(_metadata, self, argv, "tick 5");
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, true, &r, &c))
+		TH_LOG("checkpoint --kill: %s", r.err);
+	cmd_result_free(&r);
+	ASSERT_EQ(0, wait_child(self->pid, 10000, &status));
+	ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) TH_LOG("status %#x", status);
+	ASSERT_EQ(0, ticks_in_order(self->out, &last));
+	self->pid = -1;
+
+	ASSERT_EQ(0, run_cmdl(120000, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
+			      NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore: %s", r.err);
+	ASSERT_EQ(0, parse_restored_line(r.out, &restored));
+	cmd_result_free(&r);
+	ASSERT_EQ(c.pid, restored);
+	self->pid = restored;
+	assert_progress(_metadata, self, 5);
+	/* Not one tick repeated (it ran on after the image) or lost. */
+	ASSERT_EQ(0, ticks_in_order(self->out, &after))
+		TH_LOG("ticks out of order around %d:\n%s", last, slurp(self->out, NULL));
+	ASSERT_LT(last, after);
+}
+
+TEST_F_TIMEOUT(robust, blocked_in_sleep, 240)
+{
+	char *argv[] = { WORKLOAD_DIR "/sleeper", "--ms", "3000", "--ticks", "4", NULL };
+	char restore_err[400];
+	struct cmd_result r;
+	struct ckpt_line c;
+	int status;
+
+	REQUIRE_AMBER();
+	start_target(_metadata, self, argv, "ready");
+	sleep_ms(300);
+	/* Interrupted in nanosleep(): no EINTR, no short sleep (the workload checks). */
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, false, &r, &c))
+		TH_LOG("checkpoint: %s", r.err);
+	cmd_result_free(&r);
+	ASSERT_EQ(0, wait_for_text(self->out, "tick 0", 30000));
+	ASSERT_EQ(0, count_text(self->out, "FAIL")) TH_LOG("%s", slurp(self->out, NULL));
+
+	ASSERT_EQ(0, wait_for_text(self->out, "tick 1", 30000));
+	sleep_ms(300);
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, false, &r, &c))
+		TH_LOG("checkpoint: %s", r.err);
+	cmd_result_free(&r);
+	ASSERT_EQ(0, kill(self->pid, SIGKILL));
+	ASSERT_EQ(0, wait_child(self->pid, 10000, &status));
+	self->pid = -1;
+	ASSERT_EQ(0, count_text(self->out, "tick 2"))
+		TH_LOG("tick 2 came before the kill: checkpoint slower than the sleep?");
+
+	/* The restored process sleeps again and finishes normally. */
+	snprintf(restore_err, sizeof(restore_err), "%s/restore.err", self->base);
+	ASSERT_EQ(0, run_cmdl(120000, &r, AMBER_BIN, "restore", "-D", self->dir, NULL));
+	EXPECT_EQ(0, exit_code(r.status)) TH_LOG("restore: status %d: %s", r.status, r.err);
+	cmd_result_free(&r);
+	ASSERT_EQ(1, count_text(self->out, "tick 3"));
+	ASSERT_EQ(1, count_text(self->out, "done"));
+	ASSERT_EQ(0, count_text(self->out, "FAIL")) TH_LOG("%s", slurp(self->out, NULL));
+}
+
+TEST_F_TIMEOUT(robust, blocked_in_pipe_read, 240)
+{
+	char *argv[] = { WORKLOAD_DIR "/sleeper", "read", NULL };
+	struct spawn_opts o = {
+		.out_path = self->out, .append = true, .new_session = true, .pdeathsig = true,
+		.stdin_pipe = true, .stdin_fd = &self->in_fd,
+	};
+	char restore_err[400];
+	struct cmd_result r;
+	struct ckpt_line c;
+	int status;
+
+	REQUIRE_AMBER();
+	self->pid = spawn(argv, &o);
+	ASSERT_LT(0, self->pid);
+	ASSERT_EQ(0, wait_for_text(self->out, "ready", 60000));
+	sleep_ms(300);
+
+	/* Blocked in read(): the checkpoint must not make read() fail. */
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, false, &r, &c))
+		TH_LOG("checkpoint: %s", r.err);
+	cmd_result_free(&r);
+	ASSERT_EQ(6, write(self->in_fd, "hello\n", 6));
+	ASSERT_EQ(0, wait_for_text(self->out, "got hello", 30000))
+		TH_LOG("%s", slurp(self->out, NULL));
+	ASSERT_EQ(0, count_text(self->out, "FAIL"));
+	sleep_ms(300);
+
+	/* Again with --kill; the restored process reads amber restore's stdin. */
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, true, &r, &c))
+		TH_LOG("checkpoint --kill: %s", r.err);
+	cmd_result_free(&r);
+	ASSERT_EQ(0, wait_child(self->pid, 10000, &status));
+	self->pid = -1;
+	close(self->in_fd);
+	self->in_fd = -1;
+	{
+		char *rargv[] = { AMBER_BIN, "restore", "-D", self->dir, NULL };
+		struct spawn_opts ro = {
+			.out_path = restore_err, .stdin_pipe = true, .stdin_fd = &self->in_fd,
+		};
+
+		snprintf(restore_err, sizeof(restore_err), "%s/restore.out", self->base);
+		self->cli = spawn(rargv, &ro);
+		ASSERT_LT(0, self->cli);
+	}
+	ASSERT_EQ(11, write(self->in_fd, "world\nquit\n", 11));
+	ASSERT_EQ(0, wait_child(self->cli, 120000, &status));
+	self->cli = -1;
+	EXPECT_EQ(0, exit_code(status)) TH_LOG("restore: %s", slurp(restore_err, NULL));
+	ASSERT_EQ(1, count_text(self->out, "got hello"));
+	ASSERT_EQ(1, count_text(self->out, "got world")) TH_LOG("%s", slurp(self->out, NULL));
+	ASSERT_EQ(1, count_text(self->out, "done"));
+	ASSERT_EQ(0, count_text(self->out, "FAIL"));
+}
+
+TEST_HARNESS_MAIN

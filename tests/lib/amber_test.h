@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the amber kselftest tests: running the CLI and the
+ * workloads as subprocesses, polling their output, parsing the CLI's
+ * output and the image files, and raw generic netlink requests.
+ *
+ * Nothing here includes kselftest_harness.h (it defines globals); functions
+ * report failure with a negative value or NULL and the tests ASSERT on that.
+ */
+#ifndef AMBER_TEST_H
+#define AMBER_TEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Paths relative to the repository root (the tests run with cwd there). */
+/* build/amber, or $AMBER_BIN when set (a copy that a rebuild cannot replace). */
+#define AMBER_BIN	amber_bin()
+#define WORKLOAD_DIR	"build/workloads"
+#define TEST_TMP	"/tmp/amber-tests"
+
+/* A finished command: raw wait status and its captured output. */
+struct cmd_result {
+	int status;		/* from waitpid(), or -1 if it timed out */
+	char *out;		/* NUL-terminated stdout */
+	char *err;		/* NUL-terminated stderr */
+};
+
+char *amber_bin(void);
+
+/* Exit code as a shell shows it: 128 + signal for a killed process. */
+int exit_code(int status);
+
+/*
+ * Run argv (argv[0] is a path) to completion, capturing stdout and stderr.
+ * A command still running after timeout_ms is SIGKILLed (status -1).
+ * stdin is /dev/null. Returns 0 when the command ran (whatever its status).
+ */
+int run_cmd(char *const argv[], int timeout_ms, struct cmd_result *r);
+/* Same, with the argument vector given as a NULL-terminated list. */
+int run_cmdl(int timeout_ms, struct cmd_result *r, const char *arg0, ...);
+void cmd_result_free(struct cmd_result *r);
+
+/* How a background child is connected. */
+struct spawn_opts {
+	const char *out_path;	/* stdout (and stderr unless err_path) */
+	const char *err_path;	/* NULL: same file as stdout */
+	bool append;		/* open out_path with O_APPEND */
+	bool stdin_pipe;	/* stdin from a pipe: *stdin_fd gets its write end */
+	bool stdout_pipe;	/* stdout into a pipe: *stdout_fd gets its read end */
+	bool new_session;	/* setsid() before exec */
+	bool pdeathsig;		/* die with the test process (workloads only) */
+	int *stdin_fd;
+	int *stdout_fd;
+};
+
+/* fork + exec argv in the background; returns its pid or -1. */
+pid_t spawn(char *const argv[], const struct spawn_opts *o);
+/* A workload: own session, output to out_path, killed if the test dies. */
+pid_t spawn_workload(char *const argv[], const char *out_path);
+
+/*
+ * Wait up to timeout_ms for a child to exit and reap it (status may be NULL).
+ * Returns 0 when it exited, -1 on timeout.
+ */
+int wait_child(pid_t pid, int timeout_ms, int *status);
+/* Wait for any process (not necessarily a child) to disappear. */
+int wait_gone(pid_t pid, int timeout_ms);
+/* The process exists and is not a zombie. */
+bool pid_alive(pid_t pid);
+/* /proc/PID/stat state letter, or 0 if there is no such process. */
+char pid_state(pid_t pid);
+/* SIGKILL pid (if > 0) and reap it if it is our child. */
+void kill_and_reap(pid_t pid);
+
+/* Become a child subreaper so detached restored processes are reaped here. */
+int become_subreaper(void);
+
+/* Poll a file until it contains needle; returns 0 when found, -1 on timeout. */
+int wait_for_text(const char *path, const char *needle, int timeout_ms);
+/* Poll a file until it is at least size bytes long. */
+int wait_for_size(const char *path, off_t size, int timeout_ms);
+/* Number of occurrences of needle in the file (0 if unreadable). */
+int count_text(const char *path, const char *needle);
+
+/* Read a whole file (NUL-terminated, length in *len if len). NULL on error. */
+char *slurp(const char *path, size_t *len);
+int write_file(const char *path, const void *buf, size_t len);
+/* 0 if both files exist with the same bytes, else the first differing offset + 1, or -1. */
+long long files_differ(const char *a, const char *b);
+off_t file_size(const char *path);
+/* rm -rf path (uses /bin/rm). */
+void rm_rf(const char *path);
+/* mkdir -p a fresh directory (removed first). Returns 0 on success. */
+int fresh_dir(const char *path);
+
+/* Case-insensitive substring search. */
+bool contains_ci(const char *hay, const char *needle);
+long long now_ms(void);
+void sleep_ms(int ms);
+
+/* `checkpoint N: pid P, stopped S ms, total T ms, B bytes written` */
+struct ckpt_line {
+	unsigned int number;
+	pid_t pid;
+	double stopped_ms;
+	double total_ms;
+	unsigned long long bytes;
+};
+/* Parse the CLI's stdout; it must be exactly one such line. 0 on success. */
+int parse_ckpt_line(const char *out, struct ckpt_line *c);
+/* `restored pid P` */
+int parse_restored_line(const char *out, pid_t *pid);
+
+/* amber checkpoint PID -D dir [--kill]; parses the line when it succeeds. */
+int amber_checkpoint(pid_t pid, const char *dir, bool kill, struct cmd_result *r,
+		     struct ckpt_line *c);
+
+/* meta.img, parsed just enough to corrupt it on purpose. */
+struct image_section {
+	uint32_t type;
+	uint64_t offset;
+	uint64_t size;
+};
+#define MAX_SECTIONS 32
+struct image_meta {
+	uint32_t nr_sections;
+	struct image_section sec[MAX_SECTIONS];
+};
+int read_meta(const char *path, struct image_meta *m);
+/* The bytes of the first section of that type (malloc'ed), NULL if none. */
+void *read_section(const char *path, uint32_t type, size_t *len);
+const char *section_name(uint32_t type);
+/* XOR one byte of a file with 0xff. */
+int flip_byte(const char *path, off_t off);
+/* First page run of pages.img: offset of its data and its size. */
+int first_page_run(const char *path, off_t *data_off, uint64_t *bytes);
+
+/* Raw generic netlink (no libnl): enough to send hand-made requests. */
+struct nlbuf {
+	char buf[1 << 16];
+	size_t len;
+	size_t nest[8];
+	int depth;
+};
+struct nl_reply {
+	int error;		/* 0 = ACK or data, else negative errno */
+	char msg[512];		/* extack message, "" if none */
+	uint32_t bad_attr_off;	/* NLMSGERR_ATTR_OFFS, 0 if none */
+};
+int nl_open(void);		/* NETLINK_GENERIC socket with extack on */
+int nl_family(int sk);		/* amber's family id, or -errno */
+void nl_start(struct nlbuf *b, uint16_t family, uint8_t cmd, uint16_t flags);
+void nl_put(struct nlbuf *b, uint16_t type, const void *data, size_t len);
+void nl_put_raw(struct nlbuf *b, const void *data, size_t len);
+void nl_put_u32(struct nlbuf *b, uint16_t type, uint32_t v);
+void nl_put_u64(struct nlbuf *b, uint16_t type, uint64_t v);
+void nl_nest_start(struct nlbuf *b, uint16_t type);
+void nl_nest_end(struct nlbuf *b);
+/* Send b and read until the ACK/error for it; -1 on a socket error. */
+int nl_transact(int sk, struct nlbuf *b, struct nl_reply *r, int timeout_ms);
+
+#endif /* AMBER_TEST_H */

@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: GPL-2.0
+// amber restore: bring a checkpointed process back with its original PID.
+//
+// The image is loaded and verified, the files it needs and its PID are
+// checked, then a stub is created with clone3(set_tid = {pid}). The stub
+// recreates fds, cwd, signal state and the vDSO placement (stub.cc) and sends
+// AMBER_CMD_RESTORE, after which the kernel turns it into the checkpointed
+// program. The netlink socket is shared: the kernel's ACK or extack error for
+// the stub's request is read here, in the parent, even if the stub is gone.
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/amber.h>
+#include <linux/netlink.h>
+
+#include "commands.h"
+#include "image.h"
+#include "netlink.h"
+#include "store.h"
+#include "stub.h"
+
+namespace amber {
+
+namespace {
+
+constexpr const char *kCmd = "restore";
+
+struct RestoreOptions {
+	std::string dir;
+	uint32_t checkpoint = 0;	// 0: latest
+	bool detach = false;
+	std::string pid_conflict = "fail";
+	int timeout_s = 60;
+};
+
+// struct clone_args of clone3(2), up to set_tid_size (CLONE_ARGS_SIZE_VER1).
+struct CloneArgs {
+	uint64_t flags;
+	uint64_t pidfd;
+	uint64_t child_tid;
+	uint64_t parent_tid;
+	uint64_t exit_signal;
+	uint64_t stack;
+	uint64_t stack_size;
+	uint64_t tls;
+	uint64_t set_tid;
+	uint64_t set_tid_size;
+};
+
+bool is_deleted(const std::string &path)
+{
+	constexpr std::string_view tag = " (deleted)";
+	return path.size() > tag.size() &&
+	       path.compare(path.size() - tag.size(), tag.size(), tag) == 0;
+}
+
+// Checks that path still exists with the expected type (and size, if any).
+Result<void> check_file(const std::string &path, mode_t type, std::optional<uint64_t> size)
+{
+	if (is_deleted(path))
+		return fail(0, path + ": was deleted before the checkpoint, cannot reopen it");
+	struct stat st;
+	if (stat(path.c_str(), &st)) {
+		if (errno == ENOENT)
+			return fail(0, path + ": missing");
+		return fail_errno(path);
+	}
+	if ((st.st_mode & S_IFMT) != type) {
+		const char *what = type == S_IFREG ? "a regular file"
+				   : type == S_IFDIR ? "a directory"
+				   : type == S_IFCHR ? "a character device"
+						     : "the same kind of file";
+		return fail(0, path + ": is no longer " + std::string(what));
+	}
+	if (size && uint64_t(st.st_size) != *size)
+		return fail(0, path + ": size changed from " + std::to_string(*size) + " to " +
+			    std::to_string(st.st_size));
+	return {};
+}
+
+// Every file the image needs, checked before anything is created.
+Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)
+{
+	if (!c.task.exe.empty())
+		AMBER_TRY(check_file(c.task.exe, S_IFREG, std::nullopt));
+	for (const Vma &v : c.vmas)
+		if (vma_has_file(v))
+			AMBER_TRY(check_file(v.path, S_IFREG, v.file_size));
+	for (const FdInfo &f : c.fds) {
+		auto s = std::find_if(fds.begin(), fds.end(),
+				      [&](const StubFd &s) { return s.num == int(f.num); });
+		if (s == fds.end() || s->inherit)
+			continue;
+		mode_t type = f.type == AMBER_FD_REG   ? S_IFREG
+			      : f.type == AMBER_FD_DIR ? S_IFDIR
+			      : f.type == AMBER_FD_CHR ? S_IFCHR
+						       : S_IFBLK;
+		std::optional<uint64_t> size;
+		if (f.type == AMBER_FD_REG && (f.flags & O_ACCMODE) == O_RDONLY)
+			size = f.size;
+		if (auto r = check_file(f.path, type, size); !r)
+			return wrap(r.error(), "fd " + std::to_string(f.num) + ": ");
+	}
+	if (!c.task.cwd.empty())
+		AMBER_TRY(check_file(c.task.cwd, S_IFDIR, std::nullopt));
+	return {};
+}
+
+std::string read_comm(pid_t pid)
+{
+	std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+	std::string comm;
+	std::getline(in, comm);
+	return comm;
+}
+
+Result<void> check_pid_free(pid_t pid)
+{
+	std::string proc = "/proc/" + std::to_string(pid);
+	bool alive = kill(pid, 0) == 0 || errno != ESRCH;
+	if (!alive && access(proc.c_str(), F_OK) != 0)
+		return {};
+	std::string comm = read_comm(pid);
+	return fail(0, "pid " + std::to_string(pid) + " is in use" +
+		       (comm.empty() ? "" : " (by comm '" + comm + "')"));
+}
+
+Result<UniqueFd> open_file(const std::string &path, int flags)
+{
+	UniqueFd fd(open(path.c_str(), flags | O_CLOEXEC));
+	if (!fd)
+		return fail_errno(path);
+	return fd;
+}
+
+// Files the stub hands to the kernel.
+struct Helpers {
+	UniqueFd pages;
+	UniqueFd exe;
+	std::map<std::pair<std::string, bool>, UniqueFd> files;	// (path, rw)
+	UniqueFd report_r, report_w;
+};
+
+Result<Helpers> open_helpers(const Checkpoint &c)
+{
+	Helpers h;
+	h.pages = AMBER_TRY(open_file(c.pages_path, O_RDONLY));
+	if (!c.task.exe.empty())
+		h.exe = AMBER_TRY(open_file(c.task.exe, O_RDONLY));
+	for (const Vma &v : c.vmas) {
+		if (!vma_has_file(v))
+			continue;
+		auto key = std::make_pair(v.path, vma_needs_write(v));
+		if (h.files.count(key))
+			continue;
+		h.files[key] = AMBER_TRY(open_file(v.path, key.second ? O_RDWR : O_RDONLY));
+	}
+	int p[2];
+	if (pipe2(p, O_CLOEXEC))
+		return fail_errno("pipe");
+	h.report_r.reset(p[0]);
+	h.report_w.reset(p[1]);
+	return h;
+}
+
+Result<int> max_open_fd()
+{
+	struct Closedir {
+		void operator()(DIR *d) const { closedir(d); }
+	};
+	std::unique_ptr<DIR, Closedir> d(opendir("/proc/self/fd"));
+	if (!d)
+		return fail_errno("/proc/self/fd");
+	int max = 2;
+	while (struct dirent *e = readdir(d.get())) {
+		char *end;
+		long n = strtol(e->d_name, &end, 10);
+		if (*end == '\0' && end != e->d_name && n > max && n < INT_MAX)
+			max = int(n);
+	}
+	return max;
+}
+
+// Signal state the stub installs with raw system calls.
+Result<void> plan_signals(const Checkpoint &c, StubPlan &p)
+{
+	constexpr int kNsig = 64;
+	std::vector<bool> seen(kNsig + 1);
+
+	for (const SigAction &a : c.signals.actions) {
+		if (a.signo < 1 || a.signo > kNsig)
+			return fail(0, "image: CORE: signal action for signal " +
+				       std::to_string(a.signo) + " out of range");
+		seen[a.signo] = true;
+		if (a.signo == SIGKILL || a.signo == SIGSTOP)
+			continue;
+		p.actions.push_back({int(a.signo), {a.handler, a.flags, a.restorer, a.mask}});
+	}
+	// Signals the image does not mention go back to the default.
+	for (int s = 1; s <= kNsig; s++)
+		if (!seen[s] && s != SIGKILL && s != SIGSTOP)
+			p.actions.push_back({s, {0, 0, 0, 0}});
+
+	for (const SigPending &sp : c.signals.pending) {
+		StubSiginfo si;
+		if (sp.siginfo.size() != sizeof(si.info))
+			return fail(0, "image: CORE: pending siginfo of " +
+				       std::to_string(sp.siginfo.size()) + " bytes");
+		memcpy(si.info, sp.siginfo.data(), sizeof(si.info));
+		int32_t signo;
+		memcpy(&signo, si.info, sizeof(signo));
+		if (signo < 1 || signo > kNsig)
+			return fail(0, "image: CORE: pending signal " + std::to_string(signo) +
+				       " out of range");
+		if (signo == SIGKILL || signo == SIGSTOP)
+			continue;
+		si.signo = signo;
+		si.shared = sp.shared;
+		p.pending.push_back(si);
+	}
+	return {};
+}
+
+void plan_task(const Checkpoint &c, StubPlan &p)
+{
+	if (!c.task.cwd.empty())
+		p.cwd = c.task.cwd;
+	p.umask = mode_t(c.task.umask & 0777);
+	p.comm = c.task.comm.substr(0, 15);
+	for (const Rlimit &r : c.task.rlimits) {
+		if (r.resource >= RLIM_NLIMITS)
+			continue;
+		StubRlimit s;
+		s.resource = int(r.resource);
+		s.lim.rlim_cur = r.cur;
+		s.lim.rlim_max = r.max;
+		p.rlimits.push_back(s);
+	}
+	std::stable_partition(p.rlimits.begin(), p.rlimits.end(),
+			      [](const StubRlimit &r) { return r.resource != RLIMIT_NOFILE; });
+}
+
+// The stub places fds up to about max_fd: raise our soft RLIMIT_NOFILE (up to
+// the hard one) when it is lower. The stub sets the image's limits anyway.
+void raise_nofile(int max_fd)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur <= rlim_t(max_fd) &&
+	    rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+struct Prepared {
+	StubPlan plan;
+	Helpers helpers;
+	std::map<int, std::string> fd_names;	// stub's helper fd -> what it is
+	uint32_t seq = 0;
+};
+
+Result<Prepared> prepare(const Checkpoint &c, NetlinkClient &nl)
+{
+	Prepared pr;
+	StubPlan &p = pr.plan;
+
+	p.fds = AMBER_TRY(plan_fds(c.fds));
+	AMBER_TRY(check_files(c, p.fds));
+	AMBER_TRY(plan_signals(c, p));
+	plan_task(c, p);
+	int max_image_fd = 2;
+	for (const StubFd &f : p.fds)
+		max_image_fd = std::max(max_image_fd, f.num);
+	// Room for the image's fds plus our helpers above them.
+	raise_nofile(max_image_fd + int(c.vmas.size()) + 64);
+	pr.helpers = AMBER_TRY(open_helpers(c));
+
+	// Helper fds, moved by the stub above every image fd and every fd we
+	// hold now; CLOSE_FDS lists them all.
+	Helpers &h = pr.helpers;
+	std::vector<int> helpers = {nl.fd(), h.report_w.get(), h.pages.get()};
+	std::vector<std::string> names = {"the netlink socket", "the report pipe",
+					  c.pages_path};
+	if (h.exe) {
+		helpers.push_back(h.exe.get());
+		names.push_back(c.task.exe);
+	}
+	for (const auto &[key, fd] : h.files) {
+		helpers.push_back(fd.get());
+		names.push_back(key.first);
+	}
+	int max_fd = AMBER_TRY(max_open_fd());
+	p.helpers = plan_helper_moves(helpers, max_image_fd, max_fd);
+	for (size_t i = 0; i < p.helpers.size(); i++)
+		pr.fd_names[p.helpers[i].to] = names[i];
+	p.nl_fd = p.helpers[0].to;
+	p.report_fd = p.helpers[1].to;
+
+	std::vector<int> keep;
+	for (const StubFd &f : p.fds)
+		if (f.inherit)
+			keep.push_back(f.num);
+	for (const FdMove &m : p.helpers)
+		keep.push_back(m.to);
+	std::sort(keep.begin(), keep.end());
+	p.close = close_ranges(keep);
+
+	// The request names the fds by their numbers in the stub.
+	RequestFds rf;
+	std::map<int, int> moved;
+	for (const FdMove &m : p.helpers) {
+		moved[m.from] = m.to;
+		rf.close.push_back(m.to);
+	}
+	rf.pages.push_back(moved.at(h.pages.get()));
+	if (h.exe)
+		rf.exe = moved.at(h.exe.get());
+	for (const auto &[key, fd] : h.files)
+		rf.files[key] = moved.at(fd.get());
+	Bytes attrs = AMBER_TRY(build_restore_attrs(c, rf));
+	Request req = AMBER_TRY(nl.make_request(AMBER_CMD_RESTORE, attrs));
+	const struct nlmsghdr *hdr = nlmsg_hdr(req.msg.get());
+	const uint8_t *raw = reinterpret_cast<const uint8_t *>(hdr);
+	p.msg.assign(raw, raw + hdr->nlmsg_len);
+	pr.seq = req.seq;
+
+	// Last, so no later allocation of ours can land where the stub moves
+	// the vDSO to: the stub's mappings are ours at clone3() time.
+	auto maps = AMBER_TRY(read_own_maps());
+	p.vdso = AMBER_TRY(plan_vdso(maps, c.vmas));
+	return pr;
+}
+
+Result<std::pair<pid_t, UniqueFd>> spawn_stub(pid_t pid, const StubPlan &plan)
+{
+	pid_t tid = pid;
+	int pidfd = -1;
+	CloneArgs args = {};
+	args.flags = CLONE_PIDFD;
+	args.pidfd = uint64_t(&pidfd);
+	args.exit_signal = SIGCHLD;
+	args.set_tid = uint64_t(&tid);
+	args.set_tid_size = 1;
+
+	fflush(nullptr);
+	long r = syscall(SYS_clone3, &args, sizeof(args));
+	if (r == 0)
+		run_stub(plan);
+	if (r < 0) {
+		std::string p = "pid " + std::to_string(pid);
+		switch (errno) {
+		case EEXIST:
+			return fail(0, p + " is in use (by comm '" + read_comm(pid) + "')");
+		case EPERM:
+			return fail(EPERM, "clone3 with set_tid=" + std::to_string(pid) +
+					       " needs CAP_CHECKPOINT_RESTORE (run as root)");
+		case EINVAL:
+			return fail(EINVAL, p + ": clone3 refused set_tid (above pid_max?)");
+		default:
+			return fail_errno("clone3 with set_tid=" + std::to_string(pid));
+		}
+	}
+	return std::make_pair(pid_t(r), UniqueFd(pidfd));
+}
+
+// "128 + signal" for a killed child, its exit code otherwise.
+int status_code(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return 1;
+}
+
+int64_t now_ms()
+{
+	return std::chrono::duration_cast<std::chrono::milliseconds>(
+		       std::chrono::steady_clock::now().time_since_epoch())
+		.count();
+}
+
+bool readable_now(int fd)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	return poll(&p, 1, 0) == 1;
+}
+
+Error kernel_error(const Error &e, const std::map<int, std::string> &names)
+{
+	std::string msg = "amber.ko refused the restore";
+	if (!e.msg.empty())
+		msg += ": " + e.msg + fd_legend(e.msg, names);
+	return Error{e.err, msg};
+}
+
+// Waits for the outcome of the stub's request: the kernel's ACK, the kernel's
+// error, a failure report of the stub, the stub's death or the timeout.
+Result<void> wait_outcome(NetlinkClient &nl, uint32_t seq, const StubPlan &plan,
+			  const std::map<int, std::string> &fd_names, int report_fd, int pidfd,
+			  pid_t pid, int timeout_s)
+{
+	int64_t deadline = now_ms() + int64_t(timeout_s) * 1000;
+	bool report_open = true;
+
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return fail(ETIMEDOUT, "no answer from amber.ko to the restore of pid " +
+						       std::to_string(pid) + " within " +
+						       std::to_string(timeout_s) + " s");
+		struct pollfd fds[3] = {
+			{nl.fd(), POLLIN, 0},
+			{report_open ? report_fd : -1, POLLIN, 0},
+			{pidfd, POLLIN, 0},
+		};
+		int n = poll(fds, 3, int(std::min<int64_t>(left, INT_MAX)));
+		if (n < 0 && errno != EINTR)
+			return fail_errno("poll");
+		if (n <= 0)
+			continue;
+
+		if (fds[0].revents) {
+			auto r = nl.wait_ack(seq, 2000);
+			if (r)
+				return {};
+			if (r.error().err == ETIMEDOUT &&
+			    r.error().msg.rfind("netlink: ", 0) == 0)
+				continue;	// not our message
+			return tl::unexpected(kernel_error(r.error(), fd_names));
+		}
+		if (fds[1].revents) {
+			StubReport rep;
+			ssize_t k = read(report_fd, &rep, sizeof(rep));
+			if (k == ssize_t(sizeof(rep))) {
+				if (StubStep(rep.step) != StubStep::Returned)
+					return fail(rep.err, describe_step(plan, rep));
+				auto r = nl.wait_ack(seq, 5000);
+				if (!r)
+					return tl::unexpected(kernel_error(r.error(), fd_names));
+				return fail(EPROTO, "amber.ko acknowledged the restore but the "
+						    "stub carried on");
+			}
+			if (k < 0 && errno == EINTR)
+				continue;
+			report_open = false;	// EOF: stub gone or fds closed by the kernel
+			continue;
+		}
+		if (fds[2].revents) {
+			// Any ACK was queued before the stub could die.
+			if (readable_now(nl.fd()))
+				continue;
+			siginfo_t si = {};
+			std::string how = "exited";
+			if (waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+			    si.si_pid == pid)
+				how = si.si_code == CLD_EXITED
+					      ? "exited with status " + std::to_string(si.si_status)
+					      : std::string("was killed by signal ") +
+							strsignal(si.si_status);
+			return fail(0, "restore stub (pid " + std::to_string(pid) + ") " + how +
+					       " before amber.ko answered");
+		}
+	}
+}
+
+void kill_and_reap(int pidfd, pid_t pid)
+{
+	syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+Result<int> restore(const RestoreOptions &o)
+{
+	Store store(o.dir);
+	std::optional<uint32_t> number;
+	if (o.checkpoint)
+		number = o.checkpoint;
+	Checkpoint c = AMBER_TRY(store.load(number));
+
+	pid_t pid = pid_t(c.task.pid ? c.task.pid : c.info.pid);
+	if (pid <= 0)
+		return fail(0, c.meta_path + ": no pid recorded");
+	AMBER_TRY(check_pid_free(pid));
+
+	auto nl = NetlinkClient::connect();
+	if (!nl) {
+		if (nl.error().err == ENOENT)
+			return fail(0, nl.error().msg + " (insmod kmod/amber.ko)");
+		return tl::unexpected(nl.error());
+	}
+	Prepared pr = AMBER_TRY(prepare(c, *nl));
+
+	auto [child, pidfd] = AMBER_TRY(spawn_stub(pid, pr.plan));
+	// Only the stub keeps the write end: EOF once it exits or the kernel
+	// closes its helper fds.
+	pr.helpers.report_w.reset();
+
+	auto r = wait_outcome(*nl, pr.seq, pr.plan, pr.fd_names, pr.helpers.report_r.get(),
+			      pidfd.get(), child, o.timeout_s);
+	if (!r) {
+		kill_and_reap(pidfd.get(), child);
+		return tl::unexpected(r.error());
+	}
+	if (o.detach) {
+		printf("restored pid %d\n", child);
+		fflush(stdout);
+		return 0;
+	}
+	pr.helpers = Helpers();
+	int st;
+	while (waitpid(child, &st, 0) < 0)
+		if (errno != EINTR)
+			return fail_errno("waitpid " + std::to_string(child));
+	return status_code(st);
+}
+
+void run_restore(const RestoreOptions &o)
+{
+	auto r = restore(o);
+	if (!r) {
+		report_error(kCmd, r.error());
+		return;
+	}
+	set_exit_status(*r);
+}
+
+} // namespace
+
+void setup_restore(CLI::App &app)
+{
+	auto opt = std::make_shared<RestoreOptions>();
+	CLI::App *sub = app.add_subcommand("restore",
+					   "Restore a checkpointed process with its original PID");
+	sub->add_option("-D,--dir", opt->dir, "Image store directory")->required();
+	sub->add_option("--checkpoint", opt->checkpoint,
+			"Checkpoint number to restore (0: the latest)")
+		->capture_default_str();
+	sub->add_flag("--detach", opt->detach,
+		      "Return once the process runs instead of waiting for it");
+	sub->add_option("--pid-conflict", opt->pid_conflict,
+			"What to do when the PID is taken (only 'fail')")
+		->check(CLI::IsMember({"fail"}))
+		->capture_default_str();
+	sub->add_option("--timeout", opt->timeout_s,
+			"Seconds to wait for amber.ko to answer the restore request")
+		->check(CLI::Range(1, 3600))
+		->capture_default_str();
+	sub->callback([opt] { run_restore(*opt); });
+}
+
+} // namespace amber

@@ -1,0 +1,795 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "image.h"
+
+#include <cstring>
+#include <memory>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+namespace amber {
+
+namespace {
+
+using XxhStatePtr = std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)>;
+
+constexpr uint32_t kMaxSections = 64;
+constexpr size_t kChunk = 1 << 20;
+constexpr off_t kMaxMetaSize = off_t(1) << 30;
+
+size_t align8(size_t n)
+{
+	return (n + 7) & ~size_t(7);
+}
+
+std::string hex(uint64_t v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
+	return buf;
+}
+
+Result<void> set(const Attr &a, uint32_t &v)
+{
+	v = AMBER_TRY(a.u32());
+	return {};
+}
+
+Result<void> set(const Attr &a, uint64_t &v)
+{
+	v = AMBER_TRY(a.u64());
+	return {};
+}
+
+Result<void> set(const Attr &a, std::string &v)
+{
+	v = a.str();
+	return {};
+}
+
+Result<void> set(const Attr &a, bool &v)
+{
+	(void)a;
+	v = true;
+	return {};
+}
+
+// Reads exactly len bytes at off, or fails with "truncated".
+Result<void> pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	auto *p = static_cast<uint8_t *>(buf);
+	while (len) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return fail_errno("read");
+		}
+		if (n == 0)
+			return fail(EIO, "truncated");
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return {};
+}
+
+// XXH64 of len bytes at off.
+Result<uint64_t> hash_range(int fd, uint64_t off, uint64_t len)
+{
+	XxhStatePtr st(XXH64_createState(), &XXH64_freeState);
+	if (!st)
+		return fail(ENOMEM, "xxhash state");
+	XXH64_reset(st.get(), 0);
+	std::unique_ptr<uint8_t[]> buf(new uint8_t[kChunk]);
+	while (len) {
+		size_t n = len < kChunk ? len : kChunk;
+		AMBER_TRY(pread_full(fd, buf.get(), n, off));
+		XXH64_update(st.get(), buf.get(), n);
+		off += n;
+		len -= n;
+	}
+	return XXH64_digest(st.get());
+}
+
+Result<Bytes> read_file(const std::string &path)
+{
+	UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return fail_errno("cannot open");
+	struct stat st;
+	if (fstat(fd.get(), &st) < 0)
+		return fail_errno("stat");
+	if (!S_ISREG(st.st_mode))
+		return fail(EBADMSG, "not a regular file");
+	if (st.st_size > kMaxMetaSize)
+		return fail(EFBIG, "larger than " + std::to_string(kMaxMetaSize >> 20) + " MiB");
+	Bytes b(st.st_size);
+	AMBER_TRY(pread_full(fd.get(), b.data(), b.size(), 0));
+	return b;
+}
+
+Result<amber_pages_hdr> read_pages_hdr(int fd)
+{
+	amber_pages_hdr h;
+	if (!pread_full(fd, &h, sizeof(h), 0))
+		return fail(EBADMSG, "truncated header");
+	if (h.magic != AMBER_PAGES_MAGIC)
+		return fail(EBADMSG, "bad magic");
+	if (h.version != AMBER_PAGES_VERSION)
+		return fail(EBADMSG, "unsupported version " + std::to_string(h.version));
+	if (h.page_size < 4096 || h.page_size > (1u << 21) ||
+	    (h.page_size & (h.page_size - 1)))
+		return fail(EBADMSG, "bad page size " + std::to_string(h.page_size));
+	return h;
+}
+
+// Bytes of page data in a run, failing on overflow.
+Result<uint64_t> run_bytes(uint64_t addr, uint64_t nr_pages, uint32_t page_size)
+{
+	if (nr_pages == 0 || nr_pages > (UINT64_MAX - addr) / page_size ||
+	    addr % page_size)
+		return fail(EBADMSG, "bad run");
+	return nr_pages * page_size;
+}
+
+template <typename T, typename F>
+Result<std::vector<T>> parse_list(ByteView buf, uint16_t type, const char *what, F parse_one)
+{
+	std::vector<T> out;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		if (a.type != type)
+			continue;
+		auto r = parse_one(a.data);
+		if (!r)
+			return fail(r.error().err, std::string(what) + " " +
+						   std::to_string(out.size()) + ": " + r.error().msg);
+		out.push_back(std::move(*r));
+	}
+	return out;
+}
+
+Error attr_error(const char *what, const Attr &a, const Error &e)
+{
+	if (e.msg.rfind("attribute ", 0) == 0)
+		return Error{e.err, std::string(what) + " " + e.msg};
+	return Error{e.err, std::string(what) + " attribute " + std::to_string(a.type) +
+				    ": " + e.msg};
+}
+
+} // namespace
+
+std::string section_name(uint32_t type)
+{
+	switch (type) {
+	case AMBER_SEC_INFO:
+		return "INFO";
+	case AMBER_SEC_CORE:
+		return "CORE";
+	case AMBER_SEC_VMAS:
+		return "VMAS";
+	case AMBER_SEC_FDS:
+		return "FDS";
+	case AMBER_SEC_PAGEMAP:
+		return "PAGEMAP";
+	default:
+		return "type " + std::to_string(type);
+	}
+}
+
+Bytes build_meta(const MetaSections &s)
+{
+	ByteView pm(reinterpret_cast<const uint8_t *>(s.pagemap.data()),
+		    s.pagemap.size() * sizeof(amber_pagemap_entry));
+	const std::pair<uint32_t, ByteView> secs[] = {
+		{AMBER_SEC_INFO, s.info},
+		{AMBER_SEC_CORE, s.core},
+		{AMBER_SEC_VMAS, s.vmas},
+		{AMBER_SEC_FDS, s.fds},
+		{AMBER_SEC_PAGEMAP, pm},
+	};
+	const uint32_t n = std::size(secs);
+
+	amber_image_hdr hdr = {};
+	memcpy(hdr.magic, AMBER_IMAGE_MAGIC, sizeof(hdr.magic));
+	hdr.version = AMBER_IMAGE_VERSION;
+	hdr.nr_sections = n;
+
+	std::vector<amber_section> table(n);
+	size_t off = align8(sizeof(hdr) + n * sizeof(amber_section));
+	for (uint32_t i = 0; i < n; i++) {
+		table[i] = {};
+		table[i].type = secs[i].first;
+		table[i].offset = off;
+		table[i].size = secs[i].second.size();
+		table[i].xxh64 = XXH64(secs[i].second.data(), secs[i].second.size(), 0);
+		off = align8(off + secs[i].second.size());
+	}
+
+	Bytes out(off, 0);
+	memcpy(out.data() + sizeof(hdr), table.data(), n * sizeof(amber_section));
+	for (uint32_t i = 0; i < n; i++)
+		if (!secs[i].second.empty())
+			memcpy(out.data() + table[i].offset, secs[i].second.data(),
+			       secs[i].second.size());
+	memcpy(out.data(), &hdr, sizeof(hdr));
+	hdr.hdr_xxh64 = XXH64(out.data(), sizeof(hdr) + n * sizeof(amber_section), 0);
+	memcpy(out.data(), &hdr, sizeof(hdr));
+	return out;
+}
+
+Bytes encode_info(const InfoSection &info)
+{
+	AttrWriter w;
+	w.put_u32(AMBER_INFO_NUMBER, info.number);
+	w.put_u32(AMBER_INFO_PARENT, info.parent);
+	w.put_u64(AMBER_INFO_TIME_NS, info.time_ns);
+	w.put_u64(AMBER_INFO_STOPPED_NS, info.stopped_ns);
+	w.put_u64(AMBER_INFO_PAGES_BYTES, info.pages_bytes);
+	w.put_string(AMBER_INFO_TOOL_VERSION, info.tool_version);
+	w.put_u32(AMBER_INFO_PID, info.pid);
+	w.put_string(AMBER_INFO_HOSTNAME, info.hostname);
+	return w.take();
+}
+
+Result<std::vector<amber_pagemap_entry>> scan_pages(int fd, uint32_t *page_size)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return fail_errno("pages.img: stat");
+	auto hdr = read_pages_hdr(fd);
+	if (!hdr)
+		return wrap(hdr.error(), "pages.img: ");
+	if (page_size)
+		*page_size = hdr->page_size;
+
+	std::vector<amber_pagemap_entry> map;
+	uint64_t pos = sizeof(amber_pages_hdr);
+	const uint64_t size = st.st_size;
+	while (pos < size) {
+		const std::string where = "pages.img: run " + std::to_string(map.size());
+		amber_page_run run;
+		if (size - pos < sizeof(run))
+			return fail(EBADMSG, where + ": truncated");
+		if (auto r = pread_full(fd, &run, sizeof(run), pos); !r)
+			return wrap(r.error(), where + ": ");
+		auto len = run_bytes(run.addr, run.nr_pages, hdr->page_size);
+		if (!len)
+			return fail(EBADMSG, where + " at " + hex(run.addr) + ": bad run header");
+		pos += sizeof(run);
+		if (*len > size - pos)
+			return fail(EBADMSG, where + " at " + hex(run.addr) + ": truncated");
+		if (!map.empty()) {
+			const auto &prev = map.back();
+			if (run.addr < prev.addr + prev.nr_pages * hdr->page_size)
+				return fail(EBADMSG, where + " at " + hex(run.addr) +
+							    ": runs out of order");
+		}
+		auto h = hash_range(fd, pos, *len);
+		if (!h)
+			return wrap(h.error(), where + ": ");
+		map.push_back({run.addr, run.nr_pages, pos, *h});
+		pos += *len;
+	}
+	return map;
+}
+
+// Checks pages.img against the pagemap: same runs in the same places,
+// same data, nothing more.
+static Result<uint32_t> verify_pages(const std::string &path,
+				     const std::vector<amber_pagemap_entry> &map)
+{
+	UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return fail_errno("pages.img: cannot open " + path);
+	struct stat st;
+	if (fstat(fd.get(), &st) < 0)
+		return fail_errno("pages.img: stat");
+	auto hdr = read_pages_hdr(fd.get());
+	if (!hdr)
+		return wrap(hdr.error(), "pages.img: ");
+
+	const uint64_t size = st.st_size;
+	uint64_t pos = sizeof(amber_pages_hdr);
+	for (size_t i = 0; i < map.size(); i++) {
+		const amber_pagemap_entry &e = map[i];
+		const std::string where = "pages.img: run " + std::to_string(i) + " at " + hex(e.addr);
+		auto len = run_bytes(e.addr, e.nr_pages, hdr->page_size);
+		if (!len)
+			return fail(EBADMSG, where + ": bad pagemap entry");
+		if (e.offset != pos + sizeof(amber_page_run))
+			return fail(EBADMSG, where + ": pagemap offset does not match the file");
+		if (size < e.offset || *len > size - e.offset)
+			return fail(EBADMSG, where + ": truncated");
+		amber_page_run run;
+		if (auto r = pread_full(fd.get(), &run, sizeof(run), pos); !r)
+			return wrap(r.error(), where + ": ");
+		if (run.addr != e.addr || run.nr_pages != e.nr_pages)
+			return fail(EBADMSG, where + ": run header does not match the pagemap");
+		auto h = hash_range(fd.get(), e.offset, *len);
+		if (!h)
+			return wrap(h.error(), where + ": ");
+		if (*h != e.xxh64)
+			return fail(EBADMSG, where + ": checksum mismatch");
+		pos = e.offset + *len;
+	}
+	if (pos != size)
+		return fail(EBADMSG, "pages.img: " + std::to_string(size - pos) +
+					    " unexpected bytes after the last run");
+	return hdr->page_size;
+}
+
+Result<InfoSection> parse_info(ByteView buf)
+{
+	InfoSection in;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_INFO_NUMBER: r = set(a, in.number); break;
+		case AMBER_INFO_PARENT: r = set(a, in.parent); break;
+		case AMBER_INFO_TIME_NS: r = set(a, in.time_ns); break;
+		case AMBER_INFO_STOPPED_NS: r = set(a, in.stopped_ns); break;
+		case AMBER_INFO_PAGES_BYTES: r = set(a, in.pages_bytes); break;
+		case AMBER_INFO_TOOL_VERSION: r = set(a, in.tool_version); break;
+		case AMBER_INFO_PID: r = set(a, in.pid); break;
+		case AMBER_INFO_HOSTNAME: r = set(a, in.hostname); break;
+		default: break;
+		}
+		if (!r)
+			return tl::unexpected(attr_error("INFO", a, r.error()));
+	}
+	return in;
+}
+
+static Result<Rlimit> parse_rlimit(ByteView buf)
+{
+	Rlimit rl;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_RLIMIT_RESOURCE: r = set(a, rl.resource); break;
+		case AMBER_RLIMIT_CUR: r = set(a, rl.cur); break;
+		case AMBER_RLIMIT_MAX: r = set(a, rl.max); break;
+		default: break;
+		}
+		if (!r)
+			return tl::unexpected(attr_error("RLIMIT", a, r.error()));
+	}
+	return rl;
+}
+
+Result<TaskInfo> parse_task(ByteView buf)
+{
+	TaskInfo t;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_TASK_PID: r = set(a, t.pid); break;
+		case AMBER_TASK_COMM: r = set(a, t.comm); break;
+		case AMBER_TASK_UID: r = set(a, t.uid); break;
+		case AMBER_TASK_EUID: r = set(a, t.euid); break;
+		case AMBER_TASK_SUID: r = set(a, t.suid); break;
+		case AMBER_TASK_FSUID: r = set(a, t.fsuid); break;
+		case AMBER_TASK_GID: r = set(a, t.gid); break;
+		case AMBER_TASK_EGID: r = set(a, t.egid); break;
+		case AMBER_TASK_SGID: r = set(a, t.sgid); break;
+		case AMBER_TASK_FSGID: r = set(a, t.fsgid); break;
+		case AMBER_TASK_GROUPS: {
+			auto gs = parse_attrs(a.data);
+			if (!gs) {
+				r = tl::unexpected(gs.error());
+				break;
+			}
+			for (const Attr &g : *gs) {
+				if (g.type != AMBER_TASK_GROUP)
+					continue;
+				auto v = g.u32();
+				if (!v) {
+					r = tl::unexpected(v.error());
+					break;
+				}
+				t.groups.push_back(*v);
+			}
+			break;
+		}
+		case AMBER_TASK_CAP_INH: r = set(a, t.cap_inh); break;
+		case AMBER_TASK_CAP_PRM: r = set(a, t.cap_prm); break;
+		case AMBER_TASK_CAP_EFF: r = set(a, t.cap_eff); break;
+		case AMBER_TASK_CAP_BND: r = set(a, t.cap_bnd); break;
+		case AMBER_TASK_CAP_AMB: r = set(a, t.cap_amb); break;
+		case AMBER_TASK_UMASK: r = set(a, t.umask); break;
+		case AMBER_TASK_PERSONALITY: r = set(a, t.personality); break;
+		case AMBER_TASK_CWD: r = set(a, t.cwd); break;
+		case AMBER_TASK_RLIMITS: {
+			auto rls = parse_list<Rlimit>(a.data, AMBER_TASK_RLIMIT, "rlimit",
+						      parse_rlimit);
+			if (!rls)
+				r = tl::unexpected(rls.error());
+			else
+				t.rlimits = std::move(*rls);
+			break;
+		}
+		case AMBER_TASK_RSEQ: r = set(a, t.rseq); break;
+		case AMBER_TASK_RSEQ_LEN: r = set(a, t.rseq_len); break;
+		case AMBER_TASK_RSEQ_SIG: r = set(a, t.rseq_sig); break;
+		case AMBER_TASK_CLEAR_CHILD_TID: r = set(a, t.clear_child_tid); break;
+		case AMBER_TASK_ROBUST_LIST: r = set(a, t.robust_list); break;
+		case AMBER_TASK_ROBUST_LIST_LEN: r = set(a, t.robust_list_len); break;
+		case AMBER_TASK_SAS_SP: r = set(a, t.sas_sp); break;
+		case AMBER_TASK_SAS_SIZE: r = set(a, t.sas_size); break;
+		case AMBER_TASK_SAS_FLAGS: r = set(a, t.sas_flags); break;
+		case AMBER_TASK_EXE: r = set(a, t.exe); break;
+		case AMBER_TASK_START_TIME_NS: r = set(a, t.start_time_ns); break;
+		default: break;
+		}
+		if (!r)
+			return tl::unexpected(attr_error("TASK", a, r.error()));
+	}
+	return t;
+}
+
+Result<MmInfo> parse_mm(ByteView buf)
+{
+	MmInfo m;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_MM_START_CODE: r = set(a, m.start_code); break;
+		case AMBER_MM_END_CODE: r = set(a, m.end_code); break;
+		case AMBER_MM_START_DATA: r = set(a, m.start_data); break;
+		case AMBER_MM_END_DATA: r = set(a, m.end_data); break;
+		case AMBER_MM_START_BRK: r = set(a, m.start_brk); break;
+		case AMBER_MM_BRK: r = set(a, m.brk); break;
+		case AMBER_MM_START_STACK: r = set(a, m.start_stack); break;
+		case AMBER_MM_ARG_START: r = set(a, m.arg_start); break;
+		case AMBER_MM_ARG_END: r = set(a, m.arg_end); break;
+		case AMBER_MM_ENV_START: r = set(a, m.env_start); break;
+		case AMBER_MM_ENV_END: r = set(a, m.env_end); break;
+		case AMBER_MM_AUXV:
+			if (a.data.size() % 16) {
+				r = fail(EBADMSG, "auxv size " + std::to_string(a.data.size()) +
+							 " is not a multiple of 16");
+				break;
+			}
+			m.auxv.resize(a.data.size() / 8);
+			memcpy(m.auxv.data(), a.data.data(), a.data.size());
+			break;
+		case AMBER_MM_VDSO: r = set(a, m.vdso); break;
+		default: break;
+		}
+		if (!r)
+			return tl::unexpected(attr_error("MM", a, r.error()));
+	}
+	return m;
+}
+
+Result<Regs> parse_regs(ByteView buf)
+{
+	Regs regs{};
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		if (a.type < 1 || a.type > AMBER_REG_MAX)
+			continue;
+		auto v = a.u64();
+		if (!v)
+			return tl::unexpected(attr_error("REGS", a, v.error()));
+		regs[a.type] = *v;
+	}
+	return regs;
+}
+
+static Result<SigAction> parse_sigaction(ByteView buf)
+{
+	SigAction s;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_SIGACTION_SIGNO: r = set(a, s.signo); break;
+		case AMBER_SIGACTION_HANDLER: r = set(a, s.handler); break;
+		case AMBER_SIGACTION_FLAGS: r = set(a, s.flags); break;
+		case AMBER_SIGACTION_RESTORER: r = set(a, s.restorer); break;
+		case AMBER_SIGACTION_MASK: r = set(a, s.mask); break;
+		default: break;
+		}
+		if (!r)
+			return tl::unexpected(attr_error("SIGACTION", a, r.error()));
+	}
+	return s;
+}
+
+static Result<SigPending> parse_sigpending(ByteView buf)
+{
+	SigPending s;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		if (a.type == AMBER_SIGPENDING_SIGINFO) {
+			if (a.data.size() != 128)
+				return fail(EBADMSG, "siginfo of " + std::to_string(a.data.size()) +
+							    " bytes, expected 128");
+			s.siginfo = a.bytes();
+		} else if (a.type == AMBER_SIGPENDING_SHARED) {
+			s.shared = true;
+		}
+	}
+	if (s.siginfo.empty())
+		return fail(EBADMSG, "pending signal without siginfo");
+	return s;
+}
+
+Result<Signals> parse_signals(ByteView buf)
+{
+	Signals s;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_SIG_BLOCKED:
+			r = set(a, s.blocked);
+			break;
+		case AMBER_SIG_ACTION: {
+			auto v = parse_sigaction(a.data);
+			if (!v)
+				r = tl::unexpected(v.error());
+			else
+				s.actions.push_back(*v);
+			break;
+		}
+		case AMBER_SIG_PENDING: {
+			auto v = parse_sigpending(a.data);
+			if (!v)
+				r = tl::unexpected(v.error());
+			else
+				s.pending.push_back(std::move(*v));
+			break;
+		}
+		default:
+			break;
+		}
+		if (!r)
+			return tl::unexpected(attr_error("SIGNALS", a, r.error()));
+	}
+	return s;
+}
+
+Result<Vma> parse_vma(ByteView buf)
+{
+	Vma v;
+	bool have_start = false, have_end = false;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_VMA_START: r = set(a, v.start); have_start = true; break;
+		case AMBER_VMA_END: r = set(a, v.end); have_end = true; break;
+		case AMBER_VMA_PGOFF: r = set(a, v.pgoff); break;
+		case AMBER_VMA_PROT: r = set(a, v.prot); break;
+		case AMBER_VMA_FLAGS: r = set(a, v.flags); break;
+		case AMBER_VMA_PATH: r = set(a, v.path); break;
+		case AMBER_VMA_DEV: r = set(a, v.dev); break;
+		case AMBER_VMA_INO: r = set(a, v.ino); break;
+		case AMBER_VMA_FILE_SIZE: r = set(a, v.file_size); break;
+		case AMBER_VMA_PAGES: r = set(a, v.pages); break;
+		default: break;
+		}
+		if (!r)
+			return tl::unexpected(attr_error("VMA", a, r.error()));
+	}
+	if (!have_start || !have_end)
+		return fail(EBADMSG, "VMA without start or end");
+	if (v.end <= v.start)
+		return fail(EBADMSG, "VMA " + hex(v.start) + "-" + hex(v.end) + " is empty");
+	return v;
+}
+
+Result<FdInfo> parse_fd(ByteView buf)
+{
+	FdInfo f;
+	bool have_num = false;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_FD_NUM: r = set(a, f.num); have_num = true; break;
+		case AMBER_FD_TYPE: r = set(a, f.type); break;
+		case AMBER_FD_FLAGS: r = set(a, f.flags); break;
+		case AMBER_FD_POS: r = set(a, f.pos); break;
+		case AMBER_FD_CLOEXEC: r = set(a, f.cloexec); break;
+		case AMBER_FD_PATH: r = set(a, f.path); break;
+		case AMBER_FD_DEV: r = set(a, f.dev); break;
+		case AMBER_FD_INO: r = set(a, f.ino); break;
+		case AMBER_FD_RDEV: r = set(a, f.rdev); break;
+		case AMBER_FD_MODE: r = set(a, f.mode); break;
+		case AMBER_FD_SIZE: r = set(a, f.size); break;
+		case AMBER_FD_TTY: r = set(a, f.tty); break;
+		default: break;
+		}
+		if (!r)
+			return tl::unexpected(attr_error("FD", a, r.error()));
+	}
+	if (!have_num)
+		return fail(EBADMSG, "fd without a number");
+	return f;
+}
+
+Result<std::vector<Vma>> parse_vmas(ByteView buf)
+{
+	return parse_list<Vma>(buf, AMBER_A_VMA, "VMA", parse_vma);
+}
+
+Result<std::vector<FdInfo>> parse_fds(ByteView buf)
+{
+	return parse_list<FdInfo>(buf, AMBER_A_FD, "fd", parse_fd);
+}
+
+namespace {
+
+// meta.img, checksums verified, split into sections.
+struct MetaFile {
+	Bytes data;
+	std::vector<amber_section> table;
+
+	ByteView section(uint32_t type) const
+	{
+		for (const auto &s : table)
+			if (s.type == type)
+				return ByteView(data).subspan(s.offset, s.size);
+		return {};
+	}
+};
+
+Result<MetaFile> read_meta(const std::string &path)
+{
+	MetaFile m;
+	auto data = read_file(path);
+	if (!data)
+		return wrap(data.error(), "meta.img: " + path + ": ");
+	m.data = std::move(*data);
+
+	amber_image_hdr hdr;
+	if (m.data.size() < sizeof(hdr))
+		return fail(EBADMSG, "meta.img: truncated");
+	memcpy(&hdr, m.data.data(), sizeof(hdr));
+	if (memcmp(hdr.magic, AMBER_IMAGE_MAGIC, sizeof(hdr.magic)))
+		return fail(EBADMSG, "meta.img: bad magic (not an amber image)");
+	if (hdr.version != AMBER_IMAGE_VERSION)
+		return fail(EBADMSG, "meta.img: unsupported version " + std::to_string(hdr.version));
+	if (hdr.nr_sections > kMaxSections)
+		return fail(EBADMSG, "meta.img: header: " + std::to_string(hdr.nr_sections) +
+					    " sections");
+	size_t table_end = sizeof(hdr) + hdr.nr_sections * sizeof(amber_section);
+	if (m.data.size() < table_end)
+		return fail(EBADMSG, "meta.img: truncated");
+
+	amber_image_hdr zeroed = hdr;
+	zeroed.hdr_xxh64 = 0;
+	XxhStatePtr st(XXH64_createState(), &XXH64_freeState);
+	XXH64_reset(st.get(), 0);
+	XXH64_update(st.get(), &zeroed, sizeof(zeroed));
+	XXH64_update(st.get(), m.data.data() + sizeof(hdr), table_end - sizeof(hdr));
+	if (XXH64_digest(st.get()) != hdr.hdr_xxh64)
+		return fail(EBADMSG, "meta.img: header: checksum mismatch");
+
+	m.table.resize(hdr.nr_sections);
+	memcpy(m.table.data(), m.data.data() + sizeof(hdr), table_end - sizeof(hdr));
+	for (const auto &s : m.table) {
+		const std::string name = "meta.img: section " + section_name(s.type);
+		if (s.offset > m.data.size() || s.size > m.data.size() - s.offset)
+			return fail(EBADMSG, "meta.img: truncated (section " +
+						    section_name(s.type) + ")");
+		if (XXH64(m.data.data() + s.offset, s.size, 0) != s.xxh64)
+			return fail(EBADMSG, name + ": checksum mismatch");
+		if (s.offset < table_end)
+			return fail(EBADMSG, name + ": overlaps the header");
+	}
+	for (uint32_t type = AMBER_SEC_INFO; type <= AMBER_SEC_MAX; type++) {
+		int n = 0;
+		for (const auto &s : m.table)
+			n += s.type == type;
+		if (n == 0)
+			return fail(EBADMSG, "meta.img: section " + section_name(type) + " missing");
+		if (n > 1)
+			return fail(EBADMSG, "meta.img: section " + section_name(type) + " repeated");
+	}
+	return m;
+}
+
+Result<void> parse_core(Checkpoint &c)
+{
+	auto attrs = AMBER_TRY(parse_attrs(c.core_raw));
+	struct {
+		uint16_t type;
+		const char *name;
+		Bytes *raw;
+	} parts[] = {
+		{AMBER_A_TASK, "TASK", &c.task_attr},
+		{AMBER_A_MM, "MM", &c.mm_attr},
+		{AMBER_A_REGS, "REGS", &c.regs_attr},
+		{AMBER_A_FPU, "FPU", &c.fpu_attr},
+		{AMBER_A_SIGNALS, "SIGNALS", &c.signals_attr},
+	};
+	for (auto &p : parts) {
+		const Attr *a = find_attr(attrs, p.type);
+		if (!a)
+			return fail(EBADMSG, std::string("missing ") + p.name);
+		*p.raw = a->raw_bytes();
+	}
+	const Attr *a = find_attr(attrs, AMBER_A_TASK);
+	c.task = AMBER_TRY(parse_task(a->data));
+	c.mm = AMBER_TRY(parse_mm(find_attr(attrs, AMBER_A_MM)->data));
+	c.regs = AMBER_TRY(parse_regs(find_attr(attrs, AMBER_A_REGS)->data));
+	c.fpu = find_attr(attrs, AMBER_A_FPU)->bytes();
+	c.signals = AMBER_TRY(parse_signals(find_attr(attrs, AMBER_A_SIGNALS)->data));
+	return {};
+}
+
+Result<std::vector<amber_pagemap_entry>> parse_pagemap(ByteView buf)
+{
+	if (buf.size() % sizeof(amber_pagemap_entry))
+		return fail(EBADMSG, "size is not a multiple of the entry size");
+	std::vector<amber_pagemap_entry> map(buf.size() / sizeof(amber_pagemap_entry));
+	memcpy(map.data(), buf.data(), buf.size());
+	return map;
+}
+
+} // namespace
+
+Result<Checkpoint> load_checkpoint_dir(const std::string &ckpt_dir, uint32_t number)
+{
+	Checkpoint c;
+	c.number = number;
+	c.dir = ckpt_dir;
+	c.meta_path = ckpt_dir + "/" + kMetaFile;
+	c.pages_path = ckpt_dir + "/" + kPagesFile;
+
+	MetaFile m = AMBER_TRY(read_meta(c.meta_path));
+	auto pm = parse_pagemap(m.section(AMBER_SEC_PAGEMAP));
+	if (!pm)
+		return wrap(pm.error(), "meta.img: section PAGEMAP: ");
+	c.pagemap = std::move(*pm);
+	c.page_size = AMBER_TRY(verify_pages(c.pages_path, c.pagemap));
+
+	auto sec = [&](uint32_t t) {
+		ByteView v = m.section(t);
+		return Bytes(v.begin(), v.end());
+	};
+	c.info_raw = sec(AMBER_SEC_INFO);
+	c.core_raw = sec(AMBER_SEC_CORE);
+	c.vmas_raw = sec(AMBER_SEC_VMAS);
+	c.fds_raw = sec(AMBER_SEC_FDS);
+
+	auto info = parse_info(c.info_raw);
+	if (!info)
+		return wrap(info.error(), "meta.img: section INFO: ");
+	c.info = std::move(*info);
+	if (auto r = parse_core(c); !r)
+		return wrap(r.error(), "meta.img: section CORE: ");
+	auto vmas = parse_vmas(c.vmas_raw);
+	if (!vmas)
+		return wrap(vmas.error(), "meta.img: section VMAS: ");
+	c.vmas = std::move(*vmas);
+	auto fds = parse_fds(c.fds_raw);
+	if (!fds)
+		return wrap(fds.error(), "meta.img: section FDS: ");
+	c.fds = std::move(*fds);
+	return c;
+}
+
+Result<void> verify_checkpoint_dir(const std::string &ckpt_dir)
+{
+	MetaFile m = AMBER_TRY(read_meta(ckpt_dir + "/" + kMetaFile));
+	auto pm = parse_pagemap(m.section(AMBER_SEC_PAGEMAP));
+	if (!pm)
+		return wrap(pm.error(), "meta.img: section PAGEMAP: ");
+	AMBER_TRY(verify_pages(ckpt_dir + "/" + kPagesFile, *pm));
+	return {};
+}
+
+} // namespace amber

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+// The amber image: meta.img (header, section table, sections, each XXH64
+// checksummed) and pages.img (written by the kernel, indexed by the PAGEMAP
+// section). See Documentation/image-format.md and include/uapi/linux/amber.h.
+//
+// Everything read from an image is untrusted: load_checkpoint() verifies
+// every checksum and every page run before returning anything.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <linux/amber.h>
+
+#include "attr.h"
+#include "result.h"
+
+namespace amber {
+
+inline constexpr const char *kMetaFile = "meta.img";
+inline constexpr const char *kPagesFile = "pages.img";
+
+// Name of a section type for messages ("INFO", "CORE", "VMAS", ...).
+std::string section_name(uint32_t type);
+
+struct InfoSection {
+	uint32_t number = 0;
+	uint32_t parent = 0;
+	uint64_t time_ns = 0;		// CLOCK_REALTIME at capture
+	uint64_t stopped_ns = 0;
+	uint64_t pages_bytes = 0;
+	std::string tool_version;
+	uint32_t pid = 0;
+	std::string hostname;
+};
+
+struct Rlimit {
+	uint32_t resource = 0;
+	uint64_t cur = 0;
+	uint64_t max = 0;
+};
+
+struct TaskInfo {
+	uint32_t pid = 0;
+	std::string comm;
+	uint32_t uid = 0, euid = 0, suid = 0, fsuid = 0;
+	uint32_t gid = 0, egid = 0, sgid = 0, fsgid = 0;
+	std::vector<uint32_t> groups;
+	uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+	uint32_t umask = 0;
+	uint32_t personality = 0;
+	std::string cwd;
+	std::vector<Rlimit> rlimits;
+	uint64_t rseq = 0;
+	uint32_t rseq_len = 0;
+	uint32_t rseq_sig = 0;
+	uint64_t clear_child_tid = 0;
+	uint64_t robust_list = 0;
+	uint64_t robust_list_len = 0;
+	uint64_t sas_sp = 0;
+	uint64_t sas_size = 0;
+	uint32_t sas_flags = 0;
+	std::string exe;
+	uint64_t start_time_ns = 0;
+};
+
+struct MmInfo {
+	uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+	uint64_t start_brk = 0, brk = 0, start_stack = 0;
+	uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+	std::vector<uint64_t> auxv;	// u64 pairs, ends with AT_NULL
+	uint64_t vdso = 0;
+};
+
+struct Vma {
+	uint64_t start = 0, end = 0;
+	uint64_t pgoff = 0;
+	uint32_t prot = 0;		// PROT_*
+	uint32_t flags = 0;		// enum amber_vma_flags
+	std::string path;		// empty for anonymous memory
+	uint64_t dev = 0, ino = 0;
+	uint64_t file_size = 0;
+	uint64_t pages = 0;		// pages of this VMA in the pages file
+};
+
+struct FdInfo {
+	uint32_t num = 0;
+	uint32_t type = 0;		// enum amber_fd_type
+	uint32_t flags = 0;		// O_*
+	uint64_t pos = 0;
+	bool cloexec = false;
+	std::string path;
+	uint64_t dev = 0, ino = 0, rdev = 0;
+	uint32_t mode = 0;
+	uint64_t size = 0;
+	bool tty = false;
+};
+
+struct SigAction {
+	uint32_t signo = 0;
+	uint64_t handler = 0;		// SIG_DFL 0, SIG_IGN 1, or address
+	uint64_t flags = 0;
+	uint64_t restorer = 0;
+	uint64_t mask = 0;
+};
+
+struct SigPending {
+	Bytes siginfo;			// 128-byte siginfo_t
+	bool shared = false;		// process-wide queue
+};
+
+struct Signals {
+	uint64_t blocked = 0;
+	std::vector<SigAction> actions;
+	std::vector<SigPending> pending;
+};
+
+// Registers indexed by enum amber_reg (index 0 unused).
+using Regs = std::array<uint64_t, AMBER_REG_MAX + 1>;
+
+// A loaded, verified checkpoint.
+struct Checkpoint {
+	uint32_t number = 0;
+	std::string dir;		// DIR/N
+	std::string meta_path;		// DIR/N/meta.img
+	std::string pages_path;		// DIR/N/pages.img
+
+	// Raw bytes of each section (attribute streams, except PAGEMAP).
+	Bytes info_raw, core_raw, vmas_raw, fds_raw;
+
+	// Raw encoded top-level attributes of the CORE section (header
+	// included, unpadded), to be copied verbatim into AMBER_CMD_RESTORE.
+	Bytes task_attr, mm_attr, regs_attr, fpu_attr, signals_attr;
+
+	InfoSection info;
+	TaskInfo task;
+	MmInfo mm;
+	Regs regs{};
+	Bytes fpu;			// XSAVE area, ptrace (UABI) layout
+	Signals signals;
+	std::vector<Vma> vmas;
+	std::vector<FdInfo> fds;
+
+	uint32_t page_size = 0;		// from pages.img's header
+	std::vector<amber_pagemap_entry> pagemap;
+};
+
+// What checkpoint writes into meta.img.
+struct MetaSections {
+	Bytes info;	// attribute stream: enum amber_info_attr
+	Bytes core;	// AMBER_A_TASK, MM, REGS, FPU, SIGNALS attributes
+	Bytes vmas;	// AMBER_A_VMA attributes
+	Bytes fds;	// AMBER_A_FD attributes
+	std::vector<amber_pagemap_entry> pagemap;
+};
+
+// Serializes meta.img (header, section table, 8-byte aligned sections).
+Bytes build_meta(const MetaSections &s);
+
+// Encodes an INFO section.
+Bytes encode_info(const InfoSection &info);
+
+// Scans a pages file: checks its header, walks the runs and hashes each
+// run's data. Fails on a truncated or malformed file. page_size receives the
+// header's page size.
+Result<std::vector<amber_pagemap_entry>> scan_pages(int fd, uint32_t *page_size);
+
+// Parsers for attribute streams (untrusted input). Errors name the part.
+Result<InfoSection> parse_info(ByteView attrs);
+Result<TaskInfo> parse_task(ByteView nest_payload);
+Result<MmInfo> parse_mm(ByteView nest_payload);
+Result<Regs> parse_regs(ByteView nest_payload);
+Result<Signals> parse_signals(ByteView nest_payload);
+Result<Vma> parse_vma(ByteView nest_payload);
+Result<FdInfo> parse_fd(ByteView nest_payload);
+// A stream of AMBER_A_VMA / AMBER_A_FD attributes.
+Result<std::vector<Vma>> parse_vmas(ByteView attrs);
+Result<std::vector<FdInfo>> parse_fds(ByteView attrs);
+
+// Reads and verifies DIR/N/meta.img and DIR/N/pages.img: header and table
+// checksum, every section checksum, every page run (header and XXH64), then
+// parses the sections. Errors name the file and part:
+// "meta.img: truncated", "meta.img: section VMAS: checksum mismatch",
+// "pages.img: run 3 at 0x7f12...: checksum mismatch".
+Result<Checkpoint> load_checkpoint_dir(const std::string &ckpt_dir, uint32_t number);
+
+// Verifies only (used by inspect to report damage); same errors.
+Result<void> verify_checkpoint_dir(const std::string &ckpt_dir);
+
+} // namespace amber

@@ -1,0 +1,614 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "stub.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/amber.h>
+
+namespace amber {
+
+namespace {
+
+std::string hex(uint64_t v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
+	return buf;
+}
+
+std::string range_str(const Range &r)
+{
+	return hex(r.start) + "-" + hex(r.end);
+}
+
+// Splits off the next blank-separated field of s.
+std::string_view next_field(std::string_view &s)
+{
+	size_t b = s.find_first_not_of(' ');
+	if (b == std::string_view::npos) {
+		s = {};
+		return {};
+	}
+	s.remove_prefix(b);
+	size_t e = s.find(' ');
+	std::string_view f = s.substr(0, e);
+	s.remove_prefix(e == std::string_view::npos ? s.size() : e);
+	return f;
+}
+
+bool parse_hex(std::string_view s, uint64_t *v)
+{
+	auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v, 16);
+	return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+const MapEntry *find_map(const std::vector<MapEntry> &maps, std::string_view name)
+{
+	for (const MapEntry &m : maps)
+		if (m.name == name)
+			return &m;
+	return nullptr;
+}
+
+const Vma *find_vma_flag(const std::vector<Vma> &vmas, uint32_t flag)
+{
+	for (const Vma &v : vmas)
+		if (v.flags & flag)
+			return &v;
+	return nullptr;
+}
+
+const char *fd_type_name(uint32_t type)
+{
+	switch (type) {
+	case AMBER_FD_REG:
+		return "regular file";
+	case AMBER_FD_DIR:
+		return "directory";
+	case AMBER_FD_CHR:
+		return "character device";
+	case AMBER_FD_BLK:
+		return "block device";
+	case AMBER_FD_FIFO:
+		return "pipe";
+	case AMBER_FD_SOCK:
+		return "socket";
+	default:
+		return "special file";
+	}
+}
+
+std::string signal_name(int sig)
+{
+	const char *abbrev = sig > 0 && sig < SIGRTMIN ? sigabbrev_np(sig) : nullptr;
+	if (abbrev)
+		return std::string("SIG") + abbrev;
+	return std::to_string(sig);
+}
+
+std::string rlimit_name(int res)
+{
+	static const char *const names[] = {
+		"CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE",
+		"MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME",
+	};
+	if (res >= 0 && size_t(res) < sizeof(names) / sizeof(names[0]))
+		return std::string("RLIMIT_") + names[res];
+	return "rlimit " + std::to_string(res);
+}
+
+std::string rlim_str(rlim_t v)
+{
+	return v == RLIM_INFINITY ? "unlimited" : std::to_string(v);
+}
+
+} // namespace
+
+Result<std::vector<MapEntry>> parse_maps(std::string_view text)
+{
+	std::vector<MapEntry> maps;
+	size_t lineno = 0;
+
+	while (!text.empty()) {
+		size_t nl = text.find('\n');
+		std::string_view line = text.substr(0, nl);
+		text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+		lineno++;
+		if (line.empty())
+			continue;
+
+		std::string_view rest = line;
+		std::string_view addrs = next_field(rest);
+		for (int i = 0; i < 4; i++)	// perms, offset, dev, inode
+			if (next_field(rest).empty())
+				return fail(EPROTO, "maps line " + std::to_string(lineno) +
+					    ": too few fields");
+		size_t dash = addrs.find('-');
+		MapEntry m;
+		if (dash == std::string_view::npos ||
+		    !parse_hex(addrs.substr(0, dash), &m.range.start) ||
+		    !parse_hex(addrs.substr(dash + 1), &m.range.end) ||
+		    m.range.end < m.range.start)
+			return fail(EPROTO, "maps line " + std::to_string(lineno) +
+				    ": bad address range");
+		size_t b = rest.find_first_not_of(' ');
+		if (b != std::string_view::npos)
+			m.name = rest.substr(b);
+		maps.push_back(std::move(m));
+	}
+	return maps;
+}
+
+Result<std::vector<MapEntry>> read_own_maps()
+{
+	std::ifstream in("/proc/self/maps");
+	if (!in)
+		return fail_errno("/proc/self/maps");
+	std::stringstream ss;
+	ss << in.rdbuf();
+	auto maps = parse_maps(ss.str());
+	if (!maps)
+		return wrap(maps.error(), "/proc/self/maps: ");
+	return maps;
+}
+
+Result<VdsoPlan> plan_vdso(const std::vector<MapEntry> &own, const std::vector<Vma> &img)
+{
+	VdsoPlan p;
+	const MapEntry *own_vvar = find_map(own, "[vvar]");
+	const MapEntry *own_vdso = find_map(own, "[vdso]");
+	const Vma *img_vvar = find_vma_flag(img, AMBER_VMA_F_VVAR);
+	const Vma *img_vdso = find_vma_flag(img, AMBER_VMA_F_VDSO);
+
+	if (own_vvar)
+		p.cur_vvar = own_vvar->range;
+	if (own_vdso)
+		p.cur_vdso = own_vdso->range;
+	if (img_vvar)
+		p.img_vvar = {img_vvar->start, img_vvar->end};
+	if (img_vdso)
+		p.img_vdso = {img_vdso->start, img_vdso->end};
+
+	if (!img_vvar && !img_vdso) {
+		// The process ran without a vDSO: the stub drops its own.
+		p.action = (own_vvar || own_vdso) ? VdsoPlan::Action::Unmap
+						  : VdsoPlan::Action::None;
+		return p;
+	}
+	if (p.cur_vvar.size() != p.img_vvar.size() || p.cur_vdso.size() != p.img_vdso.size() ||
+	    p.img_vvar.end < p.img_vvar.start || p.img_vdso.end < p.img_vdso.start)
+		return fail(0, "vdso size differs: restore needs the same kernel (image: vvar " +
+			    std::to_string(p.img_vvar.size()) + ", vdso " +
+			    std::to_string(p.img_vdso.size()) + " bytes; this kernel: vvar " +
+			    std::to_string(p.cur_vvar.size()) + ", vdso " +
+			    std::to_string(p.cur_vdso.size()) + " bytes)");
+	if (p.img_vvar.overlaps(p.img_vdso))
+		return fail(0, "image: [vvar] " + range_str(p.img_vvar) + " overlaps [vdso] " +
+			    range_str(p.img_vdso));
+
+	for (const MapEntry &m : own) {
+		if (&m == own_vvar || &m == own_vdso)
+			continue;
+		for (const Range *r : {&p.img_vvar, &p.img_vdso}) {
+			if (!m.range.overlaps(*r))
+				continue;
+			return fail(0, std::string("the image's ") +
+				    (r == &p.img_vvar ? "[vvar] " : "[vdso] ") + range_str(*r) +
+				    " overlaps amber restore's own mapping " + range_str(m.range) +
+				    (m.name.empty() ? "" : " " + m.name) +
+				    "; its layout is randomized, run amber restore again");
+		}
+	}
+	p.action = VdsoPlan::Action::Move;
+	return p;
+}
+
+int pick_scratch_chunk(uint64_t base, uint64_t span, const Range &a, const Range &b)
+{
+	for (int i = 0; i < 5; i++) {
+		Range c{base + i * span, base + (i + 1) * span};
+		if (!c.overlaps(a) && !c.overlaps(b))
+			return i;
+	}
+	return -1;
+}
+
+std::vector<std::pair<unsigned, unsigned>> close_ranges(const std::vector<int> &keep)
+{
+	std::vector<std::pair<unsigned, unsigned>> out;
+	unsigned next = 0;
+
+	for (int k : keep) {
+		if (k < 0 || unsigned(k) < next)
+			continue;
+		if (unsigned(k) > next)
+			out.emplace_back(next, unsigned(k) - 1);
+		next = unsigned(k) + 1;
+	}
+	out.emplace_back(next, UINT_MAX);
+	return out;
+}
+
+Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds)
+{
+	std::vector<StubFd> out;
+
+	for (const FdInfo &f : fds) {
+		std::string name = "fd " + std::to_string(f.num) + ": " + f.path;
+		if (f.num > INT_MAX / 2)
+			return fail(0, name + ": fd number out of range");
+		StubFd s;
+		s.num = int(f.num);
+
+		if (f.num <= 2 && (f.tty || f.type == AMBER_FD_FIFO)) {
+			s.inherit = true;
+			s.flags = f.cloexec ? O_CLOEXEC : 0;
+			out.push_back(std::move(s));
+			continue;
+		}
+		switch (f.type) {
+		case AMBER_FD_REG:
+		case AMBER_FD_DIR:
+		case AMBER_FD_CHR:
+		case AMBER_FD_BLK:
+			break;
+		default:
+			return fail(0, name + ": cannot restore a " + fd_type_name(f.type) +
+				    " on fd " + std::to_string(f.num) +
+				    (f.type == AMBER_FD_FIFO ? " (pipes only on fds 0-2)" : ""));
+		}
+		if (f.path.empty() || f.path[0] != '/')
+			return fail(0, name + ": not a path that can be reopened");
+		s.path = f.path;
+		s.flags = int(f.flags & ~uint32_t(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
+		if (f.cloexec)
+			s.flags |= O_CLOEXEC;
+		if (f.type == AMBER_FD_CHR)
+			s.flags |= O_NOCTTY;
+		if (f.type == AMBER_FD_REG) {
+			if (f.pos > uint64_t(INT64_MAX))
+				return fail(0, name + ": offset out of range");
+			s.seek = true;
+			s.pos = off_t(f.pos);
+		}
+		out.push_back(std::move(s));
+	}
+	std::sort(out.begin(), out.end(),
+		  [](const StubFd &a, const StubFd &b) { return a.num < b.num; });
+	for (size_t i = 1; i < out.size(); i++)
+		if (out[i].num == out[i - 1].num)
+			return fail(0, "fd " + std::to_string(out[i].num) +
+				    ": appears twice in the image");
+	return out;
+}
+
+std::vector<FdMove> plan_helper_moves(const std::vector<int> &helpers, int max_image_fd,
+				      int max_open_fd)
+{
+	std::vector<FdMove> out;
+	int next = std::max(max_image_fd, max_open_fd) + 1;
+
+	for (int fd : helpers)
+		out.push_back({fd, next++});
+	return out;
+}
+
+std::string describe_step(const StubPlan &plan, const StubReport &r)
+{
+	auto fd_name = [&](const char *what) {
+		if (r.index < 0 || size_t(r.index) >= plan.fds.size())
+			return std::string("fd: ") + what;
+		const StubFd &f = plan.fds[r.index];
+		return "fd " + std::to_string(f.num) + ": " + f.path + ": " + what;
+	};
+
+	switch (StubStep(r.step)) {
+	case StubStep::SigMask:
+		return "stub: blocking signals";
+	case StubStep::MoveFd:
+		return "stub: moving helper fd " + std::to_string(r.index);
+	case StubStep::CloseFds:
+		return "stub: closing inherited fds";
+	case StubStep::OpenFd:
+		return fd_name("open");
+	case StubStep::DupFd:
+		return fd_name("dup3");
+	case StubStep::SeekFd:
+		return fd_name("lseek");
+	case StubStep::Chdir:
+		return "cwd " + plan.cwd.value_or("") + ": chdir";
+	case StubStep::Comm:
+		return "comm '" + plan.comm + "': prctl(PR_SET_NAME)";
+	case StubStep::Sigaction:
+		return "signal " + signal_name(r.index) + ": rt_sigaction";
+	case StubStep::SigQueue:
+		return "pending signal " + signal_name(r.index) + ": rt_sigqueueinfo";
+	case StubStep::VdsoScratch:
+		return "vdso: reserving a scratch area";
+	case StubStep::VdsoMove:
+		return "vdso: mremap to " + range_str(plan.vdso.img_vvar) + " / " +
+		       range_str(plan.vdso.img_vdso);
+	case StubStep::Rlimit:
+		for (const StubRlimit &l : plan.rlimits)
+			if (l.resource == r.index)
+				return rlimit_name(r.index) + " " + rlim_str(l.lim.rlim_cur) + "/" +
+				       rlim_str(l.lim.rlim_max) + ": setrlimit";
+		return rlimit_name(r.index) + ": setrlimit";
+	case StubStep::Send:
+		return "netlink: sending AMBER_CMD_RESTORE";
+	case StubStep::Returned:
+		return "amber.ko refused the restore request";
+	}
+	return "stub: step " + std::to_string(r.step);
+}
+
+std::string fd_legend(const std::string &msg, const std::map<int, std::string> &names)
+{
+	std::string legend;
+	for (size_t at = msg.find("fd "); at != std::string::npos; at = msg.find("fd ", at + 3)) {
+		if (at > 0 && isalnum((unsigned char)msg[at - 1]))
+			continue;
+		char *end;
+		long n = strtol(msg.c_str() + at + 3, &end, 10);
+		auto it = names.find(int(n));
+		if (end == msg.c_str() + at + 3 || it == names.end())
+			continue;
+		std::string item = "fd " + std::to_string(n) + " is " + it->second;
+		if (legend.find(item) == std::string::npos)
+			legend += (legend.empty() ? "" : ", ") + item;
+	}
+	return legend.empty() ? "" : " [" + legend + "]";
+}
+
+bool vma_has_file(const Vma &v)
+{
+	constexpr uint32_t no_file = AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM |
+				     AMBER_VMA_F_VDSO | AMBER_VMA_F_VVAR;
+	return !(v.flags & no_file) && !v.path.empty() && v.path[0] == '/';
+}
+
+bool vma_needs_write(const Vma &v)
+{
+	return (v.flags & AMBER_VMA_F_SHARED) && (v.flags & AMBER_VMA_F_MAYWRITE);
+}
+
+namespace {
+
+// vvar and vDSO stay in the list: the kernel checks that the stub moved them
+// to the image's addresses. A nest holds at most 64 KiB, so long lists are
+// split over several AMBER_A_VMAS, which the kernel joins.
+Result<void> put_vmas(AttrWriter &w, const std::vector<Vma> &vmas, const RequestFds &fds)
+{
+	constexpr size_t kNestMax = 65535;
+	size_t nest = w.begin_nest(AMBER_A_VMAS);
+
+	for (const Vma &v : vmas) {
+		// Upper bound of one encoded VMA: 10 numbers, the path, the nest.
+		size_t need = 4 + 10 * 12 + 4 + v.path.size() + 4;
+		if (w.bytes().size() - nest + need > kNestMax) {
+			w.end_nest(nest);
+			nest = w.begin_nest(AMBER_A_VMAS);
+		}
+		size_t n = w.begin_nest(AMBER_A_VMA);
+		w.put_u64(AMBER_VMA_START, v.start);
+		w.put_u64(AMBER_VMA_END, v.end);
+		w.put_u64(AMBER_VMA_PGOFF, v.pgoff);
+		w.put_u32(AMBER_VMA_PROT, v.prot);
+		w.put_u32(AMBER_VMA_FLAGS, v.flags);
+		if (!v.path.empty())
+			w.put_string(AMBER_VMA_PATH, v.path);
+		w.put_u64(AMBER_VMA_DEV, v.dev);
+		w.put_u64(AMBER_VMA_INO, v.ino);
+		w.put_u64(AMBER_VMA_FILE_SIZE, v.file_size);
+		w.put_u64(AMBER_VMA_PAGES, v.pages);
+		if (vma_has_file(v)) {
+			auto fd = fds.files.find({v.path, vma_needs_write(v)});
+			if (fd == fds.files.end())
+				return fail(0, v.path + ": no fd opened to map it");
+			w.put_u32(AMBER_VMA_FILE_FD, uint32_t(fd->second));
+		}
+		w.end_nest(n);
+	}
+	w.end_nest(nest);
+	return {};
+}
+
+} // namespace
+
+Result<Bytes> build_restore_attrs(const Checkpoint &c, const RequestFds &fds)
+{
+	AttrWriter w;
+
+	w.put_raw(c.task_attr);
+	w.put_raw(c.mm_attr);
+	w.put_raw(c.regs_attr);
+	if (!c.fpu_attr.empty())
+		w.put_raw(c.fpu_attr);
+	w.put_raw(c.signals_attr);
+	AMBER_TRY(put_vmas(w, c.vmas, fds));
+
+	size_t n = w.begin_nest(AMBER_A_PAGE_FDS);
+	for (int fd : fds.pages)
+		w.put_u32(AMBER_A_PAGE_FD, uint32_t(fd));
+	w.end_nest(n);
+	n = w.begin_nest(AMBER_A_CLOSE_FDS);
+	for (int fd : fds.close)
+		w.put_u32(AMBER_A_CLOSE_FD, uint32_t(fd));
+	w.end_nest(n);
+	if (fds.exe >= 0)
+		w.put_u32(AMBER_A_EXE_FD, uint32_t(fds.exe));
+	if (!w.ok())
+		return fail(E2BIG, "restore request: an attribute exceeds 64 KiB");
+	return w.take();
+}
+
+// ---- The child. Only system calls from here on. ----
+
+namespace {
+
+[[noreturn]] void stub_fail(const StubPlan &plan, StubStep step, int index)
+{
+	StubReport r;
+	r.step = uint32_t(step);
+	r.index = index;
+	r.err = errno;
+	if (plan.report_fd >= 0) {
+		ssize_t n = write(plan.report_fd, &r, sizeof(r));
+		(void)n;
+	}
+	_exit(126);
+}
+
+// Moves [vvar] and [vdso] to the image's addresses through a scratch area,
+// so that no order of the two moves can clobber the other mapping.
+bool move_vdso(const StubPlan &plan, StubStep *step)
+{
+	const VdsoPlan &v = plan.vdso;
+
+	if (v.action == VdsoPlan::Action::Unmap) {
+		*step = StubStep::VdsoMove;
+		if (!v.cur_vvar.empty() && munmap((void *)v.cur_vvar.start, v.cur_vvar.size()))
+			return false;
+		if (!v.cur_vdso.empty() && munmap((void *)v.cur_vdso.start, v.cur_vdso.size()))
+			return false;
+		return true;
+	}
+	if (v.action != VdsoPlan::Action::Move)
+		return true;
+
+	uint64_t span = v.cur_vvar.size() + v.cur_vdso.size();
+	*step = StubStep::VdsoScratch;
+	void *res = mmap(nullptr, 5 * span, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return false;
+	uint64_t base = uint64_t(res);
+	int c = pick_scratch_chunk(base, span, v.img_vvar, v.img_vdso);
+	if (c < 0) {
+		errno = EFAULT;
+		return false;
+	}
+	uint64_t tmp = base + c * span;
+
+	*step = StubStep::VdsoMove;
+	const int mf = MREMAP_MAYMOVE | MREMAP_FIXED;
+	uint64_t tmp_vvar = tmp, tmp_vdso = tmp + v.cur_vvar.size();
+	if (!v.cur_vvar.empty() &&
+	    mremap((void *)v.cur_vvar.start, v.cur_vvar.size(), v.cur_vvar.size(), mf,
+		   (void *)tmp_vvar) == MAP_FAILED)
+		return false;
+	if (mremap((void *)v.cur_vdso.start, v.cur_vdso.size(), v.cur_vdso.size(), mf,
+		   (void *)tmp_vdso) == MAP_FAILED)
+		return false;
+	// Drop the rest of the scratch area before the final move: it may
+	// cover the targets, and must not be unmapped after it.
+	if (c > 0 && munmap(res, c * span))
+		return false;
+	if (c < 4 && munmap((void *)(tmp + span), (4 - c) * span))
+		return false;
+	if (!v.cur_vvar.empty() &&
+	    mremap((void *)tmp_vvar, v.cur_vvar.size(), v.cur_vvar.size(), mf,
+		   (void *)v.img_vvar.start) == MAP_FAILED)
+		return false;
+	if (mremap((void *)tmp_vdso, v.cur_vdso.size(), v.cur_vdso.size(), mf,
+		   (void *)v.img_vdso.start) == MAP_FAILED)
+		return false;
+	return true;
+}
+
+} // namespace
+
+void run_stub(const StubPlan &plan)
+{
+	// 1. Nothing may interrupt the stub; pending signals stay queued.
+	uint64_t all = ~0ULL;
+	if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, sizeof(all)))
+		stub_fail(plan, StubStep::SigMask, 0);
+
+	// 2. Helper fds above every image fd, then drop everything else.
+	for (size_t i = 0; i < plan.helpers.size(); i++) {
+		const FdMove &m = plan.helpers[i];
+		if (dup3(m.from, m.to, O_CLOEXEC) < 0)
+			stub_fail(plan, StubStep::MoveFd, int(i));
+		close(m.from);
+	}
+	for (const auto &[lo, hi] : plan.close)
+		if (syscall(SYS_close_range, lo, hi, 0))
+			stub_fail(plan, StubStep::CloseFds, 0);
+
+	// 3. The image's fds at their numbers.
+	for (size_t i = 0; i < plan.fds.size(); i++) {
+		const StubFd &f = plan.fds[i];
+		if (f.inherit) {
+			fcntl(f.num, F_SETFD, (f.flags & O_CLOEXEC) ? FD_CLOEXEC : 0);
+			continue;
+		}
+		int fd = open(f.path.c_str(), f.flags);
+		if (fd < 0)
+			stub_fail(plan, StubStep::OpenFd, int(i));
+		if (fd != f.num) {
+			if (dup3(fd, f.num, f.flags & O_CLOEXEC) < 0)
+				stub_fail(plan, StubStep::DupFd, int(i));
+			close(fd);
+		}
+		if (f.seek && lseek(f.num, f.pos, SEEK_SET) < 0)
+			stub_fail(plan, StubStep::SeekFd, int(i));
+	}
+
+	// 4. Process attributes.
+	if (plan.cwd && chdir(plan.cwd->c_str()))
+		stub_fail(plan, StubStep::Chdir, 0);
+	if (plan.umask)
+		umask(*plan.umask);
+	if (!plan.comm.empty() && prctl(PR_SET_NAME, plan.comm.c_str(), 0, 0, 0))
+		stub_fail(plan, StubStep::Comm, 0);
+
+	// 5. Signal handlers, then the pending signals (all blocked: they stay
+	// queued until the kernel installs the image's blocked mask).
+	for (const StubSigaction &a : plan.actions)
+		if (syscall(SYS_rt_sigaction, a.signo, &a.act, nullptr, 8))
+			stub_fail(plan, StubStep::Sigaction, a.signo);
+	pid_t self = pid_t(syscall(SYS_getpid));
+	for (const StubSiginfo &s : plan.pending) {
+		long r = s.shared ? syscall(SYS_rt_sigqueueinfo, self, s.signo, s.info)
+				  : syscall(SYS_rt_tgsigqueueinfo, self, self, s.signo, s.info);
+		if (r)
+			stub_fail(plan, StubStep::SigQueue, s.signo);
+	}
+
+	// 6. vvar/vDSO to the image's addresses. From here on nothing may use
+	// the vDSO (no clock_gettime, time, gettimeofday).
+	StubStep step;
+	if (!move_vdso(plan, &step))
+		stub_fail(plan, step, 0);
+
+	// 7. Limits last: a low RLIMIT_NOFILE must not stop the steps above.
+	for (const StubRlimit &r : plan.rlimits)
+		if (setrlimit(__rlimit_resource(r.resource), &r.lim))
+			stub_fail(plan, StubStep::Rlimit, r.resource);
+
+	// 8. Become the checkpointed process. On success this never returns.
+	if (send(plan.nl_fd, plan.msg.data(), plan.msg.size(), 0) < 0)
+		stub_fail(plan, StubStep::Send, 0);
+	errno = 0;
+	stub_fail(plan, StubStep::Returned, 0);
+}
+
+} // namespace amber

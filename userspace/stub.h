@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+// The restore stub: the child that `amber restore` creates with clone3() and
+// the checkpointed PID. Everything it does is decided by the parent before
+// clone3() and stored in a StubPlan; the child only reads the plan and makes
+// system calls (no allocation, no locks, no vDSO once it has moved the vDSO),
+// then sends the prepared AMBER_CMD_RESTORE request. On success the kernel
+// turns it into the checkpointed program and it never returns; on failure it
+// writes one StubReport to the report pipe and exits.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "attr.h"
+#include "image.h"
+#include "result.h"
+
+namespace amber {
+
+// A half-open address range [start, end).
+struct Range {
+	uint64_t start = 0;
+	uint64_t end = 0;
+
+	uint64_t size() const { return end - start; }
+	bool empty() const { return end <= start; }
+	bool overlaps(const Range &o) const
+	{
+		return !empty() && !o.empty() && start < o.end && o.start < end;
+	}
+};
+
+// One line of /proc/PID/maps.
+struct MapEntry {
+	Range range;
+	std::string name;	// path, "[vdso]", "[stack]", ... or empty
+};
+
+Result<std::vector<MapEntry>> parse_maps(std::string_view text);
+Result<std::vector<MapEntry>> read_own_maps();
+
+// Moving the stub's [vvar] and [vdso] to the image's addresses.
+struct VdsoPlan {
+	enum class Action { None, Move, Unmap };
+	Action action = Action::None;
+	Range cur_vvar, cur_vdso;	// the stub's (same as the parent's)
+	Range img_vvar, img_vdso;	// where the image had them
+};
+
+// Plans the move from the parent's own mappings and the image's VMAs:
+// sizes must match (same kernel) and the image's ranges must not cover any
+// other mapping of ours, which the stub still runs on until the kernel call.
+Result<VdsoPlan> plan_vdso(const std::vector<MapEntry> &own, const std::vector<Vma> &img);
+
+// The stub moves vvar+vDSO through a scratch area of 5 * span bytes: returns
+// the index (0-4) of a span-sized chunk of [base, base + 5 * span) that
+// overlaps neither target range. At least one always exists when both
+// targets are at most span long.
+int pick_scratch_chunk(uint64_t base, uint64_t span, const Range &a, const Range &b);
+
+// Gaps between sorted, distinct kept fds, as close_range() arguments.
+std::vector<std::pair<unsigned, unsigned>> close_ranges(const std::vector<int> &keep);
+
+// struct sigaction as the x86-64 rt_sigaction system call takes it.
+struct KernelSigaction {
+	uint64_t handler;
+	uint64_t flags;
+	uint64_t restorer;
+	uint64_t mask;
+};
+
+// One image fd as the stub recreates it.
+struct StubFd {
+	int num = -1;
+	bool inherit = false;	// keep `amber restore`'s own fd num (stdio)
+	std::string path;
+	int flags = 0;		// for open(2), O_CLOEXEC included when saved
+	bool seek = false;
+	off_t pos = 0;
+};
+
+// Decides how each image fd is recreated: regular files, directories and
+// character devices by path with the saved flags minus O_CREAT, O_TRUNC and
+// O_EXCL; fds 0-2 that were a terminal or a pipe are inherited from
+// `amber restore`. Anything else is refused, naming the fd.
+Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds);
+
+// A helper fd of the parent and the number it gets in the stub.
+struct FdMove {
+	int from = -1;
+	int to = -1;
+};
+
+// Helper fds go to consecutive numbers above both the highest image fd and
+// the highest fd open in the parent, so moving them clobbers nothing.
+std::vector<FdMove> plan_helper_moves(const std::vector<int> &helpers, int max_image_fd,
+				      int max_open_fd);
+
+struct StubSigaction {
+	int signo = 0;
+	KernelSigaction act{};
+};
+
+struct StubSiginfo {
+	int signo = 0;
+	bool shared = false;
+	uint8_t info[128] = {};
+};
+
+struct StubRlimit {
+	int resource = 0;
+	struct rlimit lim {};
+};
+
+struct StubPlan {
+	std::vector<FdMove> helpers;
+	std::vector<std::pair<unsigned, unsigned>> close;	// after the moves
+	std::vector<StubFd> fds;
+	std::optional<std::string> cwd;
+	std::optional<mode_t> umask;
+	std::string comm;
+	std::vector<StubSigaction> actions;
+	std::vector<StubSiginfo> pending;
+	VdsoPlan vdso;
+	std::vector<StubRlimit> rlimits;	// RLIMIT_NOFILE last
+	int nl_fd = -1;				// stub's numbers, after the moves
+	int report_fd = -1;
+	Bytes msg;				// complete netlink message
+};
+
+// What the stub was doing when it failed.
+enum class StubStep : uint32_t {
+	SigMask = 1,
+	MoveFd,		// index: helpers[]
+	CloseFds,
+	OpenFd,		// index: fds[]
+	DupFd,		// index: fds[]
+	SeekFd,		// index: fds[]
+	Chdir,
+	Comm,
+	Sigaction,	// index: signal number
+	SigQueue,	// index: signal number
+	VdsoScratch,
+	VdsoMove,
+	Rlimit,		// index: resource
+	Send,
+	Returned,	// the kernel refused the request: read the ACK
+};
+
+// Fixed-size record written to the report pipe (atomic: < PIPE_BUF).
+struct StubReport {
+	uint32_t step = 0;
+	int32_t index = 0;
+	int32_t err = 0;
+};
+
+// "fd 3: /tmp/data.bin: open" etc. for a report of the stub (without the
+// strerror part, which Error::str() adds).
+std::string describe_step(const StubPlan &plan, const StubReport &r);
+
+// A file-backed VMA, mapped on restore through an fd the stub passes.
+bool vma_has_file(const Vma &v);
+// Its fd must be open for writing (MAP_SHARED that may become writable).
+bool vma_needs_write(const Vma &v);
+
+// The stub's fd numbers that AMBER_CMD_RESTORE names.
+struct RequestFds {
+	std::vector<int> pages;					// oldest first
+	int exe = -1;
+	std::map<std::pair<std::string, bool>, int> files;	// (path, rw) -> fd
+	std::vector<int> close;					// every helper fd
+};
+
+// Payload of AMBER_CMD_RESTORE: TASK, MM, REGS, FPU and SIGNALS copied from
+// the image's CORE section, the VMAs with VMA_FILE_FD, PAGE_FDS, CLOSE_FDS
+// and EXE_FD.
+Result<Bytes> build_restore_attrs(const Checkpoint &c, const RequestFds &fds);
+
+// The kernel's extack names the stub's fd numbers ("exe fd 16: ..."):
+// " [fd 16 is /usr/bin/prog]" for those of them found in names, else "".
+std::string fd_legend(const std::string &msg, const std::map<int, std::string> &names);
+
+// Runs in the child after clone3(): never returns.
+[[noreturn]] void run_stub(const StubPlan &plan);
+
+} // namespace amber

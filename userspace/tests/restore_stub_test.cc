@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: GPL-2.0
+// Units of the restore stub: planning (pure) and the stub itself run in a
+// forked child on the host, up to the point where it sends its request.
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/amber.h>
+
+#include "stub.h"
+
+using namespace amber;
+
+namespace {
+
+Vma make_vma(uint64_t start, uint64_t end, uint32_t flags)
+{
+	Vma v;
+	v.start = start;
+	v.end = end;
+	v.flags = flags;
+	return v;
+}
+
+std::vector<MapEntry> sample_maps()
+{
+	return *parse_maps("555555554000-555555556000 r--p 00000000 08:01 123 /usr/bin/amber\n"
+			   "7ffff7fc1000-7ffff7fc5000 r--p 00000000 00:00 0                  [vvar]\n"
+			   "7ffff7fc5000-7ffff7fc7000 r-xp 00000000 00:00 0                  [vdso]\n"
+			   "7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0                  [stack]\n");
+}
+
+std::string slurp(const std::string &path)
+{
+	std::ifstream in(path);
+	std::stringstream ss;
+	ss << in.rdbuf();
+	return ss.str();
+}
+
+// "Field:\tvalue" of /proc/PID/status.
+std::string status_field(pid_t pid, const std::string &field)
+{
+	std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
+	std::string line;
+	while (std::getline(in, line))
+		if (line.rfind(field + ":", 0) == 0)
+			return line.substr(line.find_first_not_of(" \t", field.size() + 1));
+	return "";
+}
+
+} // namespace
+
+TEST(RestoreMaps, ParsesRangesAndNames)
+{
+	auto maps = parse_maps("00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/my prog\n"
+			       "7f00-8f00 rw-p 00000000 00:00 0 \n"
+			       "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n");
+	ASSERT_TRUE(maps) << maps.error().str();
+	ASSERT_EQ(3u, maps->size());
+	EXPECT_EQ(0x400000u, (*maps)[0].range.start);
+	EXPECT_EQ(0x452000u, (*maps)[0].range.end);
+	EXPECT_EQ("/usr/bin/my prog", (*maps)[0].name);
+	EXPECT_EQ("", (*maps)[1].name);
+	EXPECT_EQ("[vsyscall]", (*maps)[2].name);
+}
+
+TEST(RestoreMaps, RejectsGarbage)
+{
+	EXPECT_FALSE(parse_maps("zzzz-1000 r--p 0 0:0 0\n"));
+	EXPECT_FALSE(parse_maps("2000-1000 r--p 0 0:0 0\n"));
+	EXPECT_FALSE(parse_maps("1000-2000 r--p\n"));
+}
+
+TEST(RestoreMaps, ReadsOwnVdso)
+{
+	auto maps = read_own_maps();
+	ASSERT_TRUE(maps) << maps.error().str();
+	bool vdso = false;
+	for (const MapEntry &m : *maps)
+		vdso |= m.name == "[vdso]";
+	EXPECT_TRUE(vdso);
+}
+
+TEST(RestoreVdso, PlansMove)
+{
+	std::vector<Vma> img = {make_vma(0x7f0000000000, 0x7f0000004000, AMBER_VMA_F_VVAR),
+				make_vma(0x7f0000004000, 0x7f0000006000, AMBER_VMA_F_VDSO)};
+	auto p = plan_vdso(sample_maps(), img);
+	ASSERT_TRUE(p) << p.error().str();
+	EXPECT_EQ(VdsoPlan::Action::Move, p->action);
+	EXPECT_EQ(0x7ffff7fc1000u, p->cur_vvar.start);
+	EXPECT_EQ(0x7ffff7fc5000u, p->cur_vdso.start);
+	EXPECT_EQ(0x7f0000000000u, p->img_vvar.start);
+	EXPECT_EQ(0x7f0000004000u, p->img_vdso.start);
+}
+
+TEST(RestoreVdso, OverlapWithOwnVdsoIsFine)
+{
+	// The image's vDSO sits where our vvar is: the scratch area handles it.
+	std::vector<Vma> img = {make_vma(0x7ffff7fbd000, 0x7ffff7fc1000, AMBER_VMA_F_VVAR),
+				make_vma(0x7ffff7fc1000, 0x7ffff7fc3000, AMBER_VMA_F_VDSO)};
+	auto p = plan_vdso(sample_maps(), img);
+	ASSERT_TRUE(p) << p.error().str();
+	EXPECT_EQ(VdsoPlan::Action::Move, p->action);
+}
+
+TEST(RestoreVdso, SizeMismatchFails)
+{
+	std::vector<Vma> img = {make_vma(0x7f0000000000, 0x7f0000003000, AMBER_VMA_F_VVAR),
+				make_vma(0x7f0000003000, 0x7f0000005000, AMBER_VMA_F_VDSO)};
+	auto p = plan_vdso(sample_maps(), img);
+	ASSERT_FALSE(p);
+	EXPECT_NE(std::string::npos, p.error().msg.find("vdso size differs"));
+}
+
+TEST(RestoreVdso, OverlapWithOtherMappingFails)
+{
+	std::vector<Vma> img = {make_vma(0x7ffffffdc000, 0x7ffffffe0000, AMBER_VMA_F_VVAR),
+				make_vma(0x7ffffffe0000, 0x7ffffffe2000, AMBER_VMA_F_VDSO)};
+	auto p = plan_vdso(sample_maps(), img);
+	ASSERT_FALSE(p);
+	EXPECT_NE(std::string::npos, p.error().msg.find("[stack]")) << p.error().msg;
+}
+
+TEST(RestoreVdso, NoVdsoInImageUnmaps)
+{
+	auto p = plan_vdso(sample_maps(), {make_vma(0x1000, 0x2000, AMBER_VMA_F_ANON)});
+	ASSERT_TRUE(p);
+	EXPECT_EQ(VdsoPlan::Action::Unmap, p->action);
+}
+
+TEST(RestoreVdso, ScratchChunkAvoidsTargets)
+{
+	const uint64_t base = 0x10000, span = 0x6000;
+	Range a{base + 0x1000, base + 0x5000}, b{base + 0x5000, base + 0x7000};
+	int c = pick_scratch_chunk(base, span, a, b);
+	ASSERT_GE(c, 0);
+	Range chunk{base + c * span, base + (c + 1) * span};
+	EXPECT_FALSE(chunk.overlaps(a));
+	EXPECT_FALSE(chunk.overlaps(b));
+
+	// Worst case: each target straddles two chunks.
+	a = {base + span - 0x1000, base + span + 0x3000};
+	b = {base + 3 * span - 0x1000, base + 3 * span + 0x1000};
+	EXPECT_EQ(4, pick_scratch_chunk(base, span, a, b));
+	EXPECT_EQ(0, pick_scratch_chunk(base, span, {1, 2}, {3, 4}));
+}
+
+TEST(RestoreFds, CloseRangesAreTheGaps)
+{
+	auto r = close_ranges({1, 2, 10, 11, 20});
+	std::vector<std::pair<unsigned, unsigned>> want = {
+		{0, 0}, {3, 9}, {12, 19}, {21, UINT_MAX}};
+	EXPECT_EQ(want, r);
+	want = {{0, UINT_MAX}};
+	EXPECT_EQ(want, close_ranges({}));
+	want = {{1, UINT_MAX}};
+	EXPECT_EQ(want, close_ranges({0}));
+}
+
+TEST(RestoreFds, HelpersGoAboveEverything)
+{
+	auto m = plan_helper_moves({3, 4, 9}, 12, 7);
+	ASSERT_EQ(3u, m.size());
+	EXPECT_EQ(3, m[0].from);
+	EXPECT_EQ(13, m[0].to);
+	EXPECT_EQ(14, m[1].to);
+	EXPECT_EQ(15, m[2].to);
+	m = plan_helper_moves({5}, 2, 40);
+	EXPECT_EQ(41, m[0].to);
+}
+
+TEST(RestoreFds, PlansReopenAndInherit)
+{
+	std::vector<FdInfo> fds(4);
+	fds[0].num = 0;
+	fds[0].type = AMBER_FD_CHR;
+	fds[0].tty = true;
+	fds[0].path = "/dev/pts/0";
+	fds[1].num = 1;
+	fds[1].type = AMBER_FD_FIFO;
+	fds[1].path = "pipe:[1234]";
+	fds[2].num = 5;
+	fds[2].type = AMBER_FD_REG;
+	fds[2].flags = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND;
+	fds[2].pos = 77;
+	fds[2].cloexec = true;
+	fds[2].path = "/tmp/log";
+	fds[3].num = 3;
+	fds[3].type = AMBER_FD_CHR;
+	fds[3].flags = O_RDWR;
+	fds[3].path = "/dev/null";
+
+	auto p = plan_fds(fds);
+	ASSERT_TRUE(p) << p.error().str();
+	ASSERT_EQ(4u, p->size());
+	EXPECT_TRUE((*p)[0].inherit);
+	EXPECT_TRUE((*p)[1].inherit);
+	EXPECT_EQ(3, (*p)[2].num);	// sorted by number
+	EXPECT_FALSE((*p)[2].inherit);
+	EXPECT_EQ(O_RDWR | O_NOCTTY, (*p)[2].flags);
+	EXPECT_FALSE((*p)[2].seek);
+	EXPECT_EQ(5, (*p)[3].num);
+	EXPECT_EQ(O_WRONLY | O_APPEND | O_CLOEXEC, (*p)[3].flags);
+	EXPECT_TRUE((*p)[3].seek);
+	EXPECT_EQ(77, (*p)[3].pos);
+}
+
+TEST(RestoreFds, RefusesWhatCannotBeReopened)
+{
+	std::vector<FdInfo> fds(1);
+	fds[0].num = 4;
+	fds[0].type = AMBER_FD_SOCK;
+	fds[0].path = "socket:[99]";
+	auto p = plan_fds(fds);
+	ASSERT_FALSE(p);
+	EXPECT_NE(std::string::npos, p.error().msg.find("fd 4: socket:[99]")) << p.error().msg;
+
+	fds[0].type = AMBER_FD_FIFO;
+	fds[0].path = "pipe:[5]";
+	EXPECT_FALSE(plan_fds(fds));
+
+	fds[0].type = AMBER_FD_REG;
+	fds[0].path = "relative/path";
+	EXPECT_FALSE(plan_fds(fds));
+
+	fds.resize(2);
+	fds[0].path = fds[1].path = "/tmp/x";
+	fds[1].num = 4;
+	fds[1].type = AMBER_FD_REG;
+	EXPECT_FALSE(plan_fds(fds));
+}
+
+TEST(RestoreFds, DescribesFailures)
+{
+	StubPlan plan;
+	StubFd f;
+	f.num = 3;
+	f.path = "/tmp/data.bin";
+	plan.fds.push_back(f);
+	StubReport r{uint32_t(StubStep::OpenFd), 0, ENOENT};
+	EXPECT_EQ("fd 3: /tmp/data.bin: open", describe_step(plan, r));
+	r.index = 7;	// out of range: no crash
+	EXPECT_EQ("fd: open", describe_step(plan, r));
+}
+
+// The whole stub in a child, with a stream socket in place of the netlink
+// socket: it must set everything up, then send exactly the prepared bytes.
+// The big message keeps it blocked in send() while we look at it.
+TEST(RestoreStub, RunsUpToTheRequest)
+{
+	char dir[] = "/tmp/amber-stub-XXXXXX";
+	ASSERT_NE(nullptr, mkdtemp(dir));
+	std::string file = std::string(dir) + "/data";
+	{
+		std::ofstream out(file);
+		out << "0123456789";
+	}
+
+	int sv[2], rep[2];
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	ASSERT_EQ(0, pipe2(rep, O_CLOEXEC));
+
+	StubPlan plan;
+	plan.helpers = plan_helper_moves({sv[1], rep[1]}, 9, 1000);
+	plan.nl_fd = plan.helpers[0].to;
+	plan.report_fd = plan.helpers[1].to;
+	StubFd a;
+	a.num = 4;
+	a.path = file;
+	a.flags = O_RDWR;
+	a.seek = true;
+	a.pos = 6;
+	StubFd b;
+	b.num = 9;
+	b.path = "/dev/null";
+	b.flags = O_WRONLY | O_CLOEXEC;
+	plan.fds = {a, b};
+	plan.close = close_ranges({plan.helpers[0].to, plan.helpers[1].to});
+	plan.cwd = dir;
+	plan.umask = 027;
+	plan.comm = "stub-test";
+	plan.actions.push_back({SIGUSR1, {uint64_t(SIG_IGN), 0, 0, 0}});
+	StubSiginfo si;
+	si.signo = SIGUSR2;
+	si.shared = false;
+	siginfo_t info = {};
+	info.si_signo = SIGUSR2;
+	info.si_code = SI_QUEUE;
+	memcpy(si.info, &info, sizeof(si.info));
+	plan.pending.push_back(si);
+	StubRlimit rl;
+	rl.resource = RLIMIT_CORE;
+	rl.lim = {0, 0};
+	plan.rlimits.push_back(rl);
+	plan.msg.resize(8 << 20);
+	for (size_t i = 0; i < plan.msg.size(); i++)
+		plan.msg[i] = uint8_t(i * 7);
+
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		run_stub(plan);
+	close(sv[1]);
+	close(rep[1]);
+
+	// The first bytes arrive once every earlier step is done.
+	std::vector<uint8_t> got(plan.msg.size());
+	size_t have = 0;
+	ssize_t n = read(sv[0], got.data(), 4096);
+	ASSERT_GT(n, 0);
+	have = size_t(n);
+
+	std::string proc = "/proc/" + std::to_string(pid);
+	char link[PATH_MAX] = {};
+	ASSERT_GT(readlink((proc + "/fd/4").c_str(), link, sizeof(link) - 1), 0);
+	EXPECT_EQ(file, link);
+	EXPECT_NE(std::string::npos, slurp(proc + "/fdinfo/4").find("pos:\t6\n"));
+	EXPECT_NE(std::string::npos, slurp(proc + "/fdinfo/9").find("flags:\t02100001"))
+		<< slurp(proc + "/fdinfo/9");
+	EXPECT_NE(0, access((proc + "/fd/0").c_str(), F_OK));	// closed
+	EXPECT_NE(0, access((proc + "/fd/3").c_str(), F_OK));
+	memset(link, 0, sizeof(link));
+	ASSERT_GT(readlink((proc + "/cwd").c_str(), link, sizeof(link) - 1), 0);
+	EXPECT_STREQ(dir, link);
+	EXPECT_EQ("stub-test\n", slurp(proc + "/comm"));
+	EXPECT_EQ("0027", status_field(pid, "Umask"));
+	// All but SIGKILL and SIGSTOP, which cannot be blocked.
+	EXPECT_EQ("fffffffffffbfeff", status_field(pid, "SigBlk"));
+	EXPECT_EQ("0000000000000200", status_field(pid, "SigIgn"));	// SIGUSR1
+	EXPECT_EQ("0000000000000800", status_field(pid, "SigPnd"));	// SIGUSR2
+	EXPECT_NE(std::string::npos, slurp(proc + "/limits").find("Max core file size        0"));
+
+	while (have < got.size()) {
+		n = read(sv[0], got.data() + have, got.size() - have);
+		ASSERT_GT(n, 0);
+		have += size_t(n);
+	}
+	EXPECT_TRUE(got == plan.msg);
+
+	StubReport r;
+	ASSERT_EQ(ssize_t(sizeof(r)), read(rep[0], &r, sizeof(r)));
+	EXPECT_EQ(uint32_t(StubStep::Returned), r.step);
+	int st;
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	EXPECT_TRUE(WIFEXITED(st));
+	close(sv[0]);
+	close(rep[0]);
+	unlink(file.c_str());
+	rmdir(dir);
+}
+
+TEST(RestoreStub, ReportsTheFileThatFailed)
+{
+	int rep[2];
+	ASSERT_EQ(0, pipe2(rep, O_CLOEXEC));
+	StubPlan plan;
+	plan.helpers = plan_helper_moves({rep[1]}, 5, 1000);
+	plan.report_fd = plan.helpers[0].to;
+	plan.close = close_ranges({plan.report_fd});
+	StubFd f;
+	f.num = 5;
+	f.path = "/nonexistent/amber-test";
+	f.flags = O_RDONLY;
+	plan.fds = {f};
+
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		run_stub(plan);
+	close(rep[1]);
+	StubReport r;
+	ASSERT_EQ(ssize_t(sizeof(r)), read(rep[0], &r, sizeof(r)));
+	EXPECT_EQ(uint32_t(StubStep::OpenFd), r.step);
+	EXPECT_EQ(ENOENT, r.err);
+	EXPECT_EQ("fd 5: /nonexistent/amber-test: open", describe_step(plan, r));
+	int st;
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	close(rep[0]);
+}
+
+// Moving vvar/vDSO as the stub does, where this kernel has only those two
+// special mappings (the 6.1 target; newer kernels add [vvar_vclock]).
+TEST(RestoreStub, MovesTheVdso)
+{
+	auto maps = read_own_maps();
+	ASSERT_TRUE(maps);
+	const MapEntry *vvar = nullptr, *vdso = nullptr;
+	for (const MapEntry &m : *maps) {
+		if (m.name == "[vvar_vclock]")
+			GTEST_SKIP() << "kernel has [vvar_vclock]";
+		if (m.name == "[vvar]")
+			vvar = &m;
+		if (m.name == "[vdso]")
+			vdso = &m;
+	}
+	if (!vvar || !vdso)
+		GTEST_SKIP() << "no vDSO";
+
+	// A free place for the image's vvar+vdso.
+	uint64_t span = vvar->range.size() + vdso->range.size();
+	void *hole = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	munmap(hole, span);
+	uint64_t at = uint64_t(hole);
+	std::vector<Vma> img = {make_vma(at, at + vvar->range.size(), AMBER_VMA_F_VVAR),
+				make_vma(at + vvar->range.size(), at + span, AMBER_VMA_F_VDSO)};
+	maps = read_own_maps();
+	ASSERT_TRUE(maps);
+
+	int sv[2], rep[2];
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	ASSERT_EQ(0, pipe2(rep, O_CLOEXEC));
+	StubPlan plan;
+	auto v = plan_vdso(*maps, img);
+	ASSERT_TRUE(v) << v.error().str();
+	plan.vdso = *v;
+	plan.helpers = plan_helper_moves({sv[1], rep[1]}, 2, 1000);
+	plan.nl_fd = plan.helpers[0].to;
+	plan.report_fd = plan.helpers[1].to;
+	plan.close = close_ranges({plan.nl_fd, plan.report_fd});
+	plan.msg.resize(4 << 20);
+
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		run_stub(plan);
+	close(sv[1]);
+	close(rep[1]);
+	std::vector<uint8_t> buf(1 << 16);
+	ssize_t n = read(sv[0], buf.data(), buf.size());
+	ASSERT_GT(n, 0);
+
+	auto child = parse_maps(slurp("/proc/" + std::to_string(pid) + "/maps"));
+	ASSERT_TRUE(child);
+	bool vvar_ok = false, vdso_ok = false;
+	for (const MapEntry &m : *child) {
+		if (m.name == "[vvar]")
+			vvar_ok = m.range.start == img[0].start && m.range.end == img[0].end;
+		if (m.name == "[vdso]")
+			vdso_ok = m.range.start == img[1].start && m.range.end == img[1].end;
+	}
+	EXPECT_TRUE(vvar_ok);
+	EXPECT_TRUE(vdso_ok);
+
+	while (read(sv[0], buf.data(), buf.size()) > 0)
+		;
+	StubReport r;
+	ASSERT_EQ(ssize_t(sizeof(r)), read(rep[0], &r, sizeof(r)));
+	EXPECT_EQ(uint32_t(StubStep::Returned), r.step);
+	int st;
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	close(sv[0]);
+	close(rep[0]);
+}
+
+TEST(RestoreFds, LegendNamesTheStubsFds)
+{
+	std::map<int, std::string> names = {{16, "/usr/bin/prog"}, {17, "/s/1/pages.img"}};
+	EXPECT_EQ(" [fd 16 is /usr/bin/prog]",
+		  fd_legend("exe fd 16: the file is open for writing", names));
+	EXPECT_EQ(" [fd 17 is /s/1/pages.img, fd 16 is /usr/bin/prog]",
+		  fd_legend("pages fd 17 and fd 16 and again fd 17", names));
+	EXPECT_EQ("", fd_legend("VMA 0x1000-0x2000: fd 3 is not open", names));
+	EXPECT_EQ("", fd_legend("vdso at 0x7fd 16", names));
+	EXPECT_EQ("", fd_legend("trailing fd ", names));
+}
+
+namespace {
+
+Bytes encoded(uint16_t type, uint64_t v)
+{
+	AttrWriter w;
+	size_t n = w.begin_nest(type);
+	w.put_u64(1, v);
+	w.end_nest(n);
+	return w.take();
+}
+
+} // namespace
+
+TEST(RestoreRequest, CarriesCoreVmasAndFds)
+{
+	Checkpoint c;
+	c.task_attr = encoded(AMBER_A_TASK, 11);
+	c.mm_attr = encoded(AMBER_A_MM, 12);
+	c.regs_attr = encoded(AMBER_A_REGS, 13);
+	{
+		AttrWriter w;
+		uint8_t fpu[3] = {1, 2, 3};	// odd length: the next one must be aligned
+		w.put_binary(AMBER_A_FPU, fpu);
+		c.fpu_attr = w.take();
+		c.fpu_attr.resize(4 + 3);
+	}
+	c.signals_attr = encoded(AMBER_A_SIGNALS, 14);
+	c.vmas = {make_vma(0x1000, 0x2000, AMBER_VMA_F_ANON),
+		  make_vma(0x3000, 0x4000, AMBER_VMA_F_SHARED | AMBER_VMA_F_MAYWRITE),
+		  make_vma(0x5000, 0x6000, 0),
+		  make_vma(0x7000, 0x9000, AMBER_VMA_F_VDSO)};
+	c.vmas[1].path = c.vmas[2].path = "/tmp/f";
+
+	RequestFds fds;
+	fds.pages = {20};
+	fds.exe = 21;
+	fds.files[{"/tmp/f", true}] = 22;
+	fds.files[{"/tmp/f", false}] = 23;
+	fds.close = {18, 19, 20, 21, 22, 23};
+	auto attrs = build_restore_attrs(c, fds);
+	ASSERT_TRUE(attrs) << attrs.error().str();
+
+	auto top = parse_attrs(*attrs);
+	ASSERT_TRUE(top) << top.error().str();
+	std::vector<uint16_t> types;
+	for (const Attr &a : *top)
+		types.push_back(a.type);
+	std::vector<uint16_t> want = {AMBER_A_TASK, AMBER_A_MM, AMBER_A_REGS, AMBER_A_FPU,
+				      AMBER_A_SIGNALS, AMBER_A_VMAS, AMBER_A_PAGE_FDS,
+				      AMBER_A_CLOSE_FDS, AMBER_A_EXE_FD};
+	ASSERT_EQ(want, types);
+	EXPECT_EQ(3u, (*top)[3].data.size());
+	EXPECT_EQ(21u, *(*top)[8].u32());
+
+	auto vmas = parse_attrs((*top)[5].data);
+	ASSERT_TRUE(vmas);
+	ASSERT_EQ(4u, vmas->size());
+	std::vector<int64_t> file_fds;
+	for (const Attr &v : *vmas) {
+		auto f = parse_attrs(v.data);
+		ASSERT_TRUE(f);
+		const Attr *fd = find_attr(*f, AMBER_VMA_FILE_FD);
+		file_fds.push_back(fd ? int64_t(*fd->u32()) : -1);
+	}
+	std::vector<int64_t> want_fds = {-1, 22, 23, -1};
+	EXPECT_EQ(want_fds, file_fds);
+
+	auto close = parse_attrs((*top)[7].data);
+	ASSERT_TRUE(close);
+	EXPECT_EQ(6u, close->size());
+}
+
+TEST(RestoreRequest, SplitsLongVmaLists)
+{
+	Checkpoint c;
+	for (uint64_t i = 0; i < 3000; i++) {
+		c.vmas.push_back(make_vma((i + 1) << 20, ((i + 1) << 20) + 0x1000, 0));
+		c.vmas.back().path = "/usr/lib/x86_64-linux-gnu/libsomething-" + std::to_string(i);
+	}
+	RequestFds fds;
+	for (const Vma &v : c.vmas)
+		fds.files[{v.path, false}] = 100;
+	auto attrs = build_restore_attrs(c, fds);
+	ASSERT_TRUE(attrs) << attrs.error().str();
+	auto top = parse_attrs(*attrs);
+	ASSERT_TRUE(top);
+	size_t nests = 0, total = 0;
+	for (const Attr &a : *top) {
+		if (a.type != AMBER_A_VMAS)
+			continue;
+		nests++;
+		EXPECT_LE(a.raw.size(), 65535u);
+		total += parse_attrs(a.data)->size();
+	}
+	EXPECT_GT(nests, 1u);
+	EXPECT_EQ(3000u, total);
+
+	c.vmas[5].path = "/elsewhere";	// no fd for it
+	EXPECT_FALSE(build_restore_attrs(c, fds));
+}
