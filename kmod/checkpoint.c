@@ -135,19 +135,30 @@ static int amber_capture(struct amber_req *req)
 
 static void amber_ckpt_hold(struct amber_req *req)
 {
+	bool timed_out;
 	long left;
 	u32 action;
 
 	left = wait_for_completion_killable_timeout(&req->released,
 						    msecs_to_jiffies(req->hold_ms));
 
+	/*
+	 * The state decides, not @left: a RELEASE that raced with the timeout
+	 * or a fatal signal has already told its caller it was obeyed.
+	 */
 	mutex_lock(&amber_reqs_lock);
-	action = left > 0 ? req->action : AMBER_RELEASE_RESUME;
+	if (req->state == AMBER_REQ_RELEASING) {
+		action = req->action;
+		timed_out = false;
+	} else {
+		action = AMBER_RELEASE_RESUME;
+		timed_out = !left;
+	}
 	req->state = AMBER_REQ_DONE;
 	amber_nr_stopped--;
 	mutex_unlock(&amber_reqs_lock);
 
-	if (left == 0)
+	if (timed_out)
 		pr_warn("pid %d: hold timed out after %u ms, resuming\n",
 			task_pid_nr(current), req->hold_ms);
 	/* Dies on the way out of task_work: no user instruction runs. */

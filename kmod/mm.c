@@ -22,8 +22,10 @@
 #include <linux/pgtable.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/swapops.h>
+#include <linux/uio.h>
 #include <linux/uaccess.h>
 
 #include <linux/amber.h>
@@ -32,6 +34,7 @@
 #include "mm.h"
 
 #define AMBER_BOUNCE_PAGES	64
+#define AMBER_CHUNK_SIZE	SZ_1M	/* between cancellation checks */
 
 /* How the pages of a VMA are selected. */
 enum amber_walk_mode {
@@ -373,8 +376,8 @@ static void amber_mm_fields(struct amber_mm_state *st, struct mm_struct *mm)
 static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 			    struct amber_err *e)
 {
+	VMA_ITERATOR(vmi, w->mm, 0);
 	struct mm_struct *mm = w->mm;
-	VMA_ITERATOR(vmi, mm, 0);
 	struct vm_area_struct *vma;
 	enum amber_walk_mode mode;
 	int err;
@@ -421,42 +424,79 @@ static int amber_pages_write(struct amber_pages_out *o, const void *buf,
 	return 0;
 }
 
+/*
+ * Writes @len bytes of current's memory at @addr straight from user space,
+ * as write(2) would (one copy, faults handled by the write path).
+ */
+static ssize_t amber_pages_write_user(struct amber_pages_out *o,
+				      unsigned long addr, size_t len)
+{
+	struct iov_iter iter;
+	struct iovec iov;
+	ssize_t n;
+	int err;
+
+	err = import_single_range(WRITE, (void __user *)addr, len, &iov, &iter);
+	if (err)
+		return err;
+	file_start_write(o->file);
+	n = vfs_iter_write(o->file, &iter, &o->pos, 0);
+	file_end_write(o->file);
+	if (n > 0)
+		o->bytes += n;
+	return n;
+}
+
+/* Memory that is not readable (PROT_NONE, write-only) goes through @buf. */
+static ssize_t amber_pages_write_forced(struct amber_pages_out *o,
+					unsigned long addr, size_t len)
+{
+	int err;
+
+	len = min(len, o->buf_len);
+	if (access_process_vm(current, addr, o->buf, len, FOLL_FORCE) != len)
+		return -EFAULT;
+	err = amber_pages_write(o, o->buf, len);
+	return err ?: len;
+}
+
 static int amber_copy_run(struct amber_pages_out *o, const struct amber_run *run,
 			  const bool *cancelled, struct amber_err *e)
 {
 	struct amber_page_run hdr = { .addr = run->addr, .nr_pages = run->nr };
 	unsigned long addr = run->addr;
 	unsigned long end = run->addr + run->nr * PAGE_SIZE;
+	ssize_t n;
 	int err;
 
 	err = amber_pages_write(o, &hdr, sizeof(hdr));
-	while (!err && addr < end) {
-		size_t len = min_t(size_t, end - addr, o->buf_len);
+	if (err)
+		return amber_fail(e, err, "writing the pages file failed");
+	while (addr < end) {
+		size_t len = min_t(size_t, end - addr, AMBER_CHUNK_SIZE);
 
 		if (READ_ONCE(*cancelled))
 			return amber_fail(e, -ECANCELED, "the checkpoint was cancelled");
 		if (fatal_signal_pending(current))
 			return amber_fail(e, -EINTR, "the process was killed");
 
-		if (run->force) {
-			if (access_process_vm(current, addr, o->buf, len,
-					      FOLL_FORCE) != len)
-				goto err_read;
-		} else if (copy_from_user(o->buf, (const void __user *)addr, len)) {
-			goto err_read;
-		}
-		err = amber_pages_write(o, o->buf, len);
-		addr += len;
+		if (run->force)
+			n = amber_pages_write_forced(o, addr, len);
+		else
+			n = amber_pages_write_user(o, addr, len);
+		if (n == -EFAULT)
+			return amber_fail(e, -EFAULT,
+					  amber_msg("memory at %lx could not be read", addr));
+		if (n < 0)
+			return amber_fail(e, n, "writing the pages file failed");
+		if (!n || n & ~PAGE_MASK)
+			return amber_fail(e, -EIO,
+					  amber_msg("short write to the pages file at memory %lx",
+						    addr));
+		addr += n;
 		cond_resched();
 	}
-	if (err)
-		return amber_fail(e, err, "writing the pages file failed");
 	return 0;
-
-err_read:
-	return amber_fail(e, -EFAULT,
-			  amber_msg("memory at %lx (%lu bytes) could not be read",
-				    addr, (unsigned long)min_t(size_t, end - addr, o->buf_len)));
 }
 
 /*

@@ -81,6 +81,15 @@ err_free_msg:
 
 /* ---- CHECKPOINT reply ---- */
 
+/* The other nests are bounded at capture time; check rather than trust. */
+static int amber_nest_end(struct sk_buff *skb, struct nlattr *nest)
+{
+	if (skb_tail_pointer(skb) - (unsigned char *)nest > U16_MAX)
+		return -EMSGSIZE;
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
 static size_t amber_str_size(const char *s)
 {
 	return s ? nla_total_size(strlen(s) + 1) : 0;
@@ -89,7 +98,8 @@ static size_t amber_str_size(const char *s)
 /* An upper bound of the reply's attribute payload. */
 static size_t amber_reply_size(const struct amber_state *st)
 {
-	size_t size = 1024;	/* top-level scalars, nest headers */
+	/* Top-level scalars and nest headers, split list nests included. */
+	size_t size = 1024 + (st->mm.nr_vmas + st->files.nr) / 64 * NLA_HDRLEN;
 	unsigned int i;
 
 	size += 1024 + amber_str_size(st->task.cwd) + amber_str_size(st->task.exe);
@@ -142,7 +152,8 @@ static int amber_fill_creds(struct sk_buff *skb, const struct cred *cred)
 		if (nla_put_u32(skb, AMBER_TASK_GROUP,
 				from_kgid_munged(ns, gi->gid[i])))
 			return -EMSGSIZE;
-	nla_nest_end(skb, nest);
+	if (amber_nest_end(skb, nest))
+		return -EMSGSIZE;
 
 	if (amber_put_u64(skb, AMBER_TASK_CAP_INH, amber_cap(cred->cap_inheritable)) ||
 	    amber_put_u64(skb, AMBER_TASK_CAP_PRM, amber_cap(cred->cap_permitted)) ||
@@ -201,8 +212,7 @@ static int amber_fill_task(struct sk_buff *skb, const struct amber_req *req)
 	    (t->exe && nla_put_string(skb, AMBER_TASK_EXE, t->exe)) ||
 	    amber_put_u64(skb, AMBER_TASK_START_TIME_NS, t->start_time_ns))
 		return -EMSGSIZE;
-	nla_nest_end(skb, nest);
-	return 0;
+	return amber_nest_end(skb, nest);
 }
 
 static int amber_fill_mm(struct sk_buff *skb, const struct amber_mm_state *mm)
@@ -250,18 +260,49 @@ static int amber_fill_vma(struct sk_buff *skb, const struct amber_vma *v)
 	return 0;
 }
 
-static int amber_fill_vmas(struct sk_buff *skb, const struct amber_mm_state *mm)
+/*
+ * nla_len is 16 bits: a list that outgrows one nest continues in another
+ * nest of the same type (the tools concatenate them). Each entry is filled,
+ * and moved to a fresh nest if it made the current one too long.
+ */
+static int amber_fill_list(struct sk_buff *skb, int type, unsigned int count,
+			   int (*fill)(struct sk_buff *skb, const void *list,
+				       unsigned int i),
+			   const void *list)
 {
-	struct nlattr *nest = nla_nest_start(skb, AMBER_A_VMAS);
+	struct nlattr *nest = nla_nest_start(skb, type);
 	unsigned int i;
 
 	if (!nest)
 		return -EMSGSIZE;
-	for (i = 0; i < mm->nr_vmas; i++)
-		if (amber_fill_vma(skb, &mm->vmas[i]))
+	for (i = 0; i < count; i++) {
+		unsigned char *mark = skb_tail_pointer(skb);
+
+		if (fill(skb, list, i))
 			return -EMSGSIZE;
+		if (skb_tail_pointer(skb) - (unsigned char *)nest <= U16_MAX)
+			continue;
+		nlmsg_trim(skb, mark);
+		nla_nest_end(skb, nest);
+		nest = nla_nest_start(skb, type);
+		if (!nest || fill(skb, list, i) ||
+		    skb_tail_pointer(skb) - (unsigned char *)nest > U16_MAX)
+			return -EMSGSIZE;
+	}
 	nla_nest_end(skb, nest);
 	return 0;
+}
+
+static int amber_fill_vma_i(struct sk_buff *skb, const void *list,
+			    unsigned int i)
+{
+	return amber_fill_vma(skb, &((const struct amber_vma *)list)[i]);
+}
+
+static int amber_fill_vmas(struct sk_buff *skb, const struct amber_mm_state *mm)
+{
+	return amber_fill_list(skb, AMBER_A_VMAS, mm->nr_vmas, amber_fill_vma_i,
+			       mm->vmas);
 }
 
 static int amber_fill_regs(struct sk_buff *skb, const struct amber_regs_state *r)
@@ -321,8 +362,7 @@ static int amber_fill_signals(struct sk_buff *skb,
 	for (i = 0; i < s->nr_pending; i++)
 		if (amber_fill_sigpending(skb, &s->pending[i]))
 			return -EMSGSIZE;
-	nla_nest_end(skb, nest);
-	return 0;
+	return amber_nest_end(skb, nest);
 }
 
 static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
@@ -347,18 +387,15 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	return 0;
 }
 
+static int amber_fill_fd_i(struct sk_buff *skb, const void *list,
+			   unsigned int i)
+{
+	return amber_fill_fd(skb, &((const struct amber_fd *)list)[i]);
+}
+
 static int amber_fill_fds(struct sk_buff *skb, const struct amber_files_state *f)
 {
-	struct nlattr *nest = nla_nest_start(skb, AMBER_A_FDS);
-	unsigned int i;
-
-	if (!nest)
-		return -EMSGSIZE;
-	for (i = 0; i < f->nr; i++)
-		if (amber_fill_fd(skb, &f->fds[i]))
-			return -EMSGSIZE;
-	nla_nest_end(skb, nest);
-	return 0;
+	return amber_fill_list(skb, AMBER_A_FDS, f->nr, amber_fill_fd_i, f->fds);
 }
 
 static int amber_fill_checkpoint(struct sk_buff *skb, const struct amber_req *req)

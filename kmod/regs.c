@@ -9,9 +9,11 @@
 #include <linux/errno.h>
 #include <linux/regset.h>
 #include <linux/sched.h>
+#include <linux/sched/task_stack.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <asm/ptrace.h>
+#include <asm/unistd.h>
 #include <asm/user.h>
 
 #include "regs.h"
@@ -38,7 +40,15 @@ static const struct user_regset *amber_find_regset(unsigned int note_type)
  * path has run: an interrupted restartable call is re-issued (ax = orig_ax,
  * ip back over the 2-byte syscall instruction). -ERESTART_RESTARTBLOCK is
  * re-issued as the original call too, since the restart_block does not
- * survive a restore. orig_ax = -1 so nothing applies restart logic again.
+ * survive a restore.
+ *
+ * A target already inside restart_syscall (an earlier interruption, e.g. a
+ * previous checkpoint that let it resume) cannot be re-issued: the original
+ * call number is gone and restart_syscall would run whatever restart_block
+ * the restored task inherits. It gets -EINTR instead, as if a handled signal
+ * had interrupted the call, which every restartable call may return.
+ *
+ * orig_ax = -1 so nothing applies restart logic again.
  */
 static void amber_regs_normalise(struct user_regs_struct *r)
 {
@@ -48,6 +58,10 @@ static void amber_regs_normalise(struct user_regs_struct *r)
 		case -ERESTARTNOINTR:
 		case -ERESTARTNOHAND:
 		case -ERESTART_RESTARTBLOCK:
+			if (r->orig_ax == __NR_restart_syscall) {
+				r->ax = -EINTR;
+				break;
+			}
 			r->ax = r->orig_ax;
 			r->ip -= 2;
 			break;
@@ -87,6 +101,8 @@ int amber_regs_capture(struct amber_regs_state *st, struct amber_err *e)
 
 	BUILD_BUG_ON(sizeof(regs) != sizeof(st->regs));
 
+	if (!user_64bit_mode(task_pt_regs(current)))
+		return amber_fail(e, -EOPNOTSUPP, "32-bit processes are not supported yet");
 	if (!rs)
 		return amber_fail(e, -EOPNOTSUPP, "no general register set");
 	memset(&regs, 0, sizeof(regs));
@@ -95,6 +111,16 @@ int amber_regs_capture(struct amber_regs_state *st, struct amber_err *e)
 		return amber_fail(e, ret, "reading the registers failed");
 	if (ret != sizeof(regs))
 		return amber_fail(e, -EIO, "short general register set");
+
+	/*
+	 * task_work also runs from inside some system calls (io_uring waits,
+	 * KVM_RUN) where the registers still hold the entry state: the call
+	 * has no result yet and cannot be described. Real returns of -ENOSYS
+	 * are refused too; a retry gets past them.
+	 */
+	if ((long)regs.orig_ax >= 0 && (long)regs.ax == -ENOSYS)
+		return amber_fail(e, -EAGAIN,
+				  "the process was stopped inside a system call (io_uring, KVM?), try again");
 
 	amber_regs_normalise(&regs);
 	/* user_regs_struct and enum amber_reg share their order. */

@@ -13,6 +13,7 @@
 #include <linux/personality.h>
 #include <linux/rseq.h>
 #include <linux/sched.h>
+#include <linux/sched/coredump.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/signal.h>
@@ -597,6 +598,13 @@ static int amber_restore_commit(struct amber_restore *r)
 		commit_creds(r->cred);
 		r->cred = NULL;
 	}
+	/*
+	 * commit_creds() made the mm non-dumpable if the ids changed; decide
+	 * as exec does (set_dumpable() is not exported): the restored program
+	 * is dumpable unless its real and effective ids differ.
+	 */
+	if (uid_eq(current_euid(), current_uid()) && gid_eq(current_egid(), current_gid()))
+		set_mask_bits(&current->mm->flags, MMF_DUMPABLE_MASK, SUID_DUMP_USER);
 	for (i = 0; i < r->nr_close_fds; i++)
 		close_fd(r->close_fds[i]);
 	err = amber_restore_regs_queue(r);

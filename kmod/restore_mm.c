@@ -226,7 +226,7 @@ int amber_restore_vmas_prepare(struct amber_restore *r)
 				  "%u VMAs, expected 1 to %u", n, AMBER_MAX_VMAS);
 		return -EINVAL;
 	}
-	r->vmas = kvcalloc(n, sizeof(*r->vmas), GFP_KERNEL);
+	r->vmas = kvcalloc(n, sizeof(*r->vmas), GFP_KERNEL_ACCOUNT);
 	if (!r->vmas)
 		return -ENOMEM;
 
@@ -452,9 +452,63 @@ static int amber_restore_unmap(struct amber_restore *r)
 	return vm_munmap(lo, TASK_SIZE - lo);
 }
 
+/* madvise() flags of the image: set on the VMA once it is mapped. */
+#define AMBER_VMA_F_ADVICE	(AMBER_VMA_F_DONTFORK | AMBER_VMA_F_DONTDUMP | \
+				 AMBER_VMA_F_HUGEPAGE | AMBER_VMA_F_NOHUGEPAGE)
+
+static int amber_rvma_mmap(struct amber_rvma *v)
+{
+	unsigned long flags = MAP_FIXED, ret;
+
+	flags |= amber_rvma_shared(v) ? MAP_SHARED : MAP_PRIVATE;
+	if (!v->file)
+		flags |= MAP_ANONYMOUS;
+	if (v->flags & AMBER_VMA_F_GROWSDOWN)
+		flags |= MAP_GROWSDOWN;
+	if (v->flags & AMBER_VMA_F_LOCKED)
+		flags |= MAP_LOCKED;	/* mlock()ed: needs RLIMIT_MEMLOCK or CAP_IPC_LOCK */
+	ret = vm_mmap(v->file, v->start, v->end - v->start, v->prot, flags,
+		      v->file ? v->pgoff << PAGE_SHIFT : 0);
+	if (ret == v->start)
+		return 0;
+	return IS_ERR_VALUE(ret) ? (int)ret : -EFAULT;
+}
+
+/*
+ * What madvise() would do for the advice flags, on a VMA that is exactly
+ * [start, end): such VMAs are mapped before all others, so they cannot have
+ * merged with a neighbour (a mapped neighbour either carries advice flags
+ * already or is not mapped yet).
+ */
+static int amber_rvma_advise(struct amber_rvma *v)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned long set = 0;
+	int err = 0;
+
+	if (v->flags & AMBER_VMA_F_DONTFORK)
+		set |= VM_DONTCOPY;
+	if (v->flags & AMBER_VMA_F_DONTDUMP)
+		set |= VM_DONTDUMP;
+	if (v->flags & AMBER_VMA_F_HUGEPAGE)
+		set |= VM_HUGEPAGE;
+	else if (v->flags & AMBER_VMA_F_NOHUGEPAGE)
+		set |= VM_NOHUGEPAGE;
+
+	mmap_write_lock(mm);
+	vma = find_vma(mm, v->start);
+	if (vma && vma->vm_start == v->start && vma->vm_end == v->end)
+		vma->vm_flags |= set;
+	else
+		err = -EEXIST;
+	mmap_write_unlock(mm);
+	return err;
+}
+
 int amber_restore_map(struct amber_restore *r)
 {
-	unsigned int i;
+	unsigned int pass, i;
 	int err;
 
 	err = amber_restore_unmap(r);
@@ -462,24 +516,24 @@ int amber_restore_map(struct amber_restore *r)
 		amber_restore_err(r, NULL, "unmapping the stub failed (%d)", err);
 		return err;
 	}
-	for (i = 0; i < r->nr_vmas; i++) {
-		struct amber_rvma *v = &r->vmas[i];
-		unsigned long flags = MAP_FIXED, ret;
+	/* Pass 0 maps the VMAs with advice flags, pass 1 the others. */
+	for (pass = 0; pass < 2; pass++) {
+		bool want_advice = !pass;
 
-		if (v->flags & AMBER_VMA_F_NOMAP)
-			continue;
-		flags |= amber_rvma_shared(v) ? MAP_SHARED : MAP_PRIVATE;
-		if (!v->file)
-			flags |= MAP_ANONYMOUS;
-		if (v->flags & AMBER_VMA_F_GROWSDOWN)
-			flags |= MAP_GROWSDOWN;
-		ret = vm_mmap(v->file, v->start, v->end - v->start, v->prot, flags,
-			      v->file ? v->pgoff << PAGE_SHIFT : 0);
-		if (ret != v->start) {
-			err = IS_ERR_VALUE(ret) ? (int)ret : -EFAULT;
-			amber_restore_err(r, v->nla, "mapping VMA 0x%lx-0x%lx failed (%d)",
-					  v->start, v->end, err);
-			return err;
+		for (i = 0; i < r->nr_vmas; i++) {
+			struct amber_rvma *v = &r->vmas[i];
+			bool advice = v->flags & AMBER_VMA_F_ADVICE;
+
+			if ((v->flags & AMBER_VMA_F_NOMAP) || advice != want_advice)
+				continue;
+			err = amber_rvma_mmap(v);
+			if (!err && advice)
+				err = amber_rvma_advise(v);
+			if (err) {
+				amber_restore_err(r, v->nla, "mapping VMA 0x%lx-0x%lx failed (%d)",
+						  v->start, v->end, err);
+				return err;
+			}
 		}
 	}
 	return 0;

@@ -312,8 +312,9 @@ static void amber_restore_write_fsgs(unsigned long fsbase, unsigned long gsbase)
 
 /*
  * Load the validated UABI xstate into current's fpstate. kernel_fpu_begin
- * saves the live user registers into fpstate and sets TIF_NEED_FPU_LOAD,
- * so the exit path reloads the registers from what is written here. PKRU
+ * saves the live user registers into fpstate (unless already saved), sets
+ * TIF_NEED_FPU_LOAD and keeps preemption off, so the exit path reloads the
+ * registers from what is written here. PKRU
  * is not part of that reload (it is switched eagerly): write it here.
  */
 static int amber_restore_write_fpu(const void *xsave)
@@ -330,6 +331,11 @@ static int amber_restore_write_fpu(const void *xsave)
 		current->thread.pkru = 0;	/* as XRSTOR of an init PKRU */
 	if (!err)
 		write_pkru(current->thread.pkru);
+	/*
+	 * __fpu_invalidate_fpregs_state(), as ptrace and sigreturn do: a CPU
+	 * that still holds this task's old registers must not be trusted.
+	 */
+	current->thread.fpu.last_cpu = -1;
 	kernel_fpu_end();
 	return err;
 }

@@ -23,6 +23,13 @@
 /* 6.1 has no rseq_len; registration with a smaller struct is refused there. */
 #define AMBER_RSEQ_LEN	32
 
+/*
+ * Bounds that keep the TASK and SIGNALS nests of the reply under the 64 KiB
+ * an attribute can hold.
+ */
+#define AMBER_MAX_GROUPS	4096
+#define AMBER_MAX_PENDING	256
+
 static char *amber_exe_path(struct mm_struct *mm)
 {
 	struct file *exe;
@@ -67,6 +74,9 @@ int amber_task_capture(struct amber_task_state *st, struct amber_err *e)
 
 	get_task_comm(st->comm, tsk);
 	st->cred = get_current_cred();
+	if (st->cred->group_info->ngroups > AMBER_MAX_GROUPS)
+		return amber_fail(e, -E2BIG,
+				  "more than 4096 supplementary groups are not supported");
 	st->personality = tsk->personality;
 	st->start_time_ns = tsk->start_boottime;
 
@@ -183,45 +193,63 @@ static void amber_fill_actions(struct amber_sig_state *st)
 	}
 }
 
+/* Under siglock, with room for @max pending entries. */
+static void amber_sig_fill(struct amber_sig_state *st, unsigned int max)
+{
+	lockdep_assert_held(&current->sighand->siglock);
+
+	st->nr_pending = 0;
+	amber_fill_pending(st, max, &current->pending, false);
+	amber_fill_pending(st, max, &current->signal->shared_pending, true);
+	amber_fill_actions(st);
+	/* Inside sigsuspend/ppoll/pselect the real mask is the saved one. */
+	st->blocked = test_restore_sigmask() ? current->saved_sigmask.sig[0] :
+					       current->blocked.sig[0];
+}
+
 /*
  * The queues can grow while the lock is dropped to allocate (other tasks
  * send signals), so the count is taken again under the lock and the
- * allocation retried a few times.
+ * allocation retried a few times. The count is an upper bound (queued
+ * entries plus pending bits).
  */
 int amber_sig_capture(struct amber_sig_state *st, struct amber_err *e)
 {
 	struct sighand_struct *sighand = current->sighand;
-	unsigned int want = 0, n;
+	unsigned int cap = 16, n;
 	int tries;
 
 	BUILD_BUG_ON(_NSIG != 64);
 
 	for (tries = 0; tries < 4; tries++) {
-		kfree(st->pending);
-		st->pending = kcalloc(max(want, 1U), sizeof(*st->pending),
-				      GFP_KERNEL);
+		st->pending = kcalloc(cap, sizeof(*st->pending), GFP_KERNEL);
 		if (!st->pending)
 			return amber_fail(e, -ENOMEM, "out of memory for pending signals");
 
 		spin_lock_irq(&sighand->siglock);
 		n = amber_count_pending(&current->pending) +
 		    amber_count_pending(&current->signal->shared_pending);
-		if (n <= max(want, 1U)) {
-			st->nr_pending = 0;
-			amber_fill_pending(st, n, &current->pending, false);
-			amber_fill_pending(st, n, &current->signal->shared_pending,
-					   true);
-			amber_fill_actions(st);
-			st->blocked = test_restore_sigmask() ?
-				current->saved_sigmask.sig[0] :
-				current->blocked.sig[0];
+		if (n <= cap) {
+			amber_sig_fill(st, cap);
 			spin_unlock_irq(&sighand->siglock);
-			return 0;
+			break;
 		}
 		spin_unlock_irq(&sighand->siglock);
-		want = n + 8;
+
+		kfree(st->pending);
+		st->pending = NULL;
+		if (n > 2 * AMBER_MAX_PENDING)
+			break;
+		cap = n + 8;
 	}
-	return amber_fail(e, -EAGAIN, "pending signals kept changing during the checkpoint");
+	if (!st->pending && n > 2 * AMBER_MAX_PENDING)
+		return amber_fail(e, -E2BIG, "more than 256 pending signals are not supported");
+	if (!st->pending)
+		return amber_fail(e, -EAGAIN,
+				  "pending signals kept changing during the checkpoint");
+	if (st->nr_pending > AMBER_MAX_PENDING)
+		return amber_fail(e, -E2BIG, "more than 256 pending signals are not supported");
+	return 0;
 }
 
 void amber_sig_free(struct amber_sig_state *st)

@@ -204,7 +204,9 @@ void setup_checkpoint(CLI::App &app)
 {
 	auto opt = std::make_shared<CheckpointOptions>();
 	CLI::App *sub = app.add_subcommand("checkpoint", "Checkpoint a running process");
-	sub->add_option("pid", opt->pid, "Process to checkpoint")->required();
+	sub->add_option("pid", opt->pid, "Process to checkpoint")
+		->required()
+		->check(CLI::Range(1u, 4194304u));
 	sub->add_option("-D,--dir", opt->dir, "Image store directory")->required();
 	sub->add_flag("--kill", opt->kill,
 		      "SIGKILL the process once the image is durable (no instruction runs in between)");

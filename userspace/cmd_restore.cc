@@ -14,7 +14,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -26,6 +25,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -156,16 +156,17 @@ Result<UniqueFd> open_file(const std::string &path, int flags)
 
 // Files the stub hands to the kernel.
 struct Helpers {
-	UniqueFd pages;
+	std::vector<UniqueFd> pages;	// oldest first
 	UniqueFd exe;
 	std::map<std::pair<std::string, bool>, UniqueFd> files;	// (path, rw)
 	UniqueFd report_r, report_w;
 };
 
-Result<Helpers> open_helpers(const Checkpoint &c)
+Result<Helpers> open_helpers(const Checkpoint &c, const std::vector<std::string> &pages)
 {
 	Helpers h;
-	h.pages = AMBER_TRY(open_file(c.pages_path, O_RDONLY));
+	for (const std::string &path : pages)
+		h.pages.push_back(AMBER_TRY(open_file(path, O_RDONLY)));
 	if (!c.task.exe.empty())
 		h.exe = AMBER_TRY(open_file(c.task.exe, O_RDONLY));
 	for (const Vma &v : c.vmas) {
@@ -273,6 +274,24 @@ void raise_nofile(int max_fd)
 	}
 }
 
+// The stub sends the whole request at once: a socket's send buffer must
+// exceed the message (netlink_sendmsg() refuses len > sk_sndbuf - 32).
+Result<void> fit_sndbuf(int fd, size_t len)
+{
+	int cur = 0;
+	socklen_t sl = sizeof(cur);
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &sl) == 0 && size_t(cur) > len + 4096)
+		return {};
+	if (len > INT_MAX / 4)
+		return fail(E2BIG, "restore request of " + std::to_string(len) + " bytes");
+	int want = int(len + 65536);
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)))
+		return fail_errno("netlink: send buffer for a " + std::to_string(len) +
+				  "-byte restore request");
+	return {};
+}
+
 struct Prepared {
 	StubPlan plan;
 	Helpers helpers;
@@ -280,7 +299,8 @@ struct Prepared {
 	uint32_t seq = 0;
 };
 
-Result<Prepared> prepare(const Checkpoint &c, NetlinkClient &nl)
+Result<Prepared> prepare(const Checkpoint &c, const std::vector<std::string> &pages,
+			 NetlinkClient &nl)
 {
 	Prepared pr;
 	StubPlan &p = pr.plan;
@@ -294,14 +314,17 @@ Result<Prepared> prepare(const Checkpoint &c, NetlinkClient &nl)
 		max_image_fd = std::max(max_image_fd, f.num);
 	// Room for the image's fds plus our helpers above them.
 	raise_nofile(max_image_fd + int(c.vmas.size()) + 64);
-	pr.helpers = AMBER_TRY(open_helpers(c));
+	pr.helpers = AMBER_TRY(open_helpers(c, pages));
 
 	// Helper fds, moved by the stub above every image fd and every fd we
 	// hold now; CLOSE_FDS lists them all.
 	Helpers &h = pr.helpers;
-	std::vector<int> helpers = {nl.fd(), h.report_w.get(), h.pages.get()};
-	std::vector<std::string> names = {"the netlink socket", "the report pipe",
-					  c.pages_path};
+	std::vector<int> helpers = {nl.fd(), h.report_w.get()};
+	std::vector<std::string> names = {"the netlink socket", "the report pipe"};
+	for (size_t i = 0; i < h.pages.size(); i++) {
+		helpers.push_back(h.pages[i].get());
+		names.push_back(pages[i]);
+	}
 	if (h.exe) {
 		helpers.push_back(h.exe.get());
 		names.push_back(c.task.exe);
@@ -333,7 +356,8 @@ Result<Prepared> prepare(const Checkpoint &c, NetlinkClient &nl)
 		moved[m.from] = m.to;
 		rf.close.push_back(m.to);
 	}
-	rf.pages.push_back(moved.at(h.pages.get()));
+	for (const UniqueFd &fd : h.pages)
+		rf.pages.push_back(moved.at(fd.get()));
 	if (h.exe)
 		rf.exe = moved.at(h.exe.get());
 	for (const auto &[key, fd] : h.files)
@@ -344,6 +368,7 @@ Result<Prepared> prepare(const Checkpoint &c, NetlinkClient &nl)
 	const uint8_t *raw = reinterpret_cast<const uint8_t *>(hdr);
 	p.msg.assign(raw, raw + hdr->nlmsg_len);
 	pr.seq = req.seq;
+	AMBER_TRY(fit_sndbuf(nl.fd(), p.msg.size()));
 
 	// Last, so no later allocation of ours can land where the stub moves
 	// the vDSO to: the stub's mappings are ours at clone3() time.
@@ -493,6 +518,27 @@ void kill_and_reap(int pidfd, pid_t pid)
 		;
 }
 
+// Pages files of an incremental chain, oldest first (each link verified).
+Result<std::vector<std::string>> pages_chain(const Store &store, const Checkpoint &c)
+{
+	std::vector<std::string> pages = {c.pages_path};
+	uint32_t number = c.number, parent = c.info.parent;
+
+	while (parent) {
+		if (parent >= number)
+			return fail(0, c.meta_path + ": parent checkpoint " +
+					       std::to_string(parent) + " is not older than " +
+					       std::to_string(number));
+		auto p = store.load(parent);
+		if (!p)
+			return wrap(p.error(), "parent checkpoint " + std::to_string(parent) + ": ");
+		pages.insert(pages.begin(), p->pages_path);
+		number = parent;
+		parent = p->info.parent;
+	}
+	return pages;
+}
+
 Result<int> restore(const RestoreOptions &o)
 {
 	Store store(o.dir);
@@ -500,6 +546,8 @@ Result<int> restore(const RestoreOptions &o)
 	if (o.checkpoint)
 		number = o.checkpoint;
 	Checkpoint c = AMBER_TRY(store.load(number));
+
+	auto pages = AMBER_TRY(pages_chain(store, c));
 
 	pid_t pid = pid_t(c.task.pid ? c.task.pid : c.info.pid);
 	if (pid <= 0)
@@ -512,7 +560,7 @@ Result<int> restore(const RestoreOptions &o)
 			return fail(0, nl.error().msg + " (insmod kmod/amber.ko)");
 		return tl::unexpected(nl.error());
 	}
-	Prepared pr = AMBER_TRY(prepare(c, *nl));
+	Prepared pr = AMBER_TRY(prepare(c, pages, *nl));
 
 	auto [child, pidfd] = AMBER_TRY(spawn_stub(pid, pr.plan));
 	// Only the stub keeps the write end: EOF once it exits or the kernel

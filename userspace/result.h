@@ -58,6 +58,8 @@ inline tl::unexpected<Error> fail_errno(std::string msg)
 // Prefix an error with context: "meta.img: " + e.msg.
 inline tl::unexpected<Error> wrap(const Error &e, const std::string &prefix)
 {
+	if (e.msg.empty() && prefix.size() >= 2 && prefix.ends_with(": "))
+		return fail(e.err, prefix.substr(0, prefix.size() - 2));
 	return fail(e.err, prefix + e.msg);
 }
 

@@ -559,7 +559,8 @@ static struct nlattr *nla_find(void *buf, size_t len, int type)
 
 /*
  * Make a real image's CORE and VMAS sections fit the calling process's own
- * vDSO, so that the kernel's checks get past it to the VMA list itself.
+ * vDSO, and every other VMA anonymous, so that the kernel's checks get past
+ * them to the order of the VMA list itself.
  */
 static void fit_vdso(char *core, size_t core_len, char *vmas, size_t vmas_len)
 {
@@ -579,8 +580,12 @@ static void fit_vdso(char *core, size_t core_len, char *vmas, size_t vmas_len)
 			continue;
 		memcpy(&flags, NLA_DATA(f), 4);
 		range = flags & AMBER_VMA_F_VDSO ? vdso : flags & AMBER_VMA_F_VVAR ? vvar : NULL;
-		if (!range)
+		if (!range) {
+			/* anonymous, so that no VMA_FILE_FD is needed */
+			flags = (flags & ~AMBER_VMA_F_SHARED) | AMBER_VMA_F_ANON;
+			memcpy(NLA_DATA(f), &flags, 4);
 			continue;
+		}
 		if ((x = nla_find(NLA_DATA(a), NLA_LEN(a), AMBER_VMA_START)))
 			memcpy(NLA_DATA(x), &range[0], 8);
 		if ((x = nla_find(NLA_DATA(a), NLA_LEN(a), AMBER_VMA_END)))
@@ -678,6 +683,9 @@ static void restore_garbage(struct __test_metadata *_metadata, FIXTURE_DATA(bad)
 	EXPECT_LT(0, strlen(r.msg)) TH_LOG("%s: rejected without an extack message", what);
 	if (g != G_EMPTY)
 		EXPECT_TRUE(contains_ci(r.msg, "VMA")) TH_LOG("%s: not rejected for its VMAs", what);
+	if (g == G_UNSORTED || g == G_OVERLAP)
+		EXPECT_TRUE(contains_ci(r.msg, "sorted") || contains_ci(r.msg, "overlap"))
+			TH_LOG("%s: rejected for something else", what);
 	free(core);
 	free(vmas);
 }

@@ -25,14 +25,14 @@
 
 #define E2E_TMP		TEST_TMP "/e2e"
 #define GZIP_INPUT	TEST_TMP "/gzip-input.txt"
-#define GZIP_MIB	8
+#define GZIP_MIB	4
 
 /* Prints deterministic progress; a few seconds under TCG. */
 static const char py_script[] =
 	"import sys, hashlib\n"
 	"n = int(sys.argv[1]); h = b'amber'; acc = 1\n"
 	"for i in range(n):\n"
-	"    for j in range(6000):\n"
+	"    for j in range(15000):\n"
 	"        acc = (acc * 6364136223846793005 + j) & 0xffffffffffffffff\n"
 	"    h = hashlib.sha256(h + acc.to_bytes(8, 'little')).digest()\n"
 	"    print('step', i, h.hex()[:16], flush=True)\n"
@@ -60,7 +60,7 @@ static void workload_argv(enum workload w, const char *work, char **argv)
 		argv[n++] = "--steps";
 		argv[n++] = "40";
 		argv[n++] = "--iters";
-		argv[n++] = "150000";
+		argv[n++] = "40000";
 		break;
 	case W_MEMFILE:
 		snprintf(dirarg, sizeof(dirarg), "%s", work);
@@ -68,9 +68,9 @@ static void workload_argv(enum workload w, const char *work, char **argv)
 		argv[n++] = "--dir";
 		argv[n++] = dirarg;
 		argv[n++] = "--steps";
-		argv[n++] = "40";
+		argv[n++] = "36";
 		argv[n++] = "--sleep-ms";
-		argv[n++] = "100";
+		argv[n++] = "80";
 		break;
 	case W_PYTHON:
 		argv[n++] = "/usr/bin/python3";
@@ -249,7 +249,7 @@ static bool amber_loaded(void)
 	return access("/sys/module/amber", F_OK) == 0 && access(AMBER_BIN, X_OK) == 0;
 }
 
-TEST_F_TIMEOUT(e2e, checkpoint_restore, 400)
+TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 {
 	struct spawn_opts o = { .err_path = self->err, .new_session = true, .pdeathsig = true };
 	char ref[256], restore_out[320], restore_err[320], *argv[16], pidbuf[32];

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/amber.h>
 
 #include "kselftest_harness.h"
 #include "amber_test.h"
@@ -348,6 +349,76 @@ TEST_F_TIMEOUT(robust, blocked_in_pipe_read, 240)
 	ASSERT_EQ(1, count_text(self->out, "got world")) TH_LOG("%s", slurp(self->out, NULL));
 	ASSERT_EQ(1, count_text(self->out, "done"));
 	ASSERT_EQ(0, count_text(self->out, "FAIL"));
+}
+
+/*
+ * Hold the sleeper with a raw AMBER_CKPT_F_HOLD request on a socket of our
+ * own; returns the socket (the target stays stopped until it closes).
+ */
+static int hold_target(struct __test_metadata *_metadata, FIXTURE_DATA(robust) *self)
+{
+	static struct nlbuf b;
+	struct nl_reply r;
+	char path[400];
+	int sk, family, fd, before;
+
+	snprintf(path, sizeof(path), "%s/pages", self->base);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	EXPECT_LE(0, fd);
+	sk = nl_open();
+	EXPECT_LE(0, sk);
+	family = nl_family(sk);
+	EXPECT_LT(0, family);
+	nl_start(&b, family, AMBER_CMD_CHECKPOINT, 0);
+	nl_put_u32(&b, AMBER_A_PID, self->pid);
+	nl_put_u32(&b, AMBER_A_PAGES_FD, fd);
+	nl_put_u32(&b, AMBER_A_FLAGS, AMBER_CKPT_F_HOLD);
+	EXPECT_EQ(0, nl_transact(sk, &b, &r, 60000));
+	EXPECT_EQ(0, r.error) TH_LOG("hold: %s", r.msg);
+	close(fd);
+	/* Held: no tick for a while. */
+	sleep_ms(300);
+	before = count_text(self->out, "tick ");
+	sleep_ms(1500);
+	EXPECT_EQ(before, count_text(self->out, "tick ")) TH_LOG("a held target kept running");
+	EXPECT_TRUE(pid_alive(self->pid));
+	return sk;
+}
+
+TEST_F_TIMEOUT(robust, held_target_resumes_when_socket_closes, 120)
+{
+	char *argv[] = { WORKLOAD_DIR "/sleeper", "--ms", "100", NULL };
+	int sk;
+
+	REQUIRE_AMBER();
+	start_target(_metadata, self, argv, "tick 1");
+	sk = hold_target(_metadata, self);
+	ASSERT_LE(0, sk);
+	close(sk);
+	assert_progress(_metadata, self, 5);
+}
+
+/* Runs last: it may unload the module, and loads it again. */
+TEST_F_TIMEOUT(robust, rmmod_while_held, 120)
+{
+	char *argv[] = { WORKLOAD_DIR "/sleeper", "--ms", "100", NULL };
+	int sk, rc;
+
+	REQUIRE_AMBER();
+	start_target(_metadata, self, argv, "tick 1");
+	sk = hold_target(_metadata, self);
+	ASSERT_LE(0, sk);
+	/* Either refused (the held target pins the module) or it releases the target. */
+	rc = system("rmmod amber 2>/dev/null");
+	TH_LOG("rmmod while a target is held: %s", rc ? "refused" : "unloaded");
+	if (rc)
+		close(sk);
+	assert_progress(_metadata, self, 5);
+	if (!rc)
+		close(sk);
+	if (access("/sys/module/amber", F_OK))
+		ASSERT_EQ(0, system("insmod kmod/amber.ko"));
+	ASSERT_EQ(0, access("/sys/module/amber", F_OK));
 }
 
 TEST_HARNESS_MAIN

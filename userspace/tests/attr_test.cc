@@ -77,3 +77,10 @@ TEST(Attr, NestTooBigIsFlagged)
 	w.end_nest(n);
 	EXPECT_FALSE(w.ok());
 }
+
+TEST(Error, WrapAndStr)
+{
+	EXPECT_EQ("pid 5: Invalid argument", wrap(Error{EINVAL, ""}, "pid 5: ").value().str());
+	EXPECT_EQ("pid 5: bad: Invalid argument", wrap(Error{EINVAL, "bad"}, "pid 5: ").value().str());
+	EXPECT_EQ("no errno", (Error{0, "no errno"}).str());
+}

@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include <xxhash.h>
+
 #include "fixtures.h"
 #include "image.h"
 
@@ -219,4 +221,44 @@ TEST_F(ImageTest, BadAttributeInSectionIsReported)
 	m.pagemap = c->pagemap;
 	spit(meta(), build_meta(m));
 	EXPECT_EQ("meta.img: section VMAS: VMA 0: VMA without start or end", load_error());
+}
+
+TEST_F(ImageTest, ScanPagesNamesTheTruncatedRun)
+{
+	Bytes p = slurp(pages());
+	spit(pages(), Bytes(p.begin(), p.end() - 4096));
+	UniqueFd fd(open(pages().c_str(), O_RDONLY));
+	auto r = scan_pages(fd.get(), nullptr);
+	ASSERT_FALSE(r);
+	EXPECT_EQ("pages.img: run 1 at 0x7fffffffe000: truncated", r.error().msg);
+
+	// A run header cut in half.
+	spit(pages(), Bytes(p.begin(), p.begin() + sizeof(amber_pages_hdr) + 8));
+	UniqueFd fd2(open(pages().c_str(), O_RDONLY));
+	r = scan_pages(fd2.get(), nullptr);
+	ASSERT_FALSE(r);
+	EXPECT_EQ("pages.img: run 0: truncated", r.error().msg);
+}
+
+TEST_F(ImageTest, MissingSection)
+{
+	auto c = load_checkpoint_dir(dir_, 1);
+	ASSERT_TRUE(c);
+	// Rewrite the table so that the FDS entry claims another type.
+	Bytes m = slurp(meta());
+	amber_image_hdr h;
+	memcpy(&h, m.data(), sizeof(h));
+	for (uint32_t i = 0; i < h.nr_sections; i++) {
+		amber_section s;
+		memcpy(&s, m.data() + sizeof(h) + i * sizeof(s), sizeof(s));
+		if (s.type == AMBER_SEC_FDS)
+			s.type = 100;
+		memcpy(m.data() + sizeof(h) + i * sizeof(s), &s, sizeof(s));
+	}
+	h.hdr_xxh64 = 0;
+	memcpy(m.data(), &h, sizeof(h));
+	h.hdr_xxh64 = XXH64(m.data(), sizeof(h) + h.nr_sections * sizeof(amber_section), 0);
+	memcpy(m.data(), &h, sizeof(h));
+	spit(meta(), m);
+	EXPECT_EQ("meta.img: section FDS missing", load_error());
 }

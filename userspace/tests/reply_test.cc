@@ -130,3 +130,17 @@ TEST(Netlink, ExtackMessageIsSurfaced)
 	// Truncated.
 	EXPECT_FALSE(parse_nlmsgerr(ByteView(msg).first(10)));
 }
+
+// On the host the module cannot be loaded: connect() must say so plainly.
+// In the guest with amber.ko loaded it must succeed.
+TEST(Netlink, ConnectResolvesTheFamilyOrSaysNotLoaded)
+{
+	auto nl = NetlinkClient::connect();
+	if (nl) {
+		EXPECT_GT(nl->family(), 0);
+		EXPECT_GE(nl->fd(), 0);
+		return;
+	}
+	EXPECT_EQ(ENOENT, nl.error().err);
+	EXPECT_EQ("amber.ko is not loaded", nl.error().msg);
+}

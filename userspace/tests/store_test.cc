@@ -134,3 +134,12 @@ TEST(Store, LatestPointingNowhere)
 	ASSERT_FALSE(l);
 	EXPECT_NE(std::string::npos, l.error().msg.find("does not point to a checkpoint number"));
 }
+
+TEST(Store, CreatesMissingParents)
+{
+	TempDir t;
+	Store s(t.path() + "/a/b/store");
+	auto p = s.begin();
+	ASSERT_TRUE(p) << p.error().str();
+	EXPECT_EQ(1u, p->number());
+}
