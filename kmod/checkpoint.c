@@ -13,6 +13,8 @@
  * carries on. Held targets are resumed by RELEASE, by the requesting socket
  * closing (netlink notifier), by the hold timing out, or by module exit.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/capability.h>
 #include <linux/file.h>
 #include <linux/fs.h>

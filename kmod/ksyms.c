@@ -18,6 +18,8 @@
  * trap: such a kernel would need another route, which is why this stays the
  * only use and is refused at load if the symbol is missing.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/ptrace.h>

@@ -3,6 +3,8 @@
  * amber: transparent checkpoint/restart of unmodified Linux processes.
  * See Documentation/design.md.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/module.h>
 #include <net/genetlink.h>
 
@@ -25,7 +27,7 @@ static int __init amber_init(void)
 	err = amber_netlink_init();
 	if (err)
 		goto err_checkpoint_exit;
-	pr_info("amber %s loaded\n", AMBER_VERSION_STRING);
+	pr_info("version %s loaded\n", AMBER_VERSION_STRING);
 	return 0;
 
 err_checkpoint_exit:

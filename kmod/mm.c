@@ -8,9 +8,12 @@
  * holds data if its PTE is present (the zero page excepted) or a swap entry;
  * a transparent huge PMD counts as all of its pages. In private file
  * mappings only anonymous (copied-on-write) pages count, the file holds the
- * rest. Shared file mappings, vvar and the vDSO are not saved. The runs are
- * collected under the lock, then the lock is dropped and the pages are
- * copied out through a bounce buffer and written with kernel_write().
+ * rest. Shared anonymous memory is saved from its shmem page cache. Shared
+ * file mappings, vvar and the vDSO are not saved. The runs are collected
+ * under the lock, then the lock is dropped and the pages are written
+ * straight from user memory with vfs_iter_write(), as write(2) would (VMAs
+ * that are not readable go through a bounce buffer filled by
+ * access_process_vm(FOLL_FORCE)).
  */
 #include <linux/fs.h>
 #include <linux/highmem.h>
@@ -19,6 +22,7 @@
 #include <linux/magic.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
+#include <linux/pagemap.h>
 #include <linux/pgtable.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -26,6 +30,7 @@
 #include <linux/slab.h>
 #include <linux/swapops.h>
 #include <linux/uio.h>
+#include <linux/xarray.h>
 #include <linux/uaccess.h>
 
 #include <linux/amber.h>
@@ -41,6 +46,7 @@ enum amber_walk_mode {
 	AMBER_WALK_SKIP,	/* nothing saved */
 	AMBER_WALK_ALL,		/* every page with data */
 	AMBER_WALK_ANON,	/* only anonymous pages (private file mapping) */
+	AMBER_WALK_SHMEM,	/* pages of the backing shmem file */
 };
 
 struct amber_run {
@@ -215,6 +221,56 @@ static int amber_walk_range(struct amber_walk *w, unsigned long addr,
 	return err;
 }
 
+/*
+ * Shared anonymous memory lives in the page cache of an internal shmem file.
+ * A page holds data if that file has it, in memory or swapped out, whether
+ * or not this process maps it right now (a process sharing the memory may
+ * have written it, reclaim may have unmapped it).
+ *
+ * Entries are only tested, never referenced: the size of a large folio is
+ * read without a reference, so it is only used to bound a run, clamped to a
+ * PMD and to the VMA (a stale value can at worst add pages that read back
+ * as zeros).
+ */
+static int amber_walk_shmem(struct amber_walk *w, struct vm_area_struct *vma)
+{
+	pgoff_t first = vma->vm_pgoff, last = first + vma_pages(vma) - 1;
+	XA_STATE(xas, &vma->vm_file->f_mapping->i_pages, first);
+	pgoff_t next = first;	/* first index not yet in a run */
+	void *entry;
+	int err = 0;
+
+	rcu_read_lock();
+	xas_for_each(&xas, entry, last) {
+		pgoff_t start = xas.xa_index, end = start + 1;
+
+		if (xas_retry(&xas, entry))
+			continue;
+		if (!xa_is_value(entry)) {
+			unsigned long nr = folio_nr_pages(entry);
+
+			nr = clamp_val(nr, 1, PTRS_PER_PMD);
+			end = start - start % nr + nr;
+		}
+		start = max(start, next);
+		end = min(end, last + 1);
+		if (start >= end)
+			continue;
+		next = end;
+
+		xas_pause(&xas);
+		rcu_read_unlock();
+		err = amber_runs_add(w, vma->vm_start + ((start - first) << PAGE_SHIFT),
+				     end - start);
+		cond_resched();
+		rcu_read_lock();
+		if (err)
+			break;
+	}
+	rcu_read_unlock();
+	return err;
+}
+
 static bool amber_vma_is_named(struct vm_area_struct *vma, const char *name)
 {
 	const char *n;
@@ -334,6 +390,7 @@ static int amber_vma_describe(struct amber_vma *v, struct vm_area_struct *vma,
 	}
 	if (amber_vma_is_anon_shmem(vma)) {
 		v->flags |= AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM;
+		*mode = AMBER_WALK_SHMEM;
 		return 0;
 	}
 	if (v->flags & AMBER_VMA_F_SHARED)
@@ -404,7 +461,10 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 		w->mode = mode;
 		w->vma = st->nr_vmas - 1;
 		w->force = !(vma->vm_flags & VM_READ);
-		err = amber_walk_range(w, vma->vm_start, vma->vm_end);
+		if (mode == AMBER_WALK_SHMEM)
+			err = amber_walk_shmem(w, vma);
+		else
+			err = amber_walk_range(w, vma->vm_start, vma->vm_end);
 		if (err)
 			return amber_fail(e, err, "out of memory for the page list");
 	}

@@ -61,8 +61,10 @@ static int amber_nl_get_version_doit(struct sk_buff *skb, struct genl_info *info
 	void *hdr;
 
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	if (!msg)
+	if (!msg) {
+		NL_SET_ERR_MSG(info->extack, "out of memory for the reply");
 		return -ENOMEM;
+	}
 	hdr = genlmsg_put_reply(msg, info, &amber_family, 0,
 				AMBER_CMD_GET_VERSION);
 	if (!hdr)
@@ -76,6 +78,7 @@ static int amber_nl_get_version_doit(struct sk_buff *skb, struct genl_info *info
 
 err_free_msg:
 	nlmsg_free(msg);
+	NL_SET_ERR_MSG(info->extack, "the reply did not fit its buffer");
 	return -EMSGSIZE;
 }
 
@@ -94,6 +97,16 @@ static size_t amber_str_size(const char *s)
 {
 	return s ? nla_total_size(strlen(s) + 1) : 0;
 }
+
+#define AMBER_U32_SIZE	nla_total_size(sizeof(u32))
+#define AMBER_U64_SIZE	nla_total_size_64bit(sizeof(u64))
+
+/* START, END, PGOFF, PAGES, PROT, FLAGS; DEV, INO, FILE_SIZE with a path. */
+#define AMBER_VMA_SIZE		(nla_total_size(0) + 4 * AMBER_U64_SIZE + 2 * AMBER_U32_SIZE)
+#define AMBER_VMA_FILE_SIZE	(3 * AMBER_U64_SIZE)
+/* NUM, TYPE, FLAGS, MODE; POS, DEV, INO, RDEV, SIZE; CLOEXEC, TTY; path. */
+#define AMBER_FD_SIZE		(nla_total_size(0) + 4 * AMBER_U32_SIZE + \
+				 5 * AMBER_U64_SIZE + 2 * nla_total_size(0))
 
 /* An upper bound of the reply's attribute payload. */
 static size_t amber_reply_size(const struct amber_state *st)
@@ -114,10 +127,16 @@ static size_t amber_reply_size(const struct amber_state *st)
 	size += st->sig.nr_pending * (nla_total_size(0) +
 				      nla_total_size(AMBER_SIGINFO_SIZE) +
 				      nla_total_size(0));
+	/*
+	 * The lists dominate: count them exactly, so that a large reply is not
+	 * twice its size in the receiver's socket buffer (netlink_trim() only
+	 * shrinks buffers that are more than half empty).
+	 */
 	for (i = 0; i < st->mm.nr_vmas; i++)
-		size += 160 + amber_str_size(st->mm.vmas[i].path);
+		size += AMBER_VMA_SIZE + (st->mm.vmas[i].path ?
+			amber_str_size(st->mm.vmas[i].path) + AMBER_VMA_FILE_SIZE : 0);
 	for (i = 0; i < st->files.nr; i++)
-		size += 160 + amber_str_size(st->files.fds[i].path);
+		size += AMBER_FD_SIZE + amber_str_size(st->files.fds[i].path);
 	return size;
 }
 

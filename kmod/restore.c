@@ -449,6 +449,12 @@ static int amber_restore_task_prepare(struct amber_restore *r)
 		}
 		r->rseq_sig = nla_get_u32(tb[AMBER_TASK_RSEQ_SIG]);
 	}
+	if ((r->rseq && !IS_ENABLED(CONFIG_RSEQ)) ||
+	    (tb[AMBER_TASK_ROBUST_LIST] && nla_get_u64(tb[AMBER_TASK_ROBUST_LIST]) &&
+	     !IS_ENABLED(CONFIG_FUTEX))) {
+		amber_restore_err(r, task, "this kernel has no rseq or no futex support");
+		return -EOPNOTSUPP;
+	}
 	err = amber_restore_user_ptr(r, tb[AMBER_TASK_CLEAR_CHILD_TID], sizeof(int),
 				     1, "clear_child_tid", &r->clear_child_tid);
 	if (err)
@@ -553,6 +559,7 @@ static void amber_restore_task_commit(struct amber_restore *r)
 {
 	struct task_struct *t = current;
 
+#ifdef CONFIG_RSEQ
 	t->rseq = (struct rseq __user *)r->rseq;
 	t->rseq_sig = r->rseq_sig;
 	/* As if preempted and migrated: abort a critical section, refresh cpu_id. */
@@ -561,11 +568,13 @@ static void amber_restore_task_commit(struct amber_restore *r)
 	rseq_preempt(t);
 	rseq_migrate(t);
 	preempt_enable();
-
+#endif
 	t->clear_child_tid = (int __user *)r->clear_child_tid;
+#ifdef CONFIG_FUTEX
 	t->robust_list = (struct robust_list_head __user *)r->robust_list;
 #ifdef CONFIG_COMPAT
 	t->compat_robust_list = NULL;
+#endif
 #endif
 	t->sas_ss_sp = r->sas_sp;
 	t->sas_ss_size = r->sas_size;
@@ -643,6 +652,9 @@ int amber_nl_restore_doit(struct sk_buff *skb, struct genl_info *info)
 	if (err)
 		send_sig(SIGKILL, current, 1);
 out:
+	/* Every refusal names its reason; this catches -ENOMEM and the like. */
+	if (err && r->extack && !r->extack->_msg)
+		amber_restore_err(r, NULL, "restore failed (%d)", err);
 	amber_restore_release(r);
 	return err;
 }

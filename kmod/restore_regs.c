@@ -365,7 +365,7 @@ int amber_restore_regs_queue(struct amber_restore *r)
 	if (!try_module_get(THIS_MODULE))
 		return -ENODEV;
 	init_task_work(&w->twork, amber_restore_work_fn);
-	err = task_work_add(current, &w->twork, TWA_SIGNAL);
+	err = task_work_add(current, &w->twork, TWA_RESUME);
 	if (err) {
 		module_put(THIS_MODULE);
 		return err;

@@ -108,9 +108,10 @@ Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)
 		if (vma_has_file(v))
 			AMBER_TRY(check_file(v.path, S_IFREG, v.file_size));
 	for (const FdInfo &f : c.fds) {
-		auto s = std::find_if(fds.begin(), fds.end(),
-				      [&](const StubFd &s) { return s.num == int(f.num); });
-		if (s == fds.end() || s->inherit)
+		// fds is sorted by number (plan_fds).
+		auto s = std::lower_bound(fds.begin(), fds.end(), int(f.num),
+					  [](const StubFd &s, int num) { return s.num < num; });
+		if (s == fds.end() || s->num != int(f.num) || s->inherit)
 			continue;
 		mode_t type = f.type == AMBER_FD_REG   ? S_IFREG
 			      : f.type == AMBER_FD_DIR ? S_IFDIR
@@ -299,14 +300,14 @@ struct Prepared {
 	uint32_t seq = 0;
 };
 
+// Everything the stub needs, given the image's fd plan (already checked).
 Result<Prepared> prepare(const Checkpoint &c, const std::vector<std::string> &pages,
-			 NetlinkClient &nl)
+			 std::vector<StubFd> fds, NetlinkClient &nl)
 {
 	Prepared pr;
 	StubPlan &p = pr.plan;
 
-	p.fds = AMBER_TRY(plan_fds(c.fds));
-	AMBER_TRY(check_files(c, p.fds));
+	p.fds = std::move(fds);
 	AMBER_TRY(plan_signals(c, p));
 	plan_task(c, p);
 	int max_image_fd = 2;
@@ -549,6 +550,9 @@ Result<int> restore(const RestoreOptions &o)
 
 	auto pages = AMBER_TRY(pages_chain(store, c));
 
+	// Files and PID before anything else: nothing is created on failure.
+	auto fds = AMBER_TRY(plan_fds(c.fds));
+	AMBER_TRY(check_files(c, fds));
 	pid_t pid = pid_t(c.task.pid ? c.task.pid : c.info.pid);
 	if (pid <= 0)
 		return fail(0, c.meta_path + ": no pid recorded");
@@ -560,7 +564,7 @@ Result<int> restore(const RestoreOptions &o)
 			return fail(0, nl.error().msg + " (insmod kmod/amber.ko)");
 		return tl::unexpected(nl.error());
 	}
-	Prepared pr = AMBER_TRY(prepare(c, pages, *nl));
+	Prepared pr = AMBER_TRY(prepare(c, pages, std::move(fds), *nl));
 
 	auto [child, pidfd] = AMBER_TRY(spawn_stub(pid, pr.plan));
 	// Only the stub keeps the write end: EOF once it exits or the kernel

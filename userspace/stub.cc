@@ -595,7 +595,7 @@ void run_stub(const StubPlan &plan)
 
 	// 6. vvar/vDSO to the image's addresses. From here on nothing may use
 	// the vDSO (no clock_gettime, time, gettimeofday).
-	StubStep step;
+	StubStep step = StubStep::VdsoMove;
 	if (!move_vdso(plan, &step))
 		stub_fail(plan, step, 0);
 

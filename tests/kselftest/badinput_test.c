@@ -227,6 +227,27 @@ TEST_F_TIMEOUT(bad, unprivileged, 90)
 	assert_ticking(_metadata, self);
 }
 
+/* The checkpoint names the fd that blocks it; the target carries on. */
+TEST_F_TIMEOUT(bad, unsupported_fd, 90)
+{
+	char held[400];
+
+	REQUIRE_AMBER();
+	start_sleeper(_metadata, self, "--socket", NULL);
+	assert_ckpt_fails(_metadata, self, self->pid, "fd 3");
+	assert_ckpt_fails(_metadata, self, self->pid, "socket");
+	assert_ticking(_metadata, self);
+	kill_and_reap(self->pid);
+
+	snprintf(held, sizeof(held), "%s/deleted.txt", self->base);
+	ASSERT_EQ(0, write_file(held, "x\n", 2));
+	start_sleeper(_metadata, self, "--open", held);
+	ASSERT_EQ(0, unlink(held));
+	assert_ckpt_fails(_metadata, self, self->pid, "fd 3");
+	assert_ckpt_fails(_metadata, self, self->pid, "deleted");
+	assert_ticking(_metadata, self);
+}
+
 /* A good image of a sleeper (taken with --kill); returns the dead sleeper's pid. */
 static pid_t make_image(struct __test_metadata *_metadata, FIXTURE_DATA(bad) *self,
 			const char *open_path)
@@ -511,6 +532,40 @@ TEST_F_TIMEOUT(bad, netlink_checkpoint, 90)
 	close(rw);
 }
 
+static struct nlattr *nla_find_in(struct nlattr *nest, int type)
+{
+	char *p = (char *)nest + NLA_HDRLEN, *end = (char *)nest + nest->nla_len;
+
+	while (p + NLA_HDRLEN <= end) {
+		struct nlattr *a = (struct nlattr *)p;
+
+		if (a->nla_len < NLA_HDRLEN)
+			break;
+		if ((a->nla_type & NLA_TYPE_MASK) == type)
+			return a;
+		p += NLA_ALIGN(a->nla_len);
+	}
+	return NULL;
+}
+
+/* The image's VMA reduced to START, END, PGOFF, PROT and FLAGS. */
+static void put_bare_vma(struct nlbuf *b, struct nlattr *vma)
+{
+	static const int keep[] = {
+		AMBER_VMA_START, AMBER_VMA_END, AMBER_VMA_PGOFF, AMBER_VMA_PROT, AMBER_VMA_FLAGS,
+	};
+	struct nlattr *x;
+	unsigned int i;
+
+	nl_nest_start(b, AMBER_A_VMA);
+	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		x = nla_find_in(vma, keep[i]);
+		if (x)
+			nl_put(b, keep[i], (char *)x + NLA_HDRLEN, x->nla_len - NLA_HDRLEN);
+	}
+	nl_nest_end(b);
+}
+
 enum garbage { G_EMPTY, G_UNSORTED, G_OVERLAP, G_HUGE, G_BACKWARDS };
 
 /* Where this process has [vdso] and [vvar], from /proc/self/maps. */
@@ -642,9 +697,7 @@ static void restore_garbage(struct __test_metadata *_metadata, FIXTURE_DATA(bad)
 			for (i = 0; i < (int)n; i++) {
 				/* unsorted: the first two swapped; overlap: the first twice */
 				int j = g == G_OVERLAP ? (i == 1 ? 0 : i) : (i < 2 ? 1 - i : i);
-				struct nlattr *a = (struct nlattr *)(vmas + idx[j]);
-
-				nl_put_raw(&b, a, a->nla_len);
+				put_bare_vma(&b, (struct nlattr *)(vmas + idx[j]));
 			}
 			nl_nest_end(&b);
 		} else if (g == G_HUGE || g == G_BACKWARDS) {
@@ -677,7 +730,8 @@ static void restore_garbage(struct __test_metadata *_metadata, FIXTURE_DATA(bad)
 		       what, status);
 	ASSERT_EQ(sizeof(r), read(p[0], &r, sizeof(r)));
 	close(p[0]);
-	TH_LOG("%s: error %d (%s), extack '%s'", what, r.error, strerror(-r.error), r.msg);
+	TH_LOG("%s: error %d (%s), extack '%s' (offset %u)", what, r.error, strerror(-r.error),
+	       r.msg, r.bad_attr_off);
 	EXPECT_NE(1, r.error) TH_LOG("%s: no answer", what);
 	EXPECT_GT(0, r.error);
 	EXPECT_LT(0, strlen(r.msg)) TH_LOG("%s: rejected without an extack message", what);

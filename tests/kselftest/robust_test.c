@@ -351,6 +351,38 @@ TEST_F_TIMEOUT(robust, blocked_in_pipe_read, 240)
 	ASSERT_EQ(0, count_text(self->out, "FAIL"));
 }
 
+static volatile sig_atomic_t sigchld_count;
+
+static void on_sigchld(int sig)
+{
+	sigchld_count++;
+}
+
+/* No SIGSTOP/SIGCONT, no SIGCHLD: the parent never notices a checkpoint. */
+TEST_F_TIMEOUT(robust, invisible_to_parent, 120)
+{
+	char *argv[] = { WORKLOAD_DIR "/sleeper", "--ms", "50", NULL };
+	struct sigaction sa = { .sa_handler = on_sigchld };
+	struct cmd_result r;
+	struct ckpt_line c;
+	int i, st;
+
+	REQUIRE_AMBER();
+	start_target(_metadata, self, argv, "tick 1");
+	ASSERT_EQ(0, sigaction(SIGCHLD, &sa, NULL));
+	sigchld_count = 0;
+	for (i = 0; i < 2; i++) {
+		/* amber_checkpoint's own child also raises SIGCHLD: count only the target's */
+		ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, false, &r, &c))
+			TH_LOG("checkpoint: %s", r.err);
+		cmd_result_free(&r);
+		ASSERT_EQ(0, waitpid(self->pid, &st, WNOHANG | WUNTRACED | WCONTINUED))
+			TH_LOG("the parent saw a state change: %#x", st);
+	}
+	ASSERT_EQ(2, sigchld_count) TH_LOG("SIGCHLDs beyond the two CLI runs");
+	assert_progress(_metadata, self, 3);
+}
+
 /*
  * Hold the sleeper with a raw AMBER_CKPT_F_HOLD request on a socket of our
  * own; returns the socket (the target stays stopped until it closes).

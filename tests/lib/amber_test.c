@@ -182,6 +182,9 @@ pid_t spawn(char *const argv[], const struct spawn_opts *o)
 		return -1;
 	if (o->stdout_pipe && pipe2(outp, O_CLOEXEC))
 		return -1;
+	/* Truncate here, so that nobody polls stale output of a previous run. */
+	if (o->out_path && !o->append)
+		close(open(o->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();

@@ -7,12 +7,14 @@
  *   sleeper read                          read lines from stdin, print
  *                                         "got LINE"; "quit" or EOF ends
  * Options: --open PATH keeps PATH open read-only (fd 3 and up),
- *          --thread starts a second thread that sleeps forever.
+ *          --socket keeps a unix socket open (fd 3 and up),
+ *          --thread starts a second thread that sleeps forever,
+ *          --exit N exits with status N at the end instead of 0.
  *
  * SIGUSR1 has a handler without SA_RESTART, so a system call that was
  * interrupted and not transparently restarted shows up as EINTR, which the
  * workload reports as FAIL (exit 1). A sleep shorter than asked is a FAIL too.
- * The end prints "done" and exits 0.
+ * The end prints "done" and exits 0 (or N).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static void on_usr1(int sig)
@@ -108,7 +111,7 @@ int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	long ticks = 0, ms = 200;
-	int reading = 0, i;
+	int reading = 0, status = 0, i;
 	pthread_t th;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -127,14 +130,20 @@ int main(int argc, char **argv)
 				printf("FAIL open %s: %s\n", argv[i], strerror(errno));
 				return 1;
 			}
+		} else if (!strcmp(argv[i], "--socket")) {
+			if (socket(AF_UNIX, SOCK_STREAM, 0) < 0)
+				return 1;
+		} else if (!strcmp(argv[i], "--exit") && i + 1 < argc) {
+			status = atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--thread")) {
 			if (pthread_create(&th, NULL, idle_thread, NULL))
 				return 1;
 		} else {
-			fprintf(stderr, "usage: sleeper [sleep|read] [--ticks N] [--ms M] [--open PATH] [--thread]\n");
+			fprintf(stderr, "usage: sleeper [sleep|read] [--ticks N] [--ms M] [--open PATH] [--socket] [--thread] [--exit N]\n");
 			return 2;
 		}
 	}
 	printf("ready\n");
-	return reading ? do_read() : do_sleep(ticks, ms);
+	i = reading ? do_read() : do_sleep(ticks, ms);
+	return i ? i : status;
 }
