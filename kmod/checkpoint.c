@@ -241,6 +241,11 @@ static int amber_check_target(struct task_struct *task,
 		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint a kernel thread");
 		return -EINVAL;
 	}
+	if (is_child_reaper(task_pid(task))) {
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "cannot checkpoint the init process of a pid namespace");
+		return -EINVAL;
+	}
 	if (same_thread_group(task, current)) {
 		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint the calling process");
 		return -EINVAL;

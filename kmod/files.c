@@ -11,6 +11,7 @@
 #include <linux/major.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
+#include <linux/stat.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
@@ -30,6 +31,25 @@ char *amber_path_dup(const struct path *path)
 	copy = IS_ERR(p) ? ERR_CAST(p) : kstrdup(p, GFP_KERNEL);
 	__putname(buf);
 	return copy ?: ERR_PTR(-ENOMEM);
+}
+
+/*
+ * Attributes as stat(2) reports them, which is what the tools compare with
+ * at restore: some filesystems (9p) do not keep i_size in the inode.
+ */
+void amber_stat_file(struct file *file, struct kstat *st)
+{
+	struct inode *inode = file_inode(file);
+
+	if (!vfs_getattr(&file->f_path, st, STATX_BASIC_STATS,
+			 AT_STATX_SYNC_AS_STAT))
+		return;
+	memset(st, 0, sizeof(*st));
+	st->dev = inode->i_sb->s_dev;
+	st->ino = inode->i_ino;
+	st->mode = inode->i_mode;
+	st->rdev = inode->i_rdev;
+	st->size = i_size_read(inode);
 }
 
 static u32 amber_fd_type(umode_t mode)
@@ -69,17 +89,19 @@ static bool amber_is_tty(umode_t mode, dev_t rdev)
 
 static int amber_fd_fill(struct amber_fd *fd, struct file *file)
 {
-	struct inode *inode = file_inode(file);
+	struct kstat st;
 
-	fd->mode = inode->i_mode;
-	fd->type = amber_fd_type(inode->i_mode);
+	amber_stat_file(file, &st);
+	/* Anon inodes have no type bits; stat() may make some up. */
+	fd->mode = st.mode;
+	fd->type = amber_fd_type(file_inode(file)->i_mode);
 	fd->flags = file->f_flags;
 	fd->pos = file->f_pos;
-	fd->dev = new_encode_dev(inode->i_sb->s_dev);
-	fd->ino = inode->i_ino;
-	fd->rdev = new_encode_dev(inode->i_rdev);
-	fd->size = i_size_read(inode);
-	fd->tty = amber_is_tty(inode->i_mode, inode->i_rdev);
+	fd->dev = new_encode_dev(st.dev);
+	fd->ino = st.ino;
+	fd->rdev = new_encode_dev(st.rdev);
+	fd->size = st.size;
+	fd->tty = amber_is_tty(st.mode, st.rdev);
 	fd->path = amber_path_dup(&file->f_path);
 	if (IS_ERR(fd->path)) {
 		int err = PTR_ERR(fd->path);

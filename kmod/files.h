@@ -7,6 +7,8 @@
 
 #include "msg.h"
 
+struct file;
+struct kstat;
 struct path;
 
 struct amber_fd {
@@ -33,5 +35,6 @@ int amber_files_capture(struct amber_files_state *st, struct amber_err *e);
 void amber_files_free(struct amber_files_state *st);
 
 char *amber_path_dup(const struct path *path);
+void amber_stat_file(struct file *file, struct kstat *st);
 
 #endif /* _AMBER_FILES_H */

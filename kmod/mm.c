@@ -330,11 +330,15 @@ static u32 amber_vma_prot(struct vm_area_struct *vma)
 	       (vma->vm_flags & VM_EXEC ? PROT_EXEC : 0);
 }
 
-static int amber_vma_file(struct amber_vma *v, struct file *file,
-			  struct amber_err *e)
-{
-	struct inode *inode = file_inode(file);
+/* Consecutive VMAs mostly map the same file: stat it once. */
+struct amber_stat_cache {
+	struct file *file;
+	struct kstat st;
+};
 
+static int amber_vma_file(struct amber_vma *v, struct file *file,
+			  struct amber_stat_cache *sc, struct amber_err *e)
+{
 	v->path = amber_path_dup(&file->f_path);
 	if (IS_ERR(v->path)) {
 		int err = PTR_ERR(v->path);
@@ -348,16 +352,20 @@ static int amber_vma_file(struct amber_vma *v, struct file *file,
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("vma %llx-%llx: %s is not supported yet",
 					    v->start, v->end, v->path));
-	v->dev = new_encode_dev(inode->i_sb->s_dev);
-	v->ino = inode->i_ino;
-	v->file_size = i_size_read(inode);
+	if (sc->file != file) {
+		amber_stat_file(file, &sc->st);
+		sc->file = file;
+	}
+	v->dev = new_encode_dev(sc->st.dev);
+	v->ino = sc->st.ino;
+	v->file_size = sc->st.size;
 	return 0;
 }
 
 /* Fills @v from @vma and says which of its pages to save. */
 static int amber_vma_describe(struct amber_vma *v, struct vm_area_struct *vma,
 			      struct mm_struct *mm, enum amber_walk_mode *mode,
-			      struct amber_err *e)
+			      struct amber_stat_cache *sc, struct amber_err *e)
 {
 	v->start = vma->vm_start;
 	v->end = vma->vm_end;
@@ -397,7 +405,7 @@ static int amber_vma_describe(struct amber_vma *v, struct vm_area_struct *vma,
 		*mode = AMBER_WALK_SKIP;
 	else
 		*mode = AMBER_WALK_ANON;
-	return amber_vma_file(v, vma->vm_file, e);
+	return amber_vma_file(v, vma->vm_file, sc, e);
 }
 
 static void amber_mm_fields(struct amber_mm_state *st, struct mm_struct *mm)
@@ -434,6 +442,7 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 			    struct amber_err *e)
 {
 	VMA_ITERATOR(vmi, w->mm, 0);
+	struct amber_stat_cache sc = { };
 	struct mm_struct *mm = w->mm;
 	struct vm_area_struct *vma;
 	enum amber_walk_mode mode;
@@ -448,12 +457,10 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 
 	amber_mm_fields(st, mm);
 	for_each_vma(vmi, vma) {
-		struct amber_vma *v = &st->vmas[st->nr_vmas];
-
 		if (st->nr_vmas >= mm->map_count)
 			return amber_fail(e, -EAGAIN, "the VMA list changed during the checkpoint");
-		st->nr_vmas++;
-		err = amber_vma_describe(v, vma, mm, &mode, e);
+		err = amber_vma_describe(&st->vmas[st->nr_vmas++], vma, mm, &mode,
+					 &sc, e);
 		if (err)
 			return err;
 		if (mode == AMBER_WALK_SKIP)

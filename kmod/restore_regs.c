@@ -3,12 +3,12 @@
  * Restore: user registers, FS/GS base and xstate.
  *
  * They are validated before the point of no return and written by a
- * task_work that runs on the way back to user mode, after the system call
- * exit path has stored sendmsg()'s return value in regs->ax. The work is
- * queued with TWA_SIGNAL: exit_to_user_mode_loop() handles signal work
- * before TIF_NOTIFY_RESUME work and get_signal() runs pending task_works
- * before it dequeues a signal, so a signal that the restored blocked mask
- * leaves deliverable is delivered on the restored registers, not the stub's.
+ * task_work (TWA_RESUME) that runs on the way back to user mode, after the
+ * system call exit path has stored sendmsg()'s return value in regs->ax.
+ * A signal that the restored blocked mask leaves deliverable is still
+ * delivered on the restored registers: get_signal() runs pending task_works
+ * before it dequeues a signal, and resume_user_mode_work() runs them before
+ * the rseq fixup, which therefore sees the restored instruction pointer.
  */
 #include <linux/elf.h>
 #include <linux/module.h>

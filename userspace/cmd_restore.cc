@@ -99,15 +99,43 @@ Result<void> check_file(const std::string &path, mode_t type, std::optional<uint
 	return {};
 }
 
+// For each `outer` attribute of an image section, in order: whether it holds
+// an `inner` attribute. Sizes that were not recorded are not checked.
+std::vector<bool> has_inner_attr(ByteView section, uint16_t outer, uint16_t inner)
+{
+	std::vector<bool> out;
+	auto attrs = parse_attrs(section);
+	if (!attrs)
+		return out;
+	for (const Attr &a : *attrs) {
+		if (a.type != outer)
+			continue;
+		auto in = parse_attrs(a.data);
+		out.push_back(in && find_attr(*in, inner));
+	}
+	return out;
+}
+
 // Every file the image needs, checked before anything is created.
 Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)
 {
+	auto vma_sized = has_inner_attr(c.vmas_raw, AMBER_A_VMA, AMBER_VMA_FILE_SIZE);
+	auto fd_sized = has_inner_attr(c.fds_raw, AMBER_A_FD, AMBER_FD_SIZE);
+	if (vma_sized.size() != c.vmas.size())
+		vma_sized.assign(c.vmas.size(), true);
+	if (fd_sized.size() != c.fds.size())
+		fd_sized.assign(c.fds.size(), true);
+
 	if (!c.task.exe.empty())
 		AMBER_TRY(check_file(c.task.exe, S_IFREG, std::nullopt));
-	for (const Vma &v : c.vmas)
+	for (size_t i = 0; i < c.vmas.size(); i++) {
+		const Vma &v = c.vmas[i];
 		if (vma_has_file(v))
-			AMBER_TRY(check_file(v.path, S_IFREG, v.file_size));
-	for (const FdInfo &f : c.fds) {
+			AMBER_TRY(check_file(v.path, S_IFREG,
+					     vma_sized[i] ? std::optional(v.file_size) : std::nullopt));
+	}
+	for (size_t i = 0; i < c.fds.size(); i++) {
+		const FdInfo &f = c.fds[i];
 		// fds is sorted by number (plan_fds).
 		auto s = std::lower_bound(fds.begin(), fds.end(), int(f.num),
 					  [](const StubFd &s, int num) { return s.num < num; });
@@ -118,7 +146,7 @@ Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)
 			      : f.type == AMBER_FD_CHR ? S_IFCHR
 						       : S_IFBLK;
 		std::optional<uint64_t> size;
-		if (f.type == AMBER_FD_REG && (f.flags & O_ACCMODE) == O_RDONLY)
+		if (f.type == AMBER_FD_REG && (f.flags & O_ACCMODE) == O_RDONLY && fd_sized[i])
 			size = f.size;
 		if (auto r = check_file(f.path, type, size); !r)
 			return wrap(r.error(), "fd " + std::to_string(f.num) + ": ");

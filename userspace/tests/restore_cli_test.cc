@@ -138,7 +138,8 @@ protected:
 			vw.put_u32(AMBER_VMA_FLAGS, v.flags);
 			if (!v.path.empty())
 				vw.put_string(AMBER_VMA_PATH, v.path);
-			vw.put_u64(AMBER_VMA_FILE_SIZE, v.file_size);
+			if (record_sizes)
+				vw.put_u64(AMBER_VMA_FILE_SIZE, v.file_size);
 			vw.end_nest(k);
 		}
 		AttrWriter fw;
@@ -148,7 +149,8 @@ protected:
 			fw.put_u32(AMBER_FD_TYPE, f.type);
 			fw.put_u32(AMBER_FD_FLAGS, f.flags);
 			fw.put_string(AMBER_FD_PATH, f.path);
-			fw.put_u64(AMBER_FD_SIZE, f.size);
+			if (record_sizes)
+				fw.put_u64(AMBER_FD_SIZE, f.size);
 			fw.end_nest(k);
 		}
 
@@ -187,6 +189,7 @@ protected:
 
 	std::string base, store;
 	std::string cwd = "/";
+	bool record_sizes = true;
 	pid_t pid = 0;
 	std::vector<Vma> vmas;
 	std::vector<FdInfo> fds;
@@ -291,4 +294,30 @@ TEST_F(RestoreCli, OnlyFailOnPidConflict)
 	write_image();
 	RunResult r = run_amber({"restore", "-D", store, "--pid-conflict", "kill"});
 	EXPECT_NE(0, r.status);
+}
+
+// An image without recorded sizes: existence and type are still checked,
+// sizes are not. The PID check comes next.
+TEST_F(RestoreCli, SizesNotRecordedAreNotChecked)
+{
+	record_sizes = false;
+	add_fd(3, AMBER_FD_REG, O_RDONLY, base + "/data.bin", 4096);
+	write_file(base + "/data.bin", 10);
+	Vma v;
+	v.start = 0x10000;
+	v.end = 0x12000;
+	v.prot = 1;
+	v.path = base + "/lib.so";
+	v.file_size = 12345;
+	vmas.push_back(v);
+	write_file(v.path, 100);
+	pid = getpid();
+	write_image();
+	RunResult r = restore();
+	EXPECT_EQ(1, r.status);
+	EXPECT_EQ(0u, r.err.find("amber restore: pid " + std::to_string(pid) + " is in use")) << r.err;
+
+	unlink(v.path.c_str());
+	r = restore();
+	EXPECT_EQ("amber restore: " + v.path + ": missing\n", r.err);
 }
