@@ -103,9 +103,9 @@ static size_t amber_str_size(const char *s)
 
 /* START, END, PGOFF, PAGES, PROT, FLAGS; DEV, INO, FILE_SIZE with a path. */
 #define AMBER_VMA_SIZE		(nla_total_size(0) + 4 * AMBER_U64_SIZE + 2 * AMBER_U32_SIZE)
-#define AMBER_VMA_FILE_SIZE	(3 * AMBER_U64_SIZE)
+#define AMBER_VMA_FILE_NLSIZE	(3 * AMBER_U64_SIZE)
 /* NUM, TYPE, FLAGS, MODE; POS, DEV, INO, RDEV, SIZE; CLOEXEC, TTY; path. */
-#define AMBER_FD_SIZE		(nla_total_size(0) + 4 * AMBER_U32_SIZE + \
+#define AMBER_FD_NLSIZE		(nla_total_size(0) + 4 * AMBER_U32_SIZE + \
 				 5 * AMBER_U64_SIZE + 2 * nla_total_size(0))
 
 /* An upper bound of the reply's attribute payload. */
@@ -134,9 +134,9 @@ static size_t amber_reply_size(const struct amber_state *st)
 	 */
 	for (i = 0; i < st->mm.nr_vmas; i++)
 		size += AMBER_VMA_SIZE + (st->mm.vmas[i].path ?
-			amber_str_size(st->mm.vmas[i].path) + AMBER_VMA_FILE_SIZE : 0);
+			amber_str_size(st->mm.vmas[i].path) + AMBER_VMA_FILE_NLSIZE : 0);
 	for (i = 0; i < st->files.nr; i++)
-		size += AMBER_FD_SIZE + amber_str_size(st->files.fds[i].path);
+		size += AMBER_FD_NLSIZE + amber_str_size(st->files.fds[i].path);
 	return size;
 }
 
