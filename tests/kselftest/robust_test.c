@@ -383,6 +383,57 @@ TEST_F_TIMEOUT(robust, invisible_to_parent, 120)
 	assert_progress(_metadata, self, 3);
 }
 
+/* VmRSS of pid in KiB, -1 if unknown. */
+static long rss_kib(pid_t pid)
+{
+	char path[64], *s, *p;
+	long kib = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	s = slurp(path, NULL);
+	if (s && (p = strstr(s, "VmRSS:")))
+		kib = atol(p + 6);
+	free(s);
+	return kib;
+}
+
+/* Memory never touched is neither saved nor faulted in, at checkpoint or restore. */
+TEST_F_TIMEOUT(robust, untouched_memory_not_saved, 240)
+{
+	char *argv[] = { WORKLOAD_DIR "/memhog", "--mib", "8", "--sparse", "1024", "--ms", "100",
+			 NULL };
+	struct cmd_result r;
+	struct ckpt_line c;
+	pid_t restored;
+	long before, after;
+
+	REQUIRE_AMBER();
+	start_target(_metadata, self, argv, "tick 1");
+	before = rss_kib(self->pid);
+	ASSERT_LT(0, before);
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, true, &r, &c))
+		TH_LOG("checkpoint: %s", r.err);
+	cmd_result_free(&r);
+	TH_LOG("RSS %ld KiB, %llu bytes written", before, c.bytes);
+	/* 8 MiB + 1024 sparse pages (4 MiB) + libc and stack; not 1 GiB */
+	ASSERT_GT(32ULL << 20, c.bytes);
+	ASSERT_LE((8ULL + 4) << 20, c.bytes);
+	ASSERT_EQ(0, wait_child(self->pid, 10000, NULL));
+	self->pid = -1;
+
+	ASSERT_EQ(0, run_cmdl(120000, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
+			      NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore: %s", r.err);
+	ASSERT_EQ(0, parse_restored_line(r.out, &restored));
+	cmd_result_free(&r);
+	ASSERT_EQ(c.pid, restored);
+	self->pid = restored;
+	assert_progress(_metadata, self, 3);
+	after = rss_kib(restored);
+	TH_LOG("restored RSS %ld KiB", after);
+	ASSERT_GT(before + 16384, after) TH_LOG("restore faulted in untouched memory");
+}
+
 /*
  * Hold the sleeper with a raw AMBER_CKPT_F_HOLD request on a socket of our
  * own; returns the socket (the target stays stopped until it closes).

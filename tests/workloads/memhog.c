@@ -2,7 +2,7 @@
 /*
  * memhog: a process with a lot of resident memory of varied content.
  *
- * Usage: memhog --mib N [--ticks T] [--ms M]
+ * Usage: memhog --mib N [--ticks T] [--ms M] [--sparse S]
  * Touches N MiB of anonymous memory, every 8 bytes a different value derived
  * from its index (incompressible enough, no zero pages), prints "ready", then
  * every M ms (default 100) verifies a few pages, rewrites one (counting
@@ -23,6 +23,8 @@
 static uint64_t *mem;
 static size_t npages;
 static uint32_t *gen;	/* rewrite generation of each page */
+static uint64_t *sparse;
+static long sparse_mib;
 
 static uint64_t val(size_t page, size_t i, uint32_t g)
 {
@@ -53,6 +55,16 @@ static int check_page(size_t p)
 	return 1;
 }
 
+static int check_sparse(void)
+{
+	long i;
+
+	for (i = 0; i < sparse_mib; i++)
+		if (sparse[i * (1 << 17)] != val(i, 0, 7) || sparse[i * (1 << 17) + 1])
+			return 0;
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	long mib = 64, ticks = 0, ms = 100, t;
@@ -67,8 +79,10 @@ int main(int argc, char **argv)
 			ticks = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--ms") && i + 1 < argc)
 			ms = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--sparse") && i + 1 < argc)
+			sparse_mib = atol(argv[++i]);
 		else {
-			fprintf(stderr, "usage: memhog --mib N [--ticks T] [--ms M]\n");
+			fprintf(stderr, "usage: memhog --mib N [--ticks T] [--ms M] [--sparse S]\n");
 			return 2;
 		}
 	}
@@ -83,6 +97,18 @@ int main(int argc, char **argv)
 	}
 	for (p = 0; p < npages; p++)
 		fill_page(p);
+	if (sparse_mib) {
+		sparse = mmap(NULL, (size_t)sparse_mib << 20, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (sparse == MAP_FAILED) {
+			printf("FAIL allocate sparse %ld MiB\n", sparse_mib);
+			return 1;
+		}
+		/* no THP, or one word would fill a 2 MiB page */
+		madvise(sparse, (size_t)sparse_mib << 20, MADV_NOHUGEPAGE);
+		for (i = 0; i < sparse_mib; i++)
+			sparse[(size_t)i * (1 << 17)] = val(i, 0, 7);
+	}
 	printf("ready\n");
 	for (t = 0; !ticks || t < ticks; t++) {
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -96,6 +122,10 @@ int main(int argc, char **argv)
 				printf("FAIL tick %ld page %zu\n", t, p);
 				return 1;
 			}
+		}
+		if (!check_sparse()) {
+			printf("FAIL tick %ld sparse\n", t);
+			return 1;
 		}
 		p = (size_t)t % npages;
 		gen[p]++;
