@@ -68,7 +68,7 @@ static void workload_argv(enum workload w, const char *work, char **argv)
 		argv[n++] = "--dir";
 		argv[n++] = dirarg;
 		argv[n++] = "--steps";
-		argv[n++] = "36";
+		argv[n++] = "60";
 		argv[n++] = "--sleep-ms";
 		argv[n++] = "80";
 		break;
@@ -289,13 +289,6 @@ TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 	ASSERT_LT(0, c.bytes);
 	ASSERT_LE(c.stopped_ms, c.total_ms);
 
-	/* The image reads back with every checksum intact. */
-	ASSERT_EQ(0, run_cmdl(60000, &r, AMBER_BIN, "inspect", "-D", self->dir, NULL));
-	EXPECT_EQ(0, exit_code(r.status)) TH_LOG("inspect: %s", r.err);
-	snprintf(pidbuf, sizeof(pidbuf), "pid %d", c.pid);
-	EXPECT_NE(NULL, strstr(r.out, pidbuf)) TH_LOG("inspect does not show %s", pidbuf);
-	cmd_result_free(&r);
-
 	if (variant->kill) {
 		/* --kill: dead without running another instruction. */
 		ASSERT_EQ(0, wait_child(self->pid, 10000, &status));
@@ -314,6 +307,13 @@ TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 		ASSERT_EQ(0, wait_child(self->pid, 10000, &status));
 	}
 	self->pid = -1;
+
+	/* The image reads back with every checksum intact. */
+	ASSERT_EQ(0, run_cmdl(60000, &r, AMBER_BIN, "inspect", "-D", self->dir, NULL));
+	EXPECT_EQ(0, exit_code(r.status)) TH_LOG("inspect: %s", r.err);
+	snprintf(pidbuf, sizeof(pidbuf), "pid %d", c.pid);
+	EXPECT_NE(NULL, strstr(r.out, pidbuf)) TH_LOG("inspect does not show %s", pidbuf);
+	cmd_result_free(&r);
 	if (variant->pipe_stdio) {
 		/* Everything it wrote before it died; the rest comes through restore. */
 		while (drain(self->pipe_fd, self->out, true) >= 0)
