@@ -369,14 +369,16 @@ out_unlock:
 	return err;
 }
 
-static bool amber_req_running(struct amber_req *req)
+/* The callback has started: it completes @captured in bounded time. */
+static bool amber_req_started(struct amber_req *req)
 {
-	bool running;
+	bool started;
 
 	mutex_lock(&amber_reqs_lock);
-	running = req->state == AMBER_REQ_RUNNING;
+	started = req->state != AMBER_REQ_QUEUED &&
+		  req->state != AMBER_REQ_CANCELLED;
 	mutex_unlock(&amber_reqs_lock);
-	return running;
+	return started;
 }
 
 /*
@@ -392,7 +394,7 @@ static int amber_req_wait(struct amber_req *req, u32 timeout_ms,
 
 	left = wait_for_completion_killable_timeout(&req->captured,
 						    msecs_to_jiffies(timeout_ms));
-	if (!left && amber_req_running(req))
+	if (!left && amber_req_started(req))
 		left = wait_for_completion_killable(&req->captured) ?: 1;
 	if (left > 0) {
 		if (req->result.err) {

@@ -121,6 +121,12 @@ Result<NetlinkClient> NetlinkClient::connect()
 	setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	nl_socket_enable_msg_peek(c.sk_.get());
 	nl_socket_set_buffer_size(c.sk_.get(), 1 << 20, 1 << 20);
+	// SO_RCVBUF is capped by net.core.rmem_max (~208 KiB): a reply for a process with
+	// thousands of VMAs and fds, followed by its ACK, would overflow it (ENOBUFS).
+	// Callers are root anyway (CAP_CHECKPOINT_RESTORE), so force the size; an
+	// unprivileged caller keeps the capped buffer and gets the kernel's EPERM first.
+	int rcvbuf = 8 << 20;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
 
 	err = genl_ctrl_resolve(c.sk_.get(), AMBER_FAMILY_NAME);
 	if (err == -NLE_OBJ_NOTFOUND)

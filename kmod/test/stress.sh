@@ -1,0 +1,42 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Lifecycle stress of amber.ko, run as root inside the guest: 40 checkpoints
+# of 5 targets, concurrent, some held and released, some held and dropped by
+# the socket closing, some with the requester SIGKILLed mid-wait. Afterwards
+# every target must be alive and sleeping, no session left, rmmod must work.
+#   make -C kmod && make -C kmod/test && scripts/vm-run -- kmod/test/stress.sh
+
+T=${T:-/work/main/build/ktest}
+KO=${KO:-/work/main/kmod/amber.ko}
+insmod "$KO" || exit 1
+cd /tmp || exit 1
+fail=0
+pids=()
+for _ in 1 2 3 4; do sleep 1000 & pids+=($!); done
+$T/wl >/tmp/wl.out & pids+=($!)
+sleep 1
+touch /tmp/closenow	# holdclose closes its socket at once
+jobs_=()
+for round in $(seq 40); do
+	t=${pids[$((RANDOM % ${#pids[@]}))]}
+	case $((RANDOM % 4)) in
+	0) $T/nltest ckpt "$t" /tmp/s$round.img nohold >/dev/null 2>&1 & ;;
+	1) $T/nltest ckpt "$t" /tmp/s$round.img resume >/dev/null 2>&1 & ;;
+	2) $T/nltest ckpt "$t" /tmp/s$round.img holdclose >/dev/null 2>&1 & ;;
+	3) $T/nltest ckpt "$t" /tmp/s$round.img nohold >/dev/null 2>&1 &
+	   sleep 0.0$((RANDOM % 9)); kill -9 $! 2>/dev/null ;;
+	esac
+	jobs_+=($!)
+	if [ $((round % 8)) = 0 ]; then wait "${jobs_[@]}" 2>/dev/null; jobs_=(); fi
+done
+[ ${#jobs_[@]} -gt 0 ] && wait "${jobs_[@]}" 2>/dev/null
+sleep 1
+$T/nltest version | grep -q '^\[25\] len 4 = 0$' || { echo "FAIL sessions left"; fail=1; }
+for p in "${pids[@]}"; do
+	grep -q 'State:.*S' /proc/$p/status 2>/dev/null || { echo "FAIL target $p not sleeping"; fail=1; }
+done
+kill "${pids[@]}"
+rmmod amber || { echo "FAIL rmmod"; fail=1; }
+[ $fail = 0 ] && echo "stress: PASS" || echo "stress: FAIL"
+exit $fail
