@@ -229,7 +229,9 @@ static int amber_fill_task(struct sk_buff *skb, const struct amber_req *req)
 	    amber_put_u64(skb, AMBER_TASK_SAS_SIZE, t->sas_size) ||
 	    nla_put_u32(skb, AMBER_TASK_SAS_FLAGS, t->sas_flags) ||
 	    (t->exe && nla_put_string(skb, AMBER_TASK_EXE, t->exe)) ||
-	    amber_put_u64(skb, AMBER_TASK_START_TIME_NS, t->start_time_ns))
+	    amber_put_u64(skb, AMBER_TASK_START_TIME_NS, t->start_time_ns) ||
+	    nla_put_u32(skb, AMBER_TASK_DUMPABLE, t->dumpable) ||
+	    nla_put_u32(skb, AMBER_TASK_NO_NEW_PRIVS, t->no_new_privs))
 		return -EMSGSIZE;
 	return amber_nest_end(skb, nest);
 }

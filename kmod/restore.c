@@ -69,6 +69,8 @@ static const struct nla_policy amber_restore_task_policy[AMBER_TASK_MAX + 1] = {
 	[AMBER_TASK_SAS_FLAGS]		= { .type = NLA_U32 },
 	[AMBER_TASK_EXE]		= { .type = NLA_STRING, .len = PATH_MAX - 1 },
 	[AMBER_TASK_START_TIME_NS]	= { .type = NLA_U64 },
+	[AMBER_TASK_DUMPABLE]		= NLA_POLICY_MAX(NLA_U32, SUID_DUMP_ROOT),
+	[AMBER_TASK_NO_NEW_PRIVS]	= NLA_POLICY_MAX(NLA_U32, 1),
 };
 
 static const struct nla_policy amber_restore_mm_policy[AMBER_MM_MAX + 1] = {
@@ -483,6 +485,11 @@ static int amber_restore_task_prepare(struct amber_restore *r)
 		}
 		r->has_personality = true;
 	}
+	/* An image that does not say is restored non-dumpable: the safe side. */
+	r->dumpable = tb[AMBER_TASK_DUMPABLE] ?
+		      nla_get_u32(tb[AMBER_TASK_DUMPABLE]) : SUID_DUMP_DISABLE;
+	r->no_new_privs = tb[AMBER_TASK_NO_NEW_PRIVS] &&
+			  nla_get_u32(tb[AMBER_TASK_NO_NEW_PRIVS]);
 	return amber_restore_creds_prepare(r, tb, task);
 }
 
@@ -608,12 +615,17 @@ static int amber_restore_commit(struct amber_restore *r)
 		r->cred = NULL;
 	}
 	/*
-	 * commit_creds() made the mm non-dumpable if the ids changed; decide
-	 * as exec does (set_dumpable() is not exported): the restored program
-	 * is dumpable unless its real and effective ids differ.
+	 * commit_creds() made the mm non-dumpable if the ids changed. The
+	 * restored program gets the image's dumpable mode (set_dumpable() is
+	 * not exported), but never more than exec would give it: a process whose
+	 * real and effective ids differ stays as commit_creds() left it, and a
+	 * program that made itself non-dumpable stays non-dumpable.
 	 */
-	if (uid_eq(current_euid(), current_uid()) && gid_eq(current_egid(), current_gid()))
-		set_mask_bits(&current->mm->flags, MMF_DUMPABLE_MASK, SUID_DUMP_USER);
+	if (r->dumpable != SUID_DUMP_USER ||
+	    (uid_eq(current_euid(), current_uid()) && gid_eq(current_egid(), current_gid())))
+		set_mask_bits(&current->mm->flags, MMF_DUMPABLE_MASK, r->dumpable);
+	if (r->no_new_privs)
+		task_set_no_new_privs(current);
 	for (i = 0; i < r->nr_close_fds; i++)
 		close_fd(r->close_fds[i]);
 	err = amber_restore_regs_queue(r);

@@ -76,6 +76,8 @@ struct amber_restore {
 	u32 sas_flags;
 	bool has_personality;
 	u32 personality;
+	u32 dumpable;			/* SUID_DUMP_*, from the image */
+	bool no_new_privs;
 	bool has_blocked;
 	sigset_t blocked;
 

@@ -11,6 +11,7 @@
 #include <linux/path.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
+#include <linux/sched/coredump.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/signal.h>
@@ -79,6 +80,13 @@ int amber_task_capture(struct amber_task_state *st, struct amber_err *e)
 				  "more than 4096 supplementary groups are not supported");
 	st->personality = tsk->personality;
 	st->start_time_ns = tsk->start_boottime;
+	st->dumpable = get_dumpable(tsk->mm);
+	st->no_new_privs = task_no_new_privs(tsk);
+#ifdef CONFIG_SECCOMP
+	/* A restored process would run without its sandbox: refuse, by name. */
+	if (READ_ONCE(tsk->seccomp.mode) != SECCOMP_MODE_DISABLED)
+		return amber_fail(e, -EOPNOTSUPP, "seccomp filters are not supported yet");
+#endif
 
 	err = amber_cwd_capture(st, e);
 	if (err)

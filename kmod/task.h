@@ -29,6 +29,8 @@ struct amber_task_state {
 	u32 sas_flags;
 	char *exe;
 	u64 start_time_ns;
+	u32 dumpable;			/* SUID_DUMP_* */
+	u32 no_new_privs;
 };
 
 #define AMBER_SIGINFO_SIZE	128	/* sizeof(siginfo_t) in user space */

@@ -338,6 +338,7 @@ static void build(struct msg *m, int family, enum variant v, int pf0, int pf1, i
 		put_u64(m, AMBER_TASK_CAP_BND, 0x3f);
 		put_u64(m, AMBER_TASK_CAP_AMB, 0);
 		put_u32(m, AMBER_TASK_PERSONALITY, 0x0040000);
+		put_u32(m, AMBER_TASK_DUMPABLE, 1);	/* SUID_DUMP_USER */
 		put_u64(m, AMBER_TASK_RSEQ, DATA + 64);
 		put_u32(m, AMBER_TASK_RSEQ_LEN, 32);
 		put_u32(m, AMBER_TASK_RSEQ_SIG, 0x53053053);

@@ -134,6 +134,8 @@ enum amber_task_attr {
 	AMBER_TASK_SAS_FLAGS,		/* u32 */
 	AMBER_TASK_EXE,			/* string: path of mm->exe_file */
 	AMBER_TASK_START_TIME_NS,	/* u64: boottime start, tells PID reuse */
+	AMBER_TASK_DUMPABLE,		/* u32: SUID_DUMP_* of the mm (0, 1 or 2) */
+	AMBER_TASK_NO_NEW_PRIVS,	/* u32: 1 if no_new_privs is set */
 
 	__AMBER_TASK_MAX,
 	AMBER_TASK_MAX = __AMBER_TASK_MAX - 1
