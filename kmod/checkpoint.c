@@ -16,6 +16,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/module.h>
@@ -24,6 +25,7 @@
 #include <linux/notifier.h>
 #include <linux/pid_namespace.h>
 #include <linux/ptrace.h>
+#include <linux/sched/coredump.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
@@ -71,6 +73,7 @@ static void amber_req_release(struct kref *ref)
 	mutex_unlock(&amber_reqs_lock);
 
 	amber_state_free(&req->st);
+	put_cred(req->ident.cred);
 	fput(req->pages);
 	put_task_struct(req->task);
 	kfree(req);
@@ -122,6 +125,12 @@ static int amber_capture(struct amber_req *req)
 
 	if ((current->flags & PF_EXITING) || !current->mm)
 		return amber_fail(e, -ESRCH, "the process exited");
+	/* The access check was for this identity; see amber_check_target(). */
+	if (current_real_cred() != req->ident.cred ||
+	    current->self_exec_id != req->ident.exec_id ||
+	    get_dumpable(current->mm) != req->ident.dumpable)
+		return amber_fail(e, -EAGAIN,
+				  "the process executed a program or changed credentials or dumpability, try again");
 	if (get_nr_threads(current) > 1)
 		return amber_fail(e, -EOPNOTSUPP,
 				  "multi-threaded processes are not supported yet");
@@ -132,7 +141,7 @@ static int amber_capture(struct amber_req *req)
 	    amber_files_capture(&st->files, e))
 		return e->err;
 
-	return amber_mm_capture(&st->mm, req->pages, &req->cancelled, e);
+	return amber_mm_capture(&st->mm, &req->cancelled, e);
 }
 
 static void amber_ckpt_hold(struct amber_req *req)
@@ -141,8 +150,11 @@ static void amber_ckpt_hold(struct amber_req *req)
 	long left;
 	u32 action;
 
-	left = wait_for_completion_killable_timeout(&req->released,
-						    msecs_to_jiffies(req->hold_ms));
+	/* The hold times out hold_ms after the pages file was written. */
+	do {
+		left = wait_for_completion_killable_timeout(&req->released,
+							    msecs_to_jiffies(req->hold_ms));
+	} while (!left && READ_ONCE(req->writing));
 
 	/*
 	 * The state decides, not @left: a RELEASE that raced with the timeout
@@ -191,6 +203,7 @@ static void amber_ckpt_work(struct callback_head *work)
 
 	err = amber_capture(req);
 	req->st.stopped_ns = ktime_get_ns() - start;
+	WRITE_ONCE(req->writing, !err);
 
 	mutex_lock(&amber_reqs_lock);
 	hold = !err && (req->flags & AMBER_CKPT_F_HOLD) && !req->cancelled;
@@ -226,8 +239,23 @@ static struct task_struct *amber_find_task(pid_t pid)
 	return task;
 }
 
+/* Takes a reference on the target's cred into @id, even on failure. */
+static void amber_ident_get(struct task_struct *task, struct amber_ident *id)
+{
+	id->cred = get_task_cred(task);
+	id->exec_id = READ_ONCE(task->self_exec_id);
+	task_lock(task);
+	id->dumpable = task->mm ? get_dumpable(task->mm) : -1;
+	task_unlock(task);
+}
+
+/*
+ * @id is taken before the access check: if the target changes identity
+ * after it, the callback sees the difference and refuses.
+ */
 static int amber_check_target(struct task_struct *task,
 			      const struct amber_ckpt_args *args,
+			      struct amber_ident *id,
 			      struct netlink_ext_ack *extack)
 {
 	const struct nlattr *attr = args->pid_attr;
@@ -259,6 +287,7 @@ static int amber_check_target(struct task_struct *task,
 				    "multi-threaded processes are not supported yet");
 		return -EOPNOTSUPP;
 	}
+	amber_ident_get(task, id);
 	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
 		NL_SET_ERR_MSG_ATTR(extack, attr,
 				    "no ptrace access to the process (PTRACE_MODE_ATTACH)");
@@ -294,6 +323,7 @@ static struct file *amber_get_pages_file(const struct amber_ckpt_args *args,
 
 static struct amber_req *amber_req_new(struct task_struct *task,
 				       struct file *pages,
+				       const struct amber_ident *id,
 				       const struct amber_ckpt_args *args)
 {
 	struct amber_req *req = kzalloc(sizeof(*req), GFP_KERNEL);
@@ -310,6 +340,8 @@ static struct amber_req *amber_req_new(struct task_struct *task,
 	req->hold_ms = max_t(u32, args->timeout_ms, AMBER_HOLD_MIN_MS);
 	req->portid = args->portid;
 	req->net = args->net;
+	req->ident = *id;
+	amber_mm_init(&req->st.mm);
 	req->state = AMBER_REQ_QUEUED;
 	init_completion(&req->captured);
 	init_completion(&req->released);
@@ -369,7 +401,7 @@ out_unlock:
 	return err;
 }
 
-/* The callback has started: it completes @captured in bounded time. */
+/* The callback has started (it may also have finished). */
 static bool amber_req_started(struct amber_req *req)
 {
 	bool started;
@@ -383,19 +415,26 @@ static bool amber_req_started(struct amber_req *req)
 
 /*
  * Waits for the callback; on failure the request is cancelled. @timeout_ms
- * bounds how long the target may take to reach its stop point: once it is
- * capturing, the capture is allowed to finish (it is bounded by the size of
- * the address space, and the wait stays killable).
+ * bounds how long the target may take to reach its stop point; a capture
+ * that has started gets AMBER_CAPTURE_MAX_MS more (it polls cancellation, so
+ * it stops soon after giving up). Every wait is killable and bounded.
  */
 static int amber_req_wait(struct amber_req *req, u32 timeout_ms,
 			  struct netlink_ext_ack *extack)
 {
+	long capture_max = msecs_to_jiffies(AMBER_CAPTURE_MAX_MS);
+	bool started = false;
+	const char *msg;
 	long left;
 
 	left = wait_for_completion_killable_timeout(&req->captured,
 						    msecs_to_jiffies(timeout_ms));
-	if (!left && amber_req_started(req))
-		left = wait_for_completion_killable(&req->captured) ?: 1;
+	if (!left) {
+		started = amber_req_started(req);
+		if (started)
+			left = wait_for_completion_killable_timeout(&req->captured,
+								    capture_max);
+	}
 	if (left > 0) {
 		if (req->result.err) {
 			amber_set_msg(extack, req->result.msg);
@@ -409,15 +448,36 @@ static int amber_req_wait(struct amber_req *req, u32 timeout_ms,
 		NL_SET_ERR_MSG(extack, "interrupted while waiting for the process");
 		return -EINTR;
 	}
-	amber_set_msg(extack, amber_msg("the process did not stop within %u ms %s",
-					timeout_ms,
-					"(stopped, traced or in an uninterruptible sleep?)"));
+	if (started)
+		msg = amber_msg("the capture did not finish within %u ms more",
+				AMBER_CAPTURE_MAX_MS);
+	else
+		msg = amber_msg("the process did not stop within %u ms %s", timeout_ms,
+				"(stopped, traced or in an uninterruptible sleep?)");
+	amber_set_msg(extack, msg);
 	return -ETIMEDOUT;
+}
+
+/*
+ * After the capture, in the requester's context (the target runs again
+ * unless held): writes the pages the target left in memory to the pages
+ * file. A held target's hold timeout only starts counting afterwards.
+ */
+static int amber_req_write_pages(struct amber_req *req,
+				 struct netlink_ext_ack *extack)
+{
+	int err = amber_mm_write_pages(&req->st.mm, &req->result);
+
+	WRITE_ONCE(req->writing, false);
+	if (err)
+		amber_set_msg(extack, req->result.msg);
+	return err;
 }
 
 struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 				   struct netlink_ext_ack *extack)
 {
+	struct amber_ident id = { };
 	struct task_struct *task;
 	struct amber_req *req;
 	struct file *pages;
@@ -428,7 +488,7 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 		NL_SET_ERR_MSG_ATTR(extack, args->pid_attr, "no such process");
 		return ERR_PTR(-ESRCH);
 	}
-	err = amber_check_target(task, args, extack);
+	err = amber_check_target(task, args, &id, extack);
 	if (err)
 		goto err_put_task;
 
@@ -438,17 +498,22 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 		goto err_put_task;
 	}
 
-	req = amber_req_new(task, pages, args);
+	req = amber_req_new(task, pages, &id, args);
 	if (!req) {
 		NL_SET_ERR_MSG(extack, "out of memory");
 		err = -ENOMEM;
 		goto err_put_pages;
 	}
-	/* From here on, the request owns the task and file references. */
+	/* From here on, the request owns the task, file and cred references. */
+	amber_mm_prepare(&req->st.mm, task, pages, &req->cancelled);
 	err = amber_req_queue(req, args, extack);
 	if (!err)
 		err = amber_req_wait(req, args->timeout_ms, extack);
+	if (!err)
+		err = amber_req_write_pages(req, extack);
 	if (err) {
+		/* A held target whose image is incomplete resumes. */
+		amber_req_abort(req);
 		amber_req_put(req);
 		return ERR_PTR(err);
 	}
@@ -457,6 +522,7 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 err_put_pages:
 	fput(pages);
 err_put_task:
+	put_cred(id.cred);
 	put_task_struct(task);
 	return ERR_PTR(err);
 }

@@ -19,7 +19,15 @@ struct nlattr;
 struct netlink_ext_ack;
 
 #define AMBER_TIMEOUT_DEFAULT_MS	10000
-#define AMBER_TIMEOUT_MAX_MS		600000
+/*
+ * The CHECKPOINT doit runs under genetlink's cb_lock (read), which stalls
+ * every generic netlink family's (un)registration, and then all of generic
+ * netlink, while it sleeps: each of its waits is bounded. 60 s is the CLI's
+ * default timeout.
+ */
+#define AMBER_TIMEOUT_MAX_MS		60000
+/* How long a capture that has started may take. */
+#define AMBER_CAPTURE_MAX_MS		30000
 #define AMBER_HOLD_MIN_MS		30000
 
 /* Everything the callback captured, read by the reply builder. */
@@ -44,6 +52,16 @@ struct amber_ckpt_args {
 	const struct nlattr *fd_attr;
 };
 
+/*
+ * Who the target was when the caller's ptrace access was checked; the
+ * callback refuses to capture if it changed (exec, setuid, PR_SET_DUMPABLE).
+ */
+struct amber_ident {
+	const struct cred *cred;	/* reference: the target's real_cred */
+	u64 exec_id;			/* self_exec_id */
+	int dumpable;			/* get_dumpable(mm) */
+};
+
 enum amber_req_state {
 	AMBER_REQ_QUEUED,	/* task_work queued, callback not started */
 	AMBER_REQ_CANCELLED,	/* requester gave up before the callback ran */
@@ -64,6 +82,7 @@ struct amber_req {
 	u32 hold_ms;
 	u32 portid;
 	const struct net *net;
+	struct amber_ident ident;
 
 	/* Under amber_reqs_lock (cancelled is also polled with READ_ONCE). */
 	enum amber_req_state state;
@@ -72,6 +91,8 @@ struct amber_req {
 
 	struct completion captured;	/* callback -> requester */
 	struct completion released;	/* RELEASE/notifier/exit -> callback */
+	/* Set by the callback, cleared once the requester wrote the pages. */
+	bool writing;
 
 	/* Written by the callback before it completes @captured. */
 	struct amber_err result;

@@ -10,10 +10,11 @@
  * mappings only anonymous (copied-on-write) pages count, the file holds the
  * rest. Shared anonymous memory is saved from its shmem page cache. Shared
  * file mappings, vvar and the vDSO are not saved. The runs are collected
- * under the lock, then the lock is dropped and the pages are written
- * straight from user memory with vfs_iter_write(), as write(2) would (VMAs
- * that are not readable go through a bounce buffer filled by
- * access_process_vm(FOLL_FORCE)).
+ * under the lock, then the lock is dropped and the pages file's contents are
+ * copied with copy_from_user() into a kernel memory arena (VMAs that are not
+ * readable through access_process_vm(FOLL_FORCE)), so the target's pause
+ * costs a memcpy, not file I/O. The requester writes the arena to the pages
+ * file after the target has resumed (see arena.c).
  */
 #include <linux/fs.h>
 #include <linux/highmem.h>
@@ -25,11 +26,11 @@
 #include <linux/pagemap.h>
 #include <linux/pgtable.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/swapops.h>
-#include <linux/uio.h>
 #include <linux/xarray.h>
 #include <linux/uaccess.h>
 
@@ -38,7 +39,6 @@
 #include "files.h"
 #include "mm.h"
 
-#define AMBER_BOUNCE_PAGES	64
 #define AMBER_CHUNK_SIZE	SZ_1M	/* between cancellation checks */
 
 /* How the pages of a VMA are selected. */
@@ -64,14 +64,6 @@ struct amber_walk {
 	struct amber_run *runs;
 	size_t nr_runs;
 	size_t cap_runs;
-};
-
-struct amber_pages_out {
-	struct file *file;
-	loff_t pos;
-	void *buf;
-	size_t buf_len;
-	u64 bytes;
 };
 
 static int amber_runs_add(struct amber_walk *w, unsigned long addr,
@@ -156,7 +148,14 @@ static int amber_walk_pmd(struct amber_walk *w, pud_t *pudp,
 			continue;
 		}
 		if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
-			if (w->mode != AMBER_WALK_ANON || PageAnon(pmd_page(pmd)))
+			/*
+			 * Only anonymous huge pages hold data. The modes here
+			 * are ALL (anonymous VMAs) and ANON (private file
+			 * mappings), where the one huge page that is not
+			 * anonymous is the huge zero page (is_huge_zero_pmd()
+			 * needs the unexported huge_zero_pfn).
+			 */
+			if (PageAnon(pmd_page(pmd)))
 				err = amber_runs_add(w, addr,
 						     (next - addr) >> PAGE_SHIFT);
 			continue;
@@ -478,67 +477,56 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 	return 0;
 }
 
-static int amber_pages_write(struct amber_pages_out *o, const void *buf,
-			     size_t len)
+/* Says what an arena error means. */
+static int amber_arena_fail(struct amber_err *e, int err)
 {
-	ssize_t n = kernel_write(o->file, buf, len, &o->pos);
-
-	if (n < 0)
-		return n;
-	if (n != len)
-		return -EIO;
-	o->bytes += len;
-	return 0;
+	switch (err) {
+	case -ENOMEM:
+		return amber_fail(e, err, "out of memory for the page buffer");
+	case -ECANCELED:
+		return amber_fail(e, err, "the checkpoint was cancelled");
+	case -EINTR:
+		return amber_fail(e, err, "interrupted while writing the pages file");
+	default:
+		return amber_fail(e, err, "writing the pages file failed");
+	}
 }
 
 /*
- * Writes @len bytes of current's memory at @addr straight from user space,
- * as write(2) would (one copy, faults handled by the write path).
+ * Copies @len bytes of current's memory at @addr into the arena. Memory that
+ * is not readable (PROT_NONE, write-only) is read with FOLL_FORCE.
  */
-static ssize_t amber_pages_write_user(struct amber_pages_out *o,
-				      unsigned long addr, size_t len)
+static int amber_copy_range(struct amber_arena *a, unsigned long addr,
+			    size_t len, bool force, struct amber_err *e)
 {
-	struct iov_iter iter;
-	struct iovec iov;
-	ssize_t n;
-	int err;
+	while (len) {
+		size_t n = len;
+		void *dst = amber_arena_reserve(a, &n);
 
-	err = import_single_range(WRITE, (void __user *)addr, len, &iov, &iter);
-	if (err)
-		return err;
-	file_start_write(o->file);
-	n = vfs_iter_write(o->file, &iter, &o->pos, 0);
-	file_end_write(o->file);
-	if (n > 0)
-		o->bytes += n;
-	return n;
+		if (IS_ERR(dst))
+			return amber_arena_fail(e, PTR_ERR(dst));
+		if (force ? access_process_vm(current, addr, dst, n, FOLL_FORCE) != n :
+			    copy_from_user(dst, (const void __user *)addr, n) != 0)
+			return amber_fail(e, -EFAULT,
+					  amber_msg("memory at %lx could not be read", addr));
+		amber_arena_commit(a, n);
+		addr += n;
+		len -= n;
+	}
+	return 0;
 }
 
-/* Memory that is not readable (PROT_NONE, write-only) goes through @buf. */
-static ssize_t amber_pages_write_forced(struct amber_pages_out *o,
-					unsigned long addr, size_t len)
-{
-	int err;
-
-	len = min(len, o->buf_len);
-	if (access_process_vm(current, addr, o->buf, len, FOLL_FORCE) != len)
-		return -EFAULT;
-	err = amber_pages_write(o, o->buf, len);
-	return err ?: len;
-}
-
-static int amber_copy_run(struct amber_pages_out *o, const struct amber_run *run,
+static int amber_copy_run(struct amber_arena *a, const struct amber_run *run,
 			  const bool *cancelled, struct amber_err *e)
 {
 	struct amber_page_run hdr = { .addr = run->addr, .nr_pages = run->nr };
 	unsigned long addr = run->addr;
 	unsigned long end = run->addr + run->nr * PAGE_SIZE;
-	ssize_t n;
 	int err;
 
-	err = amber_pages_write(o, &hdr, sizeof(hdr));
+	err = amber_arena_append(a, &hdr, sizeof(hdr));
 	if (err)
-		return amber_fail(e, err, "writing the pages file failed");
+		return amber_arena_fail(e, err);
 	while (addr < end) {
 		size_t len = min_t(size_t, end - addr, AMBER_CHUNK_SIZE);
 
@@ -547,95 +535,79 @@ static int amber_copy_run(struct amber_pages_out *o, const struct amber_run *run
 		if (fatal_signal_pending(current))
 			return amber_fail(e, -EINTR, "the process was killed");
 
-		if (run->force)
-			n = amber_pages_write_forced(o, addr, len);
-		else
-			n = amber_pages_write_user(o, addr, len);
-		if (n == -EFAULT)
-			return amber_fail(e, -EFAULT,
-					  amber_msg("memory at %lx could not be read", addr));
-		if (n < 0)
-			return amber_fail(e, n, "writing the pages file failed");
-		if (!n || n & ~PAGE_MASK)
-			return amber_fail(e, -EIO,
-					  amber_msg("short write to the pages file at memory %lx",
-						    addr));
-		addr += n;
+		err = amber_copy_range(a, addr, len, run->force, e);
+		if (err)
+			return err;
+		addr += len;
 		cond_resched();
 	}
 	return 0;
 }
 
 /*
- * The pages file is written in the target's context, so the target's
- * RLIMIT_FSIZE applies, and exceeding it would queue SIGXFSZ to the target.
- * Refuse up front instead.
+ * RLIMIT_FSIZE. Most of the pages file is written by the requester after the
+ * target resumed (amber_mm_write_pages() checks the requester's limit, so
+ * that it gets EFBIG rather than SIGXFSZ), but the target writes part of it
+ * itself when memory runs short, and exceeding its limit would queue SIGXFSZ
+ * to the target. The target's limit is therefore still checked up front.
  */
-static int amber_pages_check_fsize(const struct amber_walk *w, loff_t pos,
-				   struct amber_err *e)
+static int amber_pages_check_fsize(unsigned long limit, u64 size,
+				   const char *whose, struct amber_err *e)
 {
-	unsigned long limit = rlimit(RLIMIT_FSIZE);
+	if (limit == RLIM_INFINITY || size <= limit)
+		return 0;
+	return amber_fail(e, -EFBIG,
+			  amber_msg("the pages file needs %llu bytes, over %s RLIMIT_FSIZE (%lu)",
+				    size, whose, limit));
+}
+
+static u64 amber_pages_size(const struct amber_walk *w)
+{
 	u64 size = sizeof(struct amber_pages_hdr);
 	size_t i;
 
-	if (limit == RLIM_INFINITY)
-		return 0;
 	for (i = 0; i < w->nr_runs; i++)
 		size += sizeof(struct amber_page_run) + w->runs[i].nr * PAGE_SIZE;
-	if (pos + size <= limit)
-		return 0;
-	return amber_fail(e, -EFBIG,
-			  amber_msg("the pages file needs %llu bytes, %s (%lu)",
-				    pos + size, "over the process's RLIMIT_FSIZE", limit));
+	return size;
 }
 
+/* Copies the pages file's header, run headers and page data into the arena. */
 static int amber_pages_copy(struct amber_mm_state *st, struct amber_walk *w,
-			    struct file *file, const bool *cancelled,
-			    struct amber_err *e)
+			    const bool *cancelled, struct amber_err *e)
 {
 	struct amber_pages_hdr hdr = {
 		.magic = AMBER_PAGES_MAGIC,
 		.version = AMBER_PAGES_VERSION,
 		.page_size = PAGE_SIZE,
 	};
-	struct amber_pages_out o = {
-		.file = file,
-		.pos = file->f_pos,
-		.buf_len = AMBER_BOUNCE_PAGES * PAGE_SIZE,
-	};
+	struct amber_arena *a = &st->arena;
 	size_t i;
 	int err;
 
-	err = amber_pages_check_fsize(w, o.pos, e);
+	err = amber_pages_check_fsize(rlimit(RLIMIT_FSIZE),
+				      a->pos + amber_pages_size(w),
+				      "the process's", e);
 	if (err)
 		return err;
-	o.buf = kvmalloc(o.buf_len, GFP_KERNEL);
-	if (!o.buf)
-		return amber_fail(e, -ENOMEM, "out of memory for the bounce buffer");
 
-	err = amber_pages_write(&o, &hdr, sizeof(hdr));
-	if (err) {
-		amber_fail(e, err, "writing the pages file failed");
-		goto out_free;
-	}
+	err = amber_arena_append(a, &hdr, sizeof(hdr));
+	if (err)
+		return amber_arena_fail(e, err);
 	for (i = 0; i < w->nr_runs; i++) {
 		const struct amber_run *run = &w->runs[i];
 
-		err = amber_copy_run(&o, run, cancelled, e);
+		err = amber_copy_run(a, run, cancelled, e);
 		if (err)
-			goto out_free;
+			return err;
 		st->vmas[run->vma].pages += run->nr;
 		st->pages_nr += run->nr;
 	}
-	st->pages_bytes = o.bytes;
-	file->f_pos = o.pos;
-out_free:
-	kvfree(o.buf);
-	return err;
+	st->pages_bytes = a->bytes;
+	return 0;
 }
 
-int amber_mm_capture(struct amber_mm_state *st, struct file *pages,
-		     const bool *cancelled, struct amber_err *e)
+int amber_mm_capture(struct amber_mm_state *st, const bool *cancelled,
+		     struct amber_err *e)
 {
 	struct amber_walk w = { .mm = current->mm };
 	int err;
@@ -645,9 +617,51 @@ int amber_mm_capture(struct amber_mm_state *st, struct file *pages,
 	mmap_read_unlock(w.mm);
 
 	if (!err)
-		err = amber_pages_copy(st, &w, pages, cancelled, e);
+		err = amber_pages_copy(st, &w, cancelled, e);
 	kvfree(w.runs);
 	return err;
+}
+
+int amber_mm_write_pages(struct amber_mm_state *st, struct amber_err *e)
+{
+	struct amber_arena *a = &st->arena;
+	int err;
+
+	err = amber_pages_check_fsize(rlimit(RLIMIT_FSIZE),
+				      a->pos + a->held, "the caller's", e);
+	if (!err) {
+		err = amber_arena_flush(a);
+		if (err)
+			amber_arena_fail(e, err);
+		else
+			a->file->f_pos = a->pos;
+	}
+	/* Give the memory back now rather than when the request goes. */
+	amber_arena_free(a);
+	return err;
+}
+
+void amber_mm_init(struct amber_mm_state *st)
+{
+	amber_arena_init(&st->arena);
+}
+
+void amber_mm_prepare(struct amber_mm_state *st, struct task_struct *task,
+		      struct file *pages, const bool *cancelled)
+{
+	struct mm_struct *mm;
+	u64 nr;
+
+	amber_arena_start(&st->arena, pages, pages->f_pos, cancelled);
+	mm = get_task_mm(task);
+	if (!mm)
+		return;
+	/* Pages that can hold data; file pages that are not COWed are not saved. */
+	nr = get_mm_counter(mm, MM_ANONPAGES) + get_mm_counter(mm, MM_SHMEMPAGES) +
+	     get_mm_counter(mm, MM_SWAPENTS);
+	mmput(mm);
+	/* Plus room for the headers of a few hundred runs. */
+	amber_arena_prealloc(&st->arena, nr * PAGE_SIZE + SZ_64K);
 }
 
 void amber_mm_free(struct amber_mm_state *st)
@@ -659,4 +673,5 @@ void amber_mm_free(struct amber_mm_state *st)
 	kvfree(st->vmas);
 	st->vmas = NULL;
 	st->nr_vmas = 0;
+	amber_arena_free(&st->arena);
 }

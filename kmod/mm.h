@@ -7,9 +7,11 @@
 #include <linux/mm_types.h>
 #include <linux/types.h>
 
+#include "arena.h"
 #include "msg.h"
 
 struct file;
+struct task_struct;
 
 struct amber_vma {
 	u64 start;
@@ -33,17 +35,28 @@ struct amber_mm_state {
 	unsigned int auxv_len;		/* entries used in auxv[] */
 	struct amber_vma *vmas;
 	unsigned int nr_vmas;
-	u64 pages_bytes;		/* written to the pages file */
+	u64 pages_bytes;		/* of the pages file */
 	u64 pages_nr;
+	struct amber_arena arena;	/* the pages file, until written out */
 };
 
+void amber_mm_init(struct amber_mm_state *st);
 /*
- * Captures current's address space and writes its pages to @pages.
- * @cancelled is polled between page runs; when it becomes true the capture
- * stops with -ECANCELED.
+ * In the requester, before the capture: sets up st->arena for @pages and
+ * allocates about as much memory as @task's pages will need.
  */
-int amber_mm_capture(struct amber_mm_state *st, struct file *pages,
-		     const bool *cancelled, struct amber_err *e);
+void amber_mm_prepare(struct amber_mm_state *st, struct task_struct *task,
+		      struct file *pages, const bool *cancelled);
+/*
+ * Captures current's address space and copies the pages file's contents
+ * into st->arena (writing part of it to the pages file if memory runs
+ * short). @cancelled is polled between page runs; when it becomes true the
+ * capture stops with -ECANCELED.
+ */
+int amber_mm_capture(struct amber_mm_state *st, const bool *cancelled,
+		     struct amber_err *e);
+/* Writes what st->arena still holds to the pages file, then frees it. */
+int amber_mm_write_pages(struct amber_mm_state *st, struct amber_err *e);
 void amber_mm_free(struct amber_mm_state *st);
 
 #endif /* _AMBER_MM_H */

@@ -565,6 +565,8 @@ TEST_F_TIMEOUT(restore, stub, 90)
 		TH_LOG("refused: %d \"%s\"", err1, msg1);
 		EXPECT_GT(0, err1);
 		EXPECT_NE(0, msg1[0]) TH_LOG("refused without an extack message");
+		/* A stub that is already gone must not kill the test with SIGPIPE. */
+		signal(SIGPIPE, SIG_IGN);
 		if (write(gp[1], "g", 1) != 1)
 			TH_LOG("stub gone");
 	}

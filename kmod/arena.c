@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The pages file arena: the target copies its pages into kernel memory while
+ * it is stopped, which is only as slow as memcpy, and the requester writes
+ * them to the pages file after the target has resumed, so the target's pause
+ * does not include any file I/O.
+ *
+ * Chunks are high-order page blocks (1 MiB first, smaller when memory is
+ * fragmented), allocated without retrying hard and without warnings: a
+ * checkpoint must not push the machine into reclaim storms or the OOM
+ * killer. The arena never holds more than half of the memory that was
+ * available when it started. When no chunk can be had, whoever is filling
+ * the arena writes out what it holds right there and reuses the chunks:
+ * slower, still correct.
+ */
+#include <linux/fs.h>
+#include <linux/gfp.h>
+#include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+
+#include "arena.h"
+
+#define AMBER_ARENA_ORDER	8	/* 1 MiB with 4 KiB pages */
+
+struct amber_chunk {
+	struct list_head node;	/* on the arena's list */
+	void *data;
+	unsigned int order;
+	size_t used;		/* bytes of the pages file held */
+};
+
+static size_t amber_chunk_size(const struct amber_chunk *c)
+{
+	return PAGE_SIZE << c->order;
+}
+
+void amber_arena_init(struct amber_arena *a)
+{
+	INIT_LIST_HEAD(&a->chunks);
+}
+
+void amber_arena_start(struct amber_arena *a, struct file *file, loff_t pos,
+		       const bool *cancelled)
+{
+	a->file = file;
+	a->pos = pos;
+	a->cancelled = cancelled;
+	a->order = AMBER_ARENA_ORDER;
+	a->budget = (u64)max(si_mem_available(), 0L) * PAGE_SIZE / 2;
+}
+
+static struct amber_chunk *amber_chunk_alloc(struct amber_arena *a)
+{
+	const gfp_t gfp = GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN;
+	struct amber_chunk *c;
+	struct page *page;
+	int order;
+
+	c = kmalloc(sizeof(*c), GFP_KERNEL | __GFP_NOWARN);
+	if (!c)
+		return NULL;
+	for (order = a->order; order >= 0; order--) {
+		if (a->mem + (PAGE_SIZE << order) > a->budget)
+			continue;
+		page = alloc_pages(gfp, order);
+		if (page)
+			break;
+	}
+	if (order < 0) {
+		kfree(c);
+		return NULL;
+	}
+	/* Do not retry orders that just failed for every chunk to come. */
+	a->order = order;
+	a->mem += PAGE_SIZE << order;
+	c->data = page_address(page);
+	c->order = order;
+	c->used = 0;
+	return c;
+}
+
+/*
+ * Allocates chunks for about @bytes ahead of time, in the caller's context,
+ * so that the target does not spend its pause allocating (and, with
+ * init_on_alloc, zeroing) memory. Best effort: the target allocates what is
+ * missing.
+ */
+void amber_arena_prealloc(struct amber_arena *a, u64 bytes)
+{
+	struct amber_chunk *c;
+
+	while (a->mem < bytes && !fatal_signal_pending(current)) {
+		c = amber_chunk_alloc(a);
+		if (!c)
+			break;
+		list_add_tail(&c->node, &a->chunks);
+		cond_resched();
+	}
+}
+
+/* Moves to the next chunk: a free one left by a flush, or a new one. */
+static int amber_arena_next(struct amber_arena *a)
+{
+	struct amber_chunk *c;
+
+	if (a->cur && !list_is_last(&a->cur->node, &a->chunks)) {
+		a->cur = list_next_entry(a->cur, node);
+		return 0;
+	}
+	if (!a->cur && !list_empty(&a->chunks)) {
+		a->cur = list_first_entry(&a->chunks, struct amber_chunk, node);
+		return 0;
+	}
+	c = amber_chunk_alloc(a);
+	if (!c)
+		return -ENOMEM;
+	list_add_tail(&c->node, &a->chunks);
+	a->cur = c;
+	return 0;
+}
+
+/*
+ * Returns room for up to *@len bytes at the end of the stream, and sets
+ * *@len to the room given (at least one byte). Nothing is appended until
+ * amber_arena_commit(). Writes out what the arena holds if it cannot grow.
+ */
+void *amber_arena_reserve(struct amber_arena *a, size_t *len)
+{
+	struct amber_chunk *c = a->cur;
+	int err;
+
+	if (!c || c->used == amber_chunk_size(c)) {
+		err = amber_arena_next(a);
+		if (err == -ENOMEM && a->mem) {
+			err = amber_arena_flush(a);
+			if (!err)
+				err = amber_arena_next(a);
+		}
+		if (err)
+			return ERR_PTR(err);
+		c = a->cur;
+	}
+	*len = min(*len, amber_chunk_size(c) - c->used);
+	return c->data + c->used;
+}
+
+void amber_arena_commit(struct amber_arena *a, size_t len)
+{
+	a->cur->used += len;
+	a->bytes += len;
+	a->held += len;
+}
+
+int amber_arena_append(struct amber_arena *a, const void *buf, size_t len)
+{
+	while (len) {
+		size_t n = len;
+		void *dst = amber_arena_reserve(a, &n);
+
+		if (IS_ERR(dst))
+			return PTR_ERR(dst);
+		memcpy(dst, buf, n);
+		amber_arena_commit(a, n);
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Writes what the arena holds to the file at the arena's position, in the
+ * calling task's context (its RLIMIT_FSIZE applies), and empties the chunks
+ * for reuse. Stops early when the checkpoint is cancelled or the caller is
+ * killed.
+ */
+int amber_arena_flush(struct amber_arena *a)
+{
+	struct amber_chunk *c;
+	ssize_t n;
+
+	list_for_each_entry(c, &a->chunks, node) {
+		if (!c->used)
+			continue;
+		if (READ_ONCE(*a->cancelled))
+			return -ECANCELED;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		n = kernel_write(a->file, c->data, c->used, &a->pos);
+		if (n < 0)
+			return n;
+		if (n != c->used)
+			return -EIO;
+		a->held -= n;
+		c->used = 0;
+		cond_resched();
+	}
+	a->cur = NULL;
+	return 0;
+}
+
+void amber_arena_free(struct amber_arena *a)
+{
+	struct amber_chunk *c, *tmp;
+
+	list_for_each_entry_safe(c, tmp, &a->chunks, node) {
+		list_del(&c->node);
+		free_pages((unsigned long)c->data, c->order);
+		kfree(c);
+	}
+	a->cur = NULL;
+	a->mem = 0;
+}
