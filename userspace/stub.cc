@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "stub.h"
+#include "checkpoint.h"
 
 #include <algorithm>
 #include <cctype>
@@ -75,25 +76,6 @@ const Vma *find_vma_flag(const std::vector<Vma> &vmas, uint32_t flag)
 	return nullptr;
 }
 
-const char *fd_type_name(uint32_t type)
-{
-	switch (type) {
-	case AMBER_FD_REG:
-		return "regular file";
-	case AMBER_FD_DIR:
-		return "directory";
-	case AMBER_FD_CHR:
-		return "character device";
-	case AMBER_FD_BLK:
-		return "block device";
-	case AMBER_FD_FIFO:
-		return "pipe";
-	case AMBER_FD_SOCK:
-		return "socket";
-	default:
-		return "special file";
-	}
-}
 
 std::string signal_name(int sig)
 {
