@@ -51,11 +51,6 @@ FIXTURE_TEARDOWN(bad)
 		rm_rf(self->base);
 }
 
-#define REQUIRE_AMBER() do {						\
-	if (access("/sys/module/amber", F_OK) || access(AMBER_BIN, X_OK))	\
-		SKIP(return, "amber.ko is not loaded or build/amber is missing"); \
-} while (0)
-
 /* A sleeper ticking every 100 ms in its own session; waits for its first tick. */
 static pid_t start_sleeper(struct __test_metadata *_metadata, FIXTURE_DATA(bad) *self,
 			   const char *opt, const char *arg)

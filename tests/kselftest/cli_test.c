@@ -46,11 +46,6 @@ FIXTURE_TEARDOWN(cli)
 		rm_rf(self->base);
 }
 
-#define REQUIRE_AMBER() do {						\
-	if (access("/sys/module/amber", F_OK) || access(AMBER_BIN, X_OK))	\
-		SKIP(return, "amber.ko is not loaded or build/amber is missing"); \
-} while (0)
-
 static void start_sleeper(struct __test_metadata *_metadata, FIXTURE_DATA(cli) *self,
 			  char *const argv[])
 {

@@ -52,11 +52,6 @@ FIXTURE_TEARDOWN(robust)
 		rm_rf(self->base);
 }
 
-#define REQUIRE_AMBER() do {						\
-	if (access("/sys/module/amber", F_OK) || access(AMBER_BIN, X_OK))	\
-		SKIP(return, "amber.ko is not loaded or build/amber is missing"); \
-} while (0)
-
 /* A workload in its own session appending to self->out. */
 static void start_target(struct __test_metadata *_metadata, FIXTURE_DATA(robust) *self,
 			 char *const argv[], const char *ready)

@@ -162,4 +162,10 @@ void nl_nest_end(struct nlbuf *b);
 /* Send b and read until the ACK/error for it; -1 on a socket error. */
 int nl_transact(int sk, struct nlbuf *b, struct nl_reply *r, int timeout_ms);
 
+/* Inside a kselftest TEST: skip unless the module is loaded and the CLI is built. */
+#define REQUIRE_AMBER() do {						\
+	if (access("/sys/module/amber", F_OK) || access(AMBER_BIN, X_OK))	\
+		SKIP(return, "amber.ko is not loaded or build/amber is missing"); \
+} while (0)
+
 #endif /* AMBER_TEST_H */
