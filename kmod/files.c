@@ -112,12 +112,14 @@ static int amber_fd_fill(struct amber_fd *fd, struct file *file)
 	return 0;
 }
 
+#define AMBER_MAX_FDS	65536
+
 static int amber_files_grow(struct amber_files_state *st, unsigned int *cap)
 {
 	unsigned int ncap = *cap ? *cap * 2 : 16;
 	struct amber_fd *fds;
 
-	fds = kvcalloc(ncap, sizeof(*fds), GFP_KERNEL);
+	fds = kvcalloc(ncap, sizeof(*fds), GFP_KERNEL_ACCOUNT);
 	if (!fds)
 		return -ENOMEM;
 	if (st->nr)
@@ -166,6 +168,12 @@ int amber_files_capture(struct amber_files_state *st, struct amber_err *e)
 		file = fget_raw(fd);
 		if (!file)
 			continue;	/* closed meanwhile */
+		/* The target sizes these allocations: bound them. */
+		if (st->nr >= AMBER_MAX_FDS) {
+			fput(file);
+			return amber_fail(e, -E2BIG,
+					  "more than 65536 open fds are not supported");
+		}
 		if (st->nr == cap && amber_files_grow(st, &cap)) {
 			fput(file);
 			return amber_fail(e, -ENOMEM, "out of memory for the fd table");

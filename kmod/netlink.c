@@ -436,12 +436,20 @@ static int amber_fill_checkpoint(struct sk_buff *skb, const struct amber_req *re
 	return 0;
 }
 
+#define AMBER_REPLY_MAX	(64 << 20)
+
 static int amber_checkpoint_reply(struct amber_req *req, struct genl_info *info)
 {
+	size_t size = amber_reply_size(&req->st);
 	struct sk_buff *msg;
 	void *hdr;
 
-	msg = genlmsg_new(amber_reply_size(&req->st), GFP_KERNEL);
+	/* genlmsg_new() takes an int: refuse absurd states before it wraps. */
+	if (size > AMBER_REPLY_MAX) {
+		NL_SET_ERR_MSG(info->extack, "the process state is too large for one reply");
+		return -E2BIG;
+	}
+	msg = genlmsg_new(size, GFP_KERNEL);
 	if (!msg) {
 		NL_SET_ERR_MSG(info->extack, "out of memory for the reply");
 		return -ENOMEM;

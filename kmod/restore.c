@@ -224,8 +224,9 @@ static int amber_restore_ids(struct amber_restore *r, struct nlattr **tb,
 			amber_restore_err(r, a, "uid %u is not mapped", nla_get_u32(a));
 			return -EINVAL;
 		}
+		/* As setresuid(): without CAP_SETUID only the old real, effective or saved id. */
 		if (!setuid && !uid_eq(k, old->uid) && !uid_eq(k, old->euid) &&
-		    !uid_eq(k, old->suid) && !uid_eq(k, old->fsuid)) {
+		    !uid_eq(k, old->suid)) {
 			amber_restore_err(r, a, "uid %u needs CAP_SETUID", nla_get_u32(a));
 			return -EPERM;
 		}
@@ -240,7 +241,7 @@ static int amber_restore_ids(struct amber_restore *r, struct nlattr **tb,
 			return -EINVAL;
 		}
 		if (!setgid && !gid_eq(k, old->gid) && !gid_eq(k, old->egid) &&
-		    !gid_eq(k, old->sgid) && !gid_eq(k, old->fsgid)) {
+		    !gid_eq(k, old->sgid)) {
 			amber_restore_err(r, a, "gid %u needs CAP_SETGID", nla_get_u32(a));
 			return -EPERM;
 		}
@@ -350,6 +351,19 @@ static int amber_restore_caps(struct amber_restore *r, struct nlattr **tb,
 	return 0;
 }
 
+static bool amber_restore_creds_complete(struct nlattr **tb)
+{
+	int i;
+
+	for (i = AMBER_TASK_UID; i <= AMBER_TASK_FSGID; i++)
+		if (!tb[i])
+			return false;
+	for (i = AMBER_TASK_CAP_INH; i <= AMBER_TASK_CAP_AMB; i++)
+		if (!tb[i])
+			return false;
+	return tb[AMBER_TASK_GROUPS];
+}
+
 static int amber_restore_creds_prepare(struct amber_restore *r, struct nlattr **tb,
 				       const struct nlattr *task)
 {
@@ -373,6 +387,17 @@ static int amber_restore_creds_prepare(struct amber_restore *r, struct nlattr **
 		err = amber_restore_groups(r, tb[AMBER_TASK_GROUPS], new);
 	if (!err && caps)
 		err = amber_restore_caps(r, tb, task, new);
+	/*
+	 * setresuid() clears the capability sets of a process that leaves uid 0:
+	 * never hand the caller's capabilities to the image's ids, or the image's
+	 * capabilities to the caller's ids. Checked after the parts, so each
+	 * part's own error wins.
+	 */
+	if (!err && !amber_restore_creds_complete(tb)) {
+		amber_restore_err(r, task,
+				  "credentials need all uids, gids, groups and the five capability sets together");
+		err = -EINVAL;
+	}
 	if (err) {
 		abort_creds(new);
 		return err;
