@@ -153,6 +153,15 @@ TEST_F_TIMEOUT(bad, multithreaded, 60)
 	assert_ticking(_metadata, self);
 }
 
+/* A restore would run it without its filter: refused by name, and it runs on. */
+TEST_F_TIMEOUT(bad, seccomp, 60)
+{
+	REQUIRE_AMBER();
+	start_sleeper(_metadata, self, "--seccomp", NULL);
+	assert_ckpt_fails(_metadata, self, self->pid, "seccomp");
+	assert_ticking(_metadata, self);
+}
+
 /* The caller itself, through a raw request (the CLI never targets itself). */
 TEST_F_TIMEOUT(bad, caller_itself, 60)
 {

@@ -8,6 +8,7 @@
  *                                         "got LINE"; "quit" or EOF ends
  * Options: --open PATH keeps PATH open read-only (fd 3 and up),
  *          --socket keeps a unix socket open (fd 3 and up),
+ *          --seccomp installs an allow-all seccomp filter,
  *          --thread starts a second thread that sleeps forever,
  *          --exit N exits with status N at the end instead of 0.
  *
@@ -25,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -135,11 +139,21 @@ int main(int argc, char **argv)
 				return 1;
 		} else if (!strcmp(argv[i], "--exit") && i + 1 < argc) {
 			status = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--seccomp")) {
+			/* An allow-everything filter: the process is under seccomp all the same. */
+			static struct sock_filter allow[] = {
+				BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+			};
+			struct sock_fprog prog = { .len = 1, .filter = allow };
+
+			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+			    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+				return 1;
 		} else if (!strcmp(argv[i], "--thread")) {
 			if (pthread_create(&th, NULL, idle_thread, NULL))
 				return 1;
 		} else {
-			fprintf(stderr, "usage: sleeper [sleep|read] [--ticks N] [--ms M] [--open PATH] [--socket] [--thread] [--exit N]\n");
+			fprintf(stderr, "usage: sleeper [sleep|read] [--ticks N] [--ms M] [--open PATH] [--socket] [--seccomp] [--thread] [--exit N]\n");
 			return 2;
 		}
 	}
