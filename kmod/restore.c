@@ -190,9 +190,16 @@ static int amber_restore_check_caller(struct amber_restore *r)
 		amber_restore_err(r, NULL, "the stub must be single-threaded");
 		return -EBUSY;
 	}
-	if (atomic_read(&current->mm->mm_users) != 1) {
+	/*
+	 * Another process sharing this mm (CLONE_VM without CLONE_THREAD sets
+	 * MMF_MULTIPROCESS; a vfork child borrows its parent's) would lose its
+	 * memory. mm_users is no test: /proc readers and process_vm_readv()
+	 * take transient references, and a concurrent `ps` must not make a
+	 * restore fail.
+	 */
+	if (test_bit(MMF_MULTIPROCESS, &current->mm->flags) || current->vfork_done) {
 		amber_restore_err(r, NULL,
-				  "the stub's address space is in use by another task");
+				  "the stub's address space is shared with another process");
 		return -EBUSY;
 	}
 	return 0;
