@@ -65,6 +65,23 @@ static void start_target(struct __test_metadata *_metadata, FIXTURE_DATA(robust)
 	ASSERT_EQ(0, wait_for_text(self->out, ready, 180000)) TH_LOG("no '%s'", ready);
 }
 
+/* amber restore --detach of the store: the same PID is back; it becomes self->pid. */
+static pid_t restore_detached(struct __test_metadata *_metadata, FIXTURE_DATA(robust) *self,
+			      pid_t pid, int timeout_ms)
+{
+	struct cmd_result r;
+	pid_t restored;
+
+	ASSERT_EQ(0, run_cmdl(timeout_ms, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
+			      NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore: %s", r.err);
+	ASSERT_EQ(0, parse_restored_line(r.out, &restored));
+	cmd_result_free(&r);
+	ASSERT_EQ(pid, restored);
+	self->pid = restored;
+	return restored;
+}
+
 /* The target prints n more ticks within 60 s, and never FAIL. */
 static void assert_progress(struct __test_metadata *_metadata, FIXTURE_DATA(robust) *self,
 			    int n)
@@ -158,7 +175,7 @@ TEST_F_TIMEOUT(robust, killed_checkpoint_keeps_latest, 400)
 	char *argv[] = { WORKLOAD_DIR "/memhog", "--mib", "128", "--ms", "100", NULL };
 	struct cmd_result r;
 	struct ckpt_line c, c2;
-	pid_t pid, restored;
+	pid_t pid;
 	char tmp[400];
 	int status;
 
@@ -178,13 +195,7 @@ TEST_F_TIMEOUT(robust, killed_checkpoint_keeps_latest, 400)
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	ASSERT_EQ(0, wait_child(pid, 10000, &status));
 	self->pid = -1;
-	ASSERT_EQ(0, run_cmdl(180000, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
-			      NULL));
-	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore: %s", r.err);
-	ASSERT_EQ(0, parse_restored_line(r.out, &restored));
-	cmd_result_free(&r);
-	ASSERT_EQ(pid, restored);
-	self->pid = restored;
+	restore_detached(_metadata, self, pid, 180000);
 	assert_progress(_metadata, self, 3);
 
 	/* A later checkpoint removes the leftovers of the killed one. */
@@ -225,7 +236,6 @@ TEST_F_TIMEOUT(robust, checkpoint_kill, 240)
 	struct cmd_result r;
 	struct ckpt_line c;
 	int status, last = -1, after;
-	pid_t restored;
 
 	REQUIRE_AMBER();
 	start_target(_metadata, self, argv, "tick 5");
@@ -237,13 +247,7 @@ TEST_F_TIMEOUT(robust, checkpoint_kill, 240)
 	ASSERT_EQ(0, ticks_in_order(self->out, &last));
 	self->pid = -1;
 
-	ASSERT_EQ(0, run_cmdl(120000, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
-			      NULL));
-	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore: %s", r.err);
-	ASSERT_EQ(0, parse_restored_line(r.out, &restored));
-	cmd_result_free(&r);
-	ASSERT_EQ(c.pid, restored);
-	self->pid = restored;
+	restore_detached(_metadata, self, c.pid, 120000);
 	assert_progress(_metadata, self, 5);
 	/* Not one tick repeated (it ran on after the image) or lost. */
 	ASSERT_EQ(0, ticks_in_order(self->out, &after))
@@ -416,13 +420,7 @@ TEST_F_TIMEOUT(robust, untouched_memory_not_saved, 240)
 	ASSERT_EQ(0, wait_child(self->pid, 10000, NULL));
 	self->pid = -1;
 
-	ASSERT_EQ(0, run_cmdl(120000, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
-			      NULL));
-	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore: %s", r.err);
-	ASSERT_EQ(0, parse_restored_line(r.out, &restored));
-	cmd_result_free(&r);
-	ASSERT_EQ(c.pid, restored);
-	self->pid = restored;
+	restored = restore_detached(_metadata, self, c.pid, 120000);
 	assert_progress(_metadata, self, 3);
 	after = rss_kib(restored);
 	TH_LOG("restored RSS %ld KiB", after);
