@@ -358,30 +358,16 @@ static int amber_restore_caps(struct amber_restore *r, struct nlattr **tb,
 	return 0;
 }
 
-static bool amber_restore_creds_complete(struct nlattr **tb)
-{
-	int i;
-
-	for (i = AMBER_TASK_UID; i <= AMBER_TASK_FSGID; i++)
-		if (!tb[i])
-			return false;
-	for (i = AMBER_TASK_CAP_INH; i <= AMBER_TASK_CAP_AMB; i++)
-		if (!tb[i])
-			return false;
-	return tb[AMBER_TASK_GROUPS];
-}
-
 static int amber_restore_creds_prepare(struct amber_restore *r, struct nlattr **tb,
 				       const struct nlattr *task)
 {
-	bool ids = false, caps = false;
+	int i, ids = 0, caps = 0, err = 0;
 	struct cred *new;
-	int i, err = 0;
 
 	for (i = AMBER_TASK_UID; i <= AMBER_TASK_FSGID; i++)
-		ids |= !!tb[i];
+		ids += !!tb[i];
 	for (i = AMBER_TASK_CAP_INH; i <= AMBER_TASK_CAP_AMB; i++)
-		caps |= !!tb[i];
+		caps += !!tb[i];
 	if (!ids && !caps && !tb[AMBER_TASK_GROUPS])
 		return 0;
 
@@ -400,7 +386,9 @@ static int amber_restore_creds_prepare(struct amber_restore *r, struct nlattr **
 	 * capabilities to the caller's ids. Checked after the parts, so each
 	 * part's own error wins.
 	 */
-	if (!err && !amber_restore_creds_complete(tb)) {
+	if (!err && (ids != AMBER_TASK_FSGID - AMBER_TASK_UID + 1 ||
+		     caps != AMBER_TASK_CAP_AMB - AMBER_TASK_CAP_INH + 1 ||
+		     !tb[AMBER_TASK_GROUPS])) {
 		amber_restore_err(r, task,
 				  "credentials need all uids, gids, groups and the five capability sets together");
 		err = -EINVAL;
