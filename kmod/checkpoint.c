@@ -56,6 +56,7 @@ static DECLARE_WAIT_QUEUE_HEAD(amber_reqs_wq);
 static void amber_state_free(struct amber_state *st)
 {
 	amber_mm_free(&st->mm);
+	amber_track_free(&st->track);
 	amber_files_free(&st->files);
 	amber_regs_free(&st->regs);
 	amber_sig_free(&st->sig);
@@ -141,7 +142,12 @@ static int amber_capture(struct amber_req *req)
 	    amber_files_capture(&st->files, e))
 		return e->err;
 
-	return amber_mm_capture(&st->mm, &req->cancelled, e);
+	/* Decided here, in the target: its tracking state cannot change. */
+	amber_track_begin(&st->track);
+	if (amber_mm_capture(&st->mm, &st->track, &req->cancelled, e))
+		return e->err;
+	amber_track_commit(&st->track, st->mm.pages_nr);
+	return 0;
 }
 
 static void amber_ckpt_hold(struct amber_req *req)
@@ -341,6 +347,8 @@ static struct amber_req *amber_req_new(struct task_struct *task,
 	req->portid = args->portid;
 	req->net = args->net;
 	req->ident = *id;
+	req->st.track.want = args->flags & AMBER_CKPT_F_TRACK;
+	req->st.track.parent_id = args->parent_id;
 	amber_mm_init(&req->st.mm);
 	req->state = AMBER_REQ_QUEUED;
 	init_completion(&req->captured);
@@ -505,7 +513,8 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 		goto err_put_pages;
 	}
 	/* From here on, the request owns the task, file and cred references. */
-	amber_mm_prepare(&req->st.mm, task, pages, &req->cancelled);
+	amber_mm_prepare(&req->st.mm, task, pages, args->parent_id,
+			 &req->cancelled);
 	err = amber_req_queue(req, args, extack);
 	if (!err)
 		err = amber_req_wait(req, args->timeout_ms, extack);
@@ -561,6 +570,36 @@ u32 amber_sessions(void)
 	n = amber_nr_stopped;
 	mutex_unlock(&amber_reqs_lock);
 	return n;
+}
+
+/* Same access rule as CHECKPOINT: a caller that may checkpoint may untrack. */
+int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
+		  struct netlink_ext_ack *extack)
+{
+	struct task_struct *task;
+	int err;
+
+	if (!checkpoint_restore_ns_capable(task_active_pid_ns(current)->user_ns)) {
+		NL_SET_ERR_MSG(extack, "needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN");
+		return -EPERM;
+	}
+	task = amber_find_task(pid);
+	if (!task) {
+		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "no such process");
+		return -ESRCH;
+	}
+	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
+		NL_SET_ERR_MSG_ATTR(extack, pid_attr,
+				    "no ptrace access to the process (PTRACE_MODE_ATTACH)");
+		err = -EPERM;
+		goto out_put_task;
+	}
+	err = amber_track_drop(task_pid(task));
+	if (err)
+		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "the process is not tracked");
+out_put_task:
+	put_task_struct(task);
+	return err;
 }
 
 /* Resumes the targets held for a generic netlink socket that is closing. */

@@ -13,6 +13,7 @@
 #include "msg.h"
 #include "regs.h"
 #include "task.h"
+#include "track.h"
 
 struct net;
 struct nlattr;
@@ -37,6 +38,7 @@ struct amber_state {
 	struct amber_regs_state regs;
 	struct amber_files_state files;
 	struct amber_mm_state mm;
+	struct amber_track track;
 	u64 stopped_ns;
 };
 
@@ -46,6 +48,7 @@ struct amber_ckpt_args {
 	int pages_fd;
 	u32 flags;
 	u32 timeout_ms;
+	u64 parent_id;			/* 0: none */
 	u32 portid;			/* requesting socket, for RELEASE */
 	const struct net *net;		/* compared, never dereferenced */
 	const struct nlattr *pid_attr;
@@ -109,6 +112,9 @@ int amber_release(pid_t pid, u32 portid, const struct net *net, u32 action,
 		  struct netlink_ext_ack *extack);
 
 u32 amber_sessions(void);
+
+int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
+		  struct netlink_ext_ack *extack);
 
 int amber_checkpoint_init(void);
 void amber_checkpoint_exit(void);

@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "ksyms.h"
 #include "netlink.h"
+#include "track.h"
 
 static int __init amber_init(void)
 {
@@ -41,6 +42,8 @@ static void __exit amber_exit(void)
 	amber_netlink_exit();
 	/* Resume held targets, wait for callbacks. */
 	amber_checkpoint_exit();
+	/* No callback is left to use the table. */
+	amber_track_exit();
 }
 
 module_init(amber_init);

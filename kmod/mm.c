@@ -15,6 +15,15 @@
  * readable through access_process_vm(FOLL_FORCE)), so the target's pause
  * costs a memcpy, not file I/O. The requester writes the arena to the pages
  * file after the target has resumed (see arena.c).
+ *
+ * Dirty tracking (see track.c and Documentation/design.md): a tracking
+ * checkpoint walks under mmap_write_lock and, in the same pass, classifies
+ * each page with data as dirty or clean and clears its soft-dirty bit and
+ * write-protects it, as /proc/PID/clear_refs does, in private VMAs. An
+ * incremental checkpoint copies only dirty pages and lists clean ones as
+ * AMBER_RUN_F_PARENT runs (no data). Pages of shared VMAs, of VMAs with
+ * VM_SOFTDIRTY (new, grown, moved since) and soft-dirty PTEs, swap entries
+ * and huge PMDs are dirty; a huge PMD is one unit.
  */
 #include <linux/fs.h>
 #include <linux/highmem.h>
@@ -23,6 +32,7 @@
 #include <linux/magic.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
+#include <linux/mmu_notifier.h>
 #include <linux/pagemap.h>
 #include <linux/pgtable.h>
 #include <linux/sched.h>
@@ -33,11 +43,13 @@
 #include <linux/swapops.h>
 #include <linux/xarray.h>
 #include <linux/uaccess.h>
+#include <asm/tlbflush.h>
 
 #include <linux/amber.h>
 
 #include "files.h"
 #include "mm.h"
+#include "track.h"
 
 #define AMBER_CHUNK_SIZE	SZ_1M	/* between cancellation checks */
 
@@ -51,31 +63,39 @@ enum amber_walk_mode {
 
 struct amber_run {
 	unsigned long addr;
-	unsigned long nr;
+	unsigned long nr;	/* at most U32_MAX */
 	unsigned int vma;	/* index into amber_mm_state.vmas */
 	bool force;		/* VMA not readable: use access_process_vm() */
+	bool parent;		/* unchanged since the parent: no data */
 };
 
 struct amber_walk {
 	struct mm_struct *mm;
 	enum amber_walk_mode mode;
+	struct vm_area_struct *vmap;	/* being walked */
 	unsigned int vma;
 	bool force;
+	bool incremental;	/* clean pages become parent runs */
+	bool all_dirty;		/* this VMA: every page with data is dirty */
+	bool clear;		/* this VMA: clear soft-dirty, write-protect */
+	struct amber_vma_sig sig;	/* this VMA's identity */
+	const struct amber_vma_sig *prev;	/* at the parent, ascending */
+	unsigned int nr_prev;
+	unsigned int prev_i;	/* cursor: addresses only ascend */
 	struct amber_run *runs;
 	size_t nr_runs;
 	size_t cap_runs;
 };
 
-static int amber_runs_add(struct amber_walk *w, unsigned long addr,
-			  unsigned long nr)
-{
-	struct amber_run *last = w->nr_runs ? &w->runs[w->nr_runs - 1] : NULL;
+/* The pages of one page table: which hold data, which of those are dirty. */
+struct amber_ptes {
+	DECLARE_BITMAP(data, PTRS_PER_PTE);
+	DECLARE_BITMAP(dirty, PTRS_PER_PTE);
+};
 
-	if (last && last->vma == w->vma &&
-	    last->addr + last->nr * PAGE_SIZE == addr) {
-		last->nr += nr;
-		return 0;
-	}
+static int amber_runs_push(struct amber_walk *w, unsigned long addr,
+			   unsigned long nr, bool parent)
+{
 	if (w->nr_runs == w->cap_runs) {
 		size_t ncap = w->cap_runs ? w->cap_runs * 2 : 256;
 		struct amber_run *runs;
@@ -91,8 +111,43 @@ static int amber_runs_add(struct amber_walk *w, unsigned long addr,
 	}
 	w->runs[w->nr_runs++] = (struct amber_run){
 		.addr = addr, .nr = nr, .vma = w->vma, .force = w->force,
+		.parent = parent,
 	};
 	return 0;
+}
+
+/* Adds @nr pages at @addr: dirty ones, or parent ones if @clean. */
+static int amber_runs_add_pages(struct amber_walk *w, unsigned long addr,
+				unsigned long nr, bool clean)
+{
+	bool parent = w->incremental && clean;
+	struct amber_run *last = w->nr_runs ? &w->runs[w->nr_runs - 1] : NULL;
+	unsigned long n;
+	int err;
+
+	if (last && last->vma == w->vma && last->parent == parent &&
+	    last->addr + last->nr * PAGE_SIZE == addr) {
+		n = min(nr, U32_MAX - last->nr);
+		last->nr += n;
+		addr += n * PAGE_SIZE;
+		nr -= n;
+	}
+	while (nr) {
+		n = min_t(unsigned long, nr, U32_MAX);
+		err = amber_runs_push(w, addr, n, parent);
+		if (err)
+			return err;
+		addr += n * PAGE_SIZE;
+		nr -= n;
+	}
+	return 0;
+}
+
+/* Pages with data that are always saved (migration entries, DAX, shmem). */
+static int amber_runs_add(struct amber_walk *w, unsigned long addr,
+			  unsigned long nr)
+{
+	return amber_runs_add_pages(w, addr, nr, false);
 }
 
 static bool amber_pte_has_data(const struct amber_walk *w, pte_t pte)
@@ -111,22 +166,155 @@ static bool amber_pte_has_data(const struct amber_walk *w, pte_t pte)
 	return pfn_valid(pfn) && PageAnon(pfn_to_page(pfn));
 }
 
+static bool amber_sig_same(const struct amber_vma_sig *a,
+			   const struct amber_vma_sig *b)
+{
+	return a->delta == b->delta && a->anon_vma == b->anon_vma &&
+	       a->file == b->file;
+}
+
+/*
+ * Whether [addr, end) was mapped the same way at the parent checkpoint, so
+ * that a clear soft-dirty bit means "unchanged since". Called with
+ * ascending addresses (the cursor only moves forward).
+ */
+static bool amber_trusted(struct amber_walk *w, unsigned long addr,
+			  unsigned long end)
+{
+	const struct amber_vma_sig *p;
+
+	while (w->prev_i < w->nr_prev && w->prev[w->prev_i].end <= addr)
+		w->prev_i++;
+	if (w->prev_i == w->nr_prev)
+		return false;
+	p = &w->prev[w->prev_i];
+	return p->start <= addr && end <= p->end && amber_sig_same(p, &w->sig);
+}
+
+/* Pages pinned for DMA stay writable, hence dirty (pte_is_pinned()). */
+static bool amber_pte_pinned(struct vm_area_struct *vma, pte_t pte)
+{
+	unsigned long pfn = pte_pfn(pte);
+
+	if (!pte_write(pte) || !is_cow_mapping(vma->vm_flags) ||
+	    likely(!test_bit(MMF_HAS_PINNED, &vma->vm_mm->flags)))
+		return false;
+	if (pte_special(pte) || !pfn_valid(pfn))
+		return false;
+	return page_maybe_dma_pinned(pfn_to_page(pfn));
+}
+
+/* Under the PTE lock: clear_soft_dirty() of fs/proc/task_mmu.c. */
+static void amber_pte_clear(struct vm_area_struct *vma, unsigned long addr,
+			    pte_t *ptep, pte_t pte)
+{
+	pte_t old;
+
+	if (pte_present(pte)) {
+		if (!pte_write(pte) && !pte_soft_dirty(pte))
+			return;
+		if (amber_pte_pinned(vma, pte))
+			return;
+		old = ptep_modify_prot_start(vma, addr, ptep);
+		pte = pte_clear_soft_dirty(pte_wrprotect(old));
+		ptep_modify_prot_commit(vma, addr, ptep, old, pte);
+	} else if (!pte_none(pte) && pte_swp_soft_dirty(pte)) {
+		/*
+		 * Only real swap entries: swap-in maps read-only unless it
+		 * is a write fault. A writable migration (or device) entry
+		 * comes back writable, so it keeps its bit and stays dirty.
+		 */
+		if (non_swap_entry(pte_to_swp_entry(pte)))
+			return;
+		set_pte_at(vma->vm_mm, addr, ptep, pte_swp_clear_soft_dirty(pte));
+	}
+}
+
+/* Classifies (and clears) the PTEs of [addr, end), one page table. */
+static void amber_scan_ptes(struct amber_walk *w, pmd_t *pmdp,
+			    unsigned long addr, unsigned long end,
+			    struct amber_ptes *b)
+{
+	spinlock_t *ptl = NULL;
+	pte_t *start, *ptep;
+	unsigned int i;
+
+	if (w->clear)
+		start = pte_offset_map_lock(w->mm, pmdp, addr, &ptl);
+	else
+		start = pte_offset_map(pmdp, addr);
+	for (ptep = start, i = 0; addr < end; ptep++, i++, addr += PAGE_SIZE) {
+		pte_t pte = ptep_get(ptep);
+
+		if (amber_pte_has_data(w, pte)) {
+			__set_bit(i, b->data);
+			if (w->all_dirty ||
+			    (pte_present(pte) ? pte_soft_dirty(pte) :
+						pte_swp_soft_dirty(pte)) ||
+			    !amber_trusted(w, addr, addr + PAGE_SIZE))
+				__set_bit(i, b->dirty);
+		}
+		if (w->clear)
+			amber_pte_clear(w->vmap, addr, ptep, pte);
+	}
+	if (ptl)
+		pte_unmap_unlock(start, ptl);
+	else
+		pte_unmap(start);
+}
+
 static int amber_walk_pte(struct amber_walk *w, pmd_t *pmdp,
 			  unsigned long addr, unsigned long end)
 {
-	pte_t *start = pte_offset_map(pmdp, addr);
-	pte_t *ptep = start;
-	int err = 0;
+	struct amber_ptes b;
+	unsigned int i, n = (end - addr) >> PAGE_SHIFT;
+	int err;
 
-	for (; addr < end; ptep++, addr += PAGE_SIZE) {
-		if (amber_pte_has_data(w, ptep_get(ptep))) {
-			err = amber_runs_add(w, addr, 1);
-			if (err)
-				break;
-		}
+	bitmap_zero(b.data, PTRS_PER_PTE);
+	bitmap_zero(b.dirty, PTRS_PER_PTE);
+	/* Runs are added after the PTE lock is dropped: they allocate. */
+	amber_scan_ptes(w, pmdp, addr, end, &b);
+	for_each_set_bit(i, b.data, n) {
+		err = amber_runs_add_pages(w, addr + i * PAGE_SIZE, 1,
+					   !test_bit(i, b.dirty));
+		if (err)
+			return err;
 	}
-	pte_unmap(start);
-	return err;
+	return 0;
+}
+
+/*
+ * A huge PMD under its lock: whether it holds data, whether it is dirty,
+ * and with clearing, clear_soft_dirty_pmd() of fs/proc/task_mmu.c.
+ * pmdp_invalidate() is not exported: pmdp_establish() swaps the entry in
+ * one go. No other CPU can be setting its accessed or dirty bit meanwhile:
+ * the single thread of this mm is the one running here. Returns false if
+ * the PMD is no longer huge (split meanwhile): it is a page table then.
+ */
+static bool amber_scan_huge(struct amber_walk *w, pmd_t *pmdp,
+			    unsigned long addr, bool *data, bool *dirty)
+{
+	spinlock_t *ptl = pmd_lock(w->mm, pmdp);
+	pmd_t pmd = *pmdp;
+
+	if (!pmd_trans_huge(pmd) && !pmd_devmap(pmd)) {
+		spin_unlock(ptl);
+		return false;
+	}
+	/*
+	 * Only anonymous huge pages hold data. The modes here are ALL
+	 * (anonymous VMAs) and ANON (private file mappings), where the one
+	 * huge page that is not anonymous is the huge zero page
+	 * (is_huge_zero_pmd() needs the unexported huge_zero_pfn).
+	 */
+	*data = PageAnon(pmd_page(pmd));
+	*dirty = w->all_dirty || pmd_soft_dirty(pmd) ||
+		 !amber_trusted(w, addr & PMD_MASK, (addr & PMD_MASK) + PMD_SIZE);
+	if (w->clear && (pmd_write(pmd) || pmd_soft_dirty(pmd)))
+		pmdp_establish(w->vmap, addr & PMD_MASK, pmdp,
+			       pmd_clear_soft_dirty(pmd_wrprotect(pmd)));
+	spin_unlock(ptl);
+	return true;
 }
 
 static int amber_walk_pmd(struct amber_walk *w, pud_t *pudp,
@@ -148,17 +336,17 @@ static int amber_walk_pmd(struct amber_walk *w, pud_t *pudp,
 			continue;
 		}
 		if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
-			/*
-			 * Only anonymous huge pages hold data. The modes here
-			 * are ALL (anonymous VMAs) and ANON (private file
-			 * mappings), where the one huge page that is not
-			 * anonymous is the huge zero page (is_huge_zero_pmd()
-			 * needs the unexported huge_zero_pfn).
-			 */
-			if (PageAnon(pmd_page(pmd)))
-				err = amber_runs_add(w, addr,
-						     (next - addr) >> PAGE_SHIFT);
-			continue;
+			bool data, dirty;
+
+			if (amber_scan_huge(w, pmdp, addr, &data, &dirty)) {
+				if (data)
+					err = amber_runs_add_pages(w, addr,
+								   (next - addr) >> PAGE_SHIFT,
+								   !dirty);
+				continue;
+			}
+			/* Split meanwhile: now a page table. */
+			pmd = READ_ONCE(*pmdp);
 		}
 		if (pmd_bad(pmd))
 			continue;
@@ -436,9 +624,38 @@ static void amber_mm_fields(struct amber_mm_state *st, struct mm_struct *mm)
 	st->auxv_len = min_t(unsigned int, i + 2, AT_VECTOR_SIZE);
 }
 
-/* Under mmap_read_lock: VMAs and the runs of pages to save. */
+/*
+ * Which pages of @vma are dirty, and whether its bits are cleared. Shared
+ * memory is saved whole each time: its pages can be written through other
+ * mappings, which no bit of this mm sees.
+ */
+static void amber_walk_vma(struct amber_walk *w, struct vm_area_struct *vma,
+			   struct amber_track *t)
+{
+	bool shared = vma->vm_flags & VM_SHARED;
+
+	w->vmap = vma;
+	w->force = !(vma->vm_flags & VM_READ);
+	w->all_dirty = !w->incremental || shared ||
+		       (vma->vm_flags & VM_SOFTDIRTY);
+	w->clear = t->clear && !shared;
+	w->sig = (struct amber_vma_sig){
+		.start = vma->vm_start,
+		.end = vma->vm_end,
+		.delta = vma->vm_start - (vma->vm_pgoff << PAGE_SHIFT),
+		.anon_vma = vma->anon_vma,
+		.file = vma->vm_file,
+	};
+	if (w->clear && t->sigs)
+		t->sigs[t->nr_sigs++] = w->sig;
+}
+
+/*
+ * Under mmap_read_lock, or mmap_write_lock when tracking: VMAs and the runs
+ * of pages to save; with tracking, the soft-dirty bits are cleared.
+ */
 static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
-			    struct amber_err *e)
+			    struct amber_track *t, struct amber_err *e)
 {
 	VMA_ITERATOR(vmi, w->mm, 0);
 	struct amber_stat_cache sc = { };
@@ -453,6 +670,12 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 			    GFP_KERNEL);
 	if (!st->vmas)
 		return amber_fail(e, -ENOMEM, "out of memory for the VMA list");
+	if (t->clear) {
+		t->sigs = kvmalloc_array(max(mm->map_count, 1), sizeof(*t->sigs),
+					 GFP_KERNEL);
+		if (!t->sigs)
+			return amber_fail(e, -ENOMEM, "out of memory for the VMA list");
+	}
 
 	amber_mm_fields(st, mm);
 	for_each_vma(vmi, vma) {
@@ -466,15 +689,38 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 			continue;
 		w->mode = mode;
 		w->vma = st->nr_vmas - 1;
-		w->force = !(vma->vm_flags & VM_READ);
+		amber_walk_vma(w, vma, t);
 		if (mode == AMBER_WALK_SHMEM)
 			err = amber_walk_shmem(w, vma);
 		else
 			err = amber_walk_range(w, vma->vm_start, vma->vm_end);
 		if (err)
 			return amber_fail(e, err, "out of memory for the page list");
+		/* New writes to this VMA fault and set soft-dirty again. */
+		if (w->clear)
+			vma->vm_flags &= ~VM_SOFTDIRTY;
+		cond_resched();
 	}
 	return 0;
+}
+
+/*
+ * After clearing: no CPU may keep a writable TLB entry for a page that is
+ * now write-protected, or writes through it would not be seen. The target
+ * is this mm's only thread and runs here, so no other CPU runs its user
+ * code; the local flush covers this CPU, and every other CPU that still
+ * caches the mm's ASID (or holds the mm lazily) compares the mm's tlb_gen
+ * on its next switch to it and flushes (switch_mm_irqs_off()).
+ * flush_tlb_mm_range() is not exported, and inc_mm_tlb_gen() is hidden from
+ * modules (#ifndef MODULE in asm/tlbflush.h): this is its body, a full
+ * barrier ordering the PTE writes before the new generation.
+ */
+static void amber_mm_flush_tlb(struct mm_struct *mm)
+{
+	atomic64_inc_return(&mm->context.tlb_gen);
+	preempt_disable();
+	__flush_tlb_all();
+	preempt_enable();
 }
 
 /* Says what an arena error means. */
@@ -519,7 +765,11 @@ static int amber_copy_range(struct amber_arena *a, unsigned long addr,
 static int amber_copy_run(struct amber_arena *a, const struct amber_run *run,
 			  const bool *cancelled, struct amber_err *e)
 {
-	struct amber_page_run hdr = { .addr = run->addr, .nr_pages = run->nr };
+	struct amber_page_run hdr = {
+		.addr = run->addr,
+		.nr_pages = run->nr,
+		.flags = run->parent ? AMBER_RUN_F_PARENT : 0,
+	};
 	unsigned long addr = run->addr;
 	unsigned long end = run->addr + run->nr * PAGE_SIZE;
 	int err;
@@ -527,6 +777,8 @@ static int amber_copy_run(struct amber_arena *a, const struct amber_run *run,
 	err = amber_arena_append(a, &hdr, sizeof(hdr));
 	if (err)
 		return amber_arena_fail(e, err);
+	if (run->parent)
+		return 0;
 	while (addr < end) {
 		size_t len = min_t(size_t, end - addr, AMBER_CHUNK_SIZE);
 
@@ -567,7 +819,8 @@ static u64 amber_pages_size(const struct amber_walk *w)
 	size_t i;
 
 	for (i = 0; i < w->nr_runs; i++)
-		size += sizeof(struct amber_page_run) + w->runs[i].nr * PAGE_SIZE;
+		size += sizeof(struct amber_page_run) +
+			(w->runs[i].parent ? 0 : w->runs[i].nr * PAGE_SIZE);
 	return size;
 }
 
@@ -600,21 +853,39 @@ static int amber_pages_copy(struct amber_mm_state *st, struct amber_walk *w,
 		if (err)
 			return err;
 		st->vmas[run->vma].pages += run->nr;
-		st->pages_nr += run->nr;
+		if (run->parent)
+			st->pages_parent_nr += run->nr;
+		else
+			st->pages_nr += run->nr;
 	}
 	st->pages_bytes = a->bytes;
 	return 0;
 }
 
-int amber_mm_capture(struct amber_mm_state *st, const bool *cancelled,
-		     struct amber_err *e)
+int amber_mm_capture(struct amber_mm_state *st, struct amber_track *t,
+		     const bool *cancelled, struct amber_err *e)
 {
-	struct amber_walk w = { .mm = current->mm };
+	struct amber_walk w = {
+		.mm = current->mm,
+		.incremental = t->incremental,
+		.prev = t->prev,
+		.nr_prev = t->prev ? t->nr_prev : 0,
+	};
 	int err;
 
-	mmap_read_lock(w.mm);
-	err = amber_mm_collect(st, &w, e);
-	mmap_read_unlock(w.mm);
+	if (t->clear) {
+		/* Excludes faults, GUP and page table changes while clearing. */
+		if (mmap_write_lock_killable(w.mm))
+			return amber_fail(e, -EINTR, "the process was killed");
+		err = amber_mm_collect(st, &w, t, e);
+		/* Also after a failure: some bits may have been cleared. */
+		amber_mm_flush_tlb(w.mm);
+		mmap_write_unlock(w.mm);
+	} else {
+		mmap_read_lock(w.mm);
+		err = amber_mm_collect(st, &w, t, e);
+		mmap_read_unlock(w.mm);
+	}
 
 	if (!err)
 		err = amber_pages_copy(st, &w, cancelled, e);
@@ -647,10 +918,10 @@ void amber_mm_init(struct amber_mm_state *st)
 }
 
 void amber_mm_prepare(struct amber_mm_state *st, struct task_struct *task,
-		      struct file *pages, const bool *cancelled)
+		      struct file *pages, u64 parent_id, const bool *cancelled)
 {
 	struct mm_struct *mm;
-	u64 nr;
+	u64 nr, hint;
 
 	amber_arena_start(&st->arena, pages, pages->f_pos, cancelled);
 	mm = get_task_mm(task);
@@ -660,6 +931,15 @@ void amber_mm_prepare(struct amber_mm_state *st, struct task_struct *task,
 	nr = get_mm_counter(mm, MM_ANONPAGES) + get_mm_counter(mm, MM_SHMEMPAGES) +
 	     get_mm_counter(mm, MM_SWAPENTS);
 	mmput(mm);
+	/*
+	 * An incremental checkpoint copies what was written since the last
+	 * one: about as much as last time, if known, else a quarter. The
+	 * target allocates what is missing.
+	 */
+	if (parent_id) {
+		hint = amber_track_hint(task_pid(task), parent_id);
+		nr = hint ? min(nr, 2 * hint + 256) : nr / 4;
+	}
 	/* Plus room for the headers of a few hundred runs. */
 	amber_arena_prealloc(&st->arena, nr * PAGE_SIZE + SZ_64K);
 }

@@ -10,6 +10,7 @@
 #include "arena.h"
 #include "msg.h"
 
+struct amber_track;
 struct file;
 struct task_struct;
 
@@ -23,7 +24,7 @@ struct amber_vma {
 	u64 dev;
 	u64 ino;
 	u64 file_size;
-	u64 pages;	/* pages of this VMA written to the pages file */
+	u64 pages;	/* pages of this VMA listed in the pages file */
 };
 
 struct amber_mm_state {
@@ -36,25 +37,30 @@ struct amber_mm_state {
 	struct amber_vma *vmas;
 	unsigned int nr_vmas;
 	u64 pages_bytes;		/* of the pages file */
-	u64 pages_nr;
+	u64 pages_nr;			/* in data runs */
+	u64 pages_parent_nr;		/* in AMBER_RUN_F_PARENT runs */
 	struct amber_arena arena;	/* the pages file, until written out */
 };
 
 void amber_mm_init(struct amber_mm_state *st);
 /*
  * In the requester, before the capture: sets up st->arena for @pages and
- * allocates about as much memory as @task's pages will need.
+ * allocates about as much memory as @task's pages will need (less when the
+ * checkpoint is meant to be incremental on @parent_id, if not 0).
  */
 void amber_mm_prepare(struct amber_mm_state *st, struct task_struct *task,
-		      struct file *pages, const bool *cancelled);
+		      struct file *pages, u64 parent_id, const bool *cancelled);
 /*
  * Captures current's address space and copies the pages file's contents
  * into st->arena (writing part of it to the pages file if memory runs
- * short). @cancelled is polled between page runs; when it becomes true the
- * capture stops with -ECANCELED.
+ * short). @t says whether the file is incremental (clean pages become
+ * AMBER_RUN_F_PARENT runs) and whether dirty bits are cleared; when they
+ * are, the private VMAs are recorded in t->sigs. @cancelled
+ * is polled between page runs; when it becomes true the capture stops with
+ * -ECANCELED.
  */
-int amber_mm_capture(struct amber_mm_state *st, const bool *cancelled,
-		     struct amber_err *e);
+int amber_mm_capture(struct amber_mm_state *st, struct amber_track *t,
+		     const bool *cancelled, struct amber_err *e);
 /* Writes what st->arena still holds to the pages file, then frees it. */
 int amber_mm_write_pages(struct amber_mm_state *st, struct amber_err *e);
 void amber_mm_free(struct amber_mm_state *st);

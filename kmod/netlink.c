@@ -16,6 +16,7 @@
 #include "checkpoint.h"
 #include "netlink.h"
 #include "restore.h"
+#include "track.h"
 
 static struct genl_family amber_family;
 
@@ -41,6 +42,11 @@ static const struct nla_policy amber_checkpoint_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_PAGES_FD]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_fd_range),
 	[AMBER_A_FLAGS]		= NLA_POLICY_MASK(NLA_U32, __AMBER_CKPT_F_ALL),
 	[AMBER_A_TIMEOUT_MS]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_timeout_range),
+	[AMBER_A_PARENT_ID]	= { .type = NLA_U64 },
+};
+
+static const struct nla_policy amber_untrack_policy[AMBER_A_MAX + 1] = {
+	[AMBER_A_PID]		= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
 };
 
 static const struct nla_policy amber_release_policy[AMBER_A_MAX + 1] = {
@@ -71,7 +77,8 @@ static int amber_nl_get_version_doit(struct sk_buff *skb, struct genl_info *info
 		goto err_free_msg;
 	if (nla_put_string(msg, AMBER_A_MODULE_VERSION, AMBER_VERSION_STRING) ||
 	    nla_put_u32(msg, AMBER_A_PROTO_VERSION, AMBER_FAMILY_VERSION) ||
-	    nla_put_u32(msg, AMBER_A_SESSIONS, amber_sessions()))
+	    nla_put_u32(msg, AMBER_A_SESSIONS, amber_sessions()) ||
+	    nla_put_u32(msg, AMBER_A_TRACKED, amber_track_count()))
 		goto err_free_msg;
 	genlmsg_end(msg, hdr);
 	return genlmsg_reply(msg, info);
@@ -116,6 +123,7 @@ static size_t amber_reply_size(const struct amber_state *st)
 	unsigned int i;
 
 	size += 1024 + amber_str_size(st->task.cwd) + amber_str_size(st->task.exe);
+	size += amber_str_size(st->track.full_reason);
 	size += st->task.cred->group_info->ngroups * nla_total_size(sizeof(u32));
 	size += RLIM_NLIMITS * (nla_total_size(0) + nla_total_size(sizeof(u32)) +
 				2 * nla_total_size(sizeof(u64)));
@@ -419,6 +427,16 @@ static int amber_fill_fds(struct sk_buff *skb, const struct amber_files_state *f
 	return amber_fill_list(skb, AMBER_A_FDS, f->nr, amber_fill_fd_i, f->fds);
 }
 
+/* TRACK_ID when tracked, PARENT_ID iff incremental, FULL_REASON if refused. */
+static int amber_fill_track(struct sk_buff *skb, const struct amber_track *t)
+{
+	if ((t->id && amber_put_u64(skb, AMBER_A_TRACK_ID, t->id)) ||
+	    (t->incremental && amber_put_u64(skb, AMBER_A_PARENT_ID, t->parent_id)) ||
+	    (t->full_reason && nla_put_string(skb, AMBER_A_FULL_REASON, t->full_reason)))
+		return -EMSGSIZE;
+	return 0;
+}
+
 static int amber_fill_checkpoint(struct sk_buff *skb, const struct amber_req *req)
 {
 	const struct amber_state *st = &req->st;
@@ -431,7 +449,9 @@ static int amber_fill_checkpoint(struct sk_buff *skb, const struct amber_req *re
 	    amber_fill_fds(skb, &st->files) ||
 	    amber_put_u64(skb, AMBER_A_STOPPED_NS, st->stopped_ns) ||
 	    amber_put_u64(skb, AMBER_A_PAGES_BYTES, st->mm.pages_bytes) ||
-	    amber_put_u64(skb, AMBER_A_PAGES_NR, st->mm.pages_nr))
+	    amber_put_u64(skb, AMBER_A_PAGES_NR, st->mm.pages_nr) ||
+	    amber_put_u64(skb, AMBER_A_PAGES_PARENT_NR, st->mm.pages_parent_nr) ||
+	    amber_fill_track(skb, &st->track))
 		return -EMSGSIZE;
 	return 0;
 }
@@ -493,6 +513,19 @@ static int amber_nl_checkpoint_doit(struct sk_buff *skb, struct genl_info *info)
 		args.flags = nla_get_u32(attrs[AMBER_A_FLAGS]);
 	if (attrs[AMBER_A_TIMEOUT_MS])
 		args.timeout_ms = nla_get_u32(attrs[AMBER_A_TIMEOUT_MS]);
+	if (attrs[AMBER_A_PARENT_ID]) {
+		args.parent_id = nla_get_u64(attrs[AMBER_A_PARENT_ID]);
+		if (!(args.flags & AMBER_CKPT_F_TRACK)) {
+			NL_SET_ERR_MSG_ATTR(info->extack, attrs[AMBER_A_PARENT_ID],
+					    "PARENT_ID needs FLAGS with AMBER_CKPT_F_TRACK");
+			return -EINVAL;
+		}
+		if (!args.parent_id) {
+			NL_SET_ERR_MSG_ATTR(info->extack, attrs[AMBER_A_PARENT_ID],
+					    "PARENT_ID 0 is not a tracking id");
+			return -EINVAL;
+		}
+	}
 
 	req = amber_checkpoint(&args, info->extack);
 	if (IS_ERR(req))
@@ -525,6 +558,16 @@ static int amber_nl_release_doit(struct sk_buff *skb, struct genl_info *info)
 			     attrs[AMBER_A_PID], info->extack);
 }
 
+static int amber_nl_untrack_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	if (GENL_REQ_ATTR_CHECK(info, AMBER_A_PID)) {
+		NL_SET_ERR_MSG(info->extack, "missing PID");
+		return -EINVAL;
+	}
+	return amber_untrack(nla_get_u32(info->attrs[AMBER_A_PID]),
+			     info->attrs[AMBER_A_PID], info->extack);
+}
+
 static const struct genl_ops amber_ops[] = {
 	{
 		.cmd	= AMBER_CMD_GET_VERSION,
@@ -547,6 +590,12 @@ static const struct genl_ops amber_ops[] = {
 		.cmd	= AMBER_CMD_RESTORE,
 		.doit	= amber_nl_restore_doit,
 		.policy	= amber_restore_policy,
+		.maxattr = AMBER_A_MAX,
+	},
+	{
+		.cmd	= AMBER_CMD_UNTRACK,
+		.doit	= amber_nl_untrack_doit,
+		.policy	= amber_untrack_policy,
 		.maxattr = AMBER_A_MAX,
 	},
 };

@@ -572,6 +572,8 @@ static int amber_restore_prepare(struct amber_restore *r)
 	if (!err)
 		err = amber_restore_files_prepare(r);
 	if (!err)
+		err = amber_restore_pages_prepare(r);
+	if (!err)
 		err = amber_restore_task_prepare(r);
 	if (!err)
 		err = amber_restore_signals_prepare(r);

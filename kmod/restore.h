@@ -56,7 +56,7 @@ struct amber_restore {
 	unsigned long vvar_start, vvar_end;
 	unsigned long vdso_start, vdso_end;
 
-	/* Pages files, oldest first. */
+	/* Pages files, oldest first; the last is the checkpoint restored. */
 	struct file **page_files;
 	const struct nlattr **page_nlas;
 	unsigned int nr_page_files;
@@ -103,6 +103,7 @@ int amber_restore_mm_prepare(struct amber_restore *r, const struct nlattr *attr)
 int amber_restore_files_prepare(struct amber_restore *r);
 void amber_restore_mm_release(struct amber_restore *r);
 int amber_restore_map(struct amber_restore *r);
+int amber_restore_pages_prepare(struct amber_restore *r);
 int amber_restore_pages(struct amber_restore *r);
 void amber_restore_mm_commit(struct amber_restore *r);
 

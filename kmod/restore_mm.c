@@ -18,6 +18,7 @@
 
 #define AMBER_MAX_VMAS		65530
 #define AMBER_BOUNCE_SIZE	(256 * 1024)
+#define AMBER_MAX_PAGE_FILES	64	/* links of a chain */
 
 #define AMBER_VMA_F_NOMAP	(AMBER_VMA_F_VDSO | AMBER_VMA_F_VVAR)
 
@@ -368,7 +369,10 @@ err_put:
 	return err;
 }
 
-/* Pages files (AMBER_A_PAGE_FDS) and the exe file (AMBER_A_EXE_FD). */
+/*
+ * Pages files (AMBER_A_PAGE_FDS: a chain, oldest first, the last one is the
+ * checkpoint restored) and the exe file (AMBER_A_EXE_FD).
+ */
 int amber_restore_files_prepare(struct amber_restore *r)
 {
 	const struct nlattr *attr = r->info->attrs[AMBER_A_PAGE_FDS], *nla;
@@ -385,6 +389,11 @@ int amber_restore_files_prepare(struct amber_restore *r)
 		return 0;
 	nla_for_each_nested(nla, attr, rem)
 		n++;
+	if (n > AMBER_MAX_PAGE_FILES) {
+		amber_restore_err(r, attr, "%u pages files, at most %u (a chain of %u checkpoints)",
+				  n, AMBER_MAX_PAGE_FILES, AMBER_MAX_PAGE_FILES);
+		return -E2BIG;
+	}
 	r->page_files = kcalloc(n, sizeof(*r->page_files), GFP_KERNEL);
 	r->page_nlas = kcalloc(n, sizeof(*r->page_nlas), GFP_KERNEL);
 	if (!r->page_files || !r->page_nlas)
@@ -581,17 +590,155 @@ static int amber_restore_poke_shmem(unsigned long addr, const void *buf, size_t 
 	return n == len ? 0 : n < 0 ? n : -EIO;
 }
 
+static int amber_read_full(struct file *file, void *buf, size_t len, loff_t *pos)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = kernel_read(file, buf + done, len - done, pos);
+
+		if (n < 0)
+			return n;
+		if (!n)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+/*
+ * Chains of pages files. The last file is the checkpoint to restore; an
+ * AMBER_RUN_F_PARENT run of file k stands for pages that file k - 1 holds,
+ * in a data run or (recursively) in a parent run of its own. The runs of
+ * the last file are taken in ascending order, so every older file is asked
+ * for ascending, non-overlapping ranges: one forward-only cursor per file
+ * resolves them, reading run headers at explicit positions and skipping
+ * unneeded page data by position arithmetic.
+ */
+
+/* Where the reader of one pages file is. */
+struct amber_pcur {
+	loff_t pos;		/* of the next run header */
+	loff_t size;		/* of the file when the walk began */
+	loff_t data_pos;	/* of the current run's data */
+	u64 start, end;		/* pages of the current run (end 0: none read yet) */
+	u64 want;		/* end of the range asked of this file */
+	u32 flags;		/* of the current run */
+	bool eof;
+};
+
+static int amber_pcur_init(struct amber_restore *r, unsigned int idx, struct amber_pcur *c)
+{
+	const struct nlattr *nla = r->page_nlas[idx];
+	struct file *file = r->page_files[idx];
+	struct amber_pages_hdr hdr;
+	loff_t pos = 0;
+	int n;
+
+	n = amber_read_full(file, &hdr, sizeof(hdr), &pos);
+	if (n != sizeof(hdr) || hdr.magic != AMBER_PAGES_MAGIC || hdr.page_size != PAGE_SIZE) {
+		amber_restore_err(r, nla, "pages file %u: bad header", idx);
+		return n < 0 ? n : -EINVAL;
+	}
+	if (hdr.version != AMBER_PAGES_VERSION) {
+		amber_restore_err(r, nla, "pages file %u: version %u, this module reads version %u",
+				  idx, hdr.version, AMBER_PAGES_VERSION);
+		return -EINVAL;
+	}
+	memset(c, 0, sizeof(*c));
+	c->pos = pos;
+	c->size = i_size_read(file_inode(file));
+	return 0;
+}
+
+/* Read and check the next run header of pages file @idx. */
+static int amber_pcur_next(struct amber_restore *r, unsigned int idx, struct amber_pcur *c)
+{
+	const struct nlattr *nla = r->page_nlas[idx];
+	struct amber_page_run run;
+	loff_t pos = c->pos;
+	u64 len;
+	int n;
+
+	n = amber_read_full(r->page_files[idx], &run, sizeof(run), &pos);
+	if (!n) {
+		c->eof = true;
+		return 0;
+	}
+	if (n != sizeof(run)) {
+		amber_restore_err(r, nla, "pages file %u: truncated at offset %lld", idx, c->pos);
+		return n < 0 ? n : -EINVAL;
+	}
+	if (!PAGE_ALIGNED(run.addr) || run.addr >= TASK_SIZE || !run.nr_pages ||
+	    run.nr_pages > (TASK_SIZE - run.addr) >> PAGE_SHIFT) {
+		amber_restore_err(r, nla,
+				  "pages file %u: run at offset %lld (0x%llx, %u pages) is not a user range",
+				  idx, c->pos, run.addr, run.nr_pages);
+		return -EINVAL;
+	}
+	if (run.flags & ~__AMBER_RUN_F_ALL) {
+		amber_restore_err(r, nla, "pages file %u: run at 0x%llx has unknown flags 0x%x",
+				  idx, run.addr, run.flags);
+		return -EINVAL;
+	}
+	if (run.addr < c->end) {
+		amber_restore_err(r, nla,
+				  "pages file %u: run at 0x%llx is not sorted or overlaps the run before",
+				  idx, run.addr);
+		return -EINVAL;
+	}
+	if ((run.flags & AMBER_RUN_F_PARENT) && !idx) {
+		amber_restore_err(r, nla,
+				  "pages file 0: run at 0x%llx refers to a parent, but the oldest file has none",
+				  run.addr);
+		return -EINVAL;
+	}
+	len = run.flags & AMBER_RUN_F_PARENT ? 0 : (u64)run.nr_pages << PAGE_SHIFT;
+	if (pos > c->size || len > c->size - pos) {
+		amber_restore_err(r, nla, "pages file %u: run at 0x%llx is truncated",
+				  idx, run.addr);
+		return -EINVAL;
+	}
+	c->start = run.addr;
+	c->end = run.addr + ((u64)run.nr_pages << PAGE_SHIFT);
+	c->flags = run.flags;
+	c->data_pos = pos;
+	c->pos = pos + len;
+	return 0;
+}
+
+/* The image VMA that page data may be written to at @addr, or NULL. */
+static struct amber_rvma *amber_rvma_fillable(struct amber_restore *r, unsigned long addr)
+{
+	struct amber_rvma *v = amber_rvma_find(r, addr);
+
+	if (!v || (v->flags & AMBER_VMA_F_NOMAP) || (v->file && amber_rvma_shared(v)))
+		return NULL;
+	return v;
+}
+
+static bool amber_range_fillable(struct amber_restore *r, unsigned long addr, unsigned long end)
+{
+	while (addr < end) {
+		struct amber_rvma *v = amber_rvma_fillable(r, addr);
+
+		if (!v)
+			return false;
+		addr = v->end;
+	}
+	return true;
+}
+
 /* Copy @len bytes of page data to @addr, which may span image VMAs. */
 static int amber_restore_poke(struct amber_restore *r, unsigned long addr,
 			      const u8 *buf, size_t len)
 {
 	while (len) {
-		struct amber_rvma *v = amber_rvma_find(r, addr);
+		struct amber_rvma *v = amber_rvma_fillable(r, addr);
 		size_t n;
 		int err = 0;
 
-		if (!v || (v->flags & AMBER_VMA_F_NOMAP) ||
-		    (v->file && amber_rvma_shared(v)))
+		if (!v)
 			return -ERANGE;
 		n = min_t(size_t, len, v->end - addr);
 		if (v->prot & PROT_WRITE) {
@@ -612,101 +759,161 @@ static int amber_restore_poke(struct amber_restore *r, unsigned long addr,
 	return 0;
 }
 
-static int amber_read_full(struct file *file, void *buf, size_t len, loff_t *pos)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = kernel_read(file, buf + done, len - done, pos);
-
-		if (n < 0)
-			return n;
-		if (!n)
-			break;
-		done += n;
-	}
-	return done;
-}
-
-/* Copy the data of one run, which follows it in the pages file at @pos. */
-static int amber_restore_run(struct amber_restore *r, unsigned int idx,
-			     const struct amber_page_run *run, loff_t *pos, void *buf)
+/* Write [addr, end) from the data of the current run of pages file @idx. */
+static int amber_fill_data(struct amber_restore *r, unsigned int idx,
+			   const struct amber_pcur *c, u64 addr, u64 end, void *buf)
 {
 	const struct nlattr *nla = r->page_nlas[idx];
-	unsigned long addr = run->addr, left = run->nr_pages << PAGE_SHIFT;
+	loff_t pos = c->data_pos + (addr - c->start);
 
-	while (left) {
-		size_t chunk = min_t(unsigned long, left, AMBER_BOUNCE_SIZE);
+	while (addr < end) {
+		size_t chunk = min_t(u64, end - addr, AMBER_BOUNCE_SIZE);
 		int n, err;
 
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		n = amber_read_full(r->page_files[idx], buf, chunk, pos);
+		n = amber_read_full(r->page_files[idx], buf, chunk, &pos);
 		if (n != chunk) {
 			amber_restore_err(r, nla, "pages file %u: run at 0x%llx is truncated",
-					  idx, run->addr);
+					  idx, c->start);
 			return n < 0 ? n : -EINVAL;
 		}
 		err = amber_restore_poke(r, addr, buf, chunk);
 		if (err) {
-			amber_restore_err(r, nla, "pages file %u: run at 0x%llx (%llu pages) %s",
-					  idx, run->addr, run->nr_pages, err == -ERANGE ?
-					  "is outside the image's private or anonymous VMAs" :
+			amber_restore_err(r, nla, "pages file %u: pages at 0x%llx-0x%llx %s",
+					  idx, addr, addr + chunk, err == -ERANGE ?
+					  "are outside the image's private or anonymous VMAs" :
 					  "could not be written");
 			return err == -ERANGE ? -EINVAL : err;
 		}
 		addr += chunk;
-		left -= chunk;
+		cond_resched();
 	}
 	return 0;
 }
 
-/* Stream one pages file into memory. */
-static int amber_restore_pages_file(struct amber_restore *r, unsigned int idx, void *buf)
+/* Move the cursor of pages file @idx to the first run ending after @addr. */
+static int amber_pcur_seek(struct amber_restore *r, unsigned int idx,
+			   struct amber_pcur *c, u64 addr)
 {
-	const struct nlattr *nla = r->page_nlas[idx];
-	struct file *file = r->page_files[idx];
-	struct amber_pages_hdr hdr;
-	struct amber_page_run run;
-	loff_t pos = 0, run_pos;
-	int n, err;
+	int err;
 
-	n = amber_read_full(file, &hdr, sizeof(hdr), &pos);
-	if (n != sizeof(hdr) || hdr.magic != AMBER_PAGES_MAGIC ||
-	    hdr.version != AMBER_PAGES_VERSION || hdr.page_size != PAGE_SIZE) {
-		amber_restore_err(r, nla, "pages file %u: bad header", idx);
-		return n < 0 ? n : -EINVAL;
-	}
-	for (;;) {
-		run_pos = pos;
-		n = amber_read_full(file, &run, sizeof(run), &pos);
-		if (!n)
-			return 0;
-		if (n != sizeof(run)) {
-			amber_restore_err(r, nla, "pages file %u: truncated at %lld",
-					  idx, run_pos);
-			return n < 0 ? n : -EINVAL;
-		}
-		if (!PAGE_ALIGNED(run.addr) || run.addr >= TASK_SIZE || !run.nr_pages ||
-		    run.nr_pages > (TASK_SIZE - run.addr) >> PAGE_SHIFT) {
-			amber_restore_err(r, nla,
-					  "pages file %u: run at offset %lld (0x%llx, %llu pages) is not a user range",
-					  idx, run_pos, run.addr, run.nr_pages);
-			return -EINVAL;
-		}
-		err = amber_restore_run(r, idx, &run, &pos, buf);
+	while (!c->eof && c->end <= addr) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		err = amber_pcur_next(r, idx, c);
 		if (err)
 			return err;
 		cond_resched();
 	}
+	return 0;
 }
 
-/* Fill memory from the pages files, oldest first: later ones override. */
+/*
+ * Fill [addr, end), a parent run of pages file @top, from the older files.
+ * Iterative: cur[k].want is the end of what file k was asked for, and the
+ * address reached is shared by all levels (each asks for ascending ranges).
+ */
+static int amber_fill_parent(struct amber_restore *r, struct amber_pcur *cur,
+			     unsigned int top, u64 addr, u64 end, void *buf)
+{
+	unsigned int k = top - 1;
+	int err;
+
+	cur[k].want = end;
+	while (k < top) {
+		struct amber_pcur *c = &cur[k];
+		u64 seg_end;
+
+		if (addr == c->want) {
+			k++;
+			continue;
+		}
+		err = amber_pcur_seek(r, k, c, addr);
+		if (err)
+			return err;
+		if (c->eof || c->start > addr) {
+			u64 gap_end = c->eof ? c->want : min(c->want, c->start);
+
+			amber_restore_err(r, r->page_nlas[k + 1],
+					  "pages file %u: pages at 0x%llx-0x%llx are missing from its parent, pages file %u",
+					  k + 1, addr, gap_end, k);
+			return -EINVAL;
+		}
+		seg_end = min(c->want, c->end);
+		if (c->flags & AMBER_RUN_F_PARENT) {
+			if (WARN_ON_ONCE(!k))	/* amber_pcur_next() refuses them */
+				return -EINVAL;
+			cur[--k].want = seg_end;
+			continue;
+		}
+		if (buf) {
+			err = amber_fill_data(r, k, c, addr, seg_end, buf);
+			if (err)
+				return err;
+		}
+		addr = seg_end;
+	}
+	return 0;
+}
+
+/*
+ * Walk the runs of the last pages file and resolve them through the chain:
+ * with @buf, write every page (each exactly once); without, only check the
+ * files and that the last file's pages lie in the image's VMAs.
+ */
+static int amber_restore_walk(struct amber_restore *r, void *buf)
+{
+	unsigned int i, top = r->nr_page_files - 1;
+	struct amber_pcur *cur, *c;
+	int err = 0;
+
+	cur = kcalloc(r->nr_page_files, sizeof(*cur), GFP_KERNEL);
+	if (!cur)
+		return -ENOMEM;
+	for (i = 0; i < r->nr_page_files && !err; i++)
+		err = amber_pcur_init(r, i, &cur[i]);
+	for (c = &cur[top]; !err; ) {
+		err = amber_pcur_next(r, top, c);
+		if (err || c->eof)
+			break;
+		if (!buf && !amber_range_fillable(r, c->start, c->end)) {
+			amber_restore_err(r, r->page_nlas[top],
+					  "pages file %u: run at 0x%llx (%llu pages) is outside the image's private or anonymous VMAs",
+					  top, c->start, (c->end - c->start) >> PAGE_SHIFT);
+			err = -EINVAL;
+			break;
+		}
+		if (c->flags & AMBER_RUN_F_PARENT)
+			err = amber_fill_parent(r, cur, top, c->start, c->end, buf);
+		else if (buf)
+			err = amber_fill_data(r, top, c, c->start, c->end, buf);
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;
+		cond_resched();
+	}
+	kfree(cur);
+	return err;
+}
+
+/* Check the pages files before the point of no return (reads run headers only). */
+int amber_restore_pages_prepare(struct amber_restore *r)
+{
+	int err;
+
+	if (!r->nr_page_files)
+		return 0;
+	err = amber_restore_walk(r, NULL);
+	if (err == -EINTR)
+		amber_restore_err(r, NULL, "killed while checking the pages files");
+	return err;
+}
+
+/* Fill memory from the chain of pages files. */
 int amber_restore_pages(struct amber_restore *r)
 {
-	unsigned int i;
 	void *buf;
-	int err = 0;
+	int err;
 
 	if (!r->nr_page_files)
 		return 0;
@@ -715,8 +922,7 @@ int amber_restore_pages(struct amber_restore *r)
 		amber_restore_err(r, NULL, "no memory for the page buffer");
 		return -ENOMEM;
 	}
-	for (i = 0; i < r->nr_page_files && !err; i++)
-		err = amber_restore_pages_file(r, i, buf);
+	err = amber_restore_walk(r, buf);
 	kvfree(buf);
 	if (err == -EINTR)
 		amber_restore_err(r, NULL, "killed while filling memory");

@@ -118,6 +118,8 @@ Result<CheckpointReply> parse_checkpoint_reply(ByteView payload)
 		{AMBER_A_STOPPED_NS, &r.stopped_ns},
 		{AMBER_A_PAGES_BYTES, &r.pages_bytes},
 		{AMBER_A_PAGES_NR, &r.pages_nr},
+		{AMBER_A_PAGES_PARENT_NR, &r.pages_parent_nr},
+		{AMBER_A_TRACK_ID, &r.track_id},
 	};
 	for (auto &n : nums) {
 		if (const Attr *a = find_attr(*attrs, n.type)) {
@@ -127,7 +129,110 @@ Result<CheckpointReply> parse_checkpoint_reply(ByteView payload)
 			*n.out = *v;
 		}
 	}
+	if (const Attr *a = find_attr(*attrs, AMBER_A_PARENT_ID)) {
+		auto v = a->u64();
+		if (!v)
+			return wrap(v.error(), "reply: PARENT_ID: ");
+		if (!*v)
+			return fail(EPROTO, "reply: PARENT_ID is 0");
+		r.parent_id = *v;
+	}
+	if (const Attr *a = find_attr(*attrs, AMBER_A_FULL_REASON))
+		r.full_reason = a->str();
+	if (r.parent_id && !r.track_id)
+		return fail(EPROTO, "reply: incremental (PARENT_ID) but no TRACK_ID");
+	if (r.parent_id && !r.full_reason.empty())
+		return fail(EPROTO, "reply: both PARENT_ID and FULL_REASON");
+	if (!r.parent_id && r.pages_parent_nr)
+		return fail(EPROTO, "reply: " + std::to_string(r.pages_parent_nr) +
+					    " parent pages in a full checkpoint");
 	return r;
+}
+
+ParentChoice choose_parent(const std::optional<LatestMeta> &latest, uint32_t pid,
+			   std::optional<uint64_t> start_ticks, long ticks_per_sec, TrackMode mode)
+{
+	ParentChoice c;
+	switch (mode) {
+	case TrackMode::None:
+		c.untrack = true;
+		return c;
+	case TrackMode::Full:
+		c.flags = AMBER_CKPT_F_TRACK;
+		return c;
+	case TrackMode::Incremental:
+		c.flags = AMBER_CKPT_F_TRACK;
+		break;
+	}
+	if (!latest)
+		return c;
+	const std::string n = "checkpoint " + std::to_string(latest->number);
+	if (latest->pid != pid) {
+		c.why_full = n + " is of pid " + std::to_string(latest->pid);
+		return c;
+	}
+	if (!latest->track_id) {
+		c.why_full = n + " is not tracked";
+		return c;
+	}
+	// /proc reports the start time in clock ticks, truncated from the
+	// boottime nanoseconds the kernel module records.
+	if (start_ticks && ticks_per_sec > 0) {
+		const uint64_t ns_per_tick = 1000000000ull / uint64_t(ticks_per_sec);
+		if (latest->start_time_ns / ns_per_tick != *start_ticks) {
+			c.why_full = n + " is of another process with pid " + std::to_string(pid) +
+				     ": restored since, or the pid was reused";
+			return c;
+		}
+	}
+	c.parent = latest->number;
+	c.parent_id = latest->track_id;
+	return c;
+}
+
+std::string kind_line(uint32_t parent, uint64_t data_pages, uint64_t parent_pages,
+		      const std::string &full_reason)
+{
+	const std::string saved = std::to_string(data_pages) + " pages saved";
+	if (parent)
+		return "  incremental on checkpoint " + std::to_string(parent) + ": " + saved +
+		       ", " + std::to_string(parent_pages) + " pages unchanged";
+	if (!full_reason.empty())
+		return "  full (" + full_reason + "): " + saved;
+	return "  full: " + saved;
+}
+
+std::optional<uint64_t> parse_stat_start_ticks(std::string_view stat)
+{
+	// "pid (comm) state ppid ...": comm may hold spaces and ')'.
+	size_t p = stat.rfind(')');
+	if (p == std::string_view::npos)
+		return std::nullopt;
+	stat.remove_prefix(p + 1);
+	// Fields after comm start at 3 (state); starttime is field 22.
+	for (int field = 3; field <= 22; field++) {
+		size_t b = stat.find_first_not_of(' ');
+		if (b == std::string_view::npos)
+			return std::nullopt;
+		stat.remove_prefix(b);
+		size_t e = stat.find_first_of(" \n");
+		std::string_view tok = stat.substr(0, e);
+		if (field == 22) {
+			uint64_t v = 0;
+			if (tok.empty())
+				return std::nullopt;
+			for (char ch : tok) {
+				if (ch < '0' || ch > '9' || v > (UINT64_MAX - 9) / 10)
+					return std::nullopt;
+				v = v * 10 + uint64_t(ch - '0');
+			}
+			return v;
+		}
+		if (e == std::string_view::npos)
+			return std::nullopt;
+		stat.remove_prefix(e);
+	}
+	return std::nullopt;
 }
 
 Result<void> check_supported(const CheckpointReply &r)

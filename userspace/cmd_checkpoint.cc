@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
-// amber checkpoint PID -D DIR [--kill] [--timeout MS]
+// amber checkpoint PID -D DIR [--full] [--no-track] [--keep K] [--kill] [--timeout MS]
+//
+// Incremental by default: when DIR's latest checkpoint is a tracked one of
+// the same process, its tracking id goes to the kernel as PARENT_ID and the
+// kernel saves only the pages written since (if that id is still current).
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 
@@ -25,6 +31,9 @@ struct CheckpointOptions {
 	uint32_t pid = 0;
 	std::string dir;
 	bool kill = false;
+	bool full = false;
+	bool no_track = false;
+	uint32_t keep = 0;		// 0: no retention
 	uint32_t timeout_ms = 60000;
 };
 
@@ -87,16 +96,93 @@ private:
 };
 
 struct Summary {
-	uint32_t number;
-	uint64_t stopped_ns;
-	uint64_t bytes;
+	uint32_t number = 0;
+	uint64_t stopped_ns = 0;
+	uint64_t bytes = 0;
+	uint32_t parent = 0;		// 0: full
+	uint64_t data_pages = 0;
+	uint64_t parent_pages = 0;
+	std::string full_reason;	// why full although incremental was possible
+	std::string retention;		// third line with --keep
+	std::optional<Error> late_error;	// after the checkpoint was published
 };
+
+// The target's start time in clock ticks since boot, if it can be read.
+std::optional<uint64_t> start_ticks(uint32_t pid)
+{
+	std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+	std::stringstream ss;
+	ss << in.rdbuf();
+	if (!in)
+		return std::nullopt;
+	return parse_stat_start_ticks(ss.str());
+}
+
+// The store's latest checkpoint as choose_parent() needs it. A latest that
+// cannot be read is no parent: the reason says why.
+std::optional<LatestMeta> latest_meta(const Store &store, std::string *why)
+{
+	auto n = store.latest();
+	if (!n)
+		return std::nullopt;
+	auto c = store.load_meta(*n);
+	if (!c) {
+		*why = "checkpoint " + std::to_string(*n) + " is unreadable";
+		return std::nullopt;
+	}
+	return LatestMeta{*n, c->info.pid, c->task.start_time_ns, c->info.track_id};
+}
+
+Result<void> untrack(NetlinkClient &nl, uint32_t pid)
+{
+	AttrWriter w;
+	w.put_u32(AMBER_A_PID, pid);
+	auto r = nl.transact(AMBER_CMD_UNTRACK, w.view(), kReplySlackMs);
+	if (!r && r.error().err != ENOENT)
+		return wrap(r.error(), "untrack pid " + std::to_string(pid) + ": ");
+	return {};
+}
+
+std::string retention_line(uint32_t keep, const RetainResult &rr)
+{
+	auto list = [](const std::vector<uint32_t> &v) {
+		std::string s;
+		for (uint32_t n : v)
+			s += (s.empty() ? "" : ", ") + std::to_string(n);
+		return s;
+	};
+	std::string s = "  keep " + std::to_string(keep) + ": ";
+	std::vector<uint32_t> compacted;
+	for (const CompactResult &c : rr.compacted)
+		if (c.compacted)
+			compacted.push_back(c.number);
+	if (compacted.empty() && rr.deleted.empty())
+		return s + "nothing to compact or delete";
+	if (!compacted.empty())
+		s += "compacted " + list(compacted);
+	if (!rr.deleted.empty())
+		s += std::string(compacted.empty() ? "" : ", ") + "deleted " + list(rr.deleted);
+	return s;
+}
 
 Result<Summary> do_checkpoint(const CheckpointOptions &o)
 {
 	NetlinkClient nl = AMBER_TRY(NetlinkClient::connect());
 	Store store(o.dir);
 	PendingCheckpoint pending = AMBER_TRY(store.begin());
+
+	// Under DIR/.lock: latest cannot change until this one is published.
+	std::string unreadable;
+	const auto latest = latest_meta(store, &unreadable);
+	const TrackMode mode = o.no_track ? TrackMode::None
+			       : o.full	  ? TrackMode::Full
+					  : TrackMode::Incremental;
+	ParentChoice choice =
+		choose_parent(latest, o.pid, start_ticks(o.pid), sysconf(_SC_CLK_TCK), mode);
+	if (mode == TrackMode::Incremental && !unreadable.empty())
+		choice.why_full = unreadable;
+	if (choice.untrack)
+		AMBER_TRY(untrack(nl, o.pid));
 
 	const std::string pages_path = pending.tmp_path(kPagesFile);
 	UniqueFd pages(open(pages_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -107,8 +193,10 @@ Result<Summary> do_checkpoint(const CheckpointOptions &o)
 	req.put_u32(AMBER_A_PID, o.pid);
 	req.put_u32(AMBER_A_PAGES_FD, pages.get());
 	req.put_u32(AMBER_A_TIMEOUT_MS, o.timeout_ms);
-	if (o.kill)
-		req.put_u32(AMBER_A_FLAGS, AMBER_CKPT_F_HOLD);
+	if (uint32_t flags = choice.flags | (o.kill ? AMBER_CKPT_F_HOLD : 0))
+		req.put_u32(AMBER_A_FLAGS, flags);
+	if (choice.parent_id)
+		req.put_u64(AMBER_A_PARENT_ID, choice.parent_id);
 
 	const uint64_t time_ns = now_ns(CLOCK_REALTIME);
 	HoldGuard hold(nl, o.pid);
@@ -126,6 +214,11 @@ Result<Summary> do_checkpoint(const CheckpointOptions &o)
 
 	CheckpointReply r = AMBER_TRY(parse_checkpoint_reply(reply->payload));
 	AMBER_TRY(check_supported(r));
+	if (r.parent_id && *r.parent_id != choice.parent_id)
+		return fail(EPROTO, "reply: incremental on tracking id " +
+					    std::to_string(*r.parent_id) + ", asked " +
+					    std::to_string(choice.parent_id));
+	const bool incremental = r.parent_id.has_value();
 
 	// The pages file: flush, then index it.
 	if (fsync(pages.get()) < 0)
@@ -143,16 +236,27 @@ Result<Summary> do_checkpoint(const CheckpointOptions &o)
 	uint32_t page_size = 0;
 	MetaSections meta;
 	meta.pagemap = AMBER_TRY(scan_pages(pages_in.get(), &page_size));
-	uint64_t nr = 0;
+	uint64_t nr = 0, parent_nr = 0;
 	for (const auto &e : meta.pagemap)
-		nr += e.nr_pages;
+		(e.flags & AMBER_RUN_F_PARENT ? parent_nr : nr) += e.nr_pages;
 	if (r.pages_nr && nr != r.pages_nr)
 		return fail(EIO, "pages.img: amber.ko wrote " + std::to_string(r.pages_nr) +
 					 " pages, the file holds " + std::to_string(nr));
+	if (parent_nr != r.pages_parent_nr)
+		return fail(EIO, "pages.img: amber.ko left " + std::to_string(r.pages_parent_nr) +
+					 " pages to the parent, the file says " +
+					 std::to_string(parent_nr));
 
+	const std::string full_reason = incremental	      ? std::string()
+					: !r.full_reason.empty() ? r.full_reason
+								 : choice.why_full;
 	InfoSection info;
 	info.number = pending.number();
-	info.parent = 0;
+	info.parent = incremental ? choice.parent : 0;
+	info.track_id = r.track_id;
+	info.pages_nr = nr;
+	info.parent_pages_nr = parent_nr;
+	info.full_reason = full_reason;
 	info.time_ns = time_ns;
 	info.stopped_ns = r.stopped_ns;
 	info.pages_bytes = r.pages_bytes;
@@ -177,13 +281,30 @@ Result<Summary> do_checkpoint(const CheckpointOptions &o)
 
 	AMBER_TRY(store.publish(pending));
 
+	Summary s;
+	s.number = pending.number();
+	s.stopped_ns = r.stopped_ns;
+	s.bytes = uint64_t(st.st_size) + img.size();
+	s.parent = info.parent;
+	s.data_pages = nr;
+	s.parent_pages = parent_nr;
+	s.full_reason = full_reason;
+	const std::string done = "checkpoint " + std::to_string(s.number) + " is complete, but ";
 	if (o.kill) {
 		hold.disarm();
 		if (auto k = release(nl, o.pid, AMBER_RELEASE_KILL); !k)
-			return wrap(k.error(), "checkpoint " + std::to_string(pending.number()) +
-						       " is complete, but ");
+			return wrap(k.error(), done);
 	}
-	return Summary{pending.number(), r.stopped_ns, uint64_t(st.st_size) + img.size()};
+	// Still under DIR/.lock (pending holds it).
+	if (o.keep) {
+		auto rr = store.retain(o.keep, pending);
+		if (rr)
+			s.retention = retention_line(o.keep, *rr);
+		else
+			s.late_error = wrap(rr.error(), done + "keep " + std::to_string(o.keep) +
+								 ": ").value();
+	}
+	return s;
 }
 
 void run_checkpoint(const CheckpointOptions &o)
@@ -195,8 +316,17 @@ void run_checkpoint(const CheckpointOptions &o)
 		return;
 	}
 	const uint64_t total = now_ns(CLOCK_MONOTONIC) - t0;
+	// Scripts parse the first line: keep it as it is.
 	printf("checkpoint %u: pid %u, stopped %.3f ms, total %.3f ms, %" PRIu64 " bytes written\n",
 	       s->number, o.pid, s->stopped_ns / 1e6, total / 1e6, s->bytes);
+	printf("%s\n",
+	       kind_line(s->parent, s->data_pages, s->parent_pages, s->full_reason).c_str());
+	if (!s->retention.empty())
+		printf("%s\n", s->retention.c_str());
+	if (s->late_error) {
+		fflush(stdout);
+		report_error("checkpoint", *s->late_error);
+	}
 }
 
 } // namespace
@@ -209,6 +339,17 @@ void setup_checkpoint(CLI::App &app)
 		->required()
 		->check(CLI::Range(1u, 4194304u));
 	sub->add_option("-D,--dir", opt->dir, "Image store directory")->required();
+	CLI::Option *full = sub->add_flag("--full", opt->full,
+		      "Save every page even if the latest checkpoint is of this process "
+		      "(dirty tracking starts over)");
+	sub->add_flag("--no-track", opt->no_track,
+		      "Full checkpoint, and stop tracking the process's dirty pages")
+		->excludes(full);
+	sub->add_option("--keep", opt->keep,
+			"Afterwards keep only the last K checkpoints restorable, deleting "
+			"data that none of them needs (0: keep everything)")
+		->capture_default_str()
+		->check(CLI::Range(0u, 1000000u));
 	sub->add_flag("--kill", opt->kill,
 		      "SIGKILL the process once the image is durable (no instruction runs in between)");
 	sub->add_option("--timeout", opt->timeout_ms,

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-// amber inspect -D DIR [--checkpoint N]: a human summary of a checkpoint.
+// amber inspect -D DIR [--checkpoint N]: the store's checkpoints and chains,
+// then a human summary of the latest (or N) and of its chain.
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <map>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
@@ -195,7 +198,8 @@ void print_signals(const Signals &s)
 	}
 }
 
-void print_checkpoint(const Checkpoint &c)
+// chain: lines about its chain, printed after the summary.
+void print_checkpoint(const Checkpoint &c, const std::string &chain)
 {
 	const InfoSection &in = c.info;
 	printf("checkpoint %u: %s\n", c.number, c.dir.c_str());
@@ -203,10 +207,15 @@ void print_checkpoint(const Checkpoint &c)
 	       time_str(in.time_ns).c_str(), in.hostname.c_str(), in.tool_version.c_str());
 	printf("  stopped %.3f ms, pages %s", in.stopped_ns / 1e6, human_size(in.pages_bytes).c_str());
 	if (in.parent)
-		printf(", parent checkpoint %u", in.parent);
+		printf(", incremental on checkpoint %u: %" PRIu64 " pages saved, %" PRIu64
+		       " unchanged",
+		       in.parent, in.pages_nr, in.parent_pages_nr);
+	else
+		printf(", full: %" PRIu64 " pages saved", in.pages_nr);
 	printf("\n");
 	printf("  exe %s, cwd %s, umask %04o, uid %u gid %u\n", c.task.exe.c_str(),
 	       c.task.cwd.c_str(), c.task.umask, c.task.uid, c.task.gid);
+	printf("%s", chain.c_str());
 
 	uint64_t total = 0, saved = 0;
 	for (const Vma &v : c.vmas) {
@@ -235,25 +244,186 @@ void print_checkpoint(const Checkpoint &c)
 	print_signals(c.signals);
 }
 
+// One row of the store's table.
+struct Row {
+	uint32_t number = 0;
+	std::optional<InfoSection> info;	// empty if meta.img is unreadable
+	uint64_t bytes = 0;			// meta.img + pages.img on disk
+	std::optional<Error> damage;		// verification failure
+};
+
+uint64_t file_bytes(const std::string &path)
+{
+	struct stat st;
+	return stat(path.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
+}
+
+Row inspect_row(const Store &store, uint32_t n)
+{
+	Row r;
+	r.number = n;
+	const std::string d = store.path(n);
+	r.bytes = file_bytes(d + "/" + kMetaFile) + file_bytes(d + "/" + kPagesFile);
+	auto meta = store.load_meta(n);
+	if (meta)
+		r.info = meta->info;
+	auto v = verify_checkpoint_dir(d);
+	if (!v)
+		r.damage = v.error();
+	return r;
+}
+
+// "ok", "damaged", or why its chain is broken.
+std::string row_status(const std::map<uint32_t, Row> &rows, const Row &r)
+{
+	if (r.damage || !r.info)
+		return "damaged";
+	uint32_t n = r.number;
+	for (size_t i = 0; i < rows.size() + 1; i++) {
+		auto it = rows.find(n);
+		const uint32_t parent = it->second.info->parent;
+		if (!parent)
+			return "ok";
+		auto p = rows.find(parent);
+		if (parent >= n || p == rows.end())
+			return "parent " + std::to_string(parent) + " missing";
+		if (p->second.damage || !p->second.info)
+			return "parent " + std::to_string(parent) + " damaged";
+		n = parent;
+	}
+	return "chain loops";
+}
+
+// The table of every checkpoint; false if any is damaged or unrestorable.
+bool print_store(const Store &store, const std::vector<uint32_t> &numbers,
+		 std::optional<uint32_t> latest)
+{
+	std::map<uint32_t, Row> rows;
+	for (uint32_t n : numbers)
+		rows[n] = inspect_row(store, n);
+
+	printf("store %s: %zu checkpoint%s", store.dir().c_str(), numbers.size(),
+	       numbers.size() == 1 ? "" : "s");
+	if (latest)
+		printf(", latest %u", *latest);
+	printf("\n");
+	printf("    %8s  %-12s %10s %12s %11s %10s  %s\n", "number", "kind", "data pages",
+	       "parent pages", "stopped ms", "on disk", "status");
+	bool ok = true;
+	for (const auto &[n, r] : rows) {
+		std::string kind = "?", data = "?", parent = "?", stopped = "?";
+		if (r.info) {
+			kind = r.info->parent ? "incr on " + std::to_string(r.info->parent) : "full";
+			data = std::to_string(r.info->pages_nr);
+			parent = std::to_string(r.info->parent_pages_nr);
+			char buf[32];
+			snprintf(buf, sizeof(buf), "%.3f", r.info->stopped_ns / 1e6);
+			stopped = buf;
+		}
+		const std::string status = row_status(rows, r);
+		ok &= status == "ok";
+		printf("  %s %8u  %-12s %10s %12s %11s %10s  %s\n",
+		       latest && *latest == n ? "*" : " ", n, kind.c_str(), data.c_str(),
+		       parent.c_str(), stopped.c_str(), human_size(r.bytes).c_str(),
+		       status.c_str());
+	}
+	if (latest)
+		printf("  (* latest)\n");
+	for (const auto &[n, r] : rows)
+		if (r.damage)
+			printf("  checkpoint %u: %s\n", n, r.damage->str().c_str());
+	return ok;
+}
+
+// Details of one checkpoint and its chain; reports and returns false if a
+// link is damaged or the chain misses pages.
+bool print_details(const Store &store, uint32_t n)
+{
+	auto chain = store.load_chain(n);
+	Result<std::vector<PageSource>> sources;
+	if (chain) {
+		std::vector<const Checkpoint *> links;
+		for (const Checkpoint &c : *chain)
+			links.push_back(&c);
+		sources = resolve_chain(links);
+	}
+	const Error *e = !chain ? &chain.error() : !sources ? &sources.error() : nullptr;
+	if (e) {
+		printf("checkpoint %u: %s\n", n, store.path(n).c_str());
+		printf("checksums: FAILED: %s\n", e->msg.c_str());
+		fflush(stdout);
+		std::string prefix = "checkpoint " + std::to_string(n) + ": ";
+		report_error("inspect", e->msg.rfind("checkpoint ", 0) == 0 ? *e
+					: wrap(*e, prefix).value());
+		return false;
+	}
+	const Checkpoint &c = chain->back();
+
+	// Pages each link supplies to a restore of this checkpoint.
+	std::vector<uint64_t> from(chain->size());
+	for (const PageSource &p : *sources)
+		if (p.link < from.size())
+			from[p.link] += p.nr_pages;
+	std::string links;
+	uint64_t total = 0;
+	for (size_t i = 0; i < chain->size(); i++) {
+		const Checkpoint &l = (*chain)[i];
+		links += (i ? " <- " : "") + std::to_string(l.number) + " (" +
+			 (l.info.parent ? "" : "full, ") + std::to_string(from[i]) + " pages)";
+		total += from[i];
+	}
+	char buf[128];
+	snprintf(buf, sizeof(buf), "; a restore reads %" PRIu64 " pages from %zu checkpoint%s\n",
+		 total, chain->size(), chain->size() == 1 ? "" : "s");
+	std::string lines = "  chain: " + links + buf;
+	if (!c.info.full_reason.empty())
+		lines += "  full because: " + c.info.full_reason + "\n";
+	if (c.info.track_id) {
+		snprintf(buf, sizeof(buf), "  tracking id %016" PRIx64 "\n", c.info.track_id);
+		lines += buf;
+	}
+	print_checkpoint(c, lines);
+
+	size_t runs = 0;
+	for (const Checkpoint &l : *chain)
+		runs += l.pagemap.size();
+	printf("checksums: all sections OK, %zu page runs OK", runs);
+	if (chain->size() > 1)
+		printf(" (in %zu checkpoints)", chain->size());
+	printf("\n");
+	return true;
+}
+
 void run_inspect(const InspectOptions &o)
 {
 	Store store(o.dir);
-	auto n = store.resolve(o.checkpoint ? std::optional<uint32_t>(o.checkpoint) : std::nullopt);
-	if (!n) {
-		report_error("inspect", n.error());
+	if (o.checkpoint) {
+		print_details(store, o.checkpoint);
 		return;
 	}
-	auto c = store.load(*n);
-	if (!c) {
-		printf("checkpoint %u: %s\n", *n, store.path(*n).c_str());
-		printf("checksums: FAILED: %s\n", c.error().msg.c_str());
+	auto latest = store.latest();
+	auto numbers = store.list();
+	if (!numbers) {
+		report_error("inspect", numbers.error());
+		return;
+	}
+	if (!latest && numbers->empty()) {
+		report_error("inspect", latest.error());
+		return;
+	}
+	bool ok = print_store(store, *numbers,
+			      latest ? std::optional<uint32_t>(*latest) : std::nullopt);
+	printf("\n");
+	if (!latest) {
 		fflush(stdout);
-		report_error("inspect", wrap(c.error(), "checkpoint " + std::to_string(*n) + ": ")
-						.value());
+		report_error("inspect", latest.error());
 		return;
 	}
-	print_checkpoint(*c);
-	printf("checksums: all sections OK, %zu page runs OK\n", c->pagemap.size());
+	if (print_details(store, *latest) && !ok) {
+		fflush(stdout);
+		report_error("inspect", Error{0, "some checkpoints of " + store.dir() +
+							 " are damaged or miss their parent"});
+	}
 }
 
 } // namespace
@@ -261,7 +431,8 @@ void run_inspect(const InspectOptions &o)
 void setup_inspect(CLI::App &app)
 {
 	auto opt = std::make_shared<InspectOptions>();
-	CLI::App *sub = app.add_subcommand("inspect", "Summarize a checkpoint and verify its checksums");
+	CLI::App *sub = app.add_subcommand(
+		"inspect", "List a store's checkpoints and chains, summarize one, verify checksums");
 	sub->add_option("-D,--dir", opt->dir, "Image store directory")->required();
 	sub->add_option("--checkpoint", opt->checkpoint, "Checkpoint number (default: latest)")
 		->check(CLI::Range(1u, UINT32_MAX));

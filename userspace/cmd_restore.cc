@@ -8,6 +8,7 @@
 // program. The netlink socket is shared: the kernel's ACK or extack error for
 // the stub's request is read here, in the parent, even if the stub is gone.
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -461,19 +462,43 @@ bool readable_now(int fd)
 	return poll(&p, 1, 0) == 1;
 }
 
-Error kernel_error(const Error &e, const std::map<int, std::string> &names)
+// The kernel names the chain's pages files by index in PAGE_FDS (oldest
+// first, from 0): " [pages file 1 is checkpoint 3]" for each one named.
+std::string pages_legend(const std::string &msg, const std::vector<uint32_t> &links)
+{
+	constexpr std::string_view tag = "pages file ";
+	std::string out;
+	std::vector<bool> seen(links.size());
+	for (size_t p = msg.find(tag); p != std::string::npos; p = msg.find(tag, p + 1)) {
+		size_t i = p + tag.size(), idx = 0;
+		if (i >= msg.size() || !isdigit((unsigned char)msg[i]))
+			continue;
+		while (i < msg.size() && isdigit((unsigned char)msg[i]) && idx < links.size())
+			idx = idx * 10 + size_t(msg[i++] - '0');
+		if (idx >= links.size() || seen[idx])
+			continue;
+		seen[idx] = true;
+		out += " [pages file " + std::to_string(idx) + " is checkpoint " +
+		       std::to_string(links[idx]) + "]";
+	}
+	return out;
+}
+
+Error kernel_error(const Error &e, const std::map<int, std::string> &names,
+		   const std::vector<uint32_t> &links)
 {
 	std::string msg = "amber.ko refused the restore";
 	if (!e.msg.empty())
-		msg += ": " + e.msg + fd_legend(e.msg, names);
+		msg += ": " + e.msg + fd_legend(e.msg, names) + pages_legend(e.msg, links);
 	return Error{e.err, msg};
 }
 
 // Waits for the outcome of the stub's request: the kernel's ACK, the kernel's
 // error, a failure report of the stub, the stub's death or the timeout.
 Result<void> wait_outcome(NetlinkClient &nl, uint32_t seq, const StubPlan &plan,
-			  const std::map<int, std::string> &fd_names, int report_fd, int pidfd,
-			  pid_t pid, int timeout_s)
+			  const std::map<int, std::string> &fd_names,
+			  const std::vector<uint32_t> &links, int report_fd, int pidfd, pid_t pid,
+			  int timeout_s)
 {
 	int64_t deadline = now_ms() + int64_t(timeout_s) * 1000;
 	bool report_open = true;
@@ -502,7 +527,7 @@ Result<void> wait_outcome(NetlinkClient &nl, uint32_t seq, const StubPlan &plan,
 			if (r.error().err == ETIMEDOUT &&
 			    r.error().msg.rfind("netlink: ", 0) == 0)
 				continue;	// not our message
-			return tl::unexpected(kernel_error(r.error(), fd_names));
+			return tl::unexpected(kernel_error(r.error(), fd_names, links));
 		}
 		if (fds[1].revents) {
 			StubReport rep;
@@ -512,7 +537,7 @@ Result<void> wait_outcome(NetlinkClient &nl, uint32_t seq, const StubPlan &plan,
 					return fail(rep.err, describe_step(plan, rep));
 				auto r = nl.wait_ack(seq, 5000);
 				if (!r)
-					return tl::unexpected(kernel_error(r.error(), fd_names));
+					return tl::unexpected(kernel_error(r.error(), fd_names, links));
 				return fail(EPROTO, "amber.ko acknowledged the restore but the "
 						    "stub carried on");
 			}
@@ -547,25 +572,19 @@ void kill_and_reap(int pidfd, pid_t pid)
 		;
 }
 
-// Pages files of an incremental chain, oldest first (each link verified).
-Result<std::vector<std::string>> pages_chain(const Store &store, const Checkpoint &c)
+// Loads the chain of the checkpoint to restore (oldest first, every link
+// verified) and checks that it holds every page the checkpoint needs, before
+// anything is created. Errors name the link: "checkpoint 3: ...".
+Result<std::vector<Checkpoint>> load_chain(const Store &store, std::optional<uint32_t> number)
 {
-	std::vector<std::string> pages = {c.pages_path};
-	uint32_t number = c.number, parent = c.info.parent;
-
-	while (parent) {
-		if (parent >= number)
-			return fail(0, c.meta_path + ": parent checkpoint " +
-					       std::to_string(parent) + " is not older than " +
-					       std::to_string(number));
-		auto p = store.load(parent);
-		if (!p)
-			return wrap(p.error(), "parent checkpoint " + std::to_string(parent) + ": ");
-		pages.insert(pages.begin(), p->pages_path);
-		number = parent;
-		parent = p->info.parent;
-	}
-	return pages;
+	std::vector<Checkpoint> chain = AMBER_TRY(store.load_chain(number));
+	if (chain.empty())
+		return fail(EPROTO, store.dir() + ": empty checkpoint chain");
+	std::vector<const Checkpoint *> links;
+	for (const Checkpoint &c : chain)
+		links.push_back(&c);
+	AMBER_TRY(resolve_chain(links));
+	return chain;
 }
 
 Result<int> restore(const RestoreOptions &o)
@@ -574,9 +593,16 @@ Result<int> restore(const RestoreOptions &o)
 	std::optional<uint32_t> number;
 	if (o.checkpoint)
 		number = o.checkpoint;
-	Checkpoint c = AMBER_TRY(store.load(number));
-
-	auto pages = AMBER_TRY(pages_chain(store, c));
+	// VMAs, CORE and FDS come from the restored checkpoint, the pages from
+	// every link of its chain (PAGE_FDS, oldest first).
+	std::vector<Checkpoint> chain = AMBER_TRY(load_chain(store, number));
+	std::vector<std::string> pages;
+	std::vector<uint32_t> links;
+	for (const Checkpoint &l : chain) {
+		pages.push_back(l.pages_path);
+		links.push_back(l.number);
+	}
+	const Checkpoint &c = chain.back();
 
 	// Files and PID before anything else: nothing is created on failure.
 	auto fds = AMBER_TRY(plan_fds(c.fds));
@@ -599,7 +625,7 @@ Result<int> restore(const RestoreOptions &o)
 	// closes its helper fds.
 	pr.helpers.report_w.reset();
 
-	auto r = wait_outcome(*nl, pr.seq, pr.plan, pr.fd_names, pr.helpers.report_r.get(),
+	auto r = wait_outcome(*nl, pr.seq, pr.plan, pr.fd_names, links, pr.helpers.report_r.get(),
 			      pidfd.get(), child, o.timeout_s);
 	if (!r) {
 		kill_and_reap(pidfd.get(), child);

@@ -37,6 +37,10 @@ Result<std::string> module_version(int timeout_ms)
 		if (auto n = p->u32(); n && *n)
 			s += ", " + std::to_string(*n) + " target(s) stopped or held";
 	}
+	if (const Attr *p = find_attr(attrs, AMBER_A_TRACKED)) {
+		if (auto n = p->u32())
+			s += ", " + std::to_string(*n) + " tracked process" + (*n == 1 ? "" : "es");
+	}
 	return s;
 }
 

@@ -20,6 +20,8 @@ void setup_checkpoint(CLI::App &app);
 void setup_restore(CLI::App &app);	// cmd_restore.cc
 void setup_inspect(CLI::App &app);
 void setup_version(CLI::App &app);
+void setup_compact(CLI::App &app);	// cmd_compact.cc
+void setup_untrack(CLI::App &app);
 
 // Exit status main() returns once the subcommand's callback is done.
 void set_exit_status(int status);

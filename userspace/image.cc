@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "image.h"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -232,7 +233,27 @@ Bytes encode_info(const InfoSection &info)
 	w.put_string(AMBER_INFO_TOOL_VERSION, info.tool_version);
 	w.put_u32(AMBER_INFO_PID, info.pid);
 	w.put_string(AMBER_INFO_HOSTNAME, info.hostname);
+	w.put_u64(AMBER_INFO_TRACK_ID, info.track_id);
+	w.put_u64(AMBER_INFO_PAGES_NR, info.pages_nr);
+	w.put_u64(AMBER_INFO_PARENT_PAGES_NR, info.parent_pages_nr);
+	if (!info.full_reason.empty())
+		w.put_string(AMBER_INFO_FULL_REASON, info.full_reason);
 	return w.take();
+}
+
+// Checks what a run says on its own and against the previous one; returns
+// the bytes of data that follow its header (0 for a PARENT run).
+static Result<uint64_t> check_run(uint64_t addr, uint32_t nr_pages, uint32_t flags,
+				  const amber_pagemap_entry *prev, uint32_t page_size)
+{
+	auto len = run_bytes(addr, nr_pages, page_size);
+	if (!len)
+		return fail(EBADMSG, "bad run header");
+	if (flags & ~uint32_t(__AMBER_RUN_F_ALL))
+		return fail(EBADMSG, "unknown flags " + hex(flags));
+	if (prev && addr < prev->addr + uint64_t(prev->nr_pages) * page_size)
+		return fail(EBADMSG, "runs out of order or overlapping");
+	return (flags & AMBER_RUN_F_PARENT) ? 0 : *len;
 }
 
 Result<std::vector<amber_pagemap_entry>> scan_pages(int fd, uint32_t *page_size)
@@ -256,25 +277,33 @@ Result<std::vector<amber_pagemap_entry>> scan_pages(int fd, uint32_t *page_size)
 			return fail(EBADMSG, where + ": truncated");
 		if (auto r = pread_full(fd, &run, sizeof(run), pos); !r)
 			return wrap(r.error(), where + ": ");
-		auto len = run_bytes(run.addr, run.nr_pages, hdr->page_size);
+		const std::string at = where + " at " + hex(run.addr) + ": ";
+		auto len = check_run(run.addr, run.nr_pages, run.flags,
+				     map.empty() ? nullptr : &map.back(), hdr->page_size);
 		if (!len)
-			return fail(EBADMSG, where + " at " + hex(run.addr) + ": bad run header");
+			return wrap(len.error(), at);
 		pos += sizeof(run);
 		if (*len > size - pos)
-			return fail(EBADMSG, where + " at " + hex(run.addr) + ": truncated");
-		if (!map.empty()) {
-			const auto &prev = map.back();
-			if (run.addr < prev.addr + prev.nr_pages * hdr->page_size)
-				return fail(EBADMSG, where + " at " + hex(run.addr) +
-							    ": runs out of order");
+			return fail(EBADMSG, at + "truncated");
+		uint64_t h = 0;
+		if (*len) {
+			auto r = hash_range(fd, pos, *len);
+			if (!r)
+				return wrap(r.error(), at);
+			h = *r;
 		}
-		auto h = hash_range(fd, pos, *len);
-		if (!h)
-			return wrap(h.error(), where + ": ");
-		map.push_back({run.addr, run.nr_pages, pos, *h});
+		map.push_back({run.addr, run.nr_pages, run.flags, pos, h});
 		pos += *len;
 	}
 	return map;
+}
+
+PageCounts count_pages(const std::vector<amber_pagemap_entry> &map)
+{
+	PageCounts c;
+	for (const auto &e : map)
+		((e.flags & AMBER_RUN_F_PARENT) ? c.parent : c.data) += e.nr_pages;
+	return c;
 }
 
 // Checks pages.img against the pagemap: same runs in the same places,
@@ -297,9 +326,10 @@ static Result<uint32_t> verify_pages(const std::string &path,
 	for (size_t i = 0; i < map.size(); i++) {
 		const amber_pagemap_entry &e = map[i];
 		const std::string where = "pages.img: run " + std::to_string(i) + " at " + hex(e.addr);
-		auto len = run_bytes(e.addr, e.nr_pages, hdr->page_size);
+		auto len = check_run(e.addr, e.nr_pages, e.flags, i ? &map[i - 1] : nullptr,
+				     hdr->page_size);
 		if (!len)
-			return fail(EBADMSG, where + ": bad pagemap entry");
+			return fail(EBADMSG, where + ": bad pagemap entry (" + len.error().msg + ")");
 		if (e.offset != pos + sizeof(amber_page_run))
 			return fail(EBADMSG, where + ": pagemap offset does not match the file");
 		if (size < e.offset || *len > size - e.offset)
@@ -307,12 +337,16 @@ static Result<uint32_t> verify_pages(const std::string &path,
 		amber_page_run run;
 		if (auto r = pread_full(fd.get(), &run, sizeof(run), pos); !r)
 			return wrap(r.error(), where + ": ");
-		if (run.addr != e.addr || run.nr_pages != e.nr_pages)
+		if (run.addr != e.addr || run.nr_pages != e.nr_pages || run.flags != e.flags)
 			return fail(EBADMSG, where + ": run header does not match the pagemap");
-		auto h = hash_range(fd.get(), e.offset, *len);
-		if (!h)
-			return wrap(h.error(), where + ": ");
-		if (*h != e.xxh64)
+		uint64_t h = 0;
+		if (*len) {
+			auto r = hash_range(fd.get(), e.offset, *len);
+			if (!r)
+				return wrap(r.error(), where + ": ");
+			h = *r;
+		}
+		if (h != e.xxh64)
 			return fail(EBADMSG, where + ": checksum mismatch");
 		pos = e.offset + *len;
 	}
@@ -337,6 +371,10 @@ Result<InfoSection> parse_info(ByteView buf)
 		case AMBER_INFO_TOOL_VERSION: r = set(a, in.tool_version); break;
 		case AMBER_INFO_PID: r = set(a, in.pid); break;
 		case AMBER_INFO_HOSTNAME: r = set(a, in.hostname); break;
+		case AMBER_INFO_TRACK_ID: r = set(a, in.track_id); break;
+		case AMBER_INFO_PAGES_NR: r = set(a, in.pages_nr); break;
+		case AMBER_INFO_PARENT_PAGES_NR: r = set(a, in.parent_pages_nr); break;
+		case AMBER_INFO_FULL_REASON: r = set(a, in.full_reason); break;
 		default: break;
 		}
 		if (!r)
@@ -735,13 +773,17 @@ Result<std::vector<amber_pagemap_entry>> parse_pagemap(ByteView buf)
 	if (buf.size() % sizeof(amber_pagemap_entry))
 		return fail(EBADMSG, "size is not a multiple of the entry size");
 	std::vector<amber_pagemap_entry> map(buf.size() / sizeof(amber_pagemap_entry));
-	memcpy(map.data(), buf.data(), buf.size());
+	if (!map.empty())
+		memcpy(map.data(), buf.data(), buf.size());
 	return map;
 }
 
 } // namespace
 
-Result<Checkpoint> load_checkpoint_dir(const std::string &ckpt_dir, uint32_t number)
+namespace {
+
+// meta.img of DIR/N, verified and parsed; pages.img not touched.
+Result<Checkpoint> load_meta_only(const std::string &ckpt_dir, uint32_t number, MetaFile &m)
 {
 	Checkpoint c;
 	c.number = number;
@@ -749,12 +791,11 @@ Result<Checkpoint> load_checkpoint_dir(const std::string &ckpt_dir, uint32_t num
 	c.meta_path = ckpt_dir + "/" + kMetaFile;
 	c.pages_path = ckpt_dir + "/" + kPagesFile;
 
-	MetaFile m = AMBER_TRY(read_meta(c.meta_path));
+	m = AMBER_TRY(read_meta(c.meta_path));
 	auto pm = parse_pagemap(m.section(AMBER_SEC_PAGEMAP));
 	if (!pm)
 		return wrap(pm.error(), "meta.img: section PAGEMAP: ");
 	c.pagemap = std::move(*pm);
-	c.page_size = AMBER_TRY(verify_pages(c.pages_path, c.pagemap));
 
 	auto sec = [&](uint32_t t) {
 		ByteView v = m.section(t);
@@ -779,7 +820,248 @@ Result<Checkpoint> load_checkpoint_dir(const std::string &ckpt_dir, uint32_t num
 	if (!fds)
 		return wrap(fds.error(), "meta.img: section FDS: ");
 	c.fds = std::move(*fds);
+
+	if (c.info.parent == 0) {
+		for (size_t i = 0; i < c.pagemap.size(); i++)
+			if (c.pagemap[i].flags & AMBER_RUN_F_PARENT)
+				return fail(EBADMSG, "pages.img: run " + std::to_string(i) + " at " +
+							    hex(c.pagemap[i].addr) +
+							    ": unchanged since a parent checkpoint, but "
+							    "the checkpoint has no parent");
+	} else if (c.info.parent >= number) {
+		return fail(EBADMSG, "meta.img: section INFO: parent checkpoint " +
+					    std::to_string(c.info.parent) + " is not older");
+	}
 	return c;
+}
+
+} // namespace
+
+Result<Checkpoint> load_checkpoint_dir(const std::string &ckpt_dir, uint32_t number)
+{
+	MetaFile m;
+	Checkpoint c = AMBER_TRY(load_meta_only(ckpt_dir, number, m));
+	c.page_size = AMBER_TRY(verify_pages(c.pages_path, c.pagemap));
+	return c;
+}
+
+Result<Checkpoint> load_checkpoint_meta(const std::string &ckpt_dir, uint32_t number)
+{
+	MetaFile m;
+	return load_meta_only(ckpt_dir, number, m);
+}
+
+namespace {
+
+// Streaming resolution of a chain (see resolve_chain()): one forward-only
+// cursor per link, as ranges are requested in ascending order.
+class ChainResolver {
+public:
+	ChainResolver(const std::vector<const Checkpoint *> &links, uint64_t page_size)
+		: links_(links), ps_(page_size), cursor_(links.size(), 0)
+	{
+	}
+
+	Result<std::vector<PageSource>> run()
+	{
+		const size_t last = links_.size() - 1;
+		for (const amber_pagemap_entry &e : links_[last]->pagemap) {
+			const uint64_t end = e.addr + e.nr_pages * ps_;
+			if (e.flags & AMBER_RUN_F_PARENT)
+				AMBER_TRY(from_parent(last, e.addr, end));
+			else
+				emit(e.addr, e.nr_pages, last, e.offset);
+		}
+		return std::move(out_);
+	}
+
+private:
+	void emit(uint64_t addr, uint64_t nr, size_t link, uint64_t offset)
+	{
+		if (!out_.empty()) {
+			PageSource &b = out_.back();
+			if (b.link == link && b.addr + b.nr_pages * ps_ == addr &&
+			    b.offset + b.nr_pages * ps_ == offset) {
+				b.nr_pages += nr;
+				return;
+			}
+		}
+		out_.push_back({addr, nr, uint32_t(link), offset});
+	}
+
+	// Pages [a, b) of link k are unchanged since link k-1.
+	Result<void> from_parent(size_t k, uint64_t a, uint64_t b)
+	{
+		const size_t j = k - 1;	// k >= 1: checked by resolve_chain()
+		const auto &map = links_[j]->pagemap;
+		size_t &i = cursor_[j];
+		while (a < b) {
+			while (i < map.size() && map[i].addr + map[i].nr_pages * ps_ <= a)
+				i++;
+			if (i == map.size() || map[i].addr > a) {
+				uint64_t end = i == map.size() ? b : std::min<uint64_t>(b, map[i].addr);
+				return fail(EBADMSG, "checkpoint " + std::to_string(links_[k]->number) +
+							    ": pages " + hex(a) + "-" + hex(end) +
+							    " are missing from its parent checkpoint " +
+							    std::to_string(links_[j]->number));
+			}
+			const amber_pagemap_entry &e = map[i];
+			const uint64_t end = std::min<uint64_t>(b, e.addr + e.nr_pages * ps_);
+			if (e.flags & AMBER_RUN_F_PARENT)
+				AMBER_TRY(from_parent(j, a, end));
+			else
+				emit(a, (end - a) / ps_, j, e.offset + (a - e.addr));
+			a = end;
+		}
+		return {};
+	}
+
+	const std::vector<const Checkpoint *> &links_;
+	const uint64_t ps_;
+	std::vector<size_t> cursor_;
+	std::vector<PageSource> out_;
+};
+
+} // namespace
+
+Result<std::vector<PageSource>> resolve_chain(const std::vector<const Checkpoint *> &links)
+{
+	if (links.empty())
+		return fail(EINVAL, "empty chain");
+	if (links.size() > kMaxChainLinks)
+		return fail(E2BIG, "checkpoint " + std::to_string(links.back()->number) +
+					   ": chain of " + std::to_string(links.size()) +
+					   " links, at most " + std::to_string(kMaxChainLinks));
+	const uint32_t ps = links.back()->page_size;
+	for (size_t k = 0; k < links.size(); k++) {
+		const Checkpoint &c = *links[k];
+		const std::string name = "checkpoint " + std::to_string(c.number);
+		if (c.page_size != ps || ps == 0)
+			return fail(EINVAL, name + ": page size " + std::to_string(c.page_size) +
+						    " differs from the chain's " + std::to_string(ps));
+		if (k && c.info.parent != links[k - 1]->number)
+			return fail(EINVAL, name + ": its parent is checkpoint " +
+						    std::to_string(c.info.parent) + ", not " +
+						    std::to_string(links[k - 1]->number));
+		for (size_t i = 0; i < c.pagemap.size(); i++) {
+			const amber_pagemap_entry &e = c.pagemap[i];
+			auto r = check_run(e.addr, e.nr_pages, e.flags, i ? &c.pagemap[i - 1] : nullptr,
+					   ps);
+			if (!r)
+				return fail(EBADMSG, name + ": pages.img: run " + std::to_string(i) +
+							    " at " + hex(e.addr) + ": " + r.error().msg);
+			if (k == 0 && (e.flags & AMBER_RUN_F_PARENT))
+				return fail(EBADMSG, name + ": pages " + hex(e.addr) + "-" +
+							    hex(e.addr + uint64_t(e.nr_pages) * ps) +
+							    " are unchanged since a parent checkpoint, but "
+							    "it is the oldest of the chain");
+		}
+	}
+	return ChainResolver(links, ps).run();
+}
+
+namespace {
+
+Result<void> pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	auto *p = static_cast<const uint8_t *>(buf);
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return fail_errno("write");
+		}
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return {};
+}
+
+// Pages of a run starting at sources[si] + sdone pages: contiguous
+// addresses, at most UINT32_MAX pages.
+uint64_t run_length(const std::vector<PageSource> &sources, size_t si, uint64_t sdone,
+		    uint64_t ps)
+{
+	uint64_t nr = 0;
+	uint64_t next = sources[si].addr + sdone * ps;
+	for (; si < sources.size() && nr < UINT32_MAX; si++, sdone = 0) {
+		const PageSource &s = sources[si];
+		if (s.addr + sdone * ps != next)
+			break;
+		const uint64_t take = std::min<uint64_t>(s.nr_pages - sdone, UINT32_MAX - nr);
+		nr += take;
+		next += take * ps;
+	}
+	return nr;
+}
+
+} // namespace
+
+Result<std::vector<amber_pagemap_entry>> write_full_pages(
+	int out, const std::vector<const Checkpoint *> &links,
+	const std::vector<PageSource> &sources, uint32_t page_size)
+{
+	const uint64_t ps = page_size;
+	for (size_t i = 0; i < sources.size(); i++) {
+		const PageSource &s = sources[i];
+		if (s.link >= links.size() || s.nr_pages == 0 ||
+		    (i && s.addr < sources[i - 1].addr + sources[i - 1].nr_pages * ps))
+			return fail(EINVAL, "page source " + std::to_string(i) + " at " +
+						    hex(s.addr) + ": bad or out of order");
+	}
+	std::vector<UniqueFd> in(links.size());
+	for (size_t k = 0; k < links.size(); k++) {
+		in[k] = UniqueFd(open(links[k]->pages_path.c_str(), O_RDONLY | O_CLOEXEC));
+		if (!in[k])
+			return fail_errno("cannot open " + links[k]->pages_path);
+	}
+
+	amber_pages_hdr hdr = {AMBER_PAGES_MAGIC, AMBER_PAGES_VERSION, page_size};
+	AMBER_TRY(pwrite_full(out, &hdr, sizeof(hdr), 0));
+	uint64_t pos = sizeof(hdr);
+
+	XxhStatePtr st(XXH64_createState(), &XXH64_freeState);
+	if (!st)
+		return fail(ENOMEM, "xxhash state");
+	std::unique_ptr<uint8_t[]> buf(new uint8_t[kChunk]);
+	std::vector<amber_pagemap_entry> map;
+	size_t si = 0;
+	uint64_t sdone = 0;	// pages of sources[si] already written
+	while (si < sources.size()) {
+		const uint64_t addr = sources[si].addr + sdone * ps;
+		const uint64_t nr = run_length(sources, si, sdone, ps);
+		amber_page_run run = {addr, uint32_t(nr), 0};
+		AMBER_TRY(pwrite_full(out, &run, sizeof(run), pos));
+		pos += sizeof(run);
+		const uint64_t data_pos = pos;
+
+		XXH64_reset(st.get(), 0);
+		for (uint64_t left = nr; left;) {
+			const PageSource &s = sources[si];
+			const uint64_t take = std::min<uint64_t>(s.nr_pages - sdone, left);
+			uint64_t from = s.offset + sdone * ps;
+			for (uint64_t bytes = take * ps; bytes;) {
+				const size_t n = bytes < kChunk ? bytes : kChunk;
+				if (auto r = pread_full(in[s.link].get(), buf.get(), n, from); !r)
+					return wrap(r.error(), links[s.link]->pages_path + ": ");
+				XXH64_update(st.get(), buf.get(), n);
+				AMBER_TRY(pwrite_full(out, buf.get(), n, pos));
+				from += n;
+				pos += n;
+				bytes -= n;
+			}
+			left -= take;
+			sdone += take;
+			if (sdone == s.nr_pages) {
+				si++;
+				sdone = 0;
+			}
+		}
+		map.push_back({addr, uint32_t(nr), 0, data_pos, XXH64_digest(st.get())});
+	}
+	return map;
 }
 
 Result<void> verify_checkpoint_dir(const std::string &ckpt_dir)

@@ -35,6 +35,10 @@ struct InfoSection {
 	std::string tool_version;
 	uint32_t pid = 0;
 	std::string hostname;
+	uint64_t track_id = 0;		// AMBER_A_TRACK_ID, 0: not tracked
+	uint64_t pages_nr = 0;		// pages with data in this link
+	uint64_t parent_pages_nr = 0;	// pages taken from the parent
+	std::string full_reason;	// why full although a parent was asked
 };
 
 struct Rlimit {
@@ -164,9 +168,18 @@ Bytes build_meta(const MetaSections &s);
 Bytes encode_info(const InfoSection &info);
 
 // Scans a pages file: checks its header, walks the runs and hashes each
-// run's data. Fails on a truncated or malformed file. page_size receives the
-// header's page size.
+// run's data. Fails on a truncated or malformed file (bad flags, runs out of
+// order or overlapping). page_size receives the header's page size.
+// AMBER_RUN_F_PARENT runs have no data: their entry has the run's offset
+// (just after its header), the flags copied and xxh64 0.
 Result<std::vector<amber_pagemap_entry>> scan_pages(int fd, uint32_t *page_size);
+
+// Pages with data and pages in AMBER_RUN_F_PARENT runs of a pagemap.
+struct PageCounts {
+	uint64_t data = 0;
+	uint64_t parent = 0;
+};
+PageCounts count_pages(const std::vector<amber_pagemap_entry> &map);
 
 // Parsers for attribute streams (untrusted input). Errors name the part.
 Result<InfoSection> parse_info(ByteView attrs);
@@ -189,5 +202,41 @@ Result<Checkpoint> load_checkpoint_dir(const std::string &ckpt_dir, uint32_t num
 
 // Verifies only (used by inspect to report damage); same errors.
 Result<void> verify_checkpoint_dir(const std::string &ckpt_dir);
+
+// Reads and verifies DIR/N/meta.img only (header, sections, parsing); does
+// not open pages.img (page_size stays 0). Cheap: for choosing a parent,
+// following chains and listing.
+Result<Checkpoint> load_checkpoint_meta(const std::string &ckpt_dir, uint32_t number);
+
+// Where the data of some pages of a chain's newest link is.
+struct PageSource {
+	uint64_t addr;		// first page
+	uint64_t nr_pages;
+	uint32_t link;		// index into the links given to resolve_chain()
+	uint64_t offset;	// of the first page's data in that link's pages.img
+};
+
+// Most links a chain may have (AMBER_A_PAGE_FDS takes as many).
+inline constexpr size_t kMaxChainLinks = 64;
+
+// Resolves an incremental chain: links oldest first, the last one is the
+// checkpoint to restore; link k's INFO parent must be link k-1's number and
+// the oldest link may have no AMBER_RUN_F_PARENT run. Returns every page of
+// the last link (data or PARENT runs) with the link and pages.img offset
+// holding its data, ascending by addr, adjacent pieces of one link merged.
+// A PARENT page of link k comes from link k-1 if k-1 has it in a data run,
+// through k-1's own PARENT runs otherwise. Runs of older links the last
+// one does not need are ignored. Errors name the checkpoints:
+// "checkpoint 3: pages 0x7f0000001000-0x7f0000003000 are missing from its
+// parent checkpoint 2".
+Result<std::vector<PageSource>> resolve_chain(const std::vector<const Checkpoint *> &links);
+
+// Writes a full pages file (header, then data runs, never longer than
+// UINT32_MAX pages, adjacent pages of different links joined in one run) to
+// out (positioned at 0) with the data of sources read from the links'
+// pages.img, and returns its pagemap. page_size: of the links.
+Result<std::vector<amber_pagemap_entry>> write_full_pages(
+	int out, const std::vector<const Checkpoint *> &links,
+	const std::vector<PageSource> &sources, uint32_t page_size);
 
 } // namespace amber

@@ -16,6 +16,8 @@ int main(int argc, char **argv)
 	amber::setup_restore(app);
 #endif
 	amber::setup_inspect(app);
+	amber::setup_compact(app);
+	amber::setup_untrack(app);
 	amber::setup_version(app);
 
 	try {

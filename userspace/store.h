@@ -2,6 +2,10 @@
 // The image store: DIR/N/{meta.img,pages.img}, DIR/latest -> "N".
 // A checkpoint is built in DIR/.tmp-N, fsync'ed, renamed to DIR/N, and only
 // then DIR/latest is replaced (symlink latest.tmp + rename + fsync DIR).
+// An incremental checkpoint names its parent in INFO; DIR/N with its
+// parents is a chain (at most kMaxChainLinks links). Everything that writes
+// or removes (begin/publish, compact, retain) holds the flock on DIR/.lock;
+// anything named DIR/.tmp-* is stale when the lock is taken.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +42,22 @@ private:
 	bool done_ = true;
 };
 
+// One compaction (Store::compact()).
+struct CompactResult {
+	uint32_t number = 0;
+	bool compacted = false;	// false: it was already a full checkpoint
+	size_t links = 1;	// links of its chain before compaction
+	uint64_t pages = 0;	// pages with data (all its memory) now
+	uint64_t bytes = 0;	// size of its pages.img + meta.img now
+};
+
+// What Store::retain() did.
+struct RetainResult {
+	std::vector<uint32_t> kept;		// ascending
+	std::vector<CompactResult> compacted;	// kept ones made full, ascending
+	std::vector<uint32_t> deleted;		// ascending
+};
+
 class Store {
 public:
 	explicit Store(std::string dir) : dir_(std::move(dir)) {}
@@ -63,7 +83,57 @@ public:
 	// Loads and verifies a checkpoint (latest if number is empty).
 	Result<Checkpoint> load(std::optional<uint32_t> number) const;
 
+	// Loads the chain of a checkpoint (latest if number is empty), oldest
+	// first, the checkpoint itself last; each link fully verified
+	// (checksums of meta.img and pages.img). A parent must be older than
+	// its child, the chain at most kMaxChainLinks long. Errors are prefixed
+	// "checkpoint N: " naming the failing link, e.g. "checkpoint 2:
+	// pages.img: run 1 at 0x7f0000001000: checksum mismatch". Does not
+	// resolve pages: see resolve_chain().
+	Result<std::vector<Checkpoint>> load_chain(std::optional<uint32_t> number) const;
+
+	// meta.img of one checkpoint only, verified and parsed; pages.img is
+	// neither read nor hashed (page_size stays 0). Errors "checkpoint N: ".
+	Result<Checkpoint> load_meta(std::optional<uint32_t> number) const;
+
+	// Rewrites checkpoint `number` in place as a full checkpoint holding
+	// the same memory (resolved through its chain) and the same CORE,
+	// VMAS, FDS and INFO (parent 0, page counts updated, same track_id:
+	// later incremental checkpoints still chain onto it). Builds
+	// DIR/.tmp-N, fsyncs and verifies it, swaps it with DIR/N with
+	// renameat2(RENAME_EXCHANGE), fsyncs DIR and removes the old contents:
+	// DIR/N is complete at every instant. Nothing to do (compacted false)
+	// for a full checkpoint. Takes DIR/.lock (EBUSY if held elsewhere).
+	// Fails (EINVAL) where the file system has no RENAME_EXCHANGE.
+	Result<CompactResult> compact(uint32_t number) const;
+
+	// Keeps the newest `keep` checkpoints (by number, >= 1; latest is
+	// always kept) restorable and deletes the rest: first every kept
+	// checkpoint whose chain reaches a checkpoint that is not kept is
+	// compacted (ascending, so a later kept one then stops at an earlier
+	// compacted one), then every checkpoint that no kept chain needs is
+	// removed (renamed to DIR/.tmp-deleted-N, DIR fsynced, then deleted;
+	// newest first). Nothing is deleted if a compaction fails. Takes
+	// DIR/.lock.
+	Result<RetainResult> retain(uint32_t keep) const;
+
+	// The same for a caller that already holds DIR/.lock through a
+	// PendingCheckpoint from begin() on this store: `amber checkpoint
+	// --keep K` calls retain(K, pending) after publish(pending), while the
+	// lock is still held (it is released when pending is destroyed).
+	Result<CompactResult> compact(uint32_t number, const PendingCheckpoint &locked) const;
+	Result<RetainResult> retain(uint32_t keep, const PendingCheckpoint &locked) const;
+
 private:
+	Result<UniqueFd> lock(const char *busy) const;
+	// p came from begin() on this store and still holds DIR/.lock.
+	bool holds_lock(const PendingCheckpoint &p) const;
+	Result<Checkpoint> load_link(uint32_t number, uint32_t child, bool meta_only) const;
+	// Numbers of a checkpoint's chain from meta.img only, oldest first.
+	Result<std::vector<uint32_t>> chain_numbers(uint32_t number) const;
+	Result<CompactResult> compact_locked(uint32_t number) const;
+	Result<RetainResult> retain_locked(uint32_t keep) const;
+
 	std::string dir_;
 };
 

@@ -35,6 +35,7 @@ static void put_attr(struct req *r, int type, const void *data, int len)
 }
 
 static void put_u32(struct req *r, int type, uint32_t v) { put_attr(r, type, &v, 4); }
+static void put_u64(struct req *r, int type, uint64_t v) { put_attr(r, type, &v, 8); }
 
 static void init_req(struct req *r, int fam, int cmd)
 {
@@ -43,7 +44,7 @@ static void init_req(struct req *r, int fam, int cmd)
 	r->n.nlmsg_type = fam;
 	r->n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	r->g.cmd = cmd;
-	r->g.version = 1;
+	r->g.version = AMBER_FAMILY_VERSION;
 }
 
 /* Sends and receives; returns the reply message (or NULL) and error in *err. */
@@ -134,39 +135,206 @@ static void parse_regs(struct nlmsghdr *h)
 	}
 }
 
-/* Compares every run of the pages file with /proc/PID/mem (target held). */
-static int verify(int pid, const char *file)
+/* Incremental checkpoint attributes of a CHECKPOINT reply, printed by name. */
+static void print_track(struct nlmsghdr *h)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	int mem = open(path, O_RDONLY), pf = open(file, O_RDONLY), bad = 0;
+	struct nlattr *na = (void *)((char *)NLMSG_DATA(h) + GENL_HDRLEN);
+	int rem = h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+	for (; rem >= NLA_HDRLEN; rem -= NLA_ALIGN(na->nla_len), na = NLA_NEXT(na)) {
+		void *d = NLA_DATA(na);
+		switch (na->nla_type & NLA_TYPE_MASK) {
+		case AMBER_A_TRACK_ID: printf("track_id 0x%llx\n", *(unsigned long long *)d); break;
+		case AMBER_A_PARENT_ID: printf("parent_id 0x%llx\n", *(unsigned long long *)d); break;
+		case AMBER_A_PAGES_NR: printf("pages_nr %llu\n", *(unsigned long long *)d); break;
+		case AMBER_A_PAGES_PARENT_NR: printf("parent_nr %llu\n", *(unsigned long long *)d); break;
+		case AMBER_A_FULL_REASON: printf("full_reason: %s\n", (char *)d); break;
+		}
+	}
+}
+
+/* One pages file (v2), its run headers and the file offsets of their data. */
+struct link {
+	const char *path;
+	int fd;
+	struct amber_page_run *runs;
+	unsigned long long *off;
+	size_t n;
+	unsigned long long data_pages, parent_pages, parent_runs;
+};
+
+/* Loads and validates a pages file; returns 0 or prints why not. */
+static int load_link(struct link *l, const char *path, int oldest)
+{
 	struct amber_pages_hdr hdr;
 	struct amber_page_run run;
-	unsigned long long pages = 0, runs = 0;
-	static char a[1 << 20], b[1 << 20];
-	if (read(pf, &hdr, sizeof(hdr)) != sizeof(hdr) || hdr.magic != AMBER_PAGES_MAGIC) {
-		printf("bad header\n"); return 1;
+	size_t cap = 0;
+	unsigned long long pos = sizeof(hdr), prev_end = 0;
+
+	memset(l, 0, sizeof(*l));
+	l->path = path;
+	l->fd = open(path, O_RDONLY);
+	if (l->fd < 0 || pread(l->fd, &hdr, sizeof(hdr), 0) != sizeof(hdr) ||
+	    hdr.magic != AMBER_PAGES_MAGIC || hdr.version != AMBER_PAGES_VERSION || hdr.page_size != 4096) {
+		printf("%s: bad header\n", path);
+		return 1;
 	}
-	while (read(pf, &run, sizeof(run)) == sizeof(run)) {
-		runs++;
-		for (uint64_t i = 0; i < run.nr_pages; i++) {
-			if (read(pf, a, 4096) != 4096) { printf("short file\n"); return 1; }
-			if (pread(mem, b, 4096, run.addr + i * 4096) != 4096) {
-				printf("cannot read %llx via /proc (PROT_NONE?)\n", (unsigned long long)(run.addr + i * 4096));
+	while (pread(l->fd, &run, sizeof(run), pos) == sizeof(run)) {
+		pos += sizeof(run);
+		if (run.nr_pages < 1 || (run.addr & 4095) || (run.flags & ~__AMBER_RUN_F_ALL) ||
+		    run.addr < prev_end) {
+			printf("%s: bad run at 0x%llx nr %u flags %u\n", path, (unsigned long long)run.addr,
+			       run.nr_pages, run.flags);
+			return 1;
+		}
+		if ((run.flags & AMBER_RUN_F_PARENT) && oldest) {
+			printf("%s: parent run at 0x%llx in the oldest file\n", path, (unsigned long long)run.addr);
+			return 1;
+		}
+		prev_end = run.addr + (unsigned long long)run.nr_pages * 4096;
+		if (l->n == cap) {
+			cap = cap ? cap * 2 : 256;
+			l->runs = realloc(l->runs, cap * sizeof(*l->runs));
+			l->off = realloc(l->off, cap * sizeof(*l->off));
+		}
+		l->runs[l->n] = run;
+		l->off[l->n++] = pos;
+		if (run.flags & AMBER_RUN_F_PARENT) {
+			l->parent_pages += run.nr_pages;
+			l->parent_runs++;
+		} else {
+			l->data_pages += run.nr_pages;
+			pos += (unsigned long long)run.nr_pages * 4096;
+		}
+	}
+	if (pos != (unsigned long long)lseek(l->fd, 0, SEEK_END)) {
+		printf("%s: truncated or trailing bytes\n", path);
+		return 1;
+	}
+	return 0;
+}
+
+/* Index of the run of @l holding @addr, or -1. */
+static long find_run(const struct link *l, unsigned long long addr)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct amber_page_run *r = &l->runs[mid];
+		if (addr < r->addr)
+			hi = mid;
+		else if (addr >= r->addr + (unsigned long long)r->nr_pages * 4096)
+			lo = mid + 1;
+		else
+			return mid;
+	}
+	return -1;
+}
+
+/* Contents of the page at @addr as of link @k; -1 if no link holds it. */
+static int resolve_page(struct link *links, int k, unsigned long long addr, char *buf, int *from)
+{
+	for (; k >= 0; k--) {
+		long i = find_run(&links[k], addr);
+		if (i < 0)
+			return -1;
+		if (links[k].runs[i].flags & AMBER_RUN_F_PARENT)
+			continue;
+		*from = k;
+		return pread(links[k].fd, buf, 4096, links[k].off[i] + (addr - links[k].runs[i].addr)) == 4096 ? 0 : -1;
+	}
+	return -1;
+}
+
+/*
+ * Resolves every page the newest file lists through the chain (CHAIN: older
+ * files, oldest first, colon-separated) and compares it with /proc/PID/mem
+ * (target held). Also checks that pages of REGION=addr:npages that no run
+ * lists read as zeros.
+ */
+static int verify(int pid, const char *file)
+{
+	char path[64], *chain = getenv("CHAIN") ? strdup(getenv("CHAIN")) : NULL;
+	struct link links[64];
+	int nl = 0, bad = 0, missing = 0;
+	unsigned long long pages = 0;
+	static char a[4096], b[4096], zero[4096];
+
+	for (char *tok = chain ? strtok(chain, ":") : NULL; tok; tok = strtok(NULL, ":"))
+		if (load_link(&links[nl], tok, nl == 0) || ++nl >= 63)
+			return 1;
+	if (load_link(&links[nl], file, nl == 0))
+		return 1;
+	struct link *last = &links[nl];
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	int mem = open(path, O_RDONLY);
+	for (size_t i = 0; i < last->n; i++) {
+		const struct amber_page_run *r = &last->runs[i];
+		for (unsigned long long p = 0; p < r->nr_pages; p++) {
+			unsigned long long addr = r->addr + p * 4096;
+			int from;
+			if (resolve_page(links, nl, addr, a, &from)) {
+				missing++;
+				printf("MISSING %llx in every older file\n", addr);
 				continue;
 			}
-			if (memcmp(a, b, 4096)) { bad++; printf("MISMATCH at %llx\n", (unsigned long long)(run.addr + i * 4096)); }
+			if (pread(mem, b, 4096, addr) != 4096) {
+				printf("cannot read %llx via /proc (PROT_NONE?)\n", addr);
+				continue;
+			}
+			if (memcmp(a, b, 4096)) {
+				bad++;
+				if (bad < 20)
+					printf("MISMATCH at %llx (from file %d)\n", addr, from);
+			}
 			pages++;
 		}
 	}
-	printf("verify: %llu runs, %llu pages compared, %d mismatches\n", runs, pages, bad);
+	if (getenv("REGION")) {
+		unsigned long long base, n, z = 0;
+		sscanf(getenv("REGION"), "%llx:%llu", &base, &n);
+		for (unsigned long long p = 0; p < n; p++) {
+			if (find_run(last, base + p * 4096) >= 0 || pread(mem, b, 4096, base + p * 4096) != 4096)
+				continue;
+			z++;
+			if (memcmp(b, zero, 4096)) {
+				bad++;
+				printf("UNLISTED page %llx holds data\n", base + p * 4096);
+			}
+		}
+		printf("region: %llu unlisted pages checked\n", z);
+	}
+	printf("verify: %zu runs (%llu data pages, %llu parent pages), %llu pages compared, %d mismatches, %d missing\n",
+	       last->n, last->data_pages, last->parent_pages, pages, bad, missing);
 	unsigned char ins[2] = {0};
 	pread(mem, ins, 2, reg[AMBER_REG_RIP]);
 	printf("regs: rip %llx rax %lld orig_rax %lld rsp %llx fs_base %llx; bytes at rip %02x %02x\n",
 	       (unsigned long long)reg[AMBER_REG_RIP], (long long)reg[AMBER_REG_RAX],
 	       (long long)reg[AMBER_REG_ORIG_RAX], (unsigned long long)reg[AMBER_REG_RSP],
 	       (unsigned long long)reg[AMBER_REG_FS_BASE], ins[0], ins[1]);
-	return bad;
+	return bad + missing;
+}
+
+/* Every page address in @list (one hex address a line) is in a data run of @file. */
+static int covers(const char *file, const char *list)
+{
+	struct link l;
+	FILE *f = fopen(list, "r");
+	unsigned long long addr, n = 0;
+	int bad = 0;
+
+	if (load_link(&l, file, 0) || !f)
+		return 1;
+	while (fscanf(f, "%llx", &addr) == 1) {
+		long i = find_run(&l, addr);
+		n++;
+		if (i < 0 || (l.runs[i].flags & AMBER_RUN_F_PARENT)) {
+			bad++;
+			if (bad < 20)
+				printf("NOT SAVED %llx (%s)\n", addr, i < 0 ? "unlisted" : "parent run");
+		}
+	}
+	printf("covers: %llu written pages, %d not in a data run\n", n, bad);
+	return bad ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -212,19 +380,46 @@ int main(int argc, char **argv)
 		printf("self err %d\n", err);
 		return 0;
 	}
-	if (!strcmp(argv[1], "ckpt")) {	/* ckpt PID FILE [hold|kill|resume|holdclose] [timeout] */
+	if (!strcmp(argv[1], "pages") && argc > 2) {	/* pages FILE: validate, count */
+		struct link l;
+		if (load_link(&l, argv[2], !getenv("INCR")))
+			return 1;
+		printf("pages: %zu runs, %llu data pages, %llu parent pages in %llu parent runs\n",
+		       l.n, l.data_pages, l.parent_pages, l.parent_runs);
+		return 0;
+	}
+	if (!strcmp(argv[1], "covers") && argc > 3)	/* covers FILE LIST */
+		return covers(argv[2], argv[3]);
+	if (!strcmp(argv[1], "untrack") && argc > 2) {
+		init_req(&r, family, AMBER_CMD_UNTRACK);
+		put_u32(&r, AMBER_A_PID, atoi(argv[2]));
+		xfer(&r, &err, 0);
+		printf("untrack err %d (%s)\n", err, strerror(-err));
+		return err ? 1 : 0;
+	}
+	/*
+	 * ckpt PID FILE [hold|kill|resume|holdclose|verify|nohold] [timeout]
+	 * Environment: TRACK=1 (AMBER_CKPT_F_TRACK), PARENT=hex (PARENT_ID),
+	 * CHAIN/REGION for verify, RDONLY=1 (open FILE read-only).
+	 */
+	if (!strcmp(argv[1], "ckpt")) {
 		int fd = getenv("RDONLY") ? open(argv[3], O_RDONLY) : open(argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		const char *mode = argc > 4 ? argv[4] : "";
+		uint32_t flags = 0;
 		init_req(&r, family, AMBER_CMD_CHECKPOINT);
 		put_u32(&r, AMBER_A_PID, atoi(argv[2]));
 		put_u32(&r, AMBER_A_PAGES_FD, fd);
-		if (*mode && strcmp(mode, "nohold")) put_u32(&r, AMBER_A_FLAGS, AMBER_CKPT_F_HOLD);
+		if (*mode && strcmp(mode, "nohold")) flags |= AMBER_CKPT_F_HOLD;
+		if (getenv("TRACK")) flags |= AMBER_CKPT_F_TRACK;
+		if (flags) put_u32(&r, AMBER_A_FLAGS, flags);
+		if (getenv("PARENT")) put_u64(&r, AMBER_A_PARENT_ID, strtoull(getenv("PARENT"), NULL, 16));
 		if (argc > 5) put_u32(&r, AMBER_A_TIMEOUT_MS, atoi(argv[5]));
 		struct nlmsghdr *h = xfer(&r, &err, 1);
 		printf("checkpoint err %d (%s)\n", err, strerror(-err));
 		if (!h) return 1;
 		printf("reply %u bytes, file size %lld\n", h->nlmsg_len, (long long)lseek(fd, 0, SEEK_END));
 		dump((void *)((char *)NLMSG_DATA(h) + GENL_HDRLEN), h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), 0, 1);
+		print_track(h);
 		if (!strcmp(mode, "verify")) {
 			parse_regs(h);
 			verify(atoi(argv[2]), argv[3]);

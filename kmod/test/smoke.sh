@@ -5,6 +5,7 @@
 #   make -C kmod && make -C kmod/test && scripts/vm-run -- kmod/test/smoke.sh
 # Talks raw netlink through build/ktest/nltest; exits non-zero on any failure.
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 T=${T:-/work/main/build/ktest}
 KO=${KO:-/work/main/kmod/amber.ko}
 pass=0 fail=0
@@ -19,7 +20,7 @@ alive() { kill -0 "$1" 2>/dev/null; }
 cd /tmp || exit 1
 insmod "$KO" || { echo "FAIL insmod"; exit 1; }
 
-out=$($T/nltest version); expect "GET_VERSION" '^\[1\] len 6 "0.1.0"' "$out"
+out=$($T/nltest version); expect "GET_VERSION" '^\[1\] len 6 "0.2.0"' "$out"
 out=$($T/nltest version x 2>&1); expect "GET_VERSION rejects attributes" 'err -' "$out"
 
 # Memory, registers: compare the pages file with /proc/PID/mem while held.
@@ -27,7 +28,7 @@ $T/wl >/tmp/wl.out & W=$!
 wait_file /tmp/wl.out ready
 out=$($T/nltest ckpt $W /tmp/w.img verify 2>&1)
 expect "checkpoint with hold" 'checkpoint err 0' "$out"
-expect "pages match memory" 'verify: [0-9]+ runs, [0-9]+ pages compared, 0 mismatches' "$out"
+expect "pages match memory" 'verify: [0-9]+ runs .*, [0-9]+ pages compared, 0 mismatches, 0 missing' "$out"
 expect "restart normalised (ip at syscall, orig_rax -1)" 'orig_rax -1 .*bytes at rip 0f 05' "$out"
 expect "release" 'release err 0' "$out"
 out=$($T/nltest ckpt $W /tmp/w2.img 2>&1)
@@ -106,6 +107,9 @@ expect "1500 VMAs, 1200 fds" 'checkpoint err 0' "$out"
 [ "$(grep -c '^\[13\]' <<<"$out")" -ge 2 ] && ok "VMAS split" || bad "VMAS split"
 [ "$(grep -c '^\[18\]' <<<"$out")" -ge 2 ] && ok "FDS split" || bad "FDS split"
 kill $W
+
+# Dirty tracking, incremental pages files (track.sh).
+. "$HERE/track.sh"
 
 out=$($T/nltest version); expect "no sessions left" '^\[25\] len 4 = 0$' "$out"
 rmmod amber && ok "rmmod" || bad "rmmod"

@@ -151,7 +151,7 @@ uint64_t write_pages(const std::string &path, const std::vector<std::pair<uint64
 	amber_pages_hdr h{AMBER_PAGES_MAGIC, AMBER_PAGES_VERSION, 4096};
 	b.insert(b.end(), reinterpret_cast<uint8_t *>(&h), reinterpret_cast<uint8_t *>(&h + 1));
 	for (auto [addr, nr] : runs) {
-		amber_page_run r{addr, nr};
+		amber_page_run r{addr, uint32_t(nr), 0};
 		b.insert(b.end(), reinterpret_cast<uint8_t *>(&r), reinterpret_cast<uint8_t *>(&r + 1));
 		for (uint64_t i = 0; i < nr * 4096; i++)
 			b.push_back(uint8_t((addr >> 12) + i * 7));
@@ -192,6 +192,78 @@ void write_checkpoint(const std::string &dir, uint32_t number,
 	m.vmas = reply->vmas;
 	m.fds = reply->fds;
 	spit(dir + "/" + kMetaFile, build_meta(m));
+}
+
+uint8_t page_byte(uint64_t addr, uint32_t seed, size_t i)
+{
+	return uint8_t((addr >> 12) * 31 + seed * 101 + i * 7 + (i >> 8));
+}
+
+uint64_t write_run_pages(const std::string &path, const std::vector<RunSpec> &runs, uint32_t seed)
+{
+	Bytes b;
+	amber_pages_hdr h{AMBER_PAGES_MAGIC, AMBER_PAGES_VERSION, 4096};
+	b.insert(b.end(), reinterpret_cast<uint8_t *>(&h), reinterpret_cast<uint8_t *>(&h + 1));
+	for (const RunSpec &run : runs) {
+		amber_page_run r{run.addr, uint32_t(run.nr_pages),
+				 run.parent ? uint32_t(AMBER_RUN_F_PARENT) : 0u};
+		b.insert(b.end(), reinterpret_cast<uint8_t *>(&r), reinterpret_cast<uint8_t *>(&r + 1));
+		if (run.parent)
+			continue;
+		for (uint64_t p = 0; p < run.nr_pages; p++)
+			for (size_t i = 0; i < 4096; i++)
+				b.push_back(page_byte(run.addr + p * 4096, seed, i));
+	}
+	spit(path, b);
+	return b.size();
+}
+
+void write_link(const std::string &dir, uint32_t number, uint32_t parent,
+		const std::vector<RunSpec> &runs, uint64_t track_id)
+{
+	const std::string d = dir + "/" + std::to_string(number);
+	mkdir(dir.c_str(), 0700);
+	mkdir(d.c_str(), 0700);
+	const std::string pages = d + "/" + kPagesFile;
+	uint64_t size = write_run_pages(pages, runs, number);
+
+	auto reply = parse_checkpoint_reply(make_reply());
+	ASSERT_TRUE(reply) << reply.error().str();
+
+	MetaSections m;
+	int fd = open(pages.c_str(), O_RDONLY);
+	ASSERT_GE(fd, 0);
+	uint32_t ps = 0;
+	auto map = scan_pages(fd, &ps);
+	close(fd);
+	ASSERT_TRUE(map) << map.error().str();
+	m.pagemap = *map;
+
+	InfoSection info;
+	info.number = number;
+	info.parent = parent;
+	info.time_ns = 1700000000ull * 1000000000ull + number;
+	info.stopped_ns = 1000 + number;
+	info.pages_bytes = size;
+	info.tool_version = AMBER_VERSION_STRING;
+	info.pid = 4242;
+	info.hostname = "unit";
+	info.track_id = track_id;
+	PageCounts pc = count_pages(*map);
+	info.pages_nr = pc.data;
+	info.parent_pages_nr = pc.parent;
+	m.info = encode_info(info);
+	m.core = reply->core;
+	m.vmas = reply->vmas;
+	m.fds = reply->fds;
+	spit(d + "/" + kMetaFile, build_meta(m));
+}
+
+void set_latest(const std::string &store, uint32_t number)
+{
+	const std::string link = store + "/latest";
+	unlink(link.c_str());
+	ASSERT_EQ(0, symlink(std::to_string(number).c_str(), link.c_str()));
 }
 
 Bytes slurp(const std::string &path)

@@ -36,6 +36,28 @@ uint64_t write_pages(const std::string &path, const std::vector<std::pair<uint64
 void write_checkpoint(const std::string &dir, uint32_t number,
 		      const std::vector<std::pair<uint64_t, uint64_t>> &runs);
 
+// A run of a pages file v2: data, or AMBER_RUN_F_PARENT (no data).
+struct RunSpec {
+	uint64_t addr;
+	uint64_t nr_pages;
+	bool parent = false;
+};
+
+// Byte i of the page at addr in a pages file written with seed: differs
+// between seeds, so pages mixed from different links are noticed.
+uint8_t page_byte(uint64_t addr, uint32_t seed, size_t i);
+
+// Writes a pages file with the runs, data from page_byte(); returns its size.
+uint64_t write_run_pages(const std::string &path, const std::vector<RunSpec> &runs, uint32_t seed);
+
+// One link of a chain: DIR/N/{meta.img,pages.img} as write_checkpoint(),
+// INFO parent, track_id and page counts set, page data seeded with number.
+void write_link(const std::string &dir, uint32_t number, uint32_t parent,
+		const std::vector<RunSpec> &runs, uint64_t track_id = 77);
+
+// Points DIR/latest at number.
+void set_latest(const std::string &store, uint32_t number);
+
 // Reads / writes a whole file.
 Bytes slurp(const std::string &path);
 void spit(const std::string &path, const Bytes &b);

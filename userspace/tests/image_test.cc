@@ -262,3 +262,128 @@ TEST_F(ImageTest, MissingSection)
 	spit(meta(), m);
 	EXPECT_EQ("meta.img: section FDS missing", load_error());
 }
+
+TEST(ImageV2, ParentRunsHaveNoData)
+{
+	TempDir t;
+	const std::string p = t.path() + "/pages.img";
+	write_run_pages(p, {{0x600000, 2}, {0x602000, 3, true}, {0x700000, 1}}, 5);
+	UniqueFd fd(open(p.c_str(), O_RDONLY));
+	uint32_t ps = 0;
+	auto map = scan_pages(fd.get(), &ps);
+	ASSERT_TRUE(map) << map.error().str();
+	EXPECT_EQ(4096u, ps);
+	ASSERT_EQ(3u, map->size());
+	const uint64_t h = sizeof(amber_pages_hdr), r = sizeof(amber_page_run);
+	EXPECT_EQ(h + r, (*map)[0].offset);
+	EXPECT_EQ(0u, (*map)[0].flags);
+	EXPECT_NE(0u, (*map)[0].xxh64);
+	EXPECT_EQ(0x602000u, (*map)[1].addr);
+	EXPECT_EQ(3u, (*map)[1].nr_pages);
+	EXPECT_EQ(uint32_t(AMBER_RUN_F_PARENT), (*map)[1].flags);
+	EXPECT_EQ(h + r + 2 * 4096 + r, (*map)[1].offset);
+	EXPECT_EQ(0u, (*map)[1].xxh64);
+	EXPECT_EQ(h + r + 2 * 4096 + 2 * r, (*map)[2].offset);
+	PageCounts c = count_pages(*map);
+	EXPECT_EQ(3u, c.data);
+	EXPECT_EQ(3u, c.parent);
+}
+
+TEST(ImageV2, ScanPagesRejectsBadRuns)
+{
+	TempDir t;
+	const std::string p = t.path() + "/pages.img";
+	auto scan_error = [&](const std::vector<RunSpec> &runs, uint32_t flags_of_last) {
+		write_run_pages(p, runs, 1);
+		if (flags_of_last) {
+			// Patch the last run header's flags.
+			Bytes b = slurp(p);
+			size_t pos = sizeof(amber_pages_hdr);
+			for (size_t i = 0; i + 1 < runs.size(); i++)
+				pos += sizeof(amber_page_run) + (runs[i].parent ? 0 : runs[i].nr_pages * 4096);
+			memcpy(b.data() + pos + 12, &flags_of_last, 4);
+			spit(p, b);
+		}
+		UniqueFd fd(open(p.c_str(), O_RDONLY));
+		auto r = scan_pages(fd.get(), nullptr);
+		return r ? std::string() : r.error().msg;
+	};
+	EXPECT_EQ("", scan_error({{0x1000, 1}, {0x2000, 1, true}}, 0));
+	EXPECT_EQ("pages.img: run 1 at 0x2000: unknown flags 0x2",
+		  scan_error({{0x1000, 1}, {0x2000, 1}}, 2));
+	EXPECT_EQ("pages.img: run 1 at 0x1000: runs out of order or overlapping",
+		  scan_error({{0x1000, 2}, {0x1000, 1, true}}, 0));
+	EXPECT_EQ("pages.img: run 1 at 0x2000: runs out of order or overlapping",
+		  scan_error({{0x1000, 2, true}, {0x2000, 1}}, 0));
+	EXPECT_EQ("pages.img: run 1 at 0x1000: runs out of order or overlapping",
+		  scan_error({{0x5000, 1}, {0x1000, 1}}, 0));
+	EXPECT_EQ("pages.img: run 0 at 0x1000: bad run header", scan_error({{0x1000, 0}}, 0));
+
+	// Version 1 files are refused.
+	write_run_pages(p, {{0x1000, 1}}, 1);
+	Bytes b = slurp(p);
+	b[8] = 1;
+	spit(p, b);
+	UniqueFd fd(open(p.c_str(), O_RDONLY));
+	auto r = scan_pages(fd.get(), nullptr);
+	ASSERT_FALSE(r);
+	EXPECT_EQ("pages.img: unsupported version 1", r.error().msg);
+}
+
+TEST(ImageV2, InfoRoundTrip)
+{
+	InfoSection in;
+	in.number = 7;
+	in.parent = 6;
+	in.track_id = 0xfedcba9876543210ull;
+	in.pages_nr = 12;
+	in.parent_pages_nr = 300;
+	in.full_reason = "the process executed a new program";
+	auto out = parse_info(encode_info(in));
+	ASSERT_TRUE(out);
+	EXPECT_EQ(6u, out->parent);
+	EXPECT_EQ(in.track_id, out->track_id);
+	EXPECT_EQ(12u, out->pages_nr);
+	EXPECT_EQ(300u, out->parent_pages_nr);
+	EXPECT_EQ(in.full_reason, out->full_reason);
+	in.full_reason.clear();
+	EXPECT_EQ("", parse_info(encode_info(in))->full_reason);
+}
+
+TEST(ImageV2, IncrementalLinkLoadsAndVerifiesParentRuns)
+{
+	TempDir t;
+	write_link(t.path(), 2, 1, {{0x600000, 1}, {0x601000, 1, true}});
+	const std::string d = t.path() + "/2";
+	auto c = load_checkpoint_dir(d, 2);
+	ASSERT_TRUE(c) << c.error().str();
+	EXPECT_EQ(1u, c->info.parent);
+	EXPECT_EQ(1u, c->info.pages_nr);
+	EXPECT_EQ(1u, c->info.parent_pages_nr);
+	EXPECT_EQ(77u, c->info.track_id);
+	ASSERT_EQ(2u, c->pagemap.size());
+	EXPECT_EQ(uint32_t(AMBER_RUN_F_PARENT), c->pagemap[1].flags);
+
+	// The pagemap's flags must match the run header's.
+	Bytes p = slurp(d + "/pages.img");
+	const size_t run1 = sizeof(amber_pages_hdr) + sizeof(amber_page_run) + 4096;
+	p[run1 + 12] = 0;
+	spit(d + "/pages.img", p);
+	auto bad = load_checkpoint_dir(d, 2);
+	ASSERT_FALSE(bad);
+	EXPECT_EQ("pages.img: run 1 at 0x601000: run header does not match the pagemap",
+		  bad.error().msg);
+	// Data appended to a PARENT run: extra bytes.
+	p[run1 + 12] = AMBER_RUN_F_PARENT;
+	p.push_back(0);
+	spit(d + "/pages.img", p);
+	bad = load_checkpoint_dir(d, 2);
+	ASSERT_FALSE(bad);
+	EXPECT_EQ("pages.img: 1 unexpected bytes after the last run", bad.error().msg);
+
+	// load_checkpoint_meta() does not look at pages.img.
+	auto m = load_checkpoint_meta(d, 2);
+	ASSERT_TRUE(m) << m.error().str();
+	EXPECT_EQ(0u, m->page_size);
+	EXPECT_EQ(2u, m->pagemap.size());
+}

@@ -4,7 +4,9 @@
 #include <linux/amber.h>
 #include <linux/netlink.h>
 
+#include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "checkpoint.h"
 #include "fixtures.h"
@@ -96,6 +98,204 @@ TEST(Reply, MalformedNestedValue)
 	ASSERT_FALSE(r);
 	EXPECT_NE(std::string::npos, r.error().msg.find("VMA 0: VMA attribute 1: expected 8 bytes"))
 		<< r.error().msg;
+}
+
+namespace {
+
+// make_reply() plus extra attributes.
+Bytes reply_with(void (*add)(AttrWriter &))
+{
+	AttrWriter w;
+	w.put_raw(make_reply());
+	add(w);
+	return w.take();
+}
+
+} // namespace
+
+TEST(Reply, FullReplyHasNoTrackingByDefault)
+{
+	auto r = parse_checkpoint_reply(make_reply());
+	ASSERT_TRUE(r) << r.error().str();
+	EXPECT_EQ(0u, r->track_id);
+	EXPECT_FALSE(r->parent_id);
+	EXPECT_EQ(0u, r->pages_parent_nr);
+	EXPECT_EQ("", r->full_reason);
+}
+
+TEST(Reply, IncrementalReply)
+{
+	auto r = parse_checkpoint_reply(reply_with([](AttrWriter &w) {
+		w.put_u64(AMBER_A_TRACK_ID, 0x1122334455667788ull);
+		w.put_u64(AMBER_A_PARENT_ID, 0x99);
+		w.put_u64(AMBER_A_PAGES_PARENT_NR, 250);
+	}));
+	ASSERT_TRUE(r) << r.error().str();
+	EXPECT_EQ(0x1122334455667788ull, r->track_id);
+	ASSERT_TRUE(r->parent_id);
+	EXPECT_EQ(0x99u, *r->parent_id);
+	EXPECT_EQ(250u, r->pages_parent_nr);
+	EXPECT_EQ(3u, r->pages_nr);
+	EXPECT_EQ("", r->full_reason);
+}
+
+TEST(Reply, RefusedParentGivesTheReason)
+{
+	auto r = parse_checkpoint_reply(reply_with([](AttrWriter &w) {
+		w.put_u64(AMBER_A_TRACK_ID, 7);
+		w.put_string(AMBER_A_FULL_REASON, "the process executed a new program");
+	}));
+	ASSERT_TRUE(r) << r.error().str();
+	EXPECT_EQ(7u, r->track_id);
+	EXPECT_FALSE(r->parent_id);
+	EXPECT_EQ("the process executed a new program", r->full_reason);
+}
+
+TEST(Reply, InconsistentTrackingAttributes)
+{
+	auto r = parse_checkpoint_reply(
+		reply_with([](AttrWriter &w) { w.put_u64(AMBER_A_PARENT_ID, 5); }));
+	ASSERT_FALSE(r);
+	EXPECT_EQ("reply: incremental (PARENT_ID) but no TRACK_ID", r.error().msg);
+
+	r = parse_checkpoint_reply(reply_with([](AttrWriter &w) {
+		w.put_u64(AMBER_A_TRACK_ID, 7);
+		w.put_u64(AMBER_A_PARENT_ID, 0);
+	}));
+	ASSERT_FALSE(r);
+	EXPECT_EQ("reply: PARENT_ID is 0", r.error().msg);
+
+	r = parse_checkpoint_reply(reply_with([](AttrWriter &w) {
+		w.put_u64(AMBER_A_TRACK_ID, 7);
+		w.put_u64(AMBER_A_PAGES_PARENT_NR, 4);
+	}));
+	ASSERT_FALSE(r);
+	EXPECT_EQ("reply: 4 parent pages in a full checkpoint", r.error().msg);
+
+	r = parse_checkpoint_reply(reply_with([](AttrWriter &w) {
+		w.put_u64(AMBER_A_TRACK_ID, 7);
+		w.put_u64(AMBER_A_PARENT_ID, 5);
+		w.put_string(AMBER_A_FULL_REASON, "x");
+	}));
+	ASSERT_FALSE(r);
+	EXPECT_EQ("reply: both PARENT_ID and FULL_REASON", r.error().msg);
+
+	r = parse_checkpoint_reply(
+		reply_with([](AttrWriter &w) { w.put_u32(AMBER_A_TRACK_ID, 7); }));
+	ASSERT_FALSE(r);
+	EXPECT_NE(std::string::npos, r.error().msg.find("expected 8 bytes")) << r.error().msg;
+}
+
+namespace {
+
+constexpr long kHz = 100;
+constexpr uint64_t kStartNs = 123456789012ull;	// 12345 ticks of 10 ms
+constexpr uint64_t kTicks = kStartNs / 10000000ull;
+
+LatestMeta latest_of(uint32_t pid, uint64_t track_id)
+{
+	return LatestMeta{.number = 4, .pid = pid, .start_time_ns = kStartNs, .track_id = track_id};
+}
+
+} // namespace
+
+TEST(ChooseParent, IncrementalOnLatestOfTheSameProcess)
+{
+	auto c = choose_parent(latest_of(42, 0xabc), 42, kTicks, kHz, TrackMode::Incremental);
+	EXPECT_EQ(4u, c.parent);
+	EXPECT_EQ(0xabcu, c.parent_id);
+	EXPECT_EQ(uint32_t(AMBER_CKPT_F_TRACK), c.flags);
+	EXPECT_FALSE(c.untrack);
+	EXPECT_EQ("", c.why_full);
+
+	// Start time unknown (/proc unreadable): the kernel's id check decides.
+	c = choose_parent(latest_of(42, 0xabc), 42, std::nullopt, kHz, TrackMode::Incremental);
+	EXPECT_EQ(4u, c.parent);
+	EXPECT_EQ(0xabcu, c.parent_id);
+}
+
+TEST(ChooseParent, FullWhenNothingToChainOn)
+{
+	// Empty store: full, tracked, no reason to give.
+	auto c = choose_parent(std::nullopt, 42, kTicks, kHz, TrackMode::Incremental);
+	EXPECT_EQ(0u, c.parent);
+	EXPECT_EQ(0u, c.parent_id);
+	EXPECT_EQ(uint32_t(AMBER_CKPT_F_TRACK), c.flags);
+	EXPECT_EQ("", c.why_full);
+
+	c = choose_parent(latest_of(41, 0xabc), 42, kTicks, kHz, TrackMode::Incremental);
+	EXPECT_EQ(0u, c.parent_id);
+	EXPECT_EQ(uint32_t(AMBER_CKPT_F_TRACK), c.flags);
+	EXPECT_EQ("checkpoint 4 is of pid 41", c.why_full);
+
+	c = choose_parent(latest_of(42, 0), 42, kTicks, kHz, TrackMode::Incremental);
+	EXPECT_EQ(0u, c.parent_id);
+	EXPECT_EQ("checkpoint 4 is not tracked", c.why_full);
+
+	// PID reused by another process: another start time.
+	c = choose_parent(latest_of(42, 0xabc), 42, kTicks + 1, kHz, TrackMode::Incremental);
+	EXPECT_EQ(0u, c.parent);
+	EXPECT_EQ(0u, c.parent_id);
+	EXPECT_EQ("checkpoint 4 is of another process with pid 42: restored since, or the pid was "
+		  "reused",
+		  c.why_full);
+}
+
+TEST(ChooseParent, FullAndNoTrackModes)
+{
+	auto c = choose_parent(latest_of(42, 0xabc), 42, kTicks, kHz, TrackMode::Full);
+	EXPECT_EQ(0u, c.parent);
+	EXPECT_EQ(0u, c.parent_id);
+	EXPECT_EQ(uint32_t(AMBER_CKPT_F_TRACK), c.flags);
+	EXPECT_FALSE(c.untrack);
+	EXPECT_EQ("", c.why_full);
+
+	c = choose_parent(latest_of(42, 0xabc), 42, kTicks, kHz, TrackMode::None);
+	EXPECT_EQ(0u, c.parent);
+	EXPECT_EQ(0u, c.parent_id);
+	EXPECT_EQ(0u, c.flags);
+	EXPECT_TRUE(c.untrack);
+}
+
+// The exact text tests/lib/amber_test.c and scripts parse.
+TEST(CheckpointOutput, KindLine)
+{
+	EXPECT_EQ("  incremental on checkpoint 4: 12 pages saved, 300 pages unchanged",
+		  kind_line(4, 12, 300, ""));
+	EXPECT_EQ("  full: 312 pages saved", kind_line(0, 312, 0, ""));
+	EXPECT_EQ("  full (the process executed a new program): 312 pages saved",
+		  kind_line(0, 312, 0, "the process executed a new program"));
+}
+
+TEST(ChooseParent, StartTimeFromProcStat)
+{
+	EXPECT_EQ(std::optional<uint64_t>(12345),
+		  parse_stat_start_ticks("42 (sleeper) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 "
+					 "20 0 1 0 12345 2420736 200 18446744073709551615\n"));
+	// comm with spaces and parentheses
+	EXPECT_EQ(std::optional<uint64_t>(777),
+		  parse_stat_start_ticks("7 (a) b (c) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 "
+					 "0 0"));
+	EXPECT_FALSE(parse_stat_start_ticks("7 (short) R 1 2 3"));
+	EXPECT_FALSE(parse_stat_start_ticks("garbage"));
+	EXPECT_FALSE(parse_stat_start_ticks("7 (x) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 12a 0"));
+
+	// Our own: the real thing parses and the policy accepts it for a
+	// latest recorded with the matching nanoseconds.
+	std::string stat;
+	{
+		FILE *f = fopen("/proc/self/stat", "r");
+		ASSERT_NE(nullptr, f);
+		char buf[1024] = {};
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		stat.assign(buf, n);
+	}
+	auto ticks = parse_stat_start_ticks(stat);
+	ASSERT_TRUE(ticks);
+	LatestMeta l{.number = 1, .pid = 9, .start_time_ns = *ticks * 10000000ull + 9999999,
+		     .track_id = 5};
+	EXPECT_EQ(5u, choose_parent(l, 9, ticks, kHz, TrackMode::Incremental).parent_id);
 }
 
 // NLMSG_ERROR with an extack message, as the kernel sends it with

@@ -38,21 +38,36 @@ std::string amber_bin()
 struct RunResult {
 	int status = -1;
 	std::string err;
+	std::string out;
 };
+
+// Reads a pipe to its end.
+std::string drain(int fd)
+{
+	std::string s;
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		s.append(buf, size_t(n));
+	close(fd);
+	return s;
+}
 
 RunResult run_amber(const std::vector<std::string> &args)
 {
 	RunResult r;
-	int p[2];
+	int p[2], o[2];
 	if (pipe2(p, O_CLOEXEC))
+		return r;
+	if (pipe2(o, O_CLOEXEC))
 		return r;
 	std::string bin = amber_bin();
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(p[1], 2);
+		dup2(o[1], 1);
 		int null = open("/dev/null", O_RDWR);
 		dup2(null, 0);
-		dup2(null, 1);
 		std::vector<char *> argv = {const_cast<char *>(bin.c_str())};
 		for (const std::string &a : args)
 			argv.push_back(const_cast<char *>(a.c_str()));
@@ -61,11 +76,10 @@ RunResult run_amber(const std::vector<std::string> &args)
 		_exit(127);
 	}
 	close(p[1]);
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(p[0], buf, sizeof(buf))) > 0)
-		r.err.append(buf, size_t(n));
-	close(p[0]);
+	close(o[1]);
+	// Small outputs: read stderr, then stdout (both fit in a pipe).
+	r.err = drain(p[0]);
+	r.out = drain(o[0]);
 	int st;
 	if (waitpid(pid, &st, 0) == pid && WIFEXITED(st))
 		r.status = WEXITSTATUS(st);
@@ -115,7 +129,18 @@ protected:
 	}
 
 	// Writes store/1/{meta,pages}.img and store/latest.
-	void write_image()
+	void write_image() { write_link(1, 0, {}); }
+
+	// One run of a synthetic pages file (data: a pattern of the address).
+	struct TestRun {
+		uint64_t addr;
+		uint32_t nr_pages;
+		bool parent = false;
+	};
+
+	// Writes store/N/{meta,pages}.img with INFO parent and the runs, and
+	// points store/latest at N.
+	void write_link(uint32_t number, uint32_t parent, const std::vector<TestRun> &runs)
 	{
 		AttrWriter core;
 		size_t n = core.begin_nest(AMBER_A_TASK);
@@ -154,24 +179,64 @@ protected:
 			fw.end_nest(k);
 		}
 
+		std::string dir = store + "/" + std::to_string(number);
+		mkdir(store.c_str(), 0755);
+		ASSERT_EQ(0, mkdir(dir.c_str(), 0755));
+		amber_pages_hdr hdr = {AMBER_PAGES_MAGIC, AMBER_PAGES_VERSION, 4096};
+		const uint8_t *h = reinterpret_cast<const uint8_t *>(&hdr);
+		Bytes pages(h, h + sizeof(hdr));
+		uint64_t data = 0, parents = 0;
+		for (const TestRun &t : runs) {
+			amber_page_run run = {t.addr, t.nr_pages, t.parent ? uint32_t(AMBER_RUN_F_PARENT) : 0u};
+			const uint8_t *rp = reinterpret_cast<const uint8_t *>(&run);
+			pages.insert(pages.end(), rp, rp + sizeof(run));
+			(t.parent ? parents : data) += t.nr_pages;
+			if (t.parent)
+				continue;
+			for (uint64_t i = 0; i < uint64_t(t.nr_pages) * 4096; i++)
+				pages.push_back(uint8_t((t.addr + i) * 31 + number));
+		}
+		write_bytes(dir + "/pages.img", pages);
+		int fd = open((dir + "/pages.img").c_str(), O_RDONLY);
+		ASSERT_LE(0, fd);
+		uint32_t page_size = 0;
+		auto map = scan_pages(fd, &page_size);
+		close(fd);
+		ASSERT_TRUE(map) << map.error().str();
+
 		InfoSection info;
-		info.number = 1;
+		info.number = number;
+		info.parent = parent;
 		info.pid = uint32_t(pid);
+		info.pages_nr = data;
+		info.parent_pages_nr = parents;
+		info.track_id = 0x1000 + number;
 		MetaSections s;
 		s.info = encode_info(info);
 		s.core = core.take();
 		s.vmas = vw.take();
 		s.fds = fw.take();
-
-		std::string dir = store + "/1";
-		ASSERT_EQ(0, mkdir(store.c_str(), 0755));
-		ASSERT_EQ(0, mkdir(dir.c_str(), 0755));
+		s.pagemap = *map;
 		write_bytes(dir + "/meta.img", build_meta(s));
-		amber_pages_hdr hdr = {AMBER_PAGES_MAGIC, AMBER_PAGES_VERSION, 4096};
-		const uint8_t *h = reinterpret_cast<const uint8_t *>(&hdr);
-		write_bytes(dir + "/pages.img", Bytes(h, h + sizeof(hdr)));
-		ASSERT_EQ(0, symlink("1", (store + "/latest").c_str()));
+		unlink((store + "/latest").c_str());
+		ASSERT_EQ(0, symlink(std::to_string(number).c_str(), (store + "/latest").c_str()));
 	}
+
+	// A chain 1 <- 2 <- 3 over one anonymous VMA of 8 pages at 0x10000000.
+	void write_chain()
+	{
+		Vma v;
+		v.start = kBase;
+		v.end = kBase + 8 * 4096;
+		v.prot = 3;
+		v.flags = AMBER_VMA_F_ANON;
+		vmas.push_back(v);
+		write_link(1, 0, {{kBase, 4}});
+		write_link(2, 1, {{kBase, 3, true}, {kBase + 3 * 4096, 2}});
+		write_link(3, 2, {{kBase, 1}, {kBase + 4096, 4, true}});
+	}
+
+	static constexpr uint64_t kBase = 0x10000000;
 
 	RunResult restore() { return run_amber({"restore", "-D", store}); }
 
@@ -285,7 +350,7 @@ TEST_F(RestoreCli, DamagedImage)
 	close(fd);
 	RunResult r = restore();
 	EXPECT_EQ(1, r.status);
-	EXPECT_EQ(0u, r.err.find("amber restore: meta.img: ")) << r.err;
+	EXPECT_EQ(0u, r.err.find("amber restore: checkpoint 1: meta.img: ")) << r.err;
 	EXPECT_NE(std::string::npos, r.err.find("checksum")) << r.err;
 }
 
@@ -320,4 +385,107 @@ TEST_F(RestoreCli, SizesNotRecordedAreNotChecked)
 	unlink(v.path.c_str());
 	r = restore();
 	EXPECT_EQ("amber restore: " + v.path + ": missing\n", r.err);
+}
+
+// A sound chain passes every check before the kernel is asked: on the host
+// the next thing to fail is the netlink family.
+TEST_F(RestoreCli, ChainIsResolvedBeforeTheKernel)
+{
+	write_chain();
+	for (const char *n : {"3", "2", "1"}) {
+		RunResult r = run_amber({"restore", "-D", store, "--checkpoint", n});
+		EXPECT_EQ(1, r.status);
+		if (access("/sys/module/amber", F_OK) == 0)
+			continue;
+		EXPECT_EQ("amber restore: amber.ko is not loaded (insmod kmod/amber.ko)\n", r.err)
+			<< "checkpoint " << n;
+	}
+}
+
+TEST_F(RestoreCli, DamagedMiddleLinkIsNamed)
+{
+	write_chain();
+	// Flip a byte of checkpoint 2's data run (its second run header + data).
+	std::string pages = store + "/2/pages.img";
+	int fd = open(pages.c_str(), O_RDWR);
+	ASSERT_LE(0, fd);
+	off_t off = sizeof(amber_pages_hdr) + 2 * sizeof(amber_page_run) + 100;
+	char c;
+	ASSERT_EQ(1, pread(fd, &c, 1, off));
+	c ^= 0x55;
+	ASSERT_EQ(1, pwrite(fd, &c, 1, off));
+	close(fd);
+
+	RunResult r = restore();
+	EXPECT_EQ(1, r.status);
+	EXPECT_EQ(0u, r.err.find("amber restore: checkpoint 2: pages.img: ")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("checksum")) << r.err;
+	EXPECT_NE(0, kill(pid, 0));
+
+	// Checkpoint 1 does not need it.
+	r = run_amber({"restore", "-D", store, "--checkpoint", "1"});
+	EXPECT_EQ(std::string::npos, r.err.find("checkpoint 2")) << r.err;
+
+	// inspect marks it and what depends on it, and fails.
+	r = run_amber({"inspect", "-D", store});
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("checkpoint 2: pages.img")) << r.err;
+	EXPECT_NE(std::string::npos, r.out.find("damaged")) << r.out;
+	EXPECT_NE(std::string::npos, r.out.find("parent 2 damaged")) << r.out;
+}
+
+TEST_F(RestoreCli, MissingLinkIsNamed)
+{
+	write_chain();
+	ASSERT_EQ(0, system(("rm -rf '" + store + "/2'").c_str()));
+	RunResult r = restore();
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("checkpoint 2")) << r.err;
+	EXPECT_EQ(0u, r.err.find("amber restore: ")) << r.err;
+}
+
+TEST_F(RestoreCli, PagesMissingFromTheParentAreNamed)
+{
+	Vma v;
+	v.start = kBase;
+	v.end = kBase + 8 * 4096;
+	v.prot = 3;
+	v.flags = AMBER_VMA_F_ANON;
+	vmas.push_back(v);
+	write_link(1, 0, {{kBase, 2}});
+	write_link(2, 1, {{kBase, 4, true}});
+	RunResult r = restore();
+	EXPECT_EQ(1, r.status);
+	EXPECT_EQ(0u, r.err.find("amber restore: checkpoint 2: ")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("0x10002000")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("checkpoint 1")) << r.err;
+}
+
+// The store table: every checkpoint, full or incremental on which, page
+// counts, the latest marked; then details of the latest with its chain.
+TEST_F(RestoreCli, InspectShowsTheChain)
+{
+	write_chain();
+	RunResult r = run_amber({"inspect", "-D", store});
+	EXPECT_EQ(0, r.status) << r.err;
+	const std::string &o = r.out;
+	if (getenv("AMBER_TEST_VERBOSE"))
+		printf("%s", o.c_str());
+	EXPECT_NE(std::string::npos, o.find("3 checkpoints, latest 3")) << o;
+	EXPECT_NE(std::string::npos, o.find(" 1  full ")) << o;
+	EXPECT_NE(std::string::npos, o.find(" 2  incr on 1 ")) << o;
+	EXPECT_NE(std::string::npos, o.find("* ")) << o;
+	EXPECT_NE(std::string::npos, o.find(" 3  incr on 2 ")) << o;
+	// checkpoint 3 takes page 0 from itself, 1-2 from 1, 3-4 from 2.
+	EXPECT_NE(std::string::npos, o.find("chain: 1 (full, 2 pages) <- 2 (2 pages) <- 3 (1 pages)"))
+		<< o;
+	EXPECT_NE(std::string::npos, o.find("checkpoint 3: ")) << o;
+	EXPECT_NE(std::string::npos, o.find("checksums: all sections OK")) << o;
+
+	r = run_amber({"inspect", "-D", store, "--checkpoint", "2"});
+	EXPECT_EQ(0, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.out.find("checkpoint 2: ")) << r.out;
+	EXPECT_NE(std::string::npos, r.out.find("incremental on checkpoint 1: 2 pages saved, 3 unchanged"))
+		<< r.out;
+	EXPECT_NE(std::string::npos, r.out.find("chain: 1 (full, 3 pages) <- 2 (2 pages)")) << r.out;
 }

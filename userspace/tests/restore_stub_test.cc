@@ -556,6 +556,36 @@ TEST(RestoreRequest, CarriesCoreVmasAndFds)
 	EXPECT_EQ(6u, close->size());
 }
 
+// A chain's pages files go to the kernel oldest first, the restored one last.
+TEST(RestoreRequest, PageFdsOfAChainInOrder)
+{
+	Checkpoint c;
+	c.task_attr = encoded(AMBER_A_TASK, 11);
+	c.mm_attr = encoded(AMBER_A_MM, 12);
+	c.regs_attr = encoded(AMBER_A_REGS, 13);
+	c.fpu_attr = encoded(AMBER_A_FPU, 15);
+	c.signals_attr = encoded(AMBER_A_SIGNALS, 14);
+	c.vmas = {make_vma(0x1000, 0x2000, AMBER_VMA_F_ANON)};
+
+	RequestFds fds;
+	fds.pages = {30, 27, 31, 29};
+	fds.close = {27, 29, 30, 31};
+	auto attrs = build_restore_attrs(c, fds);
+	ASSERT_TRUE(attrs) << attrs.error().str();
+	auto top = parse_attrs(*attrs);
+	ASSERT_TRUE(top);
+	const Attr *pfds = find_attr(*top, AMBER_A_PAGE_FDS);
+	ASSERT_NE(nullptr, pfds);
+	auto list = parse_attrs(pfds->data);
+	ASSERT_TRUE(list);
+	std::vector<uint32_t> got;
+	for (const Attr &a : *list) {
+		EXPECT_EQ(AMBER_A_PAGE_FD, a.type);
+		got.push_back(*a.u32());
+	}
+	EXPECT_EQ((std::vector<uint32_t>{30, 27, 31, 29}), got);
+}
+
 TEST(RestoreRequest, SplitsLongVmaLists)
 {
 	Checkpoint c;

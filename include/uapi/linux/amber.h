@@ -18,10 +18,10 @@
 #include <linux/types.h>
 
 #define AMBER_FAMILY_NAME	"amber"
-#define AMBER_FAMILY_VERSION	1
+#define AMBER_FAMILY_VERSION	2
 
 /* Version of the tools/module pair, printed by `amber version`. */
-#define AMBER_VERSION_STRING	"0.1.0"
+#define AMBER_VERSION_STRING	"0.2.0"
 
 enum amber_cmd {
 	/* -> MODULE_VERSION, PROTO_VERSION, SESSIONS */
@@ -46,6 +46,12 @@ enum amber_cmd {
 	 * (or extack error) is read by whoever shares the socket.
 	 */
 	AMBER_CMD_RESTORE,
+	/*
+	 * PID: stop tracking the dirty pages of a process (see
+	 * AMBER_CKPT_F_TRACK). Needs the same access as AMBER_CMD_CHECKPOINT.
+	 * ENOENT if it was not tracked.
+	 */
+	AMBER_CMD_UNTRACK,
 
 	__AMBER_CMD_MAX,
 	AMBER_CMD_MAX = __AMBER_CMD_MAX - 1
@@ -79,6 +85,24 @@ enum amber_attr {
 	AMBER_A_EXE_FD,			/* u32: fd of the executable (restore) */
 	AMBER_A_SESSIONS,		/* u32: targets currently stopped or held */
 	AMBER_A_PAD,
+	/*
+	 * u64. Reply to CHECKPOINT with AMBER_CKPT_F_TRACK: the tracking id of
+	 * this checkpoint, to be passed as PARENT_ID by the next one. Ids are
+	 * random 64-bit values, unique across processes and module loads.
+	 */
+	AMBER_A_TRACK_ID,
+	/*
+	 * u64. CHECKPOINT request: the TRACK_ID of the checkpoint this one
+	 * should be incremental to. If it is still the target's current
+	 * tracking id, the pages file is incremental (AMBER_RUN_F_PARENT runs
+	 * for pages unchanged since) and the reply echoes PARENT_ID; otherwise
+	 * the pages file is full, the reply has no PARENT_ID and FULL_REASON
+	 * says why.
+	 */
+	AMBER_A_PARENT_ID,
+	AMBER_A_PAGES_PARENT_NR,	/* u64: pages in AMBER_RUN_F_PARENT runs */
+	AMBER_A_FULL_REASON,		/* string: why a PARENT_ID was not used */
+	AMBER_A_TRACKED,		/* u32: GET_VERSION: processes tracked */
 
 	__AMBER_A_MAX,
 	AMBER_A_MAX = __AMBER_A_MAX - 1
@@ -87,8 +111,16 @@ enum amber_attr {
 enum amber_ckpt_flags {
 	/* Keep the target stopped after capture until AMBER_CMD_RELEASE. */
 	AMBER_CKPT_F_HOLD = 1 << 0,
+	/*
+	 * Track the target's dirty pages from this checkpoint on (write-protect
+	 * and soft-dirty bits, cleared while the target is stopped), so that a
+	 * later checkpoint with PARENT_ID = this reply's TRACK_ID saves only
+	 * what changed. Tracking ends when the process exits or executes a
+	 * program, on AMBER_CMD_UNTRACK, or when the module is unloaded.
+	 */
+	AMBER_CKPT_F_TRACK = 1 << 1,
 
-	__AMBER_CKPT_F_ALL = AMBER_CKPT_F_HOLD,
+	__AMBER_CKPT_F_ALL = AMBER_CKPT_F_HOLD | AMBER_CKPT_F_TRACK,
 };
 
 enum amber_release_action {
@@ -305,12 +337,20 @@ enum amber_fd_attr {
 /*
  * Pages file, written by the kernel to AMBER_A_PAGES_FD: one header, then
  * records until end of file. Each record is a struct amber_page_run followed
- * by nr_pages * page_size bytes of page contents, in ascending address order.
- * Only pages that hold data are written (present or swapped out; for private
- * file mappings only pages that were copied on write).
+ * by nr_pages * page_size bytes of page contents (none for a run with
+ * AMBER_RUN_F_PARENT), in ascending address order, never overlapping.
+ *
+ * The runs list every page that holds data at the checkpoint (present or
+ * swapped out; for private file mappings only pages that were copied on
+ * write). A page not in any run reads as zeros (or from its file) after
+ * restore. A full pages file has no AMBER_RUN_F_PARENT runs. An incremental
+ * one has them for pages unchanged since its parent checkpoint: restoring it
+ * takes each such page from the newest older link of the chain that holds
+ * its data (following that link's own parent runs); a page that no link of
+ * the chain holds makes the chain invalid.
  */
 #define AMBER_PAGES_MAGIC	0x5345474150424d41ULL	/* "AMBPAGES" */
-#define AMBER_PAGES_VERSION	1
+#define AMBER_PAGES_VERSION	2
 
 struct amber_pages_hdr {
 	__u64 magic;
@@ -318,9 +358,16 @@ struct amber_pages_hdr {
 	__u32 page_size;
 };
 
+enum amber_run_flags {
+	AMBER_RUN_F_PARENT	= 1 << 0,	/* no data: unchanged since the parent */
+
+	__AMBER_RUN_F_ALL	= AMBER_RUN_F_PARENT,
+};
+
 struct amber_page_run {
 	__u64 addr;
-	__u64 nr_pages;
+	__u32 nr_pages;		/* at least 1 */
+	__u32 flags;		/* enum amber_run_flags */
 };
 
 /*
@@ -330,7 +377,7 @@ struct amber_page_run {
  * netlink attributes (struct nlattr, 4-byte aligned) as above.
  */
 #define AMBER_IMAGE_MAGIC	"AMBERIMG"
-#define AMBER_IMAGE_VERSION	1
+#define AMBER_IMAGE_VERSION	2
 
 enum amber_section_type {
 	AMBER_SEC_INFO = 1,	/* attrs: enum amber_info_attr */
@@ -361,9 +408,10 @@ struct amber_section {
 /* One record of the pages file, as indexed by the tools. */
 struct amber_pagemap_entry {
 	__u64 addr;
-	__u64 nr_pages;
-	__u64 offset;		/* of the page data in the pages file */
-	__u64 xxh64;		/* of the page data */
+	__u32 nr_pages;
+	__u32 flags;		/* enum amber_run_flags, as in the run */
+	__u64 offset;		/* of the page data (just after the run header) */
+	__u64 xxh64;		/* of the page data (0 for AMBER_RUN_F_PARENT) */
 };
 
 enum amber_info_attr {
@@ -375,6 +423,10 @@ enum amber_info_attr {
 	AMBER_INFO_TOOL_VERSION,	/* string */
 	AMBER_INFO_PID,			/* u32 */
 	AMBER_INFO_HOSTNAME,		/* string */
+	AMBER_INFO_TRACK_ID,		/* u64: AMBER_A_TRACK_ID, 0 = not tracked */
+	AMBER_INFO_PAGES_NR,		/* u64: pages with data in this link */
+	AMBER_INFO_PARENT_PAGES_NR,	/* u64: pages taken from the parent */
+	AMBER_INFO_FULL_REASON,		/* string: why a full checkpoint, if asked incremental */
 
 	__AMBER_INFO_MAX,
 	AMBER_INFO_MAX = __AMBER_INFO_MAX - 1
