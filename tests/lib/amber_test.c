@@ -431,6 +431,33 @@ void cmd_result_free(struct cmd_result *r)
 	r->out = r->err = NULL;
 }
 
+/* The optional second line of `amber checkpoint` (more may follow, e.g. from --keep). */
+static int parse_ckpt_kind(const char *l, struct ckpt_line *c)
+{
+	const char *close, *eol, *p;
+	int len = 0;
+
+	if (sscanf(l, "  incremental on checkpoint %u: %llu pages saved, %llu pages unchanged\n%n",
+		   &c->parent, &c->saved, &c->unchanged, &len) == 3 && len) {
+		c->incremental = true;
+		return 0;
+	}
+	if (sscanf(l, "  full: %llu pages saved\n%n", &c->saved, &len) == 1 && len)
+		return 0;
+	if (strncmp(l, "  full (", 8))
+		return -1;
+	/* The last "): " of the line: the reason may hold parentheses too. */
+	for (close = NULL, eol = strchrnul(l, '\n'), p = strstr(l, "): "); p && p < eol;
+	     p = strstr(p + 1, "): "))
+		close = p;
+	if (!close || close - (l + 8) >= (long)sizeof(c->reason))
+		return -1;
+	snprintf(c->reason, sizeof(c->reason), "%.*s", (int)(close - (l + 8)), l + 8);
+	if (sscanf(close, "): %llu pages saved\n%n", &c->saved, &len) != 1 || !len)
+		return -1;
+	return 0;
+}
+
 int parse_ckpt_line(const char *out, struct ckpt_line *c)
 {
 	int n = 0, len = 0;
@@ -438,11 +465,16 @@ int parse_ckpt_line(const char *out, struct ckpt_line *c)
 	memset(c, 0, sizeof(*c));
 	if (!out)
 		return -1;
-	n = sscanf(out, "checkpoint %u: pid %d, stopped %lf ms, total %lf ms, %llu bytes written\n%n",
+	/* (no \n in the format: it would eat the next line's indentation) */
+	n = sscanf(out, "checkpoint %u: pid %d, stopped %lf ms, total %lf ms, %llu bytes written%n",
 		   &c->number, &c->pid, &c->stopped_ms, &c->total_ms, &c->bytes, &len);
-	if (n != 5 || len == 0 || out[len] != 0 || out[len - 1] != '\n')
+	if (n != 5 || len == 0 || out[len] != '\n')
 		return -1;
-	return 0;
+	len++;
+	if (!out[len])
+		return 0;
+	c->has_kind = true;
+	return parse_ckpt_kind(out + len, c);
 }
 
 int parse_restored_line(const char *out, pid_t *pid)
@@ -457,11 +489,24 @@ int parse_restored_line(const char *out, pid_t *pid)
 int amber_checkpoint(pid_t pid, const char *dir, bool kill, struct cmd_result *r,
 		     struct ckpt_line *c)
 {
+	const char *const extra[] = { kill ? "--kill" : NULL, NULL };
+
+	return amber_checkpoint_args(pid, dir, extra, r, c);
+}
+
+int amber_checkpoint_args(pid_t pid, const char *dir, const char *const extra[],
+			  struct cmd_result *r, struct ckpt_line *c)
+{
+	const char *argv[32] = { AMBER_BIN, "checkpoint", NULL, "-D", dir };
 	char p[32];
+	int n = 5;
 
 	snprintf(p, sizeof(p), "%d", pid);
-	if (run_cmdl(300000, r, AMBER_BIN, "checkpoint", p, "-D", dir,
-		     kill ? "--kill" : NULL, NULL))
+	argv[2] = p;
+	while (extra && *extra && n < 31)
+		argv[n++] = *extra++;
+	argv[n] = NULL;
+	if (run_cmd((char *const *)argv, 300000, r))
 		return -1;
 	if (exit_code(r->status) != 0)
 		return -1;
@@ -554,23 +599,93 @@ int flip_byte(const char *path, off_t off)
 	return ret;
 }
 
-int first_page_run(const char *path, off_t *data_off, uint64_t *bytes)
+/* Calls fn for every run of a pages file; stops at the first non-zero return. */
+static int for_each_run(const char *path,
+			int (*fn)(const struct amber_page_run *, off_t, uint64_t, void *),
+			void *arg)
 {
 	struct amber_pages_hdr h;
 	struct amber_page_run run;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t pos, size;
 	int ret = -1;
 
 	if (fd < 0)
 		return -1;
-	if (pread(fd, &h, sizeof(h), 0) == sizeof(h) && h.magic == AMBER_PAGES_MAGIC &&
-	    pread(fd, &run, sizeof(run), sizeof(h)) == sizeof(run) && run.nr_pages) {
-		*data_off = sizeof(h) + sizeof(run);
-		*bytes = run.nr_pages * h.page_size;
-		ret = 0;
+	size = lseek(fd, 0, SEEK_END);
+	if (pread(fd, &h, sizeof(h), 0) != sizeof(h) || h.magic != AMBER_PAGES_MAGIC ||
+	    !h.page_size)
+		goto out;
+	for (pos = sizeof(h); pos < size;) {
+		uint64_t bytes;
+
+		if (pread(fd, &run, sizeof(run), pos) != sizeof(run) || !run.nr_pages)
+			goto out;
+		pos += sizeof(run);
+		bytes = run.flags & AMBER_RUN_F_PARENT ? 0 : (uint64_t)run.nr_pages * h.page_size;
+		ret = fn(&run, pos, (uint64_t)run.nr_pages * h.page_size, arg);
+		if (ret)
+			goto out;
+		ret = -1;
+		pos += bytes;
 	}
+	ret = 0;
+out:
 	close(fd);
 	return ret;
+}
+
+struct first_run {
+	off_t data_off;
+	uint64_t bytes;
+};
+
+static int first_data(const struct amber_page_run *run, off_t data, uint64_t bytes, void *arg)
+{
+	struct first_run *f = arg;
+
+	if (run->flags & AMBER_RUN_F_PARENT)
+		return 0;
+	f->data_off = data;
+	f->bytes = bytes;
+	return 1;
+}
+
+int first_page_run(const char *path, off_t *data_off, uint64_t *bytes)
+{
+	struct first_run f = { 0 };
+
+	if (for_each_run(path, first_data, &f) != 1)
+		return -1;
+	*data_off = f.data_off;
+	*bytes = f.bytes;
+	return 0;
+}
+
+struct run_counts {
+	uint64_t data, parent, page_size;
+};
+
+static int count_run(const struct amber_page_run *run, off_t data, uint64_t bytes, void *arg)
+{
+	struct run_counts *n = arg;
+
+	if (run->flags & AMBER_RUN_F_PARENT)
+		n->parent += run->nr_pages;
+	else
+		n->data += run->nr_pages;
+	return 0;
+}
+
+int count_page_runs(const char *path, uint64_t *data_pages, uint64_t *parent_pages)
+{
+	struct run_counts n = { 0 };
+
+	if (for_each_run(path, count_run, &n))
+		return -1;
+	*data_pages = n.data;
+	*parent_pages = n.parent;
+	return 0;
 }
 
 /* --- raw generic netlink --- */

@@ -101,15 +101,26 @@ bool contains_ci(const char *hay, const char *needle);
 long long now_ms(void);
 void sleep_ms(int ms);
 
-/* `checkpoint N: pid P, stopped S ms, total T ms, B bytes written` */
+/*
+ * `checkpoint N: pid P, stopped S ms, total T ms, B bytes written`, then
+ * optionally a second line saying what kind of checkpoint it was:
+ *   `  incremental on checkpoint M: D pages saved, U pages unchanged`
+ *   `  full: D pages saved`   or   `  full (REASON): D pages saved`
+ */
 struct ckpt_line {
 	unsigned int number;
 	pid_t pid;
 	double stopped_ms;
 	double total_ms;
 	unsigned long long bytes;
+	bool has_kind;		/* the second line was there */
+	bool incremental;
+	unsigned int parent;	/* M, when incremental */
+	unsigned long long saved;	/* D */
+	unsigned long long unchanged;	/* U, when incremental */
+	char reason[256];	/* REASON of a full one, "" if none */
 };
-/* Parse the CLI's stdout; it must be exactly one such line. 0 on success. */
+/* Parse the CLI's stdout: exactly the first line, and the second if any. 0 on success. */
 int parse_ckpt_line(const char *out, struct ckpt_line *c);
 /* `restored pid P` */
 int parse_restored_line(const char *out, pid_t *pid);
@@ -117,6 +128,9 @@ int parse_restored_line(const char *out, pid_t *pid);
 /* amber checkpoint PID -D dir [--kill]; parses the line when it succeeds. */
 int amber_checkpoint(pid_t pid, const char *dir, bool kill, struct cmd_result *r,
 		     struct ckpt_line *c);
+/* amber checkpoint PID -D dir EXTRA... (extra: NULL-terminated, may be NULL). */
+int amber_checkpoint_args(pid_t pid, const char *dir, const char *const extra[],
+			  struct cmd_result *r, struct ckpt_line *c);
 
 /* meta.img, parsed just enough to corrupt it on purpose. */
 struct image_section {
@@ -135,8 +149,10 @@ void *read_section(const char *path, uint32_t type, size_t *len);
 const char *section_name(uint32_t type);
 /* XOR one byte of a file with 0xff. */
 int flip_byte(const char *path, off_t off);
-/* First page run of pages.img: offset of its data and its size. */
+/* First page run of pages.img holding data: offset of its data and its size. */
 int first_page_run(const char *path, off_t *data_off, uint64_t *bytes);
+/* Pages of pages.img in data runs and in AMBER_RUN_F_PARENT runs. 0 on success. */
+int count_page_runs(const char *path, uint64_t *data_pages, uint64_t *parent_pages);
 
 /* Raw generic netlink (no libnl): enough to send hand-made requests. */
 struct nlbuf {

@@ -1,0 +1,711 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Incremental checkpoints: chains of checkpoints of a process whose pages
+ * carry versions (build/workloads/pagever), with VMA changes between links,
+ * restored from the newest and from a middle link; damage in a middle link;
+ * kill -9 of the CLI or of the target during an incremental checkpoint;
+ * compaction and retention; when a checkpoint must be full.
+ *
+ * The workload is driven through its command file (see pagever.c). Before
+ * every restore the test writes a "verify" command, so the restored process
+ * checks every page against its version table and that table against the
+ * state file of the step it was checkpointed at, which the test knows.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/amber.h>
+
+#include "kselftest_harness.h"
+#include "amber_test.h"
+
+#define INCR_TMP	TEST_TMP "/incr"
+/* Pages a checkpoint may save beyond those the workload wrote: its version
+ * table, stack, stdio and malloc state, the libraries' data. */
+#define SLACK		256
+#define CMD_MS		180000
+
+FIXTURE(incr) {
+	char base[256];
+	char dir[300];		/* the store */
+	char work[300];		/* pagever's --dir */
+	char out[300];		/* pagever's stdout (appended, survives restores) */
+	pid_t pid;		/* the target */
+	pid_t other;		/* a second workload */
+	pid_t cli;
+	unsigned long seq;	/* last command sent */
+	unsigned int step;	/* the workload's step after the last command */
+	unsigned long long touched;	/* pages written or moved by it */
+	unsigned long long data;	/* pages holding data after it */
+};
+
+FIXTURE_SETUP(incr)
+{
+	snprintf(self->base, sizeof(self->base), "%s/%d", INCR_TMP, getpid());
+	snprintf(self->dir, sizeof(self->dir), "%s/img", self->base);
+	snprintf(self->work, sizeof(self->work), "%s/work", self->base);
+	snprintf(self->out, sizeof(self->out), "%s/pagever.out", self->base);
+	self->pid = self->other = self->cli = -1;
+	self->seq = 0;
+	ASSERT_EQ(0, fresh_dir(self->dir));
+	ASSERT_EQ(0, fresh_dir(self->work));
+	ASSERT_EQ(0, become_subreaper());
+}
+
+FIXTURE_TEARDOWN(incr)
+{
+	kill_and_reap(self->pid);
+	kill_and_reap(self->other);
+	kill_and_reap(self->cli);
+	if (_metadata->passed)
+		rm_rf(self->base);
+}
+
+static void start_pagever_thp(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
+			      const char *mib, bool thp)
+{
+	char *argv[] = { WORKLOAD_DIR "/pagever", "--dir", self->work, "--mib", (char *)mib,
+			 thp ? "--thp" : NULL, NULL };
+	struct spawn_opts o = {
+		.out_path = self->out, .append = true, .new_session = true, .pdeathsig = true,
+	};
+
+	self->pid = spawn(argv, &o);
+	ASSERT_LT(0, self->pid);
+	ASSERT_EQ(0, wait_for_text(self->out, "ready step 0", CMD_MS))
+		TH_LOG("pagever never got ready: %s", slurp(self->out, NULL));
+	self->step = 0;
+}
+
+static void start_pagever(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
+			  const char *mib)
+{
+	start_pagever_thp(_metadata, self, mib, false);
+}
+
+/* Replace the command file with "SEQ CMD" (a new seq); returns the seq. */
+static unsigned long send_cmd(FIXTURE_DATA(incr) *self, const char *fmt, ...)
+{
+	char path[400], tmp[400], line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = snprintf(line, sizeof(line), "%lu ", ++self->seq);
+	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	strcat(line, "\n");
+	snprintf(path, sizeof(path), "%s/cmd", self->work);
+	snprintf(tmp, sizeof(tmp), "%s/cmd.tmp", self->work);
+	if (write_file(tmp, line, strlen(line)) || rename(tmp, path))
+		return 0;
+	return self->seq;
+}
+
+/* The workload's answer to command seq (the text after "cmd SEQ "), malloc'ed. */
+static char *wait_answer(FIXTURE_DATA(incr) *self, unsigned long seq)
+{
+	char needle[64], *s, *p, *end;
+	long long until = now_ms() + CMD_MS;
+
+	snprintf(needle, sizeof(needle), "cmd %lu ", seq);
+	for (;;) {
+		s = slurp(self->out, NULL);
+		p = s ? strstr(s, needle) : NULL;
+		if (p && (end = strchr(p, '\n'))) {
+			*end = 0;
+			p = strdup(p + strlen(needle));
+			free(s);
+			return p;
+		}
+		if (s && strstr(s, "FAIL")) {
+			free(s);
+			return NULL;
+		}
+		free(s);
+		if (now_ms() > until)
+			return NULL;
+		sleep_ms(20);
+	}
+}
+
+/* Run a workload command that changes memory; sets step, touched, data. */
+static void pv(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self, const char *fmt, ...)
+{
+	char cmd[128], *a;
+	unsigned int step;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	a = wait_answer(self, send_cmd(self, "%s", cmd));
+	ASSERT_NE(NULL, a) TH_LOG("'%s': no answer:\n%s", cmd, slurp(self->out, NULL));
+	ASSERT_EQ(3, sscanf(a, "step %u touched %llu data %llu", &step, &self->touched,
+			    &self->data)) TH_LOG("'%s': %s", cmd, a);
+	free(a);
+	ASSERT_EQ(self->step + 1, step);
+	self->step = step;
+}
+
+static void checkpoint(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
+		       pid_t pid, const char *const extra[], struct ckpt_line *c)
+{
+	struct cmd_result r;
+
+	ASSERT_EQ(0, amber_checkpoint_args(pid, self->dir, extra, &r, c))
+		TH_LOG("checkpoint: status %d\n%s%s", exit_code(r.status), r.out, r.err);
+	TH_LOG("%s", r.out);
+	cmd_result_free(&r);
+	ASSERT_EQ(pid, c->pid);
+	ASSERT_TRUE(c->has_kind) TH_LOG("no second line saying full or incremental");
+}
+
+/* An incremental checkpoint on parent that saved about `touched` pages. */
+static void assert_incremental(struct __test_metadata *_metadata, const struct ckpt_line *c,
+			       unsigned int parent, unsigned long long touched,
+			       unsigned long long data)
+{
+	ASSERT_TRUE(c->incremental) TH_LOG("checkpoint %u is full (%s)", c->number, c->reason);
+	ASSERT_EQ(parent, c->parent);
+	ASSERT_LE(touched, c->saved);
+	ASSERT_GE(touched + SLACK, c->saved)
+		TH_LOG("checkpoint %u saved %llu pages, the workload wrote %llu", c->number,
+		       c->saved, touched);
+	/* Every page with data is in the image, saved or unchanged. */
+	ASSERT_LE(data, c->saved + c->unchanged);
+}
+
+static void assert_full(struct __test_metadata *_metadata, const struct ckpt_line *c)
+{
+	ASSERT_FALSE(c->incremental) TH_LOG("checkpoint %u is incremental on %u", c->number,
+					    c->parent);
+}
+
+static void kill_target(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self)
+{
+	ASSERT_EQ(0, kill(self->pid, SIGKILL));
+	ASSERT_EQ(0, wait_gone(self->pid, 60000));
+	waitpid(self->pid, NULL, WNOHANG);
+}
+
+/*
+ * Restore checkpoint number (0: latest) of the store; the restored process
+ * must verify its memory as the one of `step`.
+ */
+static void restore_verify(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
+			   unsigned int number, unsigned int step)
+{
+	char nbuf[32], want[64], *a;
+	struct cmd_result r;
+	unsigned long seq;
+	pid_t pid = self->pid, restored;
+
+	ASSERT_FALSE(pid_alive(pid));
+	seq = send_cmd(self, "verify");
+	snprintf(nbuf, sizeof(nbuf), "%u", number);
+	ASSERT_EQ(0, run_cmdl(CMD_MS, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
+			      number ? "--checkpoint" : NULL, nbuf, NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore %u: %s", number, r.err);
+	ASSERT_EQ(0, parse_restored_line(r.out, &restored)) TH_LOG("%s", r.out);
+	cmd_result_free(&r);
+	ASSERT_EQ(pid, restored);
+	a = wait_answer(self, seq);
+	ASSERT_NE(NULL, a) TH_LOG("restored checkpoint %u does not verify:\n%s", number,
+				  slurp(self->out, NULL));
+	snprintf(want, sizeof(want), "verify step %u PASS", step);
+	ASSERT_STREQ(want, a);
+	free(a);
+	self->step = step;
+}
+
+/* The target prints n more ticks within 60 s, and never FAIL. */
+static void assert_progress(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self, int n)
+{
+	int before = count_text(self->out, "tick ");
+	long long end = now_ms() + 60000;
+
+	while (count_text(self->out, "tick ") < before + n && now_ms() < end && pid_alive(self->pid))
+		sleep_ms(50);
+	ASSERT_LE(before + n, count_text(self->out, "tick "))
+		TH_LOG("pid %d made no progress (state '%c')", self->pid, pid_state(self->pid));
+	ASSERT_EQ(0, count_text(self->out, "FAIL")) TH_LOG("%s", slurp(self->out, NULL));
+}
+
+static bool ckpt_exists(FIXTURE_DATA(incr) *self, unsigned int n)
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/%u", self->dir, n);
+	return access(path, F_OK) == 0;
+}
+
+/* (a) five incremental links with VMA changes; restore the last and a middle one. */
+TEST_F_TIMEOUT(incr, chain_vma_changes, 600)
+{
+	struct ckpt_line c[7];
+	unsigned int step[7];
+	unsigned long long t;
+	struct cmd_result r;
+
+	REQUIRE_AMBER();
+	start_pagever(_metadata, self, "64");
+	checkpoint(_metadata, self, self->pid, NULL, &c[0]);
+	assert_full(_metadata, &c[0]);
+	step[0] = self->step;
+
+	pv(_metadata, self, "dirty 50 1");
+	checkpoint(_metadata, self, self->pid, NULL, &c[1]);
+	assert_incremental(_metadata, &c[1], c[0].number, self->touched, self->data);
+	ASSERT_GT(self->data / 4, c[1].saved);
+	step[1] = self->step;
+
+	pv(_metadata, self, "unmap 1");
+	pv(_metadata, self, "dirty 30 2");
+	checkpoint(_metadata, self, self->pid, NULL, &c[2]);
+	assert_incremental(_metadata, &c[2], c[1].number, self->touched, self->data);
+	step[2] = self->step;
+
+	/* mremap moves the page table entries: the moved pages count as written. */
+	pv(_metadata, self, "remap 2");
+	t = self->touched;
+	pv(_metadata, self, "dirty 20 3");
+	checkpoint(_metadata, self, self->pid, NULL, &c[3]);
+	ASSERT_TRUE(c[3].incremental) TH_LOG("%s", c[3].reason);
+	ASSERT_EQ(c[2].number, c[3].parent);
+	ASSERT_LE(self->touched, c[3].saved);
+	ASSERT_GE(self->touched + t + SLACK, c[3].saved);
+	step[3] = self->step;
+
+	pv(_metadata, self, "protect 3");
+	pv(_metadata, self, "map 1000");
+	t = self->touched;
+	pv(_metadata, self, "dirty 20 4");
+	checkpoint(_metadata, self, self->pid, NULL, &c[4]);
+	assert_incremental(_metadata, &c[4], c[3].number, self->touched + t, self->data);
+	step[4] = self->step;
+
+	pv(_metadata, self, "dontneed 0");
+	pv(_metadata, self, "protect 3");
+	pv(_metadata, self, "dirty 10 5");
+	checkpoint(_metadata, self, self->pid, NULL, &c[5]);
+	assert_incremental(_metadata, &c[5], c[4].number, self->touched, self->data);
+	step[5] = self->step;
+
+	pv(_metadata, self, "unmap 4");
+	pv(_metadata, self, "dirty 10 6");
+	checkpoint(_metadata, self, self->pid, NULL, &c[6]);
+	assert_incremental(_metadata, &c[6], c[5].number, self->touched, self->data);
+	step[6] = self->step;
+
+	ASSERT_EQ(0, run_cmdl(60000, &r, AMBER_BIN, "inspect", "-D", self->dir, NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("inspect: %s", r.err);
+	ASSERT_TRUE(contains_ci(r.out, "incremental")) TH_LOG("inspect:\n%s", r.out);
+	cmd_result_free(&r);
+
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, 0, step[6]);
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, c[2].number, step[2]);
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, c[4].number, step[4]);
+}
+
+/* (b) 5 % of the pages rewritten between links, over several links. */
+TEST_F_TIMEOUT(incr, versions_5_percent, 400)
+{
+	struct ckpt_line c, prev;
+	uint64_t data_pages, parent_pages;
+	char path[400];
+	int i;
+
+	REQUIRE_AMBER();
+	start_pagever(_metadata, self, "32");
+	checkpoint(_metadata, self, self->pid, NULL, &prev);
+	assert_full(_metadata, &prev);
+	for (i = 0; i < 4; i++) {
+		pv(_metadata, self, "dirty 50 %d", 100 + i);
+		checkpoint(_metadata, self, self->pid, NULL, &c);
+		assert_incremental(_metadata, &c, prev.number, self->touched, self->data);
+		ASSERT_GT(self->data / 4, c.saved);
+		/* The pages file says the same as the CLI. */
+		snprintf(path, sizeof(path), "%s/%u/pages.img", self->dir, c.number);
+		ASSERT_EQ(0, count_page_runs(path, &data_pages, &parent_pages));
+		ASSERT_EQ(c.saved, data_pages);
+		ASSERT_EQ(c.unchanged, parent_pages);
+		prev = c;
+	}
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, 0, self->step);
+}
+
+/*
+ * Transparent huge pages (the guest has THP=always): a huge page is tracked
+ * as one unit, so a rewritten 4 KiB page saves its whole 2 MiB; the others
+ * stay unchanged, and the chain restores.
+ */
+TEST_F_TIMEOUT(incr, versions_thp, 400)
+{
+	struct ckpt_line c, prev;
+	int i;
+
+	REQUIRE_AMBER();
+	start_pagever_thp(_metadata, self, "32", true);
+	checkpoint(_metadata, self, self->pid, NULL, &prev);
+	for (i = 0; i < 2; i++) {
+		pv(_metadata, self, "dirty 2 %d", 150 + i);
+		checkpoint(_metadata, self, self->pid, NULL, &c);
+		ASSERT_TRUE(c.incremental) TH_LOG("%s", c.reason);
+		ASSERT_EQ(prev.number, c.parent);
+		ASSERT_LE(self->touched, c.saved);
+		ASSERT_GT(self->data, c.saved) TH_LOG("every page saved");
+		prev = c;
+	}
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, 0, self->step);
+}
+
+/* (c) a flipped byte of page data in a middle link: restore names that link. */
+TEST_F_TIMEOUT(incr, damaged_middle_link, 400)
+{
+	struct ckpt_line c[3];
+	struct cmd_result r;
+	char path[400], name[64];
+	uint64_t bytes;
+	off_t off;
+	int i;
+
+	REQUIRE_AMBER();
+	start_pagever(_metadata, self, "32");
+	checkpoint(_metadata, self, self->pid, NULL, &c[0]);
+	for (i = 1; i < 3; i++) {
+		pv(_metadata, self, "dirty 100 %d", 200 + i);
+		checkpoint(_metadata, self, self->pid, NULL, &c[i]);
+		assert_incremental(_metadata, &c[i], c[i - 1].number, self->touched, self->data);
+	}
+	kill_target(_metadata, self);
+
+	snprintf(path, sizeof(path), "%s/%u/pages.img", self->dir, c[1].number);
+	ASSERT_EQ(0, first_page_run(path, &off, &bytes));
+	ASSERT_EQ(0, flip_byte(path, off + bytes / 2));
+	ASSERT_EQ(0, run_cmdl(CMD_MS, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
+			      NULL));
+	TH_LOG("restore: %s", r.err);
+	EXPECT_NE(0, exit_code(r.status));
+	snprintf(name, sizeof(name), "checkpoint %u", c[1].number);
+	EXPECT_TRUE(contains_ci(r.err, name)) TH_LOG("the message does not name '%s'", name);
+	cmd_result_free(&r);
+	sleep_ms(500);
+	ASSERT_FALSE(pid_alive(self->pid)) TH_LOG("pid %d is alive", self->pid);
+
+	/* The first link is intact and restores. */
+	restore_verify(_metadata, self, c[0].number, 0);
+}
+
+/* amber checkpoint in the background, output to base/cli.out. */
+static void start_cli(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self)
+{
+	char pid[32], out[400];
+	char *argv[] = { AMBER_BIN, "checkpoint", pid, "-D", self->dir, NULL };
+	struct spawn_opts o = { .out_path = out };
+
+	snprintf(pid, sizeof(pid), "%d", self->pid);
+	snprintf(out, sizeof(out), "%s/cli.out", self->base);
+	self->cli = spawn(argv, &o);
+	ASSERT_LT(0, self->cli);
+}
+
+/* Size of the pages file of a checkpoint being written (DIR/.tmp-N), -1 if none. */
+static off_t tmp_pages_size(FIXTURE_DATA(incr) *self)
+{
+	char path[700];
+	struct dirent *e;
+	off_t size = -1;
+	DIR *d = opendir(self->dir);
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, ".tmp-", 5))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/pages.img", self->dir, e->d_name);
+		if (file_size(path) > size)
+			size = file_size(path);
+	}
+	closedir(d);
+	return size;
+}
+
+/*
+ * Start amber checkpoint and, once its pages file has at least min_size
+ * bytes (0: once it exists), SIGKILL the CLI (victim == cli) or the target.
+ * Returns the CLI's wait status.
+ */
+static int kill_during_checkpoint(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
+				  off_t min_size, bool kill_cli)
+{
+	char cmd[400];
+	long long end = now_ms() + CMD_MS;
+	int status = -1;
+	off_t size;
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/.tmp-*", self->dir);
+	if (system(cmd))
+		return -1;
+	start_cli(_metadata, self);
+	while (now_ms() < end) {
+		size = tmp_pages_size(self);
+		if (size >= min_size) {
+			TH_LOG("pages file at %lld bytes: SIGKILL to the %s", (long long)size,
+			       kill_cli ? "CLI" : "target");
+			if (kill_cli)
+				kill(self->cli, SIGKILL);
+			else
+				kill_target(_metadata, self);
+			break;
+		}
+		if (waitpid(self->cli, &status, WNOHANG) == self->cli) {
+			self->cli = -1;
+			return status;
+		}
+		sleep_ms(2);
+	}
+	if (wait_child(self->cli, CMD_MS, &status))
+		status = -1;
+	self->cli = -1;
+	return status;
+}
+
+/* (d) kill -9 of the CLI during an incremental checkpoint. */
+TEST_F_TIMEOUT(incr, cli_killed_midway, 600)
+{
+	/* Killed while the kernel writes the pages, and just as it starts. */
+	static const off_t when[] = { 1 << 20, 0 };
+	unsigned int prev_step, prev_nr, last_step, i;
+	struct ckpt_line c;
+	char out[400], state, *s;
+	int status;
+
+	REQUIRE_AMBER();
+	start_pagever(_metadata, self, "64");
+	checkpoint(_metadata, self, self->pid, NULL, &c);
+	prev_nr = c.number;
+	prev_step = self->step;
+	snprintf(out, sizeof(out), "%s/cli.out", self->base);
+	for (i = 0; i < sizeof(when) / sizeof(when[0]); i++) {
+		pv(_metadata, self, "dirty 500 %u", 300 + i);
+		status = kill_during_checkpoint(_metadata, self, when[i], true);
+		if (!WIFSIGNALED(status)) {
+			/* It finished first: that is the previous checkpoint now. */
+			s = slurp(out, NULL);
+			TH_LOG("the CLI finished first: %s", s);
+			ASSERT_EQ(0, parse_ckpt_line(s, &c)) TH_LOG("%s", s);
+			free(s);
+			prev_nr = c.number;
+			prev_step = self->step;
+			continue;
+		}
+		/* The target is not left stopped and carries on with intact memory. */
+		state = pid_state(self->pid);
+		ASSERT_TRUE(state == 'S' || state == 'R' || state == 'D') TH_LOG("state '%c'", state);
+		assert_progress(_metadata, self, 3);
+	}
+
+	/* The next checkpoint, whatever its kind, holds the current memory. */
+	pv(_metadata, self, "dirty 50 399");
+	checkpoint(_metadata, self, self->pid, NULL, &c);
+	ASSERT_LT(prev_nr, c.number);
+	last_step = self->step;
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, prev_nr, prev_step);
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, 0, last_step);
+}
+
+/* (e) kill -9 of the target during an incremental checkpoint. */
+TEST_F_TIMEOUT(incr, target_killed_midway, 600)
+{
+	static const off_t when[] = { 0, 1 << 20 };
+	struct ckpt_line c;
+	unsigned int i, prev_step;
+	char out[400], *s;
+	int status;
+
+	REQUIRE_AMBER();
+	start_pagever(_metadata, self, "64");
+	snprintf(out, sizeof(out), "%s/cli.out", self->base);
+	for (i = 0; i < sizeof(when) / sizeof(when[0]); i++) {
+		/* The previous checkpoint (full: first, or of a restored process). */
+		checkpoint(_metadata, self, self->pid, NULL, &c);
+		prev_step = self->step;
+		pv(_metadata, self, "dirty 500 %u", 400 + i);
+		status = kill_during_checkpoint(_metadata, self, when[i], false);
+		if (pid_alive(self->pid))
+			kill_target(_metadata, self);
+		s = slurp(out, NULL);
+		TH_LOG("amber checkpoint status %d: %s", exit_code(status), s);
+		free(s);
+		/* Either the checkpoint was complete, or latest is the previous one. */
+		restore_verify(_metadata, self, 0, exit_code(status) == 0 ? self->step : prev_step);
+	}
+}
+
+/* (f) compact, and retention of the last K checkpoints. */
+TEST_F_TIMEOUT(incr, compact_keep, 600)
+{
+	const char *const keep2[] = { "--keep", "2", NULL };
+	struct ckpt_line c[4], k[3];
+	uint64_t data_pages, parent_pages;
+	unsigned int i, steps[3];
+	struct cmd_result r;
+	char path[400], keep_nr[32];
+
+	REQUIRE_AMBER();
+	start_pagever(_metadata, self, "32");
+	checkpoint(_metadata, self, self->pid, NULL, &c[0]);
+	for (i = 1; i < 4; i++) {
+		if (i == 3)
+			pv(_metadata, self, "unmap 1");
+		pv(_metadata, self, "dirty 50 %u", 500 + i);
+		checkpoint(_metadata, self, self->pid, NULL, &c[i]);
+		ASSERT_TRUE(c[i].incremental);
+	}
+	ASSERT_EQ(0, run_cmdl(CMD_MS, &r, AMBER_BIN, "compact", "-D", self->dir, NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("compact: %s", r.err);
+	cmd_result_free(&r);
+	snprintf(path, sizeof(path), "%s/%u/pages.img", self->dir, c[3].number);
+	ASSERT_EQ(0, count_page_runs(path, &data_pages, &parent_pages));
+	ASSERT_EQ(0, parent_pages);
+	ASSERT_LE(self->data, data_pages);
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, 0, self->step);
+
+	/* The restored process: a new full checkpoint, then two incremental ones. */
+	for (i = 0; i < 3; i++) {
+		pv(_metadata, self, "dirty 50 %u", 510 + i);
+		checkpoint(_metadata, self, self->pid, NULL, &k[i]);
+		steps[i] = self->step;
+	}
+	ASSERT_TRUE(k[2].incremental);
+	ASSERT_EQ(k[1].number, k[2].parent);
+	snprintf(keep_nr, sizeof(keep_nr), "%d", 2);
+	ASSERT_EQ(0, run_cmdl(CMD_MS, &r, AMBER_BIN, "compact", "-D", self->dir, "--keep",
+			      keep_nr, NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("compact --keep 2: %s", r.err);
+	TH_LOG("%s", r.out);
+	cmd_result_free(&r);
+	for (i = 1; i < k[1].number; i++)
+		ASSERT_FALSE(ckpt_exists(self, i)) TH_LOG("checkpoint %u is still there", i);
+	ASSERT_TRUE(ckpt_exists(self, k[1].number));
+	ASSERT_TRUE(ckpt_exists(self, k[2].number));
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, k[1].number, steps[1]);
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, k[2].number, steps[2]);
+
+	/* checkpoint --keep 2: the new one and k[2], which no longer needs k[1]. */
+	pv(_metadata, self, "dirty 50 520");
+	checkpoint(_metadata, self, self->pid, keep2, &c[0]);
+	ASSERT_FALSE(ckpt_exists(self, k[1].number)) TH_LOG("checkpoint %u is still there",
+							     k[1].number);
+	ASSERT_TRUE(ckpt_exists(self, k[2].number));
+	ASSERT_TRUE(ckpt_exists(self, c[0].number));
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, k[2].number, steps[2]);
+}
+
+/* (g) --full; a restored process and another process are never incremental. */
+TEST_F_TIMEOUT(incr, when_full, 400)
+{
+	const char *const full[] = { "--full", NULL };
+	char *argv[] = { WORKLOAD_DIR "/pagever", "--dir", NULL, "--mib", "4", NULL };
+	char work2[400], out2[400];
+	struct ckpt_line c[3];
+
+	REQUIRE_AMBER();
+	start_pagever(_metadata, self, "16");
+	checkpoint(_metadata, self, self->pid, NULL, &c[0]);
+	assert_full(_metadata, &c[0]);
+	pv(_metadata, self, "dirty 50 600");
+	checkpoint(_metadata, self, self->pid, full, &c[1]);
+	assert_full(_metadata, &c[1]);
+	ASSERT_LE(self->data, c[1].saved);
+	/* --full still tracks: the next one is incremental on it. */
+	pv(_metadata, self, "dirty 50 601");
+	checkpoint(_metadata, self, self->pid, NULL, &c[2]);
+	assert_incremental(_metadata, &c[2], c[1].number, self->touched, self->data);
+
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, 0, self->step);
+	pv(_metadata, self, "dirty 50 602");
+	checkpoint(_metadata, self, self->pid, NULL, &c[0]);
+	assert_full(_metadata, &c[0]);
+
+	/* Another process checkpointed into the same store. */
+	snprintf(work2, sizeof(work2), "%s/work2", self->base);
+	snprintf(out2, sizeof(out2), "%s/other.out", self->base);
+	ASSERT_EQ(0, fresh_dir(work2));
+	argv[2] = work2;
+	self->other = spawn_workload(argv, out2);
+	ASSERT_LT(0, self->other);
+	ASSERT_EQ(0, wait_for_text(out2, "ready", CMD_MS));
+	checkpoint(_metadata, self, self->other, NULL, &c[1]);
+	assert_full(_metadata, &c[1]);
+	/* ... and back to the first: latest is not its own. */
+	pv(_metadata, self, "dirty 50 603");
+	checkpoint(_metadata, self, self->pid, NULL, &c[2]);
+	assert_full(_metadata, &c[2]);
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, 0, self->step);
+}
+
+/* (h) amber untrack, and --no-track. */
+TEST_F_TIMEOUT(incr, untrack, 400)
+{
+	const char *const notrack[] = { "--no-track", NULL };
+	struct ckpt_line c;
+	struct cmd_result r;
+	char pid[32];
+
+	REQUIRE_AMBER();
+	start_pagever(_metadata, self, "16");
+	snprintf(pid, sizeof(pid), "%d", self->pid);
+	checkpoint(_metadata, self, self->pid, NULL, &c);
+	ASSERT_EQ(0, run_cmdl(60000, &r, AMBER_BIN, "untrack", pid, NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("untrack: %s", r.err);
+	cmd_result_free(&r);
+	/* Not tracked any more: a second untrack fails and says so. */
+	ASSERT_EQ(0, run_cmdl(60000, &r, AMBER_BIN, "untrack", pid, NULL));
+	TH_LOG("second untrack: %s", r.err);
+	ASSERT_NE(0, exit_code(r.status));
+	ASSERT_TRUE(contains_ci(r.err, "track")) TH_LOG("%s", r.err);
+	cmd_result_free(&r);
+
+	pv(_metadata, self, "dirty 50 700");
+	checkpoint(_metadata, self, self->pid, NULL, &c);
+	assert_full(_metadata, &c);
+	ASSERT_LE(self->data, c.saved);
+	pv(_metadata, self, "dirty 50 701");
+	checkpoint(_metadata, self, self->pid, notrack, &c);
+	assert_full(_metadata, &c);
+	/* --no-track ended the tracking. */
+	ASSERT_EQ(0, run_cmdl(60000, &r, AMBER_BIN, "untrack", pid, NULL));
+	ASSERT_NE(0, exit_code(r.status)) TH_LOG("still tracked after --no-track");
+	cmd_result_free(&r);
+	pv(_metadata, self, "dirty 50 702");
+	checkpoint(_metadata, self, self->pid, NULL, &c);
+	assert_full(_metadata, &c);
+	kill_target(_metadata, self);
+	restore_verify(_metadata, self, 0, self->step);
+}
+
+TEST_HARNESS_MAIN
