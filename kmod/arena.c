@@ -15,6 +15,7 @@
  */
 #include <linux/fs.h>
 #include <linux/gfp.h>
+#include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -168,6 +169,89 @@ int amber_arena_append(struct amber_arena *a, const void *buf, size_t len)
 	return 0;
 }
 
+static int amber_arena_add_fixup(struct amber_arena *a, void *dst,
+				 struct page *page, unsigned int off,
+				 unsigned int len)
+{
+	if (a->nr_fix == a->cap_fix) {
+		size_t ncap = a->cap_fix ? a->cap_fix * 2 : 1024;
+		struct amber_fixup *fix;
+
+		fix = kvmalloc_array(ncap, sizeof(*fix), GFP_KERNEL);
+		if (!fix)
+			return -ENOMEM;
+		if (a->nr_fix)
+			memcpy(fix, a->fix, a->nr_fix * sizeof(*fix));
+		kvfree(a->fix);
+		a->fix = fix;
+		a->cap_fix = ncap;
+	}
+	a->fix[a->nr_fix++] = (struct amber_fixup){
+		.dst = dst, .page = page, .off = off, .len = len,
+	};
+	return 0;
+}
+
+int amber_arena_defer_page(struct amber_arena *a, struct page *page)
+{
+	unsigned int off = 0;
+	int err = 0;
+
+	/* A page may straddle two chunks: each part holds a reference. */
+	while (off < PAGE_SIZE) {
+		size_t n = PAGE_SIZE - off;
+		void *dst = amber_arena_reserve(a, &n);
+
+		if (IS_ERR(dst)) {
+			err = PTR_ERR(dst);
+			break;
+		}
+		if (off + n < PAGE_SIZE)
+			get_page(page);
+		err = amber_arena_add_fixup(a, dst, page, off, n);
+		if (err) {
+			if (off + n < PAGE_SIZE)
+				put_page(page);
+			break;
+		}
+		amber_arena_commit(a, n);
+		off += n;
+	}
+	if (err)
+		put_page(page);
+	return err;
+}
+
+void amber_arena_fill(struct amber_arena *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nr_fix; i++) {
+		struct amber_fixup *f = &a->fix[i];
+		void *src = kmap_local_page(f->page);
+
+		memcpy(f->dst, src + f->off, f->len);
+		kunmap_local(src);
+		put_page(f->page);
+		if (!(i & 255))
+			cond_resched();
+	}
+	a->nr_fix = 0;
+}
+
+/* Drops the references of copies that will not be done. */
+static void amber_arena_drop_fixups(struct amber_arena *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nr_fix; i++)
+		put_page(a->fix[i].page);
+	kvfree(a->fix);
+	a->fix = NULL;
+	a->nr_fix = 0;
+	a->cap_fix = 0;
+}
+
 /*
  * Writes what the arena holds to the file at the arena's position, in the
  * calling task's context (its RLIMIT_FSIZE applies), and empties the chunks
@@ -179,6 +263,7 @@ int amber_arena_flush(struct amber_arena *a)
 	struct amber_chunk *c;
 	ssize_t n;
 
+	amber_arena_fill(a);
 	list_for_each_entry(c, &a->chunks, node) {
 		if (!c->used)
 			continue;
@@ -203,6 +288,7 @@ void amber_arena_free(struct amber_arena *a)
 {
 	struct amber_chunk *c, *tmp;
 
+	amber_arena_drop_fixups(a);
 	list_for_each_entry_safe(c, tmp, &a->chunks, node) {
 		list_del(&c->node);
 		free_pages((unsigned long)c->data, c->order);

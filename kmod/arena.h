@@ -14,6 +14,16 @@ struct file;
  * requester writes it to @file after the target has resumed. If memory runs
  * short, the filler writes out what is held and reuses the chunks.
  */
+/*
+ * A page of the pages file that is copied into the arena later: the target
+ * only took a reference on its page (see amber_arena_defer_page()).
+ */
+struct amber_fixup {
+	void *dst;		/* in a chunk */
+	struct page *page;	/* reference */
+	unsigned int off, len;	/* part of @page copied to @dst */
+};
+
 struct amber_arena {
 	struct list_head chunks;	/* struct amber_chunk, in file order */
 	struct amber_chunk *cur;	/* being filled; NULL: start at the first */
@@ -25,6 +35,8 @@ struct amber_arena {
 	u64 budget;			/* at most this much memory is held */
 	unsigned int order;		/* largest chunk order still tried */
 	const bool *cancelled;		/* polled while writing */
+	struct amber_fixup *fix;	/* deferred copies, not yet done */
+	size_t nr_fix, cap_fix;
 };
 
 void amber_arena_init(struct amber_arena *a);
@@ -34,6 +46,14 @@ void amber_arena_prealloc(struct amber_arena *a, u64 bytes);
 void *amber_arena_reserve(struct amber_arena *a, size_t *len);
 void amber_arena_commit(struct amber_arena *a, size_t len);
 int amber_arena_append(struct amber_arena *a, const void *buf, size_t len);
+/*
+ * Reserves a page of the stream for @page's contents without copying them:
+ * they are copied by amber_arena_fill(), which every flush runs first. Takes
+ * over the caller's reference to @page (dropped on failure too).
+ */
+int amber_arena_defer_page(struct amber_arena *a, struct page *page);
+/* Does the deferred copies and drops their page references. */
+void amber_arena_fill(struct amber_arena *a);
 int amber_arena_flush(struct amber_arena *a);
 void amber_arena_free(struct amber_arena *a);
 

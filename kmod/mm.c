@@ -35,6 +35,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/pagemap.h>
 #include <linux/pgtable.h>
+#include <linux/rmap.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -69,6 +70,12 @@ struct amber_run {
 	bool parent;		/* unchanged since the parent: no data */
 };
 
+/* A page saved copy-on-write: copied after the target resumed. */
+struct amber_snap {
+	unsigned long addr;
+	struct page *page;	/* reference */
+};
+
 struct amber_walk {
 	struct mm_struct *mm;
 	enum amber_walk_mode mode;
@@ -85,6 +92,12 @@ struct amber_walk {
 	struct amber_run *runs;
 	size_t nr_runs;
 	size_t cap_runs;
+	/* Dirty pages saved copy-on-write, ascending (with clearing only). */
+	struct page **pt_pages;	/* PTRS_PER_PTE: those of one page table */
+	struct amber_snap *snaps;
+	size_t nr_snaps;
+	size_t cap_snaps;
+	size_t snaps_done;	/* handed over to the arena */
 };
 
 /* The pages of one page table: which hold data, which of those are dirty. */
@@ -230,6 +243,52 @@ static void amber_pte_clear(struct vm_area_struct *vma, unsigned long addr,
 	}
 }
 
+/*
+ * Under the PTE lock, for a dirty page to save: instead of copying it while
+ * the target is stopped, keep a reference and make the page copy-on-write,
+ * as fork() does for the parent's pages. The PTE is write-protected and the
+ * page marked possibly shared with page_try_share_anon_rmap(), between
+ * clearing and restoring the PTE so that GUP-fast backs off; a write by the
+ * target after it resumes then copies the page (do_wp_page()), and the
+ * reference keeps what it held at the checkpoint. Returns NULL if the page
+ * must be copied now (not anonymous, or pinned for DMA). *@cleared says
+ * whether the soft-dirty bit was cleared here too.
+ */
+static struct page *amber_pte_snapshot(struct vm_area_struct *vma,
+				       unsigned long addr, pte_t *ptep,
+				       pte_t pte, bool *cleared)
+{
+	unsigned long pfn = pte_pfn(pte);
+	struct page *page;
+	pte_t old;
+
+	*cleared = false;
+	if (!pte_present(pte) || pte_special(pte) || !pfn_valid(pfn))
+		return NULL;
+	page = pfn_to_page(pfn);
+	if (!PageAnon(page) || is_zone_device_page(page))
+		return NULL;
+	if (!PageAnonExclusive(page)) {
+		/* Shared (fork, KSM): never mapped writable, copied on write. */
+		if (pte_write(pte))
+			return NULL;
+		get_page(page);
+		return page;
+	}
+	get_page(page);
+	old = ptep_modify_prot_start(vma, addr, ptep);
+	if (page_try_share_anon_rmap(page)) {
+		/* Pinned: it stays writable and is copied now. */
+		ptep_modify_prot_commit(vma, addr, ptep, old, old);
+		put_page(page);
+		return NULL;
+	}
+	ptep_modify_prot_commit(vma, addr, ptep, old,
+				pte_clear_soft_dirty(pte_wrprotect(old)));
+	*cleared = true;
+	return page;
+}
+
 /* Classifies (and clears) the PTEs of [addr, end), one page table. */
 static void amber_scan_ptes(struct amber_walk *w, pmd_t *pmdp,
 			    unsigned long addr, unsigned long end,
@@ -245,22 +304,49 @@ static void amber_scan_ptes(struct amber_walk *w, pmd_t *pmdp,
 		start = pte_offset_map(pmdp, addr);
 	for (ptep = start, i = 0; addr < end; ptep++, i++, addr += PAGE_SIZE) {
 		pte_t pte = ptep_get(ptep);
+		bool cleared = false;
 
+		if (w->clear)
+			w->pt_pages[i] = NULL;
 		if (amber_pte_has_data(w, pte)) {
 			__set_bit(i, b->data);
 			if (w->all_dirty ||
 			    (pte_present(pte) ? pte_soft_dirty(pte) :
 						pte_swp_soft_dirty(pte)) ||
-			    !amber_trusted(w, addr, addr + PAGE_SIZE))
+			    !amber_trusted(w, addr, addr + PAGE_SIZE)) {
 				__set_bit(i, b->dirty);
+				if (w->clear)
+					w->pt_pages[i] = amber_pte_snapshot(w->vmap, addr, ptep,
+									    pte, &cleared);
+			}
 		}
-		if (w->clear)
+		if (w->clear && !cleared)
 			amber_pte_clear(w->vmap, addr, ptep, pte);
 	}
 	if (ptl)
 		pte_unmap_unlock(start, ptl);
 	else
 		pte_unmap(start);
+}
+
+static int amber_snaps_push(struct amber_walk *w, unsigned long addr,
+			    struct page *page)
+{
+	if (w->nr_snaps == w->cap_snaps) {
+		size_t ncap = w->cap_snaps ? w->cap_snaps * 2 : 1024;
+		struct amber_snap *snaps;
+
+		snaps = kvmalloc_array(ncap, sizeof(*snaps), GFP_KERNEL);
+		if (!snaps)
+			return -ENOMEM;
+		if (w->nr_snaps)
+			memcpy(snaps, w->snaps, w->nr_snaps * sizeof(*snaps));
+		kvfree(w->snaps);
+		w->snaps = snaps;
+		w->cap_snaps = ncap;
+	}
+	w->snaps[w->nr_snaps++] = (struct amber_snap){ .addr = addr, .page = page };
+	return 0;
 }
 
 static int amber_walk_pte(struct amber_walk *w, pmd_t *pmdp,
@@ -277,10 +363,19 @@ static int amber_walk_pte(struct amber_walk *w, pmd_t *pmdp,
 	for_each_set_bit(i, b.data, n) {
 		err = amber_runs_add_pages(w, addr + i * PAGE_SIZE, 1,
 					   !test_bit(i, b.dirty));
+		if (!err && w->clear && w->pt_pages[i])
+			err = amber_snaps_push(w, addr + i * PAGE_SIZE, w->pt_pages[i]);
 		if (err)
-			return err;
+			break;
+		if (w->clear)
+			w->pt_pages[i] = NULL;
 	}
-	return 0;
+	/* After a failure, the references not handed over are dropped. */
+	if (err && w->clear)
+		for (i = 0; i < n; i++)
+			if (w->pt_pages[i])
+				put_page(w->pt_pages[i]);
+	return err;
 }
 
 /*
@@ -762,7 +857,12 @@ static int amber_copy_range(struct amber_arena *a, unsigned long addr,
 	return 0;
 }
 
+/*
+ * Copies the data of @run into the arena: pages saved copy-on-write (the
+ * next ones of w->snaps, from *@snap on) only get their place reserved.
+ */
 static int amber_copy_run(struct amber_arena *a, const struct amber_run *run,
+			  struct amber_walk *w, size_t *snap,
 			  const bool *cancelled, struct amber_err *e)
 {
 	struct amber_page_run hdr = {
@@ -787,6 +887,16 @@ static int amber_copy_run(struct amber_arena *a, const struct amber_run *run,
 		if (fatal_signal_pending(current))
 			return amber_fail(e, -EINTR, "the process was killed");
 
+		if (*snap < w->nr_snaps && w->snaps[*snap].addr == addr) {
+			/* The arena now owns the reference. */
+			err = amber_arena_defer_page(a, w->snaps[(*snap)++].page);
+			if (err)
+				return amber_arena_fail(e, err);
+			addr += PAGE_SIZE;
+			continue;
+		}
+		if (*snap < w->nr_snaps && w->snaps[*snap].addr < addr + len)
+			len = w->snaps[*snap].addr - addr;
 		err = amber_copy_range(a, addr, len, run->force, e);
 		if (err)
 			return err;
@@ -849,7 +959,7 @@ static int amber_pages_copy(struct amber_mm_state *st, struct amber_walk *w,
 	for (i = 0; i < w->nr_runs; i++) {
 		const struct amber_run *run = &w->runs[i];
 
-		err = amber_copy_run(a, run, cancelled, e);
+		err = amber_copy_run(a, run, w, &w->snaps_done, cancelled, e);
 		if (err)
 			return err;
 		st->vmas[run->vma].pages += run->nr;
@@ -860,6 +970,16 @@ static int amber_pages_copy(struct amber_mm_state *st, struct amber_walk *w,
 	}
 	st->pages_bytes = a->bytes;
 	return 0;
+}
+
+/* Drops the references the arena did not take over (after a failure). */
+static void amber_snaps_put(struct amber_walk *w)
+{
+	size_t i;
+
+	for (i = w->snaps_done; i < w->nr_snaps; i++)
+		put_page(w->snaps[i].page);
+	kvfree(w->snaps);
 }
 
 int amber_mm_capture(struct amber_mm_state *st, struct amber_track *t,
@@ -874,9 +994,15 @@ int amber_mm_capture(struct amber_mm_state *st, struct amber_track *t,
 	int err;
 
 	if (t->clear) {
+		w.pt_pages = kmalloc_array(PTRS_PER_PTE, sizeof(*w.pt_pages),
+					   GFP_KERNEL);
+		if (!w.pt_pages)
+			return amber_fail(e, -ENOMEM, "out of memory for the page list");
 		/* Excludes faults, GUP and page table changes while clearing. */
-		if (mmap_write_lock_killable(w.mm))
+		if (mmap_write_lock_killable(w.mm)) {
+			kfree(w.pt_pages);
 			return amber_fail(e, -EINTR, "the process was killed");
+		}
 		err = amber_mm_collect(st, &w, t, e);
 		/* Also after a failure: some bits may have been cleared. */
 		amber_mm_flush_tlb(w.mm);
@@ -889,6 +1015,8 @@ int amber_mm_capture(struct amber_mm_state *st, struct amber_track *t,
 
 	if (!err)
 		err = amber_pages_copy(st, &w, cancelled, e);
+	amber_snaps_put(&w);
+	kfree(w.pt_pages);
 	kvfree(w.runs);
 	return err;
 }

@@ -708,4 +708,67 @@ TEST_F_TIMEOUT(incr, untrack, 400)
 	restore_verify(_metadata, self, 0, self->step);
 }
 
+/*
+ * The target keeps writing every page while its checkpoints are written out
+ * (the pages are saved copy-on-write, not copied while it is stopped): each
+ * restored checkpoint must hold the memory of its stop, which the workload
+ * checks page by page as it goes on.
+ */
+TEST_F_TIMEOUT(incr, writes_while_saving, 400)
+{
+	const char *const full[] = { "--full", NULL };
+	char stop[400], *argv[4];
+	struct spawn_opts o = {
+		.out_path = self->out, .append = true, .new_session = true, .pdeathsig = true,
+	};
+	struct ckpt_line c[3];
+	struct cmd_result r;
+	unsigned int n;
+	pid_t restored;
+
+	REQUIRE_AMBER();
+	snprintf(stop, sizeof(stop), "%s/stop", self->work);
+	argv[0] = WORKLOAD_DIR "/scribble";
+	argv[1] = "64";
+	argv[2] = stop;
+	argv[3] = NULL;
+	self->pid = spawn(argv, &o);
+	ASSERT_LT(0, self->pid);
+	ASSERT_EQ(0, wait_for_text(self->out, "ready", CMD_MS)) TH_LOG("%s", slurp(self->out, NULL));
+
+	checkpoint(_metadata, self, self->pid, full, &c[0]);
+	/* Incremental, though the workload rewrites every page all the time. */
+	checkpoint(_metadata, self, self->pid, NULL, &c[1]);
+	ASSERT_TRUE(c[1].incremental) TH_LOG("%s", c[1].reason);
+	ASSERT_EQ(c[0].number, c[1].parent);
+	checkpoint(_metadata, self, self->pid, NULL, &c[2]);
+	ASSERT_TRUE(c[2].incremental) TH_LOG("%s", c[2].reason);
+	ASSERT_EQ(c[1].number, c[2].parent);
+	kill_target(_metadata, self);
+	ASSERT_EQ(0, count_text(self->out, "FAIL")) TH_LOG("%s", slurp(self->out, NULL));
+
+	/* The last checkpoint, then the middle one. */
+	for (n = 3; n >= 2; n--) {
+		char nbuf[16];
+		int passes = count_text(self->out, "PASS");
+
+		unlink(stop);
+		snprintf(nbuf, sizeof(nbuf), "%u", c[n - 1].number);
+		ASSERT_EQ(0, run_cmdl(CMD_MS, &r, AMBER_BIN, "restore", "-D", self->dir, "--detach",
+				      "--checkpoint", nbuf, NULL));
+		ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore %s: %s", nbuf, r.err);
+		ASSERT_EQ(0, parse_restored_line(r.out, &restored)) TH_LOG("%s", r.out);
+		cmd_result_free(&r);
+		ASSERT_EQ(self->pid, restored);
+		sleep_ms(300);
+		ASSERT_EQ(0, write_file(stop, "", 0));
+		ASSERT_EQ(0, wait_gone(self->pid, CMD_MS));
+		waitpid(self->pid, NULL, WNOHANG);
+		ASSERT_EQ(0, count_text(self->out, "FAIL"))
+			TH_LOG("checkpoint %s: %s", nbuf, slurp(self->out, NULL));
+		ASSERT_EQ(passes + 1, count_text(self->out, "PASS"))
+			TH_LOG("checkpoint %s: %s", nbuf, slurp(self->out, NULL));
+	}
+}
+
 TEST_HARNESS_MAIN

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -330,10 +331,23 @@ static int poll_cmd(void)
 {
 	char path[4096], line[256], op[32] = "", a1[64] = "", a2[64] = "";
 	unsigned long seq;
+	static struct timespec last_mtime;
+	static ino_t last_ino;
 	size_t touched = 0;
+	struct stat st;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/cmd", dir);
+	/*
+	 * Only open the file when it was replaced: a checkpoint taken between
+	 * two commands must not find it open (a restore checks the size of
+	 * every open file, and the test replaces this one).
+	 */
+	if (stat(path, &st) || (st.st_ino == last_ino && st.st_mtim.tv_sec == last_mtime.tv_sec &&
+				st.st_mtim.tv_nsec == last_mtime.tv_nsec))
+		return 0;
+	last_ino = st.st_ino;
+	last_mtime = st.st_mtim;
 	f = fopen(path, "r");
 	if (!f)
 		return 0;
