@@ -21,6 +21,7 @@
 #include <linux/slab.h>
 
 #include "arena.h"
+#include "array.h"
 
 #define AMBER_ARENA_ORDER	8	/* 1 MiB with 4 KiB pages */
 
@@ -173,19 +174,9 @@ static int amber_arena_add_fixup(struct amber_arena *a, void *dst,
 				 struct page *page, unsigned int off,
 				 unsigned int len)
 {
-	if (a->nr_fix == a->cap_fix) {
-		size_t ncap = a->cap_fix ? a->cap_fix * 2 : 1024;
-		struct amber_fixup *fix;
-
-		fix = kvmalloc_array(ncap, sizeof(*fix), GFP_KERNEL);
-		if (!fix)
-			return -ENOMEM;
-		if (a->nr_fix)
-			memcpy(fix, a->fix, a->nr_fix * sizeof(*fix));
-		kvfree(a->fix);
-		a->fix = fix;
-		a->cap_fix = ncap;
-	}
+	if (amber_array_grow((void **)&a->fix, a->nr_fix, &a->cap_fix,
+			     sizeof(*a->fix), 1024, GFP_KERNEL))
+		return -ENOMEM;
 	a->fix[a->nr_fix++] = (struct amber_fixup){
 		.dst = dst, .page = page, .off = off, .len = len,
 	};

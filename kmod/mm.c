@@ -48,6 +48,7 @@
 
 #include <linux/amber.h>
 
+#include "array.h"
 #include "files.h"
 #include "mm.h"
 #include "track.h"
@@ -109,19 +110,9 @@ struct amber_ptes {
 static int amber_runs_push(struct amber_walk *w, unsigned long addr,
 			   unsigned long nr, bool parent)
 {
-	if (w->nr_runs == w->cap_runs) {
-		size_t ncap = w->cap_runs ? w->cap_runs * 2 : 256;
-		struct amber_run *runs;
-
-		runs = kvmalloc_array(ncap, sizeof(*runs), GFP_KERNEL);
-		if (!runs)
-			return -ENOMEM;
-		if (w->nr_runs)
-			memcpy(runs, w->runs, w->nr_runs * sizeof(*runs));
-		kvfree(w->runs);
-		w->runs = runs;
-		w->cap_runs = ncap;
-	}
+	if (amber_array_grow((void **)&w->runs, w->nr_runs, &w->cap_runs,
+			     sizeof(*w->runs), 256, GFP_KERNEL))
+		return -ENOMEM;
 	w->runs[w->nr_runs++] = (struct amber_run){
 		.addr = addr, .nr = nr, .vma = w->vma, .force = w->force,
 		.parent = parent,
@@ -332,19 +323,9 @@ static void amber_scan_ptes(struct amber_walk *w, pmd_t *pmdp,
 static int amber_snaps_push(struct amber_walk *w, unsigned long addr,
 			    struct page *page)
 {
-	if (w->nr_snaps == w->cap_snaps) {
-		size_t ncap = w->cap_snaps ? w->cap_snaps * 2 : 1024;
-		struct amber_snap *snaps;
-
-		snaps = kvmalloc_array(ncap, sizeof(*snaps), GFP_KERNEL);
-		if (!snaps)
-			return -ENOMEM;
-		if (w->nr_snaps)
-			memcpy(snaps, w->snaps, w->nr_snaps * sizeof(*snaps));
-		kvfree(w->snaps);
-		w->snaps = snaps;
-		w->cap_snaps = ncap;
-	}
+	if (amber_array_grow((void **)&w->snaps, w->nr_snaps, &w->cap_snaps,
+			     sizeof(*w->snaps), 1024, GFP_KERNEL))
+		return -ENOMEM;
 	w->snaps[w->nr_snaps++] = (struct amber_snap){ .addr = addr, .page = page };
 	return 0;
 }
