@@ -367,8 +367,35 @@ static int amber_walk_pte(struct amber_walk *w, pmd_t *pmdp,
  * the single thread of this mm is the one running here. Returns false if
  * the PMD is no longer huge (split meanwhile): it is a page table then.
  */
+/*
+ * amber_pte_snapshot() for a huge PMD of a dirty anonymous huge page, under
+ * the PMD lock: takes a reference for each of its pages and leaves the PMD
+ * write-protected and clean. A write by the resumed target then splits the
+ * PMD (do_huge_pmd_wp_page()) and copies the written page. Returns false if
+ * the huge page must be copied now.
+ */
+static bool amber_pmd_snapshot(struct vm_area_struct *vma, unsigned long haddr,
+			       pmd_t *pmdp, pmd_t pmd)
+{
+	struct page *head = pmd_page(pmd);
+	pmd_t old;
+
+	if (!PageAnon(head) || !PageAnonExclusive(head))
+		return false;
+	/* Clear the entry first so that GUP-fast backs off (see rmap.h). */
+	old = pmdp_establish(vma, haddr, pmdp, pmd_mkinvalid(pmd));
+	if (page_try_share_anon_rmap(head)) {
+		set_pmd_at(vma->vm_mm, haddr, pmdp, old);
+		return false;
+	}
+	folio_ref_add(page_folio(head), HPAGE_PMD_NR);
+	set_pmd_at(vma->vm_mm, haddr, pmdp, pmd_clear_soft_dirty(pmd_wrprotect(old)));
+	return true;
+}
+
 static bool amber_scan_huge(struct amber_walk *w, pmd_t *pmdp,
-			    unsigned long addr, bool *data, bool *dirty)
+			    unsigned long addr, bool *data, bool *dirty,
+			    struct page **snap)
 {
 	spinlock_t *ptl = pmd_lock(w->mm, pmdp);
 	pmd_t pmd = *pmdp;
@@ -386,11 +413,37 @@ static bool amber_scan_huge(struct amber_walk *w, pmd_t *pmdp,
 	*data = PageAnon(pmd_page(pmd));
 	*dirty = w->all_dirty || pmd_soft_dirty(pmd) ||
 		 !amber_trusted(w, addr & PMD_MASK, (addr & PMD_MASK) + PMD_SIZE);
-	if (w->clear && (pmd_write(pmd) || pmd_soft_dirty(pmd)))
+	*snap = NULL;
+	if (w->clear && *data && *dirty &&
+	    amber_pmd_snapshot(w->vmap, addr & PMD_MASK, pmdp, pmd))
+		*snap = pmd_page(pmd);
+	else if (w->clear && (pmd_write(pmd) || pmd_soft_dirty(pmd)))
 		pmdp_establish(w->vmap, addr & PMD_MASK, pmdp,
 			       pmd_clear_soft_dirty(pmd_wrprotect(pmd)));
 	spin_unlock(ptl);
 	return true;
+}
+
+/*
+ * Hands the references of a huge page's pages in [addr, end) to w->snaps and
+ * drops the others (all of them after a failure).
+ */
+static int amber_snaps_push_huge(struct amber_walk *w, struct page *head,
+				 unsigned long addr, unsigned long end)
+{
+	unsigned long a = addr & PMD_MASK;
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < HPAGE_PMD_NR; i++, a += PAGE_SIZE) {
+		if (!err && a >= addr && a < end) {
+			err = amber_snaps_push(w, a, head + i);
+			if (!err)
+				continue;
+		}
+		put_page(head + i);
+	}
+	return err;
 }
 
 static int amber_walk_pmd(struct amber_walk *w, pud_t *pudp,
@@ -412,13 +465,18 @@ static int amber_walk_pmd(struct amber_walk *w, pud_t *pudp,
 			continue;
 		}
 		if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
+			struct page *snap;
 			bool data, dirty;
 
-			if (amber_scan_huge(w, pmdp, addr, &data, &dirty)) {
+			if (amber_scan_huge(w, pmdp, addr, &data, &dirty, &snap)) {
 				if (data)
 					err = amber_runs_add_pages(w, addr,
 								   (next - addr) >> PAGE_SHIFT,
 								   !dirty);
+				if (snap && err)
+					amber_snaps_push_huge(w, snap, next, next);
+				else if (snap)
+					err = amber_snaps_push_huge(w, snap, addr, next);
 				continue;
 			}
 			/* Split meanwhile: now a page table. */

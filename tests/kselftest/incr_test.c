@@ -714,10 +714,11 @@ TEST_F_TIMEOUT(incr, untrack, 400)
  * restored checkpoint must hold the memory of its stop, which the workload
  * checks page by page as it goes on.
  */
-TEST_F_TIMEOUT(incr, writes_while_saving, 400)
+static void writes_while_saving(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
+				bool thp)
 {
 	const char *const full[] = { "--full", NULL };
-	char stop[400], *argv[4];
+	char stop[400], *argv[5];
 	struct spawn_opts o = {
 		.out_path = self->out, .append = true, .new_session = true, .pdeathsig = true,
 	};
@@ -726,15 +727,24 @@ TEST_F_TIMEOUT(incr, writes_while_saving, 400)
 	unsigned int n;
 	pid_t restored;
 
-	REQUIRE_AMBER();
 	snprintf(stop, sizeof(stop), "%s/stop", self->work);
 	argv[0] = WORKLOAD_DIR "/scribble";
 	argv[1] = "64";
 	argv[2] = stop;
-	argv[3] = NULL;
+	argv[3] = thp ? "thp" : NULL;
+	argv[4] = NULL;
 	self->pid = spawn(argv, &o);
 	ASSERT_LT(0, self->pid);
 	ASSERT_EQ(0, wait_for_text(self->out, "ready", CMD_MS)) TH_LOG("%s", slurp(self->out, NULL));
+	if (thp) {
+		char *out = slurp(self->out, NULL);
+		unsigned long kb = 0;
+
+		ASSERT_EQ(1, sscanf(strstr(out, "ready") ?: "", "ready, %lu kB", &kb));
+		free(out);
+		if (!kb)
+			SKIP(return, "no transparent huge pages in this kernel");
+	}
 
 	checkpoint(_metadata, self, self->pid, full, &c[0]);
 	/* Incremental, though the workload rewrites every page all the time. */
@@ -769,6 +779,19 @@ TEST_F_TIMEOUT(incr, writes_while_saving, 400)
 		ASSERT_EQ(passes + 1, count_text(self->out, "PASS"))
 			TH_LOG("checkpoint %s: %s", nbuf, slurp(self->out, NULL));
 	}
+}
+
+TEST_F_TIMEOUT(incr, writes_while_saving, 400)
+{
+	REQUIRE_AMBER();
+	writes_while_saving(_metadata, self, false);
+}
+
+/* The same in transparent huge pages, saved whole and split by the first write. */
+TEST_F_TIMEOUT(incr, writes_while_saving_thp, 400)
+{
+	REQUIRE_AMBER();
+	writes_while_saving(_metadata, self, true);
 }
 
 TEST_HARNESS_MAIN
