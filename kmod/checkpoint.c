@@ -259,18 +259,40 @@ static void amber_ident_get(struct task_struct *task, struct amber_ident *id)
  * @id is taken before the access check: if the target changes identity
  * after it, the callback sees the difference and refuses.
  */
+/* Whether the caller may checkpoint at all (CHECKPOINT, UNTRACK). */
+static int amber_check_caps(struct netlink_ext_ack *extack)
+{
+	if (!checkpoint_restore_ns_capable(task_active_pid_ns(current)->user_ns)) {
+		NL_SET_ERR_MSG(extack,
+			       "needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN");
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Whether the caller may trace @task, as it is now (CHECKPOINT, UNTRACK). */
+static int amber_check_ptrace(struct task_struct *task, const struct nlattr *attr,
+			      struct netlink_ext_ack *extack)
+{
+	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "no ptrace access to the process (PTRACE_MODE_ATTACH)");
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int amber_check_target(struct task_struct *task,
 			      const struct amber_ckpt_args *args,
 			      struct amber_ident *id,
 			      struct netlink_ext_ack *extack)
 {
 	const struct nlattr *attr = args->pid_attr;
+	int err;
 
-	if (!checkpoint_restore_ns_capable(task_active_pid_ns(current)->user_ns)) {
-		NL_SET_ERR_MSG(extack,
-			       "needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN");
-		return -EPERM;
-	}
+	err = amber_check_caps(extack);
+	if (err)
+		return err;
 	if (task->flags & PF_KTHREAD) {
 		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint a kernel thread");
 		return -EINVAL;
@@ -294,12 +316,7 @@ static int amber_check_target(struct task_struct *task,
 		return -EOPNOTSUPP;
 	}
 	amber_ident_get(task, id);
-	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "no ptrace access to the process (PTRACE_MODE_ATTACH)");
-		return -EPERM;
-	}
-	return 0;
+	return amber_check_ptrace(task, attr, extack);
 }
 
 static struct file *amber_get_pages_file(const struct amber_ckpt_args *args,
@@ -579,25 +596,20 @@ int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
 	struct task_struct *task;
 	int err;
 
-	if (!checkpoint_restore_ns_capable(task_active_pid_ns(current)->user_ns)) {
-		NL_SET_ERR_MSG(extack, "needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN");
-		return -EPERM;
-	}
+	err = amber_check_caps(extack);
+	if (err)
+		return err;
 	task = amber_find_task(pid);
 	if (!task) {
 		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "no such process");
 		return -ESRCH;
 	}
-	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
-		NL_SET_ERR_MSG_ATTR(extack, pid_attr,
-				    "no ptrace access to the process (PTRACE_MODE_ATTACH)");
-		err = -EPERM;
-		goto out_put_task;
+	err = amber_check_ptrace(task, pid_attr, extack);
+	if (!err) {
+		err = amber_track_drop(task_pid(task));
+		if (err)
+			NL_SET_ERR_MSG_ATTR(extack, pid_attr, "the process is not tracked");
 	}
-	err = amber_track_drop(task_pid(task));
-	if (err)
-		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "the process is not tracked");
-out_put_task:
 	put_task_struct(task);
 	return err;
 }
