@@ -160,24 +160,45 @@ uint64_t write_pages(const std::string &path, const std::vector<std::pair<uint64
 	return b.size();
 }
 
-void write_checkpoint(const std::string &dir, uint32_t number,
-		      const std::vector<std::pair<uint64_t, uint64_t>> &runs)
-{
-	mkdir(dir.c_str(), 0700);
-	const std::string pages = dir + "/" + kPagesFile;
-	uint64_t size = write_pages(pages, runs);
+namespace {
 
+// meta.img next to DIR/pages.img: the sections of make_reply(), that file's
+// pagemap, and info (with the page counts of the pagemap if counts).
+void write_meta(const std::string &dir, InfoSection info, bool counts)
+{
 	auto reply = parse_checkpoint_reply(make_reply());
 	ASSERT_TRUE(reply) << reply.error().str();
 
 	MetaSections m;
-	int fd = open(pages.c_str(), O_RDONLY);
+	int fd = open((dir + "/" + kPagesFile).c_str(), O_RDONLY);
 	ASSERT_GE(fd, 0);
 	uint32_t ps = 0;
 	auto map = scan_pages(fd, &ps);
 	close(fd);
 	ASSERT_TRUE(map) << map.error().str();
 	m.pagemap = *map;
+
+	if (counts) {
+		PageCounts pc = count_pages(*map);
+		info.pages_nr = pc.data;
+		info.parent_pages_nr = pc.parent;
+	}
+	m.info = encode_info(info);
+	m.core = reply->core;
+	m.vmas = reply->vmas;
+	m.fds = reply->fds;
+	spit(dir + "/" + kMetaFile, build_meta(m));
+}
+
+} // namespace
+
+void write_checkpoint(const std::string &dir, uint32_t number,
+		      const std::vector<std::pair<uint64_t, uint64_t>> &runs)
+{
+	mkdir(dir.c_str(), 0700);
+	uint64_t size = write_pages(dir + "/" + kPagesFile, runs);
+	auto reply = parse_checkpoint_reply(make_reply());
+	ASSERT_TRUE(reply) << reply.error().str();
 
 	InfoSection info;
 	info.number = number;
@@ -187,11 +208,7 @@ void write_checkpoint(const std::string &dir, uint32_t number,
 	info.tool_version = AMBER_VERSION_STRING;
 	info.pid = 4242;
 	info.hostname = "unit";
-	m.info = encode_info(info);
-	m.core = reply->core;
-	m.vmas = reply->vmas;
-	m.fds = reply->fds;
-	spit(dir + "/" + kMetaFile, build_meta(m));
+	write_meta(dir, info, false);
 }
 
 uint8_t page_byte(uint64_t addr, uint32_t seed, size_t i)
@@ -224,20 +241,7 @@ void write_link(const std::string &dir, uint32_t number, uint32_t parent,
 	const std::string d = dir + "/" + std::to_string(number);
 	mkdir(dir.c_str(), 0700);
 	mkdir(d.c_str(), 0700);
-	const std::string pages = d + "/" + kPagesFile;
-	uint64_t size = write_run_pages(pages, runs, number);
-
-	auto reply = parse_checkpoint_reply(make_reply());
-	ASSERT_TRUE(reply) << reply.error().str();
-
-	MetaSections m;
-	int fd = open(pages.c_str(), O_RDONLY);
-	ASSERT_GE(fd, 0);
-	uint32_t ps = 0;
-	auto map = scan_pages(fd, &ps);
-	close(fd);
-	ASSERT_TRUE(map) << map.error().str();
-	m.pagemap = *map;
+	uint64_t size = write_run_pages(d + "/" + kPagesFile, runs, number);
 
 	InfoSection info;
 	info.number = number;
@@ -249,14 +253,7 @@ void write_link(const std::string &dir, uint32_t number, uint32_t parent,
 	info.pid = 4242;
 	info.hostname = "unit";
 	info.track_id = track_id;
-	PageCounts pc = count_pages(*map);
-	info.pages_nr = pc.data;
-	info.parent_pages_nr = pc.parent;
-	m.info = encode_info(info);
-	m.core = reply->core;
-	m.vmas = reply->vmas;
-	m.fds = reply->fds;
-	spit(d + "/" + kMetaFile, build_meta(m));
+	write_meta(d, info, true);
 }
 
 void set_latest(const std::string &store, uint32_t number)
