@@ -9,7 +9,7 @@ PKGS=(
 	qemu-system-x86 busybox-static
 	libnl-3-dev libnl-genl-3-dev libcli11-dev libexpected-dev libxxhash-dev
 	googletest libgtest-dev
-	criu python3 gzip iproute2 util-linux procps
+	criu python3 gzip iproute2 util-linux procps gnuplot-nox
 )
 
 missing=()
