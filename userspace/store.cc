@@ -391,7 +391,26 @@ Result<CompactResult> Store::compact(uint32_t number, const PendingCheckpoint &l
 	return compact_locked(number);
 }
 
-Result<RetainResult> Store::retain_locked(uint32_t keep) const
+Result<bool> Store::chain_due(uint32_t n, const std::vector<uint32_t> &chain,
+			      const RetainPolicy &policy) const
+{
+	if (chain.size() > policy.max_links)
+		return true;
+	uint64_t data = 0;
+	for (uint32_t c : chain) {
+		struct stat st;
+		const std::string p = path(c) + "/" + kPagesFile;
+		if (stat(p.c_str(), &st) < 0)
+			return fail_errno(p);
+		data += uint64_t(st.st_size);
+	}
+	Checkpoint c = AMBER_TRY(load_link(n, 0, true));
+	const uint64_t memory = (c.info.pages_nr + c.info.parent_pages_nr) *
+				uint64_t(sysconf(_SC_PAGESIZE));
+	return double(data) > policy.max_data_ratio * double(memory);
+}
+
+Result<RetainResult> Store::retain_locked(uint32_t keep, const RetainPolicy &policy) const
 {
 	if (keep == 0)
 		return fail(EINVAL, "must keep at least one checkpoint");
@@ -408,8 +427,20 @@ Result<RetainResult> Store::retain_locked(uint32_t keep) const
 		std::vector<uint32_t> chain = AMBER_TRY(chain_numbers(n));
 		bool reaches_other = std::any_of(chain.begin(), chain.end(),
 						 [&](uint32_t c) { return !kept.count(c); });
-		if (reaches_other)
+		if (!reaches_other)
+			continue;
+		if (!policy.max_links) {
 			res.compacted.push_back(AMBER_TRY(compact_locked(n)));
+			continue;
+		}
+		if (!AMBER_TRY(chain_due(n, chain, policy)))
+			continue;
+		// The oldest kept link of the chain: later kept ones chain onto it.
+		uint32_t base = *std::find_if(chain.begin(), chain.end(),
+					      [&](uint32_t c) { return kept.count(c); });
+		if (std::none_of(res.compacted.begin(), res.compacted.end(),
+				 [&](const CompactResult &r) { return r.number == base; }))
+			res.compacted.push_back(AMBER_TRY(compact_locked(base)));
 	}
 
 	std::set<uint32_t> needed;
@@ -441,14 +472,20 @@ Result<RetainResult> Store::retain_locked(uint32_t keep) const
 Result<RetainResult> Store::retain(uint32_t keep) const
 {
 	UniqueFd l = AMBER_TRY(lock("a checkpoint or compaction is in progress"));
-	return retain_locked(keep);
+	return retain_locked(keep, RetainPolicy{});
 }
 
 Result<RetainResult> Store::retain(uint32_t keep, const PendingCheckpoint &locked) const
 {
+	return retain(keep, locked, RetainPolicy{});
+}
+
+Result<RetainResult> Store::retain(uint32_t keep, const PendingCheckpoint &locked,
+				   const RetainPolicy &policy) const
+{
 	if (!holds_lock(locked))
 		return fail(EINVAL, dir_ + ": retain without the store lock");
-	return retain_locked(keep);
+	return retain_locked(keep, policy);
 }
 
 } // namespace amber

@@ -58,6 +58,21 @@ struct RetainResult {
 	std::vector<uint32_t> deleted;		// ascending
 };
 
+// How retain() decides what to compact.
+struct RetainPolicy {
+	// 0: eager (`amber checkpoint --keep`): every kept checkpoint whose
+	// chain reaches one that is not kept is compacted at once, so that only
+	// kept checkpoints remain.
+	// > 0: lazy (`amber run`): the older links a kept checkpoint's chain
+	// needs stay. Once a kept checkpoint's chain has more than max_links
+	// links, or its links' pages files hold more than max_data_ratio times
+	// the memory it resolves to, the oldest kept checkpoint of that chain is
+	// compacted and the links before it go. A periodic checkpoint then costs
+	// its own pages; the full rewrite happens once in many checkpoints.
+	size_t max_links = 0;
+	double max_data_ratio = 2.0;
+};
+
 class Store {
 public:
 	explicit Store(std::string dir) : dir_(std::move(dir)) {}
@@ -123,16 +138,23 @@ public:
 	// lock is still held (it is released when pending is destroyed).
 	Result<CompactResult> compact(uint32_t number, const PendingCheckpoint &locked) const;
 	Result<RetainResult> retain(uint32_t keep, const PendingCheckpoint &locked) const;
+	Result<RetainResult> retain(uint32_t keep, const PendingCheckpoint &locked,
+				    const RetainPolicy &policy) const;
+
+	// Numbers of a checkpoint's chain from meta.img only, oldest first
+	// (E2BIG past kMaxChainLinks links).
+	Result<std::vector<uint32_t>> chain_numbers(uint32_t number) const;
 
 private:
 	Result<UniqueFd> lock(const char *busy) const;
 	// p came from begin() on this store and still holds DIR/.lock.
 	bool holds_lock(const PendingCheckpoint &p) const;
 	Result<Checkpoint> load_link(uint32_t number, uint32_t child, bool meta_only) const;
-	// Numbers of a checkpoint's chain from meta.img only, oldest first.
-	Result<std::vector<uint32_t>> chain_numbers(uint32_t number) const;
 	Result<CompactResult> compact_locked(uint32_t number) const;
-	Result<RetainResult> retain_locked(uint32_t keep) const;
+	Result<RetainResult> retain_locked(uint32_t keep, const RetainPolicy &policy) const;
+	// Whether kept checkpoint n's chain is due for compaction (lazy policy).
+	Result<bool> chain_due(uint32_t n, const std::vector<uint32_t> &chain,
+			       const RetainPolicy &policy) const;
 
 	std::string dir_;
 };

@@ -754,6 +754,67 @@ TEST_F(ChainStore, RetainFailsBeforeDeletingAnything)
 	EXPECT_EQ((std::vector<uint32_t>{1, 2, 3, 4, 5, 6}), *s.list());
 }
 
+TEST_F(ChainStore, LazyRetainKeepsShortChainsAsTheyAre)
+{
+	Store s(dir_);
+	auto p = s.begin();
+	ASSERT_TRUE(p);
+	// Six links, at most 8 allowed, data well under 100x the memory:
+	// 5 and 6 still need 1-4, so nothing is compacted or deleted.
+	auto r = s.retain(2, *p, RetainPolicy{8, 100.0});
+	ASSERT_TRUE(r) << r.error().str();
+	EXPECT_EQ((std::vector<uint32_t>{5, 6}), r->kept);
+	EXPECT_TRUE(r->compacted.empty());
+	EXPECT_TRUE(r->deleted.empty());
+	EXPECT_EQ((std::vector<uint32_t>{1, 2, 3, 4, 5, 6}), *s.list());
+	for (uint32_t n = 1; n <= 6; n++)
+		expect_model(s, n);
+}
+
+TEST_F(ChainStore, LazyRetainCompactsTheOldestKeptLinkOfALongChain)
+{
+	Store s(dir_);
+	std::map<uint32_t, std::map<uint64_t, Bytes>> before;
+	for (uint32_t n = 1; n <= 6; n++)
+		before[n] = resolved_memory(s, n);
+	auto p = s.begin();
+	ASSERT_TRUE(p);
+	// 5 has five links, 6 six: over 4. 5 (the oldest kept) is compacted
+	// once, 6 then chains onto it and 1-4 go.
+	auto r = s.retain(2, *p, RetainPolicy{4, 100.0});
+	ASSERT_TRUE(r) << r.error().str();
+	ASSERT_EQ(1u, r->compacted.size());
+	EXPECT_EQ(5u, r->compacted[0].number);
+	EXPECT_EQ((std::vector<uint32_t>{1, 2, 3, 4}), r->deleted);
+	EXPECT_EQ(2u, s.chain_numbers(6)->size());
+	for (uint32_t n : {5u, 6u})
+		EXPECT_TRUE(before[n] == resolved_memory(s, n)) << n;
+	expect_model(s, 6);
+}
+
+TEST_F(ChainStore, LazyRetainCompactsWhenTheChainHoldsTooMuchData)
+{
+	Store s(dir_);
+	auto before = resolved_memory(s, 6);
+	auto p = s.begin();
+	ASSERT_TRUE(p);
+	// Short enough, but the links hold more than 1.0x the memory of 5.
+	auto r = s.retain(2, *p, RetainPolicy{64, 1.0});
+	ASSERT_TRUE(r) << r.error().str();
+	ASSERT_EQ(1u, r->compacted.size());
+	EXPECT_EQ(5u, r->compacted[0].number);
+	EXPECT_EQ((std::vector<uint32_t>{1, 2, 3, 4}), r->deleted);
+	EXPECT_TRUE(before == resolved_memory(s, 6));
+}
+
+TEST_F(ChainStore, ChainNumbersFromMetaOnly)
+{
+	Store s(dir_);
+	auto c = s.chain_numbers(4);
+	ASSERT_TRUE(c) << c.error().str();
+	EXPECT_EQ((std::vector<uint32_t>{1, 2, 3, 4}), *c);
+}
+
 TEST(ChainStoreRandom, CompactAndRetainPreserveMemory)
 {
 	std::mt19937 rng(4242);
