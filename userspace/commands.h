@@ -22,6 +22,7 @@ void setup_inspect(CLI::App &app);
 void setup_version(CLI::App &app);
 void setup_compact(CLI::App &app);	// cmd_compact.cc
 void setup_untrack(CLI::App &app);
+void setup_run(CLI::App &app);		// cmd_run.cc
 
 // Exit status main() returns once the subcommand's callback is done.
 void set_exit_status(int status);

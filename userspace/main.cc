@@ -18,6 +18,7 @@ int main(int argc, char **argv)
 	amber::setup_inspect(app);
 	amber::setup_compact(app);
 	amber::setup_untrack(app);
+	amber::setup_run(app);
 	amber::setup_version(app);
 
 	try {
