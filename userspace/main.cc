@@ -19,6 +19,7 @@ int main(int argc, char **argv)
 	amber::setup_compact(app);
 	amber::setup_untrack(app);
 	amber::setup_run(app);
+	amber::setup_bench(app);
 	amber::setup_version(app);
 
 	try {

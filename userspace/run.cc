@@ -79,6 +79,10 @@ public:
 		if (!pidfd_ || !cancel_)
 			return;
 		thread_ = std::thread([this] {
+			// Stop signals are the supervisor's signalfd's.
+			sigset_t all;
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, nullptr);
 			struct pollfd p[2] = {{pidfd_.get(), POLLIN, 0}, {cancel_.get(), POLLIN, 0}};
 			while (poll(p, 2, -1) < 0 && errno == EINTR)
 				;
