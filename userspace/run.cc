@@ -379,8 +379,11 @@ private:
 
 Result<void> Supervisor::lock_dir()
 {
-	if (mkdir(o_.dir.c_str(), 0755) && errno != EEXIST)
-		return fail_errno("cannot create " + o_.dir);
+	// Missing parents are created too, as `amber checkpoint -D` does.
+	std::error_code ec;
+	fs::create_directories(o_.dir, ec);
+	if (ec)
+		return fail(ec.value(), "cannot create " + o_.dir);
 	const std::string path = file("run.lock");
 	lock_.reset(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
 	if (!lock_)
