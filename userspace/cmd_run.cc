@@ -26,6 +26,7 @@ struct RunCliOptions {
 	std::string stderr_path;
 	bool verbose = false;
 	bool resume = false;
+	bool lazy_keep = false;
 	std::vector<std::string> cmd;
 };
 
@@ -40,6 +41,7 @@ Result<RunOptions> to_run_options(const RunCliOptions &c, const CLI::App &sub)
 	o.stderr_path = c.stderr_path;
 	o.verbose = c.verbose;
 	o.resume = c.resume;
+	o.lazy_keep = c.lazy_keep;
 	o.interval_given = sub.count("--interval") > 0;
 	o.mtbf_given = sub.count("--mtbf") > 0;
 	o.keep_given = sub.count("--keep") > 0;
@@ -106,6 +108,9 @@ void setup_run(CLI::App &app)
 	sub->add_option("--keep", opt->keep, "Restorable checkpoints kept in DIR")
 		->capture_default_str()
 		->check(CLI::Range(1u, 1000000u));
+	sub->add_flag("--lazy-keep", opt->lazy_keep,
+		      "Compact only when the latest chain has 16 links or holds twice the memory "
+		      "(more than K checkpoints may stay) instead of at every checkpoint");
 	sub->add_option("--max-restarts", opt->max_restarts,
 			"Give up when the program dies more often than this")
 		->capture_default_str()

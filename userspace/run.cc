@@ -45,9 +45,9 @@ namespace fs = std::filesystem;
 
 constexpr int kRestoreTimeoutS = 60;
 constexpr uint32_t kCheckpointTimeoutMs = 60000;
-// Periodic checkpoints keep their chain until it has 16 links or holds twice
-// the program's memory, then the oldest kept one is compacted: a checkpoint
-// costs its own pages, not a rewrite of everything every time.
+// --lazy-keep: periodic checkpoints keep their chain until it has 16 links or
+// holds twice the program's memory, then the oldest kept one is compacted: a
+// checkpoint costs its own pages, not a rewrite of everything every time.
 const RetainPolicy kRetainPolicy{16, 2.0};
 // How long --resume waits for a killed orphan to be reaped by its parent.
 constexpr double kReapTimeoutS = 10;
@@ -680,7 +680,7 @@ void Supervisor::checkpoint()
 	req.pid = uint32_t(pid_);
 	req.dir = o_.dir;
 	req.keep = conf_.keep;
-	req.retain_policy = kRetainPolicy;
+	req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
 	req.timeout_ms = kCheckpointTimeoutMs;
 	req.before_publish = [this] { return sync_outputs(); };
 	auto s = take_checkpoint(req);
@@ -810,7 +810,7 @@ Result<void> Supervisor::resume()
 		req.dir = o_.dir;
 		req.kill = true;
 		req.keep = conf_.keep;
-		req.retain_policy = kRetainPolicy;
+		req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
 		req.timeout_ms = kCheckpointTimeoutMs;
 		req.before_publish = [this] { return sync_outputs(); };
 		auto s = take_checkpoint(req);

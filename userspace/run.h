@@ -40,6 +40,10 @@ struct RunOptions {
 	// amber bench overhead: false runs the program once under the same
 	// schedule and never restores it (its death ends the run).
 	bool restart = true;
+	// --lazy-keep: retention with run.cc's lazy RetainPolicy (store.h)
+	// instead of compacting at every checkpoint; more than `keep`
+	// checkpoints may then stay in DIR.
+	bool lazy_keep = false;
 	// With resume: which of interval_s/mtbf_s, keep, max_restarts the
 	// command line gave (they override run.conf; the others come from it).
 	bool interval_given = false;
