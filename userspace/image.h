@@ -101,7 +101,17 @@ struct FdInfo {
 	uint32_t mode = 0;
 	uint64_t size = 0;
 	bool tty = false;
+	// Issue 5 (see amber.h): 0 / absent when the kernel did not send it.
+	uint64_t file_id = 0;		// open file description, per checkpoint
+	uint32_t sock_family = 0;	// AF_*, sockets only
+	uint32_t sock_type = 0;		// SOCK_*, sockets only
+	uint64_t peer_ino = 0;		// connected UNIX peer's inode, 0: none
+	uint32_t shutdown = 0;		// sk_shutdown: 1 RCV, 2 SEND
+	uint32_t pipe_size = 0;		// pipe/FIFO capacity in bytes
 };
+
+// Registers indexed by enum amber_reg (index 0 unused).
+using Regs = std::array<uint64_t, AMBER_REG_MAX + 1>;
 
 struct SigAction {
 	uint32_t signo = 0;
@@ -122,8 +132,46 @@ struct Signals {
 	std::vector<SigPending> pending;
 };
 
-// Registers indexed by enum amber_reg (index 0 unused).
-using Regs = std::array<uint64_t, AMBER_REG_MAX + 1>;
+
+// A thread other than the thread group leader (AMBER_A_THREAD).
+struct ThreadInfo {
+	uint32_t tid = 0;
+	Regs regs{};
+	Bytes fpu;			// XSAVE area, ptrace (UABI) layout
+	uint64_t blocked = 0;
+	std::vector<SigPending> pending;	// thread-directed (never shared)
+	uint64_t clear_child_tid = 0;
+	uint64_t robust_list = 0;
+	uint64_t robust_list_len = 0;
+	uint64_t sas_sp = 0;
+	uint64_t sas_size = 0;
+	uint32_t sas_flags = 0;
+	uint64_t rseq = 0;
+	uint32_t rseq_len = 0;
+	uint32_t rseq_sig = 0;
+	std::string comm;
+	// The whole encoded AMBER_A_THREAD attribute (header included,
+	// unpadded), copied verbatim into AMBER_CMD_RESTORE's AMBER_A_THREADS.
+	Bytes raw;
+};
+
+// A process's place in a tree checkpoint (AMBER_A_PROC).
+struct ProcInfo {
+	uint32_t pid = 0;
+	uint32_t ppid = 0;
+	uint32_t pgid = 0;
+	uint32_t sid = 0;
+	bool zombie = false;
+	uint32_t exit_code = 0;		// wait status, zombies only
+	uint32_t nr_threads = 0;	// leader included, 0 for zombies
+};
+
+// One chunk of bytes queued in a pipe, FIFO or UNIX socket (AMBER_A_QUEUE).
+struct QueueChunk {
+	uint64_t ino = 0;
+	Bytes data;
+	bool eor = false;		// ends a datagram / seqpacket record
+};
 
 // A loaded, verified checkpoint.
 struct Checkpoint {
@@ -150,7 +198,21 @@ struct Checkpoint {
 
 	uint32_t page_size = 0;		// from pages.img's header
 	std::vector<amber_pagemap_entry> pagemap;
+	// Issue 5. Sections absent in older images leave these empty.
+	Bytes threads_raw, tree_raw, queues_raw;
+	std::vector<ThreadInfo> threads;	// not the leader, ascending TID
+	std::vector<ProcInfo> tree;		// root's image of a tree checkpoint only
+	std::vector<QueueChunk> queues;
+	bool is_tree() const { return !tree.empty(); }
 };
+
+// Where process pid's meta.img and pages.img are in checkpoint directory
+// ckpt_dir (DIR/N): the root's in DIR/N itself, every other live process's
+// in DIR/N/proc/PID.
+inline std::string process_dir(const std::string &ckpt_dir, uint32_t pid, uint32_t root_pid)
+{
+	return pid == root_pid ? ckpt_dir : ckpt_dir + "/proc/" + std::to_string(pid);
+}
 
 // What checkpoint writes into meta.img.
 struct MetaSections {
@@ -159,6 +221,9 @@ struct MetaSections {
 	Bytes vmas;	// AMBER_A_VMA attributes
 	Bytes fds;	// AMBER_A_FD attributes
 	std::vector<amber_pagemap_entry> pagemap;
+	Bytes threads;	// AMBER_A_THREAD attributes; no section when empty
+	Bytes tree;	// AMBER_A_PROC attributes; no section when empty
+	Bytes queues;	// AMBER_A_QUEUE attributes; no section when empty
 };
 
 // Serializes meta.img (header, section table, 8-byte aligned sections).

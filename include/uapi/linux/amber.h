@@ -34,6 +34,14 @@ enum amber_cmd {
 	 * resumed before the reply is sent, unless FLAGS has AMBER_CKPT_F_HOLD,
 	 * in which case it stays stopped until AMBER_CMD_RELEASE, the requesting
 	 * socket closes, the hold times out or the module is unloaded.
+	 *
+	 * Every thread is captured (THREADS). With AMBER_CKPT_F_TREE the
+	 * descendants are too, and the reply is one message per process
+	 * (before the ACK, same sequence number), PID first, parents before
+	 * children; each has PROC, and a live one the attributes above plus
+	 * PAGES_INDEX (not PID's: its pages go to PAGES_FD), QUEUE chunks;
+	 * a zombie has PROC only. Without TREE there is one message, with PROC.
+	 * The caller needs a receive buffer big enough for all of them.
 	 */
 	AMBER_CMD_CHECKPOINT,
 	/* PID, ACTION: resume or SIGKILL a target held by AMBER_CMD_CHECKPOINT. */
@@ -41,7 +49,13 @@ enum amber_cmd {
 	/*
 	 * Sent by the restore stub about itself (current becomes the restored
 	 * process): TASK, MM, VMAS (with VMA_FILE_FD), REGS, FPU, SIGNALS,
-	 * PAGE_FDS, CLOSE_FDS [, EXE_FD]. On success the stub never sees the
+	 * PAGE_FDS, CLOSE_FDS [, EXE_FD, THREADS, FLAGS]. THREADS: the stub
+	 * created its other threads (clone3 set_tid) first; they must be
+	 * blocked (all signals blocked, waiting in a system call) and are
+	 * parked and given their state by the module. A SHMEM VMA given a
+	 * VMA_FILE_FD (a shmem file, e.g. memfd) is mapped shared from that
+	 * file and its pages are not filled from the pages files (the tool
+	 * filled the file). On success the stub never sees the
 	 * reply: it returns to user mode as the checkpointed program. The ACK
 	 * (or extack error) is read by whoever shares the socket.
 	 */
@@ -103,6 +117,42 @@ enum amber_attr {
 	AMBER_A_PAGES_PARENT_NR,	/* u64: pages in AMBER_RUN_F_PARENT runs */
 	AMBER_A_FULL_REASON,		/* string: why a PARENT_ID was not used */
 	AMBER_A_TRACKED,		/* u32: GET_VERSION: processes tracked */
+	/*
+	 * CHECKPOINT with AMBER_CKPT_F_TREE: nest of AMBER_A_PAGE_FD, the
+	 * pages files for the processes other than PID, used in the order the
+	 * reply lists the processes. Too few: -EAGAIN, and the extack says how
+	 * many the tree has (the tool retries with more).
+	 */
+	AMBER_A_PAGES_FDS,
+	/* u32, reply: index into PAGES_FDS of this process's pages file. */
+	AMBER_A_PAGES_INDEX,
+	/*
+	 * CHECKPOINT with AMBER_CKPT_F_TREE: nest of AMBER_A_PARENT_ENTRY, the
+	 * PARENT_ID to use for each process other than PID (PID's own is
+	 * AMBER_A_PARENT_ID). A process not listed is checkpointed full.
+	 */
+	AMBER_A_PARENTS,
+	AMBER_A_PARENT_ENTRY,		/* nest: enum amber_parent_attr */
+	/*
+	 * Reply: nest, enum amber_proc_attr: the process's place in the tree.
+	 * Every reply message of a CHECKPOINT has one (see AMBER_CMD_CHECKPOINT).
+	 */
+	AMBER_A_PROC,
+	/*
+	 * Nest of AMBER_A_THREAD: the threads of the process other than its
+	 * thread group leader, ascending by TID. The leader's own state stays
+	 * in TASK, REGS, FPU and SIGNALS. CHECKPOINT reply, and RESTORE (the
+	 * stub's other threads, which must be exactly these TIDs).
+	 */
+	AMBER_A_THREADS,
+	AMBER_A_THREAD,			/* nest: enum amber_thread_attr */
+	/*
+	 * Reply, repeated: nest, enum amber_queue_attr: one chunk of the bytes
+	 * queued in a pipe, FIFO or UNIX socket that an fd of the checkpoint
+	 * refers to. Chunks of one inode come in read order, all in the message
+	 * of one process (the first that captured an fd of that inode).
+	 */
+	AMBER_A_QUEUE,
 
 	__AMBER_A_MAX,
 	AMBER_A_MAX = __AMBER_A_MAX - 1
@@ -119,9 +169,97 @@ enum amber_ckpt_flags {
 	 * program, on AMBER_CMD_UNTRACK, or when the module is unloaded.
 	 */
 	AMBER_CKPT_F_TRACK = 1 << 1,
+	/*
+	 * Capture PID and all its descendants (children, their children, ...,
+	 * zombies included) as one consistent cut: every thread of every
+	 * process is stopped before any memory is captured, and resumed after
+	 * the last capture. HOLD holds (and RELEASE releases) the whole tree.
+	 */
+	AMBER_CKPT_F_TREE = 1 << 2,
 
-	__AMBER_CKPT_F_ALL = AMBER_CKPT_F_HOLD | AMBER_CKPT_F_TRACK,
+	__AMBER_CKPT_F_ALL = AMBER_CKPT_F_HOLD | AMBER_CKPT_F_TRACK |
+			     AMBER_CKPT_F_TREE,
 };
+
+/*
+ * AMBER_A_FLAGS of RESTORE. HOLD: once restored, the process (all its
+ * threads) waits before its first user instruction until AMBER_CMD_RELEASE
+ * of its PID from the same socket: RESUME runs it, KILL kills it. A process
+ * still held when that socket closes, or after AMBER_RESTORE_HOLD_MAX_MS, or
+ * at module unload, is killed: a tree restore is all or nothing.
+ */
+enum amber_restore_flags {
+	AMBER_RESTORE_F_HOLD = 1 << 0,
+
+	__AMBER_RESTORE_F_ALL = AMBER_RESTORE_F_HOLD,
+};
+
+#define AMBER_RESTORE_HOLD_MAX_MS	120000
+
+/* AMBER_A_PARENT_ENTRY */
+enum amber_parent_attr {
+	AMBER_PARENT_PID = 1,		/* u32 */
+	AMBER_PARENT_ID,		/* u64: as AMBER_A_PARENT_ID */
+
+	__AMBER_PARENT_MAX,
+	AMBER_PARENT_MAX = __AMBER_PARENT_MAX - 1
+};
+
+/* AMBER_A_PROC */
+enum amber_proc_attr {
+	AMBER_PROC_PID = 1,		/* u32, in the caller's pid namespace */
+	AMBER_PROC_PPID,		/* u32: real parent's tgid, 0 if not visible */
+	AMBER_PROC_PGID,		/* u32: 0 if not visible in the caller's ns */
+	AMBER_PROC_SID,			/* u32: 0 if not visible in the caller's ns */
+	AMBER_PROC_ZOMBIE,		/* flag: exited, not yet reaped */
+	AMBER_PROC_EXIT_CODE,		/* u32: zombie's wait status (as waitpid) */
+	AMBER_PROC_NR_THREADS,		/* u32: live threads, leader included */
+
+	__AMBER_PROC_MAX,
+	AMBER_PROC_MAX = __AMBER_PROC_MAX - 1
+};
+
+/* AMBER_A_THREAD: per-thread state of a thread other than the leader. */
+enum amber_thread_attr {
+	AMBER_THREAD_TID = 1,		/* u32, in the caller's pid namespace */
+	AMBER_THREAD_REGS,		/* nest: enum amber_reg, as AMBER_A_REGS */
+	AMBER_THREAD_FPU,		/* binary: as AMBER_A_FPU */
+	AMBER_THREAD_BLOCKED,		/* u64: blocked mask, bit (signo - 1) */
+	AMBER_THREAD_PENDING,		/* nest, repeated: enum amber_sigpending_attr
+					 * (thread-directed, never SHARED) */
+	AMBER_THREAD_CLEAR_CHILD_TID,	/* u64 */
+	AMBER_THREAD_ROBUST_LIST,	/* u64 */
+	AMBER_THREAD_ROBUST_LIST_LEN,	/* u64 */
+	AMBER_THREAD_SAS_SP,		/* u64: sigaltstack */
+	AMBER_THREAD_SAS_SIZE,		/* u64 */
+	AMBER_THREAD_SAS_FLAGS,		/* u32 */
+	AMBER_THREAD_RSEQ,		/* u64: registered struct rseq, 0 if none */
+	AMBER_THREAD_RSEQ_LEN,		/* u32 */
+	AMBER_THREAD_RSEQ_SIG,		/* u32 */
+	AMBER_THREAD_COMM,		/* string, at most 15 chars */
+
+	__AMBER_THREAD_MAX,
+	AMBER_THREAD_MAX = __AMBER_THREAD_MAX - 1
+};
+
+/* AMBER_A_QUEUE */
+enum amber_queue_attr {
+	AMBER_QUEUE_INO = 1,		/* u64: inode of the pipe/FIFO/socket */
+	AMBER_QUEUE_DATA,		/* binary: at most AMBER_QUEUE_CHUNK bytes */
+	/*
+	 * flag: the last chunk of a message of a SOCK_DGRAM or SOCK_SEQPACKET
+	 * socket (every message ends with one); never set for pipes, FIFOs and
+	 * SOCK_STREAM sockets, whose bytes simply concatenate.
+	 */
+	AMBER_QUEUE_EOR,
+
+	__AMBER_QUEUE_MAX,
+	AMBER_QUEUE_MAX = __AMBER_QUEUE_MAX - 1
+};
+
+#define AMBER_QUEUE_CHUNK	32768
+/* Most bytes queued in pipes and sockets one CHECKPOINT captures. */
+#define AMBER_QUEUE_MAX_BYTES	(64U << 20)
 
 enum amber_release_action {
 	AMBER_RELEASE_RESUME = 1,
@@ -329,6 +467,18 @@ enum amber_fd_attr {
 	AMBER_FD_MODE,			/* u32: st_mode */
 	AMBER_FD_SIZE,			/* u64: i_size */
 	AMBER_FD_TTY,			/* flag: the file is a terminal */
+	/*
+	 * u64: the open file description. Equal for every fd, in every process
+	 * of one CHECKPOINT reply, that refers to the same struct file (dup(),
+	 * fork()); ids start at 1 and mean nothing across checkpoints.
+	 */
+	AMBER_FD_FILE_ID,
+	AMBER_FD_SOCK_FAMILY,		/* u32: AF_* (sockets) */
+	AMBER_FD_SOCK_TYPE,		/* u32: SOCK_STREAM, SOCK_DGRAM, ... */
+	/* u64: inode of the connected peer (UNIX sockets), absent if none */
+	AMBER_FD_PEER_INO,
+	AMBER_FD_SHUTDOWN,		/* u32: sk_shutdown (1 RCV, 2 SEND) */
+	AMBER_FD_PIPE_SIZE,		/* u32: pipe/FIFO capacity in bytes */
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
@@ -385,6 +535,14 @@ enum amber_section_type {
 	AMBER_SEC_VMAS,		/* attrs: AMBER_A_VMA ... */
 	AMBER_SEC_FDS,		/* attrs: AMBER_A_FD ... */
 	AMBER_SEC_PAGEMAP,	/* array of struct amber_pagemap_entry */
+	AMBER_SEC_THREADS,	/* attrs: AMBER_A_THREAD ... (not the leader) */
+	/*
+	 * attrs: AMBER_A_PROC ..., every process of a tree checkpoint, parents
+	 * before children, the root first. Only in the root's meta.img; a
+	 * checkpoint without it is of one process.
+	 */
+	AMBER_SEC_TREE,
+	AMBER_SEC_QUEUES,	/* attrs: AMBER_A_QUEUE ..., as in the reply */
 
 	__AMBER_SEC_MAX,
 	AMBER_SEC_MAX = __AMBER_SEC_MAX - 1
