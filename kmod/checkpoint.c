@@ -1,17 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Checkpoint request lifecycle.
+ * Checkpoint request lifecycle: the group stop.
  *
- * The requester (the CLI, inside AMBER_CMD_CHECKPOINT) queues a task_work on
- * the target with TWA_SIGNAL and waits. The target runs amber_ckpt_work() on
- * its way back to user mode, with current == target, captures itself and
- * completes @captured; with AMBER_CKPT_F_HOLD it then parks until @released.
+ * One CHECKPOINT request covers a group: every thread of the target
+ * process, and with AMBER_CKPT_F_TREE every thread of every descendant. The
+ * requester (the CLI, inside AMBER_CMD_CHECKPOINT) queues a task_work
+ * (TWA_SIGNAL) on each thread. Each thread runs amber_thr_work() on its way
+ * back to user mode, with current == that thread, records its own registers
+ * and per-thread state, and parks. The requester rescans the group until a
+ * scan that started while every known thread was parked finds nothing new
+ * (parked threads cannot clone or fork, so that scan is exact); then, with
+ * every thread of every process parked (the consistent cut), it checks the
+ * caller's ptrace access to every process again and lets the thread-group
+ * leaders capture their processes (memory, files, credentials, signals), in
+ * parallel, each in its own context. After the last capture the group
+ * resumes, or stays parked with AMBER_CKPT_F_HOLD until RELEASE.
  *
- * The request is shared and refcounted: one reference for the requester, one
- * for the queued callback (which also pins the module). Whoever gives up first
- * marks it cancelled; the callback then returns at once and the target simply
- * carries on. Held targets are resumed by RELEASE, by the requesting socket
- * closing (netlink notifier), by the hold timing out, or by module exit.
+ * The request is shared and refcounted: one reference for the requester,
+ * one for each queued callback (which also pins the module). Whoever gives
+ * up first cancels the whole group: callbacks that have not started return
+ * at once, parked threads leave, leaders stop capturing. Held groups are
+ * resumed by RELEASE, by the requesting socket closing (netlink notifier),
+ * by the hold timing out (the first parked thread to time out resumes all),
+ * or by module exit. Every wait, the requester's and the parked threads',
+ * is killable and bounded.
+ *
+ * A thread being created while the group stops is found by the next scan
+ * and stopped too. A vfork() child is never parked (its parent waits for it
+ * uninterruptibly, so parking it would never let the parent park): the scan
+ * waits until it has executed a program or exited, rescanning every few ms.
+ * A process exiting during the stop fails the request with -EAGAIN (a retry
+ * finds it a zombie or gone); a zombie reaped during the stop is left out.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -29,6 +48,7 @@
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/task_work.h>
 #include <linux/wait.h>
 #include <net/netlink.h>
@@ -37,21 +57,28 @@
 
 #include "checkpoint.h"
 #include "ksyms.h"
+#include "tree.h"
 
 /*
- * amber_reqs_lock protects the list of live requests (amber_reqs), the state,
- * cancelled and action fields of every request on it, amber_nr_stopped and
+ * amber_reqs_lock protects the list of live requests (amber_reqs), the
+ * phase, cancelled, action, counters and result of every request on it, the
+ * state of every thread, their hash tables, amber_nr_stopped and
  * amber_exiting. It is a mutex: every user can sleep (the netlink notifier
  * runs from a blocking notifier chain).
  */
 static DEFINE_MUTEX(amber_reqs_lock);
 static LIST_HEAD(amber_reqs);
-static unsigned int amber_nr_stopped;	/* callbacks RUNNING or HELD */
+static unsigned int amber_nr_stopped;	/* threads capturing or parked */
 static bool amber_exiting;
 
 /* Number of requests not yet freed; module exit waits for zero. */
 static atomic_t amber_nr_reqs = ATOMIC_INIT(0);
 static DECLARE_WAIT_QUEUE_HEAD(amber_reqs_wq);
+
+/* How often the stop rescans while a vfork child or an exiting process is pending. */
+#define AMBER_RESCAN_MS		5
+/* A parked thread's own bound before HELD, beyond the requester's. */
+#define AMBER_PARK_SLACK_MS	10000
 
 static void amber_state_free(struct amber_state *st)
 {
@@ -63,20 +90,55 @@ static void amber_state_free(struct amber_state *st)
 	amber_task_free(&st->task);
 }
 
+static void amber_proc_free(struct amber_proc *p)
+{
+	amber_state_free(&p->st);
+	if (p->ident.cred)
+		put_cred(p->ident.cred);
+	if (p->pages)
+		fput(p->pages);
+	kfree(p->others);
+	put_task_struct(p->task);
+	kfree(p);
+}
+
+static void amber_thr_free(struct amber_thr *thr)
+{
+	amber_regs_free(&thr->regs);
+	amber_thread_free(&thr->ts);
+	put_task_struct(thr->task);
+	kfree(thr);
+}
+
 /* kref release, called with amber_reqs_lock held (kref_put_mutex). */
 static void amber_req_release(struct kref *ref)
 	__releases(&amber_reqs_lock)
 {
 	struct amber_req *req = container_of(ref, struct amber_req, ref);
+	unsigned int i;
 
 	lockdep_assert_held(&amber_reqs_lock);
 	list_del(&req->node);
+	for (i = 0; i < req->nr_thrs; i++)
+		hash_del(&req->thrs[i]->hnode);
 	mutex_unlock(&amber_reqs_lock);
 
-	amber_state_free(&req->st);
-	put_cred(req->ident.cred);
-	fput(req->pages);
-	put_task_struct(req->task);
+	for (i = 0; i < req->nr_thrs; i++)
+		amber_thr_free(req->thrs[i]);
+	kvfree(req->thrs);
+	for (i = 0; i < req->nr_procs; i++)
+		amber_proc_free(req->procs[i]);
+	kvfree(req->procs);
+	/* Pool files not handed to a process. */
+	for (i = req->nr_indexed; i < req->nr_pool; i++)
+		fput(req->pool[i]);
+	kfree(req->pool);
+	if (req->root_pages)
+		fput(req->root_pages);
+	kfree(req->parents);
+	if (req->fileids)
+		amber_fileids_free(req->fileids);
+	put_pid_ns(req->ns);
 	kfree(req);
 
 	if (atomic_dec_and_test(&amber_nr_reqs))
@@ -88,27 +150,37 @@ void amber_req_put(struct amber_req *req)
 	kref_put_mutex(&req->ref, amber_req_release, &amber_reqs_lock);
 }
 
+static void amber_req_set_phase(struct amber_req *req, enum amber_phase ph)
+{
+	lockdep_assert_held(&amber_reqs_lock);
+	WRITE_ONCE(req->phase, ph);
+	wake_up_all(&req->thr_wq);
+	wake_up_all(&req->req_wq);
+}
+
 /*
- * Stop waiting for @req: a callback that has not started will return at
- * once, a running one will not hold, a held target resumes.
+ * Stop waiting for @req: callbacks that have not started return at once,
+ * parked threads leave, leaders stop capturing, a held group resumes.
  */
 static void amber_req_cancel_locked(struct amber_req *req)
 {
 	lockdep_assert_held(&amber_reqs_lock);
 
-	req->cancelled = true;
-	switch (req->state) {
-	case AMBER_REQ_QUEUED:
-		req->state = AMBER_REQ_CANCELLED;
-		break;
-	case AMBER_REQ_HELD:
+	WRITE_ONCE(req->cancelled, true);
+	if (req->phase != AMBER_PH_RESUME) {
 		req->action = AMBER_RELEASE_RESUME;
-		req->state = AMBER_REQ_RELEASING;
-		complete(&req->released);
-		break;
-	default:
-		break;
+		amber_req_set_phase(req, AMBER_PH_RESUME);
 	}
+}
+
+/* Records the group's first failure and cancels it. */
+static void amber_req_fail_locked(struct amber_req *req, int err,
+				  const char *msg)
+{
+	lockdep_assert_held(&amber_reqs_lock);
+	if (!req->result.err)
+		amber_fail(&req->result, err, msg);
+	amber_req_cancel_locked(req);
 }
 
 void amber_req_abort(struct amber_req *req)
@@ -118,28 +190,33 @@ void amber_req_abort(struct amber_req *req)
 	mutex_unlock(&amber_reqs_lock);
 }
 
-/* Everything the callback records, in the target's own context. */
-static int amber_capture(struct amber_req *req)
+/* A failure's message, naming the process unless it is the only one. */
+static const char *amber_proc_msg(struct amber_req *req, struct amber_proc *p,
+				  const char *msg)
 {
-	struct amber_state *st = &req->st;
-	struct amber_err *e = &req->result;
+	if (!(req->flags & AMBER_CKPT_F_TREE) || p->pages_index < 0)
+		return msg;
+	return amber_msg("pid %d: %s", p->pid, msg);
+}
+
+/* The process-wide state, by its leader once every thread is parked. */
+static int amber_proc_capture(struct amber_req *req, struct amber_proc *p)
+{
+	struct amber_state *st = &p->st;
+	struct amber_err *e = &p->result;
 
 	if ((current->flags & PF_EXITING) || !current->mm)
 		return amber_fail(e, -ESRCH, "the process exited");
-	/* The access check was for this identity; see amber_check_target(). */
-	if (current_real_cred() != req->ident.cred ||
-	    current->self_exec_id != req->ident.exec_id ||
-	    get_dumpable(current->mm) != req->ident.dumpable)
+	/* The access check was for this identity; see amber_scan_new_proc(). */
+	if (current_real_cred() != p->ident.cred ||
+	    current->self_exec_id != p->ident.exec_id ||
+	    get_dumpable(current->mm) != p->ident.dumpable)
 		return amber_fail(e, -EAGAIN,
 				  "the process executed a program or changed credentials or dumpability, try again");
-	if (get_nr_threads(current) > 1)
-		return amber_fail(e, -EOPNOTSUPP,
-				  "multi-threaded processes are not supported yet");
 
-	if (amber_regs_capture(&st->regs, e) ||
-	    amber_task_capture(&st->task, e) ||
+	if (amber_task_capture(&st->task, e) ||
 	    amber_sig_capture(&st->sig, e) ||
-	    amber_files_capture(&st->files, e))
+	    amber_files_capture(&st->files, req->fileids, e))
 		return e->err;
 
 	/* Decided here, in the target: its tracking state cannot change. */
@@ -150,80 +227,177 @@ static int amber_capture(struct amber_req *req)
 	return 0;
 }
 
-static void amber_ckpt_hold(struct amber_req *req)
+/* A thread's own state, in its context, before it parks. */
+static int amber_thr_capture(struct amber_thr *thr)
 {
-	bool timed_out;
-	long left;
-	u32 action;
+	struct amber_regs_state *regs = thr->leader ? &thr->proc->st.regs :
+						     &thr->regs;
 
-	/* The hold times out hold_ms after the pages file was written. */
-	do {
-		left = wait_for_completion_killable_timeout(&req->released,
-							    msecs_to_jiffies(req->hold_ms));
-	} while (!left && READ_ONCE(req->writing));
+	if (amber_regs_capture(regs, &thr->err))
+		return thr->err.err;
+	if (!thr->leader && amber_thread_capture(&thr->ts, &thr->err))
+		return thr->err.err;
+	return 0;
+}
 
-	/*
-	 * The state decides, not @left: a RELEASE that raced with the timeout
-	 * or a fatal signal has already told its caller it was obeyed.
-	 */
-	mutex_lock(&amber_reqs_lock);
-	if (req->state == AMBER_REQ_RELEASING) {
-		action = req->action;
-		timed_out = false;
+/* The last leader finished: the group is captured. */
+static void amber_req_captured_locked(struct amber_req *req)
+{
+	lockdep_assert_held(&amber_reqs_lock);
+	req->stopped_ns = ktime_get_ns() - req->t_stop;
+	if (req->phase != AMBER_PH_CAPTURE)
+		return;
+	if ((req->flags & AMBER_CKPT_F_HOLD) && !req->cancelled) {
+		amber_req_set_phase(req, AMBER_PH_HELD);
 	} else {
-		action = AMBER_RELEASE_RESUME;
-		timed_out = !left;
+		req->action = AMBER_RELEASE_RESUME;
+		amber_req_set_phase(req, AMBER_PH_RESUME);
 	}
-	req->state = AMBER_REQ_DONE;
-	amber_nr_stopped--;
-	mutex_unlock(&amber_reqs_lock);
+}
 
-	if (timed_out)
-		pr_warn("pid %d: hold timed out after %u ms, resuming\n",
-			task_pid_nr(current), req->hold_ms);
-	/* Dies on the way out of task_work: no user instruction runs. */
-	if (action == AMBER_RELEASE_KILL)
-		send_sig(SIGKILL, current, 1);
+static bool amber_thr_may_go(struct amber_thr *thr)
+{
+	enum amber_phase ph = READ_ONCE(thr->req->phase);
+
+	return ph == AMBER_PH_RESUME ||
+	       (thr->leader && ph == AMBER_PH_CAPTURE &&
+		!READ_ONCE(thr->proc->capture_started));
+}
+
+/* Called with amber_reqs_lock held, after a parked thread's wait timed out. */
+static bool amber_hold_expired(struct amber_req *req, long *next)
+{
+	unsigned long end;
+
+	if (req->phase != AMBER_PH_HELD) {
+		/* The requester is bounded and always resolves the phase. */
+		return true;
+	}
+	if (READ_ONCE(req->writing)) {
+		*next = msecs_to_jiffies(req->hold_ms);
+		return false;
+	}
+	end = req->held_at + msecs_to_jiffies(req->hold_ms);
+	if (time_before(jiffies, end)) {
+		*next = end - jiffies;
+		return false;
+	}
+	return true;
 }
 
 /*
- * The task_work callback. Runs in the target with current == target, from
- * get_signal() (TWA_SIGNAL) on the way back to user mode, or from do_exit()
- * if the target exits first.
+ * Parks the calling thread until the group resumes. A leader leaves the
+ * wait once to capture its process. Returns the release action.
  */
-static void amber_ckpt_work(struct callback_head *work)
+static u32 amber_thr_park(struct amber_thr *thr)
 {
-	struct amber_req *req = container_of(work, struct amber_req, work);
-	u64 start = ktime_get_ns();
-	bool hold;
+	struct amber_req *req = thr->req;
+	struct amber_proc *p = thr->proc;
+	long timeout = msecs_to_jiffies(req->park_ms);
+	long left;
+	u32 action;
+	int err;
+
+	for (;;) {
+		left = wait_event_killable_timeout(req->thr_wq,
+						   amber_thr_may_go(thr), timeout);
+		mutex_lock(&amber_reqs_lock);
+		if (req->phase == AMBER_PH_RESUME) {
+			action = req->action;
+			break;
+		}
+		if (left < 0) {
+			/* Killed: a group not yet captured cannot be. */
+			if (req->phase != AMBER_PH_HELD)
+				amber_req_fail_locked(req, -EINTR,
+						      amber_msg("pid %d tid %d was killed during the checkpoint",
+								p->pid, thr->tid));
+			action = AMBER_RELEASE_RESUME;
+			break;
+		}
+		if (!left) {
+			if (!amber_hold_expired(req, &timeout)) {
+				mutex_unlock(&amber_reqs_lock);
+				continue;
+			}
+			if (req->phase == AMBER_PH_HELD)
+				pr_warn("pid %d: hold timed out after %u ms, resuming\n",
+					req->pid, req->hold_ms);
+			else
+				amber_req_fail_locked(req, -ETIMEDOUT,
+						      "the checkpoint did not finish in time");
+			req->action = AMBER_RELEASE_RESUME;
+			amber_req_set_phase(req, AMBER_PH_RESUME);
+			action = AMBER_RELEASE_RESUME;
+			break;
+		}
+		if (thr->leader && req->phase == AMBER_PH_CAPTURE &&
+		    !p->capture_started) {
+			WRITE_ONCE(p->capture_started, true);
+			mutex_unlock(&amber_reqs_lock);
+
+			err = amber_proc_capture(req, p);
+
+			mutex_lock(&amber_reqs_lock);
+			if (err)
+				amber_req_fail_locked(req, err,
+						      amber_proc_msg(req, p, p->result.msg));
+			if (!--req->nr_capturing)
+				amber_req_captured_locked(req);
+			wake_up_all(&req->req_wq);
+		}
+		mutex_unlock(&amber_reqs_lock);
+	}
+	thr->state = AMBER_THR_LEFT;
+	amber_nr_stopped--;
+	mutex_unlock(&amber_reqs_lock);
+	return action;
+}
+
+/*
+ * The task_work callback. Runs in the thread with current == thread, from
+ * get_signal() (TWA_SIGNAL) on the way back to user mode, or from do_exit()
+ * if the thread exits first.
+ */
+static void amber_thr_work(struct callback_head *work)
+{
+	struct amber_thr *thr = container_of(work, struct amber_thr, work);
+	struct amber_req *req = thr->req;
+	u64 now = ktime_get_ns();
 	int err;
 
 	mutex_lock(&amber_reqs_lock);
-	if (req->cancelled) {
+	req->nr_waiting--;
+	wake_up_all(&req->req_wq);
+	/* Past exit_mm() and exit_files(): nothing of it is left to stop. */
+	if (req->phase != AMBER_PH_GATHER || (current->flags & PF_EXITING)) {
+		thr->state = AMBER_THR_GONE;
 		mutex_unlock(&amber_reqs_lock);
 		goto out_put;
 	}
-	req->state = AMBER_REQ_RUNNING;
+	req->nr_waiting++;
+	thr->state = AMBER_THR_RUNNING;
+	if (!req->t_stop)
+		req->t_stop = now;
 	amber_nr_stopped++;
 	mutex_unlock(&amber_reqs_lock);
 
-	err = amber_capture(req);
-	req->st.stopped_ns = ktime_get_ns() - start;
-	WRITE_ONCE(req->writing, !err);
+	err = amber_thr_capture(thr);
 
 	mutex_lock(&amber_reqs_lock);
-	hold = !err && (req->flags & AMBER_CKPT_F_HOLD) && !req->cancelled;
-	if (hold) {
-		req->state = AMBER_REQ_HELD;
-	} else {
-		req->state = AMBER_REQ_DONE;
-		amber_nr_stopped--;
-	}
+	thr->state = AMBER_THR_PARKED;
+	req->nr_waiting--;
+	if (err)
+		amber_req_fail_locked(req, err,
+				      thr->leader ? amber_proc_msg(req, thr->proc, thr->err.msg) :
+				      amber_msg("pid %d tid %d: %s", thr->proc->pid,
+						thr->tid, thr->err.msg));
+	wake_up_all(&req->req_wq);
 	mutex_unlock(&amber_reqs_lock);
 
-	complete(&req->captured);
-	if (hold)
-		amber_ckpt_hold(req);
+	/* Dies on the way out of task_work: no user instruction runs. */
+	if (amber_thr_park(thr) == AMBER_RELEASE_KILL)
+		send_sig(SIGKILL, current, 1);
 out_put:
 	amber_req_put(req);
 	/*
@@ -282,43 +456,6 @@ static int amber_check_ptrace(struct task_struct *task, const struct nlattr *att
 	return 0;
 }
 
-static int amber_check_target(struct task_struct *task,
-			      const struct amber_ckpt_args *args,
-			      struct amber_ident *id,
-			      struct netlink_ext_ack *extack)
-{
-	const struct nlattr *attr = args->pid_attr;
-	int err;
-
-	err = amber_check_caps(extack);
-	if (err)
-		return err;
-	if (task->flags & PF_KTHREAD) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint a kernel thread");
-		return -EINVAL;
-	}
-	if (is_child_reaper(task_pid(task))) {
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "cannot checkpoint the init process of a pid namespace");
-		return -EINVAL;
-	}
-	if (same_thread_group(task, current)) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint the calling process");
-		return -EINVAL;
-	}
-	if (task->exit_state || (task->flags & PF_EXITING)) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "the process is exiting or a zombie");
-		return -ESRCH;
-	}
-	if (get_nr_threads(task) > 1) {
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "multi-threaded processes are not supported yet");
-		return -EOPNOTSUPP;
-	}
-	amber_ident_get(task, id);
-	return amber_check_ptrace(task, attr, extack);
-}
-
 static struct file *amber_get_pages_file(const struct amber_ckpt_args *args,
 					 struct netlink_ext_ack *extack)
 {
@@ -344,176 +481,676 @@ static struct file *amber_get_pages_file(const struct amber_ckpt_args *args,
 	return file;
 }
 
-static struct amber_req *amber_req_new(struct task_struct *task,
-				       struct file *pages,
-				       const struct amber_ident *id,
-				       const struct amber_ckpt_args *args)
+/* Whether @task may be the root of a request. */
+static int amber_check_root(struct task_struct *task,
+			    const struct amber_ckpt_args *args,
+			    struct netlink_ext_ack *extack)
 {
-	struct amber_req *req = kzalloc(sizeof(*req), GFP_KERNEL);
-
-	if (!req)
-		return NULL;
-	kref_init(&req->ref);
-	INIT_LIST_HEAD(&req->node);
-	init_task_work(&req->work, amber_ckpt_work);
-	req->task = task;
-	req->pages = pages;
-	req->pid = args->pid;
-	req->flags = args->flags;
-	req->hold_ms = max_t(u32, args->timeout_ms, AMBER_HOLD_MIN_MS);
-	req->portid = args->portid;
-	req->net = args->net;
-	req->ident = *id;
-	req->st.track.want = args->flags & AMBER_CKPT_F_TRACK;
-	req->st.track.parent_id = args->parent_id;
-	amber_mm_init(&req->st.mm);
-	req->state = AMBER_REQ_QUEUED;
-	init_completion(&req->captured);
-	init_completion(&req->released);
-	atomic_inc(&amber_nr_reqs);
-	return req;
-}
-
-/* Publishes @req and queues its callback on the target. */
-static int amber_req_queue(struct amber_req *req,
-			   const struct amber_ckpt_args *args,
-			   struct netlink_ext_ack *extack)
-{
-	struct amber_req *other;
+	const struct nlattr *attr = args->pid_attr;
 	int err;
 
+	err = amber_check_caps(extack);
+	if (err)
+		return err;
+	if (task->flags & PF_KTHREAD) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint a kernel thread");
+		return -EINVAL;
+	}
+	if (is_child_reaper(task_pid(task))) {
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "cannot checkpoint the init process of a pid namespace");
+		return -EINVAL;
+	}
+	if (same_thread_group(task, current)) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint the calling process");
+		return -EINVAL;
+	}
+	if (!thread_group_leader(task)) {
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "the pid is a thread's, not a process's (thread group leader)");
+		return -EINVAL;
+	}
+	if (task->flags & PF_EXITING) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "the process is exiting or a zombie");
+		return -ESRCH;
+	}
+	if (task->exit_state) {
+		if (thread_group_empty(task)) {
+			NL_SET_ERR_MSG_ATTR(extack, attr, "the process is exiting or a zombie");
+			return -ESRCH;
+		}
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "the process's main thread exited: not supported");
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/* Ends a request that failed, in the requester: the group resumes. */
+static int amber_req_error(struct amber_req *req, int err,
+			   struct netlink_ext_ack *extack)
+{
 	mutex_lock(&amber_reqs_lock);
-	if (amber_exiting) {
-		NL_SET_ERR_MSG(extack, "the module is unloading");
-		err = -ENODEV;
+	/* A failure a thread reported first explains the others. */
+	if (req->result.err) {
+		err = req->result.err;
+		amber_set_msg(extack, req->result.msg);
+	}
+	amber_req_cancel_locked(req);
+	mutex_unlock(&amber_reqs_lock);
+	return err;
+}
+
+static struct amber_thr *amber_thr_find(struct amber_req *req,
+					struct task_struct *task)
+{
+	struct amber_thr *thr;
+
+	hash_for_each_possible(req->thr_hash, thr, hnode, (unsigned long)task)
+		if (thr->task == task)
+			return thr;
+	return NULL;
+}
+
+/* Whether another live request has stopped or is stopping @task. */
+static bool amber_thr_busy(struct amber_req *req, struct task_struct *task)
+{
+	struct amber_req *other;
+	struct amber_thr *thr;
+
+	lockdep_assert_held(&amber_reqs_lock);
+	list_for_each_entry(other, &amber_reqs, node) {
+		if (other == req || other->phase == AMBER_PH_RESUME)
+			continue;
+		thr = amber_thr_find(other, task);
+		if (thr && thr->state >= AMBER_THR_QUEUED &&
+		    thr->state <= AMBER_THR_PARKED)
+			return true;
+	}
+	return false;
+}
+
+/* Adds @task (reference taken over) as a thread of @p and queues its callback. */
+static int amber_thr_add(struct amber_req *req, struct amber_proc *p,
+			 struct task_struct *task, struct netlink_ext_ack *extack)
+{
+	struct amber_thr *thr;
+	int err;
+
+	if (req->nr_thrs >= AMBER_MAX_THREADS) {
+		put_task_struct(task);
+		amber_set_msg(extack, amber_msg("more than %u threads in the group are not supported",
+						AMBER_MAX_THREADS));
+		return -E2BIG;
+	}
+	thr = kzalloc(sizeof(*thr), GFP_KERNEL);
+	if (!thr) {
+		put_task_struct(task);
+		NL_SET_ERR_MSG(extack, "out of memory");
+		return -ENOMEM;
+	}
+	init_task_work(&thr->work, amber_thr_work);
+	thr->req = req;
+	thr->proc = p;
+	thr->task = task;
+	thr->tid = task_pid_nr_ns(task, req->ns);
+	thr->leader = task == p->task;
+	if (thr->leader)
+		p->leader = thr;
+
+	mutex_lock(&amber_reqs_lock);
+	req->thrs[req->nr_thrs++] = thr;
+	hash_add(req->thr_hash, &thr->hnode, (unsigned long)task);
+	if (req->cancelled) {
+		err = -ECANCELED;
+		NL_SET_ERR_MSG(extack, "the checkpoint was cancelled");
 		goto out_unlock;
 	}
-	list_for_each_entry(other, &amber_reqs, node) {
-		if (other->task == req->task && other->state != AMBER_REQ_DONE &&
-		    other->state != AMBER_REQ_CANCELLED) {
-			NL_SET_ERR_MSG_ATTR(extack, args->pid_attr,
-					    "a checkpoint of this process is already in progress");
-			err = -EBUSY;
-			goto out_unlock;
-		}
+	if (amber_thr_busy(req, task)) {
+		err = -EBUSY;
+		amber_set_msg(extack, amber_msg("a checkpoint of this process is already in progress (pid %d tid %d)",
+						p->pid, thr->tid));
+		goto out_unlock;
 	}
-	list_add_tail(&req->node, &amber_reqs);
-
 	/* Each queued callback pins the module until it has returned. */
 	if (!try_module_get(THIS_MODULE)) {
-		NL_SET_ERR_MSG(extack, "the module is unloading");
 		err = -ENODEV;
+		NL_SET_ERR_MSG(extack, "the module is unloading");
 		goto out_unlock;
 	}
-	err = task_work_add(req->task, &req->work, TWA_SIGNAL);
-	if (err) {
-		NL_SET_ERR_MSG_ATTR(extack, args->pid_attr, "the process is exiting");
-		err = -ESRCH;
-		goto err_put_module;
-	}
 	/*
-	 * The callback's reference. Taking it after queueing is safe: the
-	 * callback starts by taking amber_reqs_lock, which is held here.
+	 * The callback's reference, and its count in nr_waiting: both before
+	 * queueing, the callback drops them. It starts by taking
+	 * amber_reqs_lock, which is held here.
 	 */
 	kref_get(&req->ref);
-	mutex_unlock(&amber_reqs_lock);
-	return 0;
-
-err_put_module:
-	module_put(THIS_MODULE);
+	req->nr_waiting++;
+	thr->state = AMBER_THR_QUEUED;
+	err = task_work_add(task, &thr->work, TWA_SIGNAL);
+	if (err) {
+		/* Past exit_task_work(): exited, nothing to stop. */
+		req->nr_waiting--;
+		thr->state = AMBER_THR_GONE;
+		module_put(THIS_MODULE);
+		/* Not the last reference: the requester holds one. */
+		refcount_dec(&req->ref.refcount);
+		err = 0;
+	}
 out_unlock:
 	mutex_unlock(&amber_reqs_lock);
 	return err;
 }
 
-/* The callback has started (it may also have finished). */
-static bool amber_req_started(struct amber_req *req)
+static u64 amber_parent_id_of(struct amber_req *req, pid_t pid)
 {
-	bool started;
+	unsigned int i;
 
-	mutex_lock(&amber_reqs_lock);
-	started = req->state != AMBER_REQ_QUEUED &&
-		  req->state != AMBER_REQ_CANCELLED;
-	mutex_unlock(&amber_reqs_lock);
-	return started;
+	for (i = 0; i < req->nr_parents; i++)
+		if (req->parents[i].pid == pid)
+			return req->parents[i].id;
+	return 0;
+}
+
+static struct amber_proc *amber_proc_find(struct amber_req *req,
+					  struct task_struct *task)
+{
+	unsigned int i;
+
+	for (i = 0; i < req->nr_procs; i++)
+		if (req->procs[i]->task == task)
+			return req->procs[i];
+	return NULL;
+}
+
+static u32 amber_zombie_status(struct task_struct *p)
+{
+	/* As wait_task_zombie() reports it. */
+	return (READ_ONCE(p->signal->flags) & SIGNAL_GROUP_EXIT) ?
+	       READ_ONCE(p->signal->group_exit_code) : READ_ONCE(p->exit_code);
 }
 
 /*
- * Waits for the callback; on failure the request is cancelled. @timeout_ms
- * bounds how long the target may take to reach its stop point; a capture
- * that has started gets AMBER_CAPTURE_MAX_MS more (it polls cancellation, so
- * it stops soon after giving up). Every wait is killable and bounded.
+ * A process the scan has not seen before: a zombie, or a live process to
+ * stop (access checked here, its pages file assigned, its buffer
+ * preallocated). Takes over the reference on @task. Returns 1 if it must be
+ * waited for (vfork child, exiting, or its parent is), 0 when added.
  */
-static int amber_req_wait(struct amber_req *req, u32 timeout_ms,
-			  struct netlink_ext_ack *extack)
+static int amber_scan_new_proc(struct amber_req *req, struct task_struct *task,
+			       bool root, struct amber_proc **out,
+			       struct netlink_ext_ack *extack)
 {
-	long capture_max = msecs_to_jiffies(AMBER_CAPTURE_MAX_MS);
-	bool started = false;
-	const char *msg;
-	long left;
+	pid_t pid = task_tgid_nr_ns(task, req->ns);
+	struct amber_proc *p, *parent = NULL;
+	bool zombie = false;
 
-	left = wait_for_completion_killable_timeout(&req->captured,
-						    msecs_to_jiffies(timeout_ms));
-	if (!left) {
-		started = amber_req_started(req);
-		if (started)
-			left = wait_for_completion_killable_timeout(&req->captured,
-								    capture_max);
+	*out = NULL;
+	if (!root) {
+		parent = amber_proc_find(req, amber_tree_parent(task));
+		/* Its parent exited or is still pending: wait for it. */
+		if (!parent || parent->zombie)
+			goto wait;
 	}
-	if (left > 0) {
-		if (req->result.err) {
-			amber_set_msg(extack, req->result.msg);
-			return req->result.err;
+	if (task->exit_state) {
+		if (task->exit_state != EXIT_ZOMBIE)
+			goto skip;		/* being reaped */
+		if (!thread_group_empty(task)) {
+			put_task_struct(task);
+			amber_set_msg(extack, amber_msg("pid %d: the process's main thread exited: not supported",
+							pid));
+			return -EOPNOTSUPP;
 		}
+		zombie = true;
+	} else if (task->flags & PF_EXITING) {
+		goto wait;			/* soon a zombie, or gone */
+	} else if (READ_ONCE(task->vfork_done)) {
+		goto wait;			/* a vfork child: until exec or exit */
+	}
+
+	if (req->nr_procs >= AMBER_TREE_MAX_PROCS) {
+		put_task_struct(task);
+		amber_set_msg(extack, amber_msg("more than %u processes in the tree are not supported",
+						AMBER_TREE_MAX_PROCS));
+		return -E2BIG;
+	}
+	p = kzalloc(sizeof(*p), GFP_KERNEL);
+	if (!p) {
+		put_task_struct(task);
+		NL_SET_ERR_MSG(extack, "out of memory");
+		return -ENOMEM;
+	}
+	p->task = task;
+	p->pid = pid;
+	p->zombie = zombie;
+	p->seen = true;
+	p->pages_index = -1;
+	amber_mm_init(&p->st.mm);
+	req->procs[req->nr_procs++] = p;
+	*out = p;
+	if (zombie) {
+		p->exit_code = amber_zombie_status(task);
 		return 0;
 	}
 
-	amber_req_abort(req);
-	if (left < 0) {
-		NL_SET_ERR_MSG(extack, "interrupted while waiting for the process");
-		return -EINTR;
+	/* Taken before the access check: see amber_proc_capture(). */
+	amber_ident_get(task, &p->ident);
+	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
+		amber_set_msg(extack, amber_msg("pid %d: no ptrace access to the process (PTRACE_MODE_ATTACH)",
+						pid));
+		return -EPERM;
 	}
-	if (started)
-		msg = amber_msg("the capture did not finish within %u ms more",
-				AMBER_CAPTURE_MAX_MS);
-	else
-		msg = amber_msg("the process did not stop within %u ms %s", timeout_ms,
-				"(stopped, traced or in an uninterruptible sleep?)");
-	amber_set_msg(extack, msg);
-	return -ETIMEDOUT;
+	/* What is refused anyway is refused before anything is stopped. */
+	if (amber_files_precheck(task, &p->result)) {
+		amber_set_msg(extack, amber_proc_msg(req, p, p->result.msg));
+		return p->result.err;
+	}
+	p->st.track.want = req->flags & AMBER_CKPT_F_TRACK;
+	if (root) {
+		p->pages = get_file(req->root_pages);
+		p->st.track.parent_id = req->parent_id;
+	} else {
+		p->pages_index = req->nr_indexed;
+		if (req->nr_indexed >= req->nr_pool)
+			return 0;	/* counted by the caller */
+		p->pages = req->pool[req->nr_indexed++];
+		p->st.track.parent_id = amber_parent_id_of(req, pid);
+	}
+	amber_mm_prepare(&p->st.mm, task, p->pages, p->st.track.parent_id,
+			 &req->cancelled);
+	return 0;
+
+wait:
+	put_task_struct(task);
+	return 1;
+skip:
+	put_task_struct(task);
+	return 0;
+}
+
+/* The live processes past the pool: -EAGAIN, saying how many files are needed. */
+static int amber_scan_pool(struct amber_req *req, struct netlink_ext_ack *extack)
+{
+	unsigned int i, need = 0;
+
+	for (i = 0; i < req->nr_procs; i++)
+		if (req->procs[i]->pages_index >= 0)
+			need++;
+	if (need <= req->nr_pool)
+		return 0;
+	/* H4a's tool reads the number right after "needs ". */
+	amber_set_msg(extack, amber_msg("the tree of pid %d needs %u pages files (PAGES_FDS has %u)",
+					req->pid, need, req->nr_pool));
+	return -EAGAIN;
 }
 
 /*
- * After the capture, in the requester's context (the target runs again
- * unless held): writes the pages the target left in memory to the pages
- * file. A held target's hold timeout only starts counting afterwards.
+ * One scan of the group: new processes and threads are added and their
+ * callbacks queued. *@more says whether anything was added or is pending.
  */
-static int amber_req_write_pages(struct amber_req *req,
-				 struct netlink_ext_ack *extack)
+static int amber_scan(struct amber_req *req, struct task_struct *root,
+		      bool *more, bool *pending, struct netlink_ext_ack *extack)
 {
-	int err = amber_mm_write_pages(&req->st.mm, &req->result);
+	unsigned int max = AMBER_TREE_MAX_PROCS + 1;
+	struct task_struct **tasks, **thr_tasks;
+	struct amber_proc *p;
+	unsigned int i, j;
+	int n, nt, err = 0, r;
 
-	WRITE_ONCE(req->writing, false);
-	if (err)
-		amber_set_msg(extack, req->result.msg);
+	*more = false;
+	*pending = false;
+	tasks = kvmalloc_array(max, sizeof(*tasks), GFP_KERNEL);
+	thr_tasks = kvmalloc_array(AMBER_PROC_MAX_THREADS, sizeof(*thr_tasks), GFP_KERNEL);
+	if (!tasks || !thr_tasks) {
+		kvfree(tasks);
+		kvfree(thr_tasks);
+		NL_SET_ERR_MSG(extack, "out of memory");
+		return -ENOMEM;
+	}
+	n = amber_tree_collect(root, req->flags & AMBER_CKPT_F_TREE, tasks, max);
+	if (n < 0) {
+		err = n;
+		if (err == -E2BIG)
+			amber_set_msg(extack, amber_msg("more than %u processes in the tree are not supported",
+							AMBER_TREE_MAX_PROCS));
+		else
+			NL_SET_ERR_MSG(extack, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < req->nr_procs; i++)
+		req->procs[i]->seen = false;
+
+	for (i = 0; i < n; i++) {
+		struct task_struct *task = tasks[i];
+
+		tasks[i] = NULL;
+		p = amber_proc_find(req, task);
+		if (p) {
+			put_task_struct(task);
+			p->seen = true;
+			if (p->zombie)
+				continue;
+			if (task->exit_state || (task->flags & PF_EXITING) ||
+			    (p->leader && p->leader->state == AMBER_THR_GONE))
+				goto exited;
+		} else {
+			r = amber_scan_new_proc(req, task, !i, &p, extack);
+			if (r < 0) {
+				err = r;
+				goto out_put;
+			}
+			if (r > 0)
+				*pending = true;
+			if (!p || p->zombie)
+				continue;
+			*more = true;
+		}
+
+		nt = amber_tree_threads(p->task, thr_tasks, AMBER_PROC_MAX_THREADS);
+		if (nt < 0) {
+			err = -E2BIG;
+			amber_set_msg(extack, amber_msg("pid %d: more than %u threads in one process are not supported",
+							p->pid, AMBER_PROC_MAX_THREADS));
+			goto out_put;
+		}
+		for (j = 0; j < nt; j++) {
+			if (err || amber_thr_find(req, thr_tasks[j])) {
+				put_task_struct(thr_tasks[j]);
+				continue;
+			}
+			err = amber_thr_add(req, p, thr_tasks[j], extack);
+			*more = true;
+		}
+		if (err)
+			goto out_put;
+	}
+
+	for (i = 0; i < req->nr_procs; i++) {
+		p = req->procs[i];
+		if (p->seen)
+			continue;
+		if (!p->zombie)
+			goto exited;
+		p->gone = true;		/* reaped meanwhile */
+	}
+	err = amber_scan_pool(req, extack);
+	goto out;
+
+exited:
+	amber_set_msg(extack, amber_msg("pid %d exited during the checkpoint, try again",
+					p->pid));
+	err = -EAGAIN;
+out_put:
+	for (i = 0; i < n; i++)
+		if (tasks[i])
+			put_task_struct(tasks[i]);
+out:
+	kvfree(tasks);
+	kvfree(thr_tasks);
 	return err;
 }
 
+/* A thread that has not stopped, for the timeout message. */
+static const char *amber_stop_timeout_msg(struct amber_req *req, u32 timeout_ms)
+{
+	struct amber_thr *late = NULL;
+	unsigned int i;
+
+	mutex_lock(&amber_reqs_lock);
+	for (i = 0; i < req->nr_thrs && !late; i++)
+		if (req->thrs[i]->state == AMBER_THR_QUEUED)
+			late = req->thrs[i];
+	mutex_unlock(&amber_reqs_lock);
+	if (!late)
+		return amber_msg("the process did not stop within %u ms: a vfork() child did not execute a program",
+				 timeout_ms);
+	return amber_msg("the process did not stop within %u ms %s: pid %d tid %d",
+			 timeout_ms, "(stopped, traced or in an uninterruptible sleep?)",
+			 late->proc->pid, late->tid);
+}
+
+/*
+ * Stops the group: scans and waits until a scan that started with every
+ * known thread parked finds nothing new and nothing pending.
+ */
+static int amber_group_stop(struct amber_req *req, struct task_struct *root,
+			    u32 timeout_ms, struct netlink_ext_ack *extack)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(timeout_ms);
+	bool more, pending, idle;
+	long left, wait;
+	int err;
+
+	for (;;) {
+		/* Only a scan that starts with everything parked can be the last. */
+		mutex_lock(&amber_reqs_lock);
+		idle = !req->nr_waiting;
+		mutex_unlock(&amber_reqs_lock);
+		err = amber_scan(req, root, &more, &pending, extack);
+		if (err)
+			return amber_req_error(req, err, extack);
+		if (idle && !more && !pending)
+			return 0;
+
+		left = (long)(deadline - jiffies);
+		if (left <= 0) {
+			amber_set_msg(extack, amber_stop_timeout_msg(req, timeout_ms));
+			return amber_req_error(req, -ETIMEDOUT, extack);
+		}
+		/* A pending vfork child or exiting process is polled. */
+		if (pending) {
+			wait = min_t(long, left, msecs_to_jiffies(AMBER_RESCAN_MS));
+			left = wait_event_killable_timeout(req->req_wq,
+							   READ_ONCE(req->cancelled), wait);
+		} else {
+			left = wait_event_killable_timeout(req->req_wq,
+							   !READ_ONCE(req->nr_waiting) ||
+							   READ_ONCE(req->cancelled), left);
+		}
+		if (left < 0) {
+			NL_SET_ERR_MSG(extack, "interrupted while waiting for the process");
+			return amber_req_error(req, -EINTR, extack);
+		}
+		if (READ_ONCE(req->cancelled)) {
+			NL_SET_ERR_MSG(extack, "the checkpoint was cancelled");
+			return amber_req_error(req, -ECANCELED, extack);
+		}
+	}
+}
+
+static int amber_thr_cmp(const void *a, const void *b)
+{
+	const struct amber_thr *x = *(const struct amber_thr **)a;
+	const struct amber_thr *y = *(const struct amber_thr **)b;
+
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+/*
+ * Everything is parked: identities cannot change any more. Checks access
+ * again, records each process's place in the tree and its threads.
+ */
+static int amber_group_check(struct amber_req *req, struct netlink_ext_ack *extack)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < req->nr_procs; i++) {
+		struct amber_proc *p = req->procs[i];
+		struct task_struct *parent;
+
+		if (p->gone)
+			continue;
+		if (!p->zombie &&
+		    !amber_ptrace_may_access(p->task, PTRACE_MODE_ATTACH_REALCREDS)) {
+			amber_set_msg(extack, amber_msg("pid %d: no ptrace access to the process (PTRACE_MODE_ATTACH)",
+							p->pid));
+			return amber_req_error(req, -EPERM, extack);
+		}
+		rcu_read_lock();
+		parent = rcu_dereference(p->task->real_parent);
+		p->ppid = parent ? task_tgid_nr_ns(parent, req->ns) : 0;
+		rcu_read_unlock();
+		p->pgid = task_pgrp_nr_ns(p->task, req->ns);
+		p->sid = task_session_nr_ns(p->task, req->ns);
+		if (p->zombie) {
+			p->exit_code = amber_zombie_status(p->task);
+			continue;
+		}
+		if (!p->leader || p->leader->state != AMBER_THR_PARKED) {
+			amber_set_msg(extack, amber_msg("pid %d exited during the checkpoint, try again",
+							p->pid));
+			return amber_req_error(req, -EAGAIN, extack);
+		}
+		p->others = kcalloc(max(req->nr_thrs, 1U), sizeof(*p->others), GFP_KERNEL);
+		if (!p->others) {
+			NL_SET_ERR_MSG(extack, "out of memory");
+			return amber_req_error(req, -ENOMEM, extack);
+		}
+		for (j = 0; j < req->nr_thrs; j++) {
+			struct amber_thr *thr = req->thrs[j];
+
+			if (thr->proc == p && !thr->leader &&
+			    thr->state == AMBER_THR_PARKED)
+				p->others[p->nr_others++] = thr;
+		}
+		sort(p->others, p->nr_others, sizeof(*p->others), amber_thr_cmp, NULL);
+		p->nr_threads = p->nr_others + 1;
+	}
+	return 0;
+}
+
+/* Lets the leaders capture, and waits for the last. */
+static int amber_group_capture(struct amber_req *req, struct netlink_ext_ack *extack)
+{
+	unsigned int i, n = 0;
+	long left;
+
+	mutex_lock(&amber_reqs_lock);
+	for (i = 0; i < req->nr_procs; i++)
+		if (!req->procs[i]->zombie)
+			n++;
+	req->nr_capturing = n;
+	if (!req->cancelled)
+		amber_req_set_phase(req, AMBER_PH_CAPTURE);
+	mutex_unlock(&amber_reqs_lock);
+
+	left = wait_event_killable_timeout(req->req_wq,
+					   !READ_ONCE(req->nr_capturing) ||
+					   READ_ONCE(req->cancelled),
+					   msecs_to_jiffies(AMBER_CAPTURE_MAX_MS));
+	if (left < 0) {
+		NL_SET_ERR_MSG(extack, "interrupted while waiting for the process");
+		return amber_req_error(req, -EINTR, extack);
+	}
+	mutex_lock(&amber_reqs_lock);
+	if (!req->result.err && !req->cancelled && !req->nr_capturing) {
+		/* HELD or RESUME by now; the hold counts from the pages' end. */
+		WRITE_ONCE(req->writing, true);
+		mutex_unlock(&amber_reqs_lock);
+		return 0;
+	}
+	mutex_unlock(&amber_reqs_lock);
+	if (!left) {
+		amber_set_msg(extack, amber_msg("the capture did not finish within %u ms",
+						AMBER_CAPTURE_MAX_MS));
+		return amber_req_error(req, -ETIMEDOUT, extack);
+	}
+	NL_SET_ERR_MSG(extack, "the checkpoint was cancelled");
+	return amber_req_error(req, -ECANCELED, extack);
+}
+
+/*
+ * After the capture, in the requester's context (the group runs again
+ * unless held): writes the pages each leader left in memory to its pages
+ * file. A held group's hold timeout only starts counting afterwards.
+ */
+static int amber_group_write_pages(struct amber_req *req,
+				   struct netlink_ext_ack *extack)
+{
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < req->nr_procs && !err; i++) {
+		struct amber_proc *p = req->procs[i];
+
+		if (p->zombie)
+			continue;
+		err = amber_mm_write_pages(&p->st.mm, &p->result);
+		if (err)
+			amber_set_msg(extack, amber_proc_msg(req, p, p->result.msg));
+	}
+	mutex_lock(&amber_reqs_lock);
+	req->held_at = jiffies;
+	WRITE_ONCE(req->writing, false);
+	mutex_unlock(&amber_reqs_lock);
+	return err;
+}
+
+static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
+				       struct file *pages)
+{
+	struct amber_req *req = kzalloc(sizeof(*req), GFP_KERNEL);
+
+	if (!req)
+		return NULL;
+	req->procs = kvcalloc(AMBER_TREE_MAX_PROCS, sizeof(*req->procs), GFP_KERNEL);
+	req->thrs = kvcalloc(AMBER_MAX_THREADS, sizeof(*req->thrs), GFP_KERNEL);
+	req->fileids = amber_fileids_new();
+	if (!req->procs || !req->thrs || !req->fileids) {
+		if (req->fileids)
+			amber_fileids_free(req->fileids);
+		kvfree(req->procs);
+		kvfree(req->thrs);
+		kfree(req);
+		return NULL;
+	}
+	kref_init(&req->ref);
+	INIT_LIST_HEAD(&req->node);
+	hash_init(req->thr_hash);
+	init_waitqueue_head(&req->req_wq);
+	init_waitqueue_head(&req->thr_wq);
+	req->pid = args->pid;
+	req->flags = args->flags;
+	req->hold_ms = max_t(u32, args->timeout_ms, AMBER_HOLD_MIN_MS);
+	req->park_ms = args->timeout_ms + AMBER_CAPTURE_MAX_MS + AMBER_PARK_SLACK_MS;
+	req->portid = args->portid;
+	req->net = args->net;
+	req->ns = get_pid_ns(task_active_pid_ns(current));
+	req->phase = AMBER_PH_GATHER;
+	req->root_pages = pages;
+	req->pool = args->pool;
+	req->nr_pool = args->nr_pool;
+	req->parents = args->parents;
+	req->nr_parents = args->nr_parents;
+	req->parent_id = args->parent_id;
+	atomic_inc(&amber_nr_reqs);
+	return req;
+}
+
+static void amber_args_put(const struct amber_ckpt_args *args)
+{
+	unsigned int i;
+
+	for (i = 0; i < args->nr_pool; i++)
+		fput(args->pool[i]);
+	kfree(args->pool);
+	kfree(args->parents);
+}
+
+/* Takes over args->pool and args->parents, also on failure. */
 struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 				   struct netlink_ext_ack *extack)
 {
-	struct amber_ident id = { };
-	struct task_struct *task;
+	struct task_struct *root;
 	struct amber_req *req;
 	struct file *pages;
 	int err;
 
-	task = amber_find_task(args->pid);
-	if (!task) {
+	root = amber_find_task(args->pid);
+	if (!root) {
 		NL_SET_ERR_MSG_ATTR(extack, args->pid_attr, "no such process");
-		return ERR_PTR(-ESRCH);
+		err = -ESRCH;
+		goto err_args;
 	}
-	err = amber_check_target(task, args, &id, extack);
+	err = amber_check_root(root, args, extack);
 	if (err)
 		goto err_put_task;
 
@@ -523,33 +1160,42 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 		goto err_put_task;
 	}
 
-	req = amber_req_new(task, pages, &id, args);
+	req = amber_req_new(args, pages);
 	if (!req) {
+		fput(pages);
 		NL_SET_ERR_MSG(extack, "out of memory");
 		err = -ENOMEM;
-		goto err_put_pages;
+		goto err_put_task;
 	}
-	/* From here on, the request owns the task, file and cred references. */
-	amber_mm_prepare(&req->st.mm, task, pages, args->parent_id,
-			 &req->cancelled);
-	err = amber_req_queue(req, args, extack);
+	/* From here on, the request owns the files. */
+	mutex_lock(&amber_reqs_lock);
+	list_add_tail(&req->node, &amber_reqs);
+	err = amber_exiting ? -ENODEV : 0;
+	mutex_unlock(&amber_reqs_lock);
+	if (err)
+		NL_SET_ERR_MSG(extack, "the module is unloading");
+
 	if (!err)
-		err = amber_req_wait(req, args->timeout_ms, extack);
+		err = amber_group_stop(req, root, args->timeout_ms, extack);
 	if (!err)
-		err = amber_req_write_pages(req, extack);
+		err = amber_group_check(req, extack);
+	if (!err)
+		err = amber_group_capture(req, extack);
+	if (!err)
+		err = amber_group_write_pages(req, extack);
+	put_task_struct(root);
 	if (err) {
-		/* A held target whose image is incomplete resumes. */
+		/* A held group whose image is incomplete resumes. */
 		amber_req_abort(req);
 		amber_req_put(req);
 		return ERR_PTR(err);
 	}
 	return req;
 
-err_put_pages:
-	fput(pages);
 err_put_task:
-	put_cred(id.cred);
-	put_task_struct(task);
+	put_task_struct(root);
+err_args:
+	amber_args_put(args);
 	return ERR_PTR(err);
 }
 
@@ -563,17 +1209,16 @@ int amber_release(pid_t pid, u32 portid, const struct net *net, u32 action,
 	mutex_lock(&amber_reqs_lock);
 	list_for_each_entry(req, &amber_reqs, node) {
 		if (req->pid != pid || req->portid != portid || req->net != net ||
-		    req->state != AMBER_REQ_HELD)
+		    req->phase != AMBER_PH_HELD)
 			continue;
 		req->action = action;
-		req->state = AMBER_REQ_RELEASING;
-		complete(&req->released);
+		amber_req_set_phase(req, AMBER_PH_RESUME);
 		err = 0;
 		break;
 	}
 	mutex_unlock(&amber_reqs_lock);
 
-	if (err)
+	if (err && extack)
 		NL_SET_ERR_MSG_ATTR(extack, pid_attr,
 				    "this socket holds no process with that pid (hold timed out?)");
 	return err;

@@ -3,10 +3,11 @@
 #ifndef _AMBER_CHECKPOINT_H
 #define _AMBER_CHECKPOINT_H
 
-#include <linux/completion.h>
+#include <linux/hashtable.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 
 #include "files.h"
 #include "mm.h"
@@ -16,6 +17,7 @@
 #include "track.h"
 
 struct net;
+struct pid_namespace;
 struct nlattr;
 struct netlink_ext_ack;
 
@@ -31,7 +33,16 @@ struct netlink_ext_ack;
 #define AMBER_CAPTURE_MAX_MS		30000
 #define AMBER_HOLD_MIN_MS		30000
 
-/* Everything the callback captured, read by the reply builder. */
+/* Bounds of one CHECKPOINT request (refused above, with a message). */
+#define AMBER_TREE_MAX_PROCS	512	/* processes, zombies included */
+#define AMBER_MAX_THREADS	4096	/* threads of all processes */
+/*
+ * Threads of one process: its reply message (one kmalloc'ed buffer, at most
+ * 4 MiB) carries about 3 KiB of registers and xstate per thread.
+ */
+#define AMBER_PROC_MAX_THREADS	1024
+
+/* What a process's leader captured, read by the reply builder. */
 struct amber_state {
 	struct amber_task_state task;
 	struct amber_sig_state sig;
@@ -39,7 +50,12 @@ struct amber_state {
 	struct amber_files_state files;
 	struct amber_mm_state mm;
 	struct amber_track track;
-	u64 stopped_ns;
+};
+
+/* AMBER_A_PARENTS entry. */
+struct amber_parent {
+	pid_t pid;
+	u64 id;
 };
 
 /* CHECKPOINT arguments; the attributes are only used to point extack. */
@@ -53,11 +69,17 @@ struct amber_ckpt_args {
 	const struct net *net;		/* compared, never dereferenced */
 	const struct nlattr *pid_attr;
 	const struct nlattr *fd_attr;
+	/* TREE: pages files of the other live processes (references). */
+	struct file **pool;
+	unsigned int nr_pool;
+	/* TREE with TRACK: PARENT_ID of the other processes. */
+	struct amber_parent *parents;
+	unsigned int nr_parents;
 };
 
 /*
- * Who the target was when the caller's ptrace access was checked; the
- * callback refuses to capture if it changed (exec, setuid, PR_SET_DUMPABLE).
+ * Who a process was when the caller's ptrace access was checked; its leader
+ * refuses to capture if it changed (exec, setuid, PR_SET_DUMPABLE).
  */
 struct amber_ident {
 	const struct cred *cred;	/* reference: the target's real_cred */
@@ -65,41 +87,105 @@ struct amber_ident {
 	int dumpable;			/* get_dumpable(mm) */
 };
 
-enum amber_req_state {
-	AMBER_REQ_QUEUED,	/* task_work queued, callback not started */
-	AMBER_REQ_CANCELLED,	/* requester gave up before the callback ran */
-	AMBER_REQ_RUNNING,	/* callback capturing */
-	AMBER_REQ_HELD,		/* captured, target parked until released */
-	AMBER_REQ_RELEASING,	/* release decided, target leaving the hold */
-	AMBER_REQ_DONE,		/* callback finished with the target */
+/* Where the whole group is; under amber_reqs_lock, read with READ_ONCE. */
+enum amber_phase {
+	AMBER_PH_GATHER,	/* threads parking; the requester rescans */
+	AMBER_PH_CAPTURE,	/* all parked: each leader captures its process */
+	AMBER_PH_HELD,		/* captured, held until released */
+	AMBER_PH_RESUME,	/* every thread leaves (req->action says how) */
+};
+
+enum amber_thr_state {
+	AMBER_THR_NEW,		/* not queued */
+	AMBER_THR_QUEUED,	/* task_work queued, callback not started */
+	AMBER_THR_RUNNING,	/* capturing its own state */
+	AMBER_THR_PARKED,	/* waiting in the callback */
+	AMBER_THR_GONE,		/* exited, or came after the group gave up */
+	AMBER_THR_LEFT,		/* parked, then left */
+};
+
+struct amber_req;
+struct amber_proc;
+
+/* One thread of the group: its task_work, and what it captured of itself. */
+struct amber_thr {
+	struct callback_head work;
+	struct hlist_node hnode;	/* req->thr_hash, under amber_reqs_lock */
+	struct amber_req *req;
+	struct amber_proc *proc;
+	struct task_struct *task;	/* reference */
+	pid_t tid;			/* in the caller's pid namespace */
+	bool leader;
+	enum amber_thr_state state;	/* under amber_reqs_lock */
+	struct amber_err err;
+	struct amber_regs_state regs;	/* not the leader's: proc->st.regs */
+	struct amber_thread_state ts;	/* not the leader */
+};
+
+/* One process of the group. */
+struct amber_proc {
+	struct task_struct *task;	/* thread group leader, reference */
+	pid_t pid;			/* in the caller's pid namespace */
+	bool zombie;
+	bool gone;			/* a zombie reaped during the stop */
+	bool seen;			/* by the latest scan */
+	u32 exit_code;			/* zombie: as waitpid() reports it */
+	int pages_index;		/* into the pool, -1: PAGES_FD or none */
+	struct file *pages;		/* reference (live processes) */
+	struct amber_ident ident;	/* live processes */
+	struct amber_thr *leader;
+	/* Set once all are parked. */
+	u32 ppid, pgid, sid;
+	unsigned int nr_threads;	/* parked, leader included */
+	struct amber_thr **others;	/* parked non-leaders, by TID */
+	unsigned int nr_others;
+	/* The leader's capture. */
+	bool capture_started;		/* under amber_reqs_lock */
+	struct amber_err result;
+	struct amber_state st;
 };
 
 struct amber_req {
-	struct kref ref;	/* requester + queued callback */
+	struct kref ref;	/* requester + each queued callback */
 	struct list_head node;	/* amber_reqs, under amber_reqs_lock */
-	struct callback_head work;
-	struct task_struct *task;	/* reference */
-	struct file *pages;		/* reference */
-	pid_t pid;
+	pid_t pid;		/* the root */
 	u32 flags;
 	u32 hold_ms;
+	u32 park_ms;		/* bound of a parked thread's wait before HELD */
 	u32 portid;
 	const struct net *net;
-	struct amber_ident ident;
+	struct pid_namespace *ns;	/* the caller's, reference */
 
-	/* Under amber_reqs_lock (cancelled is also polled with READ_ONCE). */
-	enum amber_req_state state;
-	bool cancelled;		/* requester or socket gone: do not hold */
-	u32 action;		/* enum amber_release_action */
+	/* Under amber_reqs_lock (phase, cancelled also read with READ_ONCE). */
+	enum amber_phase phase;
+	bool cancelled;		/* requester or socket gone, or a failure */
+	u32 action;		/* enum amber_release_action, with RESUME */
+	unsigned int nr_waiting;	/* queued threads that have not arrived */
+	unsigned int nr_capturing;	/* leaders still capturing */
+	u64 t_stop;		/* ktime of the first arrival */
+	u64 stopped_ns;		/* first arrival to the last capture */
+	struct amber_err result;	/* the first failure */
+	DECLARE_HASHTABLE(thr_hash, 8);	/* struct amber_thr by task */
 
-	struct completion captured;	/* callback -> requester */
-	struct completion released;	/* RELEASE/notifier/exit -> callback */
-	/* Set by the callback, cleared once the requester wrote the pages. */
+	wait_queue_head_t req_wq;	/* the requester waits here */
+	wait_queue_head_t thr_wq;	/* parked threads wait here */
+	/* Set while the pages are written; the hold counts from held_at. */
 	bool writing;
+	unsigned long held_at;
 
-	/* Written by the callback before it completes @captured. */
-	struct amber_err result;
-	struct amber_state st;
+	/* Written by the requester only (threads read their own entries). */
+	struct amber_proc **procs;	/* discovery order: root, parents first */
+	unsigned int nr_procs;
+	struct amber_thr **thrs;
+	unsigned int nr_thrs;
+	unsigned int nr_indexed;	/* pool entries handed out */
+	struct file *root_pages;	/* reference */
+	struct file **pool;		/* references */
+	unsigned int nr_pool;
+	struct amber_parent *parents;
+	unsigned int nr_parents;
+	u64 parent_id;
+	struct amber_fileids *fileids;	/* FILE_IDs and queues, whole group */
 };
 
 struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,

@@ -1,23 +1,151 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The fd table of current. Nothing is refused here: every fd is described
- * (type, flags, offset, path as d_path() renders it, "pipe:[ino]" and the
- * like included) and the tools decide what they can restore.
+ * The fd table of current. Every fd is described (type, flags, offset,
+ * path as d_path() renders it, "pipe:[ino]" and the like included) and
+ * gets the id of its open file description; the tools decide what they
+ * can restore. Pipes and sockets are fileq.c's: the only fds refused here
+ * are sockets that cannot be checkpointed.
+ *
+ * File ids are per CHECKPOINT request (struct amber_fileids), shared by the
+ * processes of the group, which capture their tables concurrently: one
+ * struct file, one id, in every process. The request holds a reference on
+ * every file it gave an id to, so that a file closed and freed meanwhile
+ * cannot hand its address, and its id, to another file.
  */
 #include <linux/fdtable.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/hashtable.h>
 #include <linux/kdev_t.h>
 #include <linux/major.h>
+#include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/stat.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <net/netlink.h>
 
 #include <linux/amber.h>
 
+#include "fileq.h"
 #include "files.h"
+
+struct amber_fileid {
+	struct hlist_node node;
+	struct file *file;	/* holds a reference */
+	u64 id;
+};
+
+struct amber_fileino {
+	struct hlist_node node;
+	const struct inode *inode;	/* pinned by a file in ->files */
+};
+
+struct amber_fileids {
+	struct mutex lock;		/* protects everything below */
+	DECLARE_HASHTABLE(files, 10);	/* struct amber_fileid by file */
+	DECLARE_HASHTABLE(inodes, 8);	/* struct amber_fileino by inode */
+	u64 last_id;
+	size_t queued;			/* bytes of the queues captured */
+};
+
+struct amber_fileids *amber_fileids_new(void)
+{
+	struct amber_fileids *ids = kvzalloc(sizeof(*ids), GFP_KERNEL_ACCOUNT);
+
+	if (!ids)
+		return NULL;
+	mutex_init(&ids->lock);
+	hash_init(ids->files);
+	hash_init(ids->inodes);
+	return ids;
+}
+
+void amber_fileids_free(struct amber_fileids *ids)
+{
+	struct amber_fileino *ino;
+	struct amber_fileid *fid;
+	struct hlist_node *tmp;
+	int bkt;
+
+	if (!ids)
+		return;
+	hash_for_each_safe(ids->inodes, bkt, tmp, ino, node)
+		kfree(ino);
+	hash_for_each_safe(ids->files, bkt, tmp, fid, node) {
+		fput(fid->file);
+		kfree(fid);
+	}
+	mutex_destroy(&ids->lock);
+	kvfree(ids);
+}
+
+/* The id of @file's open file description (from 1), or 0 without memory. */
+static u64 amber_fileids_get(struct amber_fileids *ids, struct file *file)
+{
+	struct amber_fileid *fid;
+	u64 id = 0;
+
+	mutex_lock(&ids->lock);
+	hash_for_each_possible(ids->files, fid, node, (unsigned long)file)
+		if (fid->file == file) {
+			id = fid->id;
+			goto out_unlock;
+		}
+	fid = kmalloc(sizeof(*fid), GFP_KERNEL_ACCOUNT);
+	if (fid) {
+		fid->file = get_file(file);
+		id = ++ids->last_id;
+		fid->id = id;
+		hash_add(ids->files, &fid->node, (unsigned long)file);
+	}
+out_unlock:
+	mutex_unlock(&ids->lock);
+	return id;
+}
+
+/*
+ * Claims the queue of @inode for the caller: 1 the first time per request
+ * (the caller captures it), 0 after, -ENOMEM. @inode must belong to a file
+ * amber_fileids_get() has seen.
+ */
+int amber_fileids_claim(struct amber_fileids *ids, const struct inode *inode)
+{
+	struct amber_fileino *ino;
+	int ret = 0;
+
+	mutex_lock(&ids->lock);
+	hash_for_each_possible(ids->inodes, ino, node, (unsigned long)inode)
+		if (ino->inode == inode)
+			goto out_unlock;
+	ino = kmalloc(sizeof(*ino), GFP_KERNEL_ACCOUNT);
+	ret = -ENOMEM;
+	if (ino) {
+		ino->inode = inode;
+		hash_add(ids->inodes, &ino->node, (unsigned long)inode);
+		ret = 1;
+	}
+out_unlock:
+	mutex_unlock(&ids->lock);
+	return ret;
+}
+
+/*
+ * Accounts @bytes more (or, negative, fewer) queued bytes to the request;
+ * false when that would exceed AMBER_QUEUE_MAX_BYTES (nothing accounted).
+ */
+bool amber_fileids_charge(struct amber_fileids *ids, ssize_t bytes)
+{
+	bool ok;
+
+	mutex_lock(&ids->lock);
+	ok = bytes <= 0 || ids->queued + bytes <= AMBER_QUEUE_MAX_BYTES;
+	if (ok)
+		ids->queued += bytes;
+	mutex_unlock(&ids->lock);
+	return ok;
+}
 
 /* Returns a kmalloc'ed copy of d_path(@path) or an ERR_PTR. */
 char *amber_path_dup(const struct path *path)
@@ -153,7 +281,30 @@ static bool amber_next_fd(struct files_struct *files, unsigned int *fd,
 	return found;
 }
 
-int amber_files_capture(struct amber_files_state *st, struct amber_err *e)
+/* Fills fds[st->nr] for @fd; a failure says why in @e. */
+static int amber_fd_capture(struct amber_files_state *st,
+			    struct amber_fileids *ids, struct file *file,
+			    unsigned int fd, bool cloexec, struct amber_err *e)
+{
+	struct amber_fd *f = &st->fds[st->nr];
+	int err;
+
+	f->num = fd;
+	f->cloexec = cloexec;
+	err = amber_fd_fill(f, file);
+	if (err)
+		return amber_fail(e, err,
+				  amber_msg("fd %u: cannot resolve its path", fd));
+	/* From here fds[nr] owns path: count it so that it is freed. */
+	st->nr++;
+	f->file_id = amber_fileids_get(ids, file);
+	if (!f->file_id)
+		return amber_fail(e, -ENOMEM, "out of memory for the file ids");
+	return amber_fq_capture(st, ids, f, file, e);
+}
+
+int amber_files_capture(struct amber_files_state *st, struct amber_fileids *ids,
+			struct amber_err *e)
 {
 	struct files_struct *files = current->files;
 	unsigned int fd = 0, cap = 0;
@@ -178,20 +329,54 @@ int amber_files_capture(struct amber_files_state *st, struct amber_err *e)
 			fput(file);
 			return amber_fail(e, -ENOMEM, "out of memory for the fd table");
 		}
-		st->fds[st->nr].num = fd;
-		st->fds[st->nr].cloexec = cloexec;
-		err = amber_fd_fill(&st->fds[st->nr], file);
+		err = amber_fd_capture(st, ids, file, fd, cloexec, e);
 		fput(file);
 		if (err)
-			return amber_fail(e, err,
-					  amber_msg("fd %u: cannot resolve its path", fd));
-		st->nr++;
+			return err;
 	}
 	return 0;
 }
 
+int amber_files_precheck(struct task_struct *task, struct amber_err *e)
+{
+	unsigned int fd, n = 0;
+	struct file *file;
+	int err;
+
+	for (fd = 0; n < AMBER_MAX_FDS; fd++, n++) {
+		rcu_read_lock();
+		file = task_lookup_next_fd_rcu(task, &fd);
+		if (file && !get_file_rcu(file))
+			file = ERR_PTR(-ENOENT);	/* being closed: skip it */
+		rcu_read_unlock();
+		if (!file)
+			return 0;
+		if (IS_ERR(file))
+			continue;
+		err = amber_fq_precheck(fd, file, e);
+		fput(file);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* TEMP-STUB(H1): see files.h. */
+int amber_files_capture_noids(struct amber_files_state *st, struct amber_err *e)
+{
+	struct amber_fileids *ids = amber_fileids_new();
+	int err;
+
+	if (!ids)
+		return amber_fail(e, -ENOMEM, "out of memory for the file ids");
+	err = amber_files_capture(st, ids, e);
+	amber_fileids_free(ids);
+	return err;
+}
+
 void amber_files_free(struct amber_files_state *st)
 {
+	struct amber_fq *q, *next;
 	unsigned int i;
 
 	for (i = 0; i < st->nr; i++)
@@ -199,4 +384,137 @@ void amber_files_free(struct amber_files_state *st)
 	kvfree(st->fds);
 	st->fds = NULL;
 	st->nr = 0;
+	for (q = st->queues; q; q = next) {
+		next = q->next;
+		amber_fq_free(q);
+	}
+	st->queues = NULL;
+	st->last_queue = NULL;
+	st->queue_bytes = 0;
+}
+
+/* ---- reply ---- */
+
+/* x86-64 never pads 64-bit attributes; AMBER_A_PAD only exists for others. */
+static int amber_put_u64(struct sk_buff *skb, int type, u64 value)
+{
+	return nla_put_u64_64bit(skb, type, value, AMBER_A_PAD);
+}
+
+#define AMBER_U32_SIZE	nla_total_size(sizeof(u32))
+#define AMBER_U64_SIZE	nla_total_size_64bit(sizeof(u64))
+
+/* The AMBER_A_FD nest of @fd, header included, as amber_fill_fd() puts it. */
+static size_t amber_fd_size(const struct amber_fd *fd)
+{
+	/* NUM, TYPE, FLAGS, MODE; POS, DEV, INO, RDEV, SIZE; PATH. */
+	size_t size = NLA_HDRLEN + 4 * AMBER_U32_SIZE + 5 * AMBER_U64_SIZE +
+		      nla_total_size(strlen(fd->path) + 1);
+
+	if (fd->cloexec)
+		size += nla_total_size(0);
+	if (fd->tty)
+		size += nla_total_size(0);
+	if (fd->file_id)
+		size += AMBER_U64_SIZE;
+	if (fd->sock_family)	/* SOCK_FAMILY, SOCK_TYPE, SHUTDOWN */
+		size += 3 * AMBER_U32_SIZE;
+	if (fd->peer_ino)
+		size += AMBER_U64_SIZE;
+	if (fd->pipe_size)
+		size += AMBER_U32_SIZE;
+	return size;
+}
+
+static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
+{
+	struct nlattr *nest = nla_nest_start(skb, AMBER_A_FD);
+
+	if (!nest ||
+	    nla_put_u32(skb, AMBER_FD_NUM, fd->num) ||
+	    nla_put_u32(skb, AMBER_FD_TYPE, fd->type) ||
+	    nla_put_u32(skb, AMBER_FD_FLAGS, fd->flags) ||
+	    amber_put_u64(skb, AMBER_FD_POS, fd->pos) ||
+	    (fd->cloexec && nla_put_flag(skb, AMBER_FD_CLOEXEC)) ||
+	    nla_put_string(skb, AMBER_FD_PATH, fd->path) ||
+	    amber_put_u64(skb, AMBER_FD_DEV, fd->dev) ||
+	    amber_put_u64(skb, AMBER_FD_INO, fd->ino) ||
+	    amber_put_u64(skb, AMBER_FD_RDEV, fd->rdev) ||
+	    nla_put_u32(skb, AMBER_FD_MODE, fd->mode) ||
+	    amber_put_u64(skb, AMBER_FD_SIZE, fd->size) ||
+	    (fd->tty && nla_put_flag(skb, AMBER_FD_TTY)) ||
+	    (fd->file_id && amber_put_u64(skb, AMBER_FD_FILE_ID, fd->file_id)))
+		return -EMSGSIZE;
+	if (fd->sock_family &&
+	    (nla_put_u32(skb, AMBER_FD_SOCK_FAMILY, fd->sock_family) ||
+	     nla_put_u32(skb, AMBER_FD_SOCK_TYPE, fd->sock_type) ||
+	     nla_put_u32(skb, AMBER_FD_SHUTDOWN, fd->shutdown)))
+		return -EMSGSIZE;
+	if ((fd->peer_ino && amber_put_u64(skb, AMBER_FD_PEER_INO, fd->peer_ino)) ||
+	    (fd->pipe_size && nla_put_u32(skb, AMBER_FD_PIPE_SIZE, fd->pipe_size)))
+		return -EMSGSIZE;
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+/*
+ * AMBER_A_FDS holds at most U16_MAX bytes: when the next fd does not fit,
+ * the nest ends and another AMBER_A_FDS begins (the reader concatenates).
+ * amber_files_reply_size() follows the same rule.
+ */
+static int amber_fill_fds(struct sk_buff *skb, const struct amber_files_state *st)
+{
+	struct nlattr *nest = nla_nest_start(skb, AMBER_A_FDS);
+	unsigned int i;
+
+	if (!nest)
+		return -EMSGSIZE;
+	for (i = 0; i < st->nr; i++) {
+		if (skb_tail_pointer(skb) - (unsigned char *)nest +
+		    amber_fd_size(&st->fds[i]) > U16_MAX) {
+			nla_nest_end(skb, nest);
+			nest = nla_nest_start(skb, AMBER_A_FDS);
+			if (!nest)
+				return -EMSGSIZE;
+		}
+		if (amber_fill_fd(skb, &st->fds[i]))
+			return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+int amber_files_fill(struct sk_buff *skb, const struct amber_files_state *st)
+{
+	unsigned char *start = skb_tail_pointer(skb);
+	const struct amber_fq *q;
+
+	if (amber_fill_fds(skb, st))
+		return -EMSGSIZE;
+	for (q = st->queues; q; q = q->next)
+		if (amber_fq_fill(skb, q))
+			return -EMSGSIZE;
+	/* The reply is sized by amber_files_reply_size(): keep them in step. */
+	WARN_ON_ONCE(skb_tail_pointer(skb) - start != amber_files_reply_size(st));
+	return 0;
+}
+
+size_t amber_files_reply_size(const struct amber_files_state *st)
+{
+	size_t size = 0, nest = NLA_HDRLEN, fd;
+	const struct amber_fq *q;
+	unsigned int i;
+
+	for (i = 0; i < st->nr; i++) {
+		fd = amber_fd_size(&st->fds[i]);
+		if (nest + fd > U16_MAX) {
+			size += nest;
+			nest = NLA_HDRLEN;
+		}
+		nest += fd;
+	}
+	size += nest;
+	for (q = st->queues; q; q = q->next)
+		size += amber_fq_size(q);
+	return size;
 }

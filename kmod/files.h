@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The fd table. */
+/* The fd table, and the bytes queued in the pipes and sockets it refers to. */
 #ifndef _AMBER_FILES_H
 #define _AMBER_FILES_H
 
@@ -10,6 +10,8 @@
 struct file;
 struct kstat;
 struct path;
+struct sk_buff;
+struct task_struct;
 
 struct amber_fd {
 	u32 num;
@@ -21,18 +23,90 @@ struct amber_fd {
 	u64 ino;
 	u64 rdev;
 	u64 size;
+	u64 file_id;	/* AMBER_FD_FILE_ID, 0 = none */
+	u64 peer_ino;	/* UNIX socket: the peer's inode, 0 = no peer */
+	u32 sock_family; /* AF_*, 0 = not a socket */
+	u32 sock_type;
+	u32 shutdown;	/* sk_shutdown */
+	u32 pipe_size;	/* pipe/FIFO capacity in bytes, 0 = not a pipe */
 	bool cloexec;
 	bool tty;
 	char *path;
 };
 
+/*
+ * The bytes queued in one pipe, FIFO or UNIX socket, in read order: a byte
+ * stream, or (nr_msgs > 0) the messages of a SOCK_DGRAM/SEQPACKET socket,
+ * msg_len[i] bytes each, back to back in data.
+ */
+struct amber_fq {
+	struct amber_fq *next;
+	u64 ino;		/* as AMBER_FD_INO of the fds that refer to it */
+	size_t len;		/* bytes in data */
+	u32 nr_msgs;		/* 0 for pipes, FIFOs and SOCK_STREAM */
+	u32 *msg_len;
+	u8 *data;
+};
+
 struct amber_files_state {
 	struct amber_fd *fds;
 	unsigned int nr;
+	struct amber_fq *queues;	/* in capture order; NULL = none */
+	struct amber_fq *last_queue;
+	size_t queue_bytes;		/* sum of their len */
 };
 
-int amber_files_capture(struct amber_files_state *st, struct amber_err *e);
+/*
+ * Per CHECKPOINT request, shared by the processes of the group: the ids of
+ * the open file descriptions seen so far and the inodes whose queue has
+ * been captured. Locks inside; amber_fileids_free() may sleep.
+ */
+struct amber_fileids;
+
+struct amber_fileids *amber_fileids_new(void);
+void amber_fileids_free(struct amber_fileids *ids);
+
+/*
+ * TEMP-STUB(H1): the two-argument amber_files_capture(st, e) of before
+ * issue 5 keeps compiling (and gets per-process file ids) until
+ * checkpoint.c passes the request's ids; then this goes.
+ */
+int amber_files_capture_noids(struct amber_files_state *st, struct amber_err *e);
+#define AMBER_FILES_CAPTURE_PICK(_1, _2, _3, f, ...) f
+#define amber_files_capture(...)					\
+	AMBER_FILES_CAPTURE_PICK(__VA_ARGS__, amber_files_capture_ids,	\
+				 amber_files_capture_noids, _)(__VA_ARGS__)
+
+/*
+ * Captures current's fd table. Runs in the target's context while its
+ * group is stopped; processes of one group may call it concurrently with
+ * the same @ids. Refuses (by fd number and name, in @e) what cannot be
+ * checkpointed: sockets other than connected or unnamed UNIX ones, and
+ * queued data that cannot be restored (see files.c and fileq.c).
+ */
+int amber_files_capture(struct amber_files_state *st, struct amber_fileids *ids,
+			struct amber_err *e);
 void amber_files_free(struct amber_files_state *st);
+
+/*
+ * Optional, before anything is stopped: the refusals of amber_files_capture()
+ * that a look from outside can make now (sockets other than connected or
+ * unnamed UNIX ones), same messages, for any @task (the caller keeps it
+ * alive). Capture checks again. Sleeps.
+ */
+int amber_files_precheck(struct task_struct *task, struct amber_err *e);
+
+/* AMBER_A_FDS (split in several nests if needed) and the AMBER_A_QUEUE chunks. */
+int amber_files_fill(struct sk_buff *skb, const struct amber_files_state *st);
+/* Exactly the bytes amber_files_fill() puts in a message. */
+size_t amber_files_reply_size(const struct amber_files_state *st);
+
+/*
+ * Queued bytes one process's reply can carry: a genetlink reply is one
+ * kmalloc'ed buffer, at most KMALLOC_MAX_SIZE (4 MiB), and the rest of the
+ * process's state needs room too.
+ */
+#define AMBER_FILES_PROC_QUEUE_MAX	(3U << 20)
 
 char *amber_path_dup(const struct path *path);
 void amber_stat_file(struct file *file, struct kstat *st);

@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "ksyms.h"
 #include "netlink.h"
+#include "restore.h"
 #include "track.h"
 
 static int __init amber_init(void)
@@ -25,12 +26,17 @@ static int __init amber_init(void)
 	err = amber_checkpoint_init();
 	if (err)
 		return err;
-	err = amber_netlink_init();
+	err = amber_restore_init();
 	if (err)
 		goto err_checkpoint_exit;
+	err = amber_netlink_init();
+	if (err)
+		goto err_restore_exit;
 	pr_info("version %s loaded\n", AMBER_VERSION_STRING);
 	return 0;
 
+err_restore_exit:
+	amber_restore_exit();
 err_checkpoint_exit:
 	amber_checkpoint_exit();
 	return err;
@@ -40,6 +46,8 @@ static void __exit amber_exit(void)
 {
 	/* No new requests, and every running handler has returned. */
 	amber_netlink_exit();
+	/* Kill held restores, wait for their task_works. */
+	amber_restore_exit();
 	/* Resume held targets, wait for callbacks. */
 	amber_checkpoint_exit();
 	/* No callback is left to use the table. */

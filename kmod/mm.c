@@ -364,7 +364,9 @@ static int amber_walk_pte(struct amber_walk *w, pmd_t *pmdp,
  * and with clearing, clear_soft_dirty_pmd() of fs/proc/task_mmu.c.
  * pmdp_invalidate() is not exported: pmdp_establish() swaps the entry in
  * one go. No other CPU can be setting its accessed or dirty bit meanwhile:
- * the single thread of this mm is the one running here. Returns false if
+ * every thread of this mm is parked in amber's task_work (the group stop of
+ * checkpoint.c) or past exit_mm(), none runs user code, and GUP is excluded
+ * by the mmap write lock (GUP-fast by the invalidation). Returns false if
  * the PMD is no longer huge (split meanwhile): it is a page table then.
  */
 /*
@@ -718,7 +720,17 @@ static int amber_vma_describe(struct amber_vma *v, struct vm_area_struct *vma,
 		return 0;
 	}
 	if (amber_vma_is_anon_shmem(vma)) {
+		struct inode *inode = file_inode(vma->vm_file);
+
+		/*
+		 * The shmem object's identity: VMAs of processes that share
+		 * it (fork) report the same DEV/INO, so restore can map one
+		 * object in all of them.
+		 */
 		v->flags |= AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM;
+		v->dev = new_encode_dev(inode->i_sb->s_dev);
+		v->ino = inode->i_ino;
+		v->file_size = i_size_read(inode);
 		*mode = AMBER_WALK_SHMEM;
 		return 0;
 	}
@@ -840,21 +852,31 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 
 /*
  * After clearing: no CPU may keep a writable TLB entry for a page that is
- * now write-protected, or writes through it would not be seen. The target
- * is this mm's only thread and runs here, so no other CPU runs its user
- * code; the local flush covers this CPU, and every other CPU that still
- * caches the mm's ASID (or holds the mm lazily) compares the mm's tlb_gen
- * on its next switch to it and flushes (switch_mm_irqs_off()).
- * flush_tlb_mm_range() is not exported, and inc_mm_tlb_gen() is hidden from
- * modules (#ifndef MODULE in asm/tlbflush.h): this is its body, a full
- * barrier ordering the PTE writes before the new generation.
+ * now write-protected, or writes through it would set no soft-dirty bit and
+ * the page would be missing from the next incremental checkpoint, silently.
+ *
+ * Every thread of this mm is parked in amber's task_work (or past exit_mm())
+ * while this runs, so none runs user code now; but the CPUs they ran on may
+ * still cache the mm's translations: in their PCID slots, or loaded (lazy
+ * TLB, or a CPU that goes straight from one thread of the mm to another,
+ * where switch_mm_irqs_off() compares no tlb_gen at all). So, as
+ * flush_tlb_mm_range() would (it is not exported): bump the mm's tlb_gen
+ * (inc_mm_tlb_gen() is hidden from modules by #ifndef MODULE; this is its
+ * body, a full barrier ordering the PTE writes before the new generation),
+ * then flush every CPU's TLB, global entries included, with on_each_cpu().
+ * The flush waits for every CPU (wait = 1), so when it returns no stale
+ * writable entry is left anywhere. The cost is one IPI per CPU per tracking
+ * checkpoint of each process.
  */
+static void amber_flush_local(void *unused)
+{
+	__flush_tlb_all();
+}
+
 static void amber_mm_flush_tlb(struct mm_struct *mm)
 {
 	atomic64_inc_return(&mm->context.tlb_gen);
-	preempt_disable();
-	__flush_tlb_all();
-	preempt_enable();
+	on_each_cpu(amber_flush_local, NULL, 1);
 }
 
 /* Says what an arena error means. */

@@ -4,8 +4,12 @@
  * and reply building. The work itself is in checkpoint.c and restore*.c.
  */
 #include <linux/cred.h>
+#include <linux/file.h>
+#include <linux/fs.h>
 #include <linux/kernel.h>
 #include <linux/pid.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
 #include <linux/threads.h>
 #include <linux/uidgid.h>
 #include <net/genetlink.h>
@@ -43,6 +47,13 @@ static const struct nla_policy amber_checkpoint_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_FLAGS]		= NLA_POLICY_MASK(NLA_U32, __AMBER_CKPT_F_ALL),
 	[AMBER_A_TIMEOUT_MS]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_timeout_range),
 	[AMBER_A_PARENT_ID]	= { .type = NLA_U64 },
+	[AMBER_A_PAGES_FDS]	= { .type = NLA_NESTED },
+	[AMBER_A_PARENTS]	= { .type = NLA_NESTED },
+};
+
+static const struct nla_policy amber_parent_policy[AMBER_PARENT_MAX + 1] = {
+	[AMBER_PARENT_PID]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
+	[AMBER_PARENT_ID]	= { .type = NLA_U64 },
 };
 
 static const struct nla_policy amber_untrack_policy[AMBER_A_MAX + 1] = {
@@ -111,15 +122,28 @@ static size_t amber_str_size(const char *s)
 /* START, END, PGOFF, PAGES, PROT, FLAGS; DEV, INO, FILE_SIZE with a path. */
 #define AMBER_VMA_SIZE		(nla_total_size(0) + 4 * AMBER_U64_SIZE + 2 * AMBER_U32_SIZE)
 #define AMBER_VMA_FILE_NLSIZE	(3 * AMBER_U64_SIZE)
-/* NUM, TYPE, FLAGS, MODE; POS, DEV, INO, RDEV, SIZE; CLOEXEC, TTY; path. */
-#define AMBER_FD_NLSIZE		(nla_total_size(0) + 4 * AMBER_U32_SIZE + \
-				 5 * AMBER_U64_SIZE + 2 * nla_total_size(0))
 
-/* An upper bound of the reply's attribute payload. */
-static size_t amber_reply_size(const struct amber_state *st)
+/* PID, PPID, PGID, SID, NR_THREADS, EXIT_CODE, ZOMBIE. */
+#define AMBER_PROC_NLSIZE	(nla_total_size(0) + 6 * AMBER_U32_SIZE + nla_total_size(0))
+/* TID, BLOCKED, CLEAR_CHILD_TID, ROBUST_LIST(_LEN), SAS_*, RSEQ*, COMM. */
+#define AMBER_THREAD_NLSIZE	(nla_total_size(0) + 5 * AMBER_U32_SIZE + \
+				 6 * AMBER_U64_SIZE + nla_total_size(TASK_COMM_LEN))
+
+static size_t amber_thread_size(const struct amber_thr *thr)
 {
+	return AMBER_THREAD_NLSIZE +
+	       nla_total_size(0) + AMBER_REG_MAX * AMBER_U64_SIZE +
+	       nla_total_size(thr->regs.fpu_len) +
+	       thr->ts.nr_pending * (nla_total_size(0) +
+				     nla_total_size(AMBER_SIGINFO_SIZE));
+}
+
+/* An upper bound of a live process's reply payload. */
+static size_t amber_reply_size(const struct amber_proc *p)
+{
+	const struct amber_state *st = &p->st;
 	/* Top-level scalars and nest headers, split list nests included. */
-	size_t size = 1024 + (st->mm.nr_vmas + st->files.nr) / 64 * NLA_HDRLEN;
+	size_t size = 1024 + st->mm.nr_vmas / 64 * NLA_HDRLEN;
 	unsigned int i;
 
 	size += 1024 + amber_str_size(st->task.cwd) + amber_str_size(st->task.exe);
@@ -141,10 +165,13 @@ static size_t amber_reply_size(const struct amber_state *st)
 	 * shrinks buffers that are more than half empty).
 	 */
 	for (i = 0; i < st->mm.nr_vmas; i++)
-		size += AMBER_VMA_SIZE + (st->mm.vmas[i].path ?
-			amber_str_size(st->mm.vmas[i].path) + AMBER_VMA_FILE_NLSIZE : 0);
-	for (i = 0; i < st->files.nr; i++)
-		size += AMBER_FD_NLSIZE + amber_str_size(st->files.fds[i].path);
+		size += AMBER_VMA_SIZE + AMBER_VMA_FILE_NLSIZE +
+			amber_str_size(st->mm.vmas[i].path);
+	size += amber_files_reply_size(&st->files);
+	size += AMBER_PROC_NLSIZE + AMBER_U32_SIZE;
+	size += (p->nr_others / 16 + 1) * NLA_HDRLEN;
+	for (i = 0; i < p->nr_others; i++)
+		size += amber_thread_size(p->others[i]);
 	return size;
 }
 
@@ -213,14 +240,14 @@ static int amber_fill_rlimits(struct sk_buff *skb,
 	return 0;
 }
 
-static int amber_fill_task(struct sk_buff *skb, const struct amber_req *req)
+static int amber_fill_task(struct sk_buff *skb, const struct amber_proc *p)
 {
-	const struct amber_task_state *t = &req->st.task;
+	const struct amber_task_state *t = &p->st.task;
 	struct nlattr *nest;
 
 	nest = nla_nest_start(skb, AMBER_A_TASK);
 	if (!nest ||
-	    nla_put_u32(skb, AMBER_TASK_PID, req->pid) ||
+	    nla_put_u32(skb, AMBER_TASK_PID, p->pid) ||
 	    nla_put_string(skb, AMBER_TASK_COMM, t->comm) ||
 	    amber_fill_creds(skb, t->cred) ||
 	    nla_put_u32(skb, AMBER_TASK_UMASK, t->umask) ||
@@ -279,9 +306,11 @@ static int amber_fill_vma(struct sk_buff *skb, const struct amber_vma *v)
 	    nla_put_u32(skb, AMBER_VMA_FLAGS, v->flags) ||
 	    amber_put_u64(skb, AMBER_VMA_PAGES, v->pages))
 		return -EMSGSIZE;
-	if (v->path &&
-	    (nla_put_string(skb, AMBER_VMA_PATH, v->path) ||
-	     amber_put_u64(skb, AMBER_VMA_DEV, v->dev) ||
+	if (v->path && nla_put_string(skb, AMBER_VMA_PATH, v->path))
+		return -EMSGSIZE;
+	/* A mapped file, or the shmem object of shared anonymous memory. */
+	if ((v->path || (v->flags & AMBER_VMA_F_SHMEM)) &&
+	    (amber_put_u64(skb, AMBER_VMA_DEV, v->dev) ||
 	     amber_put_u64(skb, AMBER_VMA_INO, v->ino) ||
 	     amber_put_u64(skb, AMBER_VMA_FILE_SIZE, v->file_size)))
 		return -EMSGSIZE;
@@ -334,9 +363,10 @@ static int amber_fill_vmas(struct sk_buff *skb, const struct amber_mm_state *mm)
 			       mm->vmas);
 }
 
-static int amber_fill_regs(struct sk_buff *skb, const struct amber_regs_state *r)
+static int amber_fill_regs_as(struct sk_buff *skb, const struct amber_regs_state *r,
+			      int regs_type, int fpu_type)
 {
-	struct nlattr *nest = nla_nest_start(skb, AMBER_A_REGS);
+	struct nlattr *nest = nla_nest_start(skb, regs_type);
 	int i;
 
 	if (!nest)
@@ -345,7 +375,12 @@ static int amber_fill_regs(struct sk_buff *skb, const struct amber_regs_state *r
 		if (amber_put_u64(skb, i + 1, r->regs[i]))
 			return -EMSGSIZE;
 	nla_nest_end(skb, nest);
-	return nla_put(skb, AMBER_A_FPU, r->fpu_len, r->fpu);
+	return nla_put(skb, fpu_type, r->fpu_len, r->fpu);
+}
+
+static int amber_fill_regs(struct sk_buff *skb, const struct amber_regs_state *r)
+{
+	return amber_fill_regs_as(skb, r, AMBER_A_REGS, AMBER_A_FPU);
 }
 
 static int amber_fill_sigaction(struct sk_buff *skb, int signo,
@@ -364,10 +399,10 @@ static int amber_fill_sigaction(struct sk_buff *skb, int signo,
 	return 0;
 }
 
-static int amber_fill_sigpending(struct sk_buff *skb,
-				 const struct amber_sigpending *p)
+static int amber_fill_sigpending_as(struct sk_buff *skb, int type,
+				    const struct amber_sigpending *p)
 {
-	struct nlattr *nest = nla_nest_start(skb, AMBER_SIG_PENDING);
+	struct nlattr *nest = nla_nest_start(skb, type);
 
 	if (!nest ||
 	    nla_put(skb, AMBER_SIGPENDING_SIGINFO, sizeof(p->info), p->info) ||
@@ -389,42 +424,9 @@ static int amber_fill_signals(struct sk_buff *skb,
 		if (amber_fill_sigaction(skb, i + 1, &s->action[i]))
 			return -EMSGSIZE;
 	for (i = 0; i < s->nr_pending; i++)
-		if (amber_fill_sigpending(skb, &s->pending[i]))
+		if (amber_fill_sigpending_as(skb, AMBER_SIG_PENDING, &s->pending[i]))
 			return -EMSGSIZE;
 	return amber_nest_end(skb, nest);
-}
-
-static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
-{
-	struct nlattr *nest = nla_nest_start(skb, AMBER_A_FD);
-
-	if (!nest ||
-	    nla_put_u32(skb, AMBER_FD_NUM, fd->num) ||
-	    nla_put_u32(skb, AMBER_FD_TYPE, fd->type) ||
-	    nla_put_u32(skb, AMBER_FD_FLAGS, fd->flags) ||
-	    amber_put_u64(skb, AMBER_FD_POS, fd->pos) ||
-	    (fd->cloexec && nla_put_flag(skb, AMBER_FD_CLOEXEC)) ||
-	    nla_put_string(skb, AMBER_FD_PATH, fd->path) ||
-	    amber_put_u64(skb, AMBER_FD_DEV, fd->dev) ||
-	    amber_put_u64(skb, AMBER_FD_INO, fd->ino) ||
-	    amber_put_u64(skb, AMBER_FD_RDEV, fd->rdev) ||
-	    nla_put_u32(skb, AMBER_FD_MODE, fd->mode) ||
-	    amber_put_u64(skb, AMBER_FD_SIZE, fd->size) ||
-	    (fd->tty && nla_put_flag(skb, AMBER_FD_TTY)))
-		return -EMSGSIZE;
-	nla_nest_end(skb, nest);
-	return 0;
-}
-
-static int amber_fill_fd_i(struct sk_buff *skb, const void *list,
-			   unsigned int i)
-{
-	return amber_fill_fd(skb, &((const struct amber_fd *)list)[i]);
-}
-
-static int amber_fill_fds(struct sk_buff *skb, const struct amber_files_state *f)
-{
-	return amber_fill_list(skb, AMBER_A_FDS, f->nr, amber_fill_fd_i, f->fds);
 }
 
 /* TRACK_ID when tracked, PARENT_ID iff incremental, FULL_REASON if refused. */
@@ -437,17 +439,83 @@ static int amber_fill_track(struct sk_buff *skb, const struct amber_track *t)
 	return 0;
 }
 
-static int amber_fill_checkpoint(struct sk_buff *skb, const struct amber_req *req)
+static int amber_fill_thread(struct sk_buff *skb, const struct amber_thr *thr)
 {
-	const struct amber_state *st = &req->st;
+	const struct amber_thread_state *t = &thr->ts;
+	struct nlattr *nest = nla_nest_start(skb, AMBER_A_THREAD);
+	unsigned int i;
 
-	if (amber_fill_task(skb, req) ||
+	if (!nest ||
+	    nla_put_u32(skb, AMBER_THREAD_TID, thr->tid) ||
+	    amber_fill_regs_as(skb, &thr->regs, AMBER_THREAD_REGS, AMBER_THREAD_FPU) ||
+	    amber_put_u64(skb, AMBER_THREAD_BLOCKED, t->blocked) ||
+	    amber_put_u64(skb, AMBER_THREAD_CLEAR_CHILD_TID, t->clear_child_tid) ||
+	    amber_put_u64(skb, AMBER_THREAD_ROBUST_LIST, t->robust_list) ||
+	    amber_put_u64(skb, AMBER_THREAD_ROBUST_LIST_LEN, t->robust_list_len) ||
+	    amber_put_u64(skb, AMBER_THREAD_SAS_SP, t->sas_sp) ||
+	    amber_put_u64(skb, AMBER_THREAD_SAS_SIZE, t->sas_size) ||
+	    nla_put_u32(skb, AMBER_THREAD_SAS_FLAGS, t->sas_flags) ||
+	    amber_put_u64(skb, AMBER_THREAD_RSEQ, t->rseq) ||
+	    nla_put_u32(skb, AMBER_THREAD_RSEQ_LEN, t->rseq_len) ||
+	    nla_put_u32(skb, AMBER_THREAD_RSEQ_SIG, t->rseq_sig) ||
+	    nla_put_string(skb, AMBER_THREAD_COMM, t->comm))
+		return -EMSGSIZE;
+	for (i = 0; i < t->nr_pending; i++)
+		if (amber_fill_sigpending_as(skb, AMBER_THREAD_PENDING, &t->pending[i]))
+			return -EMSGSIZE;
+	return amber_nest_end(skb, nest);
+}
+
+static int amber_fill_thread_i(struct sk_buff *skb, const void *list,
+			       unsigned int i)
+{
+	return amber_fill_thread(skb, ((struct amber_thr * const *)list)[i]);
+}
+
+static int amber_fill_proc(struct sk_buff *skb, const struct amber_proc *p)
+{
+	struct nlattr *nest = nla_nest_start(skb, AMBER_A_PROC);
+
+	if (!nest ||
+	    nla_put_u32(skb, AMBER_PROC_PID, p->pid) ||
+	    nla_put_u32(skb, AMBER_PROC_PPID, p->ppid) ||
+	    nla_put_u32(skb, AMBER_PROC_PGID, p->pgid) ||
+	    nla_put_u32(skb, AMBER_PROC_SID, p->sid))
+		return -EMSGSIZE;
+	if (p->zombie) {
+		if (nla_put_flag(skb, AMBER_PROC_ZOMBIE) ||
+		    nla_put_u32(skb, AMBER_PROC_EXIT_CODE, p->exit_code))
+			return -EMSGSIZE;
+	} else if (nla_put_u32(skb, AMBER_PROC_NR_THREADS, p->nr_threads)) {
+		return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+static int amber_fill_checkpoint(struct sk_buff *skb, const struct amber_req *req,
+				 const struct amber_proc *p)
+{
+	const struct amber_state *st = &p->st;
+
+	if (amber_fill_proc(skb, p))
+		return -EMSGSIZE;
+	if (p->zombie)
+		return 0;
+	if (p->pages_index >= 0 &&
+	    nla_put_u32(skb, AMBER_A_PAGES_INDEX, p->pages_index))
+		return -EMSGSIZE;
+	if (p->nr_others &&
+	    amber_fill_list(skb, AMBER_A_THREADS, p->nr_others, amber_fill_thread_i,
+			    p->others))
+		return -EMSGSIZE;
+	if (amber_fill_task(skb, p) ||
 	    amber_fill_mm(skb, &st->mm) ||
 	    amber_fill_vmas(skb, &st->mm) ||
 	    amber_fill_regs(skb, &st->regs) ||
 	    amber_fill_signals(skb, &st->sig) ||
-	    amber_fill_fds(skb, &st->files) ||
-	    amber_put_u64(skb, AMBER_A_STOPPED_NS, st->stopped_ns) ||
+	    amber_files_fill(skb, &st->files) ||
+	    amber_put_u64(skb, AMBER_A_STOPPED_NS, req->stopped_ns) ||
 	    amber_put_u64(skb, AMBER_A_PAGES_BYTES, st->mm.pages_bytes) ||
 	    amber_put_u64(skb, AMBER_A_PAGES_NR, st->mm.pages_nr) ||
 	    amber_put_u64(skb, AMBER_A_PAGES_PARENT_NR, st->mm.pages_parent_nr) ||
@@ -456,17 +524,26 @@ static int amber_fill_checkpoint(struct sk_buff *skb, const struct amber_req *re
 	return 0;
 }
 
-#define AMBER_REPLY_MAX	(64 << 20)
+/*
+ * A genetlink message is one kmalloc'ed buffer: at most KMALLOC_MAX_SIZE
+ * (4 MiB here), less the skb's shared info and the headers.
+ */
+#define AMBER_REPLY_MAX	(KMALLOC_MAX_SIZE - SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) - \
+			 NLMSG_HDRLEN - GENL_HDRLEN - 64)
 
-static int amber_checkpoint_reply(struct amber_req *req, struct genl_info *info)
+static int amber_checkpoint_reply_one(struct amber_req *req,
+				      struct amber_proc *p, struct genl_info *info)
 {
-	size_t size = amber_reply_size(&req->st);
+	size_t size = p->zombie ? AMBER_PROC_NLSIZE : amber_reply_size(p);
 	struct sk_buff *msg;
 	void *hdr;
+	int err;
 
 	/* genlmsg_new() takes an int: refuse absurd states before it wraps. */
 	if (size > AMBER_REPLY_MAX) {
-		NL_SET_ERR_MSG(info->extack, "the process state is too large for one reply");
+		amber_set_msg(info->extack,
+			      amber_msg("pid %d: the process state is too large for one reply (%zu bytes, %u threads)",
+					p->pid, size, p->nr_threads));
 		return -E2BIG;
 	}
 	msg = genlmsg_new(size, GFP_KERNEL);
@@ -476,13 +553,138 @@ static int amber_checkpoint_reply(struct amber_req *req, struct genl_info *info)
 	}
 	hdr = genlmsg_put_reply(msg, info, &amber_family, 0,
 				AMBER_CMD_CHECKPOINT);
-	if (!hdr || amber_fill_checkpoint(msg, req)) {
+	if (!hdr || amber_fill_checkpoint(msg, req, p)) {
 		nlmsg_free(msg);
 		NL_SET_ERR_MSG(info->extack, "the reply did not fit its buffer");
 		return -EMSGSIZE;
 	}
 	genlmsg_end(msg, hdr);
-	return genlmsg_reply(msg, info);
+	err = genlmsg_reply(msg, info);
+	if (err)
+		amber_set_msg(info->extack,
+			      amber_msg("sending the reply of pid %d failed (receive buffer too small?)",
+					p->pid));
+	return err;
+}
+
+/* One message per process, in discovery order: the root, parents first. */
+static int amber_checkpoint_reply(struct amber_req *req, struct genl_info *info)
+{
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < req->nr_procs; i++) {
+		if (req->procs[i]->gone)
+			continue;
+		err = amber_checkpoint_reply_one(req, req->procs[i], info);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* PAGES_FDS: each a regular file open for writing, none twice. */
+static int amber_parse_pool(struct nlattr *attr, int root_fd,
+			    struct amber_ckpt_args *args, struct netlink_ext_ack *extack)
+{
+	struct nlattr *a;
+	int rem, err = 0;
+	unsigned int i;
+
+	args->pool = kcalloc(AMBER_TREE_MAX_PROCS, sizeof(*args->pool), GFP_KERNEL);
+	if (!args->pool) {
+		NL_SET_ERR_MSG(extack, "out of memory");
+		return -ENOMEM;
+	}
+	nla_for_each_nested(a, attr, rem) {
+		struct file *file;
+		u32 fd;
+
+		if (nla_type(a) != AMBER_A_PAGE_FD || nla_len(a) != sizeof(u32)) {
+			NL_SET_ERR_MSG_ATTR(extack, a, "PAGES_FDS holds only u32 PAGE_FD attributes");
+			return -EINVAL;
+		}
+		if (args->nr_pool >= AMBER_TREE_MAX_PROCS) {
+			NL_SET_ERR_MSG_ATTR(extack, a, "more than 512 PAGES_FDS");
+			return -E2BIG;
+		}
+		fd = nla_get_u32(a);
+		file = fd <= INT_MAX ? fget(fd) : NULL;
+		if (!file) {
+			amber_set_msg(extack, amber_msg("PAGES_FDS: fd %u is not an open file descriptor",
+							fd));
+			return -EBADF;
+		}
+		args->pool[args->nr_pool++] = file;
+		if (!S_ISREG(file_inode(file)->i_mode)) {
+			amber_set_msg(extack, amber_msg("PAGES_FDS: fd %u must be a regular file", fd));
+			return -EINVAL;
+		}
+		if (!(file->f_mode & FMODE_WRITE)) {
+			amber_set_msg(extack, amber_msg("PAGES_FDS: fd %u must be open for writing",
+							fd));
+			return -EBADF;
+		}
+		if (fd == root_fd)
+			err = -EINVAL;
+		for (i = 0; i + 1 < args->nr_pool; i++)
+			if (args->pool[i] == file)
+				err = -EINVAL;
+		if (err) {
+			amber_set_msg(extack, amber_msg("PAGES_FDS: fd %u is given twice (each process needs its own pages file)",
+							fd));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int amber_parse_parents(struct nlattr *attr, struct amber_ckpt_args *args,
+			       struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[AMBER_PARENT_MAX + 1];
+	struct nlattr *a;
+	int rem, err;
+
+	args->parents = kcalloc(AMBER_TREE_MAX_PROCS, sizeof(*args->parents), GFP_KERNEL);
+	if (!args->parents) {
+		NL_SET_ERR_MSG(extack, "out of memory");
+		return -ENOMEM;
+	}
+	nla_for_each_nested(a, attr, rem) {
+		if (nla_type(a) != AMBER_A_PARENT_ENTRY) {
+			NL_SET_ERR_MSG_ATTR(extack, a, "PARENTS holds only PARENT_ENTRY nests");
+			return -EINVAL;
+		}
+		if (args->nr_parents >= AMBER_TREE_MAX_PROCS) {
+			NL_SET_ERR_MSG_ATTR(extack, a, "more than 512 PARENTS entries");
+			return -E2BIG;
+		}
+		err = nla_parse_nested(tb, AMBER_PARENT_MAX, a, amber_parent_policy, extack);
+		if (err)
+			return err;
+		if (!tb[AMBER_PARENT_PID] || !tb[AMBER_PARENT_ID] ||
+		    !nla_get_u64(tb[AMBER_PARENT_ID])) {
+			NL_SET_ERR_MSG_ATTR(extack, a,
+					    "a PARENT_ENTRY needs a PID and a non-zero PARENT_ID");
+			return -EINVAL;
+		}
+		args->parents[args->nr_parents++] = (struct amber_parent){
+			.pid = nla_get_u32(tb[AMBER_PARENT_PID]),
+			.id = nla_get_u64(tb[AMBER_PARENT_ID]),
+		};
+	}
+	return 0;
+}
+
+static void amber_args_free(struct amber_ckpt_args *args)
+{
+	unsigned int i;
+
+	for (i = 0; i < args->nr_pool; i++)
+		fput(args->pool[i]);
+	kfree(args->pool);
+	kfree(args->parents);
 }
 
 static int amber_nl_checkpoint_doit(struct sk_buff *skb, struct genl_info *info)
@@ -527,6 +729,32 @@ static int amber_nl_checkpoint_doit(struct sk_buff *skb, struct genl_info *info)
 		}
 	}
 
+	if (attrs[AMBER_A_PAGES_FDS] || attrs[AMBER_A_PARENTS]) {
+		struct nlattr *a = attrs[AMBER_A_PAGES_FDS] ?: attrs[AMBER_A_PARENTS];
+
+		if (!(args.flags & AMBER_CKPT_F_TREE)) {
+			NL_SET_ERR_MSG_ATTR(info->extack, a,
+					    "PAGES_FDS and PARENTS need FLAGS with AMBER_CKPT_F_TREE");
+			return -EINVAL;
+		}
+	}
+	if (attrs[AMBER_A_PARENTS] && !(args.flags & AMBER_CKPT_F_TRACK)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attrs[AMBER_A_PARENTS],
+				    "PARENTS needs FLAGS with AMBER_CKPT_F_TRACK");
+		return -EINVAL;
+	}
+	err = 0;
+	if (attrs[AMBER_A_PAGES_FDS])
+		err = amber_parse_pool(attrs[AMBER_A_PAGES_FDS], args.pages_fd, &args,
+				       info->extack);
+	if (!err && attrs[AMBER_A_PARENTS])
+		err = amber_parse_parents(attrs[AMBER_A_PARENTS], &args, info->extack);
+	if (err) {
+		amber_args_free(&args);
+		return err;
+	}
+
+	/* Takes over args.pool and args.parents. */
 	req = amber_checkpoint(&args, info->extack);
 	if (IS_ERR(req))
 		return PTR_ERR(req);
@@ -542,6 +770,9 @@ static int amber_nl_checkpoint_doit(struct sk_buff *skb, struct genl_info *info)
 static int amber_nl_release_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs;
+	u32 action;
+	pid_t pid;
+	int err;
 
 	if (GENL_REQ_ATTR_CHECK(info, AMBER_A_PID)) {
 		NL_SET_ERR_MSG(info->extack, "missing PID");
@@ -552,9 +783,13 @@ static int amber_nl_release_doit(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 
-	return amber_release(nla_get_u32(attrs[AMBER_A_PID]), info->snd_portid,
-			     genl_info_net(info),
-			     nla_get_u32(attrs[AMBER_A_ACTION]),
+	pid = nla_get_u32(attrs[AMBER_A_PID]);
+	action = nla_get_u32(attrs[AMBER_A_ACTION]);
+	/* A restore hold first: the checkpoint path sets the one extack message. */
+	err = amber_restore_release(pid, info->snd_portid, genl_info_net(info), action);
+	if (err != -ESRCH)
+		return err;
+	return amber_release(pid, info->snd_portid, genl_info_net(info), action,
 			     attrs[AMBER_A_PID], info->extack);
 }
 

@@ -11,6 +11,8 @@
 #include <linux/mm_types.h>
 #include <linux/mman.h>
 #include <linux/personality.h>
+#include <linux/pid.h>
+#include <linux/threads.h>
 #include <linux/rseq.h>
 #include <linux/sched.h>
 #include <linux/sched/coredump.h>
@@ -143,6 +145,34 @@ static const struct nla_policy amber_restore_close_fds_policy[AMBER_A_CLOSE_FD +
 /* The largest XSAVE area a ptrace-layout blob can have; the exact bound is checked at run time. */
 #define AMBER_FPU_MAX_LEN	(64 * 1024 - NLA_HDRLEN - 4)
 
+/* Not const: 6.1's struct nla_policy points at a non-const range. */
+static struct netlink_range_validation amber_restore_tid_range = {
+	.min = 1,
+	.max = PID_MAX_LIMIT,
+};
+
+static const struct nla_policy amber_restore_thread_policy[AMBER_THREAD_MAX + 1] = {
+	[AMBER_THREAD_TID]		= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_restore_tid_range),
+	[AMBER_THREAD_REGS]		= NLA_POLICY_NESTED(amber_restore_regs_policy),
+	[AMBER_THREAD_FPU]		= { .type = NLA_BINARY, .len = AMBER_FPU_MAX_LEN },
+	[AMBER_THREAD_BLOCKED]		= { .type = NLA_U64 },
+	[AMBER_THREAD_PENDING]		= NLA_POLICY_NESTED(amber_restore_sigpending_policy),
+	[AMBER_THREAD_CLEAR_CHILD_TID]	= { .type = NLA_U64 },
+	[AMBER_THREAD_ROBUST_LIST]	= { .type = NLA_U64 },
+	[AMBER_THREAD_ROBUST_LIST_LEN]	= { .type = NLA_U64 },
+	[AMBER_THREAD_SAS_SP]		= { .type = NLA_U64 },
+	[AMBER_THREAD_SAS_SIZE]		= { .type = NLA_U64 },
+	[AMBER_THREAD_SAS_FLAGS]	= { .type = NLA_U32 },
+	[AMBER_THREAD_RSEQ]		= { .type = NLA_U64 },
+	[AMBER_THREAD_RSEQ_LEN]		= { .type = NLA_U32 },
+	[AMBER_THREAD_RSEQ_SIG]		= { .type = NLA_U32 },
+	[AMBER_THREAD_COMM]		= { .type = NLA_STRING, .len = TASK_COMM_LEN - 1 },
+};
+
+static const struct nla_policy amber_restore_threads_policy[AMBER_A_THREAD + 1] = {
+	[AMBER_A_THREAD]		= NLA_POLICY_NESTED(amber_restore_thread_policy),
+};
+
 const struct nla_policy amber_restore_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_TASK]			= NLA_POLICY_NESTED(amber_restore_task_policy),
 	[AMBER_A_MM]			= NLA_POLICY_NESTED(amber_restore_mm_policy),
@@ -153,6 +183,8 @@ const struct nla_policy amber_restore_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_PAGE_FDS]		= NLA_POLICY_NESTED(amber_restore_page_fds_policy),
 	[AMBER_A_CLOSE_FDS]		= NLA_POLICY_NESTED(amber_restore_close_fds_policy),
 	[AMBER_A_EXE_FD]		= { .type = NLA_U32 },
+	[AMBER_A_FLAGS]			= NLA_POLICY_MASK(NLA_U32, __AMBER_RESTORE_F_ALL),
+	[AMBER_A_THREADS]		= NLA_POLICY_NESTED(amber_restore_threads_policy),
 };
 
 /* A formatted extack message (amber_msg() storage outlives the doit). */
@@ -165,7 +197,10 @@ void amber_restore_err(struct amber_restore *r, const struct nlattr *nla,
 	va_start(args, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, args);
 	va_end(args);
-	amber_set_msg(r->extack, amber_msg("%s", buf));
+	if (r->err_tid)
+		amber_set_msg(r->extack, amber_msg("thread %d: %s", r->err_tid, buf));
+	else
+		amber_set_msg(r->extack, amber_msg("%s", buf));
 	if (r->extack && nla)
 		r->extack->bad_attr = nla;
 }
@@ -186,8 +221,14 @@ static int amber_restore_check_caller(struct amber_restore *r)
 		amber_restore_err(r, NULL, "the stub must be a 64-bit task");
 		return -EINVAL;
 	}
-	if (!thread_group_empty(current)) {
-		amber_restore_err(r, NULL, "the stub must be single-threaded");
+	if (!thread_group_leader(current)) {
+		amber_restore_err(r, NULL, "restore must be sent by the stub's thread-group leader");
+		return -EINVAL;
+	}
+	if (!thread_group_empty(current) && !r->info->attrs[AMBER_A_THREADS]) {
+		amber_restore_err(r, NULL,
+				  "the stub has %d other threads, but the request lists none (AMBER_A_THREADS)",
+				  get_nr_threads(current) - 1);
 		return -EBUSY;
 	}
 	/*
@@ -415,31 +456,75 @@ static int amber_restore_user_ptr(struct amber_restore *r, const struct nlattr *
 	return 0;
 }
 
-static int amber_restore_sas_prepare(struct amber_restore *r, struct nlattr **tb)
+static int amber_rtask_sas_prepare(struct amber_restore *r, const struct amber_rtask_attrs *a,
+				   struct amber_rtask *t)
 {
 	u32 mode;
 
-	r->sas_flags = SS_DISABLE;
-	if (!tb[AMBER_TASK_SAS_FLAGS])
+	t->sas_flags = SS_DISABLE;
+	if (!a->sas_flags)
 		return 0;
-	r->sas_flags = nla_get_u32(tb[AMBER_TASK_SAS_FLAGS]);
-	mode = r->sas_flags & ~SS_FLAG_BITS;
+	t->sas_flags = nla_get_u32(a->sas_flags);
+	mode = t->sas_flags & ~SS_FLAG_BITS;
 	if (mode != SS_DISABLE && mode != SS_ONSTACK && mode != 0) {
-		amber_restore_err(r, tb[AMBER_TASK_SAS_FLAGS], "sigaltstack flags 0x%x are invalid",
-				  r->sas_flags);
+		amber_restore_err(r, a->sas_flags, "sigaltstack flags 0x%x are invalid",
+				  t->sas_flags);
 		return -EINVAL;
 	}
 	if (mode == SS_DISABLE)
 		return 0;
-	r->sas_sp = tb[AMBER_TASK_SAS_SP] ? nla_get_u64(tb[AMBER_TASK_SAS_SP]) : 0;
-	r->sas_size = tb[AMBER_TASK_SAS_SIZE] ? nla_get_u64(tb[AMBER_TASK_SAS_SIZE]) : 0;
-	if (r->sas_sp >= TASK_SIZE || r->sas_size > TASK_SIZE - r->sas_sp ||
-	    (r->sas_size && r->sas_size < MINSIGSTKSZ)) {
-		amber_restore_err(r, tb[AMBER_TASK_SAS_SP], "sigaltstack 0x%lx+0x%zx is invalid",
-				  r->sas_sp, r->sas_size);
+	t->sas_sp = a->sas_sp ? nla_get_u64(a->sas_sp) : 0;
+	t->sas_size = a->sas_size ? nla_get_u64(a->sas_size) : 0;
+	if (t->sas_sp >= TASK_SIZE || t->sas_size > TASK_SIZE - t->sas_sp ||
+	    (t->sas_size && t->sas_size < MINSIGSTKSZ)) {
+		amber_restore_err(r, a->sas_sp, "sigaltstack 0x%lx+0x%zx is invalid",
+				  t->sas_sp, t->sas_size);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* rseq, robust list, clear_child_tid and sigaltstack of one task (leader or thread). */
+int amber_rtask_prepare(struct amber_restore *r, const struct amber_rtask_attrs *a,
+			struct amber_rtask *t)
+{
+	int err;
+
+	err = amber_restore_user_ptr(r, a->rseq, sizeof(struct rseq),
+				     __alignof__(struct rseq), "rseq", &t->rseq);
+	if (err)
+		return err;
+	if (t->rseq) {
+		if (!a->rseq_sig ||
+		    (a->rseq_len && nla_get_u32(a->rseq_len) != sizeof(struct rseq))) {
+			amber_restore_err(r, a->rseq,
+					  "rseq needs a signature and a length of %zu",
+					  sizeof(struct rseq));
+			return -EINVAL;
+		}
+		t->rseq_sig = nla_get_u32(a->rseq_sig);
+	}
+	if ((t->rseq && !IS_ENABLED(CONFIG_RSEQ)) ||
+	    (a->robust_list && nla_get_u64(a->robust_list) && !IS_ENABLED(CONFIG_FUTEX))) {
+		amber_restore_err(r, a->parent, "this kernel has no rseq or no futex support");
+		return -EOPNOTSUPP;
+	}
+	err = amber_restore_user_ptr(r, a->clear_child_tid, sizeof(int),
+				     1, "clear_child_tid", &t->clear_child_tid);
+	if (err)
+		return err;
+	err = amber_restore_user_ptr(r, a->robust_list, sizeof(struct robust_list_head), 1,
+				     "robust list", &t->robust_list);
+	if (err)
+		return err;
+	if (t->robust_list && (!a->robust_list_len ||
+			       nla_get_u64(a->robust_list_len) !=
+			       sizeof(struct robust_list_head))) {
+		amber_restore_err(r, a->robust_list, "robust list length must be %zu",
+				  sizeof(struct robust_list_head));
+		return -EINVAL;
+	}
+	return amber_rtask_sas_prepare(r, a, t);
 }
 
 /* AMBER_A_TASK: rseq, robust list, clear_child_tid, sigaltstack, personality, creds. */
@@ -447,54 +532,29 @@ static int amber_restore_task_prepare(struct amber_restore *r)
 {
 	const struct nlattr *task = r->info->attrs[AMBER_A_TASK];
 	struct nlattr *tb[AMBER_TASK_MAX + 1] = {};
+	struct amber_rtask_attrs a;
 	int err;
 
-	r->sas_flags = SS_DISABLE;
+	r->t.sas_flags = SS_DISABLE;
 	if (!task)
 		return 0;
 	err = nla_parse_nested(tb, AMBER_TASK_MAX, task, NULL, r->extack);
 	if (err)
 		return err;
 
-	err = amber_restore_user_ptr(r, tb[AMBER_TASK_RSEQ], sizeof(struct rseq),
-				     __alignof__(struct rseq), "rseq", &r->rseq);
-	if (err)
-		return err;
-	if (r->rseq) {
-		if (!tb[AMBER_TASK_RSEQ_SIG] ||
-		    (tb[AMBER_TASK_RSEQ_LEN] &&
-		     nla_get_u32(tb[AMBER_TASK_RSEQ_LEN]) != sizeof(struct rseq))) {
-			amber_restore_err(r, tb[AMBER_TASK_RSEQ],
-					  "rseq needs a signature and a length of %zu",
-					  sizeof(struct rseq));
-			return -EINVAL;
-		}
-		r->rseq_sig = nla_get_u32(tb[AMBER_TASK_RSEQ_SIG]);
-	}
-	if ((r->rseq && !IS_ENABLED(CONFIG_RSEQ)) ||
-	    (tb[AMBER_TASK_ROBUST_LIST] && nla_get_u64(tb[AMBER_TASK_ROBUST_LIST]) &&
-	     !IS_ENABLED(CONFIG_FUTEX))) {
-		amber_restore_err(r, task, "this kernel has no rseq or no futex support");
-		return -EOPNOTSUPP;
-	}
-	err = amber_restore_user_ptr(r, tb[AMBER_TASK_CLEAR_CHILD_TID], sizeof(int),
-				     1, "clear_child_tid", &r->clear_child_tid);
-	if (err)
-		return err;
-	err = amber_restore_user_ptr(r, tb[AMBER_TASK_ROBUST_LIST],
-				     sizeof(struct robust_list_head), 1,
-				     "robust list", &r->robust_list);
-	if (err)
-		return err;
-	if (r->robust_list && (!tb[AMBER_TASK_ROBUST_LIST_LEN] ||
-			       nla_get_u64(tb[AMBER_TASK_ROBUST_LIST_LEN]) !=
-			       sizeof(struct robust_list_head))) {
-		amber_restore_err(r, tb[AMBER_TASK_ROBUST_LIST],
-				  "robust list length must be %zu",
-				  sizeof(struct robust_list_head));
-		return -EINVAL;
-	}
-	err = amber_restore_sas_prepare(r, tb);
+	a = (struct amber_rtask_attrs) {
+		.rseq = tb[AMBER_TASK_RSEQ],
+		.rseq_len = tb[AMBER_TASK_RSEQ_LEN],
+		.rseq_sig = tb[AMBER_TASK_RSEQ_SIG],
+		.clear_child_tid = tb[AMBER_TASK_CLEAR_CHILD_TID],
+		.robust_list = tb[AMBER_TASK_ROBUST_LIST],
+		.robust_list_len = tb[AMBER_TASK_ROBUST_LIST_LEN],
+		.sas_sp = tb[AMBER_TASK_SAS_SP],
+		.sas_size = tb[AMBER_TASK_SAS_SIZE],
+		.sas_flags = tb[AMBER_TASK_SAS_FLAGS],
+		.parent = task,
+	};
+	err = amber_rtask_prepare(r, &a, &r->t);
 	if (err)
 		return err;
 	if (tb[AMBER_TASK_PERSONALITY]) {
@@ -566,6 +626,8 @@ static int amber_restore_prepare(struct amber_restore *r)
 
 	err = amber_restore_check_caller(r);
 	if (!err)
+		err = amber_restore_threads_prepare(r);
+	if (!err)
 		err = amber_restore_vmas_prepare(r);
 	if (!err)
 		err = amber_restore_mm_prepare(r, r->info->attrs[AMBER_A_MM]);
@@ -584,13 +646,14 @@ static int amber_restore_prepare(struct amber_restore *r)
 	return err;
 }
 
-static void amber_restore_task_commit(struct amber_restore *r)
+/* In current's own context: the fields amber_rtask_prepare() validated. */
+void amber_rtask_commit(const struct amber_rtask *rt)
 {
 	struct task_struct *t = current;
 
 #ifdef CONFIG_RSEQ
-	t->rseq = (struct rseq __user *)r->rseq;
-	t->rseq_sig = r->rseq_sig;
+	t->rseq = (struct rseq __user *)rt->rseq;
+	t->rseq_sig = rt->rseq_sig;
 	/* As if preempted and migrated: abort a critical section, refresh cpu_id. */
 	preempt_disable();
 	t->rseq_event_mask = 0;
@@ -598,16 +661,21 @@ static void amber_restore_task_commit(struct amber_restore *r)
 	rseq_migrate(t);
 	preempt_enable();
 #endif
-	t->clear_child_tid = (int __user *)r->clear_child_tid;
+	t->clear_child_tid = (int __user *)rt->clear_child_tid;
 #ifdef CONFIG_FUTEX
-	t->robust_list = (struct robust_list_head __user *)r->robust_list;
+	t->robust_list = (struct robust_list_head __user *)rt->robust_list;
 #ifdef CONFIG_COMPAT
 	t->compat_robust_list = NULL;
 #endif
 #endif
-	t->sas_ss_sp = r->sas_sp;
-	t->sas_ss_size = r->sas_size;
-	t->sas_ss_flags = r->sas_flags;
+	t->sas_ss_sp = rt->sas_sp;
+	t->sas_ss_size = rt->sas_size;
+	t->sas_ss_flags = rt->sas_flags;
+}
+
+static void amber_restore_task_commit(struct amber_restore *r)
+{
+	amber_rtask_commit(&r->t);
 	if (r->has_personality)
 		set_personality(r->personality);
 }
@@ -615,6 +683,7 @@ static void amber_restore_task_commit(struct amber_restore *r)
 /* Phase B: past the point of no return. The caller kills us on failure. */
 static int amber_restore_commit(struct amber_restore *r)
 {
+	struct amber_rproc *p = r->proc;
 	unsigned int i;
 	int err;
 
@@ -635,6 +704,7 @@ static int amber_restore_commit(struct amber_restore *r)
 	if (r->cred) {
 		commit_creds(r->cred);
 		r->cred = NULL;
+		r->cred_changed = true;
 	}
 	/*
 	 * commit_creds() made the mm non-dumpable if the ids changed. The
@@ -650,19 +720,29 @@ static int amber_restore_commit(struct amber_restore *r)
 		task_set_no_new_privs(current);
 	for (i = 0; i < r->nr_close_fds; i++)
 		close_fd(r->close_fds[i]);
+
+	/* What the threads take over from the leader. */
+	p->cred = r->cred_changed ? get_cred(current_cred()) : NULL;
+	p->dumpable = get_dumpable(current->mm);
+	p->has_personality = r->has_personality;
+	p->personality = r->personality;
+	p->no_new_privs = r->no_new_privs;
+
 	err = amber_restore_regs_queue(r);
 	if (err)
 		amber_restore_err(r, NULL, "queueing the register restore failed (%d)", err);
 	return err;
 }
 
-static void amber_restore_release(struct amber_restore *r)
+static void amber_restore_free(struct amber_restore *r)
 {
 	amber_restore_regs_release(r);
 	kfree(r->close_fds);
 	if (r->cred)
 		abort_creds(r->cred);
 	amber_restore_mm_release(r);
+	if (r->proc)
+		amber_rproc_put(r->proc);
 	kfree(r);
 }
 
@@ -676,19 +756,35 @@ int amber_nl_restore_doit(struct sk_buff *skb, struct genl_info *info)
 		return -ENOMEM;
 	r->info = info;
 	r->extack = info->extack;
+	if (info->attrs[AMBER_A_FLAGS])
+		r->flags = nla_get_u32(info->attrs[AMBER_A_FLAGS]);
+	r->proc = amber_rproc_new(info);
+	if (!r->proc) {
+		err = -ENOMEM;
+		goto out;
+	}
 
 	err = amber_restore_prepare(r);
-	if (err)
+	if (!err)
+		err = amber_restore_threads_park(r);
+	if (err) {
+		/* Parked threads go back to their system call, unchanged. */
+		amber_rproc_set_state(r->proc, AMBER_RP_ABORT);
 		goto out;
+	}
 
 	/* Point of no return: from here on a failure kills the stub. */
 	err = amber_restore_commit(r);
-	if (err)
+	if (err) {
 		send_sig(SIGKILL, current, 1);
+		amber_rproc_set_state(r->proc, AMBER_RP_KILL);
+	} else {
+		amber_rproc_restored(r);
+	}
 out:
 	/* Every refusal names its reason; this catches -ENOMEM and the like. */
 	if (err && r->extack && !r->extack->_msg)
 		amber_restore_err(r, NULL, "restore failed (%d)", err);
-	amber_restore_release(r);
+	amber_restore_free(r);
 	return err;
 }

@@ -6,11 +6,13 @@
  * pages files and setting the mm fields and exe file.
  */
 #include <linux/file.h>
+#include <linux/fcntl.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -88,12 +90,62 @@ static int amber_rvma_check_special(struct amber_restore *r, struct amber_rvma *
 	return 0;
 }
 
+/*
+ * A SHMEM VMA given a VMA_FILE_FD: the tool created and filled the shared
+ * object (a memfd, one per object shared by the processes of a tree); the
+ * VMA maps it shared at its pgoff, and its pages are not taken from the
+ * pages files.
+ */
+static int amber_rvma_check_shmem(struct amber_restore *r, struct amber_rvma *v,
+				  const struct nlattr *fd_attr)
+{
+	u32 fd = nla_get_u32(fd_attr);
+	unsigned int seals;
+
+	v->file = fget(fd);
+	if (!v->file) {
+		amber_restore_err(r, fd_attr, "shared anonymous VMA 0x%lx-0x%lx: fd %u is not open",
+				  v->start, v->end, fd);
+		return -EBADF;
+	}
+	if (!shmem_file(v->file)) {
+		amber_restore_err(r, fd_attr,
+				  "shared anonymous VMA 0x%lx-0x%lx: fd %u is not a shmem file (memfd)",
+				  v->start, v->end, fd);
+		return -EINVAL;
+	}
+	if (!(v->file->f_mode & FMODE_READ) ||
+	    ((v->prot & PROT_WRITE) && !(v->file->f_mode & FMODE_WRITE))) {
+		amber_restore_err(r, fd_attr,
+				  "shared anonymous VMA 0x%lx-0x%lx: fd %u lacks %s access",
+				  v->start, v->end, fd,
+				  v->file->f_mode & FMODE_READ ? "write" : "read");
+		return -EACCES;
+	}
+	/* memfd_file_seals() is not exported; shmem_file() made SHMEM_I() valid. */
+	seals = READ_ONCE(SHMEM_I(file_inode(v->file))->seals);
+	if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
+		amber_restore_err(r, fd_attr,
+				  "shared anonymous VMA 0x%lx-0x%lx: fd %u is sealed against writing",
+				  v->start, v->end, fd);
+		return -EPERM;
+	}
+	if (v->pgoff > (ULONG_MAX >> PAGE_SHIFT) - ((v->end - v->start) >> PAGE_SHIFT)) {
+		amber_restore_err(r, v->nla, "VMA 0x%lx-0x%lx: file offset overflows",
+				  v->start, v->end);
+		return -EOVERFLOW;
+	}
+	return 0;
+}
+
 static int amber_rvma_check_file(struct amber_restore *r, struct amber_rvma *v,
 				 const struct nlattr *fd_attr)
 {
 	u32 fd = nla_get_u32(fd_attr);
 
-	if (v->flags & (AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM)) {
+	if (v->flags & AMBER_VMA_F_SHMEM)
+		return amber_rvma_check_shmem(r, v, fd_attr);
+	if (v->flags & AMBER_VMA_F_ANON) {
 		amber_restore_err(r, fd_attr,
 				  "VMA 0x%lx-0x%lx: anonymous VMA with a file fd",
 				  v->start, v->end);
@@ -707,12 +759,19 @@ static int amber_pcur_next(struct amber_restore *r, unsigned int idx, struct amb
 	return 0;
 }
 
-/* The image VMA that page data may be written to at @addr, or NULL. */
+/* A shmem VMA mapped from the tool's file: its pages in the pages file are skipped. */
+static bool amber_rvma_skips_pages(const struct amber_rvma *v)
+{
+	return v->file && (v->flags & AMBER_VMA_F_SHMEM);
+}
+
+/* The image VMA that page data may be written to (or skipped) at @addr, or NULL. */
 static struct amber_rvma *amber_rvma_fillable(struct amber_restore *r, unsigned long addr)
 {
 	struct amber_rvma *v = amber_rvma_find(r, addr);
 
-	if (!v || (v->flags & AMBER_VMA_F_NOMAP) || (v->file && amber_rvma_shared(v)))
+	if (!v || (v->flags & AMBER_VMA_F_NOMAP) ||
+	    (v->file && amber_rvma_shared(v) && !amber_rvma_skips_pages(v)))
 		return NULL;
 	return v;
 }
@@ -741,7 +800,9 @@ static int amber_restore_poke(struct amber_restore *r, unsigned long addr,
 		if (!v)
 			return -ERANGE;
 		n = min_t(size_t, len, v->end - addr);
-		if (v->prot & PROT_WRITE) {
+		if (amber_rvma_skips_pages(v)) {
+			/* the tool filled the file */
+		} else if (v->prot & PROT_WRITE) {
 			if (copy_to_user((void __user *)addr, buf, n))
 				err = -EFAULT;
 		} else if (amber_rvma_shared(v)) {
@@ -767,11 +828,20 @@ static int amber_fill_data(struct amber_restore *r, unsigned int idx,
 	loff_t pos = c->data_pos + (addr - c->start);
 
 	while (addr < end) {
+		struct amber_rvma *v = amber_rvma_find(r, addr);
 		size_t chunk = min_t(u64, end - addr, AMBER_BOUNCE_SIZE);
 		int n, err;
 
 		if (fatal_signal_pending(current))
 			return -EINTR;
+		if (v && amber_rvma_skips_pages(v)) {
+			/* Not even read: the cursor moves past the skipped pages. */
+			u64 skip = min_t(u64, end, v->end) - addr;
+
+			addr += skip;
+			pos += skip;
+			continue;
+		}
 		n = amber_read_full(r->page_files[idx], buf, chunk, &pos);
 		if (n != chunk) {
 			amber_restore_err(r, nla, "pages file %u: run at 0x%llx is truncated",

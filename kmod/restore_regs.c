@@ -34,10 +34,11 @@
 /* Smallest XSAVE area in UABI layout: legacy area plus header. */
 #define AMBER_XSAVE_MIN	(sizeof(struct fxregs_state) + sizeof(struct xstate_header))
 
+/* The leader's registers, written by a TWA_RESUME task_work. */
 struct amber_restore_work {
 	struct callback_head twork;
-	u64 regs[AMBER_REG_MAX + 1];	/* indexed by enum amber_reg */
-	void *xsave;			/* UABI layout, NULL = keep */
+	struct amber_rregs rr;
+	struct amber_rproc *proc;	/* reference */
 };
 
 static const char * const amber_reg_names[AMBER_REG_MAX + 1] = {
@@ -207,6 +208,24 @@ err_free:
 	return err;
 }
 
+/* Validate one thread's REGS and FPU (FPU may be NULL: keep the xstate). */
+int amber_rregs_prepare(struct amber_restore *r, const struct nlattr *regs,
+			const struct nlattr *fpu, struct amber_rregs *out)
+{
+	int err;
+
+	err = amber_restore_regs_check(r, regs, out->regs);
+	if (!err && fpu)
+		err = amber_restore_fpu_check(r, fpu, &out->xsave);
+	return err;
+}
+
+void amber_rregs_free(struct amber_rregs *rr)
+{
+	kvfree(rr->xsave);
+	rr->xsave = NULL;
+}
+
 int amber_restore_regs_prepare(struct amber_restore *r)
 {
 	struct genl_info *info = r->info;
@@ -221,25 +240,24 @@ int amber_restore_regs_prepare(struct amber_restore *r)
 	w = kzalloc(sizeof(*w), GFP_KERNEL);
 	if (!w)
 		return -ENOMEM;
-	err = amber_restore_regs_check(r, info->attrs[AMBER_A_REGS], w->regs);
+	err = amber_rregs_prepare(r, info->attrs[AMBER_A_REGS], info->attrs[AMBER_A_FPU],
+				  &w->rr);
 	if (err)
 		goto err_free;
-	if (info->attrs[AMBER_A_FPU]) {
-		err = amber_restore_fpu_check(r, info->attrs[AMBER_A_FPU], &w->xsave);
-		if (err)
-			goto err_free;
-	}
 	r->work = w;
 	return 0;
 
 err_free:
+	amber_rregs_free(&w->rr);
 	kfree(w);
 	return err;
 }
 
 static void amber_restore_work_free(struct amber_restore_work *w)
 {
-	kvfree(w->xsave);
+	if (w->proc)
+		amber_rproc_put(w->proc);
+	amber_rregs_free(&w->rr);
 	kfree(w);
 }
 
@@ -340,18 +358,27 @@ static int amber_restore_write_fpu(const void *xsave)
 	return err;
 }
 
+/*
+ * Write registers, FS/GS base and xstate of current, on its way to user
+ * mode (from a task_work), with orig_ax = -1: no restart logic applies to
+ * the system call current was in.
+ */
+void amber_rregs_write(const struct amber_rregs *rr)
+{
+	amber_restore_write_regs(rr->regs);
+	amber_restore_write_fsgs(rr->regs[AMBER_REG_FS_BASE], rr->regs[AMBER_REG_GS_BASE]);
+	/* Validated by the dry run: a failure here is a kernel bug. */
+	if (rr->xsave && WARN_ON_ONCE(amber_restore_write_fpu(rr->xsave)))
+		send_sig(SIGKILL, current, 1);
+}
+
 static void amber_restore_work_fn(struct callback_head *head)
 {
 	struct amber_restore_work *w = container_of(head, struct amber_restore_work, twork);
 
-	if (!(current->flags & PF_EXITING)) {
-		amber_restore_write_regs(w->regs);
-		amber_restore_write_fsgs(w->regs[AMBER_REG_FS_BASE],
-					 w->regs[AMBER_REG_GS_BASE]);
-		/* Validated by the dry run: a failure here is a kernel bug. */
-		if (w->xsave && WARN_ON_ONCE(amber_restore_write_fpu(w->xsave)))
-			send_sig(SIGKILL, current, 1);
-	}
+	/* A held restore waits here, before the first user instruction. */
+	if (!(current->flags & PF_EXITING) && amber_rproc_wait_release(w->proc))
+		amber_rregs_write(&w->rr);
 	amber_restore_work_free(w);
 	module_put(THIS_MODULE);
 }
@@ -365,8 +392,12 @@ int amber_restore_regs_queue(struct amber_restore *r)
 	if (!try_module_get(THIS_MODULE))
 		return -ENODEV;
 	init_task_work(&w->twork, amber_restore_work_fn);
+	amber_rproc_get(r->proc);
+	w->proc = r->proc;
 	err = task_work_add(current, &w->twork, TWA_RESUME);
 	if (err) {
+		w->proc = NULL;
+		amber_rproc_put(r->proc);
 		module_put(THIS_MODULE);
 		return err;
 	}

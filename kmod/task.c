@@ -202,13 +202,15 @@ static void amber_fill_actions(struct amber_sig_state *st)
 }
 
 /* Under siglock, with room for @max pending entries. */
-static void amber_sig_fill(struct amber_sig_state *st, unsigned int max)
+static void amber_sig_fill(struct amber_sig_state *st, unsigned int max,
+			   bool shared)
 {
 	lockdep_assert_held(&current->sighand->siglock);
 
 	st->nr_pending = 0;
 	amber_fill_pending(st, max, &current->pending, false);
-	amber_fill_pending(st, max, &current->signal->shared_pending, true);
+	if (shared)
+		amber_fill_pending(st, max, &current->signal->shared_pending, true);
 	amber_fill_actions(st);
 	/* Inside sigsuspend/ppoll/pselect the real mask is the saved one. */
 	st->blocked = test_restore_sigmask() ? current->saved_sigmask.sig[0] :
@@ -221,7 +223,8 @@ static void amber_sig_fill(struct amber_sig_state *st, unsigned int max)
  * allocation retried a few times. The count is an upper bound (queued
  * entries plus pending bits).
  */
-int amber_sig_capture(struct amber_sig_state *st, struct amber_err *e)
+static int amber_sig_capture_one(struct amber_sig_state *st, bool shared,
+				 struct amber_err *e)
 {
 	struct sighand_struct *sighand = current->sighand;
 	unsigned int cap = 16, n;
@@ -236,9 +239,9 @@ int amber_sig_capture(struct amber_sig_state *st, struct amber_err *e)
 
 		spin_lock_irq(&sighand->siglock);
 		n = amber_count_pending(&current->pending) +
-		    amber_count_pending(&current->signal->shared_pending);
+		    (shared ? amber_count_pending(&current->signal->shared_pending) : 0);
 		if (n <= cap) {
-			amber_sig_fill(st, cap);
+			amber_sig_fill(st, cap, shared);
 			spin_unlock_irq(&sighand->siglock);
 			break;
 		}
@@ -260,7 +263,62 @@ int amber_sig_capture(struct amber_sig_state *st, struct amber_err *e)
 	return 0;
 }
 
+int amber_sig_capture(struct amber_sig_state *st, struct amber_err *e)
+{
+	return amber_sig_capture_one(st, true, e);
+}
+
 void amber_sig_free(struct amber_sig_state *st)
+{
+	kfree(st->pending);
+	st->pending = NULL;
+	st->nr_pending = 0;
+}
+
+/*
+ * A thread other than the leader: the process-wide parts (actions, shared
+ * queue) are the leader's. The action table is filled and dropped: it costs
+ * a copy of 64 entries, and keeps one path for the pending queues.
+ */
+int amber_thread_capture(struct amber_thread_state *st, struct amber_err *e)
+{
+	struct task_struct *tsk = current;
+	struct amber_sig_state *sig;
+	int err;
+
+	sig = kzalloc(sizeof(*sig), GFP_KERNEL);
+	if (!sig)
+		return amber_fail(e, -ENOMEM, "out of memory for a thread's signals");
+	err = amber_sig_capture_one(sig, false, e);
+	st->blocked = sig->blocked;
+	st->pending = sig->pending;
+	st->nr_pending = sig->nr_pending;
+	kfree(sig);
+	if (err)
+		return err;
+
+	get_task_comm(st->comm, tsk);
+#ifdef CONFIG_RSEQ
+	st->rseq = (unsigned long)tsk->rseq;
+	st->rseq_sig = tsk->rseq_sig;
+	st->rseq_len = tsk->rseq ? AMBER_RSEQ_LEN : 0;
+#endif
+	st->clear_child_tid = (unsigned long)tsk->clear_child_tid;
+#ifdef CONFIG_FUTEX
+	st->robust_list = (unsigned long)tsk->robust_list;
+	st->robust_list_len = sizeof(struct robust_list_head);
+#endif
+	st->sas_sp = tsk->sas_ss_sp;
+	st->sas_size = tsk->sas_ss_size;
+	st->sas_flags = tsk->sas_ss_flags;
+#ifdef CONFIG_SECCOMP
+	if (READ_ONCE(tsk->seccomp.mode) != SECCOMP_MODE_DISABLED)
+		return amber_fail(e, -EOPNOTSUPP, "seccomp filters are not supported yet");
+#endif
+	return 0;
+}
+
+void amber_thread_free(struct amber_thread_state *st)
 {
 	kfree(st->pending);
 	st->pending = NULL;

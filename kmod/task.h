@@ -54,9 +54,29 @@ struct amber_sig_state {
 	unsigned int nr_pending;
 };
 
+/* State of one thread of current's thread group, other than the leader. */
+struct amber_thread_state {
+	char comm[TASK_COMM_LEN];
+	u64 blocked;
+	struct amber_sigpending *pending;	/* thread-directed only */
+	unsigned int nr_pending;
+	u64 clear_child_tid;
+	u64 robust_list;
+	u64 robust_list_len;
+	u64 sas_sp;
+	u64 sas_size;
+	u32 sas_flags;
+	u64 rseq;
+	u32 rseq_len;
+	u32 rseq_sig;
+};
+
 int amber_task_capture(struct amber_task_state *st, struct amber_err *e);
 void amber_task_free(struct amber_task_state *st);
 int amber_sig_capture(struct amber_sig_state *st, struct amber_err *e);
 void amber_sig_free(struct amber_sig_state *st);
+/* In the thread's own context: its comm, mask, own pending queue, registrations. */
+int amber_thread_capture(struct amber_thread_state *st, struct amber_err *e);
+void amber_thread_free(struct amber_thread_state *st);
 
 #endif /* _AMBER_TASK_H */

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "checkpoint.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <unordered_map>
+
+#include <sys/socket.h>
 
 #include <linux/amber.h>
 
@@ -23,6 +27,23 @@ std::string fd_name(const FdInfo &f)
 	if (!f.path.empty())
 		return f.path;
 	return fd_type_name(f.type);
+}
+
+// "AF_INET SOCK_STREAM", as the kernel's refusals say it.
+std::string sock_name(uint32_t family, uint32_t type)
+{
+	static const std::unordered_map<uint32_t, const char *> families = {
+		{AF_UNIX, "AF_UNIX"},	    {AF_INET, "AF_INET"},	{AF_INET6, "AF_INET6"},
+		{AF_NETLINK, "AF_NETLINK"}, {AF_PACKET, "AF_PACKET"}, {AF_VSOCK, "AF_VSOCK"},
+	};
+	static const std::unordered_map<uint32_t, const char *> types = {
+		{SOCK_STREAM, "SOCK_STREAM"}, {SOCK_DGRAM, "SOCK_DGRAM"},
+		{SOCK_SEQPACKET, "SOCK_SEQPACKET"}, {SOCK_RAW, "SOCK_RAW"},
+	};
+	auto f = families.find(family);
+	auto t = types.find(type);
+	return (f != families.end() ? std::string(f->second) : "family " + std::to_string(family)) +
+	       " " + (t != types.end() ? std::string(t->second) : "type " + std::to_string(type));
 }
 
 } // namespace
@@ -55,6 +76,23 @@ Result<CheckpointReply> parse_checkpoint_reply(ByteView payload)
 	auto attrs = parse_attrs(payload);
 	if (!attrs)
 		return wrap(attrs.error(), "reply: ");
+
+	if (const Attr *a = find_attr(*attrs, AMBER_A_PROC)) {
+		auto p = parse_proc(a->data);
+		if (!p)
+			return wrap(p.error(), "reply: PROC: ");
+		r.proc = *p;
+		r.proc_attr = a->raw_bytes();
+	}
+	if (r.zombie()) {
+		// Nothing but PROC: an exited process has no state to capture.
+		for (const Attr &a : *attrs)
+			if (a.type != AMBER_A_PROC)
+				return fail(EPROTO, "reply: pid " + std::to_string(r.proc->pid) +
+							    ": a zombie with attribute " +
+							    std::to_string(a.type));
+		return r;
+	}
 
 	static const struct {
 		uint16_t type;
@@ -139,6 +177,43 @@ Result<CheckpointReply> parse_checkpoint_reply(ByteView payload)
 	}
 	if (const Attr *a = find_attr(*attrs, AMBER_A_FULL_REASON))
 		r.full_reason = a->str();
+	if (const Attr *a = find_attr(*attrs, AMBER_A_PAGES_INDEX)) {
+		auto v = a->u32();
+		if (!v)
+			return wrap(v.error(), "reply: PAGES_INDEX: ");
+		r.pages_index = *v;
+	}
+
+	// THREADS and QUEUE chunks, as for VMAS: several nests / attributes.
+	for (const Attr &a : *attrs) {
+		if (a.type == AMBER_A_THREADS)
+			r.threads.insert(r.threads.end(), a.data.begin(), a.data.end());
+		else if (a.type == AMBER_A_QUEUE)
+			r.queues.insert(r.queues.end(), a.raw.begin(), a.raw.end());
+		else
+			continue;
+		// Attributes start 4-byte aligned in the concatenation.
+		Bytes &to = a.type == AMBER_A_THREADS ? r.threads : r.queues;
+		to.resize((to.size() + 3) & ~size_t(3), 0);
+	}
+	auto threads = parse_threads(r.threads, r.task.pid);
+	if (!threads)
+		return wrap(threads.error(), "reply: THREADS: ");
+	r.thread_list = std::move(*threads);
+	auto queues = parse_queues(r.queues);
+	if (!queues)
+		return wrap(queues.error(), "reply: QUEUE: ");
+	r.queue_list = std::move(*queues);
+	if (r.proc) {
+		const std::string pid = "reply: pid " + std::to_string(r.proc->pid) + ": ";
+		if (r.proc->pid != r.task.pid)
+			return fail(EPROTO, pid + "TASK is of pid " + std::to_string(r.task.pid));
+		if (r.proc->nr_threads != r.thread_list.size() + 1)
+			return fail(EPROTO, pid + std::to_string(r.proc->nr_threads) +
+						    " threads, THREADS lists " +
+						    std::to_string(r.thread_list.size()) +
+						    " besides the leader");
+	}
 	if (r.parent_id && !r.track_id)
 		return fail(EPROTO, "reply: incremental (PARENT_ID) but no TRACK_ID");
 	if (r.parent_id && !r.full_reason.empty())
@@ -147,6 +222,71 @@ Result<CheckpointReply> parse_checkpoint_reply(ByteView payload)
 		return fail(EPROTO, "reply: " + std::to_string(r.pages_parent_nr) +
 					    " parent pages in a full checkpoint");
 	return r;
+}
+
+Result<GroupReply> parse_group_reply(const std::vector<Bytes> &messages, uint32_t pid, bool tree,
+				     size_t nr_pages_fds)
+{
+	GroupReply g;
+	const std::string root = "pid " + std::to_string(pid) + ": ";
+	if (messages.empty())
+		return fail(EPROTO, root + "amber.ko acknowledged without a reply");
+	if (!tree && messages.size() != 1)
+		return fail(EPROTO, root + std::to_string(messages.size()) +
+					    " reply messages for one process");
+	std::vector<bool> index_used(nr_pages_fds, false);
+	std::unordered_map<uint64_t, uint32_t> queue_owner;	// inode -> pid
+	for (size_t i = 0; i < messages.size(); i++) {
+		auto r = parse_checkpoint_reply(messages[i]);
+		if (!r)
+			return wrap(r.error(), "message " + std::to_string(i) + " of " +
+						       std::to_string(messages.size()) + ": ");
+		const std::string name = "pid " + std::to_string(r->pid()) + ": ";
+		if (i == 0) {
+			if (r->pid() != pid)
+				return fail(EPROTO, root + "the reply begins with pid " +
+							    std::to_string(r->pid()));
+			if (r->zombie())
+				return fail(EPROTO, root + "reported as a zombie");
+			if (r->pages_index)
+				return fail(EPROTO, root + "has a PAGES_INDEX (its pages go to PAGES_FD)");
+		} else if (!r->proc) {
+			return fail(EPROTO, name + "reply message without PROC");
+		} else if (!r->zombie()) {
+			if (!r->pages_index)
+				return fail(EPROTO, name + "no PAGES_INDEX");
+			if (*r->pages_index >= nr_pages_fds || index_used[*r->pages_index])
+				return fail(EPROTO, name + "PAGES_INDEX " +
+							    std::to_string(*r->pages_index) +
+							    (*r->pages_index >= nr_pages_fds
+								     ? " out of range"
+								     : " already used"));
+			index_used[*r->pages_index] = true;
+		}
+		if (tree && !r->proc)
+			return fail(EPROTO, name + "reply message without PROC");
+		for (const QueueChunk &q : r->queue_list) {
+			auto [it, fresh] = queue_owner.emplace(q.ino, r->pid());
+			if (!fresh && it->second != r->pid())
+				return fail(EPROTO, name + "queued bytes of inode " +
+							    std::to_string(q.ino) +
+							    " also came with pid " +
+							    std::to_string(it->second));
+		}
+		g.zombies += r->zombie();
+		g.threads += r->nr_threads();
+		g.tree.insert(g.tree.end(), r->proc_attr.begin(), r->proc_attr.end());
+		g.tree.resize((g.tree.size() + 3) & ~size_t(3), 0);
+		g.procs.push_back(std::move(*r));
+	}
+	if (!tree) {
+		g.tree.clear();
+		return g;
+	}
+	// Unique pids, parents first: the rules the TREE section is read with.
+	if (auto t = parse_tree(g.tree, pid); !t)
+		return wrap(t.error(), "reply: ");
+	return g;
 }
 
 ParentChoice choose_parent(const std::optional<LatestMeta> &latest, uint32_t pid,
@@ -237,6 +377,8 @@ std::optional<uint64_t> parse_stat_start_ticks(std::string_view stat)
 
 Result<void> check_supported(const CheckpointReply &r)
 {
+	if (r.zombie())
+		return {};
 	for (const FdInfo &f : r.fd_list) {
 		const std::string fd = "fd " + std::to_string(f.num) + ": ";
 		switch (f.type) {
@@ -254,9 +396,23 @@ Result<void> check_supported(const CheckpointReply &r)
 				return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
 			break;
 		case AMBER_FD_FIFO:
-			// stdio pipes are replaced by restore's own stdio.
-			if (f.num > 2)
+			// Pipes and FIFOs are recreated with their queued bytes.
+			break;
+		case AMBER_FD_SOCK:
+			// UNIX socketpairs and connected UNIX sockets are recreated;
+			// the kernel refuses bound and listening ones. Anything it did
+			// not describe (an older module) cannot be.
+			if (!f.sock_family)
 				return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
+			if (f.sock_family != AF_UNIX)
+				return fail(EOPNOTSUPP, fd + fd_name(f) + ": " +
+							    sock_name(f.sock_family, f.sock_type) +
+							    " sockets are not supported");
+			if (f.sock_type != SOCK_STREAM && f.sock_type != SOCK_DGRAM &&
+			    f.sock_type != SOCK_SEQPACKET)
+				return fail(EOPNOTSUPP, fd + fd_name(f) + ": " +
+							    sock_name(f.sock_family, f.sock_type) +
+							    " sockets are not supported");
 			break;
 		default:
 			return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
@@ -277,6 +433,71 @@ Result<void> check_supported(const CheckpointReply &r)
 							": deleted files are not supported yet");
 	}
 	return {};
+}
+
+std::vector<std::pair<uint32_t, ParentChoice>> choose_tree_parents(
+	std::optional<uint32_t> latest_number, uint32_t latest_root_pid,
+	const std::vector<LatestMeta> &latest_procs, uint32_t root_pid,
+	const std::vector<ProcessStart> &pids, long ticks_per_sec, TrackMode mode)
+{
+	std::vector<std::pair<uint32_t, ParentChoice>> out;
+	for (const ProcessStart &p : pids) {
+		if (p.pid == root_pid)
+			continue;
+		std::optional<LatestMeta> mine;
+		std::string why;
+		if (latest_number && latest_root_pid != root_pid) {
+			why = "checkpoint " + std::to_string(*latest_number) + " is of pid " +
+			      std::to_string(latest_root_pid);
+		} else if (latest_number) {
+			for (const LatestMeta &l : latest_procs)
+				if (l.pid == p.pid)
+					mine = l;
+		}
+		ParentChoice c = choose_parent(mine, p.pid, p.start_ticks, ticks_per_sec, mode);
+		if (mode == TrackMode::Incremental && !c.parent_id)
+			c.why_full = why.empty() ? c.why_full : why;
+		out.emplace_back(p.pid, std::move(c));
+	}
+	return out;
+}
+
+size_t pages_pool_size(size_t found)
+{
+	return found + std::max<size_t>(4, found / 4);
+}
+
+std::optional<uint32_t> needed_pages_files(std::string_view extack)
+{
+	constexpr std::string_view key = "needs ";
+	size_t p = extack.find(key);
+	if (p == std::string_view::npos)
+		return std::nullopt;
+	p += key.size();
+	uint64_t v = 0;
+	size_t digits = 0;
+	for (; p < extack.size() && extack[p] >= '0' && extack[p] <= '9' && digits < 10;
+	     p++, digits++)
+		v = v * 10 + uint64_t(extack[p] - '0');
+	if (!digits || v > UINT32_MAX)
+		return std::nullopt;
+	return uint32_t(v);
+}
+
+std::string group_line(bool tree, uint32_t processes, uint32_t zombies, uint32_t threads)
+{
+	auto plural = [](uint32_t n, const char *one, const char *many) {
+		return std::to_string(n) + " " + (n == 1 ? one : many);
+	};
+	if (tree) {
+		std::string s = "  tree: " + plural(processes, "process", "processes");
+		if (zombies)
+			s += " (" + plural(zombies, "zombie", "zombies") + ")";
+		return s + ", " + plural(threads, "thread", "threads");
+	}
+	if (threads > 1)
+		return "  threads: " + std::to_string(threads);
+	return "";
 }
 
 } // namespace amber

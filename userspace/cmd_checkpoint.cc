@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-// amber checkpoint PID -D DIR [--full] [--no-track] [--keep K] [--kill] [--timeout MS]
+// amber checkpoint PID -D DIR [--tree] [--full] [--no-track] [--keep K] [--kill]
+//                  [--timeout MS]
 //
 // The CLI around take_checkpoint() (take_checkpoint.cc), which `amber run`
 // shares.
@@ -22,6 +23,7 @@ struct CheckpointOptions {
 	bool kill = false;
 	bool full = false;
 	bool no_track = false;
+	bool tree = false;
 	uint32_t keep = 0;		// 0: no retention
 	uint32_t timeout_ms = 60000;
 };
@@ -33,6 +35,7 @@ void run_checkpoint(const CheckpointOptions &o)
 	req.dir = o.dir;
 	req.mode = o.no_track ? TrackMode::None : o.full ? TrackMode::Full : TrackMode::Incremental;
 	req.kill = o.kill;
+	req.tree = o.tree;
 	req.keep = o.keep;
 	req.timeout_ms = o.timeout_ms;
 	auto s = take_checkpoint(req);
@@ -45,6 +48,10 @@ void run_checkpoint(const CheckpointOptions &o)
 	       s->number, o.pid, s->stopped_ns / 1e6, s->total_ns / 1e6, s->bytes);
 	printf("%s\n",
 	       kind_line(s->parent, s->data_pages, s->parent_pages, s->full_reason).c_str());
+	const std::string group = group_line(o.tree, s->processes + s->zombies, s->zombies,
+					     s->threads);
+	if (!group.empty())
+		printf("%s\n", group.c_str());
 	if (!s->retention.empty())
 		printf("%s\n", s->retention.c_str());
 	if (s->late_error) {
@@ -58,11 +65,16 @@ void run_checkpoint(const CheckpointOptions &o)
 void setup_checkpoint(CLI::App &app)
 {
 	auto opt = std::make_shared<CheckpointOptions>();
-	CLI::App *sub = app.add_subcommand("checkpoint", "Checkpoint a running process");
+	CLI::App *sub = app.add_subcommand(
+		"checkpoint", "Checkpoint a running process (all its threads), or with --tree "
+			      "the process and all its descendants");
 	sub->add_option("pid", opt->pid, "Process to checkpoint")
 		->required()
 		->check(CLI::Range(1u, 4194304u));
 	sub->add_option("-D,--dir", opt->dir, "Image store directory")->required();
+	sub->add_flag("--tree", opt->tree,
+		      "Also checkpoint every descendant of the process (children, their "
+		      "children, ..., zombies), stopped together as one consistent cut");
 	CLI::Option *full = sub->add_flag("--full", opt->full,
 		      "Save every page even if the latest checkpoint is of this process "
 		      "(dirty tracking starts over)");
@@ -75,7 +87,8 @@ void setup_checkpoint(CLI::App &app)
 		->capture_default_str()
 		->check(CLI::Range(0u, 1000000u));
 	sub->add_flag("--kill", opt->kill,
-		      "SIGKILL the process once the image is durable (no instruction runs in between)");
+		      "SIGKILL the process (with --tree: every process of the tree) once the "
+		      "image is durable (no instruction runs in between)");
 	sub->add_option("--timeout", opt->timeout_ms,
 			"Milliseconds to wait for the process to stop (and to stay held with --kill)")
 		->capture_default_str()

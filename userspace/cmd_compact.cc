@@ -24,13 +24,19 @@ struct CompactOptions {
 
 void print_compact(const CompactResult &r)
 {
+	// A tree checkpoint: how many process images, how many were rewritten.
+	std::string procs;
+	if (r.processes > 1)
+		procs = (r.compacted ? "; " : " (") + std::to_string(r.processes) + " processes" +
+			(r.compacted ? ", " + std::to_string(r.compacted_processes) + " rewritten"
+				     : ")");
 	if (r.compacted)
 		printf("compacted checkpoint %u: %" PRIu64 " pages, %" PRIu64
-		       " bytes (chain of %zu links)\n",
-		       r.number, r.pages, r.bytes, r.links);
+		       " bytes (chain of %zu links%s)\n",
+		       r.number, r.pages, r.bytes, r.links, procs.c_str());
 	else
-		printf("checkpoint %u is already full: %" PRIu64 " pages, %" PRIu64 " bytes\n",
-		       r.number, r.pages, r.bytes);
+		printf("checkpoint %u is already full: %" PRIu64 " pages, %" PRIu64 " bytes%s\n",
+		       r.number, r.pages, r.bytes, procs.c_str());
 }
 
 std::string join(const std::vector<uint32_t> &v)

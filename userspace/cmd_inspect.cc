@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // amber inspect -D DIR [--checkpoint N]: the store's checkpoints and chains,
 // then a human summary of the latest (or N) and of its chain.
+#include <algorithm>
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <linux/amber.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "checkpoint.h"
 #include "commands.h"
@@ -248,8 +250,9 @@ void print_checkpoint(const Checkpoint &c, const std::string &chain)
 struct Row {
 	uint32_t number = 0;
 	std::optional<InfoSection> info;	// empty if meta.img is unreadable
-	uint64_t bytes = 0;			// meta.img + pages.img on disk
-	std::optional<Error> damage;		// verification failure
+	uint64_t bytes = 0;			// meta.img + pages.img on disk, all processes
+	std::optional<Error> damage;		// verification failure (any process)
+	std::vector<uint32_t> parents;		// INFO parent of every process image
 };
 
 uint64_t file_bytes(const std::string &path)
@@ -263,35 +266,55 @@ Row inspect_row(const Store &store, uint32_t n)
 	Row r;
 	r.number = n;
 	const std::string d = store.path(n);
-	r.bytes = file_bytes(d + "/" + kMetaFile) + file_bytes(d + "/" + kPagesFile);
 	auto meta = store.load_meta(n);
 	if (meta)
 		r.info = meta->info;
-	auto v = verify_checkpoint_dir(d);
-	if (!v)
-		r.damage = v.error();
+	// Every process image of a tree checkpoint; just DIR/N otherwise.
+	const uint32_t root = meta ? meta->info.pid : 0;
+	const std::vector<uint32_t> pids = meta ? image_pids(*meta) : std::vector<uint32_t>{0};
+	for (uint32_t pid : pids) {
+		const std::string pd = process_dir(d, pid, root);
+		r.bytes += file_bytes(pd + "/" + kMetaFile) + file_bytes(pd + "/" + kPagesFile);
+		if (!r.damage) {
+			if (auto v = verify_checkpoint_dir(pd); !v)
+				r.damage = wrap(v.error(), process_prefix(pid, root)).value();
+		}
+		if (pid == root) {
+			if (meta && meta->info.parent)
+				r.parents.push_back(meta->info.parent);
+			continue;
+		}
+		auto m = store.load_meta(n, pid, root);
+		if (!m) {
+			if (!r.damage)
+				r.damage = m.error();
+			continue;
+		}
+		if (m->info.parent &&
+		    std::find(r.parents.begin(), r.parents.end(), m->info.parent) == r.parents.end())
+			r.parents.push_back(m->info.parent);
+	}
 	return r;
 }
 
-// "ok", "damaged", or why its chain is broken.
-std::string row_status(const std::map<uint32_t, Row> &rows, const Row &r)
+// "ok", "damaged", or why a chain of one of its processes is broken.
+std::string row_status(const std::map<uint32_t, Row> &rows, const Row &r, int depth = 0)
 {
 	if (r.damage || !r.info)
 		return "damaged";
-	uint32_t n = r.number;
-	for (size_t i = 0; i < rows.size() + 1; i++) {
-		auto it = rows.find(n);
-		const uint32_t parent = it->second.info->parent;
-		if (!parent)
-			return "ok";
+	if (depth > int(kMaxChainLinks))
+		return "chain too long";
+	for (uint32_t parent : r.parents) {
 		auto p = rows.find(parent);
-		if (parent >= n || p == rows.end())
+		if (parent >= r.number || p == rows.end())
 			return "parent " + std::to_string(parent) + " missing";
 		if (p->second.damage || !p->second.info)
 			return "parent " + std::to_string(parent) + " damaged";
-		n = parent;
+		const std::string up = row_status(rows, p->second, depth + 1);
+		if (up != "ok")
+			return up;
 	}
-	return "chain loops";
+	return "ok";
 }
 
 // The table of every checkpoint; false if any is damaged or unrestorable.
@@ -333,6 +356,53 @@ bool print_store(const Store &store, const std::vector<uint32_t> &numbers,
 		if (r.damage)
 			printf("  checkpoint %u: %s\n", n, r.damage->str().c_str());
 	return ok;
+}
+
+// The processes of a tree checkpoint (root: its root image): one line each,
+// in tree order, with its chain and its own image's size. runs/links: page
+// runs of the other processes' chains, longest chain.
+std::string tree_table(const Store &store, const Checkpoint &root, size_t *runs, size_t *links)
+{
+	const uint32_t rpid = root.info.pid;
+	size_t live = 0, zombies = 0, threads = 0;
+	for (const ProcInfo &p : root.tree) {
+		(p.zombie ? zombies : live)++;
+		threads += p.nr_threads;
+	}
+	char buf[256];
+	snprintf(buf, sizeof(buf), "tree: %zu processes (%zu zombie%s), %zu threads\n",
+		 live + zombies, zombies, zombies == 1 ? "" : "s", threads);
+	std::string out = buf;
+	snprintf(buf, sizeof(buf), "  %8s %8s %8s %8s %7s  %-12s %10s  %s\n", "pid", "ppid", "pgid",
+		 "sid", "threads", "state", "on disk", "chain");
+	out += buf;
+	for (const ProcInfo &p : root.tree) {
+		std::string state = p.pid == rpid ? "root" : "live";
+		std::string chain = "-", size = "-";
+		if (p.zombie) {
+			const int st = int(p.exit_code);
+			state = WIFSIGNALED(st) ? "zombie sig " + std::to_string(WTERMSIG(st))
+						: "zombie " + std::to_string(WEXITSTATUS(st));
+		} else {
+			const std::string d = process_dir(store.path(root.number), p.pid, rpid);
+			size = human_size(file_bytes(d + "/" + kMetaFile) +
+					  file_bytes(d + "/" + kPagesFile));
+			if (auto cn = store.chain_numbers(root.number, p.pid, rpid)) {
+				chain.clear();
+				for (uint32_t k : *cn)
+					chain += (chain.empty() ? "" : " <- ") + std::to_string(k);
+				*links = std::max(*links, cn->size());
+			}
+			if (p.pid != rpid)
+				if (auto cc = store.load_chain(root.number, p.pid, rpid))
+					for (const Checkpoint &l : *cc)
+						*runs += l.pagemap.size();
+		}
+		snprintf(buf, sizeof(buf), "  %8u %8u %8u %8u %7u  %-12s %10s  %s\n", p.pid, p.ppid,
+			 p.pgid, p.sid, p.nr_threads, state.c_str(), size.c_str(), chain.c_str());
+		out += buf;
+	}
+	return out;
 }
 
 // Details of one checkpoint and its chain; reports and returns false if a
@@ -382,13 +452,36 @@ bool print_details(const Store &store, uint32_t n)
 		snprintf(buf, sizeof(buf), "  tracking id %016" PRIx64 "\n", c.info.track_id);
 		lines += buf;
 	}
+	if (!c.threads.empty())
+		lines += "  threads: " + std::to_string(c.threads.size() + 1) + " (leader and TIDs" +
+			 [&] {
+				 std::string t;
+				 for (const ThreadInfo &th : c.threads)
+					 t += " " + std::to_string(th.tid);
+				 return t;
+			 }() + ")\n";
+	size_t tree_runs = 0, tree_links = chain->size();
+	if (c.is_tree()) {
+		// Every other process image's chain must be whole too.
+		if (auto v = store.verify(n); !v) {
+			printf("checkpoint %u: %s\n", n, store.path(n).c_str());
+			printf("checksums: FAILED: %s\n", v.error().msg.c_str());
+			fflush(stdout);
+			report_error("inspect", v.error());
+			return false;
+		}
+		lines += tree_table(store, c, &tree_runs, &tree_links);
+	}
 	print_checkpoint(c, lines);
 
-	size_t runs = 0;
+	size_t runs = tree_runs;
 	for (const Checkpoint &l : *chain)
 		runs += l.pagemap.size();
 	printf("checksums: all sections OK, %zu page runs OK", runs);
-	if (chain->size() > 1)
+	if (c.is_tree())
+		printf(" (%zu process images, chains of up to %zu checkpoints)", image_pids(c).size(),
+		       tree_links);
+	else if (chain->size() > 1)
 		printf(" (in %zu checkpoints)", chain->size());
 	printf("\n");
 	return true;

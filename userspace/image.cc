@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <unordered_set>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -17,6 +18,13 @@ namespace {
 using XxhStatePtr = std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)>;
 
 constexpr uint32_t kMaxSections = 64;
+
+// meta.img version written, and the oldest one read (see image-format.md,
+// "Versioning": 3 adds THREADS, TREE, QUEUES and the fd extras).
+constexpr uint32_t kImageVersion = AMBER_IMAGE_VERSION;
+constexpr uint32_t kImageVersionMin = AMBER_IMAGE_VERSION_MIN;
+// Sections every image has; THREADS, TREE and QUEUES are optional.
+constexpr uint32_t kLastRequiredSection = AMBER_SEC_PAGEMAP;
 constexpr size_t kChunk = 1 << 20;
 constexpr off_t kMaxMetaSize = off_t(1) << 30;
 
@@ -176,6 +184,12 @@ std::string section_name(uint32_t type)
 		return "FDS";
 	case AMBER_SEC_PAGEMAP:
 		return "PAGEMAP";
+	case AMBER_SEC_THREADS:
+		return "THREADS";
+	case AMBER_SEC_TREE:
+		return "TREE";
+	case AMBER_SEC_QUEUES:
+		return "QUEUES";
 	default:
 		return "type " + std::to_string(type);
 	}
@@ -185,18 +199,24 @@ Bytes build_meta(const MetaSections &s)
 {
 	ByteView pm(reinterpret_cast<const uint8_t *>(s.pagemap.data()),
 		    s.pagemap.size() * sizeof(amber_pagemap_entry));
-	const std::pair<uint32_t, ByteView> secs[] = {
+	std::vector<std::pair<uint32_t, ByteView>> secs = {
 		{AMBER_SEC_INFO, s.info},
 		{AMBER_SEC_CORE, s.core},
 		{AMBER_SEC_VMAS, s.vmas},
 		{AMBER_SEC_FDS, s.fds},
 		{AMBER_SEC_PAGEMAP, pm},
 	};
-	const uint32_t n = std::size(secs);
+	// Optional sections: absent when empty.
+	for (auto [type, bytes] : {std::pair<uint32_t, ByteView>{AMBER_SEC_THREADS, s.threads},
+				   {AMBER_SEC_TREE, s.tree},
+				   {AMBER_SEC_QUEUES, s.queues}})
+		if (!bytes.empty())
+			secs.emplace_back(type, bytes);
+	const uint32_t n = secs.size();
 
 	amber_image_hdr hdr = {};
 	memcpy(hdr.magic, AMBER_IMAGE_MAGIC, sizeof(hdr.magic));
-	hdr.version = AMBER_IMAGE_VERSION;
+	hdr.version = kImageVersion;
 	hdr.nr_sections = n;
 
 	std::vector<amber_section> table(n);
@@ -647,6 +667,12 @@ Result<FdInfo> parse_fd(ByteView buf)
 		case AMBER_FD_MODE: r = set(a, f.mode); break;
 		case AMBER_FD_SIZE: r = set(a, f.size); break;
 		case AMBER_FD_TTY: r = set(a, f.tty); break;
+		case AMBER_FD_FILE_ID: r = set(a, f.file_id); break;
+		case AMBER_FD_SOCK_FAMILY: r = set(a, f.sock_family); break;
+		case AMBER_FD_SOCK_TYPE: r = set(a, f.sock_type); break;
+		case AMBER_FD_PEER_INO: r = set(a, f.peer_ino); break;
+		case AMBER_FD_SHUTDOWN: r = set(a, f.shutdown); break;
+		case AMBER_FD_PIPE_SIZE: r = set(a, f.pipe_size); break;
 		default: break;
 		}
 		if (!r)
@@ -664,15 +690,273 @@ Result<std::vector<Vma>> parse_vmas(ByteView buf)
 
 Result<std::vector<FdInfo>> parse_fds(ByteView buf)
 {
-	return parse_list<FdInfo>(buf, AMBER_A_FD, "fd", parse_fd);
+	auto fds = AMBER_TRY(parse_list<FdInfo>(buf, AMBER_A_FD, "fd", parse_fd));
+	std::vector<uint32_t> nums;
+	for (const FdInfo &f : fds)
+		nums.push_back(f.num);
+	std::sort(nums.begin(), nums.end());
+	if (auto d = std::adjacent_find(nums.begin(), nums.end()); d != nums.end())
+		return fail(EBADMSG, "fd " + std::to_string(*d) + " is listed twice");
+	return fds;
+}
+
+namespace {
+
+// PID_MAX_LIMIT: no pid or tid is larger.
+constexpr uint32_t kPidMax = 4194304;
+
+// The new sections are strict (image-format.md, "Versioning"): an attribute
+// this reader does not know is an error, not something to skip.
+Error unknown_attr(const char *what, const Attr &a)
+{
+	return Error{EBADMSG, std::string(what) + ": unknown attribute " + std::to_string(a.type)};
+}
+
+bool valid_pid(uint32_t pid)
+{
+	return pid > 0 && pid <= kPidMax;
+}
+
+} // namespace
+
+Result<ThreadInfo> parse_thread(ByteView buf)
+{
+	ThreadInfo t;
+	bool have_regs = false;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_THREAD_TID: r = set(a, t.tid); break;
+		case AMBER_THREAD_REGS: {
+			auto regs = parse_regs(a.data);
+			if (!regs)
+				r = tl::unexpected(regs.error());
+			else
+				t.regs = *regs;
+			have_regs = true;
+			break;
+		}
+		case AMBER_THREAD_FPU: t.fpu = a.bytes(); break;
+		case AMBER_THREAD_BLOCKED: r = set(a, t.blocked); break;
+		case AMBER_THREAD_PENDING: {
+			auto p = parse_sigpending(a.data);
+			if (!p)
+				r = tl::unexpected(p.error());
+			else if (p->shared)
+				r = fail(EBADMSG, "a process-wide (SHARED) pending signal");
+			else
+				t.pending.push_back(std::move(*p));
+			break;
+		}
+		case AMBER_THREAD_CLEAR_CHILD_TID: r = set(a, t.clear_child_tid); break;
+		case AMBER_THREAD_ROBUST_LIST: r = set(a, t.robust_list); break;
+		case AMBER_THREAD_ROBUST_LIST_LEN: r = set(a, t.robust_list_len); break;
+		case AMBER_THREAD_SAS_SP: r = set(a, t.sas_sp); break;
+		case AMBER_THREAD_SAS_SIZE: r = set(a, t.sas_size); break;
+		case AMBER_THREAD_SAS_FLAGS: r = set(a, t.sas_flags); break;
+		case AMBER_THREAD_RSEQ: r = set(a, t.rseq); break;
+		case AMBER_THREAD_RSEQ_LEN: r = set(a, t.rseq_len); break;
+		case AMBER_THREAD_RSEQ_SIG: r = set(a, t.rseq_sig); break;
+		case AMBER_THREAD_COMM:
+			r = set(a, t.comm);
+			if (r && t.comm.size() > 15)
+				r = fail(EBADMSG, "comm of " + std::to_string(t.comm.size()) +
+							  " characters (at most 15)");
+			break;
+		default:
+			return tl::unexpected(unknown_attr("THREAD", a));
+		}
+		if (!r)
+			return tl::unexpected(attr_error("THREAD", a, r.error()));
+	}
+	if (!valid_pid(t.tid))
+		return fail(EBADMSG, "thread without a valid TID (" + std::to_string(t.tid) + ")");
+	if (!have_regs)
+		return fail(EBADMSG, "thread " + std::to_string(t.tid) + ": no REGS");
+	return t;
+}
+
+Result<std::vector<ThreadInfo>> parse_threads(ByteView buf, uint32_t leader_pid)
+{
+	std::vector<ThreadInfo> out;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		const std::string what = "thread " + std::to_string(out.size());
+		if (a.type != AMBER_A_THREAD)
+			return fail(EBADMSG, what + ": unexpected attribute " + std::to_string(a.type));
+		auto t = parse_thread(a.data);
+		if (!t)
+			return wrap(t.error(), what + ": ");
+		const std::string tid = "thread " + std::to_string(t->tid) + ": ";
+		if (t->tid == leader_pid)
+			return fail(EBADMSG, tid + "is the thread group leader");
+		if (!out.empty() && t->tid <= out.back().tid)
+			return fail(EBADMSG, tid + (t->tid == out.back().tid ? "listed twice"
+									     : "not in ascending TID order"));
+		t->raw = a.raw_bytes();
+		out.push_back(std::move(*t));
+	}
+	return out;
+}
+
+Result<ProcInfo> parse_proc(ByteView buf)
+{
+	ProcInfo p;
+	bool have_threads = false, have_exit = false;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_PROC_PID: r = set(a, p.pid); break;
+		case AMBER_PROC_PPID: r = set(a, p.ppid); break;
+		case AMBER_PROC_PGID: r = set(a, p.pgid); break;
+		case AMBER_PROC_SID: r = set(a, p.sid); break;
+		case AMBER_PROC_ZOMBIE: r = set(a, p.zombie); break;
+		case AMBER_PROC_EXIT_CODE: r = set(a, p.exit_code); have_exit = true; break;
+		case AMBER_PROC_NR_THREADS: r = set(a, p.nr_threads); have_threads = true; break;
+		default:
+			return tl::unexpected(unknown_attr("PROC", a));
+		}
+		if (!r)
+			return tl::unexpected(attr_error("PROC", a, r.error()));
+	}
+	if (!valid_pid(p.pid))
+		return fail(EBADMSG, "process without a valid PID (" + std::to_string(p.pid) + ")");
+	const std::string pid = "pid " + std::to_string(p.pid) + ": ";
+	for (auto [v, name] : {std::pair{p.ppid, "PPID"}, {p.pgid, "PGID"}, {p.sid, "SID"}})
+		if (v > kPidMax)
+			return fail(EBADMSG, pid + name + " " + std::to_string(v) + " out of range");
+	if (p.zombie) {
+		if (p.nr_threads)
+			return fail(EBADMSG, pid + "a zombie with " + std::to_string(p.nr_threads) +
+						     " threads");
+		if (!have_exit)
+			return fail(EBADMSG, pid + "a zombie without EXIT_CODE");
+		if (p.exit_code > 0xffff)
+			return fail(EBADMSG, pid + "wait status " + hex(p.exit_code) + " out of range");
+	} else {
+		if (have_exit)
+			return fail(EBADMSG, pid + "EXIT_CODE of a live process");
+		if (!have_threads || p.nr_threads == 0)
+			return fail(EBADMSG, pid + "a live process without NR_THREADS");
+	}
+	return p;
+}
+
+Result<std::vector<ProcInfo>> parse_tree(ByteView buf, uint32_t root_pid)
+{
+	std::vector<ProcInfo> out;
+	std::unordered_set<uint32_t> seen;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		const std::string what = "process " + std::to_string(out.size());
+		if (a.type != AMBER_A_PROC)
+			return fail(EBADMSG, what + ": unexpected attribute " + std::to_string(a.type));
+		auto p = parse_proc(a.data);
+		if (!p)
+			return wrap(p.error(), what + ": ");
+		const std::string pid = "pid " + std::to_string(p->pid) + ": ";
+		if (out.empty()) {
+			if (p->pid != root_pid)
+				return fail(EBADMSG, "the first process is pid " +
+							     std::to_string(p->pid) + ", not the image's pid " +
+							     std::to_string(root_pid));
+			if (p->zombie)
+				return fail(EBADMSG, pid + "the root process is a zombie");
+		} else {
+			if (seen.count(p->pid))
+				return fail(EBADMSG, pid + "listed twice");
+			if (!seen.count(p->ppid))
+				return fail(EBADMSG, pid + "its parent " + std::to_string(p->ppid) +
+							     " is not listed before it");
+		}
+		seen.insert(p->pid);
+		out.push_back(*p);
+	}
+	if (out.empty())
+		return fail(EBADMSG, "no process");
+	return out;
+}
+
+Result<QueueChunk> parse_queue(ByteView buf)
+{
+	QueueChunk q;
+	bool have_data = false;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<void> r;
+		switch (a.type) {
+		case AMBER_QUEUE_INO: r = set(a, q.ino); break;
+		case AMBER_QUEUE_DATA:
+			if (a.data.size() > AMBER_QUEUE_CHUNK)
+				r = fail(EBADMSG, std::to_string(a.data.size()) +
+							  " bytes, at most " +
+							  std::to_string(AMBER_QUEUE_CHUNK));
+			q.data = a.bytes();
+			have_data = true;
+			break;
+		case AMBER_QUEUE_EOR: r = set(a, q.eor); break;
+		default:
+			return tl::unexpected(unknown_attr("QUEUE", a));
+		}
+		if (!r)
+			return tl::unexpected(attr_error("QUEUE", a, r.error()));
+	}
+	if (!q.ino)
+		return fail(EBADMSG, "chunk without an inode");
+	const std::string ino = "inode " + std::to_string(q.ino) + ": ";
+	if (!have_data)
+		return fail(EBADMSG, ino + "chunk without DATA");
+	// An empty chunk is only an empty datagram.
+	if (q.data.empty() && !q.eor)
+		return fail(EBADMSG, ino + "empty chunk");
+	return q;
+}
+
+Result<std::vector<QueueChunk>> parse_queues(ByteView buf)
+{
+	std::vector<QueueChunk> out;
+	std::unordered_set<uint64_t> done;	// inodes whose chunks ended
+	uint64_t total = 0;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		const std::string what = "chunk " + std::to_string(out.size());
+		if (a.type != AMBER_A_QUEUE)
+			return fail(EBADMSG, what + ": unexpected attribute " + std::to_string(a.type));
+		auto q = parse_queue(a.data);
+		if (!q)
+			return wrap(q.error(), what + ": ");
+		if (!out.empty() && out.back().ino != q->ino)
+			done.insert(out.back().ino);
+		if (done.count(q->ino))
+			return fail(EBADMSG, what + ": inode " + std::to_string(q->ino) +
+						     ": its chunks are not contiguous");
+		total += q->data.size();
+		if (total > AMBER_QUEUE_MAX_BYTES)
+			return fail(EBADMSG, what + ": more than " +
+						     std::to_string(AMBER_QUEUE_MAX_BYTES) +
+						     " bytes queued in all");
+		out.push_back(std::move(*q));
+	}
+	return out;
 }
 
 namespace {
 
 // meta.img, checksums verified, split into sections.
 struct MetaFile {
+	uint32_t version = 0;
 	Bytes data;
 	std::vector<amber_section> table;
+
+	bool has(uint32_t type) const
+	{
+		for (const auto &s : table)
+			if (s.type == type)
+				return true;
+		return false;
+	}
 
 	ByteView section(uint32_t type) const
 	{
@@ -697,8 +981,9 @@ Result<MetaFile> read_meta(const std::string &path)
 	memcpy(&hdr, m.data.data(), sizeof(hdr));
 	if (memcmp(hdr.magic, AMBER_IMAGE_MAGIC, sizeof(hdr.magic)))
 		return fail(EBADMSG, "meta.img: bad magic (not an amber image)");
-	if (hdr.version != AMBER_IMAGE_VERSION)
+	if (hdr.version < kImageVersionMin || hdr.version > kImageVersion)
 		return fail(EBADMSG, "meta.img: unsupported version " + std::to_string(hdr.version));
+	m.version = hdr.version;
 	if (hdr.nr_sections > kMaxSections)
 		return fail(EBADMSG, "meta.img: header: " + std::to_string(hdr.nr_sections) +
 					    " sections");
@@ -727,14 +1012,20 @@ Result<MetaFile> read_meta(const std::string &path)
 		if (s.offset < table_end)
 			return fail(EBADMSG, name + ": overlaps the header");
 	}
+	// Unknown section types (newer optional ones) are ignored, checksum
+	// verified; the known ones appear at most once, the required ones once.
 	for (uint32_t type = AMBER_SEC_INFO; type <= AMBER_SEC_MAX; type++) {
 		int n = 0;
 		for (const auto &s : m.table)
 			n += s.type == type;
-		if (n == 0)
+		if (n == 0 && type <= kLastRequiredSection)
 			return fail(EBADMSG, "meta.img: section " + section_name(type) + " missing");
 		if (n > 1)
 			return fail(EBADMSG, "meta.img: section " + section_name(type) + " repeated");
+		if (n && type > kLastRequiredSection && hdr.version < 3)
+			return fail(EBADMSG, "meta.img: section " + section_name(type) +
+						     " in a version " + std::to_string(hdr.version) +
+						     " image");
 	}
 	return m;
 }
@@ -776,6 +1067,45 @@ Result<std::vector<amber_pagemap_entry>> parse_pagemap(ByteView buf)
 	if (!map.empty())
 		memcpy(map.data(), buf.data(), buf.size());
 	return map;
+}
+
+// THREADS, TREE and QUEUES (absent: empty), checked against CORE and INFO.
+Result<void> parse_optional_sections(Checkpoint &c, const MetaFile &m)
+{
+	auto sec = [&](uint32_t t) {
+		ByteView v = m.section(t);
+		return Bytes(v.begin(), v.end());
+	};
+	c.threads_raw = sec(AMBER_SEC_THREADS);
+	c.tree_raw = sec(AMBER_SEC_TREE);
+	c.queues_raw = sec(AMBER_SEC_QUEUES);
+	const bool have_tree = m.has(AMBER_SEC_TREE);
+	for (uint32_t t : {AMBER_SEC_THREADS, AMBER_SEC_TREE, AMBER_SEC_QUEUES})
+		if (m.has(t) && m.section(t).empty())
+			return fail(EBADMSG, "meta.img: section " + section_name(t) +
+						     ": empty (an empty section is left out)");
+
+	auto threads = parse_threads(c.threads_raw, c.task.pid);
+	if (!threads)
+		return wrap(threads.error(), "meta.img: section THREADS: ");
+	c.threads = std::move(*threads);
+	auto queues = parse_queues(c.queues_raw);
+	if (!queues)
+		return wrap(queues.error(), "meta.img: section QUEUES: ");
+	c.queues = std::move(*queues);
+	if (!have_tree)
+		return {};
+
+	auto tree = parse_tree(c.tree_raw, c.info.pid);
+	if (!tree)
+		return wrap(tree.error(), "meta.img: section TREE: ");
+	c.tree = std::move(*tree);
+	if (c.tree[0].nr_threads != c.threads.size() + 1)
+		return fail(EBADMSG, "meta.img: section TREE: pid " + std::to_string(c.info.pid) +
+					     " has " + std::to_string(c.tree[0].nr_threads) +
+					     " threads, section THREADS lists " +
+					     std::to_string(c.threads.size()) + " besides the leader");
+	return {};
 }
 
 } // namespace
@@ -820,6 +1150,7 @@ Result<Checkpoint> load_meta_only(const std::string &ckpt_dir, uint32_t number, 
 	if (!fds)
 		return wrap(fds.error(), "meta.img: section FDS: ");
 	c.fds = std::move(*fds);
+	AMBER_TRY(parse_optional_sections(c, m));
 
 	if (c.info.parent == 0) {
 		for (size_t i = 0; i < c.pagemap.size(); i++)

@@ -257,6 +257,19 @@ Result<FdInfo> parse_fd(ByteView nest_payload);
 // A stream of AMBER_A_VMA / AMBER_A_FD attributes.
 Result<std::vector<Vma>> parse_vmas(ByteView attrs);
 Result<std::vector<FdInfo>> parse_fds(ByteView attrs);
+// AMBER_A_THREAD payload (raw is left empty), AMBER_A_PROC payload,
+// AMBER_A_QUEUE payload. Errors name the part ("thread 1234: ...").
+Result<ThreadInfo> parse_thread(ByteView nest_payload);
+Result<ProcInfo> parse_proc(ByteView nest_payload);
+Result<QueueChunk> parse_queue(ByteView nest_payload);
+// Streams: THREADS section (AMBER_A_THREAD attributes; raw filled; TIDs
+// ascending, unique, none equal to leader_pid), TREE section (AMBER_A_PROC
+// attributes; root first with root_pid, unique pids, each parent listed
+// before its children, zombies without threads), QUEUES section
+// (AMBER_A_QUEUE attributes; chunk size at most AMBER_QUEUE_CHUNK).
+Result<std::vector<ThreadInfo>> parse_threads(ByteView attrs, uint32_t leader_pid);
+Result<std::vector<ProcInfo>> parse_tree(ByteView attrs, uint32_t root_pid);
+Result<std::vector<QueueChunk>> parse_queues(ByteView attrs);
 
 // Reads and verifies DIR/N/meta.img and DIR/N/pages.img: header and table
 // checksum, every section checksum, every page run (header and XXH64), then

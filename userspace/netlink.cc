@@ -125,8 +125,8 @@ Result<NetlinkClient> NetlinkClient::connect()
 	// thousands of VMAs and fds, followed by its ACK, would overflow it (ENOBUFS).
 	// Callers are root anyway (CAP_CHECKPOINT_RESTORE), so force the size; an
 	// unprivileged caller keeps the capped buffer and gets the kernel's EPERM first.
-	int rcvbuf = 8 << 20;
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
+	// A CHECKPOINT asks for more (take_checkpoint.cc).
+	(void)c.set_rcvbuf(8 << 20);
 
 	err = genl_ctrl_resolve(c.sk_.get(), AMBER_FAMILY_NAME);
 	if (err == -NLE_OBJ_NOTFOUND)
@@ -169,9 +169,8 @@ Result<void> NetlinkClient::send(const Request &req)
 	return {};
 }
 
-Result<Reply> NetlinkClient::wait_ack(uint32_t seq, int timeout_ms)
+Result<void> NetlinkClient::wait(uint32_t seq, int timeout_ms, std::vector<Reply> &out)
 {
-	Reply reply;
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 
 	for (;;) {
@@ -194,10 +193,19 @@ Result<Reply> NetlinkClient::wait_ack(uint32_t seq, int timeout_ms)
 
 		unsigned char *raw = nullptr;
 		struct sockaddr_nl peer;
+		errno = 0;
 		int len = nl_recv(sk_.get(), &peer, &raw, nullptr);
+		const int saved = errno;
 		MallocPtr buf(raw, &free);
-		if (len < 0)
+		if (len < 0) {
+			// The kernel found the receive buffer full (netlink_overrun()):
+			// the reply, or a part of it, is lost.
+			if (saved == ENOBUFS)
+				return fail(ENOBUFS, "netlink: a reply from amber.ko was dropped: the "
+						     "receive buffer (" + std::to_string(rcvbuf()) +
+						     " bytes) is too small for it");
 			return tl::unexpected(nl_error(len, "netlink: receive"));
+		}
 		if (len == 0)
 			continue;
 
@@ -210,7 +218,7 @@ Result<Reply> NetlinkClient::wait_ack(uint32_t seq, int timeout_ms)
 				auto r = parse_nlmsgerr(msg);
 				if (!r)
 					return tl::unexpected(r.error());
-				return reply;
+				return {};
 			}
 			if (hdr->nlmsg_type == NLMSG_DONE ||
 			    hdr->nlmsg_type == NLMSG_NOOP)
@@ -218,9 +226,55 @@ Result<Reply> NetlinkClient::wait_ack(uint32_t seq, int timeout_ms)
 			size_t off = NLMSG_HDRLEN + GENL_HDRLEN;
 			if (hdr->nlmsg_len < off)
 				return fail(EPROTO, "netlink: truncated reply");
-			reply.payload.assign(msg.begin() + off, msg.end());
+			out.push_back(Reply{Bytes(msg.begin() + off, msg.end())});
 		}
 	}
+}
+
+Result<Reply> NetlinkClient::wait_ack(uint32_t seq, int timeout_ms)
+{
+	std::vector<Reply> replies;
+	AMBER_TRY(wait(seq, timeout_ms, replies));
+	if (replies.empty())
+		return Reply{};
+	return std::move(replies.back());
+}
+
+Result<std::vector<Reply>> NetlinkClient::wait_replies(uint32_t seq, int timeout_ms)
+{
+	std::vector<Reply> replies;
+	AMBER_TRY(wait(seq, timeout_ms, replies));
+	return replies;
+}
+
+Result<std::vector<Reply>> NetlinkClient::transact_multi(uint8_t cmd, ByteView attrs,
+							 int timeout_ms)
+{
+	auto req = make_request(cmd, attrs);
+	if (!req)
+		return tl::unexpected(req.error());
+	if (auto r = send(*req); !r)
+		return tl::unexpected(r.error());
+	return wait_replies(req->seq, timeout_ms);
+}
+
+Result<int> NetlinkClient::set_rcvbuf(int bytes)
+{
+	if (int64_t(rcvbuf()) >= 2 * int64_t(bytes))
+		return rcvbuf();
+	if (setsockopt(fd(), SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0 &&
+	    setsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) < 0)
+		return fail_errno("netlink: SO_RCVBUF " + std::to_string(bytes));
+	return rcvbuf();
+}
+
+int NetlinkClient::rcvbuf() const
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+	if (getsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &v, &len) < 0)
+		return 0;
+	return v;
 }
 
 Result<Reply> NetlinkClient::transact(uint8_t cmd, ByteView attrs, int timeout_ms)

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
@@ -56,17 +57,37 @@ public:
 	Result<void> send(const Request &req);
 
 	// Waits for the ACK or error of sequence number seq, collecting the
-	// reply message with that sequence number if one comes first. Messages
-	// with other sequence numbers are dropped. timeout_ms < 0 waits forever;
-	// on timeout the error is ETIMEDOUT. A kernel error is returned with its
-	// errno and extack message.
+	// reply message with that sequence number if one comes first (the last
+	// one, if several do). Messages with other sequence numbers are
+	// dropped. timeout_ms < 0 waits forever; on timeout the error is
+	// ETIMEDOUT. A kernel error is returned with its errno and extack
+	// message. A reply the kernel could not queue because the receive
+	// buffer was full fails with ENOBUFS, saying so.
 	Result<Reply> wait_ack(uint32_t seq, int timeout_ms);
+
+	// The same for a request answered by several messages before its ACK
+	// (CHECKPOINT of a tree): all of them, in the order they came.
+	Result<std::vector<Reply>> wait_replies(uint32_t seq, int timeout_ms);
 
 	// make_request + send + wait_ack.
 	Result<Reply> transact(uint8_t cmd, ByteView attrs, int timeout_ms = -1);
+	// make_request + send + wait_replies.
+	Result<std::vector<Reply>> transact_multi(uint8_t cmd, ByteView attrs,
+						  int timeout_ms = -1);
+
+	// Sets the receive buffer to at least bytes (the kernel doubles the
+	// value for its bookkeeping): SO_RCVBUFFORCE, or where that is not
+	// permitted SO_RCVBUF, which net.core.rmem_max caps. A reply is sent
+	// from within the request, before anything is read: everything must
+	// fit at once. Returns the size the socket now has.
+	Result<int> set_rcvbuf(int bytes);
+	// The socket's receive buffer size (SO_RCVBUF), 0 if unknown.
+	int rcvbuf() const;
 
 private:
 	NetlinkClient() = default;
+	// wait_ack() and wait_replies(): every reply message goes to out.
+	Result<void> wait(uint32_t seq, int timeout_ms, std::vector<Reply> &out);
 
 	NlSockPtr sk_{nullptr, &nl_socket_free};
 	int family_ = -1;

@@ -20,7 +20,9 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <dirent.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
@@ -49,9 +51,9 @@ constexpr uint32_t kCheckpointTimeoutMs = 60000;
 // holds twice the program's memory, then the oldest kept one is compacted: a
 // checkpoint costs its own pages, not a rewrite of everything every time.
 const RetainPolicy kRetainPolicy{16, 2.0};
-// How long --resume waits for a killed orphan to be reaped by its parent.
+// How long --resume waits for a killed orphan to be reaped by its parent,
+// and the supervisor for what is left of a tree to die once killed.
 constexpr double kReapTimeoutS = 10;
-
 double mono_s()
 {
 	struct timespec ts;
@@ -206,6 +208,48 @@ std::optional<pid_t> proc_parent(pid_t pid)
 	return ppid;
 }
 
+// Children of pid, from /proc/PID/task/*/children (each thread's own).
+std::vector<pid_t> proc_children(pid_t pid)
+{
+	std::vector<pid_t> out;
+	const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+	DIR *d = opendir(dir.c_str());
+	if (!d)
+		return out;
+	while (struct dirent *e = readdir(d)) {
+		if (e->d_name[0] == '.')
+			continue;
+		auto s = read_file(dir + "/" + e->d_name + "/children");
+		if (!s)
+			continue;
+		std::istringstream in(*s);
+		pid_t c;
+		while (in >> c)
+			if (std::find(out.begin(), out.end(), c) == out.end())
+				out.push_back(c);
+	}
+	closedir(d);
+	return out;
+}
+
+// Every descendant of pid, parents before their children.
+std::vector<pid_t> proc_descendants(pid_t pid)
+{
+	std::vector<pid_t> out;
+	std::vector<pid_t> todo = {pid};
+	while (!todo.empty() && out.size() < 1000000) {
+		pid_t p = todo.back();
+		todo.pop_back();
+		for (pid_t c : proc_children(p)) {
+			if (std::find(out.begin(), out.end(), c) != out.end())
+				continue;
+			out.push_back(c);
+			todo.push_back(c);
+		}
+	}
+	return out;
+}
+
 std::string boot_id()
 {
 	auto s = read_file("/proc/sys/kernel/random/boot_id");
@@ -230,7 +274,9 @@ public:
 	StopSignals()
 	{
 		sigemptyset(&set_);
-		for (int s : {SIGINT, SIGTERM, SIGHUP})
+		// SIGCHLD: orphans of the tree reparented to the supervisor
+		// (a child subreaper) must be reaped as they die.
+		for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD})
 			sigaddset(&set_, s);
 		sigprocmask(SIG_BLOCK, &set_, &old_);
 	}
@@ -342,10 +388,14 @@ private:
 	void set_pid(pid_t pid, UniqueFd pidfd);
 	void end(const std::string &how);
 	Result<void> sync_outputs();
-	Result<void> cut_outputs(uint32_t number, const std::vector<FdInfo> &fds);
+	Result<void> cut_outputs(uint32_t number, const std::vector<std::vector<FdInfo>> &fds);
 
 	void checkpoint();
 	void record(const CheckpointSummary &s);
+	void reap_orphans();
+	Result<size_t> kill_remains();
+	Result<void> kill_orphaned_tree(pid_t root, int root_pidfd,
+					std::vector<std::pair<pid_t, UniqueFd>> procs, bool checkpointed);
 	Result<RestoredProcess> restore(uint32_t number);
 	Result<void> recover();
 	Result<void> fresh_start();
@@ -372,6 +422,7 @@ private:
 	double next_ckpt_ = 0;
 	double interval_ = 30;
 	std::optional<AutoInterval> auto_;
+	uint32_t quick_retries_ = 0;	// transient checkpoint failures in a row
 	std::string logged_interval_;
 	bool log_failed_ = false;
 	RunStats stats_;
@@ -634,8 +685,10 @@ Result<void> Supervisor::sync_outputs()
 	return {};
 }
 
-// Cuts each output file back to the size checkpoint `number` recorded.
-Result<void> Supervisor::cut_outputs(uint32_t number, const std::vector<FdInfo> &fds)
+// Cuts each output file back to the size checkpoint `number` recorded (fds:
+// of each process image).
+Result<void> Supervisor::cut_outputs(uint32_t number,
+				     const std::vector<std::vector<FdInfo>> &fds)
 {
 	std::vector<OutputSize> sizes;
 	std::vector<const Output *> managed;
@@ -648,7 +701,7 @@ Result<void> Supervisor::cut_outputs(uint32_t number, const std::vector<FdInfo> 
 		sizes.push_back(OutputSize{o.path, o.real_path, uint64_t(st.st_size)});
 		managed.push_back(&o);
 	}
-	auto cuts = AMBER_TRY(plan_output_cuts(number, fds, sizes));
+	auto cuts = AMBER_TRY(plan_tree_output_cuts(number, fds, sizes));
 	for (size_t i = 0; i < cuts.size(); i++)
 		if (cuts[i] && *cuts[i] != sizes[i].size && ftruncate(managed[i]->fd.get(), off_t(*cuts[i])))
 			return fail_errno("truncate " + managed[i]->path + " to " +
@@ -665,11 +718,16 @@ void Supervisor::record(const CheckpointSummary &s)
 	rc.total_ms = s.total_ns / 1e6;
 	rc.bytes = s.bytes + s.compacted_bytes;
 	stats_.checkpoints.push_back(rc);
-	event("checkpoint", {field("n", s.number),
-			     field("kind", rc.incremental ? "incremental" : "full"),
-			     field("stopped_ms", format_ms(rc.stopped_ms)),
-			     field("total_ms", format_ms(rc.total_ms)), field("bytes", rc.bytes),
-			     field("compacted_bytes", s.compacted_bytes)});
+	std::vector<LogField> f = {field("n", s.number),
+				   field("kind", rc.incremental ? "incremental" : "full"),
+				   field("stopped_ms", format_ms(rc.stopped_ms)),
+				   field("total_ms", format_ms(rc.total_ms)), field("bytes", rc.bytes),
+				   field("compacted_bytes", s.compacted_bytes)};
+	f.push_back(field("processes", s.processes));
+	f.push_back(field("threads", s.threads));
+	if (s.zombies)
+		f.push_back(field("zombies", s.zombies));
+	event("checkpoint", f);
 	if (s.late_error)
 		event("retain-failed", {quoted_field("error", s.late_error->str())});
 }
@@ -679,11 +737,25 @@ void Supervisor::checkpoint()
 	CheckpointRequest req;
 	req.pid = uint32_t(pid_);
 	req.dir = o_.dir;
+	req.tree = true;	// always the whole tree the supervisor started
 	req.keep = conf_.keep;
 	req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
 	req.timeout_ms = kCheckpointTimeoutMs;
 	req.before_publish = [this] { return sync_outputs(); };
 	auto s = take_checkpoint(req);
+	std::optional<double> delay;
+	if (!s)
+		delay = checkpoint_retry_delay(s.error().err, quick_retries_);
+	if (delay) {
+		// A member exec'd or was in vfork (make, shells): soon again.
+		quick_retries_++;
+		event("checkpoint-retry", {field("in_ms", format_ms(*delay * 1e3)),
+					   field("attempt", quick_retries_),
+					   quoted_field("error", s.error().str())});
+		next_ckpt_ = mono_s() + *delay;
+		return;
+	}
+	quick_retries_ = 0;
 	if (!s) {
 		stats_.failed_checkpoints++;
 		event("checkpoint-failed", {quoted_field("error", s.error().str())});
@@ -709,7 +781,15 @@ void Supervisor::checkpoint()
 Result<RestoredProcess> Supervisor::restore(uint32_t number)
 {
 	Checkpoint meta = AMBER_TRY(store_.load_meta(number));
-	AMBER_TRY(cut_outputs(number, meta.fds));
+	// Output files as every process of the tree recorded them.
+	std::vector<std::vector<FdInfo>> fds = {meta.fds};
+	for (uint32_t pid : image_pids(meta)) {
+		if (pid == meta.info.pid)
+			continue;
+		Checkpoint m = AMBER_TRY(store_.load_meta(number, pid, meta.info.pid));
+		fds.push_back(std::move(m.fds));
+	}
+	AMBER_TRY(cut_outputs(number, fds));
 	RestoreRequest req;
 	req.dir = o_.dir;
 	req.number = number;
@@ -741,6 +821,9 @@ Result<void> Supervisor::recover()
 		}
 		const std::string msg = r.error().str();
 		event("restore-failed", {field("n", n), quoted_field("error", msg)});
+		// Nothing of a failed attempt may hold a PID the next one needs.
+		if (auto k = kill_remains(); !k)
+			warn(k.error().str());
 		const std::string tag = "checkpoint " + std::to_string(n) + ":";
 		reasons += "\n  " + (msg.rfind(tag, 0) == 0 ? msg : tag + " " + msg);
 	}
@@ -783,6 +866,97 @@ Result<void> Supervisor::wait_pid_free(pid_t pid, int pidfd)
 	return {};
 }
 
+// The old tree of --resume (not our children), as found before its last
+// checkpoint (procs: its descendants with pidfds): all of it dies (the
+// checkpoint's KILL did it already when it succeeded), and we wait until
+// every PID of it, and every PID the newest checkpoint's tree holds, is free
+// for the restore.
+Result<void> Supervisor::kill_orphaned_tree(pid_t root, int root_pidfd,
+					    std::vector<std::pair<pid_t, UniqueFd>> procs,
+					    bool checkpointed)
+{
+	if (!checkpointed) {
+		// Forked since we looked: killed too (the root first, so that
+		// it forks no more).
+		if (root_pidfd >= 0)
+			pidfd_send_signal(root_pidfd, SIGKILL);
+		for (pid_t p : proc_descendants(root))
+			if (std::none_of(procs.begin(), procs.end(),
+					 [&](const auto &q) { return q.first == p; }))
+				procs.emplace_back(p, UniqueFd(pidfd_open(p)));
+		for (auto &[p, fd] : procs)
+			if (fd)
+				pidfd_send_signal(fd.get(), SIGKILL);
+	}
+	AMBER_TRY(wait_pid_free(root, root_pidfd));
+	for (auto &[p, fd] : procs)
+		AMBER_TRY(wait_pid_free(p, fd.get()));
+	if (auto meta = store_.load_meta(std::nullopt)) {
+		for (const ProcInfo &p : meta->tree)
+			if (pid_t(p.pid) != root)
+				AMBER_TRY(wait_pid_free(pid_t(p.pid), -1));
+	}
+	return {};
+}
+
+// Reaps every child that has exited except the program's root, whose death
+// on_death() handles: orphans of the tree, reparented to the supervisor
+// (a child subreaper), must not stay zombies.
+void Supervisor::reap_orphans()
+{
+	for (;;) {
+		siginfo_t si = {};
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+			return;
+		if (si.si_pid == pid_ && pidfd_) {
+			// The root is first in line: the others one by one.
+			for (pid_t c : proc_children(getpid())) {
+				siginfo_t o = {};
+				if (c != pid_)
+					waitid(P_PID, id_t(c), &o, WEXITED | WNOHANG);
+			}
+			return;
+		}
+		siginfo_t done = {};
+		if (waitid(P_PID, id_t(si.si_pid), &done, WEXITED | WNOHANG) < 0)
+			return;
+	}
+}
+
+// After the root died: SIGKILL every process left of its tree (all our
+// children now, and their descendants) and reap them, until we have no
+// child. Returns how many processes were killed.
+Result<size_t> Supervisor::kill_remains()
+{
+	const double deadline = mono_s() + kReapTimeoutS;
+	std::vector<pid_t> killed;
+	for (;;) {
+		int st;
+		pid_t r;
+		while ((r = waitpid(-1, &st, WNOHANG)) > 0)
+			;
+		if (r < 0 && errno == ECHILD)
+			return killed.size();
+		std::vector<pid_t> kids = proc_children(getpid());
+		for (pid_t c : kids) {
+			std::vector<pid_t> all = proc_descendants(c);
+			all.insert(all.begin(), c);
+			for (pid_t p : all) {
+				kill(p, SIGKILL);
+				if (std::find(killed.begin(), killed.end(), p) == killed.end())
+					killed.push_back(p);
+			}
+		}
+		if (mono_s() > deadline) {
+			std::string left;
+			for (pid_t c : kids)
+				left += " " + std::to_string(c);
+			return fail(0, "processes left by the program do not die:" + left);
+		}
+		usleep(kids.empty() ? 1000 : 200);
+	}
+}
+
 Result<void> Supervisor::resume()
 {
 	std::optional<RunState> st;
@@ -801,28 +975,40 @@ Result<void> Supervisor::resume()
 	const bool same = old > 0 && st->start_ticks && st->boot_id == boot_id_ &&
 			  proc_start_ticks(old) == st->start_ticks;
 	if (same) {
-		// The program outlived its supervisor: a last checkpoint, held
-		// and killed (nothing runs after the image), then restored as
-		// our child.
+		// The program outlived its supervisor: a last checkpoint of its
+		// whole tree, held and killed (nothing runs after the image),
+		// then restored as our child.
 		UniqueFd pfd(pidfd_open(old));
+		std::vector<std::pair<pid_t, UniqueFd>> procs;
+		for (pid_t p : proc_descendants(old))
+			procs.emplace_back(p, UniqueFd(pidfd_open(p)));
 		CheckpointRequest req;
 		req.pid = uint32_t(old);
 		req.dir = o_.dir;
+		req.tree = true;
 		req.kill = true;
 		req.keep = conf_.keep;
 		req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
 		req.timeout_ms = kCheckpointTimeoutMs;
 		req.before_publish = [this] { return sync_outputs(); };
 		auto s = take_checkpoint(req);
+		for (uint32_t attempt = 0; !s; attempt++) {
+			auto delay = checkpoint_retry_delay(s.error().err, attempt);
+			if (!delay)
+				break;
+			event("checkpoint-retry", {field("in_ms", format_ms(*delay * 1e3)),
+						   field("attempt", attempt + 1),
+						   quoted_field("error", s.error().str())});
+			usleep(useconds_t(*delay * 1e6));
+			s = take_checkpoint(req);
+		}
 		if (s) {
 			record(*s);
 		} else {
 			stats_.failed_checkpoints++;
 			event("checkpoint-failed", {quoted_field("error", s.error().str())});
-			if (pfd)
-				pidfd_send_signal(pfd.get(), SIGKILL);
 		}
-		AMBER_TRY(wait_pid_free(old, pfd.get()));
+		AMBER_TRY(kill_orphaned_tree(old, pfd.get(), std::move(procs), bool(s)));
 	}
 	return recover();
 }
@@ -830,6 +1016,10 @@ Result<void> Supervisor::resume()
 void Supervisor::on_stop_signals()
 {
 	while (int sig = signals_.next()) {
+		if (sig == SIGCHLD) {
+			reap_orphans();
+			continue;
+		}
 		event("stop", {field("signal", signal_name(sig))});
 		stopping_ = true;
 		if (pidfd_)
@@ -860,6 +1050,13 @@ Result<Supervisor::Next> Supervisor::on_death()
 	const int sig = si.si_status;
 	const std::string name = signal_name(sig);
 	event("died", {field("pid", pid), field("signal", name)});
+	// What is left of the tree dies with its root: before the tree comes
+	// back, and when the run stops (--resume brings all of it back).
+	auto killed = kill_remains();
+	if (killed && *killed)
+		event("killed-remains", {field("processes", uint64_t(*killed))});
+	if (!killed)
+		return tl::unexpected(killed.error());
 	if (stopping_ || !o_.restart) {
 		// Not the end of the run: --resume may carry on (a job stopped
 		// at its time limit, resumed later).
@@ -898,6 +1095,10 @@ void Supervisor::draw_progress(double now)
 Result<RunStats> Supervisor::run()
 {
 	AMBER_TRY(lock_dir());
+	// Orphans of the program's tree stay ours (not init's): they are
+	// reaped here and killed before a restore.
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+		return fail_errno("prctl(PR_SET_CHILD_SUBREAPER)");
 	// Without amber.ko the program would run unprotected: refuse early.
 	if (auto nl = NetlinkClient::connect(); !nl)
 		return fail(nl.error().err == ENOENT ? 0 : nl.error().err,
@@ -965,7 +1166,10 @@ Result<RunStats> run_supervised(const RunOptions &o)
 	if (o.dir.empty())
 		return fail(0, "no directory (-D DIR)");
 	Supervisor s(o);
-	return s.run();
+	auto r = s.run();
+	// amber bench runs other programs afterwards: orphans are init's again.
+	prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+	return r;
 }
 
 } // namespace amber

@@ -421,4 +421,21 @@ double AutoInterval::next(double stopped_s, double total_s)
 	return std::max({daly_interval(cost_s_, mtbf_s_), kMinInterval, 2 * total_s});
 }
 
+std::optional<double> checkpoint_retry_delay(int err, uint32_t retries)
+{
+	if ((err != EAGAIN && err != EBUSY && err != EINTR) || retries >= kCheckpointQuickRetries)
+		return std::nullopt;
+	return std::min(0.01 * double(uint64_t(1) << std::min(retries, 20u)), 1.0);
+}
+
+Result<std::vector<std::optional<uint64_t>>> plan_tree_output_cuts(
+	uint32_t number, const std::vector<std::vector<FdInfo>> &process_fds,
+	const std::vector<OutputSize> &files)
+{
+	std::vector<FdInfo> all;
+	for (const auto &fds : process_fds)
+		all.insert(all.end(), fds.begin(), fds.end());
+	return plan_output_cuts(number, all, files);
+}
+
 } // namespace amber

@@ -107,6 +107,25 @@ struct OutputSize {
 Result<std::vector<std::optional<uint64_t>>> plan_output_cuts(
 	uint32_t number, const std::vector<FdInfo> &fds, const std::vector<OutputSize> &files);
 
+// ---- failed checkpoints -----------------------------------------------
+
+// A checkpoint refused for a passing reason (EAGAIN: a member of the tree
+// exec'd or was in vfork, or the tree kept changing; EBUSY; EINTR) is tried
+// again soon: after 10 ms, doubling, at most 1 s, kCheckpointQuickRetries
+// times in a row. The delay in seconds before the next attempt after
+// `retries` such retries in a row; nullopt: the failure counts (logged
+// checkpoint-failed, next attempt at the interval).
+inline constexpr uint32_t kCheckpointQuickRetries = 12;
+std::optional<double> checkpoint_retry_delay(int err, uint32_t retries);
+
+// The same for a tree checkpoint: the fds of every process image (root
+// first). A file's recorded size is the largest any process's fd recorded:
+// all of them saw the file at the same instant (one consistent cut), so
+// they agree unless one wrote past the others' view, which is the size.
+Result<std::vector<std::optional<uint64_t>>> plan_tree_output_cuts(
+	uint32_t number, const std::vector<std::vector<FdInfo>> &process_fds,
+	const std::vector<OutputSize> &files);
+
 // ---- --interval auto --------------------------------------------------
 
 // C is the checkpoint's cost to the program: an EWMA (alpha 0.5) of the

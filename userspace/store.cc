@@ -65,6 +65,56 @@ PendingCheckpoint::~PendingCheckpoint()
 		remove_tree(tmp_dir_);
 }
 
+Result<std::string> PendingCheckpoint::process_tmp_dir(uint32_t pid, uint32_t root_pid) const
+{
+	const std::string d = process_dir(tmp_dir_, pid, root_pid);
+	if (d == tmp_dir_)
+		return d;
+	std::error_code ec;
+	fs::create_directories(d, ec);
+	if (ec)
+		return fail(ec.value(), "cannot create " + d);
+	return d;
+}
+
+std::vector<uint32_t> image_pids(const Checkpoint &root)
+{
+	std::vector<uint32_t> out{root.info.pid};
+	for (const ProcInfo &p : root.tree)
+		if (!p.zombie && p.pid != root.info.pid &&
+		    std::find(out.begin(), out.end(), p.pid) == out.end())
+			out.push_back(p.pid);
+	return out;
+}
+
+std::string process_prefix(uint32_t pid, uint32_t root_pid)
+{
+	return pid == root_pid ? "" : "proc/" + std::to_string(pid) + "/";
+}
+
+std::vector<uint32_t> needed_numbers(const std::vector<std::vector<uint32_t>> &chains)
+{
+	std::set<uint32_t> s;
+	for (const auto &c : chains)
+		s.insert(c.begin(), c.end());
+	return {s.begin(), s.end()};
+}
+
+std::vector<uint32_t> lazy_compact_bases(const std::vector<std::vector<uint32_t>> &chains,
+					 const std::vector<uint32_t> &kept)
+{
+	auto is_kept = [&](uint32_t c) { return std::find(kept.begin(), kept.end(), c) != kept.end(); };
+	std::set<uint32_t> bases;
+	for (const auto &chain : chains) {
+		if (std::all_of(chain.begin(), chain.end(), is_kept))
+			continue;
+		auto base = std::find_if(chain.begin(), chain.end(), is_kept);
+		if (base != chain.end())
+			bases.insert(*base);
+	}
+	return {bases.begin(), bases.end()};
+}
+
 Result<UniqueFd> Store::lock(const char *busy) const
 {
 	const std::string path = dir_ + "/.lock";
@@ -80,6 +130,11 @@ Result<UniqueFd> Store::lock(const char *busy) const
 std::string Store::path(uint32_t number) const
 {
 	return dir_ + "/" + std::to_string(number);
+}
+
+std::string Store::process_path(uint32_t number, uint32_t pid, uint32_t root_pid) const
+{
+	return process_dir(path(number), pid, root_pid);
 }
 
 Result<std::vector<uint32_t>> Store::list() const
@@ -159,9 +214,12 @@ Result<PendingCheckpoint> Store::begin() const
 
 Result<void> Store::publish(PendingCheckpoint &p) const
 {
+	// Every file and directory below: a tree checkpoint has proc/PID/.
 	std::error_code ec;
-	for (const auto &e : fs::directory_iterator(p.tmp_dir_, ec))
-		AMBER_TRY(fsync_path(e.path().string(), false));
+	for (const auto &e : fs::recursive_directory_iterator(p.tmp_dir_, ec)) {
+		std::error_code dec;
+		AMBER_TRY(fsync_path(e.path().string(), e.is_directory(dec)));
+	}
 	if (ec)
 		return fail(ec.value(), p.tmp_dir_);
 	AMBER_TRY(fsync_path(p.tmp_dir_, true));
@@ -193,64 +251,121 @@ Result<Checkpoint> Store::load(std::optional<uint32_t> number) const
 	return load_checkpoint_dir(d, n);
 }
 
-Result<Checkpoint> Store::load_link(uint32_t number, uint32_t child, bool meta_only) const
+Result<Checkpoint> Store::load_link(uint32_t number, uint32_t pid, uint32_t root_pid,
+				    uint32_t child, bool meta_only) const
 {
 	const std::string name = "checkpoint " + std::to_string(number) + ": ";
-	const std::string d = path(number);
+	const std::string prefix = process_prefix(pid, root_pid);
+	const std::string d = process_path(number, pid, root_pid);
 	struct stat st;
 	if (stat(d.c_str(), &st) < 0) {
 		std::string what = d;
 		if (child)
-			what += " (parent of checkpoint " + std::to_string(child) + ")";
+			what += " (parent of checkpoint " + std::to_string(child) +
+				(prefix.empty() ? "" : " for pid " + std::to_string(pid)) + ")";
 		return fail_errno(name + what);
 	}
 	auto c = meta_only ? load_checkpoint_meta(d, number) : load_checkpoint_dir(d, number);
 	if (!c)
-		return wrap(c.error(), name);
+		return wrap(c.error(), name + prefix);
+	if (root_pid && c->info.pid != pid)
+		return fail(EPROTO, name + prefix + kMetaFile + ": INFO pid " +
+					    std::to_string(c->info.pid) + ", expected " +
+					    std::to_string(pid));
 	return c;
 }
 
-Result<std::vector<Checkpoint>> Store::load_chain(std::optional<uint32_t> number) const
+Result<std::vector<Checkpoint>> Store::walk_chain(uint32_t n, uint32_t pid, uint32_t root_pid,
+						  bool meta_only) const
 {
-	uint32_t n = AMBER_TRY(resolve(number));
 	std::vector<Checkpoint> chain;
 	for (uint32_t child = 0;;) {
 		if (chain.size() == kMaxChainLinks)
 			return fail(E2BIG, "checkpoint " + std::to_string(chain.front().number) +
-						   ": chain longer than " +
+						   ": " + process_prefix(pid, root_pid) +
+						   "chain longer than " +
 						   std::to_string(kMaxChainLinks) + " links");
-		chain.push_back(AMBER_TRY(load_link(n, child, false)));
+		chain.push_back(AMBER_TRY(load_link(n, pid, root_pid, child, meta_only)));
 		const uint32_t parent = chain.back().info.parent;
 		if (parent == 0)
 			break;
+		if (parent >= n)
+			return fail(EPROTO, "checkpoint " + std::to_string(n) + ": " +
+						    process_prefix(pid, root_pid) +
+						    "parent " + std::to_string(parent) +
+						    " is not older");
 		child = n;
-		n = parent;	// < n: checked when loading
+		n = parent;
 	}
 	std::reverse(chain.begin(), chain.end());
 	return chain;
 }
 
+Result<std::vector<Checkpoint>> Store::load_chain(std::optional<uint32_t> number) const
+{
+	uint32_t n = AMBER_TRY(resolve(number));
+	return walk_chain(n, 0, 0, false);
+}
+
+Result<std::vector<Checkpoint>> Store::load_chain(uint32_t number, uint32_t pid,
+						  uint32_t root_pid) const
+{
+	return walk_chain(number, pid, root_pid, false);
+}
+
 Result<Checkpoint> Store::load_meta(std::optional<uint32_t> number) const
 {
 	uint32_t n = AMBER_TRY(resolve(number));
-	return load_link(n, 0, true);
+	return load_link(n, 0, 0, 0, true);
+}
+
+Result<Checkpoint> Store::load_meta(uint32_t number, uint32_t pid, uint32_t root_pid) const
+{
+	return load_link(number, pid, root_pid, 0, true);
 }
 
 Result<std::vector<uint32_t>> Store::chain_numbers(uint32_t number) const
 {
+	return chain_numbers(number, 0, 0);
+}
+
+Result<std::vector<uint32_t>> Store::chain_numbers(uint32_t number, uint32_t pid,
+						   uint32_t root_pid) const
+{
 	std::vector<uint32_t> out;
-	for (uint32_t n = number, child = 0; n;) {
-		if (out.size() == kMaxChainLinks)
-			return fail(E2BIG, "checkpoint " + std::to_string(number) +
-						   ": chain longer than " +
-						   std::to_string(kMaxChainLinks) + " links");
-		out.push_back(n);
-		Checkpoint c = AMBER_TRY(load_link(n, child, true));
-		child = n;
-		n = c.info.parent;
-	}
-	std::reverse(out.begin(), out.end());
+	for (const Checkpoint &c : AMBER_TRY(walk_chain(number, pid, root_pid, true)))
+		out.push_back(c.number);
 	return out;
+}
+
+Result<std::vector<std::vector<uint32_t>>> Store::process_chains(uint32_t number) const
+{
+	Checkpoint root = AMBER_TRY(load_link(number, 0, 0, 0, true));
+	std::vector<std::vector<uint32_t>> out;
+	for (uint32_t pid : image_pids(root))
+		out.push_back(AMBER_TRY(chain_numbers(number, pid, root.info.pid)));
+	return out;
+}
+
+Result<void> Store::verify(uint32_t number) const
+{
+	Checkpoint root = AMBER_TRY(load_link(number, 0, 0, 0, true));
+	for (uint32_t pid : image_pids(root)) {
+		std::vector<Checkpoint> chain = AMBER_TRY(load_chain(number, pid, root.info.pid));
+		std::vector<const Checkpoint *> links;
+		for (const Checkpoint &c : chain)
+			links.push_back(&c);
+		if (auto r = resolve_chain(links); !r) {
+			const std::string &m = r.error().msg;
+			if (m.rfind("checkpoint ", 0) == 0)
+				return fail(r.error().err, m.substr(0, m.find(": ") + 2) +
+								   process_prefix(pid, root.info.pid) +
+								   m.substr(m.find(": ") + 2));
+			return wrap(r.error(), "checkpoint " + std::to_string(number) + ": " +
+						       process_prefix(pid, root.info.pid));
+		}
+	}
+	return {};
 }
 
 namespace {
@@ -293,40 +408,32 @@ private:
 
 } // namespace
 
-Result<CompactResult> Store::compact_locked(uint32_t number) const
-{
-	const std::string name = "checkpoint " + std::to_string(number);
-	std::vector<Checkpoint> chain = AMBER_TRY(load_chain(number));
-	const Checkpoint &last = chain.back();
-	CompactResult res;
-	res.number = number;
-	res.links = chain.size();
-	if (chain.size() == 1) {
-		res.pages = count_pages(last.pagemap).data;
-		struct stat a, b;
-		if (stat(last.pages_path.c_str(), &a) == 0 && stat(last.meta_path.c_str(), &b) == 0)
-			res.bytes = a.st_size + b.st_size;
-		return res;
-	}
+namespace {
 
+struct ImageSize {
+	uint64_t pages = 0;	// with data
+	uint64_t bytes = 0;	// meta.img + pages.img
+};
+
+// Writes the newest link of a process chain (more than one link) as a full
+// image into out_dir: its memory resolved through the chain, its sections
+// as they are, INFO with parent 0 and the page counts updated.
+Result<ImageSize> write_compacted(const std::vector<Checkpoint> &chain, const std::string &out_dir,
+				  const std::string &name)
+{
+	const Checkpoint &last = chain.back();
 	std::vector<const Checkpoint *> links;
 	for (const Checkpoint &c : chain)
 		links.push_back(&c);
 	std::vector<PageSource> sources = AMBER_TRY(resolve_chain(links));
 
-	const std::string tmp = dir_ + "/" + kTmpPrefix + std::to_string(number);
-	remove_tree(tmp);
-	if (mkdir(tmp.c_str(), 0700) < 0)
-		return fail_errno("cannot create " + tmp);
-	TreeRemover cleanup(tmp);
-
-	const std::string pages_path = tmp + "/" + kPagesFile;
+	const std::string pages_path = out_dir + "/" + kPagesFile;
 	UniqueFd pages(open(pages_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
 	if (!pages)
 		return fail_errno("cannot create " + pages_path);
 	auto map = write_full_pages(pages.get(), links, sources, last.page_size);
 	if (!map)
-		return wrap(map.error(), name + ": ");
+		return wrap(map.error(), name);
 	if (fsync(pages.get()) < 0)
 		return fail_errno("fsync " + pages_path);
 	struct stat st;
@@ -345,13 +452,107 @@ Result<CompactResult> Store::compact_locked(uint32_t number) const
 	meta.vmas = last.vmas_raw;
 	meta.fds = last.fds_raw;
 	meta.pagemap = std::move(*map);
+	meta.threads = last.threads_raw;
+	meta.tree = last.tree_raw;
+	meta.queues = last.queues_raw;
 	const uint64_t meta_size =
-		AMBER_TRY(write_file(tmp + "/" + kMetaFile, build_meta(meta)));
+		AMBER_TRY(write_file(out_dir + "/" + kMetaFile, build_meta(meta)));
+	return ImageSize{info.pages_nr, uint64_t(st.st_size) + meta_size};
+}
+
+// A full image kept as it is: hard links (a copy where the file system has
+// none) of its two files into out_dir.
+Result<ImageSize> link_image(const std::string &from_dir, const std::string &out_dir,
+			     const Checkpoint &meta)
+{
+	ImageSize sz;
+	sz.pages = count_pages(meta.pagemap).data;
+	for (const char *f : {kMetaFile, kPagesFile}) {
+		const std::string from = from_dir + "/" + f;
+		const std::string to = out_dir + "/" + f;
+		if (link(from.c_str(), to.c_str()) < 0) {
+			std::error_code ec;
+			if (!fs::copy_file(from, to, ec) || ec)
+				return fail(ec ? ec.value() : EIO, "cannot copy " + from + " to " + to);
+			AMBER_TRY(fsync_path(to, false));
+		}
+		struct stat st;
+		if (stat(to.c_str(), &st) == 0)
+			sz.bytes += uint64_t(st.st_size);
+	}
+	return sz;
+}
+
+} // namespace
+
+Result<CompactResult> Store::compact_locked(uint32_t number) const
+{
+	const std::string name = "checkpoint " + std::to_string(number);
+	Checkpoint root = AMBER_TRY(load_link(number, 0, 0, 0, true));
+	const uint32_t root_pid = root.info.pid;
+	const std::vector<uint32_t> pids = image_pids(root);
+	CompactResult res;
+	res.number = number;
+	res.processes = pids.size();
+	std::vector<size_t> lengths;
+	for (uint32_t pid : pids) {
+		lengths.push_back(AMBER_TRY(chain_numbers(number, pid, root_pid)).size());
+		res.links = std::max(res.links, lengths.back());
+	}
+	if (res.links == 1) {
+		// Already full: verify it all the same, as a rewrite would.
+		for (uint32_t pid : pids) {
+			Checkpoint c = AMBER_TRY(load_link(number, pid, root_pid, 0, false));
+			res.pages += count_pages(c.pagemap).data;
+			struct stat a, b;
+			if (stat(c.pages_path.c_str(), &a) == 0 && stat(c.meta_path.c_str(), &b) == 0)
+				res.bytes += a.st_size + b.st_size;
+		}
+		return res;
+	}
+
+	const std::string tmp = dir_ + "/" + kTmpPrefix + std::to_string(number);
+	remove_tree(tmp);
+	if (mkdir(tmp.c_str(), 0700) < 0)
+		return fail_errno("cannot create " + tmp);
+	TreeRemover cleanup(tmp);
+
+	for (size_t i = 0; i < pids.size(); i++) {
+		const uint32_t pid = pids[i];
+		const std::string out = process_dir(tmp, pid, root_pid);
+		if (out != tmp) {
+			std::error_code ec;
+			fs::create_directories(out, ec);
+			if (ec)
+				return fail(ec.value(), "cannot create " + out);
+		}
+		const std::string pname = name + ": " + process_prefix(pid, root_pid);
+		ImageSize sz;
+		if (lengths[i] == 1) {
+			Checkpoint c = AMBER_TRY(load_link(number, pid, root_pid, 0, true));
+			sz = AMBER_TRY(link_image(process_path(number, pid, root_pid), out, c));
+		} else {
+			std::vector<Checkpoint> chain = AMBER_TRY(load_chain(number, pid, root_pid));
+			sz = AMBER_TRY(write_compacted(chain, out, pname));
+			res.compacted_processes++;
+		}
+		res.pages += sz.pages;
+		res.bytes += sz.bytes;
+		if (out != tmp)
+			AMBER_TRY(fsync_path(out, true));
+	}
+	if (pids.size() > 1)
+		AMBER_TRY(fsync_path(tmp + "/proc", true));
 	AMBER_TRY(fsync_path(tmp, true));
 
-	// Read back what is about to replace the chain's newest link.
-	if (auto c = load_checkpoint_dir(tmp, number); !c)
-		return wrap(c.error(), name + ": the compacted copy in " + tmp + " fails to verify: ");
+	// Read back what is about to replace the checkpoint.
+	for (uint32_t pid : pids) {
+		const std::string d = process_dir(tmp, pid, root_pid);
+		if (auto c = load_checkpoint_dir(d, number); !c)
+			return wrap(c.error(), name + ": the compacted copy in " + tmp +
+						       " fails to verify: " +
+						       process_prefix(pid, root_pid));
+	}
 
 	const std::string final_dir = path(number);
 	if (renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) < 0) {
@@ -366,10 +567,7 @@ Result<CompactResult> Store::compact_locked(uint32_t number) const
 		cleanup.disarm();	// removed by the next begin()
 		return tl::unexpected(r.error());
 	}
-
 	res.compacted = true;
-	res.pages = info.pages_nr;
-	res.bytes = st.st_size + meta_size;
 	return res;
 }
 
@@ -391,22 +589,28 @@ Result<CompactResult> Store::compact(uint32_t number, const PendingCheckpoint &l
 	return compact_locked(number);
 }
 
-Result<bool> Store::chain_due(uint32_t n, const std::vector<uint32_t> &chain,
+Result<bool> Store::chain_due(uint32_t n, const std::vector<std::vector<uint32_t>> &chains,
 			      const RetainPolicy &policy) const
 {
-	if (chain.size() > policy.max_links)
-		return true;
-	uint64_t data = 0;
-	for (uint32_t c : chain) {
-		struct stat st;
-		const std::string p = path(c) + "/" + kPagesFile;
-		if (stat(p.c_str(), &st) < 0)
-			return fail_errno(p);
-		data += uint64_t(st.st_size);
+	for (const auto &chain : chains)
+		if (chain.size() > policy.max_links)
+			return true;
+	Checkpoint root = AMBER_TRY(load_link(n, 0, 0, 0, true));
+	const std::vector<uint32_t> pids = image_pids(root);
+	uint64_t data = 0, memory = 0;
+	for (size_t i = 0; i < pids.size() && i < chains.size(); i++) {
+		for (uint32_t c : chains[i]) {
+			struct stat st;
+			const std::string p = process_path(c, pids[i], root.info.pid) + "/" + kPagesFile;
+			if (stat(p.c_str(), &st) < 0)
+				return fail_errno(p);
+			data += uint64_t(st.st_size);
+		}
+		const Checkpoint c = pids[i] == root.info.pid
+					     ? root
+					     : AMBER_TRY(load_link(n, pids[i], root.info.pid, 0, true));
+		memory += (c.info.pages_nr + c.info.parent_pages_nr) * uint64_t(sysconf(_SC_PAGESIZE));
 	}
-	Checkpoint c = AMBER_TRY(load_link(n, 0, true));
-	const uint64_t memory = (c.info.pages_nr + c.info.parent_pages_nr) *
-				uint64_t(sysconf(_SC_PAGESIZE));
 	return double(data) > policy.max_data_ratio * double(memory);
 }
 
@@ -423,30 +627,36 @@ Result<RetainResult> Store::retain_locked(uint32_t keep, const RetainPolicy &pol
 		kept.insert(*l);
 	res.kept.assign(kept.begin(), kept.end());
 
+	auto compacted = [&](uint32_t c) {
+		return std::any_of(res.compacted.begin(), res.compacted.end(),
+				   [&](const CompactResult &r) { return r.number == c; });
+	};
 	for (uint32_t n : res.kept) {
-		std::vector<uint32_t> chain = AMBER_TRY(chain_numbers(n));
-		bool reaches_other = std::any_of(chain.begin(), chain.end(),
-						 [&](uint32_t c) { return !kept.count(c); });
-		if (!reaches_other)
+		// Per process: a tree checkpoint's processes chain separately.
+		auto chains = AMBER_TRY(process_chains(n));
+		std::vector<uint32_t> bases = lazy_compact_bases(chains, res.kept);
+		if (bases.empty())
 			continue;
 		if (!policy.max_links) {
 			res.compacted.push_back(AMBER_TRY(compact_locked(n)));
 			continue;
 		}
-		if (!AMBER_TRY(chain_due(n, chain, policy)))
+		if (!AMBER_TRY(chain_due(n, chains, policy)))
 			continue;
-		// The oldest kept link of the chain: later kept ones chain onto it.
-		uint32_t base = *std::find_if(chain.begin(), chain.end(),
-					      [&](uint32_t c) { return kept.count(c); });
-		if (std::none_of(res.compacted.begin(), res.compacted.end(),
-				 [&](const CompactResult &r) { return r.number == base; }))
-			res.compacted.push_back(AMBER_TRY(compact_locked(base)));
+		// The oldest kept link of each chain: later kept ones chain onto it.
+		for (uint32_t base : bases)
+			if (!compacted(base))
+				res.compacted.push_back(AMBER_TRY(compact_locked(base)));
 	}
+	std::sort(res.compacted.begin(), res.compacted.end(),
+		  [](const CompactResult &a, const CompactResult &b) { return a.number < b.number; });
 
-	std::set<uint32_t> needed;
+	std::vector<std::vector<uint32_t>> all_chains;
 	for (uint32_t n : res.kept)
-		for (uint32_t c : AMBER_TRY(chain_numbers(n)))
-			needed.insert(c);
+		for (auto &c : AMBER_TRY(process_chains(n)))
+			all_chains.push_back(std::move(c));
+	const std::vector<uint32_t> needed_v = needed_numbers(all_chains);
+	std::set<uint32_t> needed(needed_v.begin(), needed_v.end());
 
 	std::vector<std::string> doomed;
 	for (auto it = all.rbegin(); it != all.rend(); ++it) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstddef>
 #include <charconv>
 #include <climits>
 #include <csignal>
@@ -14,6 +15,8 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -228,7 +231,9 @@ std::vector<std::pair<unsigned, unsigned>> close_ranges(const std::vector<int> &
 	return out;
 }
 
-Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds)
+Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds,
+				     const std::map<uint32_t, int> &shared,
+				     const std::vector<std::string> &shared_names)
 {
 	std::vector<StubFd> out;
 
@@ -238,6 +243,16 @@ Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds)
 			return fail(0, name + ": fd number out of range");
 		StubFd s;
 		s.num = int(f.num);
+
+		if (auto sh = shared.find(f.num); sh != shared.end()) {
+			s.shared = sh->second;
+			s.path = size_t(sh->second) < shared_names.size()
+					 ? shared_names[sh->second]
+					 : f.path;
+			s.flags = f.cloexec ? O_CLOEXEC : 0;
+			out.push_back(std::move(s));
+			continue;
+		}
 
 		if (f.num <= 2 && (f.tty || f.type == AMBER_FD_FIFO)) {
 			s.inherit = true;
@@ -337,6 +352,26 @@ std::string describe_step(const StubPlan &plan, const StubReport &r)
 		return "netlink: sending AMBER_CMD_RESTORE";
 	case StubStep::Returned:
 		return "amber.ko refused the restore request";
+	case StubStep::Setsid:
+		return "stub: setsid";
+	case StubStep::Setpgid:
+		return "stub: setpgid(0, 0) (leader of group " + std::to_string(r.index) + ")";
+	case StubStep::Fork:
+		return "child pid " + std::to_string(r.index) + ": clone3 with set_tid";
+	case StubStep::Barrier:
+		return "stub: waiting for the other processes";
+	case StubStep::JoinGroup:
+		return "stub: setpgid into process group " + std::to_string(r.index);
+	case StubStep::ZombieWait:
+		return "zombie child pid " + std::to_string(r.index) + ": waitid";
+	case StubStep::Thread:
+		return "thread " + std::to_string(r.index) + ": clone3 with set_tid";
+	case StubStep::ThreadSig:
+		return "thread " + std::to_string(r.index) + ": rt_tgsigqueueinfo";
+	case StubStep::Ready:
+		return "stub: ready";
+	case StubStep::ZombieExit:
+		return "zombie: exit with " + std::to_string(r.index);
 	}
 	return "stub: step " + std::to_string(r.step);
 }
@@ -400,7 +435,9 @@ Result<void> put_vmas(AttrWriter &w, const std::vector<Vma> &vmas, const Request
 		w.put_u64(AMBER_VMA_INO, v.ino);
 		w.put_u64(AMBER_VMA_FILE_SIZE, v.file_size);
 		w.put_u64(AMBER_VMA_PAGES, v.pages);
-		if (vma_has_file(v)) {
+		if (auto m = fds.shmem.find(int(&v - vmas.data())); m != fds.shmem.end()) {
+			w.put_u32(AMBER_VMA_FILE_FD, uint32_t(m->second));
+		} else if (vma_has_file(v)) {
 			auto fd = fds.files.find({v.path, vma_needs_write(v)});
 			if (fd == fds.files.end())
 				return fail(0, v.path + ": no fd opened to map it");
@@ -436,26 +473,212 @@ Result<Bytes> build_restore_attrs(const Checkpoint &c, const RequestFds &fds)
 	w.end_nest(n);
 	if (fds.exe >= 0)
 		w.put_u32(AMBER_A_EXE_FD, uint32_t(fds.exe));
+	if (!c.threads.empty()) {
+		n = w.begin_nest(AMBER_A_THREADS);
+		for (const ThreadInfo &t : c.threads) {
+			if (t.raw.empty())
+				return fail(EINVAL, "image: THREADS: thread " + std::to_string(t.tid) +
+							    ": no attribute to send");
+			w.put_raw(t.raw);
+		}
+		w.end_nest(n);
+	}
+	if (fds.hold)
+		w.put_u32(AMBER_A_FLAGS, AMBER_RESTORE_F_HOLD);
 	if (!w.ok())
 		return fail(E2BIG, "restore request: an attribute exceeds 64 KiB");
 	return w.take();
+}
+
+Result<std::vector<StubThreadSig>> plan_thread_signals(const Checkpoint &c)
+{
+	std::vector<StubThreadSig> out;
+	uint32_t prev = 0;
+	for (const ThreadInfo &t : c.threads) {
+		std::string name = "image: THREADS: thread " + std::to_string(t.tid);
+		if (t.tid == 0 || t.tid > uint32_t(INT32_MAX) || t.tid <= prev)
+			return fail(EINVAL, name + ": TIDs not ascending");
+		if (t.tid == c.task.pid)
+			return fail(EINVAL, name + ": the thread group leader's TID");
+		prev = t.tid;
+		for (const SigPending &sp : t.pending) {
+			StubThreadSig ts;
+			ts.tid = pid_t(t.tid);
+			if (sp.siginfo.size() != sizeof(ts.info))
+				return fail(EINVAL, name + ": pending siginfo of " +
+							    std::to_string(sp.siginfo.size()) +
+							    " bytes");
+			memcpy(ts.info, sp.siginfo.data(), sizeof(ts.info));
+			int32_t signo;
+			memcpy(&signo, ts.info, sizeof(signo));
+			if (signo < 1 || signo > 64)
+				return fail(EINVAL, name + ": pending signal " +
+							    std::to_string(signo) + " out of range");
+			if (signo == SIGKILL || signo == SIGSTOP)
+				continue;
+			ts.signo = signo;
+			out.push_back(ts);
+		}
+	}
+	return out;
 }
 
 // ---- The child. Only system calls from here on. ----
 
 namespace {
 
-[[noreturn]] void stub_fail(const StubPlan &plan, StubStep step, int index)
+// The report pipe's number: the tool's until the helper moves, then ours.
+int g_report_fd = -1;
+
+void report(StubStep step, int index, int err)
 {
 	StubReport r;
 	r.step = uint32_t(step);
 	r.index = index;
-	r.err = errno;
-	if (plan.report_fd >= 0) {
-		ssize_t n = write(plan.report_fd, &r, sizeof(r));
+	r.err = err;
+	r.pid = int32_t(syscall(SYS_getpid));
+	if (g_report_fd >= 0) {
+		ssize_t n = write(g_report_fd, &r, sizeof(r));
 		(void)n;
 	}
+}
+
+[[noreturn]] void stub_fail(const StubPlan &, StubStep step, int index)
+{
+	report(step, index, errno);
 	_exit(126);
+}
+
+// struct clone_args of clone3(2), up to set_tid_size (CLONE_ARGS_SIZE_VER1).
+struct StubCloneArgs {
+	uint64_t flags;
+	uint64_t pidfd;
+	uint64_t child_tid;
+	uint64_t parent_tid;
+	uint64_t exit_signal;
+	uint64_t stack;
+	uint64_t stack_size;
+	uint64_t tls;
+	uint64_t set_tid;
+	uint64_t set_tid_size;
+};
+
+// clone3() for a thread that parks at once: the new thread never returns
+// into C++ code (its stack is not ours to use). It first queues its own
+// pending signals (sigs[0..nsigs), writing each result), then loops in
+// pause() with every signal blocked until amber.ko takes it over. Returns
+// the TID or -errno.
+long clone3_parked_thread(StubCloneArgs *args, StubThreadSig *sigs, long nsigs, long tgid,
+			  long tid)
+{
+	long ret;
+	register long r12 asm("r12") = long(sigs);
+	register long r13 asm("r13") = nsigs;
+	register long r14 asm("r14") = tgid;
+	register long r15 asm("r15") = tid;
+	asm volatile("syscall\n\t"
+		     "test %%rax, %%rax\n\t"
+		     "jnz 1f\n\t"
+		     "3:\n\t"
+		     "test %%r13, %%r13\n\t"
+		     "jz 2f\n\t"
+		     "mov %[tgsq], %%eax\n\t"
+		     "mov %%r14, %%rdi\n\t"
+		     "mov %%r15, %%rsi\n\t"
+		     "movslq %c[signo](%%r12), %%rdx\n\t"
+		     "lea %c[info](%%r12), %%r10\n\t"
+		     "syscall\n\t"
+		     "movl %%eax, %c[result](%%r12)\n\t"
+		     "add %[size], %%r12\n\t"
+		     "dec %%r13\n\t"
+		     "jmp 3b\n\t"
+		     "2:\n\t"
+		     "mov %[pause], %%eax\n\t"
+		     "syscall\n\t"
+		     "jmp 2b\n\t"
+		     "1:\n\t"
+		     : "=a"(ret), "+r"(r12), "+r"(r13), "+r"(r14), "+r"(r15)
+		     : "a"(long(SYS_clone3)), "D"(args), "S"(sizeof(*args)),
+		       [pause] "i"(SYS_pause), [tgsq] "i"(SYS_rt_tgsigqueueinfo),
+		       [signo] "i"(offsetof(StubThreadSig, signo)),
+		       [info] "i"(offsetof(StubThreadSig, info)),
+		       [result] "i"(offsetof(StubThreadSig, result)),
+		       [size] "i"(sizeof(StubThreadSig))
+		     : "rcx", "r11", "rdx", "r10", "memory");
+	return ret;
+}
+
+// A zombie's stub: exits with the recorded status; for a signal, by the
+// signal's default action, without a core dump.
+[[noreturn]] void zombie_exit(const StubPlan &plan)
+{
+	if (!plan.tree.exit_signaled)
+		_exit(plan.tree.exit_code);
+	int sig = plan.tree.exit_code;
+	struct rlimit core = {0, 0};
+	setrlimit(RLIMIT_CORE, &core);
+	KernelSigaction dfl = {0, 0, 0, 0};
+	syscall(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+	syscall(SYS_kill, syscall(SYS_getpid), sig);
+	uint64_t mask = ~(uint64_t(1) << (sig - 1));
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, nullptr, sizeof(mask));
+	errno = EINVAL;		// still alive: the signal does not kill
+	stub_fail(plan, StubStep::ZombieExit, sig);
+}
+
+// Tree part of a stub, before it restores itself: session and group,
+// children, the barrier, joining a group. Zombies end here.
+void run_tree_stub(const StubPlan &plan)
+{
+	const StubTree &t = plan.tree;
+	if (t.go_w_fd >= 0)
+		close(t.go_w_fd);	// EOF at the barrier once the tool gives up
+	if (t.setsid && syscall(SYS_setsid) < 0)
+		stub_fail(plan, StubStep::Setsid, 0);
+	if (t.setpgid_self && setpgid(0, 0))
+		stub_fail(plan, StubStep::Setpgid, plan.pid);
+
+	for (const auto &[pid, child] : t.children) {
+		pid_t tid = pid;
+		StubCloneArgs args = {};
+		args.exit_signal = SIGCHLD;
+		args.set_tid = uint64_t(&tid);
+		args.set_tid_size = 1;
+		long r = syscall(SYS_clone3, &args, sizeof(args));
+		if (r == 0)
+			run_stub(*child);
+		if (r < 0)
+			stub_fail(plan, StubStep::Fork, pid);
+	}
+
+	// Every process exists once the tool has all Ready reports.
+	report(StubStep::Ready, 0, 0);
+	char go;
+	ssize_t n;
+	while ((n = read(t.go_fd, &go, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		_exit(126);	// the tool gave up: no report
+	if (t.join && setpgid(0, t.join_pgid))
+		stub_fail(plan, StubStep::JoinGroup, t.join_pgid);
+	if (t.zombie)
+		zombie_exit(plan);
+
+	// Zombie children become zombies now; their SIGCHLD is not the
+	// program's (its own pending signals come next).
+	for (pid_t z : t.zombie_children) {
+		siginfo_t si;
+		while (waitid(P_PID, id_t(z), &si, WEXITED | WNOWAIT) < 0)
+			if (errno != EINTR)
+				stub_fail(plan, StubStep::ZombieWait, z);
+	}
+	if (!t.zombie_children.empty()) {
+		uint64_t chld = uint64_t(1) << (SIGCHLD - 1);
+		struct timespec zero = {0, 0};
+		siginfo_t si;
+		while (syscall(SYS_rt_sigtimedwait, &chld, &si, &zero, sizeof(chld)) > 0)
+			;
+	}
 }
 
 // Moves [vvar] and [vdso] to the image's addresses through a scratch area,
@@ -519,18 +742,25 @@ bool move_vdso(const StubPlan &plan, StubStep *step)
 
 void run_stub(const StubPlan &plan)
 {
+	g_report_fd = plan.early_report_fd >= 0 ? plan.early_report_fd : plan.report_fd;
+
 	// 1. Nothing may interrupt the stub; pending signals stay queued.
 	uint64_t all = ~0ULL;
 	if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, sizeof(all)))
 		stub_fail(plan, StubStep::SigMask, 0);
+	if (plan.tree.active)
+		run_tree_stub(plan);
 
 	// 2. Helper fds above every image fd, then drop everything else.
 	for (size_t i = 0; i < plan.helpers.size(); i++) {
 		const FdMove &m = plan.helpers[i];
 		if (dup3(m.from, m.to, O_CLOEXEC) < 0)
 			stub_fail(plan, StubStep::MoveFd, int(i));
+		if (m.from == g_report_fd)
+			g_report_fd = m.to;
 		close(m.from);
 	}
+	g_report_fd = plan.report_fd;
 	for (const auto &[lo, hi] : plan.close)
 		if (syscall(SYS_close_range, lo, hi, 0))
 			stub_fail(plan, StubStep::CloseFds, 0);
@@ -540,6 +770,11 @@ void run_stub(const StubPlan &plan)
 		const StubFd &f = plan.fds[i];
 		if (f.inherit) {
 			fcntl(f.num, F_SETFD, (f.flags & O_CLOEXEC) ? FD_CLOEXEC : 0);
+			continue;
+		}
+		if (f.src >= 0) {
+			if (dup3(f.src, f.num, f.flags & O_CLOEXEC) < 0)
+				stub_fail(plan, StubStep::DupFd, int(i));
 			continue;
 		}
 		int fd = open(f.path.c_str(), f.flags);
@@ -553,6 +788,8 @@ void run_stub(const StubPlan &plan)
 		if (f.seek && lseek(f.num, f.pos, SEEK_SET) < 0)
 			stub_fail(plan, StubStep::SeekFd, int(i));
 	}
+	for (int fd : plan.close_after)
+		close(fd);
 
 	// 4. Process attributes.
 	if (plan.cwd && chdir(plan.cwd->c_str()))
@@ -581,12 +818,48 @@ void run_stub(const StubPlan &plan)
 	if (!move_vdso(plan, &step))
 		stub_fail(plan, step, 0);
 
-	// 7. Limits last: a low RLIMIT_NOFILE must not stop the steps above.
+	// 7. The other threads, parked in pause() with every signal blocked
+	// (inherited), each having queued its own pending signals.
+	size_t sig = 0;
+	for (pid_t tid : plan.threads) {
+		pid_t want = tid;
+		StubCloneArgs args = {};
+		args.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			     CLONE_SYSVSEM;
+		args.stack = plan.thread_stack;
+		args.stack_size = plan.thread_stack_size;
+		args.set_tid = uint64_t(&want);
+		args.set_tid_size = 1;
+		size_t first = sig;
+		while (sig < plan.thread_pending.size() && plan.thread_pending[sig].tid == tid)
+			sig++;
+		long r = clone3_parked_thread(&args, plan.thread_pending.data() + first,
+					      long(sig - first), self, tid);
+		if (r < 0) {
+			errno = int(-r);
+			stub_fail(plan, StubStep::Thread, tid);
+		}
+	}
+	if (sig != plan.thread_pending.size()) {
+		errno = EINVAL;
+		stub_fail(plan, StubStep::ThreadSig, plan.thread_pending[sig].tid);
+	}
+	for (StubThreadSig &ts : plan.thread_pending) {
+		volatile int32_t *res = &ts.result;
+		while (*res == StubThreadSig::kPending)
+			syscall(SYS_sched_yield);
+		if (*res < 0) {
+			errno = -*res;
+			stub_fail(plan, StubStep::ThreadSig, ts.tid);
+		}
+	}
+
+	// 8. Limits last: a low RLIMIT_NOFILE must not stop the steps above.
 	for (const StubRlimit &r : plan.rlimits)
 		if (setrlimit(__rlimit_resource(r.resource), &r.lim))
 			stub_fail(plan, StubStep::Rlimit, r.resource);
 
-	// 8. Become the checkpointed process. On success this never returns.
+	// 9. Become the checkpointed process. On success this never returns.
 	if (send(plan.nl_fd, plan.msg.data(), plan.msg.size(), 0) < 0)
 		stub_fail(plan, StubStep::Send, 0);
 	errno = 0;

@@ -85,13 +85,23 @@ struct StubFd {
 	int flags = 0;		// for open(2), O_CLOEXEC included when saved
 	bool seek = false;
 	off_t pos = 0;
+	// A description the tool created (tree_plan.h): index into the
+	// caller's shared files; src is the stub's fd holding it (after the
+	// helper moves), dup3()ed to num.
+	int shared = -1;
+	int src = -1;
 };
 
 // Decides how each image fd is recreated: regular files, directories and
 // character devices by path with the saved flags minus O_CREAT, O_TRUNC and
 // O_EXCL; fds 0-2 that were a terminal or a pipe are inherited from
 // `amber restore`. Anything else is refused, naming the fd.
-Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds);
+// shared: fd number -> shared description (tree_plan.h SharedPlan::fd_file),
+// whose path (shared_names) names it; such fds are neither opened by path
+// nor refused.
+Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds,
+				     const std::map<uint32_t, int> &shared = {},
+				     const std::vector<std::string> &shared_names = {});
 
 // A helper fd of the parent and the number it gets in the stub.
 struct FdMove {
@@ -120,7 +130,42 @@ struct StubRlimit {
 	struct rlimit lim {};
 };
 
+// A thread-directed pending signal. The kernel lets only the thread itself
+// queue a signal with a kill()/tgkill() si_code to itself, so each new
+// thread queues its own (rt_tgsigqueueinfo) before it parks, and writes the
+// result (0 or -errno) into `result` (kPending until then). Fixed layout:
+// the thread's assembly entry reads it.
+struct StubThreadSig {
+	static constexpr int32_t kPending = 1;
+	int32_t tid = 0;
+	int32_t signo = 0;
+	int32_t result = kPending;
+	int32_t pad = 0;
+	uint8_t info[128] = {};
+};
+static_assert(sizeof(StubThreadSig) == 144);
+
+struct StubPlan;
+
+// What a stub of a tree restore does besides restoring itself.
+struct StubTree {
+	bool active = false;
+	bool setsid = false;		// before creating children
+	bool setpgid_self = false;	// before creating children
+	bool join = false;		// after the barrier
+	pid_t join_pgid = 0;		// the tool's own group for join_tool_group
+	std::vector<std::pair<pid_t, const StubPlan *>> children;	// creation order
+	std::vector<pid_t> zombie_children;	// waited for (not reaped) before RESTORE
+	bool zombie = false;		// exit after the barrier with:
+	bool exit_signaled = false;
+	int exit_code = 0;		// exit code or signal number
+	int ready_fd = -1;		// the tool's numbers (before any move)
+	int go_fd = -1;			// read 1 byte: every process exists
+	int go_w_fd = -1;		// the tool's write end: closed at once
+};
+
 struct StubPlan {
+	pid_t pid = 0;				// the process this plan restores
 	std::vector<FdMove> helpers;
 	std::vector<std::pair<unsigned, unsigned>> close;	// after the moves
 	std::vector<StubFd> fds;
@@ -133,6 +178,14 @@ struct StubPlan {
 	std::vector<StubRlimit> rlimits;	// RLIMIT_NOFILE last
 	int nl_fd = -1;				// stub's numbers, after the moves
 	int report_fd = -1;
+	int early_report_fd = -1;		// before the moves (-1: report_fd)
+	std::vector<int> close_after;		// moved shared fds, once dup3()ed
+	std::vector<pid_t> threads;		// TIDs to create, ascending
+	// By thread, in the order of threads; written by the threads.
+	mutable std::vector<StubThreadSig> thread_pending;
+	uint64_t thread_stack = 0;		// shared by the parked threads
+	uint64_t thread_stack_size = 0;
+	StubTree tree;
 	Bytes msg;				// complete netlink message
 };
 
@@ -153,6 +206,16 @@ enum class StubStep : uint32_t {
 	Rlimit,		// index: resource
 	Send,
 	Returned,	// the kernel refused the request: read the ACK
+	Setsid,
+	Setpgid,	// index: the group
+	Fork,		// index: the child's pid
+	Barrier,
+	JoinGroup,	// index: the group
+	ZombieWait,	// index: the zombie child's pid
+	Thread,		// index: the TID
+	ThreadSig,	// index: the TID
+	Ready,		// not a failure: the process and its children exist
+	ZombieExit,	// index: code or signal
 };
 
 // Fixed-size record written to the report pipe (atomic: < PIPE_BUF).
@@ -160,6 +223,7 @@ struct StubReport {
 	uint32_t step = 0;
 	int32_t index = 0;
 	int32_t err = 0;
+	int32_t pid = 0;	// the stub's own pid
 };
 
 // "fd 3: /tmp/data.bin: open" etc. for a report of the stub (without the
@@ -177,16 +241,22 @@ struct RequestFds {
 	int exe = -1;
 	std::map<std::pair<std::string, bool>, int> files;	// (path, rw) -> fd
 	std::vector<int> close;					// every helper fd
+	std::map<int, int> shmem;	// VMA index -> memfd (tree restores)
+	bool hold = false;		// AMBER_A_FLAGS = AMBER_RESTORE_F_HOLD
 };
 
 // Payload of AMBER_CMD_RESTORE: TASK, MM, REGS, FPU and SIGNALS copied from
 // the image's CORE section, the VMAs with VMA_FILE_FD, PAGE_FDS, CLOSE_FDS
-// and EXE_FD.
+// and EXE_FD, THREADS (Checkpoint::threads' raw attributes) when the
+// process had more than one, FLAGS with HOLD when asked.
 Result<Bytes> build_restore_attrs(const Checkpoint &c, const RequestFds &fds);
 
 // The kernel's extack names the stub's fd numbers ("exe fd 16: ..."):
 // " [fd 16 is /usr/bin/prog]" for those of them found in names, else "".
 std::string fd_legend(const std::string &msg, const std::map<int, std::string> &names);
+
+// Thread-directed pending signals of the image's threads, checked.
+Result<std::vector<StubThreadSig>> plan_thread_signals(const Checkpoint &c);
 
 // Runs in the child after clone3(): never returns.
 [[noreturn]] void run_stub(const StubPlan &plan);

@@ -4,12 +4,17 @@
 // Incremental by default: when DIR's latest checkpoint is a tracked one of
 // the same process, its tracking id goes to the kernel as PARENT_ID and the
 // kernel saves only the pages written since (if that id is still current).
+#include <algorithm>
+#include <climits>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 #include <fcntl.h>
 #include <linux/amber.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,19 +96,55 @@ std::optional<uint64_t> start_ticks(uint32_t pid)
 	return parse_stat_start_ticks(ss.str());
 }
 
-// The store's latest checkpoint as choose_parent() needs it. A latest that
-// cannot be read is no parent: the reason says why.
-std::optional<LatestMeta> latest_meta(const Store &store, std::string *why)
+// The store's latest checkpoint as choose_parent() needs it: its root
+// image, and for a tree checkpoint each other process's image. A latest that
+// cannot be read is no parent: the reason says why. Unreadable images of
+// other processes make those processes full.
+struct Latest {
+	std::optional<LatestMeta> root;
+	std::vector<LatestMeta> procs;	// not the root
+};
+
+Latest latest_meta(const Store &store, bool tree, std::string *why)
 {
+	Latest l;
 	auto n = store.latest();
 	if (!n)
-		return std::nullopt;
+		return l;
 	auto c = store.load_meta(*n);
 	if (!c) {
 		*why = "checkpoint " + std::to_string(*n) + " is unreadable";
-		return std::nullopt;
+		return l;
 	}
-	return LatestMeta{*n, c->info.pid, c->task.start_time_ns, c->info.track_id};
+	l.root = LatestMeta{*n, c->info.pid, c->task.start_time_ns, c->info.track_id};
+	if (!tree)
+		return l;
+	for (uint32_t pid : image_pids(*c)) {
+		if (pid == c->info.pid)
+			continue;
+		auto p = load_checkpoint_meta(store.process_path(*n, pid, c->info.pid), *n);
+		if (p && p->info.pid == pid)
+			l.procs.push_back(
+				LatestMeta{*n, pid, p->task.start_time_ns, p->info.track_id});
+	}
+	return l;
+}
+
+// A chain as long as a restore reads starts over with a full checkpoint.
+void cap_chain(const Store &store, ParentChoice &c, uint32_t pid, uint32_t root_pid)
+{
+	if (!c.parent)
+		return;
+	auto chain = pid == root_pid ? store.chain_numbers(c.parent)
+				     : store.chain_numbers(c.parent, pid, root_pid);
+	if (chain && chain->size() < kMaxChainLinks)
+		return;
+	c.why_full = "checkpoint " + std::to_string(c.parent) +
+		     (chain ? "'s chain has " + std::to_string(chain->size()) +
+				      " links, the most a restore reads"
+			    : "'s chain is unreadable");
+	c.parent = 0;
+	c.parent_id = 0;
 }
 
 Result<void> untrack(NetlinkClient &nl, uint32_t pid)
@@ -138,142 +179,349 @@ std::string retention_line(uint32_t keep, const RetainResult &rr)
 	return s;
 }
 
-Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
-{
-	NetlinkClient nl = AMBER_TRY(NetlinkClient::connect());
-	Store store(o.dir);
-	PendingCheckpoint pending = AMBER_TRY(store.begin());
+// The parent asked for each process: the root's, and in a tree the others'.
+struct Choices {
+	ParentChoice root;
+	std::vector<std::pair<uint32_t, ParentChoice>> others;
+	std::vector<uint32_t> found;	// descendants listed before the request
 
-	// Under DIR/.lock: latest cannot change until this one is published.
-	std::string unreadable;
-	const auto latest = latest_meta(store, &unreadable);
-	ParentChoice choice =
-		choose_parent(latest, o.pid, start_ticks(o.pid), sysconf(_SC_CLK_TCK), o.mode);
-	if (o.mode == TrackMode::Incremental && !unreadable.empty())
-		choice.why_full = unreadable;
-	// A restore reads at most kMaxChainLinks pages files: a chain that long
-	// starts over with a full checkpoint.
-	if (choice.parent) {
-		auto chain = store.chain_numbers(choice.parent);
-		if (!chain || chain->size() >= kMaxChainLinks) {
-			choice.why_full = "checkpoint " + std::to_string(choice.parent) +
-					  (chain ? "'s chain has " + std::to_string(chain->size()) +
-							   " links, the most a restore reads"
-						 : "'s chain is unreadable");
-			choice.parent = 0;
-			choice.parent_id = 0;
-		}
+	const ParentChoice *of(uint32_t pid, uint32_t root_pid) const
+	{
+		if (pid == root_pid)
+			return &root;
+		for (const auto &[p, c] : others)
+			if (p == pid)
+				return &c;
+		return nullptr;
 	}
-	if (choice.untrack)
-		AMBER_TRY(untrack(nl, o.pid));
+};
 
-	const std::string pages_path = pending.tmp_path(kPagesFile);
-	UniqueFd pages(open(pages_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-	if (!pages)
-		return fail_errno("cannot create " + pages_path);
+Choices choose(const Store &store, const CheckpointRequest &o)
+{
+	Choices ch;
+	std::string unreadable;
+	const Latest latest = latest_meta(store, o.tree, &unreadable);
+	const long hz = sysconf(_SC_CLK_TCK);
+	ch.root = choose_parent(latest.root, o.pid, start_ticks(o.pid), hz, o.mode);
+	if (o.mode == TrackMode::Incremental && !unreadable.empty())
+		ch.root.why_full = unreadable;
+	cap_chain(store, ch.root, o.pid, o.pid);
+	if (!o.tree)
+		return ch;
 
+	ch.found = list_descendants(o.pid);
+	std::vector<ProcessStart> starts;
+	for (uint32_t pid : ch.found)
+		starts.push_back({pid, start_ticks(pid)});
+	std::optional<uint32_t> number;
+	uint32_t latest_root = 0;
+	if (latest.root) {
+		number = latest.root->number;
+		latest_root = latest.root->pid;
+	}
+	ch.others = choose_tree_parents(number, latest_root, latest.procs, o.pid, starts, hz, o.mode);
+	for (auto &[pid, c] : ch.others)
+		cap_chain(store, c, pid, o.pid);
+	return ch;
+}
+
+// One pages file per process other than the root, handed to the kernel in
+// AMBER_A_PAGES_FDS: DIR/.tmp-N/pool-K until the reply says whose it is.
+struct PagesPool {
+	std::vector<std::string> paths;
+	std::vector<UniqueFd> fds;
+
+	Result<void> create(const PendingCheckpoint &pending, size_t n)
+	{
+		clear();
+		for (size_t k = 0; k < n; k++) {
+			std::string path = pending.tmp_path(("pool-" + std::to_string(k)).c_str());
+			UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+			if (!fd)
+				return fail_errno("cannot create " + path);
+			paths.push_back(std::move(path));
+			fds.push_back(std::move(fd));
+		}
+		return {};
+	}
+
+	// Removes the files still here (unused, or all on failure).
+	void clear()
+	{
+		fds.clear();
+		for (const std::string &p : paths)
+			unlink(p.c_str());
+		paths.clear();
+	}
+};
+
+// Room for pool fds: raises the soft RLIMIT_NOFILE when the pool needs it.
+Result<void> make_room_for_fds(size_t pool)
+{
+	constexpr rlim_t kSpare = 64;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return fail_errno("getrlimit(RLIMIT_NOFILE)");
+	const rlim_t want = rlim_t(pool) + kSpare * 2;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+			return fail(EMFILE, "a tree of " + std::to_string(pool) +
+						    " processes needs as many pages files; RLIMIT_NOFILE is " +
+						    std::to_string(rl.rlim_cur));
+	}
+	return {};
+}
+
+// Receive buffer for a reply of 1 + pool processes: all of it is queued
+// before anything is read. Queued pipe and socket bytes (at most
+// AMBER_QUEUE_MAX_BYTES in all) dominate; each process's state is far below
+// 2 MiB unless it has tens of thousands of VMAs.
+int reply_buffer(size_t pool)
+{
+	const uint64_t want = uint64_t(AMBER_QUEUE_MAX_BYTES) + (1 + uint64_t(pool)) * (2 << 20);
+	return int(std::min<uint64_t>(want, INT_MAX / 2));
+}
+
+Result<Bytes> build_request(const CheckpointRequest &o, const Choices &ch, int pages_fd,
+			    const PagesPool &pool)
+{
 	AttrWriter req;
 	req.put_u32(AMBER_A_PID, o.pid);
-	req.put_u32(AMBER_A_PAGES_FD, pages.get());
+	req.put_u32(AMBER_A_PAGES_FD, pages_fd);
 	req.put_u32(AMBER_A_TIMEOUT_MS, o.timeout_ms);
-	if (uint32_t flags = choice.flags | (o.kill ? AMBER_CKPT_F_HOLD : 0))
+	if (uint32_t flags = ch.root.flags | (o.kill ? AMBER_CKPT_F_HOLD : 0) |
+			     (o.tree ? AMBER_CKPT_F_TREE : 0))
 		req.put_u32(AMBER_A_FLAGS, flags);
-	if (choice.parent_id)
-		req.put_u64(AMBER_A_PARENT_ID, choice.parent_id);
-
-	const uint64_t time_ns = now_ns(CLOCK_REALTIME);
-	HoldGuard hold(nl, o.pid);
-	auto reply = nl.transact(AMBER_CMD_CHECKPOINT, req.view(),
-				 int(o.timeout_ms) + kReplySlackMs);
-	if (!reply) {
-		// The kernel resumes a held target when our socket closes; an
-		// explicit RESUME is harmless when nothing is held.
-		if (o.kill && reply.error().err == ETIMEDOUT)
-			hold.arm();
-		return wrap(reply.error(), "pid " + std::to_string(o.pid) + ": ");
+	if (ch.root.parent_id)
+		req.put_u64(AMBER_A_PARENT_ID, ch.root.parent_id);
+	if (o.tree) {
+		size_t n = req.begin_nest(AMBER_A_PAGES_FDS);
+		for (const UniqueFd &fd : pool.fds)
+			req.put_u32(AMBER_A_PAGE_FD, fd.get());
+		req.end_nest(n);
+		bool any = false;
+		for (const auto &[pid, c] : ch.others)
+			any |= c.parent_id != 0;
+		if (any) {
+			n = req.begin_nest(AMBER_A_PARENTS);
+			for (const auto &[pid, c] : ch.others) {
+				if (!c.parent_id)
+					continue;
+				size_t e = req.begin_nest(AMBER_A_PARENT_ENTRY);
+				req.put_u32(AMBER_PARENT_PID, pid);
+				req.put_u64(AMBER_PARENT_ID, c.parent_id);
+				req.end_nest(e);
+			}
+			req.end_nest(n);
+		}
 	}
-	if (o.kill)
-		hold.arm();
+	if (!req.ok())
+		return fail(E2BIG, "a tree of " + std::to_string(pool.fds.size()) +
+					   " processes does not fit one request");
+	return req.take();
+}
 
-	CheckpointReply r = AMBER_TRY(parse_checkpoint_reply(reply->payload));
-	AMBER_TRY(check_supported(r));
-	if (r.parent_id && *r.parent_id != choice.parent_id)
+// What one process's image took.
+struct ImageStats {
+	uint64_t bytes = 0;	// pages.img + meta.img
+	uint64_t data_pages = 0;
+	uint64_t parent_pages = 0;
+	uint32_t parent = 0;
+	std::string full_reason;
+};
+
+// Writes process r's image into dir (pages.img already there, from the
+// kernel): checks and indexes pages.img, writes meta.img, fsyncs both.
+Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
+			       const ParentChoice *asked, const GroupReply &g, bool tree,
+			       uint32_t number, uint64_t time_ns)
+{
+	const std::string pages_path = dir + "/" + kPagesFile;
+	const ParentChoice none;
+	if (!asked)
+		asked = &none;
+	if (r.parent_id && *r.parent_id != asked->parent_id)
 		return fail(EPROTO, "reply: incremental on tracking id " +
 					    std::to_string(*r.parent_id) + ", asked " +
-					    std::to_string(choice.parent_id));
+					    std::to_string(asked->parent_id));
 	const bool incremental = r.parent_id.has_value();
 
 	// The pages file: flush, then index it.
+	UniqueFd pages(open(pages_path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!pages)
+		return fail_errno("cannot open " + pages_path);
 	if (fsync(pages.get()) < 0)
 		return fail_errno("fsync " + pages_path);
-	pages.reset();
-	UniqueFd pages_in(open(pages_path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (!pages_in)
-		return fail_errno("cannot open " + pages_path);
 	struct stat st;
-	if (fstat(pages_in.get(), &st) < 0)
+	if (fstat(pages.get(), &st) < 0)
 		return fail_errno("stat " + pages_path);
 	if (uint64_t(st.st_size) != r.pages_bytes)
 		return fail(EIO, "pages.img: amber.ko wrote " + std::to_string(r.pages_bytes) +
 					 " bytes, the file has " + std::to_string(st.st_size));
 	uint32_t page_size = 0;
 	MetaSections meta;
-	meta.pagemap = AMBER_TRY(scan_pages(pages_in.get(), &page_size));
-	uint64_t nr = 0, parent_nr = 0;
-	for (const auto &e : meta.pagemap)
-		(e.flags & AMBER_RUN_F_PARENT ? parent_nr : nr) += e.nr_pages;
-	if (r.pages_nr && nr != r.pages_nr)
+	meta.pagemap = AMBER_TRY(scan_pages(pages.get(), &page_size));
+	const PageCounts pc = count_pages(meta.pagemap);
+	if (r.pages_nr && pc.data != r.pages_nr)
 		return fail(EIO, "pages.img: amber.ko wrote " + std::to_string(r.pages_nr) +
-					 " pages, the file holds " + std::to_string(nr));
-	if (parent_nr != r.pages_parent_nr)
+					 " pages, the file holds " + std::to_string(pc.data));
+	if (pc.parent != r.pages_parent_nr)
 		return fail(EIO, "pages.img: amber.ko left " + std::to_string(r.pages_parent_nr) +
 					 " pages to the parent, the file says " +
-					 std::to_string(parent_nr));
+					 std::to_string(pc.parent));
 
-	const std::string full_reason = incremental	      ? std::string()
-					: !r.full_reason.empty() ? r.full_reason
-								 : choice.why_full;
+	ImageStats s;
+	s.full_reason = incremental ? std::string()
+			: !r.full_reason.empty() ? r.full_reason
+						 : asked->why_full;
+	s.parent = incremental ? asked->parent : 0;
+	s.data_pages = pc.data;
+	s.parent_pages = pc.parent;
+
 	InfoSection info;
-	info.number = pending.number();
-	info.parent = incremental ? choice.parent : 0;
+	info.number = number;
+	info.parent = s.parent;
 	info.track_id = r.track_id;
-	info.pages_nr = nr;
-	info.parent_pages_nr = parent_nr;
-	info.full_reason = full_reason;
+	info.pages_nr = pc.data;
+	info.parent_pages_nr = pc.parent;
+	info.full_reason = s.full_reason;
 	info.time_ns = time_ns;
-	info.stopped_ns = r.stopped_ns;
+	info.stopped_ns = g.root().stopped_ns;
 	info.pages_bytes = r.pages_bytes;
 	info.tool_version = AMBER_VERSION_STRING;
-	info.pid = o.pid;
+	info.pid = r.pid();
 	char host[256] = {};
 	gethostname(host, sizeof(host) - 1);
 	info.hostname = host;
 	meta.info = encode_info(info);
-	meta.core = std::move(r.core);
-	meta.vmas = std::move(r.vmas);
-	meta.fds = std::move(r.fds);
+	meta.core = r.core;
+	meta.vmas = r.vmas;
+	meta.fds = r.fds;
+	meta.threads = r.threads;
+	meta.queues = r.queues;
+	if (tree && &r == &g.root())
+		meta.tree = g.tree;
 	const Bytes img = build_meta(meta);
 
-	const std::string meta_path = pending.tmp_path(kMetaFile);
+	const std::string meta_path = dir + "/" + kMetaFile;
 	UniqueFd mfd(open(meta_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
 	if (!mfd)
 		return fail_errno("cannot create " + meta_path);
 	if (auto w = write_all(mfd.get(), img); !w)
 		return wrap(w.error(), meta_path + ": ");
-	mfd.reset();
+	if (fsync(mfd.get()) < 0)
+		return fail_errno("fsync " + meta_path);
+	s.bytes = uint64_t(st.st_size) + img.size();
+	return s;
+}
+
+Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
+{
+	NetlinkClient nl = AMBER_TRY(NetlinkClient::connect());
+	Store store(o.dir);
+	PendingCheckpoint pending = AMBER_TRY(store.begin());
+	const std::string root_name = "pid " + std::to_string(o.pid) + ": ";
+
+	// Under DIR/.lock: latest cannot change until this one is published.
+	const Choices ch = choose(store, o);
+	if (ch.root.untrack) {
+		AMBER_TRY(untrack(nl, o.pid));
+		// A descendant may have exited since it was listed.
+		for (uint32_t pid : ch.found)
+			if (auto u = untrack(nl, pid); !u && u.error().err != ESRCH)
+				return tl::unexpected(u.error());
+	}
+
+	const std::string pages_path = pending.tmp_path(kPagesFile);
+	UniqueFd pages(open(pages_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+	if (!pages)
+		return fail_errno("cannot create " + pages_path);
+
+	// A tree may have grown since it was listed: the kernel then says how
+	// many pages files it needs (EAGAIN), and the request is sent once more.
+	PagesPool pool;
+	size_t pool_size = o.tree ? pages_pool_size(ch.found.size()) : 0;
+	const uint64_t time_ns = now_ns(CLOCK_REALTIME);
+	HoldGuard hold(nl, o.pid);
+	Result<std::vector<Reply>> reply;
+	for (int attempt = 0;; attempt++) {
+		AMBER_TRY(make_room_for_fds(pool_size));
+		AMBER_TRY(pool.create(pending, pool_size));
+		if (ftruncate(pages.get(), 0) < 0 || lseek(pages.get(), 0, SEEK_SET) < 0)
+			return fail_errno("cannot truncate " + pages_path);
+		(void)nl.set_rcvbuf(reply_buffer(pool_size));
+		const Bytes req = AMBER_TRY(build_request(o, ch, pages.get(), pool));
+		reply = nl.transact_multi(AMBER_CMD_CHECKPOINT, req, int(o.timeout_ms) + kReplySlackMs);
+		if (reply || !o.tree || attempt || reply.error().err != EAGAIN)
+			break;
+		auto need = needed_pages_files(reply.error().msg);
+		if (!need)
+			break;
+		pool_size = std::max(pages_pool_size(*need), pages_pool_size(
+					list_descendants(o.pid).size()));
+	}
+	if (!reply) {
+		// The kernel resumes a held target when our socket closes; an
+		// explicit RESUME is harmless when nothing is held.
+		if (o.kill && reply.error().err == ETIMEDOUT)
+			hold.arm();
+		return wrap(reply.error(), root_name);
+	}
+	if (o.kill)
+		hold.arm();
+	pages.reset();
+
+	std::vector<Bytes> messages;
+	for (Reply &r : *reply)
+		messages.push_back(std::move(r.payload));
+	const GroupReply g = AMBER_TRY(parse_group_reply(messages, o.pid, o.tree, pool.fds.size()));
+	for (const CheckpointReply &r : g.procs) {
+		auto ok = check_supported(r);
+		if (!ok)
+			return o.tree ? wrap(ok.error(), "pid " + std::to_string(r.pid()) + ": ")
+				      : tl::unexpected(ok.error());
+	}
+
+	CheckpointSummary s;
+	s.number = pending.number();
+	s.stopped_ns = g.root().stopped_ns;
+	s.processes = g.procs.size() - g.zombies;
+	s.zombies = g.zombies;
+	s.threads = g.threads;
+	for (const CheckpointReply &r : g.procs) {
+		if (r.zombie())
+			continue;
+		const bool is_root = &r == &g.root();
+		const std::string name = is_root ? "" : "pid " + std::to_string(r.pid()) + ": ";
+		auto dir = pending.process_tmp_dir(r.pid(), o.pid);
+		if (!dir)
+			return wrap(dir.error(), name);
+		if (!is_root) {
+			const std::string to = *dir + "/" + kPagesFile;
+			std::string &from = pool.paths[*r.pages_index];
+			if (rename(from.c_str(), to.c_str()) < 0)
+				return fail_errno(name + "cannot rename " + from + " to " + to);
+			from.clear();
+		}
+		auto img = write_image(*dir, r, ch.of(r.pid(), o.pid), g, o.tree, s.number, time_ns);
+		if (!img)
+			return wrap(img.error(), name);
+		s.bytes += img->bytes;
+		s.data_pages += img->data_pages;
+		s.parent_pages += img->parent_pages;
+		s.incremental_processes += img->parent != 0;
+		if (is_root) {
+			s.parent = img->parent;
+			s.full_reason = img->full_reason;
+		}
+	}
+	pool.clear();
 
 	if (o.before_publish)
 		AMBER_TRY(o.before_publish());
 	AMBER_TRY(store.publish(pending));
 
-	CheckpointSummary s;
-	s.number = pending.number();
-	s.stopped_ns = r.stopped_ns;
-	s.bytes = uint64_t(st.st_size) + img.size();
-	s.parent = info.parent;
-	s.data_pages = nr;
-	s.parent_pages = parent_nr;
-	s.full_reason = full_reason;
 	const std::string done = "checkpoint " + std::to_string(s.number) + " is complete, but ";
 	if (o.kill) {
 		hold.disarm();
@@ -304,6 +552,30 @@ Result<CheckpointSummary> take_checkpoint(const CheckpointRequest &req)
 	if (s)
 		s->total_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	return s;
+}
+
+
+std::vector<uint32_t> list_descendants(uint32_t pid, const std::string &proc_root)
+{
+	std::vector<uint32_t> out;
+	std::vector<uint32_t> todo{pid};
+	std::unordered_set<uint32_t> seen{pid};
+	// Breadth first: parents before children.
+	for (size_t i = 0; i < todo.size(); i++) {
+		const std::string task = proc_root + "/" + std::to_string(todo[i]) + "/task";
+		std::error_code ec;
+		for (const auto &t : std::filesystem::directory_iterator(task, ec)) {
+			std::ifstream in(t.path() / "children");
+			uint64_t child;
+			while (in >> child) {
+				if (child == 0 || child > UINT32_MAX || !seen.insert(child).second)
+					continue;
+				todo.push_back(uint32_t(child));
+				out.push_back(uint32_t(child));
+			}
+		}
+	}
+	return out;
 }
 
 } // namespace amber

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "checkpoint.h"
 #include "store.h"
@@ -22,6 +23,10 @@ struct CheckpointRequest {
 	uint32_t keep = 0;		// retention after publishing, 0: none
 	RetainPolicy retain_policy;	// eager unless amber run asks lazy
 	uint32_t timeout_ms = 60000;	// for the target to stop (and stay held)
+	// The target and all its descendants, as one consistent cut
+	// (AMBER_CKPT_F_TREE): DIR/N holds the root's image with the TREE
+	// section, DIR/N/proc/PID every other live process's.
+	bool tree = false;
 	// Called after the kernel's reply, once the image files are written,
 	// before the checkpoint is published. Its error fails the checkpoint
 	// (nothing is published).
@@ -31,11 +36,15 @@ struct CheckpointRequest {
 struct CheckpointSummary {
 	uint32_t number = 0;
 	uint32_t parent = 0;		// 0: full
-	uint64_t stopped_ns = 0;	// the target's pause (kernel reply)
+	uint64_t stopped_ns = 0;	// the group's pause (kernel reply)
 	uint64_t total_ns = 0;		// request until durable and retained
 	uint64_t bytes = 0;		// pages.img + meta.img written
-	uint64_t data_pages = 0;
-	uint64_t parent_pages = 0;
+	uint64_t data_pages = 0;	// of all processes
+	uint64_t parent_pages = 0;	// of all processes
+	uint32_t processes = 1;		// live processes (with an image), root included
+	uint32_t zombies = 0;		// zombies of the tree (no image)
+	uint32_t threads = 1;		// of all live processes, leaders included
+	uint32_t incremental_processes = 0;	// of the live ones, with a parent
 	std::string full_reason;	// why full although incremental was possible
 	std::string retention;		// "  keep K: ..." when keep was asked
 	uint64_t compacted_bytes = 0;	// written by the retention's compactions
@@ -50,5 +59,11 @@ struct CheckpointSummary {
 // published atomically, then retention to req.keep. Errors name what
 // failed ("pid 42: ...", "pages.img: ...").
 Result<CheckpointSummary> take_checkpoint(const CheckpointRequest &req);
+
+// The descendants of pid found under proc_root (PROC/PID/task/*/children,
+// recursively), parents before children; a snapshot, for sizing the pages
+// files of a tree checkpoint and choosing its parents. Processes that
+// vanish meanwhile are skipped.
+std::vector<uint32_t> list_descendants(uint32_t pid, const std::string &proc_root = "/proc");
 
 } // namespace amber

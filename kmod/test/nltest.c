@@ -15,6 +15,9 @@
 static int sock;
 static int family;
 static char rbuf[8 << 20];
+/* Every reply message of the last xfer() (CHECKPOINT of a tree: one per process). */
+static struct nlmsghdr *replies[1024];
+static int nreplies;
 
 #define NLA_DATA(na) ((void *)((char *)(na) + NLA_HDRLEN))
 #define NLA_NEXT(na) ((struct nlattr *)((char *)(na) + NLA_ALIGN((na)->nla_len)))
@@ -22,7 +25,7 @@ static char rbuf[8 << 20];
 struct req {
 	struct nlmsghdr n;
 	struct genlmsghdr g;
-	char buf[1024];
+	char buf[8192];
 };
 
 static void put_attr(struct req *r, int type, const void *data, int len)
@@ -51,6 +54,8 @@ static void init_req(struct req *r, int fam, int cmd)
 static struct nlmsghdr *xfer(struct req *r, int *err, int expect_reply)
 {
 	struct nlmsghdr *reply = NULL;
+
+	nreplies = 0;
 	if (send(sock, r, r->n.nlmsg_len, 0) < 0) { perror("send"); exit(2); }
 	for (;;) {
 		int len = recv(sock, rbuf, sizeof(rbuf), 0);
@@ -78,6 +83,8 @@ static struct nlmsghdr *xfer(struct req *r, int *err, int expect_reply)
 			if (expect_reply) {
 				reply = malloc(h->nlmsg_len);
 				memcpy(reply, h, h->nlmsg_len);
+				if (nreplies < 1024)
+					replies[nreplies++] = reply;
 			}
 		}
 	}
@@ -150,6 +157,127 @@ static void print_track(struct nlmsghdr *h)
 		case AMBER_A_FULL_REASON: printf("full_reason: %s\n", (char *)d); break;
 		}
 	}
+}
+
+static struct nlattr *first_attr(struct nlmsghdr *h, int *rem)
+{
+	*rem = h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+	return (void *)((char *)NLMSG_DATA(h) + GENL_HDRLEN);
+}
+
+/* The target's memory at @addr (2 bytes), via /proc/PID/mem. */
+static void code_at(int pid, unsigned long long addr, unsigned char *ins)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	ins[0] = ins[1] = 0;
+	if (fd >= 0 && pread(fd, ins, 2, addr) != 2)
+		ins[0] = ins[1] = 0;
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * One line per process and per thread of a CHECKPOINT reply message:
+ *   proc pid P ppid Q pgid G sid S threads N [zombie exit E] [index I]
+ *   thread tid T rip R rax A orig_rax O r12 X blocked B pending K [sig S..] comm C code XX XX
+ */
+static void print_summary(struct nlmsghdr *h, int pid)
+{
+	int rem, nthreads = 0;
+	struct nlattr *na = first_attr(h, &rem);
+	unsigned int v[AMBER_PROC_MAX + 1] = {0};
+	int zombie = 0, index = -1;
+
+	for (; rem >= NLA_HDRLEN; rem -= NLA_ALIGN(na->nla_len), na = NLA_NEXT(na)) {
+		int type = na->nla_type & NLA_TYPE_MASK;
+		struct nlattr *a = NLA_DATA(na);
+		int r = na->nla_len - NLA_HDRLEN;
+
+		if (type == AMBER_A_PAGES_INDEX)
+			index = *(uint32_t *)a;
+		if (type == AMBER_A_PROC) {
+			for (; r >= NLA_HDRLEN; r -= NLA_ALIGN(a->nla_len), a = NLA_NEXT(a)) {
+				if (a->nla_type == AMBER_PROC_ZOMBIE)
+					zombie = 1;
+				else if (a->nla_type <= AMBER_PROC_MAX)
+					v[a->nla_type] = *(uint32_t *)NLA_DATA(a);
+			}
+		}
+	}
+	na = first_attr(h, &rem);
+	for (; rem >= NLA_HDRLEN; rem -= NLA_ALIGN(na->nla_len), na = NLA_NEXT(na)) {
+		if ((na->nla_type & NLA_TYPE_MASK) != AMBER_A_PROC)
+			continue;
+		printf("proc pid %u ppid %u pgid %u sid %u threads %u", v[AMBER_PROC_PID],
+		       v[AMBER_PROC_PPID], v[AMBER_PROC_PGID], v[AMBER_PROC_SID],
+		       v[AMBER_PROC_NR_THREADS]);
+		if (zombie)
+			printf(" zombie exit %u", v[AMBER_PROC_EXIT_CODE]);
+		if (index >= 0)
+			printf(" index %d", index);
+		printf("\n");
+	}
+	na = first_attr(h, &rem);
+	for (; rem >= NLA_HDRLEN; rem -= NLA_ALIGN(na->nla_len), na = NLA_NEXT(na)) {
+		if ((na->nla_type & NLA_TYPE_MASK) != AMBER_A_THREADS)
+			continue;
+		struct nlattr *t = NLA_DATA(na);
+		int tr = na->nla_len - NLA_HDRLEN;
+
+		for (; tr >= NLA_HDRLEN; tr -= NLA_ALIGN(t->nla_len), t = NLA_NEXT(t)) {
+			uint64_t regs[AMBER_REG_MAX + 1] = {0}, blocked = 0;
+			unsigned int tid = 0, npend = 0;
+			char comm[32] = "", sigs[256] = "";
+			struct nlattr *a = NLA_DATA(t);
+			int ar = t->nla_len - NLA_HDRLEN;
+			unsigned char ins[2];
+
+			nthreads++;
+			for (; ar >= NLA_HDRLEN; ar -= NLA_ALIGN(a->nla_len), a = NLA_NEXT(a)) {
+				void *d = NLA_DATA(a);
+
+				switch (a->nla_type & NLA_TYPE_MASK) {
+				case AMBER_THREAD_TID: tid = *(uint32_t *)d; break;
+				case AMBER_THREAD_BLOCKED: blocked = *(uint64_t *)d; break;
+				case AMBER_THREAD_COMM: snprintf(comm, sizeof(comm), "%s", (char *)d); break;
+				case AMBER_THREAD_REGS: {
+					struct nlattr *g = d;
+					int gr = a->nla_len - NLA_HDRLEN;
+
+					for (; gr >= NLA_HDRLEN; gr -= NLA_ALIGN(g->nla_len), g = NLA_NEXT(g))
+						if (g->nla_type <= AMBER_REG_MAX)
+							regs[g->nla_type] = *(uint64_t *)NLA_DATA(g);
+					break;
+				}
+				case AMBER_THREAD_PENDING: {
+					struct nlattr *g = d;
+					int gr = a->nla_len - NLA_HDRLEN, shared = 0, signo = 0;
+
+					for (; gr >= NLA_HDRLEN; gr -= NLA_ALIGN(g->nla_len), g = NLA_NEXT(g)) {
+						if (g->nla_type == AMBER_SIGPENDING_SIGINFO)
+							signo = *(int *)NLA_DATA(g);
+						if (g->nla_type == AMBER_SIGPENDING_SHARED)
+							shared = 1;
+					}
+					npend++;
+					snprintf(sigs + strlen(sigs), sizeof(sigs) - strlen(sigs), " sig %d%s",
+						 signo, shared ? " SHARED" : "");
+					break;
+				}
+				}
+			}
+			code_at(v[AMBER_PROC_PID] ? (int)v[AMBER_PROC_PID] : pid, regs[AMBER_REG_RIP], ins);
+			printf("thread tid %u rip %llx rax %lld orig_rax %lld r12 %llx blocked %llx pending %u%s comm %s code %02x %02x\n",
+			       tid, (unsigned long long)regs[AMBER_REG_RIP], (long long)regs[AMBER_REG_RAX],
+			       (long long)regs[AMBER_REG_ORIG_RAX], (unsigned long long)regs[AMBER_REG_R12],
+			       (unsigned long long)blocked, npend, sigs, comm, ins[0], ins[1]);
+		}
+	}
+	(void)nthreads;
 }
 
 /* One pages file (v2), its run headers and the file offsets of their data. */
@@ -411,15 +539,34 @@ int main(int argc, char **argv)
 		put_u32(&r, AMBER_A_PAGES_FD, fd);
 		if (*mode && strcmp(mode, "nohold")) flags |= AMBER_CKPT_F_HOLD;
 		if (getenv("TRACK")) flags |= AMBER_CKPT_F_TRACK;
+		if (getenv("TREE")) flags |= AMBER_CKPT_F_TREE;
+		if (getenv("POOL")) {	/* POOL=n: n pages files FILE.0 .. FILE.n-1 */
+			struct nlattr *nest = (void *)((char *)&r + NLMSG_ALIGN(r.n.nlmsg_len));
+			int n = atoi(getenv("POOL"));
+
+			put_attr(&r, AMBER_A_PAGES_FDS, NULL, 0);
+			for (int i = 0; i < n; i++) {
+				char path[256];
+
+				snprintf(path, sizeof(path), "%s.%d", argv[3], i);
+				put_u32(&r, AMBER_A_PAGE_FD, open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+			}
+			nest->nla_len = (char *)&r + r.n.nlmsg_len - (char *)nest;
+			nest->nla_type |= NLA_F_NESTED;
+		}
 		if (flags) put_u32(&r, AMBER_A_FLAGS, flags);
 		if (getenv("PARENT")) put_u64(&r, AMBER_A_PARENT_ID, strtoull(getenv("PARENT"), NULL, 16));
 		if (argc > 5) put_u32(&r, AMBER_A_TIMEOUT_MS, atoi(argv[5]));
 		struct nlmsghdr *h = xfer(&r, &err, 1);
 		printf("checkpoint err %d (%s)\n", err, strerror(-err));
 		if (!h) return 1;
-		printf("reply %u bytes, file size %lld\n", h->nlmsg_len, (long long)lseek(fd, 0, SEEK_END));
+		h = replies[0];
+		printf("reply %u bytes, file size %lld, %d messages\n", h->nlmsg_len,
+		       (long long)lseek(fd, 0, SEEK_END), nreplies);
 		dump((void *)((char *)NLMSG_DATA(h) + GENL_HDRLEN), h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), 0, 1);
 		print_track(h);
+		for (int i = 0; i < nreplies; i++)
+			print_summary(replies[i], atoi(argv[2]));
 		if (!strcmp(mode, "verify")) {
 			parse_regs(h);
 			verify(atoi(argv[2]), argv[3]);
@@ -429,6 +576,15 @@ int main(int argc, char **argv)
 			init_req(&r, family, AMBER_CMD_RELEASE);
 			put_u32(&r, AMBER_A_PID, atoi(argv[2]));
 			put_u32(&r, AMBER_A_ACTION, !strcmp(mode, "kill") ? AMBER_RELEASE_KILL : AMBER_RELEASE_RESUME);
+			xfer(&r, &err, 0);
+			printf("release err %d\n", err);
+		}
+		if (!strcmp(mode, "holdrelease")) {	/* RELEASE RESUME once /tmp/closenow exists */
+			for (int i = 0; i < 600 && access("/tmp/closenow", F_OK); i++)
+				usleep(100000);
+			init_req(&r, family, AMBER_CMD_RELEASE);
+			put_u32(&r, AMBER_A_PID, atoi(argv[2]));
+			put_u32(&r, AMBER_A_ACTION, AMBER_RELEASE_RESUME);
 			xfer(&r, &err, 0);
 			printf("release err %d\n", err);
 		}

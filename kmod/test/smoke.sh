@@ -60,8 +60,12 @@ sleep 1000 & S=$!
 out=$($T/nltest ckpt 4000000 /tmp/x.img 2>&1); expect "no such pid" 'no such process' "$out"
 out=$($T/nltest ckpt 2 /tmp/x.img 2>&1); expect "kernel thread" 'kernel thread' "$out"
 out=$($T/nltest self 2>&1); expect "caller itself" 'calling process' "$out"
+# Multi-threaded processes are no longer refused (issue 5): see threads.sh.
 $T/thr >/tmp/thr.out & P=$!; wait_file /tmp/thr.out ready
-out=$($T/nltest ckpt $P /tmp/x.img 2>&1); expect "multi-threaded" 'multi-threaded.*not supported' "$out"
+out=$($T/nltest ckpt $P /tmp/x.img 2>&1); expect "multi-threaded: checkpointed" 'checkpoint err 0' "$out"
+expect "multi-threaded: 2 threads" "^proc pid $P .* threads 2\$" "$out"
+out=$($T/nltest ckpt $(ls /proc/$P/task | grep -v "^$P\$" | head -1) /tmp/x.img 2>&1)
+expect "a thread's TID is refused" "a thread's, not a process's" "$out"
 kill $P
 touch /tmp/ro.img
 out=$(RDONLY=1 $T/nltest ckpt $S /tmp/ro.img 2>&1); expect "read-only PAGES_FD" 'open for writing' "$out"
@@ -110,6 +114,9 @@ kill $W
 
 # Dirty tracking, incremental pages files (track.sh).
 . "$HERE/track.sh"
+
+# Threads and trees (threads.sh).
+. "$HERE/threads.sh"
 
 out=$($T/nltest version); expect "no sessions left" '^\[25\] len 4 = 0$' "$out"
 rmmod amber && ok "rmmod" || bad "rmmod"

@@ -9,10 +9,13 @@
 #include <fcntl.h>
 #include <linux/amber.h>
 #include <linux/netlink.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -145,11 +148,31 @@ TEST_F_TIMEOUT(bad, zombie, 60)
 	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
 }
 
-TEST_F_TIMEOUT(bad, multithreaded, 60)
+/*
+ * Multi-threaded processes used to be refused; since issue 5 they are
+ * checkpointed whole: the checkpoint succeeds, the image holds the other
+ * thread (AMBER_SEC_THREADS) and the process runs on.
+ */
+TEST_F_TIMEOUT(bad, multithreaded, 90)
 {
+	struct cmd_result r;
+	struct ckpt_line c;
+	char meta[400];
+	size_t len = 0;
+	void *threads;
+
 	REQUIRE_AMBER();
 	start_sleeper(_metadata, self, "--thread", NULL);
-	assert_ckpt_fails(_metadata, self, self->pid, "thread");
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, false, &r, &c))
+		TH_LOG("checkpoint of a 2-thread process: %s", r.err);
+	EXPECT_EQ(0, exit_code(r.status));
+	EXPECT_EQ(self->pid, c.pid);
+	cmd_result_free(&r);
+	snprintf(meta, sizeof(meta), "%s/%u/meta.img", self->dir, c.number);
+	threads = read_section(meta, AMBER_SEC_THREADS, &len);
+	EXPECT_NE(NULL, threads) TH_LOG("%s has no THREADS section", meta);
+	EXPECT_LT(0, len);
+	free(threads);
 	assert_ticking(_metadata, self);
 }
 
@@ -758,6 +781,319 @@ TEST_F_TIMEOUT(bad, netlink_restore_garbage, 120)
 	restore_garbage(_metadata, self, G_OVERLAP, "overlapping VMAs");
 	restore_garbage(_metadata, self, G_HUGE, "VMA above TASK_SIZE");
 	restore_garbage(_metadata, self, G_BACKWARDS, "VMA ending before its start, no PAGE_FDS");
+}
+
+/* --- RESTORE of a multi-threaded stub: bad THREADS, FLAGS and shmem fds --- */
+
+/* long bad_clone3(struct clone_args *, size_t): the child thread pauses for ever. */
+asm(".pushsection .text\n"
+    ".globl bad_clone3\n"
+    "bad_clone3:\n"
+    "mov $435, %eax; syscall; test %rax, %rax; jnz 1f\n"
+    "2: mov $34, %eax; syscall; jmp 2b\n"
+    "1: ret\n"
+    ".popsection\n");
+long bad_clone3(void *args, size_t size);
+
+struct bad_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+	uint64_t set_tid, set_tid_size, cgroup;
+};
+
+/* A thread of the caller (all signals blocked) in pause(), TID @want if free. */
+static pid_t bad_thread(pid_t want)
+{
+	static char stacks[4][16384] __attribute__((aligned(16)));
+	static int used;
+	struct bad_clone_args a = {
+		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			 CLONE_SYSVSEM,
+		.stack = (uint64_t)(uintptr_t)stacks[used++ & 3],
+		.stack_size = sizeof(stacks[0]),
+		.set_tid = (uint64_t)(uintptr_t)&want,
+		.set_tid_size = 1,
+	};
+	long tid = -1;
+
+	for (int i = 0; i < 50; i++, want++) {
+		tid = bad_clone3(&a, sizeof(a));
+		if (tid > 0 || (tid != -EEXIST && tid != -EBUSY))
+			break;
+	}
+	if (tid < 0) {
+		a.set_tid = a.set_tid_size = 0;
+		tid = bad_clone3(&a, sizeof(a));
+	}
+	return tid;
+}
+
+/* The system call a thread of this process waits in, or -1. */
+static long own_task_syscall(pid_t tid)
+{
+	char path[64], buf[128] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	return buf[0] ? strtol(buf, NULL, 10) : -1;
+}
+
+enum tbad {
+	T_VALID,	/* THREADS right, nothing else: refused for the missing VMAs */
+	T_NONE,		/* no THREADS although the stub has threads */
+	T_FOREIGN,	/* a TID of another process */
+	T_LEADER,	/* the leader's own TID */
+	T_DUP,		/* a TID twice */
+	T_MISSING,	/* one thread left out */
+	T_BAD_RIP,	/* non-canonical rip */
+	T_BAD_CS,	/* 32-bit code segment */
+	T_BAD_FS,	/* a TLS selector in fs */
+	T_BIG_XSTATE,	/* larger than this CPU's XSAVE area */
+	T_BAD_XFEAT,	/* xstate with features the CPU does not have */
+	T_BAD_MXCSR,	/* reserved MXCSR bits */
+	T_BAD_SAS,	/* sigaltstack above TASK_SIZE */
+	T_BAD_FLAGS,	/* unknown AMBER_A_FLAGS bit */
+	T_SHMEM_FD,	/* a regular file given for a SHMEM VMA */
+};
+
+struct tbad_result {
+	struct nl_reply r;
+	pid_t tids[2];
+	pid_t foreign;
+	int fd;		/* T_SHMEM_FD: the fd given */
+	bool threads_ok;	/* both threads back in pause() after the refusal */
+};
+
+static void put_thread(struct nlbuf *b, pid_t tid, enum tbad t, bool bad)
+{
+	unsigned char fpu[576] = { 0 };
+	static unsigned char big[8192];
+
+	nl_nest_start(b, AMBER_A_THREAD);
+	nl_put_u32(b, AMBER_THREAD_TID, tid);
+	nl_nest_start(b, AMBER_THREAD_REGS);
+	for (int i = AMBER_REG_R15; i <= AMBER_REG_GS; i++) {
+		uint64_t v = 0;
+
+		if (i == AMBER_REG_RIP)
+			v = bad && t == T_BAD_RIP ? 0x8000000000000000ULL : 0x10000000;
+		else if (i == AMBER_REG_CS)
+			v = bad && t == T_BAD_CS ? 0x23 : 0x33;
+		else if (i == AMBER_REG_SS)
+			v = 0x2b;
+		else if (i == AMBER_REG_FS)
+			v = bad && t == T_BAD_FS ? 0x63 : 0;
+		else if (i == AMBER_REG_RSP)
+			v = 0x30000ff0;
+		else if (i == AMBER_REG_EFLAGS)
+			v = 0x246;
+		else if (i == AMBER_REG_ORIG_RAX)
+			v = -1;
+		nl_put_u64(b, i, v);
+	}
+	nl_nest_end(b);
+	*(uint16_t *)fpu = 0x37f;
+	*(uint32_t *)(fpu + 24) = bad && t == T_BAD_MXCSR ? 0xffffffff : 0x1f80;
+	*(uint64_t *)(fpu + 512) = bad && t == T_BAD_XFEAT ? (1ULL << 62) | 3 : 3;
+	if (bad && t == T_BIG_XSTATE)
+		nl_put(b, AMBER_THREAD_FPU, big, sizeof(big));
+	else
+		nl_put(b, AMBER_THREAD_FPU, fpu, sizeof(fpu));
+	nl_put_u64(b, AMBER_THREAD_BLOCKED, 0);
+	if (bad && t == T_BAD_SAS) {
+		nl_put_u64(b, AMBER_THREAD_SAS_SP, 0xffff800000000000ULL);
+		nl_put_u64(b, AMBER_THREAD_SAS_SIZE, 8192);
+		nl_put_u32(b, AMBER_THREAD_SAS_FLAGS, 0);
+	}
+	nl_put(b, AMBER_THREAD_COMM, "worker", 7);
+	nl_nest_end(b);
+}
+
+static void put_threads(struct nlbuf *b, enum tbad t, const pid_t *tids, pid_t foreign)
+{
+	pid_t list[3];
+	int n = 0;
+
+	switch (t) {
+	case T_NONE:
+	case T_SHMEM_FD:
+		return;
+	case T_FOREIGN:
+		list[n++] = tids[0];
+		list[n++] = foreign;
+		if (foreign < tids[0]) {
+			list[0] = foreign;
+			list[1] = tids[0];
+		}
+		break;
+	case T_LEADER:
+		list[n++] = getpid();	/* below its threads' TIDs */
+		list[n++] = tids[0];
+		list[n++] = tids[1];
+		break;
+	case T_DUP:
+		list[n++] = tids[0];
+		list[n++] = tids[0];
+		list[n++] = tids[1];
+		break;
+	case T_MISSING:
+		list[n++] = tids[0];
+		break;
+	default:
+		list[n++] = tids[0];
+		list[n++] = tids[1];
+		break;
+	}
+	nl_nest_start(b, AMBER_A_THREADS);
+	for (int i = 0; i < n; i++)
+		put_thread(b, list[i], t, list[i] == tids[1] || t == T_BAD_CS || t == T_BAD_FS);
+	nl_nest_end(b);
+}
+
+/*
+ * A forked stub with two threads blocked in pause() sends a RESTORE that is
+ * wrong in way @t. It must be refused before the point of no return: the
+ * stub and both threads survive (the threads back in pause()).
+ */
+static void restore_threads_bad(struct __test_metadata *_metadata, FIXTURE_DATA(bad) *self,
+				enum tbad t, struct tbad_result *out)
+{
+	static struct nlbuf b;
+	int p[2], status;
+	pid_t child;
+
+	memset(out, 0, sizeof(*out));
+	ASSERT_EQ(0, pipe(p));
+	child = fork();
+	if (child == 0) {
+		struct tbad_result res = { .foreign = getppid(), .fd = -1 };
+		sigset_t all;
+
+		close(p[0]);
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, NULL);
+		res.tids[0] = bad_thread(getpid() + 100);
+		res.tids[1] = bad_thread(getpid() + 110);
+		if (res.tids[0] <= 0 || res.tids[1] <= 0)
+			_exit(3);
+		nl_start(&b, self->family, AMBER_CMD_RESTORE, 0);
+		if (t == T_BAD_FLAGS)
+			nl_put_u32(&b, AMBER_A_FLAGS, 0x80);
+		if (t == T_SHMEM_FD) {
+			/* not on tmpfs: a tmpfs file is a shmem file */
+			res.fd = open("/proc/self/exe", O_RDONLY);
+			if (res.fd < 0)
+				_exit(4);
+			nl_nest_start(&b, AMBER_A_VMAS);
+			nl_nest_start(&b, AMBER_A_VMA);
+			nl_put_u64(&b, AMBER_VMA_START, 0x40000000);
+			nl_put_u64(&b, AMBER_VMA_END, 0x40001000);
+			nl_put_u64(&b, AMBER_VMA_PGOFF, 0);
+			nl_put_u32(&b, AMBER_VMA_PROT, PROT_READ | PROT_WRITE);
+			nl_put_u32(&b, AMBER_VMA_FLAGS, AMBER_VMA_F_SHARED | AMBER_VMA_F_ANON |
+							AMBER_VMA_F_SHMEM);
+			nl_put_u32(&b, AMBER_VMA_FILE_FD, res.fd);
+			nl_nest_end(&b);
+			nl_nest_end(&b);
+		}
+		put_threads(&b, t == T_SHMEM_FD ? T_VALID : t, res.tids, res.foreign);
+		if (nl_transact(self->nl, &b, &res.r, 30000))
+			res.r.error = 1;
+		for (int i = 0; i < 200 && !res.threads_ok; i++) {
+			res.threads_ok = own_task_syscall(res.tids[0]) == SYS_pause &&
+					 own_task_syscall(res.tids[1]) == SYS_pause;
+			if (!res.threads_ok)
+				sleep_ms(10);
+		}
+		if (write(p[1], &res, sizeof(res)) != sizeof(res))
+			_exit(5);
+		_exit(0);
+	}
+	close(p[1]);
+	ASSERT_LT(0, child);
+	ASSERT_EQ(0, wait_child(child, 60000, &status));
+	ASSERT_EQ(0, exit_code(status))
+		TH_LOG("variant %d: the stub died (status %#x): went past the point of no return",
+		       t, status);
+	ASSERT_EQ(sizeof(*out), read(p[0], out, sizeof(*out)));
+	close(p[0]);
+	TH_LOG("variant %d (threads %d %d): error %d (%s), extack '%s'", t, out->tids[0],
+	       out->tids[1], out->r.error, strerror(-out->r.error), out->r.msg);
+	EXPECT_NE(1, out->r.error) TH_LOG("no answer");
+	EXPECT_GT(0, out->r.error);
+	EXPECT_LT(0, strlen(out->r.msg)) TH_LOG("rejected without an extack message");
+	EXPECT_TRUE(out->threads_ok) TH_LOG("the stub's threads are not back in pause()");
+}
+
+/* Refused with @err and an extack that says @fmt (one %d: the thread named). */
+static void expect_tbad(struct __test_metadata *_metadata, FIXTURE_DATA(bad) *self,
+			enum tbad t, int err, const char *fmt, int which)
+{
+	struct tbad_result res;
+	char want[200];
+
+	restore_threads_bad(_metadata, self, t, &res);
+	snprintf(want, sizeof(want), fmt,
+		 which == 2 ? res.foreign : which == 3 ? res.fd : res.tids[which]);
+	EXPECT_EQ(err, res.r.error) TH_LOG("variant %d", t);
+	EXPECT_TRUE(contains_ci(res.r.msg, want))
+		TH_LOG("variant %d: '%s' does not say '%s'", t, res.r.msg, want);
+}
+
+TEST_F_TIMEOUT(bad, netlink_restore_threads, 180)
+{
+	REQUIRE_AMBER();
+	if (geteuid())
+		SKIP(return, "needs root (clone3 set_tid, restore)");
+	nl_setup(_metadata, self);
+	/* the right list gets past the threads, to the next missing part */
+	expect_tbad(_metadata, self, T_VALID, -EINVAL, "VMA list", 0);
+	expect_tbad(_metadata, self, T_NONE, -EBUSY, "lists none", 0);
+	expect_tbad(_metadata, self, T_FOREIGN, -EINVAL,
+		    "thread %d: is not a thread of the calling stub", 2);
+	expect_tbad(_metadata, self, T_LEADER, -EINVAL, "is the calling leader", 0);
+	expect_tbad(_metadata, self, T_DUP, -EINVAL, "thread %d: is listed twice", 0);
+	expect_tbad(_metadata, self, T_MISSING, -EINVAL,
+		    "thread %d of the stub is not in AMBER_A_THREADS", 1);
+	expect_tbad(_metadata, self, T_BAD_RIP, -EINVAL,
+		    "thread %d: rip 0x8000000000000000 is not a user address", 1);
+	expect_tbad(_metadata, self, T_BAD_CS, -EINVAL, "thread %d: cs:ss 23:2b", 0);
+	expect_tbad(_metadata, self, T_BAD_FS, -EINVAL, "thread %d: fs selector 0x63", 0);
+	expect_tbad(_metadata, self, T_BIG_XSTATE, -EINVAL, "thread %d: xstate is 8192 bytes", 1);
+	expect_tbad(_metadata, self, T_BAD_XFEAT, -EINVAL, "thread %d: xstate features", 1);
+	expect_tbad(_metadata, self, T_BAD_MXCSR, -EINVAL, "thread %d: xstate rejected", 1);
+	expect_tbad(_metadata, self, T_BAD_SAS, -EINVAL, "thread %d: sigaltstack", 1);
+	expect_tbad(_metadata, self, T_BAD_FLAGS, -EINVAL, "", 0);
+	expect_tbad(_metadata, self, T_SHMEM_FD, -EINVAL,
+		    "VMA 0x40000000-0x40001000: fd %d is not a shmem file", 3);
+}
+
+/* RELEASE of a pid that no checkpoint or restore holds for this socket. */
+TEST_F_TIMEOUT(bad, netlink_release_unheld, 60)
+{
+	static struct nlbuf b;
+	struct nl_reply r;
+
+	REQUIRE_AMBER();
+	nl_setup(_metadata, self);
+	nl_start(&b, self->family, AMBER_CMD_RELEASE, 0);
+	nl_put_u32(&b, AMBER_A_PID, getpid());
+	nl_put_u32(&b, AMBER_A_ACTION, AMBER_RELEASE_RESUME);
+	ASSERT_EQ(0, nl_transact(self->nl, &b, &r, 30000));
+	TH_LOG("error %d, extack '%s'", r.error, r.msg);
+	EXPECT_EQ(-ESRCH, r.error);
+	EXPECT_LT(0, strlen(r.msg));
+	nl_start(&b, self->family, AMBER_CMD_RELEASE, 0);
+	nl_put_u32(&b, AMBER_A_PID, getpid());
+	nl_put_u32(&b, AMBER_A_ACTION, AMBER_RELEASE_KILL);
+	ASSERT_EQ(0, nl_transact(self->nl, &b, &r, 30000));
+	EXPECT_EQ(-ESRCH, r.error);
+	EXPECT_TRUE(pid_alive(getpid()));
 }
 
 TEST_HARNESS_MAIN

@@ -4,6 +4,7 @@
 #include "amber_test.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/amber.h>
@@ -578,6 +579,9 @@ const char *section_name(uint32_t type)
 	case AMBER_SEC_VMAS: return "VMAS";
 	case AMBER_SEC_FDS: return "FDS";
 	case AMBER_SEC_PAGEMAP: return "PAGEMAP";
+	case AMBER_SEC_THREADS: return "THREADS";
+	case AMBER_SEC_TREE: return "TREE";
+	case AMBER_SEC_QUEUES: return "QUEUES";
 	}
 	return "?";
 }
@@ -883,4 +887,155 @@ int nl_family(int sk)
 	if (r.error)
 		return r.error;
 	return id ? id : -ENOENT;
+}
+
+/* --- process trees --- */
+
+char *workload_path(const char *name)
+{
+	const char *dir = getenv("AMBER_WORKLOADS_DIR");
+	char *p = NULL;
+
+	if (asprintf(&p, "%s/%s", dir && *dir ? dir : WORKLOAD_DIR, name) < 0)
+		abort();
+	return p;
+}
+
+int proc_ids(pid_t pid, pid_t *ppid, pid_t *pgid, pid_t *sid)
+{
+	char path[64], *s, *p;
+	int a, b, c, ret = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	s = slurp(path, NULL);
+	p = s ? strrchr(s, ')') : NULL;
+	if (p && sscanf(p, ") %*c %d %d %d", &a, &b, &c) == 3) {
+		if (ppid)
+			*ppid = a;
+		if (pgid)
+			*pgid = b;
+		if (sid)
+			*sid = c;
+		ret = 0;
+	}
+	free(s);
+	return ret;
+}
+
+int tree_pids(pid_t root, pid_t *out, int max)
+{
+	int n = 0, i;
+
+	if (max < 1 || proc_ids(root, NULL, NULL, NULL))
+		return -1;
+	out[n++] = root;
+	/* Breadth first: every pass adds the children of out[i]. */
+	for (i = 0; i < n; i++) {
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+
+		if (!d)
+			return -1;
+		while ((e = readdir(d)) && n < max) {
+			pid_t pid = atoi(e->d_name), pp;
+			int j;
+
+			if (pid <= 0 || proc_ids(pid, &pp, NULL, NULL) || pp != out[i])
+				continue;
+			for (j = 0; j < n && out[j] != pid; j++)
+				;
+			if (j == n)
+				out[n++] = pid;
+		}
+		closedir(d);
+	}
+	return n;
+}
+
+int kill_tree(pid_t root)
+{
+	pid_t pids[512];
+	int n = tree_pids(root, pids, 512), i;
+
+	for (i = 0; i < n; i++)
+		kill(pids[i], SIGKILL);
+	return n < 0 ? 0 : n;
+}
+
+int reap_gone(pid_t pid, int timeout_ms)
+{
+	long long end = now_ms() + timeout_ms;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	for (;;) {
+		waitpid(pid, NULL, WNOHANG);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (access(path, F_OK))
+			return 0;
+		if (now_ms() > end)
+			return -1;
+		sleep_ms(10);
+	}
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	return *(const pid_t *)a - *(const pid_t *)b;
+}
+
+int thread_ids(pid_t pid, pid_t *out, int max)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) && n < max)
+		if (atoi(e->d_name) > 0)
+			out[n++] = atoi(e->d_name);
+	closedir(d);
+	qsort(out, n, sizeof(*out), cmp_pid);
+	return n;
+}
+
+int read_info_u32(const char *meta, uint16_t attr, uint32_t *v)
+{
+	size_t len, off = 0;
+	char *s = read_section(meta, AMBER_SEC_INFO, &len);
+	int ret = -1;
+
+	while (s && off + NLA_HDRLEN <= len) {
+		struct nlattr *a = (struct nlattr *)(s + off);
+
+		if (a->nla_len < NLA_HDRLEN || off + a->nla_len > len)
+			break;
+		if ((a->nla_type & NLA_TYPE_MASK) == attr && a->nla_len >= NLA_HDRLEN + 4) {
+			memcpy(v, s + off + NLA_HDRLEN, 4);
+			ret = 0;
+			break;
+		}
+		off += NLA_ALIGN(a->nla_len);
+	}
+	free(s);
+	return ret;
+}
+
+long long section_bytes(const char *meta, uint32_t type)
+{
+	struct image_meta m;
+	long long total = 0;
+	uint32_t i;
+
+	if (read_meta(meta, &m))
+		return -1;
+	for (i = 0; i < m.nr_sections; i++)
+		if (m.sec[i].type == type)
+			total += m.sec[i].size;
+	return total;
 }

@@ -178,6 +178,31 @@ void nl_nest_end(struct nlbuf *b);
 /* Send b and read until the ACK/error for it; -1 on a socket error. */
 int nl_transact(int sk, struct nlbuf *b, struct nl_reply *r, int timeout_ms);
 
+/* --- process trees (tree_test) --- */
+
+/* $AMBER_WORKLOADS_DIR/NAME, or build/workloads/NAME (malloc'ed). */
+char *workload_path(const char *name);
+/* Parent, process group and session of pid from /proc/PID/stat; -1 if gone. */
+int proc_ids(pid_t pid, pid_t *ppid, pid_t *pgid, pid_t *sid);
+/*
+ * root and all its descendants (zombies too), parents before children, at
+ * most max. Returns how many, -1 if root is gone.
+ */
+int tree_pids(pid_t root, pid_t *out, int max);
+/* SIGKILL every process of tree_pids(root), root first. Returns how many. */
+int kill_tree(pid_t root);
+/*
+ * Wait until /proc/PID is gone altogether (not even a zombie), reaping it
+ * and any other dead child of ours (we may be their subreaper). 0 when gone.
+ */
+int reap_gone(pid_t pid, int timeout_ms);
+/* Threads of pid (/proc/PID/task), sorted, at most max; -1 if gone. */
+int thread_ids(pid_t pid, pid_t *out, int max);
+/* A u32 (or the low half of a u64) attribute of meta.img's INFO section. 0 if found. */
+int read_info_u32(const char *meta, uint16_t attr, uint32_t *v);
+/* Total bytes of the sections of that type in meta.img; -1 if unreadable, 0 if none. */
+long long section_bytes(const char *meta, uint32_t type);
+
 /* Inside a kselftest TEST: skip unless the module is loaded and the CLI is built. */
 #define REQUIRE_AMBER() do {						\
 	if (access("/sys/module/amber", F_OK) || access(AMBER_BIN, X_OK))	\

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <sstream>
 
 #include <fcntl.h>
@@ -613,4 +615,354 @@ TEST(RestoreRequest, SplitsLongVmaLists)
 
 	c.vmas[5].path = "/elsewhere";	// no fd for it
 	EXPECT_FALSE(build_restore_attrs(c, fds));
+}
+
+namespace {
+
+// A PID that nothing uses (for clone3 set_tid), above ours.
+pid_t free_pid(pid_t after)
+{
+	for (pid_t p = after + 1000; p < after + 20000; p++)
+		if (kill(p, 0) < 0 && errno == ESRCH &&
+		    access(("/proc/" + std::to_string(p)).c_str(), F_OK) != 0)
+			return p;
+	return -1;
+}
+
+// Field n (1-based) of /proc/PID/stat, after the comm.
+std::string stat_field(pid_t pid, int n)
+{
+	std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
+	size_t at = s.rfind(')');
+	if (at == std::string::npos)
+		return "";
+	std::istringstream in(s.substr(at + 2));
+	std::string f;
+	for (int i = 3; i <= n && in >> f;)
+		if (i++ == n)
+			return f;
+	return "";
+}
+
+bool wait_for(const std::function<bool()> &cond)
+{
+	for (int i = 0; i < 500; i++) {
+		if (cond())
+			return true;
+		usleep(10000);
+	}
+	return cond();
+}
+
+} // namespace
+
+TEST(RestoreRequest, ThreadsSharedMemoryAndHold)
+{
+	Checkpoint c;
+	c.vmas = {make_vma(0x10000, 0x12000, AMBER_VMA_F_SHARED | AMBER_VMA_F_SHMEM)};
+	ThreadInfo t;
+	t.tid = 12;
+	AttrWriter tw;
+	size_t n = tw.begin_nest(AMBER_A_THREAD);
+	tw.put_u32(AMBER_THREAD_TID, 12);
+	tw.end_nest(n);
+	t.raw = tw.take();
+	c.threads = {t};
+	RequestFds fds;
+	fds.shmem[0] = 41;
+	fds.hold = true;
+	auto attrs = build_restore_attrs(c, fds);
+	ASSERT_TRUE(attrs) << attrs.error().str();
+	auto top = parse_attrs(*attrs);
+	ASSERT_TRUE(top);
+	const Attr *flags = find_attr(*top, AMBER_A_FLAGS);
+	ASSERT_NE(nullptr, flags);
+	EXPECT_EQ(uint32_t(AMBER_RESTORE_F_HOLD), *flags->u32());
+	const Attr *threads = find_attr(*top, AMBER_A_THREADS);
+	ASSERT_NE(nullptr, threads);
+	auto list = parse_attrs(threads->data);
+	ASSERT_TRUE(list);
+	ASSERT_EQ(1u, list->size());
+	auto tid = parse_attrs((*list)[0].data);
+	ASSERT_TRUE(tid);
+	EXPECT_EQ(12u, *find_attr(*tid, AMBER_THREAD_TID)->u32());
+	auto vmas = parse_attrs(find_attr(*top, AMBER_A_VMAS)->data);
+	auto vma = parse_attrs((*vmas)[0].data);
+	ASSERT_NE(nullptr, find_attr(*vma, AMBER_VMA_FILE_FD));
+	EXPECT_EQ(41u, *find_attr(*vma, AMBER_VMA_FILE_FD)->u32());
+
+	// Without threads, hold or memfds: none of them.
+	c.threads.clear();
+	attrs = build_restore_attrs(c, RequestFds{});
+	top = parse_attrs(*attrs);
+	EXPECT_EQ(nullptr, find_attr(*top, AMBER_A_FLAGS));
+	EXPECT_EQ(nullptr, find_attr(*top, AMBER_A_THREADS));
+	vmas = parse_attrs(find_attr(*top, AMBER_A_VMAS)->data);
+	vma = parse_attrs((*vmas)[0].data);
+	EXPECT_EQ(nullptr, find_attr(*vma, AMBER_VMA_FILE_FD));
+}
+
+TEST(RestoreFds, SharedDescriptions)
+{
+	std::vector<FdInfo> fds(3);
+	fds[0].num = 4;
+	fds[0].type = AMBER_FD_FIFO;
+	fds[0].path = "pipe:[9]";
+	fds[0].cloexec = true;
+	fds[1].num = 0;
+	fds[1].type = AMBER_FD_FIFO;
+	fds[1].path = "pipe:[8]";	// not shared: inherited stdio
+	fds[2].num = 6;
+	fds[2].type = AMBER_FD_SOCK;
+	fds[2].path = "socket:[7]";
+	auto r = plan_fds(fds, {{4, 1}, {6, 0}}, {"socket:[7]", "pipe:[9]"});
+	ASSERT_TRUE(r) << r.error().str();
+	ASSERT_EQ(3u, r->size());
+	EXPECT_TRUE((*r)[0].inherit);
+	EXPECT_EQ(1, (*r)[1].shared);
+	EXPECT_EQ(O_CLOEXEC, (*r)[1].flags);
+	EXPECT_EQ("pipe:[9]", (*r)[1].path);
+	EXPECT_EQ(0, (*r)[2].shared);
+	// Without the shared map, a socket is refused as before.
+	EXPECT_FALSE(plan_fds(fds));
+}
+
+TEST(RestoreStub, ThreadSignalsArePlanned)
+{
+	Checkpoint c;
+	c.task.pid = 10;
+	ThreadInfo a, b;
+	a.tid = 11;
+	b.tid = 12;
+	siginfo_t info = {};
+	info.si_signo = SIGUSR1;
+	info.si_code = SI_TKILL;
+	SigPending sp;
+	sp.siginfo.assign(reinterpret_cast<uint8_t *>(&info),
+			  reinterpret_cast<uint8_t *>(&info) + 128);
+	b.pending = {sp};
+	c.threads = {a, b};
+	auto r = plan_thread_signals(c);
+	ASSERT_TRUE(r) << r.error().str();
+	ASSERT_EQ(1u, r->size());
+	EXPECT_EQ(12, (*r)[0].tid);
+	EXPECT_EQ(SIGUSR1, (*r)[0].signo);
+	EXPECT_EQ(StubThreadSig::kPending, (*r)[0].result);
+
+	c.threads = {b, a};
+	EXPECT_FALSE(plan_thread_signals(c));
+	a.tid = 10;
+	c.threads = {a};
+	EXPECT_FALSE(plan_thread_signals(c));
+}
+
+// The stub creates its threads with their TIDs, parked in pause() with every
+// signal blocked, their own pending signals queued.
+TEST(RestoreStub, CreatesParkedThreads)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "clone3 set_tid needs root";
+	pid_t t1 = free_pid(getpid());
+	pid_t t2 = free_pid(t1);
+	ASSERT_GT(t1, 0);
+	ASSERT_GT(t2, 0);
+	int sv[2], rep[2];
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	ASSERT_EQ(0, pipe2(rep, O_CLOEXEC));
+	void *stack = mmap(nullptr, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	ASSERT_NE(MAP_FAILED, stack);
+
+	StubPlan plan;
+	plan.helpers = plan_helper_moves({sv[1], rep[1]}, 2, 1000);
+	plan.nl_fd = plan.helpers[0].to;
+	plan.report_fd = plan.helpers[1].to;
+	plan.early_report_fd = rep[1];
+	plan.close = close_ranges({plan.nl_fd, plan.report_fd});
+	plan.threads = {t1, t2};
+	plan.thread_stack = uint64_t(stack);
+	plan.thread_stack_size = 65536;
+	StubThreadSig ts;
+	ts.tid = t2;
+	ts.signo = SIGUSR2;
+	siginfo_t info = {};
+	info.si_signo = SIGUSR2;
+	info.si_code = SI_TKILL;	// tgkill(): only the thread itself may queue it
+	memcpy(ts.info, &info, sizeof(ts.info));
+	plan.thread_pending = {ts};
+	ts.signo = SIGRTMIN + 1;
+	((siginfo_t *)ts.info)->si_signo = SIGRTMIN + 1;
+	((siginfo_t *)ts.info)->si_code = SI_QUEUE;
+	plan.thread_pending.push_back(ts);
+	plan.msg.resize(8 << 20);	// blocks in send() while we look
+
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		run_stub(plan);
+	close(sv[1]);
+	close(rep[1]);
+	std::vector<uint8_t> buf(4096);
+	if (read(sv[0], buf.data(), buf.size()) <= 0) {
+		StubReport r;
+		ASSERT_EQ(ssize_t(sizeof(r)), read(rep[0], &r, sizeof(r)));
+		FAIL() << describe_step(plan, r) << ": " << strerror(r.err);
+	}
+
+	std::string task = "/proc/" + std::to_string(pid) + "/task/";
+	for (pid_t t : {t1, t2}) {
+		std::string st = slurp(task + std::to_string(t) + "/status");
+		ASSERT_FALSE(st.empty()) << "no thread " << t;
+		EXPECT_NE(std::string::npos, st.find("SigBlk:\tfffffffffffbfeff")) << st;
+		EXPECT_NE(std::string::npos, st.find("Tgid:\t" + std::to_string(pid))) << st;
+		EXPECT_NE(std::string::npos, slurp(task + std::to_string(t) + "/stat").find(") S "));
+	}
+	EXPECT_NE(std::string::npos, slurp(task + std::to_string(t2) + "/status")
+					     .find("SigPnd:\t0000000400000800"))
+		<< slurp(task + std::to_string(t2) + "/status");
+	EXPECT_NE(std::string::npos, slurp(task + std::to_string(t1) + "/status")
+					     .find("SigPnd:\t0000000000000000"));
+	kill(pid, SIGKILL);
+	int st;
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	close(sv[0]);
+	close(rep[0]);
+	munmap(stack, 65536);
+}
+
+// A tree stub: a session leader creates a zombie group leader and a child
+// that joins the zombie's group after the barrier; the zombie exits with its
+// status and its parent does not reap it.
+TEST(RestoreStub, CreatesATree)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "clone3 set_tid needs root";
+	pid_t zpid = free_pid(getpid());
+	pid_t cpid = free_pid(zpid);
+	ASSERT_GT(zpid, 0);
+	ASSERT_GT(cpid, 0);
+	int sv[2], rep[2], go[2];
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	ASSERT_EQ(0, pipe2(rep, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(go, O_CLOEXEC));
+
+	auto base = [&](StubPlan &p) {
+		p.helpers = plan_helper_moves({sv[1], rep[1]}, 2, 1000);
+		p.nl_fd = p.helpers[0].to;
+		p.report_fd = p.helpers[1].to;
+		p.early_report_fd = rep[1];
+		p.close = close_ranges({p.nl_fd, p.report_fd});
+		p.msg.resize(8 << 20);
+		p.tree.active = true;
+		p.tree.ready_fd = rep[1];
+		p.tree.go_fd = go[0];
+		p.tree.go_w_fd = go[1];
+	};
+	StubPlan root, z, c;
+	base(root);
+	base(z);
+	base(c);
+	root.tree.setsid = true;
+	root.tree.children = {{zpid, &z}, {cpid, &c}};
+	root.tree.zombie_children = {zpid};
+	z.pid = zpid;
+	z.tree.setpgid_self = true;
+	z.tree.zombie = true;
+	z.tree.exit_code = 7;
+	c.pid = cpid;
+	c.tree.join = true;
+	c.tree.join_pgid = zpid;
+
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		run_stub(root);
+	close(sv[1]);
+	close(rep[1]);
+	close(go[0]);
+
+	std::set<int32_t> ready;
+	for (int i = 0; i < 3; i++) {
+		StubReport r;
+		ASSERT_EQ(ssize_t(sizeof(r)), read(rep[0], &r, sizeof(r)));
+		ASSERT_EQ(uint32_t(StubStep::Ready), r.step) << describe_step(root, r);
+		ready.insert(r.pid);
+	}
+	EXPECT_EQ((std::set<int32_t>{pid, zpid, cpid}), ready);
+	EXPECT_EQ(std::to_string(pid), stat_field(zpid, 4));	// ppid
+	EXPECT_EQ(std::to_string(zpid), stat_field(zpid, 5));	// pgid
+	EXPECT_EQ(std::to_string(pid), stat_field(cpid, 6));	// sid
+	ASSERT_EQ(3, write(go[1], "ggg", 3));
+	close(go[1]);
+
+	// Both live stubs reach send(); the zombie stays a zombie.
+	std::vector<uint8_t> buf(4096);
+	ASSERT_GT(read(sv[0], buf.data(), buf.size()), 0);
+	EXPECT_TRUE(wait_for([&] { return stat_field(cpid, 5) == std::to_string(zpid); }))
+		<< "pgid of " << cpid << ": " << stat_field(cpid, 5);
+	EXPECT_TRUE(wait_for([&] { return stat_field(zpid, 3) == "Z"; }));
+	EXPECT_EQ(std::to_string(pid), stat_field(pid, 6));	// setsid()
+	EXPECT_EQ(std::to_string(pid), stat_field(cpid, 4));
+	siginfo_t si = {};
+	EXPECT_EQ(-1, waitid(P_PID, id_t(zpid), &si, WEXITED | WNOHANG | WNOWAIT));	// not ours
+	EXPECT_EQ(ECHILD, errno);
+	// The root's SIGCHLD from the zombie was consumed.
+	EXPECT_TRUE(wait_for([&] {
+		return status_field(pid, "SigPnd") == "0000000000000000" &&
+		       status_field(pid, "ShdPnd") == "0000000000000000";
+	})) << status_field(pid, "ShdPnd");
+
+	kill(cpid, SIGKILL);
+	kill(pid, SIGKILL);
+	int st;
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	close(sv[0]);
+	close(rep[0]);
+}
+
+// A failing child stub reports with its own pid; stubs at the barrier exit
+// when the tool closes it.
+TEST(RestoreStub, TreeFailureIsReportedByPid)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "clone3 set_tid needs root";
+	pid_t cpid = free_pid(getpid());
+	ASSERT_GT(cpid, 0);
+	int rep[2], go[2];
+	ASSERT_EQ(0, pipe2(rep, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(go, O_CLOEXEC));
+	StubPlan root, c;
+	for (StubPlan *p : {&root, &c}) {
+		p->early_report_fd = rep[1];
+		p->tree.active = true;
+		p->tree.go_fd = go[0];
+		p->tree.go_w_fd = go[1];
+	}
+	root.tree.children = {{cpid, &c}};
+	c.pid = cpid;
+	c.tree.join = true;
+	c.tree.join_pgid = 1;	// init's group, in another session: EPERM
+
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		run_stub(root);
+	close(rep[1]);
+	close(go[0]);
+	StubReport r;
+	ASSERT_EQ(ssize_t(sizeof(r)), read(rep[0], &r, sizeof(r)));
+	EXPECT_EQ(uint32_t(StubStep::Ready), r.step);
+	ASSERT_EQ(ssize_t(sizeof(r)), read(rep[0], &r, sizeof(r)));
+	EXPECT_EQ(uint32_t(StubStep::Ready), r.step);
+	ASSERT_EQ(2, write(go[1], "gg", 2));
+	ASSERT_EQ(ssize_t(sizeof(r)), read(rep[0], &r, sizeof(r)));
+	EXPECT_EQ(uint32_t(StubStep::JoinGroup), r.step);
+	EXPECT_EQ(cpid, r.pid);
+	EXPECT_EQ(EPERM, r.err);
+	EXPECT_EQ("stub: setpgid into process group 1", describe_step(c, r));
+	close(go[1]);
+	kill(pid, SIGKILL);
+	int st;
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	close(rep[0]);
 }

@@ -192,6 +192,52 @@ TEST(RunOutput, ShorterThanRecordedRefusesTheCheckpoint)
 	EXPECT_NE(std::string::npos, m.find("30 bytes")) << m;
 }
 
+TEST(RunOutput, TreeCutsUseEveryProcessesFds)
+{
+	// The root has stdout at 100, a worker (its stdout inherited) wrote on
+	// to 140, another only has stderr; stderr.old is no output file.
+	std::vector<std::vector<FdInfo>> procs = {
+		{reg(1, "/r/stdout", 100), reg(2, "/r/stderr", 0)},
+		{reg(1, "/r/stdout", 140), reg(2, "/r/stderr", 0), reg(4, "/r/stderr.old", 9)},
+		{reg(2, "/r/stderr", 25)},
+		{},	// a process with no fds at all
+	};
+	std::vector<OutputSize> files = {{"/r/stdout", "/r/stdout", 200},
+					 {"/r/stderr", "/r/stderr", 25},
+					 {"/r/log", "/r/log", 3}};
+	auto cuts = plan_tree_output_cuts(7, procs, files);
+	ASSERT_TRUE(cuts) << cuts.error().str();
+	ASSERT_EQ(3u, cuts->size());
+	EXPECT_EQ(140u, (*cuts)[0]);
+	EXPECT_EQ(25u, (*cuts)[1]);
+	EXPECT_EQ(std::nullopt, (*cuts)[2]);
+	// Only the root's fds: the worker's output past 100 bytes would stay.
+	auto root_only = plan_tree_output_cuts(7, {procs[0]}, files);
+	ASSERT_TRUE(root_only);
+	EXPECT_EQ(100u, (*root_only)[0]);
+	// A file shorter than what any process recorded refuses the checkpoint.
+	files[1].size = 20;
+	auto bad = plan_tree_output_cuts(7, procs, files);
+	ASSERT_FALSE(bad);
+	EXPECT_NE(std::string::npos, bad.error().msg.find("25 bytes")) << bad.error().msg;
+}
+
+// ---- failed checkpoints -----------------------------------------------------
+
+TEST(RunRetry, TransientFailuresAreRetriedSoonWithBackoff)
+{
+	EXPECT_EQ(std::optional<double>(0.01), checkpoint_retry_delay(EAGAIN, 0));
+	EXPECT_EQ(std::optional<double>(0.02), checkpoint_retry_delay(EAGAIN, 1));
+	EXPECT_EQ(std::optional<double>(0.64), checkpoint_retry_delay(EBUSY, 6));
+	EXPECT_EQ(std::optional<double>(1.0), checkpoint_retry_delay(EINTR, 7));
+	EXPECT_EQ(std::optional<double>(1.0), checkpoint_retry_delay(EAGAIN, kCheckpointQuickRetries - 1));
+	// Too many in a row: it counts as failed.
+	EXPECT_EQ(std::nullopt, checkpoint_retry_delay(EAGAIN, kCheckpointQuickRetries));
+	// Other errors are not retried soon.
+	for (int e : {0, ENOENT, EPERM, ESRCH, EOPNOTSUPP, ENOSPC, EINVAL})
+		EXPECT_EQ(std::nullopt, checkpoint_retry_delay(e, 0)) << e;
+}
+
 // ---- log lines --------------------------------------------------------------
 
 TEST(RunLog, QuotesAndEscapes)

@@ -527,7 +527,9 @@ struct amber_page_run {
  * netlink attributes (struct nlattr, 4-byte aligned) as above.
  */
 #define AMBER_IMAGE_MAGIC	"AMBERIMG"
-#define AMBER_IMAGE_VERSION	2
+#define AMBER_IMAGE_VERSION	3
+/* Oldest meta.img version the tools still read (2: issue 4, single-threaded). */
+#define AMBER_IMAGE_VERSION_MIN	2
 
 enum amber_section_type {
 	AMBER_SEC_INFO = 1,	/* attrs: enum amber_info_attr */
