@@ -361,19 +361,6 @@ int amber_files_precheck(struct task_struct *task, struct amber_err *e)
 	return 0;
 }
 
-/* TEMP-STUB(H1): see files.h. */
-int amber_files_capture_noids(struct amber_files_state *st, struct amber_err *e)
-{
-	struct amber_fileids *ids = amber_fileids_new();
-	int err;
-
-	if (!ids)
-		return amber_fail(e, -ENOMEM, "out of memory for the file ids");
-	err = amber_files_capture(st, ids, e);
-	amber_fileids_free(ids);
-	return err;
-}
-
 void amber_files_free(struct amber_files_state *st)
 {
 	struct amber_fq *q, *next;

@@ -67,17 +67,6 @@ struct amber_fileids *amber_fileids_new(void);
 void amber_fileids_free(struct amber_fileids *ids);
 
 /*
- * TEMP-STUB(H1): the two-argument amber_files_capture(st, e) of before
- * issue 5 keeps compiling (and gets per-process file ids) until
- * checkpoint.c passes the request's ids; then this goes.
- */
-int amber_files_capture_noids(struct amber_files_state *st, struct amber_err *e);
-#define AMBER_FILES_CAPTURE_PICK(_1, _2, _3, f, ...) f
-#define amber_files_capture(...)					\
-	AMBER_FILES_CAPTURE_PICK(__VA_ARGS__, amber_files_capture_ids,	\
-				 amber_files_capture_noids, _)(__VA_ARGS__)
-
-/*
  * Captures current's fd table. Runs in the target's context while its
  * group is stopped; processes of one group may call it concurrently with
  * the same @ids. Refuses (by fd number and name, in @e) what cannot be
