@@ -1342,6 +1342,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		t.setpgid_self = tp.setpgid_self;
 		t.join = tp.join;
 		t.join_pgid = tp.join_tool_group ? tool_pgid : pid_t(tp.join_pgid);
+		t.outside_pgid = pid_t(tp.outside_pgid);
 		for (int ci : tp.children) {
 			t.children.emplace_back(pid_t(procs[ci].pid), &procs[ci].pr.plan);
 			if (procs[ci].zombie)

@@ -659,7 +659,8 @@ void run_tree_stub(const StubPlan &plan)
 		;
 	if (n != 1)
 		_exit(126);	// the tool gave up: no report
-	if (t.join && setpgid(0, t.join_pgid))
+	bool joined = t.outside_pgid > 0 && setpgid(0, t.outside_pgid) == 0;
+	if (!joined && t.join && setpgid(0, t.join_pgid))
 		stub_fail(plan, StubStep::JoinGroup, t.join_pgid);
 	if (t.zombie)
 		zombie_exit(plan);

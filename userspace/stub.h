@@ -154,6 +154,7 @@ struct StubTree {
 	bool setpgid_self = false;	// before creating children
 	bool join = false;		// after the barrier
 	pid_t join_pgid = 0;		// the tool's own group for join_tool_group
+	pid_t outside_pgid = 0;		// tried first after the barrier (tree_plan.h)
 	std::vector<std::pair<pid_t, const StubPlan *>> children;	// creation order
 	std::vector<pid_t> zombie_children;	// waited for (not reaped) before RESTORE
 	bool zombie = false;		// exit after the barrier with:

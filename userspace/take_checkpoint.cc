@@ -266,9 +266,9 @@ Result<void> make_room_for_fds(size_t pool)
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
-			return fail(EMFILE, "a tree of " + std::to_string(pool) +
-						    " processes needs as many pages files; RLIMIT_NOFILE is " +
-						    std::to_string(rl.rlim_cur));
+			return fail(EMFILE, std::to_string(pool) +
+						    " pages files for the tree need as many fds; "
+						    "RLIMIT_NOFILE is " + std::to_string(rl.rlim_cur));
 	}
 	return {};
 }

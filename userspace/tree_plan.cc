@@ -120,6 +120,9 @@ Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree)
 	for (size_t i = 0; i < tree.size(); i++) {
 		PlannedProc &p = t.procs[i];
 		const ProcInfo &in = p.info;
+		if (root_group_outside && in.pgid == root.pgid && in.sid == root.sid &&
+		    !t.procs[0].setsid)
+			p.outside_pgid = in.pgid;
 		if (in.pgid == in.pid) {
 			p.setpgid_self = !p.setsid;
 			eff_pgid[i] = in.pid;

@@ -43,6 +43,11 @@ struct PlannedProc {
 	bool join = false;
 	bool join_tool_group = false;
 	uint32_t join_pgid = 0;
+	// The root's group was outside the tree: every process recorded in it
+	// first tries setpgid(0, outside_pgid) after the barrier (it works
+	// when that group still exists in the tool's session, e.g. restoring
+	// from the same shell), else stays in / joins the tool's group.
+	uint32_t outside_pgid = 0;
 };
 
 struct ProcessTree {

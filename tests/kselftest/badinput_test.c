@@ -266,7 +266,7 @@ TEST_F_TIMEOUT(bad, unsupported_fd, 90)
 	 * fd and its kind, and both processes run on.
 	 */
 	{
-		char *argv[] = { WORKLOAD_DIR "/tcpchild", "--ms", "100", NULL };
+		char *argv[] = { workload_path("tcpchild"), "--ms", "100", NULL };
 		const char *tree[] = { "--tree", NULL };
 		struct cmd_result r;
 		char fdname[32], *out;
@@ -294,6 +294,7 @@ TEST_F_TIMEOUT(bad, unsupported_fd, 90)
 			TH_LOG("the child stopped ticking");
 		kill(-self->pid, SIGKILL);	/* its own session and group: the child too */
 		kill_and_reap(self->pid);
+		free(argv[0]);
 	}
 
 	snprintf(held, sizeof(held), "%s/deleted.txt", self->base);

@@ -278,16 +278,20 @@ static int kill_all(FIXTURE_DATA(tree) *self)
 	return ret;
 }
 
-/* The tree is back as snapshotted: PIDs, parents (but the root's), groups, sessions, zombies. */
-static bool tree_back(const struct ids *b, int nb, const struct ids *a, int na)
+/*
+ * The tree is back as snapshotted: PIDs, parents (but the root's), groups,
+ * sessions (the root's only if root_ids), zombies.
+ */
+static bool tree_back(const struct ids *b, int nb, const struct ids *a, int na, bool root_ids)
 {
 	int i;
 
 	for (i = 0; i < nb; i++) {
 		const struct ids *x = find_ids(a, na, b[i].pid);
 
-		if (!x || (i && x->ppid != b[i].ppid) || x->pgid != b[i].pgid ||
-		    x->sid != b[i].sid || (b[i].state == 'Z') != (x->state == 'Z'))
+		if (!x || (i && x->ppid != b[i].ppid) ||
+		    ((i || root_ids) && (x->pgid != b[i].pgid || x->sid != b[i].sid)) ||
+		    (b[i].state == 'Z') != (x->state == 'Z'))
 			return false;
 	}
 	return true;
@@ -296,8 +300,9 @@ static bool tree_back(const struct ids *b, int nb, const struct ids *a, int na)
 /*
  * amber restore -D dir in the background, until the tree as snapshotted
  * (live members and zombies, ids; nthreads threads in the root if > 0) is
- * back; *after gets its last state. Returns the number of processes seen
- * last, -1 if none.
+ * back; *after gets its last state. A tree checkpoint restores the root's
+ * group and session too; a one-process restore runs in amber restore's.
+ * Returns the number of processes seen last, -1 if none.
  */
 static int restore_tree(FIXTURE_DATA(tree) *self, struct ids *after, int nthreads,
 			int timeout_ms)
@@ -316,7 +321,7 @@ static int restore_tree(FIXTURE_DATA(tree) *self, struct ids *after, int nthread
 		m = snapshot(self->before[0].pid, after, MAXP);
 		if (m > 0) {
 			n = m;
-			if (tree_back(self->before, self->nbefore, after, n) &&
+			if (tree_back(self->before, self->nbefore, after, n, nthreads <= 0) &&
 			    (nthreads <= 0 || thread_ids(self->before[0].pid, t, 64) == nthreads))
 				return n;
 		}

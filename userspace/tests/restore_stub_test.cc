@@ -622,10 +622,17 @@ namespace {
 // A PID that nothing uses (for clone3 set_tid), above ours.
 pid_t free_pid(pid_t after)
 {
-	for (pid_t p = after + 1000; p < after + 20000; p++)
+	long max = atol(slurp("/proc/sys/kernel/pid_max").c_str());
+	if (max < 1000)
+		max = 32768;
+	for (long i = 0; i < max; i++) {
+		pid_t p = pid_t((after + 500 + i) % max);
+		if (p < 300)
+			continue;
 		if (kill(p, 0) < 0 && errno == ESRCH &&
 		    access(("/proc/" + std::to_string(p)).c_str(), F_OK) != 0)
 			return p;
+	}
 	return -1;
 }
 

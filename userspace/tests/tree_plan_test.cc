@@ -99,6 +99,7 @@ TEST(TreePlan, PipelineInheritsEverything)
 		EXPECT_FALSE(p.setsid);
 		EXPECT_FALSE(p.setpgid_self);
 		EXPECT_FALSE(p.join);
+		EXPECT_EQ(50u, p.outside_pgid);	// back into group 50 if it still exists
 	}
 }
 
@@ -122,6 +123,10 @@ TEST(TreePlan, SessionsAndGroups)
 	EXPECT_TRUE(p[5].join);
 	EXPECT_FALSE(p[5].join_tool_group);
 	EXPECT_EQ(102u, p[5].join_pgid);
+	EXPECT_EQ(50u, p[0].outside_pgid);
+	EXPECT_EQ(50u, p[4].outside_pgid);
+	EXPECT_EQ(0u, p[1].outside_pgid);
+	EXPECT_EQ(0u, p[2].outside_pgid);
 	EXPECT_EQ(3, t->index_of(103));
 	EXPECT_EQ(-1, t->index_of(7));
 }
@@ -132,6 +137,7 @@ TEST(TreePlan, RootLeadsItsSessionAndAChildJoinsAZombieLeader)
 				    zombie(11, 10, 11, 10, 3 << 8), proc(12, 10, 11, 10)});
 	ASSERT_TRUE(t) << t.error().str();
 	EXPECT_TRUE(t->procs[0].setsid);
+	EXPECT_EQ(0u, t->procs[0].outside_pgid);
 	EXPECT_TRUE(t->procs[1].setpgid_self);
 	EXPECT_TRUE(t->procs[2].join);
 	EXPECT_EQ(11u, t->procs[2].join_pgid);
