@@ -207,7 +207,7 @@ static int amber_proc_capture(struct amber_req *req, struct amber_proc *p)
 
 	if ((current->flags & PF_EXITING) || !current->mm)
 		return amber_fail(e, -ESRCH, "the process exited");
-	/* The access check was for this identity; see amber_scan_new_proc(). */
+	/* The access check was for this identity; see amber_group_check(). */
 	if (current_real_cred() != p->ident.cred ||
 	    current->self_exec_id != p->ident.exec_id ||
 	    get_dumpable(current->mm) != p->ident.dumpable)
@@ -731,7 +731,7 @@ static int amber_scan_new_proc(struct amber_req *req, struct task_struct *task,
 		return 0;
 	}
 
-	/* Taken before the access check: see amber_proc_capture(). */
+	/* Taken again once all are parked: see amber_group_check(). */
 	amber_ident_get(task, &p->ident);
 	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
 		amber_set_msg(extack, amber_msg("pid %d: no ptrace access to the process (PTRACE_MODE_ATTACH)",
@@ -791,16 +791,18 @@ static int amber_scan(struct amber_req *req, struct task_struct *root,
 {
 	unsigned int max = AMBER_TREE_MAX_PROCS + 1;
 	struct task_struct **tasks, **thr_tasks;
-	struct amber_proc *p;
-	unsigned int i, j;
+	struct amber_proc *p, **live;
+	unsigned int i, j, nl = 0;
 	int n, nt, err = 0, r;
 
 	*more = false;
 	*pending = false;
 	tasks = kvmalloc_array(max, sizeof(*tasks), GFP_KERNEL);
+	live = kvmalloc_array(max, sizeof(*live), GFP_KERNEL);
 	thr_tasks = kvmalloc_array(AMBER_PROC_MAX_THREADS, sizeof(*thr_tasks), GFP_KERNEL);
-	if (!tasks || !thr_tasks) {
+	if (!tasks || !live || !thr_tasks) {
 		kvfree(tasks);
+		kvfree(live);
 		kvfree(thr_tasks);
 		NL_SET_ERR_MSG(extack, "out of memory");
 		return -ENOMEM;
@@ -818,6 +820,10 @@ static int amber_scan(struct amber_req *req, struct task_struct *root,
 	for (i = 0; i < req->nr_procs; i++)
 		req->procs[i]->seen = false;
 
+	/*
+	 * First every process: checks, pages files and buffers (which take
+	 * time: allocating and zeroing) before any thread is stopped.
+	 */
 	for (i = 0; i < n; i++) {
 		struct task_struct *task = tasks[i];
 
@@ -843,24 +849,7 @@ static int amber_scan(struct amber_req *req, struct task_struct *root,
 				continue;
 			*more = true;
 		}
-
-		nt = amber_tree_threads(p->task, thr_tasks, AMBER_PROC_MAX_THREADS);
-		if (nt < 0) {
-			err = -E2BIG;
-			amber_set_msg(extack, amber_msg("pid %d: more than %u threads in one process are not supported",
-							p->pid, AMBER_PROC_MAX_THREADS));
-			goto out_put;
-		}
-		for (j = 0; j < nt; j++) {
-			if (err || amber_thr_find(req, thr_tasks[j])) {
-				put_task_struct(thr_tasks[j]);
-				continue;
-			}
-			err = amber_thr_add(req, p, thr_tasks[j], extack);
-			*more = true;
-		}
-		if (err)
-			goto out_put;
+		live[nl++] = p;
 	}
 
 	for (i = 0; i < req->nr_procs; i++) {
@@ -872,6 +861,28 @@ static int amber_scan(struct amber_req *req, struct task_struct *root,
 		p->gone = true;		/* reaped meanwhile */
 	}
 	err = amber_scan_pool(req, extack);
+	if (err)
+		goto out;
+
+	/* Then their threads. */
+	for (i = 0; i < nl && !err; i++) {
+		p = live[i];
+		nt = amber_tree_threads(p->task, thr_tasks, AMBER_PROC_MAX_THREADS);
+		if (nt < 0) {
+			err = -E2BIG;
+			amber_set_msg(extack, amber_msg("pid %d: more than %u threads in one process are not supported",
+							p->pid, AMBER_PROC_MAX_THREADS));
+			break;
+		}
+		for (j = 0; j < nt; j++) {
+			if (err || amber_thr_find(req, thr_tasks[j])) {
+				put_task_struct(thr_tasks[j]);
+				continue;
+			}
+			err = amber_thr_add(req, p, thr_tasks[j], extack);
+			*more = true;
+		}
+	}
 	goto out;
 
 exited:
@@ -884,6 +895,7 @@ out_put:
 			put_task_struct(tasks[i]);
 out:
 	kvfree(tasks);
+	kvfree(live);
 	kvfree(thr_tasks);
 	return err;
 }
@@ -978,6 +990,17 @@ static int amber_group_check(struct amber_req *req, struct netlink_ext_ack *exta
 
 		if (p->gone)
 			continue;
+		/*
+		 * The identity the capture must find is the one checked now,
+		 * with every thread parked: none of them can exec or change
+		 * credentials any more. (A member that executed a program
+		 * between enumeration and parking was checked then as what it
+		 * was; it is checked again here as what it is.)
+		 */
+		if (!p->zombie) {
+			put_cred(p->ident.cred);
+			amber_ident_get(p->task, &p->ident);
+		}
 		if (!p->zombie &&
 		    !amber_ptrace_may_access(p->task, PTRACE_MODE_ATTACH_REALCREDS)) {
 			amber_set_msg(extack, amber_msg("pid %d: no ptrace access to the process (PTRACE_MODE_ATTACH)",

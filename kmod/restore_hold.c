@@ -127,6 +127,20 @@ void amber_rproc_restored(struct amber_restore *r)
 	mutex_unlock(&amber_rprocs_lock);
 }
 
+/*
+ * The state, read under the lock: whatever the leader wrote before it set
+ * the state (credentials, dumpable mode, hold fields) is visible after.
+ */
+static enum amber_rproc_state amber_rproc_state(struct amber_rproc *p)
+{
+	enum amber_rproc_state state;
+
+	mutex_lock(&amber_rprocs_lock);
+	state = p->state;
+	mutex_unlock(&amber_rprocs_lock);
+	return state;
+}
+
 void amber_rproc_thread_parked(struct amber_rproc *p, struct amber_rthread *t, bool exited)
 {
 	mutex_lock(&amber_rprocs_lock);
@@ -152,20 +166,24 @@ enum amber_rproc_state amber_rproc_wait_verdict(struct amber_rproc *p)
 			task_tgid_nr(current), AMBER_RESTORE_VERDICT_MAX_MS);
 		return AMBER_RP_KILL;
 	}
-	return READ_ONCE(p->state);
+	return amber_rproc_state(p);
 }
 
 bool amber_rproc_wait_release(struct amber_rproc *p)
 {
 	enum amber_rproc_state state;
+	unsigned long deadline;
 
+	mutex_lock(&amber_rprocs_lock);
+	deadline = p->hold_deadline;
+	mutex_unlock(&amber_rprocs_lock);
 	for (;;) {
 		long left;
 
-		state = READ_ONCE(p->state);
+		state = amber_rproc_state(p);
 		if (state != AMBER_RP_HELD)
 			break;
-		left = (long)(p->hold_deadline - jiffies);
+		left = (long)(deadline - jiffies);
 		if (left <= 0) {
 			mutex_lock(&amber_rprocs_lock);
 			if (p->state == AMBER_RP_HELD) {

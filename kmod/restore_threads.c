@@ -178,7 +178,8 @@ static pid_t amber_rthreads_unlisted(const struct amber_rproc *p)
 	for_each_thread(current, t) {
 		pid_t tid = task_pid_vnr(t);
 
-		if (t != current && !amber_rthreads_has(p, tid)) {
+		/* 0: exiting, its pid already detached */
+		if (t != current && tid && !amber_rthreads_has(p, tid)) {
 			missing = tid;
 			break;
 		}
@@ -328,6 +329,10 @@ int amber_restore_threads_park(struct amber_restore *r)
 	/* Parked threads cannot clone: the group is final now. */
 	if (get_nr_threads(current) != p->nr_threads + 1) {
 		err = amber_rthreads_check_all(r);
+		if (!err)
+			amber_restore_err(r, NULL,
+					  "the stub has %d threads while its %u listed ones were parked",
+					  get_nr_threads(current), p->nr_threads + 1);
 		return err ?: -EBUSY;
 	}
 	return 0;

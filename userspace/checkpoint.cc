@@ -2,8 +2,10 @@
 #include "checkpoint.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <thread>
 #include <unordered_map>
 
 #include <sys/socket.h>
@@ -413,6 +415,14 @@ Result<void> check_supported(const CheckpointReply &r)
 				return fail(EOPNOTSUPP, fd + fd_name(f) + ": " +
 							    sock_name(f.sock_family, f.sock_type) +
 							    " sockets are not supported");
+			// Without a peer it is restored as one end of a socketpair whose
+			// other end is closed: right when the peer was closed (a stream's
+			// reads and writes both shut down), wrong for a socket that was
+			// never connected (it could still connect()).
+			if (!f.peer_ino && (f.sock_type == SOCK_DGRAM || f.shutdown != 3))
+				return fail(EOPNOTSUPP, fd + fd_name(f) + ": an unconnected " +
+							    sock_name(f.sock_family, f.sock_type) +
+							    " socket is not supported");
 			break;
 		default:
 			return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
@@ -482,6 +492,30 @@ std::optional<uint32_t> needed_pages_files(std::string_view extack)
 	if (!digits || v > UINT32_MAX)
 		return std::nullopt;
 	return uint32_t(v);
+}
+
+Result<void> with_retries(size_t first, const std::function<Result<void>(size_t)> &attempt,
+			  const std::function<size_t()> &recount)
+{
+	size_t n = first;
+	bool pool_retried = false;
+	for (int transient = 0;;) {
+		auto r = attempt(n);
+		if (r || r.error().err != EAGAIN)
+			return r;
+		if (auto need = needed_pages_files(r.error().msg)) {
+			if (pool_retried)
+				return r;
+			pool_retried = true;
+			n = std::max(pages_pool_size(*need), pages_pool_size(recount()));
+			continue;
+		}
+		if (!r.error().msg.ends_with("try again") || transient == kTransientRetries)
+			return r;
+		std::this_thread::sleep_for(std::chrono::milliseconds(10 << transient++));
+		if (first)	// a tree: it may have grown
+			n = std::max(n, pages_pool_size(recount()));
+	}
 }
 
 std::string group_line(bool tree, uint32_t processes, uint32_t zombies, uint32_t threads)

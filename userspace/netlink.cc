@@ -203,7 +203,9 @@ Result<void> NetlinkClient::wait(uint32_t seq, int timeout_ms, std::vector<Reply
 			if (saved == ENOBUFS)
 				return fail(ENOBUFS, "netlink: a reply from amber.ko was dropped: the "
 						     "receive buffer (" + std::to_string(rcvbuf()) +
-						     " bytes) is too small for it");
+						     " bytes) is too small for it (SO_RCVBUFFORCE "
+						     "needs CAP_NET_ADMIN; without it "
+						     "net.core.rmem_max caps the buffer)");
 			return tl::unexpected(nl_error(len, "netlink: receive"));
 		}
 		if (len == 0)

@@ -474,11 +474,22 @@ Result<Bytes> build_restore_attrs(const Checkpoint &c, const RequestFds &fds)
 	if (fds.exe >= 0)
 		w.put_u32(AMBER_A_EXE_FD, uint32_t(fds.exe));
 	if (!c.threads.empty()) {
+		// Split over several AMBER_A_THREADS nests (at most 64 KiB
+		// each), which the kernel joins, as for VMAS.
+		constexpr size_t kNestMax = 65535;
 		n = w.begin_nest(AMBER_A_THREADS);
 		for (const ThreadInfo &t : c.threads) {
 			if (t.raw.empty())
 				return fail(EINVAL, "image: THREADS: thread " + std::to_string(t.tid) +
 							    ": no attribute to send");
+			if (t.raw.size() + 8 > kNestMax)
+				return fail(E2BIG, "image: THREADS: thread " + std::to_string(t.tid) +
+							   ": " + std::to_string(t.raw.size()) +
+							   " bytes, more than one attribute holds");
+			if (w.bytes().size() - n + t.raw.size() + 4 > kNestMax) {
+				w.end_nest(n);
+				n = w.begin_nest(AMBER_A_THREADS);
+			}
 			w.put_raw(t.raw);
 		}
 		w.end_nest(n);

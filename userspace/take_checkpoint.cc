@@ -439,13 +439,14 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 		return fail_errno("cannot create " + pages_path);
 
 	// A tree may have grown since it was listed: the kernel then says how
-	// many pages files it needs (EAGAIN), and the request is sent once more.
+	// many pages files it needs (EAGAIN), and the request is sent once more;
+	// a member that exited or executed a program during the stop is tried
+	// again a few times too (with_retries()).
 	PagesPool pool;
-	size_t pool_size = o.tree ? pages_pool_size(ch.found.size()) : 0;
 	const uint64_t time_ns = now_ns(CLOCK_REALTIME);
 	HoldGuard hold(nl, o.pid);
-	Result<std::vector<Reply>> reply;
-	for (int attempt = 0;; attempt++) {
+	Result<std::vector<Reply>> reply = fail(EINVAL, "no request sent");
+	auto attempt = [&](size_t pool_size) -> Result<void> {
 		AMBER_TRY(make_room_for_fds(pool_size));
 		AMBER_TRY(pool.create(pending, pool_size));
 		if (ftruncate(pages.get(), 0) < 0 || lseek(pages.get(), 0, SEEK_SET) < 0)
@@ -453,20 +454,18 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 		(void)nl.set_rcvbuf(reply_buffer(pool_size));
 		const Bytes req = AMBER_TRY(build_request(o, ch, pages.get(), pool));
 		reply = nl.transact_multi(AMBER_CMD_CHECKPOINT, req, int(o.timeout_ms) + kReplySlackMs);
-		if (reply || !o.tree || attempt || reply.error().err != EAGAIN)
-			break;
-		auto need = needed_pages_files(reply.error().msg);
-		if (!need)
-			break;
-		pool_size = std::max(pages_pool_size(*need), pages_pool_size(
-					list_descendants(o.pid).size()));
-	}
-	if (!reply) {
+		if (!reply)
+			return tl::unexpected(reply.error());
+		return {};
+	};
+	Result<void> sent = with_retries(o.tree ? pages_pool_size(ch.found.size()) : 0, attempt,
+					 [&] { return list_descendants(o.pid).size(); });
+	if (!sent) {
 		// The kernel resumes a held target when our socket closes; an
 		// explicit RESUME is harmless when nothing is held.
-		if (o.kill && reply.error().err == ETIMEDOUT)
+		if (o.kill && sent.error().err == ETIMEDOUT)
 			hold.arm();
-		return wrap(reply.error(), root_name);
+		return wrap(sent.error(), root_name);
 	}
 	if (o.kill)
 		hold.arm();

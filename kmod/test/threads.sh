@@ -111,3 +111,21 @@ done
 [ $fails = 0 ] && ok "threads on both CPUs: every incremental chain matches memory" ||
 	bad "threads on both CPUs: $fails of 8 chains differ from memory"
 kill $M
+
+# A tree that forks and executes without pause: every checkpoint succeeds or
+# fails with EAGAIN naming the pid that exited meanwhile; none hangs.
+bash -c 'while :; do /bin/true; (sleep 0.01 &); done' & B=$!
+sleep 0.3
+n_ok=0 n_again=0 n_bad=0
+for i in $(seq 10); do
+	out=$(TREE=1 POOL=8 timeout 20 $T/nltest ckpt $B /tmp/ch.img nohold 2000 2>&1)
+	case "$out" in
+	*"checkpoint err 0"*) n_ok=$((n_ok + 1)) ;;
+	*"checkpoint err -11"*"exited during the checkpoint"*|*"exited during the checkpoint"*"checkpoint err -11"*)
+		n_again=$((n_again + 1)) ;;
+	*) n_bad=$((n_bad + 1)); echo "$out" | grep -v '^ *\[' | head -3 ;;
+	esac
+done
+kill $B; wait $B 2>/dev/null
+[ $n_bad = 0 ] && [ $n_ok -gt 0 ] && ok "churning tree: $n_ok ok, $n_again EAGAIN (exited), 0 other" ||
+	bad "churning tree: $n_ok ok, $n_again EAGAIN, $n_bad other"

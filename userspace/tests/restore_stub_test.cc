@@ -822,7 +822,10 @@ TEST(RestoreStub, CreatesParkedThreads)
 		ASSERT_FALSE(st.empty()) << "no thread " << t;
 		EXPECT_NE(std::string::npos, st.find("SigBlk:\tfffffffffffbfeff")) << st;
 		EXPECT_NE(std::string::npos, st.find("Tgid:\t" + std::to_string(pid))) << st;
-		EXPECT_NE(std::string::npos, slurp(task + std::to_string(t) + "/stat").find(") S "));
+		EXPECT_TRUE(wait_for([&] {
+			return slurp(task + std::to_string(t) + "/stat").find(") S ") !=
+			       std::string::npos;
+		})) << "thread " << t << " does not sleep";
 	}
 	EXPECT_NE(std::string::npos, slurp(task + std::to_string(t2) + "/status")
 					     .find("SigPnd:\t0000000400000800"))
@@ -972,4 +975,43 @@ TEST(RestoreStub, TreeFailureIsReportedByPid)
 	int st;
 	ASSERT_EQ(pid, waitpid(pid, &st, 0));
 	close(rep[0]);
+}
+
+TEST(RestoreRequest, SplitsLongThreadLists)
+{
+	Checkpoint c;
+	for (uint32_t tid = 100; tid < 140; tid++) {
+		ThreadInfo t;
+		t.tid = tid;
+		AttrWriter tw;
+		size_t n = tw.begin_nest(AMBER_A_THREAD);
+		tw.put_u32(AMBER_THREAD_TID, tid);
+		tw.put_binary(AMBER_THREAD_FPU, Bytes(2700, uint8_t(tid)));	// AVX-512 size
+		tw.end_nest(n);
+		t.raw = tw.take();
+		c.threads.push_back(t);
+	}
+	auto attrs = build_restore_attrs(c, RequestFds{});
+	ASSERT_TRUE(attrs) << attrs.error().str();
+	auto top = parse_attrs(*attrs);
+	ASSERT_TRUE(top);
+	size_t nests = 0;
+	std::vector<uint32_t> tids;
+	for (const Attr &a : *top) {
+		if (a.type != AMBER_A_THREADS)
+			continue;
+		nests++;
+		EXPECT_LE(a.raw.size(), 65535u);
+		auto list = parse_attrs(a.data);
+		ASSERT_TRUE(list);
+		for (const Attr &t : *list) {
+			auto in = parse_attrs(t.data);
+			ASSERT_TRUE(in);
+			tids.push_back(*find_attr(*in, AMBER_THREAD_TID)->u32());
+		}
+	}
+	EXPECT_GT(nests, 1u);
+	ASSERT_EQ(40u, tids.size());
+	for (uint32_t i = 0; i < 40; i++)
+		EXPECT_EQ(100 + i, tids[i]);
 }

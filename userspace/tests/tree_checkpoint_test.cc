@@ -458,6 +458,15 @@ TEST(TreeReply, SupportedFdsOfATree)
 	EXPECT_EQ("fd 5: socket:[77]: AF_UNIX SOCK_RAW sockets are not supported",
 		  refused({.num = 5, .type = AMBER_FD_SOCK, .path = "socket:[77]",
 			   .sock_family = AF_UNIX, .sock_type = SOCK_RAW}));
+	// Without a peer: a stream whose peer closed is fine, an unconnected socket is not.
+	EXPECT_EQ("", refused({.num = 5, .type = AMBER_FD_SOCK, .path = "socket:[77]",
+			       .sock_family = AF_UNIX, .sock_type = SOCK_STREAM, .shutdown = 3}));
+	EXPECT_EQ("fd 5: socket:[77]: an unconnected AF_UNIX SOCK_STREAM socket is not supported",
+		  refused({.num = 5, .type = AMBER_FD_SOCK, .path = "socket:[77]",
+			   .sock_family = AF_UNIX, .sock_type = SOCK_STREAM}));
+	EXPECT_EQ("fd 5: socket:[77]: an unconnected AF_UNIX SOCK_DGRAM socket is not supported",
+		  refused({.num = 5, .type = AMBER_FD_SOCK, .path = "socket:[77]",
+			   .sock_family = AF_UNIX, .sock_type = SOCK_DGRAM, .shutdown = 3}));
 	// A socket amber.ko did not describe.
 	EXPECT_EQ("fd 5: socket:[77] is not supported yet",
 		  refused({.num = 5, .type = AMBER_FD_SOCK, .path = "socket:[77]"}));
@@ -619,6 +628,82 @@ TEST(TreePool, SizingAndTheKernelsCount)
 	EXPECT_FALSE(needed_pages_files("the process executed a program, try again"));
 	EXPECT_FALSE(needed_pages_files("needs many"));
 	EXPECT_FALSE(needed_pages_files("needs 99999999999 pages files"));
+}
+
+TEST(TreePool, RetriedWithTheKernelsCountOrWhenTransient)
+{
+	std::vector<size_t> sent;
+	auto kernel = [&](size_t needs) {
+		return [&sent, needs](size_t n) -> Result<void> {
+			sent.push_back(n);
+			if (n >= needs)
+				return {};
+			return fail(EAGAIN, "the tree of pid 10 needs " + std::to_string(needs) +
+						    " pages files (PAGES_FDS has " + std::to_string(n) +
+						    ")");
+		};
+	};
+	// Enough at once: one request.
+	EXPECT_TRUE(with_retries(8, kernel(5), [] { return size_t(0); }));
+	EXPECT_EQ((std::vector<size_t>{8}), sent);
+	// The kernel's count, with slack.
+	sent.clear();
+	EXPECT_TRUE(with_retries(8, kernel(40), [] { return size_t(3); }));
+	EXPECT_EQ((std::vector<size_t>{8, 50}), sent);
+	// A new walk of /proc found more than the kernel did.
+	sent.clear();
+	EXPECT_TRUE(with_retries(8, kernel(40), [] { return size_t(60); }));
+	EXPECT_EQ((std::vector<size_t>{8, 75}), sent);
+	// Only once: a tree that keeps growing fails with the kernel's message.
+	sent.clear();
+	auto growing = [&](size_t n) -> Result<void> {
+		sent.push_back(n);
+		return fail(EAGAIN, "the tree of pid 10 needs " + std::to_string(2 * n) +
+					    " pages files (PAGES_FDS has " + std::to_string(n) + ")");
+	};
+	auto r = with_retries(8, growing, [] { return size_t(3); });
+	ASSERT_FALSE(r);
+	EXPECT_EQ(EAGAIN, r.error().err);
+	EXPECT_EQ("the tree of pid 10 needs 40 pages files (PAGES_FDS has 20)", r.error().msg);
+	EXPECT_EQ((std::vector<size_t>{8, 20}), sent);
+	// A member that exited or executed a program during the stop: tried
+	// again (the tree re-walked), at most kTransientRetries times.
+	sent.clear();
+	int left = 2;
+	auto exited = [&](size_t n) -> Result<void> {
+		sent.push_back(n);
+		if (left-- > 0)
+			return fail(EAGAIN, "pid 12 exited during the checkpoint, try again");
+		return {};
+	};
+	EXPECT_TRUE(with_retries(8, exited, [] { return size_t(30); }));
+	EXPECT_EQ((std::vector<size_t>{8, 37, 37}), sent);
+	sent.clear();
+	auto execs = [&](size_t n) -> Result<void> {
+		sent.push_back(n);
+		return fail(EAGAIN, "pid 12: the process executed a program or changed credentials "
+				    "or dumpability, try again");
+	};
+	r = with_retries(0, execs, [] { return size_t(30); });
+	ASSERT_FALSE(r);
+	EXPECT_EQ(EAGAIN, r.error().err);
+	// Without a tree (first 0) the pool stays empty.
+	EXPECT_EQ(std::vector<size_t>(1 + kTransientRetries, 0), sent);
+	// Other EAGAINs and other errors are returned at once.
+	sent.clear();
+	auto other = [&](size_t n) -> Result<void> {
+		sent.push_back(n);
+		return fail(EAGAIN, "the VMA list changed during the checkpoint");
+	};
+	EXPECT_FALSE(with_retries(8, other, [] { return size_t(3); }));
+	EXPECT_EQ((std::vector<size_t>{8}), sent);
+	sent.clear();
+	auto perm = [&](size_t n) -> Result<void> {
+		sent.push_back(n);
+		return fail(EPERM, "pid 1: no ptrace access, try again");
+	};
+	EXPECT_FALSE(with_retries(8, perm, [] { return size_t(3); }));
+	EXPECT_EQ((std::vector<size_t>{8}), sent);
 }
 
 TEST(TreePool, DescendantsFromAFakeProc)
