@@ -254,15 +254,15 @@ static int amber_fill_task(struct sk_buff *skb, const struct amber_proc *p)
 	    nla_put_u32(skb, AMBER_TASK_PERSONALITY, t->personality) ||
 	    nla_put_string(skb, AMBER_TASK_CWD, t->cwd) ||
 	    amber_fill_rlimits(skb, t) ||
-	    amber_put_u64(skb, AMBER_TASK_RSEQ, t->rseq) ||
-	    nla_put_u32(skb, AMBER_TASK_RSEQ_LEN, t->rseq_len) ||
-	    nla_put_u32(skb, AMBER_TASK_RSEQ_SIG, t->rseq_sig) ||
-	    amber_put_u64(skb, AMBER_TASK_CLEAR_CHILD_TID, t->clear_child_tid) ||
-	    amber_put_u64(skb, AMBER_TASK_ROBUST_LIST, t->robust_list) ||
-	    amber_put_u64(skb, AMBER_TASK_ROBUST_LIST_LEN, t->robust_list_len) ||
-	    amber_put_u64(skb, AMBER_TASK_SAS_SP, t->sas_sp) ||
-	    amber_put_u64(skb, AMBER_TASK_SAS_SIZE, t->sas_size) ||
-	    nla_put_u32(skb, AMBER_TASK_SAS_FLAGS, t->sas_flags) ||
+	    amber_put_u64(skb, AMBER_TASK_RSEQ, t->regn.rseq) ||
+	    nla_put_u32(skb, AMBER_TASK_RSEQ_LEN, t->regn.rseq_len) ||
+	    nla_put_u32(skb, AMBER_TASK_RSEQ_SIG, t->regn.rseq_sig) ||
+	    amber_put_u64(skb, AMBER_TASK_CLEAR_CHILD_TID, t->regn.clear_child_tid) ||
+	    amber_put_u64(skb, AMBER_TASK_ROBUST_LIST, t->regn.robust_list) ||
+	    amber_put_u64(skb, AMBER_TASK_ROBUST_LIST_LEN, t->regn.robust_list_len) ||
+	    amber_put_u64(skb, AMBER_TASK_SAS_SP, t->regn.sas_sp) ||
+	    amber_put_u64(skb, AMBER_TASK_SAS_SIZE, t->regn.sas_size) ||
+	    nla_put_u32(skb, AMBER_TASK_SAS_FLAGS, t->regn.sas_flags) ||
 	    (t->exe && nla_put_string(skb, AMBER_TASK_EXE, t->exe)) ||
 	    amber_put_u64(skb, AMBER_TASK_START_TIME_NS, t->start_time_ns) ||
 	    nla_put_u32(skb, AMBER_TASK_DUMPABLE, t->dumpable) ||
@@ -449,15 +449,15 @@ static int amber_fill_thread(struct sk_buff *skb, const struct amber_thr *thr)
 	    nla_put_u32(skb, AMBER_THREAD_TID, thr->tid) ||
 	    amber_fill_regs_as(skb, &thr->regs, AMBER_THREAD_REGS, AMBER_THREAD_FPU) ||
 	    amber_put_u64(skb, AMBER_THREAD_BLOCKED, t->blocked) ||
-	    amber_put_u64(skb, AMBER_THREAD_CLEAR_CHILD_TID, t->clear_child_tid) ||
-	    amber_put_u64(skb, AMBER_THREAD_ROBUST_LIST, t->robust_list) ||
-	    amber_put_u64(skb, AMBER_THREAD_ROBUST_LIST_LEN, t->robust_list_len) ||
-	    amber_put_u64(skb, AMBER_THREAD_SAS_SP, t->sas_sp) ||
-	    amber_put_u64(skb, AMBER_THREAD_SAS_SIZE, t->sas_size) ||
-	    nla_put_u32(skb, AMBER_THREAD_SAS_FLAGS, t->sas_flags) ||
-	    amber_put_u64(skb, AMBER_THREAD_RSEQ, t->rseq) ||
-	    nla_put_u32(skb, AMBER_THREAD_RSEQ_LEN, t->rseq_len) ||
-	    nla_put_u32(skb, AMBER_THREAD_RSEQ_SIG, t->rseq_sig) ||
+	    amber_put_u64(skb, AMBER_THREAD_CLEAR_CHILD_TID, t->regn.clear_child_tid) ||
+	    amber_put_u64(skb, AMBER_THREAD_ROBUST_LIST, t->regn.robust_list) ||
+	    amber_put_u64(skb, AMBER_THREAD_ROBUST_LIST_LEN, t->regn.robust_list_len) ||
+	    amber_put_u64(skb, AMBER_THREAD_SAS_SP, t->regn.sas_sp) ||
+	    amber_put_u64(skb, AMBER_THREAD_SAS_SIZE, t->regn.sas_size) ||
+	    nla_put_u32(skb, AMBER_THREAD_SAS_FLAGS, t->regn.sas_flags) ||
+	    amber_put_u64(skb, AMBER_THREAD_RSEQ, t->regn.rseq) ||
+	    nla_put_u32(skb, AMBER_THREAD_RSEQ_LEN, t->regn.rseq_len) ||
+	    nla_put_u32(skb, AMBER_THREAD_RSEQ_SIG, t->regn.rseq_sig) ||
 	    nla_put_string(skb, AMBER_THREAD_COMM, t->comm))
 		return -EMSGSIZE;
 	for (i = 0; i < t->nr_pending; i++)

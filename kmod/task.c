@@ -68,6 +68,24 @@ static int amber_cwd_capture(struct amber_task_state *st, struct amber_err *e)
 	return 0;
 }
 
+/* A thread's registrations, read in its own context (or while it is parked). */
+static void amber_regn_capture(struct amber_task_regn *r, struct task_struct *tsk)
+{
+#ifdef CONFIG_RSEQ
+	r->rseq = (unsigned long)tsk->rseq;
+	r->rseq_sig = tsk->rseq_sig;
+	r->rseq_len = tsk->rseq ? AMBER_RSEQ_LEN : 0;
+#endif
+	r->clear_child_tid = (unsigned long)tsk->clear_child_tid;
+#ifdef CONFIG_FUTEX
+	r->robust_list = (unsigned long)tsk->robust_list;
+	r->robust_list_len = sizeof(struct robust_list_head);
+#endif
+	r->sas_sp = tsk->sas_ss_sp;
+	r->sas_size = tsk->sas_ss_size;
+	r->sas_flags = tsk->sas_ss_flags;
+}
+
 int amber_task_capture(struct amber_task_state *st, struct amber_err *e)
 {
 	struct task_struct *tsk = current;
@@ -97,19 +115,7 @@ int amber_task_capture(struct amber_task_state *st, struct amber_err *e)
 	memcpy(st->rlim, tsk->signal->rlim, sizeof(st->rlim));
 	task_unlock(tsk->group_leader);
 
-#ifdef CONFIG_RSEQ
-	st->rseq = (unsigned long)tsk->rseq;
-	st->rseq_sig = tsk->rseq_sig;
-	st->rseq_len = tsk->rseq ? AMBER_RSEQ_LEN : 0;
-#endif
-	st->clear_child_tid = (unsigned long)tsk->clear_child_tid;
-#ifdef CONFIG_FUTEX
-	st->robust_list = (unsigned long)tsk->robust_list;
-	st->robust_list_len = sizeof(struct robust_list_head);
-#endif
-	st->sas_sp = tsk->sas_ss_sp;
-	st->sas_size = tsk->sas_ss_size;
-	st->sas_flags = tsk->sas_ss_flags;
+	amber_regn_capture(&st->regn, tsk);
 
 	st->exe = amber_exe_path(tsk->mm);
 	if (IS_ERR(st->exe)) {
@@ -298,19 +304,7 @@ int amber_thread_capture(struct amber_thread_state *st, struct amber_err *e)
 		return err;
 
 	get_task_comm(st->comm, tsk);
-#ifdef CONFIG_RSEQ
-	st->rseq = (unsigned long)tsk->rseq;
-	st->rseq_sig = tsk->rseq_sig;
-	st->rseq_len = tsk->rseq ? AMBER_RSEQ_LEN : 0;
-#endif
-	st->clear_child_tid = (unsigned long)tsk->clear_child_tid;
-#ifdef CONFIG_FUTEX
-	st->robust_list = (unsigned long)tsk->robust_list;
-	st->robust_list_len = sizeof(struct robust_list_head);
-#endif
-	st->sas_sp = tsk->sas_ss_sp;
-	st->sas_size = tsk->sas_ss_size;
-	st->sas_flags = tsk->sas_ss_flags;
+	amber_regn_capture(&st->regn, tsk);
 #ifdef CONFIG_SECCOMP
 	if (READ_ONCE(tsk->seccomp.mode) != SECCOMP_MODE_DISABLED)
 		return amber_fail(e, -EOPNOTSUPP, "seccomp filters are not supported yet");

@@ -11,13 +11,8 @@
 
 struct cred;
 
-struct amber_task_state {
-	char comm[TASK_COMM_LEN];
-	const struct cred *cred;	/* reference; mapped to the caller's userns in the reply */
-	u32 umask;
-	u32 personality;
-	char *cwd;
-	struct rlimit rlim[RLIM_NLIMITS];
+/* What a thread registered with the kernel: rseq, futex lists, sigaltstack. */
+struct amber_task_regn {
 	u64 rseq;
 	u32 rseq_len;
 	u32 rseq_sig;
@@ -27,6 +22,16 @@ struct amber_task_state {
 	u64 sas_sp;
 	u64 sas_size;
 	u32 sas_flags;
+};
+
+struct amber_task_state {
+	char comm[TASK_COMM_LEN];
+	const struct cred *cred;	/* reference; mapped to the caller's userns in the reply */
+	u32 umask;
+	u32 personality;
+	char *cwd;
+	struct rlimit rlim[RLIM_NLIMITS];
+	struct amber_task_regn regn;
 	char *exe;
 	u64 start_time_ns;
 	u32 dumpable;			/* SUID_DUMP_* */
@@ -60,15 +65,7 @@ struct amber_thread_state {
 	u64 blocked;
 	struct amber_sigpending *pending;	/* thread-directed only */
 	unsigned int nr_pending;
-	u64 clear_child_tid;
-	u64 robust_list;
-	u64 robust_list_len;
-	u64 sas_sp;
-	u64 sas_size;
-	u32 sas_flags;
-	u64 rseq;
-	u32 rseq_len;
-	u32 rseq_sig;
+	struct amber_task_regn regn;
 };
 
 int amber_task_capture(struct amber_task_state *st, struct amber_err *e);
