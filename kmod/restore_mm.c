@@ -230,6 +230,14 @@ static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
 				  r->vdso_end ?: r->vvar_end);
 		return -EINVAL;
 	}
+	if ((v->flags & AMBER_VMA_F_PREFILLED) &&
+	    (tb[AMBER_VMA_FILE_FD] || !(v->flags & AMBER_VMA_F_ANON) ||
+	     (v->flags & ~(AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE |
+			    AMBER_VMA_F_PREFILLED)))) {
+		amber_restore_err(r, nla, "VMA 0x%lx-0x%lx: PREFILLED is only for plain private anonymous memory",
+				  v->start, v->end);
+		return -EINVAL;
+	}
 	if (tb[AMBER_VMA_FILE_FD])
 		return amber_rvma_check_file(r, v, tb[AMBER_VMA_FILE_FD]);
 	if (!(v->flags & (AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM))) {
@@ -490,27 +498,82 @@ void amber_restore_mm_release(struct amber_restore *r)
 
 /* ---- past the point of no return ---- */
 
+/* Unmaps [*lo, start) if not empty; everything below end is then done. */
+static int amber_unmap_upto(unsigned long *lo, unsigned long start, unsigned long end)
+{
+	int err = 0;
+
+	if (start > *lo)
+		err = vm_munmap(*lo, start - *lo);
+	*lo = max(*lo, end);
+	return err;
+}
+
+/* Unmaps the caller but for vvar, vDSO and the PREFILLED VMAs (sorted). */
 static int amber_restore_unmap(struct amber_restore *r)
 {
 	struct { unsigned long start, end; } keep[2] = {
 		{ r->vvar_start, r->vvar_end }, { r->vdso_start, r->vdso_end },
 	};
 	unsigned long lo = 0;
-	int i, err;
+	unsigned int i = 0, k = 0;
+	int err = 0;
 
 	if (keep[0].start > keep[1].start)
 		swap(keep[0], keep[1]);
-	for (i = 0; i < 2; i++) {
-		if (keep[i].start == keep[i].end)
-			continue;
-		if (keep[i].start > lo) {
-			err = vm_munmap(lo, keep[i].start - lo);
-			if (err)
-				return err;
+	while (!err) {
+		while (i < r->nr_vmas && !(r->vmas[i].flags & AMBER_VMA_F_PREFILLED))
+			i++;
+		while (k < 2 && keep[k].start == keep[k].end)
+			k++;
+		if (i < r->nr_vmas && (k == 2 || r->vmas[i].start < keep[k].start)) {
+			err = amber_unmap_upto(&lo, r->vmas[i].start, r->vmas[i].end);
+			i++;
+		} else if (k < 2) {
+			err = amber_unmap_upto(&lo, keep[k].start, keep[k].end);
+			k++;
+		} else {
+			break;
 		}
-		lo = keep[i].end;
 	}
+	if (err || lo >= TASK_SIZE)
+		return err;
 	return vm_munmap(lo, TASK_SIZE - lo);
+}
+
+/*
+ * A PREFILLED VMA is kept as the caller mapped it, which must be private
+ * anonymous memory with the VMA's protection and nothing special, without
+ * holes (it may be several VMAs: the kernel merges and splits them).
+ * Returns 0, or -EINVAL with *bad the first address that is not.
+ */
+static int amber_rvma_check_prefilled(const struct amber_rvma *v, unsigned long *bad)
+{
+	const unsigned long odd = VM_SHARED | VM_MAYSHARE | VM_GROWSDOWN | VM_GROWSUP |
+				  VM_LOCKED | VM_IO | VM_PFNMAP | VM_MIXEDMAP | VM_HUGETLB |
+				  VM_DONTCOPY | VM_WIPEONFORK | VM_UFFD_MISSING | VM_UFFD_WP;
+	unsigned long want = calc_vm_prot_bits(v->prot, 0);
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned long addr = v->start;
+	int err = 0;
+
+	if ((v->prot & PROT_READ) && (current->personality & READ_IMPLIES_EXEC))
+		want |= VM_EXEC;
+	mmap_read_lock(mm);
+	while (addr < v->end) {
+		vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start > addr || !vma_is_anonymous(vma) ||
+		    (vma->vm_flags & odd) ||
+		    (vma->vm_flags & (VM_READ | VM_WRITE | VM_EXEC)) != want) {
+			*bad = addr;
+			err = -EINVAL;
+			break;
+		}
+		addr = vma->vm_end;
+	}
+	mmap_read_unlock(mm);
+	return err;
 }
 
 /* madvise() flags of the image: set on the VMA once it is mapped. */
@@ -587,6 +650,18 @@ int amber_restore_map(struct amber_restore *r)
 
 			if ((v->flags & AMBER_VMA_F_NOMAP) || advice != want_advice)
 				continue;
+			if (v->flags & AMBER_VMA_F_PREFILLED) {
+				unsigned long bad = 0;
+
+				err = amber_rvma_check_prefilled(v, &bad);
+				if (err) {
+					amber_restore_err(r, v->nla,
+							  "prefilled VMA 0x%lx-0x%lx: the caller's memory at 0x%lx is not private anonymous memory with prot %u",
+							  v->start, v->end, bad, v->prot);
+					return err;
+				}
+				continue;
+			}
 			err = amber_rvma_mmap(v);
 			if (!err && advice)
 				err = amber_rvma_advise(v);
@@ -759,10 +834,13 @@ static int amber_pcur_next(struct amber_restore *r, unsigned int idx, struct amb
 	return 0;
 }
 
-/* A shmem VMA mapped from the tool's file: its pages in the pages file are skipped. */
+/*
+ * A shmem VMA mapped from the tool's file, or a PREFILLED one: its pages in
+ * the pages files are skipped.
+ */
 static bool amber_rvma_skips_pages(const struct amber_rvma *v)
 {
-	return v->file && (v->flags & AMBER_VMA_F_SHMEM);
+	return (v->file && (v->flags & AMBER_VMA_F_SHMEM)) || (v->flags & AMBER_VMA_F_PREFILLED);
 }
 
 /* The image VMA that page data may be written to (or skipped) at @addr, or NULL. */

@@ -611,27 +611,34 @@ struct Prepared {
 	uint32_t seq = 0;
 };
 
-// The parked threads' stack: they never use it, but clone3() gets one.
-struct ThreadStack {
+// Anonymous memory of the tool that the stubs inherit: the parked threads'
+// stack (they never use it, but clone3() gets one), the prefill scratch.
+struct AnonMapping {
 	void *addr = MAP_FAILED;
 	size_t size = 0;
-	ThreadStack() = default;
-	ThreadStack(const ThreadStack &) = delete;
-	ThreadStack &operator=(const ThreadStack &) = delete;
-	~ThreadStack()
+	AnonMapping() = default;
+	AnonMapping(const AnonMapping &) = delete;
+	AnonMapping &operator=(const AnonMapping &) = delete;
+	~AnonMapping()
 	{
 		if (addr != MAP_FAILED)
 			munmap(addr, size);
 	}
 };
+using ThreadStack = AnonMapping;
+
+Result<void> map_anon(AnonMapping &m, size_t size, const std::string &what)
+{
+	m.size = size;
+	m.addr = mmap(nullptr, m.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m.addr == MAP_FAILED)
+		return fail_errno("mmap of " + what);
+	return {};
+}
 
 Result<void> map_thread_stack(ThreadStack &s)
 {
-	s.size = 64 << 10;
-	s.addr = mmap(nullptr, s.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (s.addr == MAP_FAILED)
-		return fail_errno("mmap of the threads' stack");
-	return {};
+	return map_anon(s, 64 << 10, "the threads' stack");
 }
 
 // First half: the plan's content and the files it needs (opened now).
@@ -660,6 +667,7 @@ struct ProcFds {
 	int max_open = 2;			// highest fd open in the tool
 	const SharedFds *shared = nullptr;
 	const std::map<int, int> *vma_shmem = nullptr;	// VMA -> shmem
+	const std::vector<PrefillPick> *prefill = nullptr;
 	bool hold = false;
 };
 
@@ -745,6 +753,11 @@ Result<void> prepare_request(Prepared &pr, const Checkpoint &c,
 	if (in.vma_shmem)
 		for (const auto &[vi, k] : *in.vma_shmem)
 			rf.shmem[vi] = p.helpers[shmem_helper.at(k)].to;
+	if (in.prefill) {
+		rf.prefilled.assign(c.vmas.size(), false);
+		for (const PrefillPick &k : *in.prefill)
+			rf.prefilled.at(k.vma) = true;
+	}
 	rf.hold = in.hold;
 	Bytes attrs = AMBER_TRY(build_restore_attrs(c, rf));
 	Request req = AMBER_TRY(nl.make_request(AMBER_CMD_RESTORE, attrs));
@@ -1220,6 +1233,81 @@ Result<void> await_tree(std::vector<TreeProc> &procs, NetlinkClient &nl, int rep
 	return {};
 }
 
+// PROT_NONE placeholders over the ranges the stubs prefill: no mapping of
+// the tool can land there before the stubs exist, and a stub's MAP_FIXED
+// replaces only a placeholder or what its parent's stub prefilled.
+struct Reservation {
+	std::vector<Range> ranges;
+	Reservation() = default;
+	Reservation(const Reservation &) = delete;
+	Reservation &operator=(const Reservation &) = delete;
+	~Reservation() { clear(); }
+	void clear()
+	{
+		for (const Range &r : ranges)
+			munmap(reinterpret_cast<void *>(r.start), r.size());
+		ranges.clear();
+	}
+};
+
+// Which VMAs each process prefills (plan_prefill), their ranges reserved.
+// A range the tool cannot reserve is left out (its pages are then copied).
+Result<std::vector<std::vector<PrefillPick>>> reserve_prefill(const ProcessTree &tree,
+							      const std::vector<TreeProc> &procs,
+							      Reservation &res)
+{
+	std::vector<int> parent(procs.size(), -1);
+	std::vector<const std::vector<Vma> *> vmas(procs.size(), nullptr);
+	std::vector<Range> busy;
+	for (size_t i = 0; i < procs.size(); i++) {
+		for (int c : tree.procs[i].children)
+			parent.at(size_t(c)) = int(i);
+		if (procs[i].zombie)
+			continue;
+		vmas[i] = &procs[i].ckpt().vmas;
+		for (const Vma &v : procs[i].ckpt().vmas)
+			if (v.flags & (AMBER_VMA_F_VDSO | AMBER_VMA_F_VVAR))
+				busy.push_back({v.start, v.end});	// where a stub moves its vDSO
+	}
+	for (const MapEntry &m : AMBER_TRY(read_own_maps()))
+		busy.push_back(m.range);
+
+	for (int attempt = 0; attempt < 4; attempt++) {
+		auto picks = plan_prefill(vmas, parent, busy);
+		std::vector<Range> want;
+		for (size_t i = 0; i < picks.size(); i++)
+			for (const PrefillPick &k : picks[i])
+				want.push_back({(*vmas[i])[k.vma].start, (*vmas[i])[k.vma].end});
+		std::sort(want.begin(), want.end(),
+			  [](const Range &a, const Range &b) { return a.start < b.start; });
+		std::vector<Range> merged;
+		for (const Range &r : want)
+			if (!merged.empty() && r.start <= merged.back().end)
+				merged.back().end = std::max(merged.back().end, r.end);
+			else
+				merged.push_back(r);
+		bool clash = false;
+		for (const Range &r : merged) {
+			void *want_at = reinterpret_cast<void *>(r.start);
+			void *a = mmap(want_at, r.size(), PROT_NONE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+				       -1, 0);
+			if (a == want_at) {
+				res.ranges.push_back(r);
+				continue;
+			}
+			if (a != MAP_FAILED)
+				munmap(a, r.size());
+			busy.push_back(r);	// taken meanwhile: not prefilled
+			clash = true;
+		}
+		if (!clash)
+			return picks;
+		res.clear();
+	}
+	return std::vector<std::vector<PrefillPick>>(procs.size());
+}
+
 Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &store,
 				     std::vector<Checkpoint> root_chain)
 {
@@ -1306,6 +1394,11 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	PipeFds go = AMBER_TRY(make_pipe("pipe"));
 	ThreadStack stack;
 	AMBER_TRY(map_thread_stack(stack));
+	AnonMapping scratch;
+	AMBER_TRY(map_anon(scratch, 1 << 20, "the prefill scratch buffer"));
+	// Private memory shared copy-on-write along the tree (StubPrefill).
+	Reservation reserved;
+	auto prefill = AMBER_TRY(reserve_prefill(tree, procs, reserved));
 	for (int i : live) {
 		TreeProc &p = procs[i];
 		auto pr = prepare_open(p.ckpt(), p.pages, std::move(p.fds), stack);
@@ -1325,6 +1418,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		in.max_open = max_fd;
 		in.shared = &shared;
 		in.vma_shmem = &sp.vma_shmem[k];
+		in.prefill = &prefill[live[k]];
 		in.hold = true;
 		if (auto r = prepare_request(p.pr, p.ckpt(), p.pages, *nl, in); !r)
 			return wrap(r.error(), p.label + ": ");
@@ -1357,6 +1451,20 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		t.ready_fd = report.w.get();
 		t.go_fd = go.r.get();
 		t.go_w_fd = go.w.get();
+		if (procs[i].zombie)
+			continue;
+		std::vector<int> link_fds;
+		for (const UniqueFd &fd : procs[i].pr.helpers.pages)
+			link_fds.push_back(fd.get());
+		for (const PrefillPick &k : prefill[i]) {
+			const Vma &v = procs[i].ckpt().vmas[k.vma];
+			Range r{v.start, v.end};
+			plan.prefill.push_back({r, int(v.prot), k.inherited,
+						prefill_segs(procs[i].sources, r,
+							     procs[i].ckpt().page_size, link_fds)});
+		}
+		plan.scratch = uint64_t(scratch.addr);
+		plan.scratch_size = scratch.size;
 	}
 	// Last, so no later allocation of ours can land where a stub moves the
 	// vDSO to: the stubs' mappings are ours at clone3() time.

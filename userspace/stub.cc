@@ -215,6 +215,85 @@ int pick_scratch_chunk(uint64_t base, uint64_t span, const Range &a, const Range
 	return -1;
 }
 
+namespace {
+
+bool prefill_eligible(const Vma &v, const std::vector<Range> &busy)
+{
+	const uint32_t plain = AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE;
+	Range r{v.start, v.end};
+
+	if (!(v.flags & AMBER_VMA_F_ANON) || (v.flags & ~plain) || !v.prot || r.empty())
+		return false;
+	return std::none_of(busy.begin(), busy.end(), [&](const Range &b) { return b.overlaps(r); });
+}
+
+} // namespace
+
+std::vector<std::vector<PrefillPick>> plan_prefill(const std::vector<const std::vector<Vma> *> &vmas,
+						   const std::vector<int> &parent,
+						   const std::vector<Range> &busy)
+{
+	const size_t n = vmas.size();
+	// Eligible ranges of each process: (start, end) -> VMA index.
+	std::vector<std::map<std::pair<uint64_t, uint64_t>, size_t>> elig(n);
+	std::vector<std::vector<size_t>> children(n);
+	for (size_t i = 0; i < n; i++) {
+		if (parent[i] >= 0 && size_t(parent[i]) < n)
+			children[parent[i]].push_back(i);
+		if (!vmas[i])
+			continue;
+		for (size_t k = 0; k < vmas[i]->size(); k++)
+			if (prefill_eligible((*vmas[i])[k], busy))
+				elig[i][{(*vmas[i])[k].start, (*vmas[i])[k].end}] = k;
+	}
+
+	std::vector<std::vector<PrefillPick>> out(n);
+	std::vector<std::map<std::pair<uint64_t, uint64_t>, size_t>> picked(n);
+	std::vector<bool> done(n);
+	// Parents before children, whatever the order of the indexes.
+	std::vector<size_t> todo;
+	for (size_t i = 0; i < n; i++)
+		if (parent[i] < 0 || size_t(parent[i]) >= n)
+			todo.push_back(i);
+	while (!todo.empty()) {
+		size_t i = todo.back();
+		todo.pop_back();
+		if (done[i])
+			continue;
+		done[i] = true;
+		for (size_t c : children[i])
+			todo.push_back(c);
+		int p = parent[i];
+		for (const auto &[range, k] : elig[i]) {
+			bool inherited = p >= 0 && size_t(p) < n && picked[p].count(range);
+			bool wanted = inherited ||
+				      std::any_of(children[i].begin(), children[i].end(),
+						  [&](size_t c) { return elig[c].count(range) > 0; });
+			if (!wanted)
+				continue;
+			picked[i][range] = k;
+			out[i].push_back({k, inherited});
+		}
+	}
+	return out;
+}
+
+std::vector<PrefillSeg> prefill_segs(const std::vector<PageSource> &sources, Range r,
+				     uint64_t page_size, const std::vector<int> &link_fds)
+{
+	std::vector<PrefillSeg> out;
+	for (const PageSource &s : sources) {
+		uint64_t lo = std::max(s.addr, r.start);
+		uint64_t hi = std::min(s.addr + s.nr_pages * page_size, r.end);
+		if (lo >= hi || s.link >= link_fds.size())
+			continue;
+		out.push_back({lo, hi - lo, link_fds[s.link], s.offset + (lo - s.addr)});
+	}
+	std::sort(out.begin(), out.end(),
+		  [](const PrefillSeg &a, const PrefillSeg &b) { return a.addr < b.addr; });
+	return out;
+}
+
 std::vector<std::pair<unsigned, unsigned>> close_ranges(const std::vector<int> &keep)
 {
 	std::vector<std::pair<unsigned, unsigned>> out;
@@ -372,6 +451,11 @@ std::string describe_step(const StubPlan &plan, const StubReport &r)
 		return "stub: ready";
 	case StubStep::ZombieExit:
 		return "zombie: exit with " + std::to_string(r.index);
+	case StubStep::Prefill:
+		if (r.index >= 0 && size_t(r.index) < plan.prefill.size())
+			return "private memory " + range_str(plan.prefill[r.index].range) +
+			       ": filling it before forking the children";
+		return "private memory: filling it before forking the children";
 	}
 	return "stub: step " + std::to_string(r.step);
 }
@@ -428,14 +512,16 @@ Result<void> put_vmas(AttrWriter &w, const std::vector<Vma> &vmas, const Request
 		w.put_u64(AMBER_VMA_END, v.end);
 		w.put_u64(AMBER_VMA_PGOFF, v.pgoff);
 		w.put_u32(AMBER_VMA_PROT, v.prot);
-		w.put_u32(AMBER_VMA_FLAGS, v.flags);
+		size_t idx = size_t(&v - vmas.data());
+		bool prefilled = idx < fds.prefilled.size() && fds.prefilled[idx];
+		w.put_u32(AMBER_VMA_FLAGS, v.flags | (prefilled ? AMBER_VMA_F_PREFILLED : 0));
 		if (!v.path.empty())
 			w.put_string(AMBER_VMA_PATH, v.path);
 		w.put_u64(AMBER_VMA_DEV, v.dev);
 		w.put_u64(AMBER_VMA_INO, v.ino);
 		w.put_u64(AMBER_VMA_FILE_SIZE, v.file_size);
 		w.put_u64(AMBER_VMA_PAGES, v.pages);
-		if (auto m = fds.shmem.find(int(&v - vmas.data())); m != fds.shmem.end()) {
+		if (auto m = fds.shmem.find(int(idx)); m != fds.shmem.end()) {
 			w.put_u32(AMBER_VMA_FILE_FD, uint32_t(m->second));
 		} else if (vma_has_file(v)) {
 			auto fd = fds.files.find({v.path, vma_needs_write(v)});
@@ -637,6 +723,118 @@ long clone3_parked_thread(StubCloneArgs *args, StubThreadSig *sigs, long nsigs, 
 	stub_fail(plan, StubStep::ZombieExit, sig);
 }
 
+// pread() of exactly len bytes.
+bool pread_full(int fd, void *buf, uint64_t len, uint64_t off)
+{
+	auto *p = static_cast<uint8_t *>(buf);
+	while (len) {
+		ssize_t n = pread(fd, p, len, off_t(off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;	// the pages file is shorter than its index
+			return false;
+		}
+		p += n;
+		off += uint64_t(n);
+		len -= uint64_t(n);
+	}
+	return true;
+}
+
+bool page_is_zero(const uint64_t *w, size_t words)
+{
+	for (size_t i = 0; i < words; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+// Inherited pages of [addr, end) that must be zero: those resident and not
+// zero are dropped (never-touched ones are not even read). Uses the scratch
+// buffer for mincore().
+bool zero_pages(const StubPlan &plan, uint64_t addr, uint64_t end, size_t ps)
+{
+	auto *vec = reinterpret_cast<unsigned char *>(plan.scratch);
+	while (addr < end) {
+		uint64_t n = std::min<uint64_t>((end - addr) / ps, plan.scratch_size);
+		if (mincore(reinterpret_cast<void *>(addr), n * ps, vec))
+			return false;
+		for (uint64_t k = 0; k < n; k++) {
+			uint64_t page = addr + k * ps;
+			if ((vec[k] & 1) &&
+			    !page_is_zero(reinterpret_cast<const uint64_t *>(page), ps / 8) &&
+			    madvise(reinterpret_cast<void *>(page), ps, MADV_DONTNEED))
+				return false;
+		}
+		addr += n * ps;
+	}
+	return true;
+}
+
+// Inherited memory: a page is written only where it differs from the image.
+bool fix_inherited(const StubPlan &plan, const StubPrefill &f, size_t ps)
+{
+	auto *scratch = reinterpret_cast<uint8_t *>(plan.scratch);
+	uint64_t at = f.range.start;
+
+	for (const PrefillSeg &s : f.segs) {
+		if (!zero_pages(plan, at, s.addr, ps))
+			return false;
+		for (uint64_t done = 0; done < s.len;) {
+			uint64_t n = std::min<uint64_t>(s.len - done, plan.scratch_size);
+			if (!pread_full(s.fd, scratch, n, s.off + done))
+				return false;
+			for (uint64_t k = 0; k < n; k += ps) {
+				auto *mem = reinterpret_cast<uint8_t *>(s.addr + done + k);
+				if (memcmp(mem, scratch + k, ps))
+					memcpy(mem, scratch + k, ps);
+			}
+			done += n;
+		}
+		at = s.addr + s.len;
+	}
+	return zero_pages(plan, at, f.range.end, ps);
+}
+
+} // namespace
+
+bool prefill_one(const StubPlan &plan, size_t i)
+{
+	const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+	const int rw = PROT_READ | PROT_WRITE;
+	const StubPrefill &f = plan.prefill.at(i);
+	void *at = reinterpret_cast<void *>(f.range.start);
+	bool ok;
+
+	if (f.inherited) {
+		ok = !mprotect(at, f.range.size(), rw) && fix_inherited(plan, f, ps);
+	} else {
+		// Over the tool's PROT_NONE reservation, or over what the parent's
+		// stub prefilled for itself only.
+		ok = mmap(at, f.range.size(), rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+		     at;
+		for (size_t k = 0; ok && k < f.segs.size(); k++)
+			ok = pread_full(f.segs[k].fd, reinterpret_cast<void *>(f.segs[k].addr),
+					f.segs[k].len, f.segs[k].off);
+	}
+	if (ok && f.prot != rw)
+		ok = !mprotect(at, f.range.size(), f.prot);
+	return ok;
+}
+
+namespace {
+
+// Maps and fills the prefilled VMAs (see StubPrefill), or fixes up those
+// inherited from the parent's stub.
+void prefill(const StubPlan &plan)
+{
+	for (size_t i = 0; i < plan.prefill.size(); i++)
+		if (!prefill_one(plan, i))
+			stub_fail(plan, StubStep::Prefill, int(i));
+}
+
 // Tree part of a stub, before it restores itself: session and group,
 // children, the barrier, joining a group. Zombies end here.
 void run_tree_stub(const StubPlan &plan)
@@ -648,6 +846,7 @@ void run_tree_stub(const StubPlan &plan)
 		stub_fail(plan, StubStep::Setsid, 0);
 	if (t.setpgid_self && setpgid(0, 0))
 		stub_fail(plan, StubStep::Setpgid, plan.pid);
+	prefill(plan);
 
 	for (const auto &[pid, child] : t.children) {
 		pid_t tid = pid;

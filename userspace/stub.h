@@ -66,6 +66,48 @@ Result<VdsoPlan> plan_vdso(const std::vector<MapEntry> &own, const std::vector<V
 // targets are at most span long.
 int pick_scratch_chunk(uint64_t base, uint64_t span, const Range &a, const Range &b);
 
+// Private anonymous memory that the stubs of a tree restore map and fill
+// themselves, before forking their children, and hand to the kernel as
+// AMBER_VMA_F_PREFILLED: a child inherits it copy-on-write and rewrites only
+// the pages where its image differs, so pages a parent and its child shared
+// at checkpoint time stay shared instead of being copied once per process.
+struct PrefillPick {
+	size_t vma = 0;			// index into the process's VMAs
+	bool inherited = false;		// its parent prefills the same range
+};
+
+// Picks, for every process of a tree, the VMAs it prefills. vmas[i] are
+// process i's VMAs (nullptr for a zombie), parent[i] its parent's index
+// (-1 for the root), busy the ranges no stub may map over (the tool's own
+// mappings, every image's vvar and vDSO). Eligible: private anonymous
+// memory (the heap included, nothing else special) with some protection,
+// clear of busy. Prefilled: an eligible VMA whose exact range the parent
+// prefills (inherited) or some child has as an eligible VMA.
+std::vector<std::vector<PrefillPick>> plan_prefill(const std::vector<const std::vector<Vma> *> &vmas,
+						   const std::vector<int> &parent,
+						   const std::vector<Range> &busy);
+
+// Page data of a prefilled range, from a pages file.
+struct PrefillSeg {
+	uint64_t addr = 0;
+	uint64_t len = 0;
+	int fd = -1;			// the pages file (the tool's fd number)
+	uint64_t off = 0;		// of addr's data in it
+};
+
+// The segments of range r in a process's resolved chain (link_fds[k]: the
+// fd of link k's pages file), in address order. Pages of r that none
+// covers are zero.
+std::vector<PrefillSeg> prefill_segs(const std::vector<PageSource> &sources, Range r,
+				     uint64_t page_size, const std::vector<int> &link_fds);
+
+struct StubPrefill {
+	Range range;
+	int prot = 0;			// PROT_*, set once filled
+	bool inherited = false;
+	std::vector<PrefillSeg> segs;
+};
+
 // Gaps between sorted, distinct kept fds, as close_range() arguments.
 std::vector<std::pair<unsigned, unsigned>> close_ranges(const std::vector<int> &keep);
 
@@ -187,6 +229,11 @@ struct StubPlan {
 	uint64_t thread_stack = 0;		// shared by the parked threads
 	uint64_t thread_stack_size = 0;
 	StubTree tree;
+	// Filled before the children are forked (tree restores only), with
+	// a scratch buffer of the tool's for comparing inherited pages.
+	std::vector<StubPrefill> prefill;
+	uint64_t scratch = 0;
+	uint64_t scratch_size = 0;
 	Bytes msg;				// complete netlink message
 };
 
@@ -217,6 +264,7 @@ enum class StubStep : uint32_t {
 	ThreadSig,	// index: the TID
 	Ready,		// not a failure: the process and its children exist
 	ZombieExit,	// index: code or signal
+	Prefill,	// index: prefill[]
 };
 
 // Fixed-size record written to the report pipe (atomic: < PIPE_BUF).
@@ -243,6 +291,7 @@ struct RequestFds {
 	std::map<std::pair<std::string, bool>, int> files;	// (path, rw) -> fd
 	std::vector<int> close;					// every helper fd
 	std::map<int, int> shmem;	// VMA index -> memfd (tree restores)
+	std::vector<bool> prefilled;	// by VMA index: AMBER_VMA_F_PREFILLED
 	bool hold = false;		// AMBER_A_FLAGS = AMBER_RESTORE_F_HOLD
 };
 
@@ -258,6 +307,12 @@ std::string fd_legend(const std::string &msg, const std::map<int, std::string> &
 
 // Thread-directed pending signals of the image's threads, checked.
 Result<std::vector<StubThreadSig>> plan_thread_signals(const Checkpoint &c);
+
+// Maps and fills plan.prefill[i], or fixes it up where inherited (pages
+// that differ from the image rewritten, resident pages that must be zero
+// dropped), then sets its protection. The stub's own step, without
+// allocation; false with errno set on failure.
+bool prefill_one(const StubPlan &plan, size_t i);
 
 // Runs in the child after clone3(): never returns.
 [[noreturn]] void run_stub(const StubPlan &plan);

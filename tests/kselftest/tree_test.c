@@ -16,7 +16,12 @@
  *   - incremental: the second tree checkpoint is incremental for every
  *     process, and restores;
  *   - refused: a tree whose child holds a TCP socket is refused naming the
- *     fd, and keeps running.
+ *     fd, and keeps running;
+ *   - cow_shared: a parent and two children sharing 32 MiB of private
+ *     anonymous memory copy-on-write (each with a few pages of its own):
+ *     restored, the tree's Pss grows by less than half the region (the
+ *     shared pages are not doubled) and every process still sees its own
+ *     view.
  *
  * Reference outputs (the workloads run directly) are cached per boot under
  * TEST_TMP/tree/. Each test works in TEST_TMP/tree/<test>/, removed when it
@@ -50,6 +55,19 @@ static const char *const threads_args[] = { "--steps", "60", "--iters", "600000"
 #define PIPE_LINES	"30000"
 static const char *const consume_args = "--delay-ms 10 --chunk 4096";
 static const char *const family_args[] = { "--rounds", "400", "--delay-ms", "10", NULL };
+/*
+ * 10 s of sleep, enough for a checkpoint that does not stop the tree (it runs
+ * on for seconds) and a restore; the region is COW_MIB MiB, shared by
+ * COW_PROCS processes.
+ */
+#define COW_MIB		32
+#define COW_PROCS	3
+#define COW_ROUNDS	100
+#define STR_(x)		#x
+#define STR(x)		STR_(x)
+static const char *const cowshare_args[] = { "--mib", STR(COW_MIB), "--procs", STR(COW_PROCS),
+					     "--rounds", STR(COW_ROUNDS), "--delay-ms", "100",
+					     NULL };
 
 static const char minimake_line[] =
 	"minimake 1.0: primes 1229 fib 210345902 crc ce0c5114 words 9 sorted 1 gcd 21 "
@@ -93,7 +111,7 @@ static char *pipeline_cmd(const char *out)
 	return cmd;
 }
 
-/* argv of a workload (threads, pipeline via sh, family) writing its files into work. */
+/* argv of a workload (threads, pipeline via sh, cowshare, family) writing its files into work. */
 static void workload_argv(const char *name, const char *work, const char *extra_out,
 			  struct args *a)
 {
@@ -104,6 +122,9 @@ static void workload_argv(const char *name, const char *work, const char *extra_
 		args_addv(a, threads_args);
 	} else if (!strcmp(name, "pipeline")) {
 		args_add(a, "/bin/sh", "-c", pipeline_cmd(extra_out), NULL);
+	} else if (!strcmp(name, "cowshare")) {
+		args_add(a, workload_path("cowshare"), NULL);
+		args_addv(a, cowshare_args);
 	} else {
 		snprintf(path, sizeof(path), "%s/records", work);
 		args_add(a, workload_path("family"), "--file", path, NULL);
@@ -206,6 +227,27 @@ static const struct ids *find_ids(const struct ids *t, int n, pid_t pid)
 		if (t[i].pid == pid)
 			return &t[i];
 	return NULL;
+}
+
+/* Sum of `Pss:` of /proc/PID/smaps_rollup over the processes of t, in kB; -1 if unreadable. */
+static long tree_pss_kb(const struct ids *t, int n)
+{
+	char path[64], *s, *p;
+	long sum = 0;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", t[i].pid);
+		s = slurp(path, NULL);
+		p = s ? strstr(s, "\nPss:") : NULL;
+		if (!p) {
+			free(s);
+			return -1;
+		}
+		sum += strtol(p + strlen("\nPss:"), NULL, 10);
+		free(s);
+	}
+	return sum;
 }
 
 FIXTURE(tree) {
@@ -601,6 +643,76 @@ TEST_F_TIMEOUT(tree, family, 150)
 		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
 		       files_differ(ref, self->out) - 1);
 	EXPECT_EQ(1, count_text(self->out, "zombie reaped status 42\n"));
+}
+
+/*
+ * A parent and children sharing private anonymous memory copy-on-write: the
+ * restore does not double the shared pages (the tree's Pss grows by less
+ * than half the region), and every process keeps its own view.
+ */
+TEST_F_TIMEOUT(tree, cow_shared, 120)
+{
+	struct cmd_result r = { 0 };
+	struct args a = { 0 };
+	struct ids after[MAXP];
+	struct ckpt_line c;
+	char ref[256], pidf[320], *s, *p, *end;
+	long pss_before, pss_after;
+	off_t size;
+	int i, n;
+
+	if (!amber_loaded())
+		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	ASSERT_EQ(0, reference("cowshare", ref, sizeof(ref)))
+		TH_LOG("uninterrupted run of cowshare failed");
+
+	snprintf(pidf, sizeof(pidf), "%s/pids", self->base);
+	workload_argv("cowshare", self->work, NULL, &a);
+	args_add(&a, "--pids", pidf, NULL);
+	self->root = spawn_workload(ARGV(&a), self->out);
+	ASSERT_LT(0, self->root);
+	ASSERT_EQ(0, wait_for_text(self->out, "ready\n", 60000)) TH_LOG("cowshare never got ready");
+	n = snapshot(self->root, self->before, MAXP);
+	ASSERT_EQ(COW_PROCS, n);
+	self->nbefore = n;
+	s = slurp(pidf, NULL);
+	ASSERT_NE(NULL, s);
+	for (i = 0, p = s; i < COW_PROCS; i++, p = end) {
+		pid_t pid = strtol(p, &end, 10);
+
+		EXPECT_NE(NULL, find_ids(self->before, n, pid))
+			TH_LOG("pid %d of %s is not in the tree", pid, pidf);
+	}
+	free(s);
+	pss_before = tree_pss_kb(self->before, n);
+	ASSERT_LT(0, pss_before);
+
+	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
+		log_cmd(_metadata, "checkpoint --tree", &r);
+	TH_LOG("%s", r.out);
+	cmd_result_free(&r);
+	ASSERT_EQ(self->root, c.pid);
+	ASSERT_EQ(0, kill_all(self));
+
+	ASSERT_EQ(n, restore_tree(self, after, 0, 60000)) TH_LOG("the tree never came back");
+	same_tree(_metadata, self->before, n, after, n);
+	/* Released and running: the root prints past what the killed tree printed. */
+	size = file_size(self->out);
+	ASSERT_EQ(0, wait_for_size(self->out, size + 1, 30000))
+		TH_LOG("no output after the restore: the tree does not run");
+	pss_after = tree_pss_kb(self->before, n);
+	EXPECT_EQ(0, count_text(self->out, "child 1 "))
+		TH_LOG("the workload ended before the Pss was measured");
+	TH_LOG("Pss of the tree: %ld kB before, %ld kB after the restore", pss_before, pss_after);
+	TH_LOG("measured with %d of %d rounds printed", count_text(self->out, "round "), COW_ROUNDS);
+	ASSERT_LT(0, pss_after);
+	EXPECT_LE(pss_after, pss_before + COW_MIB * 1024 / 2)
+		TH_LOG("the restore doubled the shared memory: +%ld kB for a %d MiB region shared "
+		       "by %d processes", pss_after - pss_before, COW_MIB, COW_PROCS);
+	ASSERT_EQ(0, wait_restorer(self, 60000)) TH_LOG("amber restore failed");
+	EXPECT_EQ(0, files_differ(ref, self->out))
+		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
+		       files_differ(ref, self->out) - 1);
 }
 
 /* The second checkpoint of a tree is incremental for every process, and restores. */

@@ -355,8 +355,17 @@ enum amber_vma_flags {
 	AMBER_VMA_F_LOCKED	= 1 << 11,
 	AMBER_VMA_F_HUGEPAGE	= 1 << 12,	/* MADV_HUGEPAGE */
 	AMBER_VMA_F_NOHUGEPAGE	= 1 << 13,
+	/*
+	 * Restore only: the caller has already mapped [start, end) as private
+	 * anonymous memory with the VMA's prot and filled it (a tree restore
+	 * does so before forking, so that pages a parent and its child shared
+	 * copy-on-write stay shared). The kernel checks the mapping and keeps
+	 * it, contents included; the VMA's pages in the pages files are skipped.
+	 * Only with AMBER_VMA_F_ANON, optionally AMBER_VMA_F_HEAP and _MAYWRITE.
+	 */
+	AMBER_VMA_F_PREFILLED	= 1 << 14,
 
-	__AMBER_VMA_F_ALL	= (1 << 14) - 1,
+	__AMBER_VMA_F_ALL	= (1 << 15) - 1,
 };
 
 /* AMBER_A_VMA */
