@@ -181,6 +181,41 @@ static int amber_rvma_check_file(struct amber_restore *r, struct amber_rvma *v,
 }
 
 /* Parse and check one AMBER_A_VMA; @prev_end is the previous VMA's end. */
+/*
+ * A PREFILLED VMA is kept as the caller mapped it, which must be private
+ * anonymous memory with the VMA's protection and nothing special, without
+ * holes (it may be several VMAs: the kernel merges and splits them).
+ * Returns 0, or -EINVAL with *bad the first address that is not.
+ */
+static int amber_rvma_check_prefilled(const struct amber_rvma *v, unsigned long *bad)
+{
+	const unsigned long odd = VM_SHARED | VM_MAYSHARE | VM_GROWSDOWN | VM_GROWSUP |
+				  VM_LOCKED | VM_IO | VM_PFNMAP | VM_MIXEDMAP | VM_HUGETLB |
+				  VM_DONTCOPY | VM_WIPEONFORK | VM_UFFD_MISSING | VM_UFFD_WP;
+	unsigned long want = calc_vm_prot_bits(v->prot, 0);
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned long addr = v->start;
+	int err = 0;
+
+	if ((v->prot & PROT_READ) && (current->personality & READ_IMPLIES_EXEC))
+		want |= VM_EXEC;
+	mmap_read_lock(mm);
+	while (addr < v->end) {
+		vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start > addr || !vma_is_anonymous(vma) ||
+		    (vma->vm_flags & odd) ||
+		    (vma->vm_flags & (VM_READ | VM_WRITE | VM_EXEC)) != want) {
+			*bad = addr;
+			err = -EINVAL;
+			break;
+		}
+		addr = vma->vm_end;
+	}
+	mmap_read_unlock(mm);
+	return err;
+}
+
 static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
 			    struct amber_rvma *v, unsigned long prev_end)
 {
@@ -237,6 +272,17 @@ static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
 		amber_restore_err(r, nla, "VMA 0x%lx-0x%lx: PREFILLED is only for plain private anonymous memory",
 				  v->start, v->end);
 		return -EINVAL;
+	}
+	if (v->flags & AMBER_VMA_F_PREFILLED) {
+		unsigned long bad = 0;
+
+		/* Checked before the point of no return: unmapping keeps it. */
+		err = amber_rvma_check_prefilled(v, &bad);
+		if (err)
+			amber_restore_err(r, nla,
+					  "prefilled VMA 0x%lx-0x%lx: the caller's memory at 0x%lx is not private anonymous memory with prot %u",
+					  v->start, v->end, bad, v->prot);
+		return err;
 	}
 	if (tb[AMBER_VMA_FILE_FD])
 		return amber_rvma_check_file(r, v, tb[AMBER_VMA_FILE_FD]);
@@ -541,41 +587,6 @@ static int amber_restore_unmap(struct amber_restore *r)
 	return vm_munmap(lo, TASK_SIZE - lo);
 }
 
-/*
- * A PREFILLED VMA is kept as the caller mapped it, which must be private
- * anonymous memory with the VMA's protection and nothing special, without
- * holes (it may be several VMAs: the kernel merges and splits them).
- * Returns 0, or -EINVAL with *bad the first address that is not.
- */
-static int amber_rvma_check_prefilled(const struct amber_rvma *v, unsigned long *bad)
-{
-	const unsigned long odd = VM_SHARED | VM_MAYSHARE | VM_GROWSDOWN | VM_GROWSUP |
-				  VM_LOCKED | VM_IO | VM_PFNMAP | VM_MIXEDMAP | VM_HUGETLB |
-				  VM_DONTCOPY | VM_WIPEONFORK | VM_UFFD_MISSING | VM_UFFD_WP;
-	unsigned long want = calc_vm_prot_bits(v->prot, 0);
-	struct mm_struct *mm = current->mm;
-	struct vm_area_struct *vma;
-	unsigned long addr = v->start;
-	int err = 0;
-
-	if ((v->prot & PROT_READ) && (current->personality & READ_IMPLIES_EXEC))
-		want |= VM_EXEC;
-	mmap_read_lock(mm);
-	while (addr < v->end) {
-		vma = find_vma(mm, addr);
-		if (!vma || vma->vm_start > addr || !vma_is_anonymous(vma) ||
-		    (vma->vm_flags & odd) ||
-		    (vma->vm_flags & (VM_READ | VM_WRITE | VM_EXEC)) != want) {
-			*bad = addr;
-			err = -EINVAL;
-			break;
-		}
-		addr = vma->vm_end;
-	}
-	mmap_read_unlock(mm);
-	return err;
-}
-
 /* madvise() flags of the image: set on the VMA once it is mapped. */
 #define AMBER_VMA_F_ADVICE	(AMBER_VMA_F_DONTFORK | AMBER_VMA_F_DONTDUMP | \
 				 AMBER_VMA_F_HUGEPAGE | AMBER_VMA_F_NOHUGEPAGE)
@@ -650,18 +661,8 @@ int amber_restore_map(struct amber_restore *r)
 
 			if ((v->flags & AMBER_VMA_F_NOMAP) || advice != want_advice)
 				continue;
-			if (v->flags & AMBER_VMA_F_PREFILLED) {
-				unsigned long bad = 0;
-
-				err = amber_rvma_check_prefilled(v, &bad);
-				if (err) {
-					amber_restore_err(r, v->nla,
-							  "prefilled VMA 0x%lx-0x%lx: the caller's memory at 0x%lx is not private anonymous memory with prot %u",
-							  v->start, v->end, bad, v->prot);
-					return err;
-				}
-				continue;
-			}
+			if (v->flags & AMBER_VMA_F_PREFILLED)
+				continue;	/* kept, checked when parsed */
 			err = amber_rvma_mmap(v);
 			if (!err && advice)
 				err = amber_rvma_advise(v);

@@ -624,7 +624,11 @@ static void put_bare_vma(struct nlbuf *b, struct nlattr *vma)
 	nl_nest_end(b);
 }
 
-enum garbage { G_EMPTY, G_UNSORTED, G_OVERLAP, G_HUGE, G_BACKWARDS };
+enum garbage {
+	G_EMPTY, G_UNSORTED, G_OVERLAP, G_HUGE, G_BACKWARDS,
+	G_PREFILLED_SHMEM,	/* PREFILLED on shared memory */
+	G_PREFILLED_UNMAPPED,	/* PREFILLED where the caller has nothing mapped */
+};
 
 /* Where this process has [vdso] and [vvar], from /proc/self/maps. */
 static void own_special(uint64_t vdso[2], uint64_t vvar[2])
@@ -768,6 +772,21 @@ static void restore_garbage(struct __test_metadata *_metadata, FIXTURE_DATA(bad)
 			nl_put_u32(&b, AMBER_VMA_FLAGS, AMBER_VMA_F_ANON);
 			nl_nest_end(&b);
 			nl_nest_end(&b);
+		} else if (g == G_PREFILLED_SHMEM || g == G_PREFILLED_UNMAPPED) {
+			/* 0x10000-0x20000: nothing of ours is mapped that low */
+			uint32_t f = AMBER_VMA_F_ANON | AMBER_VMA_F_PREFILLED;
+
+			if (g == G_PREFILLED_SHMEM)
+				f |= AMBER_VMA_F_SHARED | AMBER_VMA_F_SHMEM;
+			nl_nest_start(&b, AMBER_A_VMAS);
+			nl_nest_start(&b, AMBER_A_VMA);
+			nl_put_u64(&b, AMBER_VMA_START, 0x10000);
+			nl_put_u64(&b, AMBER_VMA_END, 0x20000);
+			nl_put_u64(&b, AMBER_VMA_PGOFF, 0);
+			nl_put_u32(&b, AMBER_VMA_PROT, 3);
+			nl_put_u32(&b, AMBER_VMA_FLAGS, f);
+			nl_nest_end(&b);
+			nl_nest_end(&b);
 		}
 		if (g != G_EMPTY && g != G_BACKWARDS) {
 			nl_nest_start(&b, AMBER_A_PAGE_FDS);
@@ -798,6 +817,9 @@ static void restore_garbage(struct __test_metadata *_metadata, FIXTURE_DATA(bad)
 	if (g == G_UNSORTED || g == G_OVERLAP)
 		EXPECT_TRUE(contains_ci(r.msg, "sorted") || contains_ci(r.msg, "overlap"))
 			TH_LOG("%s: rejected for something else", what);
+	if (g == G_PREFILLED_SHMEM || g == G_PREFILLED_UNMAPPED)
+		EXPECT_TRUE(contains_ci(r.msg, "prefilled")) TH_LOG("%s: rejected for something else",
+								   what);
 	free(core);
 	free(vmas);
 }
@@ -812,6 +834,8 @@ TEST_F_TIMEOUT(bad, netlink_restore_garbage, 120)
 	restore_garbage(_metadata, self, G_OVERLAP, "overlapping VMAs");
 	restore_garbage(_metadata, self, G_HUGE, "VMA above TASK_SIZE");
 	restore_garbage(_metadata, self, G_BACKWARDS, "VMA ending before its start, no PAGE_FDS");
+	restore_garbage(_metadata, self, G_PREFILLED_SHMEM, "PREFILLED shared memory");
+	restore_garbage(_metadata, self, G_PREFILLED_UNMAPPED, "PREFILLED over nothing mapped");
 }
 
 /* --- RESTORE of a multi-threaded stub: bad THREADS, FLAGS and shmem fds --- */
