@@ -14,6 +14,7 @@
 #include <climits>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -669,7 +670,21 @@ struct ProcFds {
 	const std::map<int, int> *vma_shmem = nullptr;	// VMA -> shmem
 	const std::vector<PrefillPick> *prefill = nullptr;
 	bool hold = false;
+	bool fault_refused = false;	// AMBER_FAULT (fault_pid())
 };
+
+// Fault injection for the tests, as CRIU_FAULT does for CRIU's:
+// AMBER_FAULT=restore-refused:PID makes process PID's request one that
+// amber.ko refuses (its stack marked PREFILLED), once the other processes
+// of the tree exist. 0 when not asked.
+pid_t fault_pid(const char *what)
+{
+	const char *f = getenv("AMBER_FAULT");
+	size_t n = strlen(what);
+	if (!f || strncmp(f, what, n) || f[n] != ':')
+		return 0;
+	return pid_t(strtol(f + n + 1, nullptr, 10));
+}
 
 // Second half, once every fd of the tool is open: helper moves, the fds to
 // close and the request.
@@ -753,11 +768,15 @@ Result<void> prepare_request(Prepared &pr, const Checkpoint &c,
 	if (in.vma_shmem)
 		for (const auto &[vi, k] : *in.vma_shmem)
 			rf.shmem[vi] = p.helpers[shmem_helper.at(k)].to;
-	if (in.prefill) {
-		rf.prefilled.assign(c.vmas.size(), false);
+	rf.prefilled.assign(c.vmas.size(), false);
+	if (in.prefill)
 		for (const PrefillPick &k : *in.prefill)
 			rf.prefilled.at(k.vma) = true;
-	}
+	for (size_t i = 0; in.fault_refused && i < c.vmas.size(); i++)
+		if (c.vmas[i].flags & AMBER_VMA_F_STACK) {
+			rf.prefilled[i] = true;
+			break;
+		}
 	rf.hold = in.hold;
 	Bytes attrs = AMBER_TRY(build_restore_attrs(c, rf));
 	Request req = AMBER_TRY(nl.make_request(AMBER_CMD_RESTORE, attrs));
@@ -1420,6 +1439,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		in.vma_shmem = &sp.vma_shmem[k];
 		in.prefill = &prefill[live[k]];
 		in.hold = true;
+		in.fault_refused = fault_pid("restore-refused") == pid_t(p.pid);
 		if (auto r = prepare_request(p.pr, p.ckpt(), p.pages, *nl, in); !r)
 			return wrap(r.error(), p.label + ": ");
 	}

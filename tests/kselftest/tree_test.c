@@ -21,7 +21,10 @@
  *     anonymous memory copy-on-write (each with a few pages of its own):
  *     restored, the tree's Pss grows by less than half the region (the
  *     shared pages are not doubled) and every process still sees its own
- *     view.
+ *     view;
+ *   - failed_restore_leaves_nothing: amber.ko refuses one worker of the
+ *     family tree (AMBER_FAULT): the error names it, no process is left,
+ *     and the image then restores.
  *
  * Reference outputs (the workloads run directly) are cached per boot under
  * TEST_TMP/tree/. Each test works in TEST_TMP/tree/<test>/, removed when it
@@ -710,6 +713,73 @@ TEST_F_TIMEOUT(tree, cow_shared, 120)
 		TH_LOG("the restore doubled the shared memory: +%ld kB for a %d MiB region shared "
 		       "by %d processes", pss_after - pss_before, COW_MIB, COW_PROCS);
 	ASSERT_EQ(0, wait_restorer(self, 60000)) TH_LOG("amber restore failed");
+	EXPECT_EQ(0, files_differ(ref, self->out))
+		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
+		       files_differ(ref, self->out) - 1);
+}
+
+/*
+ * A restore that fails in the middle of the tree (AMBER_FAULT makes amber.ko
+ * refuse one worker's request once every process exists) says which process
+ * and why, and leaves nothing behind: every PID is free again, nothing ran
+ * (the output has not grown), and the same image then restores.
+ */
+TEST_F_TIMEOUT(tree, failed_restore_leaves_nothing, 150)
+{
+	struct cmd_result r = { 0 };
+	struct args a = { 0 };
+	struct ids after[MAXP];
+	struct ckpt_line c;
+	char ref[256], pidf[320], fault[64], who[32], *s;
+	pid_t p[5];
+	int i, n;
+	off_t size;
+
+	if (!amber_loaded())
+		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	ASSERT_EQ(0, reference("family", ref, sizeof(ref)))
+		TH_LOG("uninterrupted run of family failed");
+	snprintf(pidf, sizeof(pidf), "%s/pids", self->base);
+	workload_argv("family", self->work, NULL, &a);
+	args_add(&a, "--pids", pidf, NULL);
+	self->root = spawn_workload(ARGV(&a), self->out);
+	ASSERT_LT(0, self->root);
+	ASSERT_EQ(0, wait_for_text(self->out, "progress 2\n", 120000))
+		TH_LOG("family never got to progress 2");
+	s = slurp(pidf, NULL);
+	ASSERT_NE(NULL, s);
+	ASSERT_EQ(5, sscanf(s, "%d %d %d %d %d", &p[0], &p[1], &p[2], &p[3], &p[4]));
+	free(s);
+	n = snapshot(self->root, self->before, MAXP);
+	ASSERT_EQ(5, n);
+	self->nbefore = n;
+	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
+		log_cmd(_metadata, "checkpoint --tree", &r);
+	cmd_result_free(&r);
+	ASSERT_EQ(0, kill_all(self));
+	size = file_size(self->out);
+
+	/* worker 1: in its own process group, in the middle of the tree */
+	snprintf(fault, sizeof(fault), "restore-refused:%d", p[2]);
+	ASSERT_EQ(0, setenv("AMBER_FAULT", fault, 1));
+	ASSERT_EQ(0, run_cmdl(120000, &r, AMBER_BIN, "restore", "-D", self->dir, NULL));
+	unsetenv("AMBER_FAULT");
+	TH_LOG("amber restore with AMBER_FAULT=%s: status %d, stderr: %s", fault,
+	       exit_code(r.status), r.err ? r.err : "");
+	EXPECT_NE(0, exit_code(r.status));
+	snprintf(who, sizeof(who), "pid %d", p[2]);
+	EXPECT_NE(NULL, r.err ? strstr(r.err, who) : NULL) TH_LOG("the error does not name %s", who);
+	EXPECT_NE(NULL, r.err ? strstr(r.err, "PREFILLED") : NULL)
+		TH_LOG("the error does not carry amber.ko's reason");
+	cmd_result_free(&r);
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(0, reap_gone(self->before[i].pid, 10000))
+			TH_LOG("pid %d is left behind", self->before[i].pid);
+	EXPECT_EQ(size, file_size(self->out)) TH_LOG("a process ran after the failed restore");
+
+	ASSERT_EQ(n, restore_tree(self, after, 0, 60000)) TH_LOG("the tree never came back");
+	same_tree(_metadata, self->before, n, after, n);
+	ASSERT_EQ(0, wait_restorer(self, 150000)) TH_LOG("amber restore failed");
 	EXPECT_EQ(0, files_differ(ref, self->out))
 		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
 		       files_differ(ref, self->out) - 1);
