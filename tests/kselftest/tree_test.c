@@ -22,6 +22,8 @@
  *     restored, the tree's Pss grows by less than half the region (the
  *     shared pages are not doubled) and every process still sees its own
  *     view;
+ *   - many_threads: two processes of 40 threads each come back with every
+ *     TID, and run;
  *   - failed_restore_leaves_nothing: amber.ko refuses one worker of the
  *     family tree (AMBER_FAULT): the error names it, no process is left,
  *     and the image then restores.
@@ -310,6 +312,21 @@ FIXTURE_TEARDOWN(tree)
 	}
 }
 
+/*
+ * Workload name (workload_argv()) with `opt path` added, started as the
+ * tree's root, until its output holds text. 0 or -1.
+ */
+static int start_workload(FIXTURE_DATA(tree) *self, const char *name, const char *opt,
+			  const char *path, const char *text)
+{
+	struct args a = { 0 };
+
+	workload_argv(name, self->work, NULL, &a);
+	args_add(&a, opt, path, NULL);
+	self->root = spawn_workload(ARGV(&a), self->out);
+	return self->root < 0 || wait_for_text(self->out, text, 120000) ? -1 : 0;
+}
+
 /* Kill every process of the tree as snapshotted and wait until all PIDs are free. */
 static int kill_all(FIXTURE_DATA(tree) *self)
 {
@@ -417,6 +434,23 @@ static void same_tree(struct __test_metadata *_metadata, const struct ids *b, in
 	}
 }
 
+/*
+ * amber restore brings the tree back as snapshotted (n processes), and it
+ * runs to the end with the output of the uninterrupted run ref.
+ */
+static void restores_as_reference(struct __test_metadata *_metadata, FIXTURE_DATA(tree) *self,
+				  const char *ref, int n)
+{
+	struct ids after[MAXP];
+
+	ASSERT_EQ(n, restore_tree(self, after, 0, 60000)) TH_LOG("the tree never came back");
+	same_tree(_metadata, self->before, n, after, n);
+	ASSERT_EQ(0, wait_restorer(self, 150000)) TH_LOG("amber restore failed");
+	EXPECT_EQ(0, files_differ(ref, self->out))
+		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
+		       files_differ(ref, self->out) - 1);
+}
+
 static bool amber_loaded(void)
 {
 	return access("/sys/module/amber", F_OK) == 0 && access(AMBER_BIN, X_OK) == 0;
@@ -448,7 +482,6 @@ TEST_F_TIMEOUT(tree, threads, 150)
 	char ref[256], tidf[320], meta[320], *s;
 	pid_t tids[16], now[16], got[16];
 	struct cmd_result r = { 0 };
-	struct args a = { 0 };
 	struct ids after[MAXP];
 	struct ckpt_line c;
 	int i, n, status;
@@ -459,11 +492,7 @@ TEST_F_TIMEOUT(tree, threads, 150)
 		TH_LOG("uninterrupted run of threads failed");
 
 	snprintf(tidf, sizeof(tidf), "%s/tids", self->base);
-	workload_argv("threads", self->work, NULL, &a);
-	args_add(&a, "--tids", tidf, NULL);
-	self->root = spawn_workload(ARGV(&a), self->out);
-	ASSERT_LT(0, self->root);
-	ASSERT_EQ(0, wait_for_text(self->out, "t0 step 15\n", 120000))
+	ASSERT_EQ(0, start_workload(self, "threads", "--tids", tidf, "t0 step 15\n"))
 		TH_LOG("threads never got to step 15");
 	s = slurp(tidf, NULL);
 	ASSERT_NE(NULL, s);
@@ -501,6 +530,54 @@ TEST_F_TIMEOUT(tree, threads, 150)
 	EXPECT_EQ(0, files_differ(ref, self->out))
 		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
 		       files_differ(ref, self->out) - 1);
+}
+
+/*
+ * Two processes of 40 threads each (more TIDs than one THREADS nest of the
+ * test above holds): every thread of both comes back with its TID, and the
+ * tree runs on.
+ */
+TEST_F_TIMEOUT(tree, many_threads, 150)
+{
+	static pid_t now[2][64], got[64];
+	struct cmd_result r = { 0 };
+	struct args a = { 0 };
+	struct ids after[MAXP];
+	struct ckpt_line c;
+	int i, k, n;
+	off_t size;
+
+	if (!amber_loaded())
+		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	args_add(&a, workload_path("treehog"), "--procs", "2", "--threads", "40", "--mib", "1",
+		 "--ms", "50", NULL);
+	self->root = spawn_workload(ARGV(&a), self->out);
+	ASSERT_LT(0, self->root);
+	ASSERT_EQ(0, wait_for_text(self->out, "ready", 120000)) TH_LOG("treehog never got ready");
+	n = snapshot(self->root, self->before, MAXP);
+	ASSERT_EQ(2, n);
+	self->nbefore = n;
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(40, thread_ids(self->before[i].pid, now[i], 64));
+
+	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
+		log_cmd(_metadata, "checkpoint --tree", &r);
+	TH_LOG("%s", r.out);
+	cmd_result_free(&r);
+	ASSERT_EQ(0, kill_all(self));
+
+	ASSERT_EQ(2, restore_tree(self, after, 40, 60000)) TH_LOG("the tree never came back");
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(40, thread_ids(self->before[i].pid, got, 64))
+			TH_LOG("pid %d: not 40 threads", self->before[i].pid);
+		for (k = 0; k < 40; k++)
+			EXPECT_EQ(now[i][k], got[k]) TH_LOG("pid %d: thread %d is tid %d, was %d",
+							    self->before[i].pid, k, got[k],
+							    now[i][k]);
+	}
+	size = file_size(self->out);
+	EXPECT_EQ(0, wait_for_size(self->out, size + 1, 30000))
+		TH_LOG("no tick after the restore: the tree does not run");
 }
 
 /* sh -c 'produce | transform | consume > out', restored with data in both pipes. */
@@ -585,14 +662,33 @@ TEST_F_TIMEOUT(tree, pipeline, 150)
 		       files_differ(ref, self->res) - 1);
 }
 
+/*
+ * The family workload, past `progress 2`: p gets its PIDS line (parent,
+ * workers 0-2, zombie), self->before the tree (5 processes). 0 or -1.
+ */
+static int start_family(FIXTURE_DATA(tree) *self, pid_t p[5])
+{
+	char pidf[320], *s;
+	int n;
+
+	snprintf(pidf, sizeof(pidf), "%s/pids", self->base);
+	if (start_workload(self, "family", "--pids", pidf, "progress 2\n"))
+		return -1;
+	s = slurp(pidf, NULL);
+	n = s ? sscanf(s, "%d %d %d %d %d", &p[0], &p[1], &p[2], &p[3], &p[4]) : 0;
+	free(s);
+	if (n != 5)
+		return -1;
+	self->nbefore = snapshot(self->root, self->before, MAXP);
+	return self->nbefore == 5 ? 0 : -1;
+}
+
 /* Workers over socketpairs, a group, a session, a zombie: all back as they were. */
 TEST_F_TIMEOUT(tree, family, 150)
 {
 	struct cmd_result r = { 0 };
-	struct args a = { 0 };
-	struct ids after[MAXP];
 	struct ckpt_line c;
-	char ref[256], pidf[320], meta[400], *s;
+	char ref[256], meta[400];
 	pid_t p[5];
 	int i, n;
 	off_t size;
@@ -602,20 +698,8 @@ TEST_F_TIMEOUT(tree, family, 150)
 	ASSERT_EQ(0, reference("family", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of family failed");
 
-	snprintf(pidf, sizeof(pidf), "%s/pids", self->base);
-	workload_argv("family", self->work, NULL, &a);
-	args_add(&a, "--pids", pidf, NULL);
-	self->root = spawn_workload(ARGV(&a), self->out);
-	ASSERT_LT(0, self->root);
-	ASSERT_EQ(0, wait_for_text(self->out, "progress 2\n", 120000))
-		TH_LOG("family never got to progress 2");
-	s = slurp(pidf, NULL);
-	ASSERT_NE(NULL, s);
-	ASSERT_EQ(5, sscanf(s, "%d %d %d %d %d", &p[0], &p[1], &p[2], &p[3], &p[4]));
-	free(s);
-	n = snapshot(self->root, self->before, MAXP);
-	ASSERT_EQ(5, n);
-	self->nbefore = n;
+	ASSERT_EQ(0, start_family(self, p)) TH_LOG("family did not start as a tree of 5");
+	n = self->nbefore;
 	for (i = 0; i < 5; i++)
 		ASSERT_NE(NULL, find_ids(self->before, n, p[i]));
 	ASSERT_EQ('Z', find_ids(self->before, n, p[4])->state);
@@ -639,12 +723,7 @@ TEST_F_TIMEOUT(tree, family, 150)
 		TH_LOG("no output after the checkpoint: the tree did not resume");
 	ASSERT_EQ(0, kill_all(self));
 
-	ASSERT_EQ(n, restore_tree(self, after, 0, 60000)) TH_LOG("the tree never came back");
-	same_tree(_metadata, self->before, n, after, n);
-	ASSERT_EQ(0, wait_restorer(self, 150000)) TH_LOG("amber restore failed");
-	EXPECT_EQ(0, files_differ(ref, self->out))
-		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
-		       files_differ(ref, self->out) - 1);
+	restores_as_reference(_metadata, self, ref, n);
 	EXPECT_EQ(1, count_text(self->out, "zombie reaped status 42\n"));
 }
 
@@ -656,7 +735,6 @@ TEST_F_TIMEOUT(tree, family, 150)
 TEST_F_TIMEOUT(tree, cow_shared, 120)
 {
 	struct cmd_result r = { 0 };
-	struct args a = { 0 };
 	struct ids after[MAXP];
 	struct ckpt_line c;
 	char ref[256], pidf[320], *s, *p, *end;
@@ -670,11 +748,8 @@ TEST_F_TIMEOUT(tree, cow_shared, 120)
 		TH_LOG("uninterrupted run of cowshare failed");
 
 	snprintf(pidf, sizeof(pidf), "%s/pids", self->base);
-	workload_argv("cowshare", self->work, NULL, &a);
-	args_add(&a, "--pids", pidf, NULL);
-	self->root = spawn_workload(ARGV(&a), self->out);
-	ASSERT_LT(0, self->root);
-	ASSERT_EQ(0, wait_for_text(self->out, "ready\n", 60000)) TH_LOG("cowshare never got ready");
+	ASSERT_EQ(0, start_workload(self, "cowshare", "--pids", pidf, "ready\n"))
+		TH_LOG("cowshare never got ready");
 	n = snapshot(self->root, self->before, MAXP);
 	ASSERT_EQ(COW_PROCS, n);
 	self->nbefore = n;
@@ -727,10 +802,8 @@ TEST_F_TIMEOUT(tree, cow_shared, 120)
 TEST_F_TIMEOUT(tree, failed_restore_leaves_nothing, 150)
 {
 	struct cmd_result r = { 0 };
-	struct args a = { 0 };
-	struct ids after[MAXP];
 	struct ckpt_line c;
-	char ref[256], pidf[320], fault[64], who[32], *s;
+	char ref[256], fault[64], who[32];
 	pid_t p[5];
 	int i, n;
 	off_t size;
@@ -739,20 +812,8 @@ TEST_F_TIMEOUT(tree, failed_restore_leaves_nothing, 150)
 		SKIP(return, "amber.ko is not loaded or build/amber is missing");
 	ASSERT_EQ(0, reference("family", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of family failed");
-	snprintf(pidf, sizeof(pidf), "%s/pids", self->base);
-	workload_argv("family", self->work, NULL, &a);
-	args_add(&a, "--pids", pidf, NULL);
-	self->root = spawn_workload(ARGV(&a), self->out);
-	ASSERT_LT(0, self->root);
-	ASSERT_EQ(0, wait_for_text(self->out, "progress 2\n", 120000))
-		TH_LOG("family never got to progress 2");
-	s = slurp(pidf, NULL);
-	ASSERT_NE(NULL, s);
-	ASSERT_EQ(5, sscanf(s, "%d %d %d %d %d", &p[0], &p[1], &p[2], &p[3], &p[4]));
-	free(s);
-	n = snapshot(self->root, self->before, MAXP);
-	ASSERT_EQ(5, n);
-	self->nbefore = n;
+	ASSERT_EQ(0, start_family(self, p)) TH_LOG("family did not start as a tree of 5");
+	n = self->nbefore;
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
 		log_cmd(_metadata, "checkpoint --tree", &r);
 	cmd_result_free(&r);
@@ -777,12 +838,7 @@ TEST_F_TIMEOUT(tree, failed_restore_leaves_nothing, 150)
 			TH_LOG("pid %d is left behind", self->before[i].pid);
 	EXPECT_EQ(size, file_size(self->out)) TH_LOG("a process ran after the failed restore");
 
-	ASSERT_EQ(n, restore_tree(self, after, 0, 60000)) TH_LOG("the tree never came back");
-	same_tree(_metadata, self->before, n, after, n);
-	ASSERT_EQ(0, wait_restorer(self, 150000)) TH_LOG("amber restore failed");
-	EXPECT_EQ(0, files_differ(ref, self->out))
-		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
-		       files_differ(ref, self->out) - 1);
+	restores_as_reference(_metadata, self, ref, n);
 }
 
 /* The second checkpoint of a tree is incremental for every process, and restores. */
@@ -790,7 +846,6 @@ TEST_F_TIMEOUT(tree, incremental, 150)
 {
 	struct cmd_result r = { 0 };
 	struct args a = { 0 };
-	struct ids after[MAXP];
 	struct ckpt_line c1, c2;
 	char ref[256], meta[400];
 	uint32_t v;
@@ -834,12 +889,7 @@ TEST_F_TIMEOUT(tree, incremental, 150)
 	}
 	ASSERT_EQ(0, kill_all(self));
 
-	ASSERT_EQ(n, restore_tree(self, after, 0, 60000)) TH_LOG("the tree never came back");
-	same_tree(_metadata, self->before, n, after, n);
-	ASSERT_EQ(0, wait_restorer(self, 150000)) TH_LOG("amber restore failed");
-	EXPECT_EQ(0, files_differ(ref, self->out))
-		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
-		       files_differ(ref, self->out) - 1);
+	restores_as_reference(_metadata, self, ref, n);
 }
 
 /* A child with a TCP socket: refused naming the fd; nothing stays stopped. */
