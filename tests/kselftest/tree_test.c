@@ -22,6 +22,8 @@
  *     restored, the tree's Pss grows by less than half the region (the
  *     shared pages are not doubled) and every process still sees its own
  *     view;
+ *   - fifo_pipeline: the same with a named FIFO between transform and
+ *     consume;
  *   - many_threads: two processes of 40 threads each come back with every
  *     TID, and run;
  *   - failed_restore_leaves_nothing: amber.ko refuses one worker of the
@@ -105,12 +107,20 @@ static void args_addv(struct args *a, const char *const *v)
 
 #define ARGV(a)	((char *const *)(a)->v)
 
-static char *pipeline_cmd(const char *out)
+/* The pipeline's shell command; with fifo, transform -> consume goes through that FIFO. */
+static char *pipeline_cmd(const char *out, const char *fifo)
 {
 	char *pl = workload_path("pipeline"), *cmd;
+	int n;
 
-	if (asprintf(&cmd, "'%s' produce %s | '%s' transform | '%s' consume %s > '%s'", pl,
-		     PIPE_LINES, pl, pl, consume_args, out) < 0)
+	if (fifo)
+		n = asprintf(&cmd, "mkfifo '%s' && { '%s' produce %s | '%s' transform > '%s' & "
+			     "'%s' consume %s < '%s' > '%s'; wait; }", fifo, pl, PIPE_LINES, pl,
+			     fifo, pl, consume_args, fifo, out);
+	else
+		n = asprintf(&cmd, "'%s' produce %s | '%s' transform | '%s' consume %s > '%s'", pl,
+			     PIPE_LINES, pl, pl, consume_args, out);
+	if (n < 0)
 		abort();
 	free(pl);
 	return cmd;
@@ -126,7 +136,10 @@ static void workload_argv(const char *name, const char *work, const char *extra_
 		args_add(a, workload_path("threads"), NULL);
 		args_addv(a, threads_args);
 	} else if (!strcmp(name, "pipeline")) {
-		args_add(a, "/bin/sh", "-c", pipeline_cmd(extra_out), NULL);
+		args_add(a, "/bin/sh", "-c", pipeline_cmd(extra_out, NULL), NULL);
+	} else if (!strcmp(name, "fifo_pipeline")) {
+		snprintf(path, sizeof(path), "%s/fifo", work);
+		args_add(a, "/bin/sh", "-c", pipeline_cmd(extra_out, path), NULL);
 	} else if (!strcmp(name, "cowshare")) {
 		args_add(a, workload_path("cowshare"), NULL);
 		args_addv(a, cowshare_args);
@@ -532,6 +545,19 @@ TEST_F_TIMEOUT(tree, threads, 150)
 		       files_differ(ref, self->out) - 1);
 }
 
+/* Until pid has n threads (their TIDs, sorted, in tids[64]): 0, or -1 after ms. */
+static int wait_threads(pid_t pid, int n, pid_t *tids, int ms)
+{
+	long long end = now_ms() + ms;
+
+	while (thread_ids(pid, tids, 64) != n) {
+		if (now_ms() > end)
+			return -1;
+		sleep_ms(10);
+	}
+	return 0;
+}
+
 /*
  * Two processes of 40 threads each (more TIDs than one THREADS nest of the
  * test above holds): every thread of both comes back with its TID, and the
@@ -558,7 +584,8 @@ TEST_F_TIMEOUT(tree, many_threads, 150)
 	ASSERT_EQ(2, n);
 	self->nbefore = n;
 	for (i = 0; i < 2; i++)
-		ASSERT_EQ(40, thread_ids(self->before[i].pid, now[i], 64));
+		ASSERT_EQ(0, wait_threads(self->before[i].pid, 40, now[i], 30000))
+			TH_LOG("pid %d never had 40 threads", self->before[i].pid);
 
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
 		log_cmd(_metadata, "checkpoint --tree", &r);
@@ -568,7 +595,8 @@ TEST_F_TIMEOUT(tree, many_threads, 150)
 
 	ASSERT_EQ(2, restore_tree(self, after, 40, 60000)) TH_LOG("the tree never came back");
 	for (i = 0; i < 2; i++) {
-		ASSERT_EQ(40, thread_ids(self->before[i].pid, got, 64))
+		/* restore_tree() waits for the root's threads; the child's stub may be later */
+		ASSERT_EQ(0, wait_threads(self->before[i].pid, 40, got, 30000))
 			TH_LOG("pid %d: not 40 threads", self->before[i].pid);
 		for (k = 0; k < 40; k++)
 			EXPECT_EQ(now[i][k], got[k]) TH_LOG("pid %d: thread %d is tid %d, was %d",
@@ -581,7 +609,7 @@ TEST_F_TIMEOUT(tree, many_threads, 150)
 }
 
 /* sh -c 'produce | transform | consume > out', restored with data in both pipes. */
-TEST_F_TIMEOUT(tree, pipeline, 150)
+static void run_pipeline(struct __test_metadata *_metadata, FIXTURE_DATA(tree) *self, bool fifo)
 {
 	const char *const kill_opt[] = { "--kill", NULL };
 	struct cmd_result r = { 0 };
@@ -600,7 +628,7 @@ TEST_F_TIMEOUT(tree, pipeline, 150)
 	ASSERT_EQ(0, reference("pipeline", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of the pipeline failed");
 
-	workload_argv("pipeline", self->work, self->res, &a);
+	workload_argv(fifo ? "fifo_pipeline" : "pipeline", self->work, self->res, &a);
 	self->root = spawn_workload(ARGV(&a), self->out);
 	ASSERT_LT(0, self->root);
 	ASSERT_EQ(0, wait_for_size(self->res, file_size(ref) / 3, 120000))
@@ -620,7 +648,7 @@ TEST_F_TIMEOUT(tree, pipeline, 150)
 	q1 = pipe_queued(trans, 0);
 	q2 = pipe_queued(cons, 0);
 	EXPECT_LT(0, q1) TH_LOG("producer -> transform pipe: %d bytes", q1);
-	EXPECT_LT(0, q2) TH_LOG("transform -> consumer pipe: %d bytes", q2);
+	EXPECT_LT(0, q2) TH_LOG("transform -> consumer %s: %d bytes", fifo ? "FIFO" : "pipe", q2);
 
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, kill_opt, &r, &c))
 		log_cmd(_metadata, "checkpoint --tree --kill", &r);
@@ -660,6 +688,17 @@ TEST_F_TIMEOUT(tree, pipeline, 150)
 	EXPECT_EQ(0, files_differ(ref, self->res))
 		TH_LOG("%s differs from %s (first difference at byte %lld)", self->res, ref,
 		       files_differ(ref, self->res) - 1);
+}
+
+TEST_F_TIMEOUT(tree, pipeline, 150)
+{
+	run_pipeline(_metadata, self, false);
+}
+
+/* The same with a named FIFO between transform and consume, reopened by its path. */
+TEST_F_TIMEOUT(tree, fifo_pipeline, 150)
+{
+	run_pipeline(_metadata, self, true);
 }
 
 /*
@@ -976,8 +1015,9 @@ TEST_F_TIMEOUT(tree, make_killed_twice, 240)
 	snprintf(self->rerr, sizeof(self->rerr), "%s/amber.err", self->base);
 	o.out_path = self->rout;
 	o.err_path = self->rerr;
+	/* PAUSE: about 2 s more of build, so that two kill rounds always fit in it */
 	args_add(&a, AMBER_BIN, "run", "-D", self->dir, "--interval", "1s", "--", "/usr/bin/make",
-		 "-C", src, "-j2", NULL);
+		 "-C", src, "-j2", "PAUSE=0.4", NULL);
 	self->restorer = spawn(ARGV(&a), &o);
 	ASSERT_LT(0, self->restorer);
 
@@ -996,7 +1036,7 @@ TEST_F_TIMEOUT(tree, make_killed_twice, 240)
 			TH_LOG("kill %d: no checkpoint (build too short, or amber run ended); "
 			       "run.log:\n%.4000s", k, s);
 		free(s);
-		delay = rand() % 1500;
+		delay = rand() % 1000;	/* up to one checkpoint interval */
 		sleep_ms(delay);
 		pid = atoi((s = slurp(pidf, NULL)) ? s : "0");
 		free(s);
