@@ -8,6 +8,7 @@
 // program. The netlink socket is shared: the kernel's ACK or extack error for
 // the stub's request is read here, in the parent, even if the stub is gone.
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -19,6 +20,8 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -1339,8 +1342,26 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 					    std::to_string(tree.procs[0].info.pid) + ", not pid " +
 					    std::to_string(root_pid));
 
-	// Every process's chain, verified and resolved.
+	// Every process's chain, verified and resolved. Verifying reads and
+	// hashes every page: the chains are loaded by a few threads at once.
 	std::vector<TreeProc> procs(tree.procs.size());
+	std::vector<std::optional<Result<std::vector<Checkpoint>>>> loaded(procs.size());
+	{
+		std::atomic<size_t> next{1};
+		auto work = [&] {
+			for (size_t i; (i = next++) < procs.size();)
+				if (!tree.procs[i].info.zombie)
+					loaded[i] = store.load_chain(number, tree.procs[i].info.pid,
+								     root_pid);
+		};
+		size_t n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+		std::vector<std::thread> pool;
+		for (size_t k = 1; k < std::min(n, procs.size()); k++)
+			pool.emplace_back(work);
+		work();
+		for (std::thread &t : pool)
+			t.join();
+	}
 	for (size_t i = 0; i < procs.size(); i++) {
 		TreeProc &p = procs[i];
 		const ProcInfo &info = tree.procs[i].info;
@@ -1349,8 +1370,12 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		p.label = "pid " + std::to_string(p.pid);
 		if (p.zombie)
 			continue;
-		p.chain = i == 0 ? std::move(root_chain)
-				 : AMBER_TRY(store.load_chain(number, p.pid, root_pid));
+		if (i == 0)
+			p.chain = std::move(root_chain);
+		else if (!*loaded[i])
+			return tl::unexpected(loaded[i]->error());
+		else
+			p.chain = std::move(**loaded[i]);
 		std::vector<const Checkpoint *> links;
 		for (const Checkpoint &l : p.chain) {
 			links.push_back(&l);
