@@ -1330,10 +1330,10 @@ Result<std::vector<std::vector<PrefillPick>>> reserve_prefill(const ProcessTree 
 	return std::vector<std::vector<PrefillPick>>(procs.size());
 }
 
+// root: the root's meta.img only; every chain is loaded and verified here.
 Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &store,
-				     std::vector<Checkpoint> root_chain)
+				     const Checkpoint &root)
 {
-	const Checkpoint &root = root_chain.back();
 	const uint32_t number = root.number;
 	const uint32_t root_pid = root.task.pid ? root.task.pid : root.info.pid;
 	ProcessTree tree = AMBER_TRY(plan_process_tree(root.tree));
@@ -1347,10 +1347,12 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	std::vector<TreeProc> procs(tree.procs.size());
 	std::vector<std::optional<Result<std::vector<Checkpoint>>>> loaded(procs.size());
 	{
-		std::atomic<size_t> next{1};
+		std::atomic<size_t> next{0};
 		auto work = [&] {
 			for (size_t i; (i = next++) < procs.size();)
-				if (!tree.procs[i].info.zombie)
+				if (i == 0)
+					loaded[i] = store.load_chain(std::optional<uint32_t>(number));
+				else if (!tree.procs[i].info.zombie)
 					loaded[i] = store.load_chain(number, tree.procs[i].info.pid,
 								     root_pid);
 		};
@@ -1370,12 +1372,11 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		p.label = "pid " + std::to_string(p.pid);
 		if (p.zombie)
 			continue;
-		if (i == 0)
-			p.chain = std::move(root_chain);
-		else if (!*loaded[i])
+		if (!*loaded[i])
 			return tl::unexpected(loaded[i]->error());
-		else
-			p.chain = std::move(**loaded[i]);
+		p.chain = std::move(**loaded[i]);
+		if (p.chain.empty())
+			return fail(EPROTO, store.dir() + ": empty checkpoint chain");
 		std::vector<const Checkpoint *> links;
 		for (const Checkpoint &l : p.chain) {
 			links.push_back(&l);
@@ -1557,10 +1558,10 @@ Result<RestoredProcess> restore_process(const RestoreRequest &req)
 	Store store(req.dir);
 	// VMAs, CORE and FDS come from the restored checkpoint, the pages from
 	// every link of its chain (PAGE_FDS, oldest first).
-	std::vector<Checkpoint> chain = AMBER_TRY(load_chain(store, req.number));
-	if (chain.back().is_tree())
-		return restore_tree(req, store, std::move(chain));
-	return restore_single(req, std::move(chain));
+	Checkpoint meta = AMBER_TRY(store.load_meta(req.number));
+	if (meta.is_tree())
+		return restore_tree(req, store, meta);	// verifies the chains in parallel
+	return restore_single(req, AMBER_TRY(load_chain(store, meta.number)));
 }
 
 } // namespace amber
