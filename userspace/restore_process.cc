@@ -49,20 +49,6 @@ namespace amber {
 
 namespace {
 
-// struct clone_args of clone3(2), up to set_tid_size (CLONE_ARGS_SIZE_VER1).
-struct CloneArgs {
-	uint64_t flags;
-	uint64_t pidfd;
-	uint64_t child_tid;
-	uint64_t parent_tid;
-	uint64_t exit_signal;
-	uint64_t stack;
-	uint64_t stack_size;
-	uint64_t tls;
-	uint64_t set_tid;
-	uint64_t set_tid_size;
-};
-
 bool is_deleted(const std::string &path)
 {
 	constexpr std::string_view tag = " (deleted)";
@@ -795,7 +781,7 @@ Result<std::pair<pid_t, UniqueFd>> spawn_stub(pid_t pid, const StubPlan &plan)
 {
 	pid_t tid = pid;
 	int pidfd = -1;
-	CloneArgs args = {};
+	StubCloneArgs args = {};
 	args.flags = CLONE_PIDFD;
 	args.pidfd = uint64_t(&pidfd);
 	args.exit_signal = SIGCHLD;

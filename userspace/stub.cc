@@ -646,20 +646,6 @@ void report(StubStep step, int index, int err)
 	_exit(126);
 }
 
-// struct clone_args of clone3(2), up to set_tid_size (CLONE_ARGS_SIZE_VER1).
-struct StubCloneArgs {
-	uint64_t flags;
-	uint64_t pidfd;
-	uint64_t child_tid;
-	uint64_t parent_tid;
-	uint64_t exit_signal;
-	uint64_t stack;
-	uint64_t stack_size;
-	uint64_t tls;
-	uint64_t set_tid;
-	uint64_t set_tid_size;
-};
-
 // clone3() for a thread that parks at once: the new thread never returns
 // into C++ code (its stack is not ours to use). It first queues its own
 // pending signals (sigs[0..nsigs), writing each result), then loops in

@@ -119,6 +119,20 @@ struct KernelSigaction {
 	uint64_t mask;
 };
 
+// struct clone_args of clone3(2), up to set_tid_size (CLONE_ARGS_SIZE_VER1).
+struct StubCloneArgs {
+	uint64_t flags;
+	uint64_t pidfd;
+	uint64_t child_tid;
+	uint64_t parent_tid;
+	uint64_t exit_signal;
+	uint64_t stack;
+	uint64_t stack_size;
+	uint64_t tls;
+	uint64_t set_tid;
+	uint64_t set_tid_size;
+};
+
 // One image fd as the stub recreates it.
 struct StubFd {
 	int num = -1;

@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,33 +50,6 @@ static const struct workload wl_short = { "short", {
 } };
 /* A step of wl_short about 4 s in: well after a first checkpoint at 1 s. */
 #define SHORT_CRASH_STEP "75"
-
-/* An argument vector built piece by piece. */
-struct args {
-	const char *v[64];
-	int n;
-};
-
-static void args_add(struct args *a, ...)
-{
-	const char *s;
-	va_list ap;
-
-	va_start(ap, a);
-	while ((s = va_arg(ap, const char *)) && a->n < 63)
-		a->v[a->n++] = s;
-	va_end(ap);
-	a->v[a->n] = NULL;
-}
-
-static void args_addv(struct args *a, const char *const *v)
-{
-	while (*v && a->n < 63)
-		a->v[a->n++] = *v++;
-	a->v[a->n] = NULL;
-}
-
-#define ARGV(a)	((char *const *)(a)->v)
 
 /* The output of an uninterrupted run without amber, cached in RUN_TMP/ref-NAME. */
 static int reference(const struct workload *w, char *ref, size_t len)

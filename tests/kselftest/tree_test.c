@@ -41,7 +41,6 @@
 #include <fcntl.h>
 #include <linux/amber.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,33 +78,6 @@ static const char *const cowshare_args[] = { "--mib", STR(COW_MIB), "--procs", S
 static const char minimake_line[] =
 	"minimake 1.0: primes 1229 fib 210345902 crc ce0c5114 words 9 sorted 1 gcd 21 "
 	"isqrt 31622 popcount 24 rebma\n";
-
-/* An argument vector built piece by piece. */
-struct args {
-	const char *v[64];
-	int n;
-};
-
-static void args_add(struct args *a, ...)
-{
-	const char *s;
-	va_list ap;
-
-	va_start(ap, a);
-	while ((s = va_arg(ap, const char *)) && a->n < 63)
-		a->v[a->n++] = s;
-	va_end(ap);
-	a->v[a->n] = NULL;
-}
-
-static void args_addv(struct args *a, const char *const *v)
-{
-	while (v && *v && a->n < 63)
-		a->v[a->n++] = *v++;
-	a->v[a->n] = NULL;
-}
-
-#define ARGV(a)	((char *const *)(a)->v)
 
 /* The pipeline's shell command; with fifo, transform -> consume goes through that FIFO. */
 static char *pipeline_cmd(const char *out, const char *fifo)

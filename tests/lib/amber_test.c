@@ -49,6 +49,25 @@ char *amber_bin(void)
 	return env && *env ? env : "build/amber";
 }
 
+void args_add(struct args *a, ...)
+{
+	const char *s;
+	va_list ap;
+
+	va_start(ap, a);
+	while ((s = va_arg(ap, const char *)) && a->n < 63)
+		a->v[a->n++] = s;
+	va_end(ap);
+	a->v[a->n] = NULL;
+}
+
+void args_addv(struct args *a, const char *const *v)
+{
+	while (v && *v && a->n < 63)
+		a->v[a->n++] = *v++;
+	a->v[a->n] = NULL;
+}
+
 int exit_code(int status)
 {
 	if (status == -1)

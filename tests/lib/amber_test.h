@@ -30,6 +30,18 @@ struct cmd_result {
 
 char *amber_bin(void);
 
+/* An argument vector built piece by piece (at most 63 arguments). */
+struct args {
+	const char *v[64];
+	int n;
+};
+
+/* Appends the NULL-terminated arguments after a. */
+void args_add(struct args *a, ...);
+/* Appends a NULL-terminated vector (v may be NULL). */
+void args_addv(struct args *a, const char *const *v);
+#define ARGV(a)	((char *const *)(a)->v)
+
 /* Exit code as a shell shows it: 128 + signal for a killed process. */
 int exit_code(int status);
 
