@@ -240,6 +240,41 @@ static int amber_fill_rlimits(struct sk_buff *skb,
 	return 0;
 }
 
+/* Attribute types of the registrations in a TASK or a THREAD nest. */
+struct amber_regn_types {
+	int rseq, rseq_len, rseq_sig, clear_child_tid, robust_list, robust_list_len;
+	int sas_sp, sas_size, sas_flags;
+};
+
+static const struct amber_regn_types amber_task_regn_types = {
+	AMBER_TASK_RSEQ, AMBER_TASK_RSEQ_LEN, AMBER_TASK_RSEQ_SIG,
+	AMBER_TASK_CLEAR_CHILD_TID, AMBER_TASK_ROBUST_LIST, AMBER_TASK_ROBUST_LIST_LEN,
+	AMBER_TASK_SAS_SP, AMBER_TASK_SAS_SIZE, AMBER_TASK_SAS_FLAGS,
+};
+
+static const struct amber_regn_types amber_thread_regn_types = {
+	AMBER_THREAD_RSEQ, AMBER_THREAD_RSEQ_LEN, AMBER_THREAD_RSEQ_SIG,
+	AMBER_THREAD_CLEAR_CHILD_TID, AMBER_THREAD_ROBUST_LIST, AMBER_THREAD_ROBUST_LIST_LEN,
+	AMBER_THREAD_SAS_SP, AMBER_THREAD_SAS_SIZE, AMBER_THREAD_SAS_FLAGS,
+};
+
+/* rseq, futex lists and sigaltstack, as @t names them. */
+static int amber_fill_regn(struct sk_buff *skb, const struct amber_task_regn *r,
+			   const struct amber_regn_types *t)
+{
+	if (amber_put_u64(skb, t->rseq, r->rseq) ||
+	    nla_put_u32(skb, t->rseq_len, r->rseq_len) ||
+	    nla_put_u32(skb, t->rseq_sig, r->rseq_sig) ||
+	    amber_put_u64(skb, t->clear_child_tid, r->clear_child_tid) ||
+	    amber_put_u64(skb, t->robust_list, r->robust_list) ||
+	    amber_put_u64(skb, t->robust_list_len, r->robust_list_len) ||
+	    amber_put_u64(skb, t->sas_sp, r->sas_sp) ||
+	    amber_put_u64(skb, t->sas_size, r->sas_size) ||
+	    nla_put_u32(skb, t->sas_flags, r->sas_flags))
+		return -EMSGSIZE;
+	return 0;
+}
+
 static int amber_fill_task(struct sk_buff *skb, const struct amber_proc *p)
 {
 	const struct amber_task_state *t = &p->st.task;
@@ -254,15 +289,7 @@ static int amber_fill_task(struct sk_buff *skb, const struct amber_proc *p)
 	    nla_put_u32(skb, AMBER_TASK_PERSONALITY, t->personality) ||
 	    nla_put_string(skb, AMBER_TASK_CWD, t->cwd) ||
 	    amber_fill_rlimits(skb, t) ||
-	    amber_put_u64(skb, AMBER_TASK_RSEQ, t->regn.rseq) ||
-	    nla_put_u32(skb, AMBER_TASK_RSEQ_LEN, t->regn.rseq_len) ||
-	    nla_put_u32(skb, AMBER_TASK_RSEQ_SIG, t->regn.rseq_sig) ||
-	    amber_put_u64(skb, AMBER_TASK_CLEAR_CHILD_TID, t->regn.clear_child_tid) ||
-	    amber_put_u64(skb, AMBER_TASK_ROBUST_LIST, t->regn.robust_list) ||
-	    amber_put_u64(skb, AMBER_TASK_ROBUST_LIST_LEN, t->regn.robust_list_len) ||
-	    amber_put_u64(skb, AMBER_TASK_SAS_SP, t->regn.sas_sp) ||
-	    amber_put_u64(skb, AMBER_TASK_SAS_SIZE, t->regn.sas_size) ||
-	    nla_put_u32(skb, AMBER_TASK_SAS_FLAGS, t->regn.sas_flags) ||
+	    amber_fill_regn(skb, &t->regn, &amber_task_regn_types) ||
 	    (t->exe && nla_put_string(skb, AMBER_TASK_EXE, t->exe)) ||
 	    amber_put_u64(skb, AMBER_TASK_START_TIME_NS, t->start_time_ns) ||
 	    nla_put_u32(skb, AMBER_TASK_DUMPABLE, t->dumpable) ||
@@ -449,15 +476,7 @@ static int amber_fill_thread(struct sk_buff *skb, const struct amber_thr *thr)
 	    nla_put_u32(skb, AMBER_THREAD_TID, thr->tid) ||
 	    amber_fill_regs_as(skb, &thr->regs, AMBER_THREAD_REGS, AMBER_THREAD_FPU) ||
 	    amber_put_u64(skb, AMBER_THREAD_BLOCKED, t->blocked) ||
-	    amber_put_u64(skb, AMBER_THREAD_CLEAR_CHILD_TID, t->regn.clear_child_tid) ||
-	    amber_put_u64(skb, AMBER_THREAD_ROBUST_LIST, t->regn.robust_list) ||
-	    amber_put_u64(skb, AMBER_THREAD_ROBUST_LIST_LEN, t->regn.robust_list_len) ||
-	    amber_put_u64(skb, AMBER_THREAD_SAS_SP, t->regn.sas_sp) ||
-	    amber_put_u64(skb, AMBER_THREAD_SAS_SIZE, t->regn.sas_size) ||
-	    nla_put_u32(skb, AMBER_THREAD_SAS_FLAGS, t->regn.sas_flags) ||
-	    amber_put_u64(skb, AMBER_THREAD_RSEQ, t->regn.rseq) ||
-	    nla_put_u32(skb, AMBER_THREAD_RSEQ_LEN, t->regn.rseq_len) ||
-	    nla_put_u32(skb, AMBER_THREAD_RSEQ_SIG, t->regn.rseq_sig) ||
+	    amber_fill_regn(skb, &t->regn, &amber_thread_regn_types) ||
 	    nla_put_string(skb, AMBER_THREAD_COMM, t->comm))
 		return -EMSGSIZE;
 	for (i = 0; i < t->nr_pending; i++)

@@ -180,7 +180,6 @@ static int amber_rvma_check_file(struct amber_restore *r, struct amber_rvma *v,
 	return 0;
 }
 
-/* Parse and check one AMBER_A_VMA; @prev_end is the previous VMA's end. */
 /*
  * A PREFILLED VMA is kept as the caller mapped it, which must be private
  * anonymous memory with the VMA's protection and nothing special, without
@@ -216,6 +215,7 @@ static int amber_rvma_check_prefilled(const struct amber_rvma *v, unsigned long 
 	return err;
 }
 
+/* Parse and check one AMBER_A_VMA; @prev_end is the previous VMA's end. */
 static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
 			    struct amber_rvma *v, unsigned long prev_end)
 {
@@ -265,17 +265,17 @@ static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
 				  r->vdso_end ?: r->vvar_end);
 		return -EINVAL;
 	}
-	if ((v->flags & AMBER_VMA_F_PREFILLED) &&
-	    (tb[AMBER_VMA_FILE_FD] || !(v->flags & AMBER_VMA_F_ANON) ||
-	     (v->flags & ~(AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE |
-			    AMBER_VMA_F_PREFILLED)))) {
-		amber_restore_err(r, nla, "VMA 0x%lx-0x%lx: PREFILLED is only for plain private anonymous memory",
-				  v->start, v->end);
-		return -EINVAL;
-	}
 	if (v->flags & AMBER_VMA_F_PREFILLED) {
+		const u32 plain = AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE |
+				  AMBER_VMA_F_PREFILLED;
 		unsigned long bad = 0;
 
+		if (tb[AMBER_VMA_FILE_FD] || !(v->flags & AMBER_VMA_F_ANON) ||
+		    (v->flags & ~plain)) {
+			amber_restore_err(r, nla, "VMA 0x%lx-0x%lx: PREFILLED is only for plain private anonymous memory",
+					  v->start, v->end);
+			return -EINVAL;
+		}
 		/* Checked before the point of no return: unmapping keeps it. */
 		err = amber_rvma_check_prefilled(v, &bad);
 		if (err)
