@@ -13,6 +13,24 @@
 
 namespace amber {
 
+int pread_exact(int fd, void *buf, size_t len, uint64_t off)
+{
+	auto *p = static_cast<uint8_t *>(buf);
+	while (len) {
+		ssize_t n = pread(fd, p, len, off_t(off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 1;
+		p += n;
+		len -= size_t(n);
+		off += uint64_t(n);
+	}
+	return 0;
+}
+
 namespace {
 
 using XxhStatePtr = std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)>;
@@ -68,20 +86,11 @@ Result<void> set(const Attr &a, bool &v)
 // Reads exactly len bytes at off, or fails with "truncated".
 Result<void> pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-	auto *p = static_cast<uint8_t *>(buf);
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return fail_errno("read");
-		}
-		if (n == 0)
-			return fail(EIO, "truncated");
-		p += n;
-		len -= n;
-		off += n;
-	}
+	int r = pread_exact(fd, buf, len, off);
+	if (r < 0)
+		return fail_errno("read");
+	if (r > 0)
+		return fail(EIO, "truncated");
 	return {};
 }
 

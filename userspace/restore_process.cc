@@ -1442,6 +1442,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	for (int i : live)
 		most = std::max(most, procs[i].ckpt().fds.size() + procs[i].ckpt().vmas.size());
 	raise_nofile(max_fd + int(most) + 64);
+	const pid_t fault = fault_pid("restore-refused");
 	for (size_t k = 0; k < live.size(); k++) {
 		TreeProc &p = procs[live[k]];
 		ProcFds in;
@@ -1451,7 +1452,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		in.vma_shmem = &sp.vma_shmem[k];
 		in.prefill = &prefill[live[k]];
 		in.hold = true;
-		in.fault_refused = fault_pid("restore-refused") == pid_t(p.pid);
+		in.fault_refused = fault == pid_t(p.pid);
 		if (auto r = prepare_request(p.pr, p.ckpt(), p.pages, *nl, in); !r)
 			return wrap(r.error(), p.label + ": ");
 	}

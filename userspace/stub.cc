@@ -709,24 +709,14 @@ long clone3_parked_thread(StubCloneArgs *args, StubThreadSig *sigs, long nsigs, 
 	stub_fail(plan, StubStep::ZombieExit, sig);
 }
 
-// pread() of exactly len bytes.
-bool pread_full(int fd, void *buf, uint64_t len, uint64_t off)
+// pread_exact(), false with errno set: EIO if the pages file is shorter
+// than its index says.
+bool pread_pages(int fd, void *buf, uint64_t len, uint64_t off)
 {
-	auto *p = static_cast<uint8_t *>(buf);
-	while (len) {
-		ssize_t n = pread(fd, p, len, off_t(off));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;	// the pages file is shorter than its index
-			return false;
-		}
-		p += n;
-		off += uint64_t(n);
-		len -= uint64_t(n);
-	}
-	return true;
+	int r = pread_exact(fd, buf, len, off);
+	if (r > 0)
+		errno = EIO;
+	return r == 0;
 }
 
 bool page_is_zero(const uint64_t *w, size_t words)
@@ -770,7 +760,7 @@ bool fix_inherited(const StubPlan &plan, const StubPrefill &f, size_t ps)
 			return false;
 		for (uint64_t done = 0; done < s.len;) {
 			uint64_t n = std::min<uint64_t>(s.len - done, plan.scratch_size);
-			if (!pread_full(s.fd, scratch, n, s.off + done))
+			if (!pread_pages(s.fd, scratch, n, s.off + done))
 				return false;
 			for (uint64_t k = 0; k < n; k += ps) {
 				auto *mem = reinterpret_cast<uint8_t *>(s.addr + done + k);
@@ -802,7 +792,7 @@ bool prefill_one(const StubPlan &plan, size_t i)
 		ok = mmap(at, f.range.size(), rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
 		     at;
 		for (size_t k = 0; ok && k < f.segs.size(); k++)
-			ok = pread_full(f.segs[k].fd, reinterpret_cast<void *>(f.segs[k].addr),
+			ok = pread_pages(f.segs[k].fd, reinterpret_cast<void *>(f.segs[k].addr),
 					f.segs[k].len, f.segs[k].off);
 	}
 	if (ok && f.prot != rw)
