@@ -382,20 +382,6 @@ TEST_F_TIMEOUT(robust, invisible_to_parent, 120)
 	assert_progress(_metadata, self, 3);
 }
 
-/* VmRSS of pid in KiB, -1 if unknown. */
-static long rss_kib(pid_t pid)
-{
-	char path[64], *s, *p;
-	long kib = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	s = slurp(path, NULL);
-	if (s && (p = strstr(s, "VmRSS:")))
-		kib = atol(p + 6);
-	free(s);
-	return kib;
-}
-
 /* Memory never touched is neither saved nor faulted in, at checkpoint or restore. */
 TEST_F_TIMEOUT(robust, untouched_memory_not_saved, 240)
 {
@@ -408,7 +394,7 @@ TEST_F_TIMEOUT(robust, untouched_memory_not_saved, 240)
 
 	REQUIRE_AMBER();
 	start_target(_metadata, self, argv, "tick 1");
-	before = rss_kib(self->pid);
+	before = proc_kb(self->pid, "status", "VmRSS:");
 	ASSERT_LT(0, before);
 	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, true, &r, &c))
 		TH_LOG("checkpoint: %s", r.err);
@@ -422,7 +408,7 @@ TEST_F_TIMEOUT(robust, untouched_memory_not_saved, 240)
 
 	restored = restore_detached(_metadata, self, c.pid, 120000);
 	assert_progress(_metadata, self, 3);
-	after = rss_kib(restored);
+	after = proc_kb(restored, "status", "VmRSS:");
 	TH_LOG("restored RSS %ld KiB", after);
 	ASSERT_GT(before + 16384, after) TH_LOG("restore faulted in untouched memory");
 }

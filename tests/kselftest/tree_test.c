@@ -222,20 +222,14 @@ static const struct ids *find_ids(const struct ids *t, int n, pid_t pid)
 /* Sum of `Pss:` of /proc/PID/smaps_rollup over the processes of t, in kB; -1 if unreadable. */
 static long tree_pss_kb(const struct ids *t, int n)
 {
-	char path[64], *s, *p;
-	long sum = 0;
+	long sum = 0, kb;
 	int i;
 
 	for (i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", t[i].pid);
-		s = slurp(path, NULL);
-		p = s ? strstr(s, "\nPss:") : NULL;
-		if (!p) {
-			free(s);
+		kb = proc_kb(t[i].pid, "smaps_rollup", "Pss:");
+		if (kb < 0)
 			return -1;
-		}
-		sum += strtol(p + strlen("\nPss:"), NULL, 10);
-		free(s);
+		sum += kb;
 	}
 	return sum;
 }

@@ -1004,6 +1004,24 @@ static int cmp_pid(const void *a, const void *b)
 	return *(const pid_t *)a - *(const pid_t *)b;
 }
 
+long proc_kb(pid_t pid, const char *file, const char *field)
+{
+	char path[96], *s, *p;
+	size_t n = strlen(field);
+	long kb = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+	s = slurp(path, NULL);
+	for (p = s; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (!strncmp(p, field, n)) {
+			kb = atol(p + n);
+			break;
+		}
+	}
+	free(s);
+	return kb;
+}
+
 int thread_ids(pid_t pid, pid_t *out, int max)
 {
 	char path[64];

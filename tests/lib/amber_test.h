@@ -210,6 +210,12 @@ int kill_tree(pid_t root);
 int reap_gone(pid_t pid, int timeout_ms);
 /* Threads of pid (/proc/PID/task), sorted, at most max; -1 if gone. */
 int thread_ids(pid_t pid, pid_t *out, int max);
+
+/*
+ * The number after the line "FIELD" of /proc/PID/FILE (field with its
+ * colon: "VmRSS:" of status, "Pss:" of smaps_rollup), in kB; -1 if unknown.
+ */
+long proc_kb(pid_t pid, const char *file, const char *field);
 /* A u32 (or the low half of a u64) attribute of meta.img's INFO section. 0 if found. */
 int read_info_u32(const char *meta, uint16_t attr, uint32_t *v);
 /* Total bytes of the sections of that type in meta.img; -1 if unreadable, 0 if none. */
