@@ -120,8 +120,9 @@ enum amber_attr {
 	/*
 	 * CHECKPOINT with AMBER_CKPT_F_TREE: nest of AMBER_A_PAGE_FD, the
 	 * pages files for the processes other than PID, used in the order the
-	 * reply lists the processes. Too few: -EAGAIN, and the extack says how
-	 * many the tree has (the tool retries with more).
+	 * reply lists the processes. Too few: -EAGAIN, and the extack cookie
+	 * has AMBER_ERR_PAGES_FILES, how many the tree needs (the tool retries
+	 * with more; see enum amber_err_attr).
 	 */
 	AMBER_A_PAGES_FDS,
 	/* u32, reply: index into PAGES_FDS of this process's pages file. */
@@ -599,6 +600,30 @@ enum amber_info_attr {
 
 	__AMBER_INFO_MAX,
 	AMBER_INFO_MAX = __AMBER_INFO_MAX - 1
+};
+
+/*
+ * Facts about a failed request that the tool acts on, carried as netlink
+ * attributes inside the extack cookie (NLMSGERR_ATTR_COOKIE, at most
+ * NETLINK_MAX_COOKIE_LEN = 20 bytes) of the error reply, never inside the
+ * message text, which is for people and may change. Absent: nothing to act
+ * on beyond errno.
+ */
+enum amber_err_attr {
+	/*
+	 * flag: the failure was transient (the target exec'ed, exited, was
+	 * caught inside a system call...); the same request may succeed if
+	 * sent again.
+	 */
+	AMBER_ERR_RETRY = 1,
+	/*
+	 * u32, with -EAGAIN from CHECKPOINT with AMBER_CKPT_F_TREE: the number
+	 * of pages files (AMBER_A_PAGES_FDS) the tree needs.
+	 */
+	AMBER_ERR_PAGES_FILES,
+
+	__AMBER_ERR_MAX,
+	AMBER_ERR_MAX = __AMBER_ERR_MAX - 1
 };
 
 #endif /* _UAPI_LINUX_AMBER_H */
