@@ -51,7 +51,7 @@ clean:
 	@for d in $(SUBDIRS); do \
 		if [ -f $$d/Makefile ]; then $(MAKE) -C $$d clean || exit 1; fi; \
 	done
-	@# Keep build/kselftest: it is extracted by setup.sh, not built.
+	@# Keep build/kselftest and build/checkpatch: setup.sh extracts them, nothing builds them.
 	@if [ -d build ]; then \
-		find build -mindepth 1 -maxdepth 1 ! -name kselftest -exec rm -rf {} +; \
+		find build -mindepth 1 -maxdepth 1 ! -name kselftest ! -name checkpatch -exec rm -rf {} +; \
 	fi

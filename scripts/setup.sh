@@ -38,3 +38,18 @@ if [ ! -f "$ksft/kselftest_harness.h" ]; then
 	cp "$tmp"/linux-source-6.1/tools/testing/selftests/kselftest*.h "$ksft/"
 	rm -rf "$tmp"
 fi
+
+# checkpatch.pl (and the data files it reads) from the same tarball, into build/checkpatch/scripts.
+cp_dir="$top/build/checkpatch"
+if [ ! -f "$cp_dir/scripts/checkpatch.pl" ]; then
+	tarball=$(ls /usr/src/linux-source-6.1.tar.xz)
+	tmp=$(mktemp -d)
+	tar -xJf "$tarball" -C "$tmp" \
+		linux-source-6.1/scripts/checkpatch.pl \
+		linux-source-6.1/scripts/spelling.txt \
+		linux-source-6.1/scripts/const_structs.checkpatch
+	mkdir -p "$cp_dir"
+	rm -rf "$cp_dir/scripts"
+	mv "$tmp/linux-source-6.1/scripts" "$cp_dir/scripts"
+	rm -rf "$tmp"
+fi

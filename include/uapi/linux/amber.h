@@ -226,8 +226,8 @@ enum amber_thread_attr {
 	AMBER_THREAD_REGS,		/* nest: enum amber_reg, as AMBER_A_REGS */
 	AMBER_THREAD_FPU,		/* binary: as AMBER_A_FPU */
 	AMBER_THREAD_BLOCKED,		/* u64: blocked mask, bit (signo - 1) */
-	AMBER_THREAD_PENDING,		/* nest, repeated: enum amber_sigpending_attr
-					 * (thread-directed, never SHARED) */
+	/* nest, repeated: enum amber_sigpending_attr (thread-directed, never SHARED) */
+	AMBER_THREAD_PENDING,
 	AMBER_THREAD_CLEAR_CHILD_TID,	/* u64 */
 	AMBER_THREAD_ROBUST_LIST,	/* u64 */
 	AMBER_THREAD_ROBUST_LIST_LEN,	/* u64 */
