@@ -173,13 +173,15 @@ static void amber_req_cancel_locked(struct amber_req *req)
 	}
 }
 
-/* Records the group's first failure and cancels it. */
+/* Records the group's first failure (@retry: a transient one) and cancels it. */
 static void amber_req_fail_locked(struct amber_req *req, int err,
-				  const char *msg)
+				  const char *msg, bool retry)
 {
 	lockdep_assert_held(&amber_reqs_lock);
-	if (!req->result.err)
+	if (!req->result.err) {
 		amber_fail(&req->result, err, msg);
+		req->result.retry = retry;
+	}
 	amber_req_cancel_locked(req);
 }
 
@@ -211,8 +213,8 @@ static int amber_proc_capture(struct amber_req *req, struct amber_proc *p)
 	if (current_real_cred() != p->ident.cred ||
 	    current->self_exec_id != p->ident.exec_id ||
 	    get_dumpable(current->mm) != p->ident.dumpable)
-		return amber_fail(e, -EAGAIN,
-				  "the process executed a program or changed credentials or dumpability, try again");
+		return amber_fail_retry(e, -EAGAIN,
+					"the process executed a program or changed credentials or dumpability, try again");
 
 	if (amber_task_capture(&st->task, e) ||
 	    amber_sig_capture(&st->sig, e) ||
@@ -311,7 +313,7 @@ static u32 amber_thr_park(struct amber_thr *thr)
 			if (req->phase != AMBER_PH_HELD)
 				amber_req_fail_locked(req, -EINTR,
 						      amber_msg("pid %d tid %d was killed during the checkpoint",
-								p->pid, thr->tid));
+								p->pid, thr->tid), false);
 			action = AMBER_RELEASE_RESUME;
 			break;
 		}
@@ -325,7 +327,7 @@ static u32 amber_thr_park(struct amber_thr *thr)
 					req->pid, req->hold_ms);
 			else
 				amber_req_fail_locked(req, -ETIMEDOUT,
-						      "the checkpoint did not finish in time");
+						      "the checkpoint did not finish in time", false);
 			req->action = AMBER_RELEASE_RESUME;
 			amber_req_set_phase(req, AMBER_PH_RESUME);
 			action = AMBER_RELEASE_RESUME;
@@ -341,7 +343,8 @@ static u32 amber_thr_park(struct amber_thr *thr)
 			mutex_lock(&amber_reqs_lock);
 			if (err)
 				amber_req_fail_locked(req, err,
-						      amber_proc_msg(req, p, p->result.msg));
+						      amber_proc_msg(req, p, p->result.msg),
+						      p->result.retry);
 			if (!--req->nr_capturing)
 				amber_req_captured_locked(req);
 			wake_up_all(&req->req_wq);
@@ -391,7 +394,7 @@ static void amber_thr_work(struct callback_head *work)
 		amber_req_fail_locked(req, err,
 				      thr->leader ? amber_proc_msg(req, thr->proc, thr->err.msg) :
 				      amber_msg("pid %d tid %d: %s", thr->proc->pid,
-						thr->tid, thr->err.msg));
+						thr->tid, thr->err.msg), thr->err.retry);
 	wake_up_all(&req->req_wq);
 	mutex_unlock(&amber_reqs_lock);
 
@@ -534,7 +537,7 @@ static int amber_req_error(struct amber_req *req, int err,
 	/* A failure a thread reported first explains the others. */
 	if (req->result.err) {
 		err = req->result.err;
-		amber_set_msg(extack, req->result.msg);
+		amber_set_err(extack, &req->result);
 	}
 	amber_req_cancel_locked(req);
 	mutex_unlock(&amber_reqs_lock);
@@ -776,9 +779,9 @@ static int amber_scan_pool(struct amber_req *req, struct netlink_ext_ack *extack
 			need++;
 	if (need <= req->nr_pool)
 		return 0;
-	/* H4a's tool reads the number right after "needs ". */
 	amber_set_msg(extack, amber_msg("the tree of pid %d needs %u pages files (PAGES_FDS has %u)",
 					req->pid, need, req->nr_pool));
+	amber_set_pages_files(extack, need);
 	return -EAGAIN;
 }
 
@@ -888,6 +891,7 @@ static int amber_scan(struct amber_req *req, struct task_struct *root,
 exited:
 	amber_set_msg(extack, amber_msg("pid %d exited during the checkpoint, try again",
 					p->pid));
+	amber_set_retry(extack);
 	err = -EAGAIN;
 out_put:
 	for (i = 0; i < n; i++)
@@ -1020,6 +1024,7 @@ static int amber_group_check(struct amber_req *req, struct netlink_ext_ack *exta
 		if (!p->leader || p->leader->state != AMBER_THR_PARKED) {
 			amber_set_msg(extack, amber_msg("pid %d exited during the checkpoint, try again",
 							p->pid));
+			amber_set_retry(extack);
 			return amber_req_error(req, -EAGAIN, extack);
 		}
 		p->others = kcalloc(max(req->nr_thrs, 1U), sizeof(*p->others), GFP_KERNEL);

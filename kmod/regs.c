@@ -119,8 +119,8 @@ int amber_regs_capture(struct amber_regs_state *st, struct amber_err *e)
 	 * are refused too; a retry gets past them.
 	 */
 	if ((long)regs.orig_ax >= 0 && (long)regs.ax == -ENOSYS)
-		return amber_fail(e, -EAGAIN,
-				  "the process was stopped inside a system call (io_uring, KVM?), try again");
+		return amber_fail_retry(e, -EAGAIN,
+					"the process was stopped inside a system call (io_uring, KVM?), try again");
 
 	amber_regs_normalise(&regs);
 	/* user_regs_struct and enum amber_reg share their order. */
