@@ -41,7 +41,6 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/netlink.h>
-#include <linux/notifier.h>
 #include <linux/pid_namespace.h>
 #include <linux/ptrace.h>
 #include <linux/sched/coredump.h>
@@ -62,18 +61,13 @@
 /*
  * amber_reqs_lock protects the list of live requests (amber_reqs), the
  * phase, cancelled, action, counters and result of every request on it, the
- * state of every thread, their hash tables, amber_nr_stopped and
- * amber_exiting. It is a mutex: every user can sleep (the netlink notifier
- * runs from a blocking notifier chain).
+ * state of every thread, their hash tables and amber_nr_stopped. It is a
+ * mutex: every user can sleep (the session callbacks run under the
+ * registry's mutex, which is taken before this one).
  */
 static DEFINE_MUTEX(amber_reqs_lock);
 static LIST_HEAD(amber_reqs);
 static unsigned int amber_nr_stopped;	/* threads capturing or parked */
-static bool amber_exiting;
-
-/* Number of requests not yet freed; module exit waits for zero. */
-static atomic_t amber_nr_reqs = ATOMIC_INIT(0);
-static DECLARE_WAIT_QUEUE_HEAD(amber_reqs_wq);
 
 /* How often the stop rescans while a vfork child or an exiting process is pending. */
 #define AMBER_RESCAN_MS		5
@@ -139,10 +133,9 @@ static void amber_req_release(struct kref *ref)
 	if (req->fileids)
 		amber_fileids_free(req->fileids);
 	put_pid_ns(req->ns);
+	/* Last: module exit waits for every session to be gone. */
+	amber_session_del(&req->session);
 	kfree(req);
-
-	if (atomic_dec_and_test(&amber_nr_reqs))
-		wake_up_all(&amber_reqs_wq);
 }
 
 void amber_req_put(struct amber_req *req)
@@ -1112,6 +1105,34 @@ static int amber_group_write_pages(struct amber_req *req,
 	return err;
 }
 
+/* RELEASE from the requesting socket: a held group resumes or is killed. */
+static int amber_req_session_release(struct amber_session *s, u32 action)
+{
+	struct amber_req *req = container_of(s, struct amber_req, session);
+	int err = -ESRCH;
+
+	mutex_lock(&amber_reqs_lock);
+	if (req->phase == AMBER_PH_HELD) {
+		req->action = action;
+		amber_req_set_phase(req, AMBER_PH_RESUME);
+		err = 0;
+	}
+	mutex_unlock(&amber_reqs_lock);
+	return err;
+}
+
+/* The requesting socket closed, or the module is unloading: resume. */
+static void amber_req_session_cancel(struct amber_session *s)
+{
+	amber_req_abort(container_of(s, struct amber_req, session));
+}
+
+static const struct amber_session_ops amber_req_session_ops = {
+	.release	= amber_req_session_release,
+	.sock_gone	= amber_req_session_cancel,
+	.exit		= amber_req_session_cancel,
+};
+
 static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 				       struct file *pages)
 {
@@ -1139,8 +1160,6 @@ static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 	req->flags = args->flags;
 	req->hold_ms = max_t(u32, args->timeout_ms, AMBER_HOLD_MIN_MS);
 	req->park_ms = args->timeout_ms + AMBER_CAPTURE_MAX_MS + AMBER_PARK_SLACK_MS;
-	req->portid = args->portid;
-	req->net = args->net;
 	req->ns = get_pid_ns(task_active_pid_ns(current));
 	req->phase = AMBER_PH_GATHER;
 	req->root_pages = pages;
@@ -1149,7 +1168,6 @@ static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 	req->parents = args->parents;
 	req->nr_parents = args->nr_parents;
 	req->parent_id = args->parent_id;
-	atomic_inc(&amber_nr_reqs);
 	return req;
 }
 
@@ -1198,8 +1216,11 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 	/* From here on, the request owns the files. */
 	mutex_lock(&amber_reqs_lock);
 	list_add_tail(&req->node, &amber_reqs);
-	err = amber_exiting ? -ENODEV : 0;
 	mutex_unlock(&amber_reqs_lock);
+	/* A failed add leaves the session empty: the release ignores it. */
+	err = amber_session_add(&req->session, &amber_req_session_ops,
+				AMBER_SESSION_CHECKPOINT, task_pid(root),
+				args->portid, args->net);
 	if (err)
 		NL_SET_ERR_MSG(extack, "the module is unloading");
 
@@ -1227,32 +1248,7 @@ err_args:
 	return ERR_PTR(err);
 }
 
-int amber_release(pid_t pid, u32 portid, const struct net *net, u32 action,
-		  const struct nlattr *pid_attr,
-		  struct netlink_ext_ack *extack)
-{
-	struct amber_req *req;
-	int err = -ESRCH;
-
-	mutex_lock(&amber_reqs_lock);
-	list_for_each_entry(req, &amber_reqs, node) {
-		if (req->pid != pid || req->portid != portid || req->net != net ||
-		    req->phase != AMBER_PH_HELD)
-			continue;
-		req->action = action;
-		amber_req_set_phase(req, AMBER_PH_RESUME);
-		err = 0;
-		break;
-	}
-	mutex_unlock(&amber_reqs_lock);
-
-	if (err && extack)
-		NL_SET_ERR_MSG_ATTR(extack, pid_attr,
-				    "this socket holds no process with that pid (hold timed out?)");
-	return err;
-}
-
-u32 amber_sessions(void)
+u32 amber_ckpt_nr_stopped(void)
 {
 	u32 n;
 
@@ -1287,52 +1283,3 @@ int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
 	return err;
 }
 
-/* Resumes the targets held for a generic netlink socket that is closing. */
-static int amber_netlink_event(struct notifier_block *nb, unsigned long event,
-			       void *ptr)
-{
-	struct netlink_notify *n = ptr;
-	struct amber_req *req;
-
-	if (event != NETLINK_URELEASE || n->protocol != NETLINK_GENERIC ||
-	    !n->portid)
-		return NOTIFY_DONE;
-
-	mutex_lock(&amber_reqs_lock);
-	list_for_each_entry(req, &amber_reqs, node) {
-		if (req->portid == n->portid && req->net == n->net)
-			amber_req_cancel_locked(req);
-	}
-	mutex_unlock(&amber_reqs_lock);
-	return NOTIFY_DONE;
-}
-
-static struct notifier_block amber_netlink_nb = {
-	.notifier_call = amber_netlink_event,
-};
-
-int amber_checkpoint_init(void)
-{
-	return netlink_register_notifier(&amber_netlink_nb);
-}
-
-/*
- * Called after the family is unregistered, so no requester is left. Queued
- * and held callbacks pin the module, so normally nothing is live here; this
- * still resumes and waits for anything that is, so the module never leaves a
- * target parked or a callback pointing into freed text.
- */
-void amber_checkpoint_exit(void)
-{
-	struct amber_req *req;
-
-	netlink_unregister_notifier(&amber_netlink_nb);
-
-	mutex_lock(&amber_reqs_lock);
-	amber_exiting = true;
-	list_for_each_entry(req, &amber_reqs, node)
-		amber_req_cancel_locked(req);
-	mutex_unlock(&amber_reqs_lock);
-
-	wait_event(amber_reqs_wq, !atomic_read(&amber_nr_reqs));
-}

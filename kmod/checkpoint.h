@@ -13,6 +13,7 @@
 #include "mm.h"
 #include "msg.h"
 #include "regs.h"
+#include "session.h"
 #include "task.h"
 #include "track.h"
 
@@ -152,8 +153,7 @@ struct amber_req {
 	u32 flags;
 	u32 hold_ms;
 	u32 park_ms;		/* bound of a parked thread's wait before HELD */
-	u32 portid;
-	const struct net *net;
+	struct amber_session session;	/* the requesting socket and the root */
 	struct pid_namespace *ns;	/* the caller's, reference */
 
 	/* Under amber_reqs_lock (phase, cancelled also read with READ_ONCE). */
@@ -193,16 +193,10 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 void amber_req_abort(struct amber_req *req);
 void amber_req_put(struct amber_req *req);
 
-int amber_release(pid_t pid, u32 portid, const struct net *net, u32 action,
-		  const struct nlattr *pid_attr,
-		  struct netlink_ext_ack *extack);
-
-u32 amber_sessions(void);
+/* Threads capturing or parked, for GET_VERSION's AMBER_A_SESSIONS. */
+u32 amber_ckpt_nr_stopped(void);
 
 int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
 		  struct netlink_ext_ack *extack);
-
-int amber_checkpoint_init(void);
-void amber_checkpoint_exit(void);
 
 #endif /* _AMBER_CHECKPOINT_H */

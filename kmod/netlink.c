@@ -20,6 +20,7 @@
 #include "checkpoint.h"
 #include "netlink.h"
 #include "restore.h"
+#include "session.h"
 #include "track.h"
 
 static struct genl_family amber_family;
@@ -88,7 +89,7 @@ static int amber_nl_get_version_doit(struct sk_buff *skb, struct genl_info *info
 		goto err_free_msg;
 	if (nla_put_string(msg, AMBER_A_MODULE_VERSION, AMBER_VERSION_STRING) ||
 	    nla_put_u32(msg, AMBER_A_PROTO_VERSION, AMBER_FAMILY_VERSION) ||
-	    nla_put_u32(msg, AMBER_A_SESSIONS, amber_sessions()) ||
+	    nla_put_u32(msg, AMBER_A_SESSIONS, amber_ckpt_nr_stopped()) ||
 	    nla_put_u32(msg, AMBER_A_TRACKED, amber_track_count()))
 		goto err_free_msg;
 	genlmsg_end(msg, hdr);
@@ -804,12 +805,11 @@ static int amber_nl_release_doit(struct sk_buff *skb, struct genl_info *info)
 
 	pid = nla_get_u32(attrs[AMBER_A_PID]);
 	action = nla_get_u32(attrs[AMBER_A_ACTION]);
-	/* A restore hold first: the checkpoint path sets the one extack message. */
-	err = amber_restore_release(pid, info->snd_portid, genl_info_net(info), action);
-	if (err != -ESRCH)
-		return err;
-	return amber_release(pid, info->snd_portid, genl_info_net(info), action,
-			     attrs[AMBER_A_PID], info->extack);
+	err = amber_session_release(pid, info->snd_portid, genl_info_net(info), action);
+	if (err)
+		NL_SET_ERR_MSG_ATTR(info->extack, attrs[AMBER_A_PID],
+				    "this socket holds no process with that pid (hold timed out?)");
+	return err;
 }
 
 static int amber_nl_untrack_doit(struct sk_buff *skb, struct genl_info *info)

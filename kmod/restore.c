@@ -758,9 +758,12 @@ int amber_nl_restore_doit(struct sk_buff *skb, struct genl_info *info)
 	r->extack = info->extack;
 	if (info->attrs[AMBER_A_FLAGS])
 		r->flags = nla_get_u32(info->attrs[AMBER_A_FLAGS]);
-	r->proc = amber_rproc_new(info);
-	if (!r->proc) {
-		err = -ENOMEM;
+	r->proc = amber_rproc_new(info->snd_portid, genl_info_net(info));
+	if (IS_ERR(r->proc)) {
+		err = PTR_ERR(r->proc);
+		r->proc = NULL;
+		if (err == -ENODEV)
+			amber_restore_err(r, NULL, "the module is unloading");
 		goto out;
 	}
 

@@ -12,21 +12,11 @@
 #include <linux/signal_types.h>
 #include <linux/wait.h>
 
+#include "session.h"
+
 extern const struct nla_policy amber_restore_policy[AMBER_A_MAX + 1];
 
 int amber_nl_restore_doit(struct sk_buff *skb, struct genl_info *info);
-
-/*
- * RELEASE of a process restored with AMBER_RESTORE_F_HOLD by the socket
- * (@portid, @net) that sent its RESTORE: AMBER_RELEASE_RESUME runs it,
- * AMBER_RELEASE_KILL kills it before any user instruction. -ESRCH, without
- * touching any extack, when no restore of @pid is held for that socket.
- */
-int amber_restore_release(pid_t pid, u32 portid, const struct net *net, u32 action);
-
-/* Module init/exit (main.c): the netlink notifier; exit kills held restores. */
-int amber_restore_init(void);
-void amber_restore_exit(void);
 
 /*
  * Everything below is private to restore*.c.
@@ -108,12 +98,11 @@ enum amber_rproc_state {
 /*
  * A restore in progress or held, shared (refcounted) by the RESTORE doit,
  * the leader's register task_work and every thread's park task_work; each
- * task_work also pins the module. On amber_rprocs (restore_hold.c) from
- * creation to release.
+ * task_work also pins the module. In the session registry from creation
+ * to release.
  */
 struct amber_rproc {
 	struct kref ref;
-	struct list_head node;
 	wait_queue_head_t wq;
 	enum amber_rproc_state state;	/* under amber_rprocs_lock */
 	unsigned int nr_parked;		/* under amber_rprocs_lock */
@@ -121,12 +110,10 @@ struct amber_rproc {
 	struct amber_rthread *threads;
 	unsigned int nr_threads;
 
-	/* Hold: RELEASE must come from this socket for this process. */
+	/* Hold: RELEASE must come from the session's socket for its pid. */
+	struct amber_session session;	/* the RESTORE's socket, the leader */
 	bool hold;
-	struct pid *pid;		/* reference: the leader */
-	u32 portid;			/* of the RESTORE request */
-	const struct net *net;		/* compared, never dereferenced */
-	bool sock_gone;			/* that socket closed */
+	bool orphan;			/* that socket closed, or module exit */
 	unsigned long hold_deadline;	/* jiffies */
 
 	/* Process-wide results of the leader's phase B, for the threads. */
@@ -230,7 +217,7 @@ void amber_rthread_free(struct amber_rthread *t);
 void amber_rthread_work(struct callback_head *head);
 
 /* restore_hold.c */
-struct amber_rproc *amber_rproc_new(struct genl_info *info);
+struct amber_rproc *amber_rproc_new(u32 portid, const struct net *net);
 void amber_rproc_get(struct amber_rproc *p);
 void amber_rproc_put(struct amber_rproc *p);
 /* Decide the fate of the threads and the hold (wakes everybody). */

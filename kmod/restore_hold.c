@@ -14,8 +14,6 @@
 
 #include <linux/jiffies.h>
 #include <linux/mutex.h>
-#include <linux/netlink.h>
-#include <linux/notifier.h>
 #include <linux/pid.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -31,34 +29,31 @@
 #define AMBER_RESTORE_VERDICT_MAX_MS	(30 * 60 * 1000)
 
 /*
- * amber_rprocs_lock protects the list of live restores (amber_rprocs), the
- * state, nr_parked, parked/exited flags of their threads, the hold fields
- * (pid, portid, net, sock_gone) and amber_rprocs_exiting. A mutex: every
- * user may sleep (the netlink notifier runs from a blocking chain).
+ * amber_rprocs_lock protects the state, nr_parked, parked/exited flags of their threads and the hold
+ * fields (hold, orphan, hold_deadline). A mutex: every user may sleep (the
+ * session callbacks run under the registry's mutex, taken before this one).
  */
 static DEFINE_MUTEX(amber_rprocs_lock);
-static LIST_HEAD(amber_rprocs);
-static bool amber_rprocs_exiting;
 
-/* Restores not yet freed; module exit waits for zero. */
-static atomic_t amber_nr_rprocs = ATOMIC_INIT(0);
-static DECLARE_WAIT_QUEUE_HEAD(amber_rprocs_wq);
+static const struct amber_session_ops amber_rproc_session_ops;
 
-struct amber_rproc *amber_rproc_new(struct genl_info *info)
+/* The restore of current, sent from the socket (@portid, @net). */
+struct amber_rproc *amber_rproc_new(u32 portid, const struct net *net)
 {
 	struct amber_rproc *p = kzalloc(sizeof(*p), GFP_KERNEL);
+	int err;
 
 	if (!p)
-		return NULL;
+		return ERR_PTR(-ENOMEM);
 	kref_init(&p->ref);
 	init_waitqueue_head(&p->wq);
 	p->state = AMBER_RP_PARKING;
-	p->portid = info->snd_portid;
-	p->net = genl_info_net(info);
-	atomic_inc(&amber_nr_rprocs);
-	mutex_lock(&amber_rprocs_lock);
-	list_add_tail(&p->node, &amber_rprocs);
-	mutex_unlock(&amber_rprocs_lock);
+	err = amber_session_add(&p->session, &amber_rproc_session_ops,
+				AMBER_SESSION_RESTORE, task_pid(current), portid, net);
+	if (err) {
+		kfree(p);
+		return ERR_PTR(err);
+	}
 	return p;
 }
 
@@ -67,32 +62,24 @@ void amber_rproc_get(struct amber_rproc *p)
 	kref_get(&p->ref);
 }
 
-/* kref release, called with amber_rprocs_lock held (kref_put_mutex). */
 static void amber_rproc_release(struct kref *ref)
-	__releases(&amber_rprocs_lock)
 {
 	struct amber_rproc *p = container_of(ref, struct amber_rproc, ref);
 	unsigned int i;
-
-	lockdep_assert_held(&amber_rprocs_lock);
-	list_del(&p->node);
-	mutex_unlock(&amber_rprocs_lock);
 
 	for (i = 0; i < p->nr_threads; i++)
 		amber_rthread_free(&p->threads[i]);
 	kvfree(p->threads);
 	if (p->cred)
 		put_cred(p->cred);
-	put_pid(p->pid);
+	/* Last: module exit waits for every session to be gone. */
+	amber_session_del(&p->session);
 	kfree(p);
-
-	if (atomic_dec_and_test(&amber_nr_rprocs))
-		wake_up_all(&amber_rprocs_wq);
 }
 
 void amber_rproc_put(struct amber_rproc *p)
 {
-	kref_put_mutex(&p->ref, amber_rproc_release, &amber_rprocs_lock);
+	kref_put(&p->ref, amber_rproc_release);
 }
 
 static void amber_rproc_set_state_locked(struct amber_rproc *p, enum amber_rproc_state state)
@@ -118,10 +105,9 @@ void amber_rproc_restored(struct amber_restore *r)
 	mutex_lock(&amber_rprocs_lock);
 	if (r->flags & AMBER_RESTORE_F_HOLD) {
 		p->hold = true;
-		p->pid = get_task_pid(current, PIDTYPE_PID);
 		p->hold_deadline = jiffies + msecs_to_jiffies(AMBER_RESTORE_HOLD_MAX_MS);
 		/* Nobody is left to release it if the socket closed meanwhile. */
-		state = amber_rprocs_exiting || p->sock_gone ? AMBER_RP_KILL : AMBER_RP_HELD;
+		state = p->orphan ? AMBER_RP_KILL : AMBER_RP_HELD;
 	}
 	amber_rproc_set_state_locked(p, state);
 	mutex_unlock(&amber_rprocs_lock);
@@ -201,83 +187,48 @@ bool amber_rproc_wait_release(struct amber_rproc *p)
 	return state == AMBER_RP_RUN;
 }
 
-int amber_restore_release(pid_t pid, u32 portid, const struct net *net, u32 action)
+/* RELEASE from the RESTORE's socket: a held process runs or is killed. */
+static int amber_rproc_session_release(struct amber_session *s, u32 action)
 {
-	struct amber_rproc *p;
-	struct pid *want;
+	struct amber_rproc *p = container_of(s, struct amber_rproc, session);
 	int err = -ESRCH;
 
-	rcu_read_lock();
-	want = get_pid(find_vpid(pid));
-	rcu_read_unlock();
-	if (!want)
-		return -ESRCH;
-
 	mutex_lock(&amber_rprocs_lock);
-	list_for_each_entry(p, &amber_rprocs, node) {
-		if (p->state != AMBER_RP_HELD || p->pid != want || p->portid != portid ||
-		    p->net != net)
-			continue;
+	if (p->state == AMBER_RP_HELD) {
 		amber_rproc_set_state_locked(p, action == AMBER_RELEASE_RESUME ?
 					     AMBER_RP_RUN : AMBER_RP_KILL);
 		err = 0;
-		break;
 	}
 	mutex_unlock(&amber_rprocs_lock);
-	put_pid(want);
 	return err;
 }
 
-/* Kills the restores held for a generic netlink socket that is closing. */
-static int amber_restore_netlink_event(struct notifier_block *nb, unsigned long event,
-				       void *ptr)
+/* The RESTORE's socket closed: a held process is killed, a later hold too. */
+static void amber_rproc_session_sock_gone(struct amber_session *s)
 {
-	struct netlink_notify *n = ptr;
-	struct amber_rproc *p;
-
-	if (event != NETLINK_URELEASE || n->protocol != NETLINK_GENERIC || !n->portid)
-		return NOTIFY_DONE;
+	struct amber_rproc *p = container_of(s, struct amber_rproc, session);
 
 	mutex_lock(&amber_rprocs_lock);
-	list_for_each_entry(p, &amber_rprocs, node) {
-		if (p->portid != n->portid || p->net != n->net)
-			continue;
-		p->sock_gone = true;
-		if (p->state == AMBER_RP_HELD)
-			amber_rproc_set_state_locked(p, AMBER_RP_KILL);
-	}
+	p->orphan = true;
+	if (p->state == AMBER_RP_HELD)
+		amber_rproc_set_state_locked(p, AMBER_RP_KILL);
 	mutex_unlock(&amber_rprocs_lock);
-	return NOTIFY_DONE;
 }
 
-static struct notifier_block amber_restore_netlink_nb = {
-	.notifier_call = amber_restore_netlink_event,
+/* Module exit: whatever is held or still parking is killed. */
+static void amber_rproc_session_exit(struct amber_session *s)
+{
+	struct amber_rproc *p = container_of(s, struct amber_rproc, session);
+
+	mutex_lock(&amber_rprocs_lock);
+	p->orphan = true;
+	if (p->state == AMBER_RP_HELD || p->state == AMBER_RP_PARKING)
+		amber_rproc_set_state_locked(p, AMBER_RP_KILL);
+	mutex_unlock(&amber_rprocs_lock);
+}
+
+static const struct amber_session_ops amber_rproc_session_ops = {
+	.release	= amber_rproc_session_release,
+	.sock_gone	= amber_rproc_session_sock_gone,
+	.exit		= amber_rproc_session_exit,
 };
-
-int amber_restore_init(void)
-{
-	return netlink_register_notifier(&amber_restore_netlink_nb);
-}
-
-/*
- * Called after the family is unregistered, so no RESTORE doit is left.
- * Every task_work of a restore pins the module, so normally nothing is
- * live here; this still kills whatever is held and waits for all of them,
- * so the module never leaves a task parked or pointing into freed text.
- */
-void amber_restore_exit(void)
-{
-	struct amber_rproc *p;
-
-	netlink_unregister_notifier(&amber_restore_netlink_nb);
-
-	mutex_lock(&amber_rprocs_lock);
-	amber_rprocs_exiting = true;
-	list_for_each_entry(p, &amber_rprocs, node) {
-		if (p->state == AMBER_RP_HELD || p->state == AMBER_RP_PARKING)
-			amber_rproc_set_state_locked(p, AMBER_RP_KILL);
-	}
-	mutex_unlock(&amber_rprocs_lock);
-
-	wait_event(amber_rprocs_wq, !atomic_read(&amber_nr_rprocs));
-}
