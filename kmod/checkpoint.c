@@ -209,8 +209,10 @@ static int amber_proc_capture(struct amber_req *req, struct amber_proc *p)
 		return amber_fail_retry(e, -EAGAIN,
 					"the process executed a program or changed credentials or dumpability, try again");
 
-	if (amber_task_capture(&st->task, e) ||
-	    amber_sig_capture(&st->sig, e) ||
+	if (amber_task_capture(&st->task, e))
+		return e->err;
+	amber_regn_capture(&st->regn, current);
+	if (amber_sig_capture(&st->sig, e) ||
 	    amber_files_capture(&st->files, req->fileids, e))
 		return e->err;
 

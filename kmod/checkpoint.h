@@ -9,12 +9,14 @@
 #include <linux/types.h>
 #include <linux/wait.h>
 
-#include "files.h"
+#include "fdtable.h"
 #include "mm.h"
 #include "msg.h"
 #include "regs.h"
 #include "session.h"
+#include "signal.h"
 #include "task.h"
+#include "thread.h"
 #include "track.h"
 
 struct net;
@@ -46,6 +48,7 @@ struct netlink_ext_ack;
 /* What a process's leader captured, read by the reply builder. */
 struct amber_state {
 	struct amber_task_state task;
+	struct amber_regn regn;		/* the leader's registrations */
 	struct amber_sig_state sig;
 	struct amber_regs_state regs;
 	struct amber_files_state files;

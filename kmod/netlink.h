@@ -1,9 +1,28 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The "amber" generic netlink family. */
+/*
+ * The netlink layer: the "amber" generic netlink family (netlink.c: the
+ * policies and the doits) and its translation helpers (nl_reply.c: the
+ * CHECKPOINT reply). It translates attributes to and from plain structs;
+ * the rest of the module decides.
+ */
 #ifndef _AMBER_NETLINK_H
 #define _AMBER_NETLINK_H
 
+#include <linux/types.h>
+
+struct amber_req;
+struct genl_family;
+struct genl_info;
+struct sk_buff;
+
 int amber_netlink_init(void);
 void amber_netlink_exit(void);
+
+/* Within the netlink layer. */
+extern struct genl_family amber_family;
+
+int amber_put_u64(struct sk_buff *skb, int type, u64 value);
+/* The reply messages of a CHECKPOINT, one per process, before the ACK. */
+int amber_nl_checkpoint_reply(struct amber_req *req, struct genl_info *info);
 
 #endif /* _AMBER_NETLINK_H */

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Credentials: ids, groups, capabilities. */
+#ifndef _AMBER_CREDS_H
+#define _AMBER_CREDS_H
+
+#include "msg.h"
+
+struct cred;
+
+/* Takes a reference on current's credentials into *@cred, even on failure. */
+int amber_creds_capture(const struct cred **cred, struct amber_err *e);
+void amber_creds_free(const struct cred **cred);
+
+#endif /* _AMBER_CREDS_H */

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Signals: actions, pending queues, blocked masks. */
+#ifndef _AMBER_SIGNAL_H
+#define _AMBER_SIGNAL_H
+
+#include <linux/signal.h>
+#include <linux/types.h>
+
+#include "msg.h"
+
+#define AMBER_SIGINFO_SIZE	128	/* sizeof(siginfo_t) in user space */
+
+struct amber_sigaction {
+	u64 handler;
+	u64 flags;
+	u64 restorer;
+	u64 mask;
+};
+
+struct amber_sigpending {
+	u8 info[AMBER_SIGINFO_SIZE];	/* user siginfo_t layout */
+	bool shared;			/* signal->shared_pending */
+};
+
+struct amber_sig_state {
+	u64 blocked;
+	struct amber_sigaction action[_NSIG];	/* index signo - 1 */
+	struct amber_sigpending *pending;
+	unsigned int nr_pending;
+};
+
+/* current's actions, mask and pending signals, the shared queue with @shared. */
+int amber_sig_capture_one(struct amber_sig_state *st, bool shared,
+			  struct amber_err *e);
+int amber_sig_capture(struct amber_sig_state *st, struct amber_err *e);
+void amber_sig_free(struct amber_sig_state *st);
+
+#endif /* _AMBER_SIGNAL_H */
