@@ -12,6 +12,9 @@
  * struct file, one id, in every process. The request holds a reference on
  * every file it gave an id to, so that a file closed and freed meanwhile
  * cannot hand its address, and its id, to another file.
+ *
+ * The tool restores the fd table; the module only closes the stub's own
+ * helper fds once a restore has succeeded.
  */
 #include <linux/fdtable.h>
 #include <linux/file.h>
@@ -31,6 +34,7 @@
 #include "fdtable.h"
 #include "path.h"
 #include "pipe.h"
+#include "restore.h"
 #include "unix.h"
 
 struct amber_fileid {
@@ -411,4 +415,39 @@ int amber_fq_charge(struct amber_files_state *st,
 					    fd->num, fd->path,
 					    AMBER_QUEUE_MAX_BYTES >> 20));
 	return 0;
+}
+
+/* ---- restore ---- */
+
+/* Phase A: the stub's helper fds (AMBER_A_CLOSE_FDS), closed on success. */
+int amber_restore_close_fds_prepare(struct amber_restore *r)
+{
+	const struct amber_fd_list_args *l = &r->args->close_fds;
+	unsigned int i;
+
+	if (!l->nla)
+		return 0;
+	r->close_fds = kcalloc(l->nr, sizeof(*r->close_fds), GFP_KERNEL);
+	if (!r->close_fds)
+		return -ENOMEM;
+	for (i = 0; i < l->nr; i++) {
+		u32 fd = l->fd[i].val;
+		struct file *file = fget(fd);
+
+		if (!file) {
+			amber_restore_err(r, l->fd[i].nla, "close fd %u is not open", fd);
+			return -EBADF;
+		}
+		fput(file);
+		r->close_fds[r->nr_close_fds++] = fd;
+	}
+	return 0;
+}
+
+void amber_restore_close_fds_commit(struct amber_restore *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nr_close_fds; i++)
+		close_fd(r->close_fds[i]);
 }

@@ -115,4 +115,10 @@ void amber_fq_add(struct amber_files_state *st, struct amber_fq *q);
 int amber_fq_charge(struct amber_files_state *st, struct amber_fileids *ids,
 		    const struct amber_fd *fd, size_t len, struct amber_err *e);
 
+struct amber_restore;
+
+/* Phase A and B: AMBER_A_CLOSE_FDS, closed once the restore succeeded. */
+int amber_restore_close_fds_prepare(struct amber_restore *r);
+void amber_restore_close_fds_commit(struct amber_restore *r);
+
 #endif /* _AMBER_FDTABLE_H */

@@ -7,7 +7,10 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/kernel.h>
+#include <linux/mman.h>
 #include <linux/pid.h>
+#include <linux/resource.h>
+#include <linux/sched/coredump.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/threads.h>
@@ -93,6 +96,168 @@ err_free_msg:
 	NL_SET_ERR_MSG(info->extack, "the reply did not fit its buffer");
 	return -EMSGSIZE;
 }
+
+static const struct nla_policy amber_restore_groups_policy[AMBER_TASK_GROUP + 1] = {
+	[AMBER_TASK_GROUP]		= { .type = NLA_U32 },
+};
+
+static const struct nla_policy amber_restore_rlimit_policy[AMBER_RLIMIT_MAX_ATTR + 1] = {
+	[AMBER_RLIMIT_RESOURCE]		= NLA_POLICY_MAX(NLA_U32, RLIM_NLIMITS - 1),
+	[AMBER_RLIMIT_CUR]		= { .type = NLA_U64 },
+	[AMBER_RLIMIT_MAX]		= { .type = NLA_U64 },
+};
+
+static const struct nla_policy amber_restore_rlimits_policy[AMBER_TASK_RLIMIT + 1] = {
+	[AMBER_TASK_RLIMIT]		= NLA_POLICY_NESTED(amber_restore_rlimit_policy),
+};
+
+static const struct nla_policy amber_restore_task_policy[AMBER_TASK_MAX + 1] = {
+	[AMBER_TASK_PID]		= { .type = NLA_U32 },
+	[AMBER_TASK_COMM]		= { .type = NLA_STRING, .len = TASK_COMM_LEN - 1 },
+	[AMBER_TASK_UID]		= { .type = NLA_U32 },
+	[AMBER_TASK_EUID]		= { .type = NLA_U32 },
+	[AMBER_TASK_SUID]		= { .type = NLA_U32 },
+	[AMBER_TASK_FSUID]		= { .type = NLA_U32 },
+	[AMBER_TASK_GID]		= { .type = NLA_U32 },
+	[AMBER_TASK_EGID]		= { .type = NLA_U32 },
+	[AMBER_TASK_SGID]		= { .type = NLA_U32 },
+	[AMBER_TASK_FSGID]		= { .type = NLA_U32 },
+	[AMBER_TASK_GROUPS]		= NLA_POLICY_NESTED(amber_restore_groups_policy),
+	[AMBER_TASK_CAP_INH]		= { .type = NLA_U64 },
+	[AMBER_TASK_CAP_PRM]		= { .type = NLA_U64 },
+	[AMBER_TASK_CAP_EFF]		= { .type = NLA_U64 },
+	[AMBER_TASK_CAP_BND]		= { .type = NLA_U64 },
+	[AMBER_TASK_CAP_AMB]		= { .type = NLA_U64 },
+	[AMBER_TASK_UMASK]		= NLA_POLICY_MAX(NLA_U32, 0777),
+	[AMBER_TASK_PERSONALITY]	= { .type = NLA_U32 },
+	[AMBER_TASK_CWD]		= { .type = NLA_STRING, .len = PATH_MAX - 1 },
+	[AMBER_TASK_RLIMITS]		= NLA_POLICY_NESTED(amber_restore_rlimits_policy),
+	[AMBER_TASK_RSEQ]		= { .type = NLA_U64 },
+	[AMBER_TASK_RSEQ_LEN]		= { .type = NLA_U32 },
+	[AMBER_TASK_RSEQ_SIG]		= { .type = NLA_U32 },
+	[AMBER_TASK_CLEAR_CHILD_TID]	= { .type = NLA_U64 },
+	[AMBER_TASK_ROBUST_LIST]	= { .type = NLA_U64 },
+	[AMBER_TASK_ROBUST_LIST_LEN]	= { .type = NLA_U64 },
+	[AMBER_TASK_SAS_SP]		= { .type = NLA_U64 },
+	[AMBER_TASK_SAS_SIZE]		= { .type = NLA_U64 },
+	[AMBER_TASK_SAS_FLAGS]		= { .type = NLA_U32 },
+	[AMBER_TASK_EXE]		= { .type = NLA_STRING, .len = PATH_MAX - 1 },
+	[AMBER_TASK_START_TIME_NS]	= { .type = NLA_U64 },
+	[AMBER_TASK_DUMPABLE]		= NLA_POLICY_MAX(NLA_U32, SUID_DUMP_ROOT),
+	[AMBER_TASK_NO_NEW_PRIVS]	= NLA_POLICY_MAX(NLA_U32, 1),
+};
+
+static const struct nla_policy amber_restore_mm_policy[AMBER_MM_MAX + 1] = {
+	[AMBER_MM_START_CODE]		= { .type = NLA_U64 },
+	[AMBER_MM_END_CODE]		= { .type = NLA_U64 },
+	[AMBER_MM_START_DATA]		= { .type = NLA_U64 },
+	[AMBER_MM_END_DATA]		= { .type = NLA_U64 },
+	[AMBER_MM_START_BRK]		= { .type = NLA_U64 },
+	[AMBER_MM_BRK]			= { .type = NLA_U64 },
+	[AMBER_MM_START_STACK]		= { .type = NLA_U64 },
+	[AMBER_MM_ARG_START]		= { .type = NLA_U64 },
+	[AMBER_MM_ARG_END]		= { .type = NLA_U64 },
+	[AMBER_MM_ENV_START]		= { .type = NLA_U64 },
+	[AMBER_MM_ENV_END]		= { .type = NLA_U64 },
+	[AMBER_MM_AUXV]			= { .type = NLA_BINARY,
+					    .len = sizeof_field(struct mm_struct, saved_auxv) },
+	[AMBER_MM_VDSO]			= { .type = NLA_U64 },
+};
+
+static const struct nla_policy amber_restore_vma_policy[AMBER_VMA_MAX + 1] = {
+	[AMBER_VMA_START]		= { .type = NLA_U64 },
+	[AMBER_VMA_END]			= { .type = NLA_U64 },
+	[AMBER_VMA_PGOFF]		= { .type = NLA_U64 },
+	[AMBER_VMA_PROT]		= NLA_POLICY_MASK(NLA_U32,
+							  PROT_READ | PROT_WRITE | PROT_EXEC),
+	[AMBER_VMA_FLAGS]		= NLA_POLICY_MASK(NLA_U32, __AMBER_VMA_F_ALL),
+	[AMBER_VMA_PATH]		= { .type = NLA_STRING, .len = PATH_MAX - 1 },
+	[AMBER_VMA_DEV]			= { .type = NLA_U64 },
+	[AMBER_VMA_INO]			= { .type = NLA_U64 },
+	[AMBER_VMA_FILE_SIZE]		= { .type = NLA_U64 },
+	[AMBER_VMA_PAGES]		= { .type = NLA_U64 },
+	[AMBER_VMA_FILE_FD]		= { .type = NLA_U32 },
+};
+
+static const struct nla_policy amber_restore_vmas_policy[AMBER_A_VMA + 1] = {
+	[AMBER_A_VMA]			= NLA_POLICY_NESTED(amber_restore_vma_policy),
+};
+
+static const struct nla_policy amber_restore_regs_policy[AMBER_REG_MAX + 1] = {
+	[AMBER_REG_R15 ... AMBER_REG_GS] = { .type = NLA_U64 },
+};
+
+static const struct nla_policy amber_restore_sigaction_policy[AMBER_SIGACTION_MAX + 1] = {
+	[AMBER_SIGACTION_SIGNO]		= NLA_POLICY_RANGE(NLA_U32, 1, _NSIG),
+	[AMBER_SIGACTION_HANDLER]	= { .type = NLA_U64 },
+	[AMBER_SIGACTION_FLAGS]		= { .type = NLA_U64 },
+	[AMBER_SIGACTION_RESTORER]	= { .type = NLA_U64 },
+	[AMBER_SIGACTION_MASK]		= { .type = NLA_U64 },
+};
+
+static const struct nla_policy amber_restore_sigpending_policy[AMBER_SIGPENDING_MAX + 1] = {
+	[AMBER_SIGPENDING_SIGINFO]	= NLA_POLICY_EXACT_LEN(128),
+	[AMBER_SIGPENDING_SHARED]	= { .type = NLA_FLAG },
+};
+
+static const struct nla_policy amber_restore_signals_policy[AMBER_SIG_MAX + 1] = {
+	[AMBER_SIG_BLOCKED]		= { .type = NLA_U64 },
+	[AMBER_SIG_ACTION]		= NLA_POLICY_NESTED(amber_restore_sigaction_policy),
+	[AMBER_SIG_PENDING]		= NLA_POLICY_NESTED(amber_restore_sigpending_policy),
+};
+
+static const struct nla_policy amber_restore_page_fds_policy[AMBER_A_PAGE_FD + 1] = {
+	[AMBER_A_PAGE_FD]		= { .type = NLA_U32 },
+};
+
+static const struct nla_policy amber_restore_close_fds_policy[AMBER_A_CLOSE_FD + 1] = {
+	[AMBER_A_CLOSE_FD]		= { .type = NLA_U32 },
+};
+
+/* The largest XSAVE area a ptrace-layout blob can have; the exact bound is checked at run time. */
+#define AMBER_FPU_MAX_LEN	(64 * 1024 - NLA_HDRLEN - 4)
+
+/* Not const: 6.1's struct nla_policy points at a non-const range. */
+static struct netlink_range_validation amber_restore_tid_range = {
+	.min = 1,
+	.max = PID_MAX_LIMIT,
+};
+
+static const struct nla_policy amber_restore_thread_policy[AMBER_THREAD_MAX + 1] = {
+	[AMBER_THREAD_TID]		= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_restore_tid_range),
+	[AMBER_THREAD_REGS]		= NLA_POLICY_NESTED(amber_restore_regs_policy),
+	[AMBER_THREAD_FPU]		= { .type = NLA_BINARY, .len = AMBER_FPU_MAX_LEN },
+	[AMBER_THREAD_BLOCKED]		= { .type = NLA_U64 },
+	[AMBER_THREAD_PENDING]		= NLA_POLICY_NESTED(amber_restore_sigpending_policy),
+	[AMBER_THREAD_CLEAR_CHILD_TID]	= { .type = NLA_U64 },
+	[AMBER_THREAD_ROBUST_LIST]	= { .type = NLA_U64 },
+	[AMBER_THREAD_ROBUST_LIST_LEN]	= { .type = NLA_U64 },
+	[AMBER_THREAD_SAS_SP]		= { .type = NLA_U64 },
+	[AMBER_THREAD_SAS_SIZE]		= { .type = NLA_U64 },
+	[AMBER_THREAD_SAS_FLAGS]	= { .type = NLA_U32 },
+	[AMBER_THREAD_RSEQ]		= { .type = NLA_U64 },
+	[AMBER_THREAD_RSEQ_LEN]		= { .type = NLA_U32 },
+	[AMBER_THREAD_RSEQ_SIG]		= { .type = NLA_U32 },
+	[AMBER_THREAD_COMM]		= { .type = NLA_STRING, .len = TASK_COMM_LEN - 1 },
+};
+
+static const struct nla_policy amber_restore_threads_policy[AMBER_A_THREAD + 1] = {
+	[AMBER_A_THREAD]		= NLA_POLICY_NESTED(amber_restore_thread_policy),
+};
+
+static const struct nla_policy amber_restore_policy[AMBER_A_MAX + 1] = {
+	[AMBER_A_TASK]			= NLA_POLICY_NESTED(amber_restore_task_policy),
+	[AMBER_A_MM]			= NLA_POLICY_NESTED(amber_restore_mm_policy),
+	[AMBER_A_VMAS]			= NLA_POLICY_NESTED(amber_restore_vmas_policy),
+	[AMBER_A_REGS]			= NLA_POLICY_NESTED(amber_restore_regs_policy),
+	[AMBER_A_FPU]			= { .type = NLA_BINARY, .len = AMBER_FPU_MAX_LEN },
+	[AMBER_A_SIGNALS]		= NLA_POLICY_NESTED(amber_restore_signals_policy),
+	[AMBER_A_PAGE_FDS]		= NLA_POLICY_NESTED(amber_restore_page_fds_policy),
+	[AMBER_A_CLOSE_FDS]		= NLA_POLICY_NESTED(amber_restore_close_fds_policy),
+	[AMBER_A_EXE_FD]		= { .type = NLA_U32 },
+	[AMBER_A_FLAGS]			= NLA_POLICY_MASK(NLA_U32, __AMBER_RESTORE_F_ALL),
+	[AMBER_A_THREADS]		= NLA_POLICY_NESTED(amber_restore_threads_policy),
+};
 
 /* PAGES_FDS: each a regular file open for writing, none twice. */
 static int amber_parse_pool(struct nlattr *attr, int root_fd,
@@ -300,6 +465,20 @@ static int amber_nl_release_doit(struct sk_buff *skb, struct genl_info *info)
 	if (err)
 		NL_SET_ERR_MSG_ATTR(info->extack, attrs[AMBER_A_PID],
 				    "this socket holds no process with that pid (hold timed out?)");
+	return err;
+}
+
+static int amber_nl_restore_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct amber_restore_args args = {};
+	int err;
+
+	err = amber_nl_restore_parse(info, &args);
+	if (!err)
+		err = amber_restore(&args, info->extack);
+	else if (!info->extack->_msg)
+		amber_set_msg(info->extack, amber_msg("restore failed (%d)", err));
+	amber_nl_restore_free(&args);
 	return err;
 }
 

@@ -2,7 +2,7 @@
 /*
  * The netlink layer: the "amber" generic netlink family (netlink.c: the
  * policies and the doits) and its translation helpers (nl_reply.c: the
- * CHECKPOINT reply). It translates attributes to and from plain structs;
+ * CHECKPOINT reply; nl_restore.c: the RESTORE request). It translates attributes to and from plain structs;
  * the rest of the module decides.
  */
 #ifndef _AMBER_NETLINK_H
@@ -11,6 +11,7 @@
 #include <linux/types.h>
 
 struct amber_req;
+struct amber_restore_args;
 struct genl_family;
 struct genl_info;
 struct sk_buff;
@@ -24,5 +25,8 @@ extern struct genl_family amber_family;
 int amber_put_u64(struct sk_buff *skb, int type, u64 value);
 /* The reply messages of a CHECKPOINT, one per process, before the ACK. */
 int amber_nl_checkpoint_reply(struct amber_req *req, struct genl_info *info);
+/* RESTORE into @args (nl_restore.c); free @args even on failure. */
+int amber_nl_restore_parse(struct genl_info *info, struct amber_restore_args *args);
+void amber_nl_restore_free(struct amber_restore_args *args);
 
 #endif /* _AMBER_NETLINK_H */

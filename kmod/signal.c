@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Signals: the actions, the pending queues (private and shared) and the
- * blocked mask of current.
+ * blocked mask of current. A restore sets the blocked masks; the stub set
+ * the actions and queued the pending signals itself.
  */
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -9,6 +10,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 
+#include "restore.h"
 #include "signal.h"
 
 /* Keeps the SIGNALS nest of the reply under the 64 KiB an attribute can hold. */
@@ -156,4 +158,31 @@ void amber_sig_free(struct amber_sig_state *st)
 	kfree(st->pending);
 	st->pending = NULL;
 	st->nr_pending = 0;
+}
+
+/* ---- restore ---- */
+
+/* A blocked mask to restore: bit (signo - 1) of @m, never SIGKILL or SIGSTOP. */
+void amber_restore_mask(sigset_t *set, const struct amber_nl_u64 *m)
+{
+	sigemptyset(set);
+	set->sig[0] = m->val;
+	sigdelsetmask(set, sigmask(SIGKILL) | sigmask(SIGSTOP));
+}
+
+/* AMBER_A_SIGNALS: only the blocked mask is ours (the stub set the rest). */
+int amber_restore_signals_prepare(struct amber_restore *r)
+{
+	amber_restore_mask(&r->blocked, &r->args->sig.blocked);
+	return 0;
+}
+
+int amber_restore_signals_commit(struct amber_restore *r)
+{
+	int err = sigprocmask(SIG_SETMASK, &r->blocked, NULL);
+
+	if (err)
+		amber_restore_err(r, r->args->sig.nla,
+				  "setting the blocked mask failed (%d)", err);
+	return err;
 }

@@ -35,4 +35,12 @@ int amber_sig_capture_one(struct amber_sig_state *st, bool shared,
 int amber_sig_capture(struct amber_sig_state *st, struct amber_err *e);
 void amber_sig_free(struct amber_sig_state *st);
 
+struct amber_restore;
+struct amber_nl_u64;
+
+void amber_restore_mask(sigset_t *set, const struct amber_nl_u64 *m);
+/* Phase A and B: the leader's blocked mask. */
+int amber_restore_signals_prepare(struct amber_restore *r);
+int amber_restore_signals_commit(struct amber_restore *r);
+
 #endif /* _AMBER_SIGNAL_H */

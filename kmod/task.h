@@ -28,4 +28,13 @@ void amber_task_free(struct amber_task_state *st);
 /* Refuses, in @e, a task under seccomp: it would be restored without it. */
 int amber_seccomp_check(struct task_struct *tsk, struct amber_err *e);
 
+struct amber_restore;
+
+/* Phase A: AMBER_A_TASK (the leader's registrations, personality, creds). */
+int amber_restore_task_prepare(struct amber_restore *r);
+/* Phase B: registrations and personality; then, after the credentials... */
+void amber_restore_task_commit(struct amber_restore *r);
+/* ...dumpable mode and no_new_privs. */
+void amber_restore_dumpable_commit(struct amber_restore *r);
+
 #endif /* _AMBER_TASK_H */
