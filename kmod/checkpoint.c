@@ -54,6 +54,7 @@
 
 #include <linux/amber.h>
 
+#include "access.h"
 #include "checkpoint.h"
 #include "ksyms.h"
 #include "tree.h"
@@ -405,125 +406,6 @@ out_put:
 	module_put(THIS_MODULE);
 }
 
-static struct task_struct *amber_find_task(pid_t pid)
-{
-	struct task_struct *task;
-
-	rcu_read_lock();
-	task = pid_task(find_vpid(pid), PIDTYPE_PID);
-	if (task)
-		get_task_struct(task);
-	rcu_read_unlock();
-	return task;
-}
-
-/* Takes a reference on the target's cred into @id, even on failure. */
-static void amber_ident_get(struct task_struct *task, struct amber_ident *id)
-{
-	id->cred = get_task_cred(task);
-	id->exec_id = READ_ONCE(task->self_exec_id);
-	task_lock(task);
-	id->dumpable = task->mm ? get_dumpable(task->mm) : -1;
-	task_unlock(task);
-}
-
-/*
- * @id is taken before the access check: if the target changes identity
- * after it, the callback sees the difference and refuses.
- */
-/* Whether the caller may checkpoint at all (CHECKPOINT, UNTRACK). */
-static int amber_check_caps(struct netlink_ext_ack *extack)
-{
-	if (!checkpoint_restore_ns_capable(task_active_pid_ns(current)->user_ns)) {
-		NL_SET_ERR_MSG(extack,
-			       "needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN");
-		return -EPERM;
-	}
-	return 0;
-}
-
-/* Whether the caller may trace @task, as it is now (CHECKPOINT, UNTRACK). */
-static int amber_check_ptrace(struct task_struct *task, const struct nlattr *attr,
-			      struct netlink_ext_ack *extack)
-{
-	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "no ptrace access to the process (PTRACE_MODE_ATTACH)");
-		return -EPERM;
-	}
-	return 0;
-}
-
-static struct file *amber_get_pages_file(const struct amber_ckpt_args *args,
-					 struct netlink_ext_ack *extack)
-{
-	struct file *file = fget(args->pages_fd);
-
-	if (!file) {
-		NL_SET_ERR_MSG_ATTR(extack, args->fd_attr,
-				    "PAGES_FD is not an open file descriptor");
-		return ERR_PTR(-EBADF);
-	}
-	if (!S_ISREG(file_inode(file)->i_mode)) {
-		NL_SET_ERR_MSG_ATTR(extack, args->fd_attr,
-				    "PAGES_FD must be a regular file");
-		fput(file);
-		return ERR_PTR(-EINVAL);
-	}
-	if (!(file->f_mode & FMODE_WRITE)) {
-		NL_SET_ERR_MSG_ATTR(extack, args->fd_attr,
-				    "PAGES_FD must be open for writing");
-		fput(file);
-		return ERR_PTR(-EBADF);
-	}
-	return file;
-}
-
-/* Whether @task may be the root of a request. */
-static int amber_check_root(struct task_struct *task,
-			    const struct amber_ckpt_args *args,
-			    struct netlink_ext_ack *extack)
-{
-	const struct nlattr *attr = args->pid_attr;
-	int err;
-
-	err = amber_check_caps(extack);
-	if (err)
-		return err;
-	if (task->flags & PF_KTHREAD) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint a kernel thread");
-		return -EINVAL;
-	}
-	if (is_child_reaper(task_pid(task))) {
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "cannot checkpoint the init process of a pid namespace");
-		return -EINVAL;
-	}
-	if (same_thread_group(task, current)) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint the calling process");
-		return -EINVAL;
-	}
-	if (!thread_group_leader(task)) {
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "the pid is a thread's, not a process's (thread group leader)");
-		return -EINVAL;
-	}
-	if (task->flags & PF_EXITING) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "the process is exiting or a zombie");
-		return -ESRCH;
-	}
-	if (task->exit_state) {
-		if (thread_group_empty(task)) {
-			NL_SET_ERR_MSG_ATTR(extack, attr, "the process is exiting or a zombie");
-			return -ESRCH;
-		}
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "the process's main thread exited: not supported");
-		return -EOPNOTSUPP;
-	}
-	return 0;
-}
-
 /* Ends a request that failed, in the requester: the group resumes. */
 static int amber_req_error(struct amber_req *req, int err,
 			   struct netlink_ext_ack *extack)
@@ -660,13 +542,6 @@ static struct amber_proc *amber_proc_find(struct amber_req *req,
 	return NULL;
 }
 
-static u32 amber_zombie_status(struct task_struct *p)
-{
-	/* As wait_task_zombie() reports it. */
-	return (READ_ONCE(p->signal->flags) & SIGNAL_GROUP_EXIT) ?
-	       READ_ONCE(p->signal->group_exit_code) : READ_ONCE(p->exit_code);
-}
-
 /*
  * A process the scan has not seen before: a zombie, or a live process to
  * stop (access checked here, its pages file assigned, its buffer
@@ -725,7 +600,7 @@ static int amber_scan_new_proc(struct amber_req *req, struct task_struct *task,
 	req->procs[req->nr_procs++] = p;
 	*out = p;
 	if (zombie) {
-		p->exit_code = amber_zombie_status(task);
+		p->exit_code = amber_tree_zombie_status(task);
 		return 0;
 	}
 
@@ -1013,7 +888,7 @@ static int amber_group_check(struct amber_req *req, struct netlink_ext_ack *exta
 		p->pgid = task_pgrp_nr_ns(p->task, req->ns);
 		p->sid = task_session_nr_ns(p->task, req->ns);
 		if (p->zombie) {
-			p->exit_code = amber_zombie_status(p->task);
+			p->exit_code = amber_tree_zombie_status(p->task);
 			continue;
 		}
 		if (!p->leader || p->leader->state != AMBER_THR_PARKED) {
@@ -1198,11 +1073,11 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 		err = -ESRCH;
 		goto err_args;
 	}
-	err = amber_check_root(root, args, extack);
+	err = amber_check_root(root, args->pid_attr, extack);
 	if (err)
 		goto err_put_task;
 
-	pages = amber_get_pages_file(args, extack);
+	pages = amber_get_pages_file(args->pages_fd, args->fd_attr, extack);
 	if (IS_ERR(pages)) {
 		err = PTR_ERR(pages);
 		goto err_put_task;
@@ -1259,29 +1134,3 @@ u32 amber_ckpt_nr_stopped(void)
 	mutex_unlock(&amber_reqs_lock);
 	return n;
 }
-
-/* Same access rule as CHECKPOINT: a caller that may checkpoint may untrack. */
-int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
-		  struct netlink_ext_ack *extack)
-{
-	struct task_struct *task;
-	int err;
-
-	err = amber_check_caps(extack);
-	if (err)
-		return err;
-	task = amber_find_task(pid);
-	if (!task) {
-		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "no such process");
-		return -ESRCH;
-	}
-	err = amber_check_ptrace(task, pid_attr, extack);
-	if (!err) {
-		err = amber_track_drop(task_pid(task));
-		if (err)
-			NL_SET_ERR_MSG_ATTR(extack, pid_attr, "the process is not tracked");
-	}
-	put_task_struct(task);
-	return err;
-}
-

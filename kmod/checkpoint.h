@@ -9,6 +9,7 @@
 #include <linux/types.h>
 #include <linux/wait.h>
 
+#include "access.h"
 #include "fdtable.h"
 #include "mm.h"
 #include "msg.h"
@@ -79,16 +80,6 @@ struct amber_ckpt_args {
 	/* TREE with TRACK: PARENT_ID of the other processes. */
 	struct amber_parent *parents;
 	unsigned int nr_parents;
-};
-
-/*
- * Who a process was when the caller's ptrace access was checked; its leader
- * refuses to capture if it changed (exec, setuid, PR_SET_DUMPABLE).
- */
-struct amber_ident {
-	const struct cred *cred;	/* reference: the target's real_cred */
-	u64 exec_id;			/* self_exec_id */
-	int dumpable;			/* get_dumpable(mm) */
 };
 
 /* Where the whole group is; under amber_reqs_lock, read with READ_ONCE. */
@@ -199,7 +190,5 @@ void amber_req_put(struct amber_req *req);
 /* Threads capturing or parked, for GET_VERSION's AMBER_A_SESSIONS. */
 u32 amber_ckpt_nr_stopped(void);
 
-int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
-		  struct netlink_ext_ack *extack);
 
 #endif /* _AMBER_CHECKPOINT_H */
