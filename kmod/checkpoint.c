@@ -1048,7 +1048,7 @@ static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 	return req;
 }
 
-static void amber_args_put(const struct amber_ckpt_args *args)
+void amber_ckpt_args_free(const struct amber_ckpt_args *args)
 {
 	unsigned int i;
 
@@ -1121,7 +1121,7 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 err_put_task:
 	put_task_struct(root);
 err_args:
-	amber_args_put(args);
+	amber_ckpt_args_free(args);
 	return ERR_PTR(err);
 }
 

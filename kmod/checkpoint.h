@@ -182,8 +182,11 @@ struct amber_req {
 	struct amber_fileids *fileids;	/* FILE_IDs and queues, whole group */
 };
 
+/* Takes over args->pool and args->parents, also on failure. */
 struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 				   struct netlink_ext_ack *extack);
+/* Drops args->pool and args->parents. */
+void amber_ckpt_args_free(const struct amber_ckpt_args *args);
 void amber_req_abort(struct amber_req *req);
 void amber_req_put(struct amber_req *req);
 

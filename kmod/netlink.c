@@ -44,19 +44,25 @@ static struct netlink_range_validation amber_timeout_range = {
 	.max = AMBER_TIMEOUT_MAX_MS,
 };
 
+/* PAGES_FDS: u32 PAGE_FD attributes (checked against INT_MAX with a message). */
+static const struct nla_policy amber_pages_fds_policy[AMBER_A_PAGE_FD + 1] = {
+	[AMBER_A_PAGE_FD]	= { .type = NLA_U32 },
+};
+
+/* PARENTS: an array of PARENT_ENTRY nests. */
+static const struct nla_policy amber_parent_policy[AMBER_PARENT_MAX + 1] = {
+	[AMBER_PARENT_PID]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
+	[AMBER_PARENT_ID]	= { .type = NLA_U64 },
+};
+
 static const struct nla_policy amber_checkpoint_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_PID]		= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
 	[AMBER_A_PAGES_FD]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_fd_range),
 	[AMBER_A_FLAGS]		= NLA_POLICY_MASK(NLA_U32, __AMBER_CKPT_F_ALL),
 	[AMBER_A_TIMEOUT_MS]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_timeout_range),
 	[AMBER_A_PARENT_ID]	= { .type = NLA_U64 },
-	[AMBER_A_PAGES_FDS]	= { .type = NLA_NESTED },
-	[AMBER_A_PARENTS]	= { .type = NLA_NESTED },
-};
-
-static const struct nla_policy amber_parent_policy[AMBER_PARENT_MAX + 1] = {
-	[AMBER_PARENT_PID]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
-	[AMBER_PARENT_ID]	= { .type = NLA_U64 },
+	[AMBER_A_PAGES_FDS]	= NLA_POLICY_NESTED(amber_pages_fds_policy),
+	[AMBER_A_PARENTS]	= NLA_POLICY_NESTED_ARRAY(amber_parent_policy),
 };
 
 static const struct nla_policy amber_untrack_policy[AMBER_A_MAX + 1] = {
@@ -276,10 +282,6 @@ static int amber_parse_pool(struct nlattr *attr, int root_fd,
 		struct file *file;
 		u32 fd;
 
-		if (nla_type(a) != AMBER_A_PAGE_FD || nla_len(a) != sizeof(u32)) {
-			NL_SET_ERR_MSG_ATTR(extack, a, "PAGES_FDS holds only u32 PAGE_FD attributes");
-			return -EINVAL;
-		}
 		if (args->nr_pool >= AMBER_TREE_MAX_PROCS) {
 			NL_SET_ERR_MSG_ATTR(extack, a, "more than 512 PAGES_FDS");
 			return -E2BIG;
@@ -336,7 +338,8 @@ static int amber_parse_parents(struct nlattr *attr, struct amber_ckpt_args *args
 			NL_SET_ERR_MSG_ATTR(extack, a, "more than 512 PARENTS entries");
 			return -E2BIG;
 		}
-		err = nla_parse_nested(tb, AMBER_PARENT_MAX, a, amber_parent_policy, extack);
+		/* Validated by the policy (NLA_POLICY_NESTED_ARRAY). */
+		err = nla_parse_nested(tb, AMBER_PARENT_MAX, a, NULL, extack);
 		if (err)
 			return err;
 		if (!tb[AMBER_PARENT_PID] || !tb[AMBER_PARENT_ID] ||
@@ -351,16 +354,6 @@ static int amber_parse_parents(struct nlattr *attr, struct amber_ckpt_args *args
 		};
 	}
 	return 0;
-}
-
-static void amber_args_free(struct amber_ckpt_args *args)
-{
-	unsigned int i;
-
-	for (i = 0; i < args->nr_pool; i++)
-		fput(args->pool[i]);
-	kfree(args->pool);
-	kfree(args->parents);
 }
 
 static int amber_nl_checkpoint_doit(struct sk_buff *skb, struct genl_info *info)
@@ -426,7 +419,7 @@ static int amber_nl_checkpoint_doit(struct sk_buff *skb, struct genl_info *info)
 	if (!err && attrs[AMBER_A_PARENTS])
 		err = amber_parse_parents(attrs[AMBER_A_PARENTS], &args, info->extack);
 	if (err) {
-		amber_args_free(&args);
+		amber_ckpt_args_free(&args);
 		return err;
 	}
 
