@@ -323,7 +323,8 @@ static u32 amber_thr_park(struct amber_thr *thr)
 					req->pid, req->hold_ms);
 			else
 				amber_req_fail_locked(req, -ETIMEDOUT,
-						      "the checkpoint did not finish in time", false);
+						      "the checkpoint did not finish in time",
+						      false);
 			req->action = AMBER_RELEASE_RESUME;
 			amber_req_set_phase(req, AMBER_PH_RESUME);
 			action = AMBER_RELEASE_RESUME;

@@ -193,5 +193,4 @@ void amber_req_put(struct amber_req *req);
 /* Threads capturing or parked, for GET_VERSION's AMBER_A_SESSIONS. */
 u32 amber_ckpt_nr_stopped(void);
 
-
 #endif /* _AMBER_CHECKPOINT_H */

@@ -401,8 +401,8 @@ void amber_fq_add(struct amber_files_state *st, struct amber_fq *q)
  * request's and the process's bounds.
  */
 int amber_fq_charge(struct amber_files_state *st,
-			   struct amber_fileids *ids, const struct amber_fd *fd,
-			   size_t len, struct amber_err *e)
+		    struct amber_fileids *ids, const struct amber_fd *fd,
+		    size_t len, struct amber_err *e)
 {
 	if (st->queue_bytes + len > AMBER_FILES_PROC_QUEUE_MAX)
 		return amber_fail(e, -E2BIG,

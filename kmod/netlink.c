@@ -26,7 +26,6 @@
 #include "session.h"
 #include "track.h"
 
-
 /* Not const: 6.1's struct nla_policy points at a non-const range. */
 
 static struct netlink_range_validation amber_pid_range = {
@@ -295,7 +294,8 @@ static int amber_parse_pool(struct nlattr *attr, int root_fd,
 		}
 		args->pool[args->nr_pool++] = file;
 		if (!S_ISREG(file_inode(file)->i_mode)) {
-			amber_set_msg(extack, amber_msg("PAGES_FDS: fd %u must be a regular file", fd));
+			amber_set_msg(extack, amber_msg("PAGES_FDS: fd %u must be a regular file",
+							fd));
 			return -EINVAL;
 		}
 		if (!(file->f_mode & FMODE_WRITE)) {

@@ -2,8 +2,8 @@
 /*
  * The netlink layer: the "amber" generic netlink family (netlink.c: the
  * policies and the doits) and its translation helpers (nl_reply.c: the
- * CHECKPOINT reply; nl_restore.c: the RESTORE request). It translates attributes to and from plain structs;
- * the rest of the module decides.
+ * CHECKPOINT reply; nl_restore.c: the RESTORE request). It translates
+ * attributes to and from plain structs; the rest of the module decides.
  */
 #ifndef _AMBER_NETLINK_H
 #define _AMBER_NETLINK_H

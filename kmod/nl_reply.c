@@ -474,7 +474,6 @@ static int amber_files_fill(struct sk_buff *skb, const struct amber_files_state 
 	return 0;
 }
 
-
 static int amber_fill_vma_i(struct sk_buff *skb, const void *list,
 			    unsigned int i)
 {

@@ -62,8 +62,8 @@ static void amber_pipe_copy_buf(u8 *to, const struct pipe_buffer *buf)
 
 /* The bytes in @pipe, tail to head. Called with the pipe mutex held. */
 static int amber_pipe_queue(struct amber_files_state *st,
-			       struct amber_fileids *ids, const struct amber_fd *fd,
-			       struct pipe_inode_info *pipe, struct amber_err *e)
+			    struct amber_fileids *ids, const struct amber_fd *fd,
+			    struct pipe_inode_info *pipe, struct amber_err *e)
 {
 	unsigned int mask = pipe->ring_size - 1, head = pipe->head, i;
 	struct pipe_buffer *buf;

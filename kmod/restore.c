@@ -34,7 +34,6 @@
 #include "task.h"
 #include "thread.h"
 
-
 /* A formatted extack message (amber_msg() storage outlives the doit). */
 void amber_restore_err(struct amber_restore *r, const struct nlattr *nla,
 		       const char *fmt, ...)
@@ -225,9 +224,10 @@ out:
 #define AMBER_RESTORE_VERDICT_MAX_MS	(30 * 60 * 1000)
 
 /*
- * amber_rprocs_lock protects the state, nr_parked, parked/exited flags of their threads and the hold
- * fields (hold, orphan, hold_deadline). A mutex: every user may sleep (the
- * session callbacks run under the registry's mutex, taken before this one).
+ * amber_rprocs_lock protects the state, nr_parked, parked/exited flags of
+ * their threads and the hold fields (hold, orphan, hold_deadline) of every
+ * restore. A mutex: every user may sleep (the session callbacks run under
+ * the registry's mutex, taken before this one).
  */
 static DEFINE_MUTEX(amber_rprocs_lock);
 

@@ -109,7 +109,7 @@ static void amber_sig_fill(struct amber_sig_state *st, unsigned int max,
  * entries plus pending bits).
  */
 int amber_sig_capture_one(struct amber_sig_state *st, bool shared,
-				 struct amber_err *e)
+			  struct amber_err *e)
 {
 	struct sighand_struct *sighand = current->sighand;
 	unsigned int cap = 16, n;

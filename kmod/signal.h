@@ -3,7 +3,7 @@
 #ifndef _AMBER_SIGNAL_H
 #define _AMBER_SIGNAL_H
 
-#include <linux/signal.h>
+#include <linux/signal_types.h>
 #include <linux/types.h>
 
 #include "msg.h"

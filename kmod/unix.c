@@ -90,7 +90,7 @@ static unsigned int amber_unix_skb_len(const struct sk_buff *skb, bool stream)
  * stream) and bytes. Fails on SCM_RIGHTS in flight and out-of-band data.
  */
 static int amber_unix_size(struct sock *sk, bool stream, const struct amber_fd *fd,
-			      u32 *nr, size_t *len, struct amber_err *e)
+			   u32 *nr, size_t *len, struct amber_err *e)
 {
 	struct sk_buff_head *queue = &sk->sk_receive_queue;
 	bool fds = false, oob = false;
@@ -128,7 +128,7 @@ static int amber_unix_size(struct sock *sk, bool stream, const struct amber_fd *
  * queue no longer starts with skbs of those sizes.
  */
 static bool amber_unix_copy(struct sock *sk, bool stream, u32 nr,
-			       struct amber_fq *q)
+			    struct amber_fq *q)
 {
 	struct sk_buff_head *queue = &sk->sk_receive_queue;
 	unsigned int skb_len;
@@ -183,8 +183,8 @@ out_unlock:
  * queue's head in between (a datagram reconnect purges it), start over.
  */
 static int amber_unix_queue(struct amber_files_state *st,
-			       struct amber_fileids *ids, const struct amber_fd *fd,
-			       struct sock *sk, struct amber_err *e)
+			    struct amber_fileids *ids, const struct amber_fd *fd,
+			    struct sock *sk, struct amber_err *e)
 {
 	bool stream = sk->sk_type == SOCK_STREAM;
 	struct amber_fq *q = NULL;
@@ -231,7 +231,7 @@ out_unlock:
  * queue: everything but connected or unnamed UNIX sockets.
  */
 static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
-			       struct amber_err *e)
+			    struct amber_err *e)
 {
 	bool listening, bound;
 	struct sock *peer;
