@@ -28,6 +28,18 @@
 
 /* Not const: 6.1's struct nla_policy points at a non-const range. */
 
+const struct amber_regn_types amber_task_regn_types = {
+	AMBER_TASK_RSEQ, AMBER_TASK_RSEQ_LEN, AMBER_TASK_RSEQ_SIG,
+	AMBER_TASK_CLEAR_CHILD_TID, AMBER_TASK_ROBUST_LIST, AMBER_TASK_ROBUST_LIST_LEN,
+	AMBER_TASK_SAS_SP, AMBER_TASK_SAS_SIZE, AMBER_TASK_SAS_FLAGS,
+};
+
+const struct amber_regn_types amber_thread_regn_types = {
+	AMBER_THREAD_RSEQ, AMBER_THREAD_RSEQ_LEN, AMBER_THREAD_RSEQ_SIG,
+	AMBER_THREAD_CLEAR_CHILD_TID, AMBER_THREAD_ROBUST_LIST, AMBER_THREAD_ROBUST_LIST_LEN,
+	AMBER_THREAD_SAS_SP, AMBER_THREAD_SAS_SIZE, AMBER_THREAD_SAS_FLAGS,
+};
+
 static struct netlink_range_validation amber_pid_range = {
 	.min = 1,
 	.max = PID_MAX_LIMIT,

@@ -23,6 +23,18 @@ void amber_netlink_exit(void);
 extern struct genl_family amber_family;
 
 int amber_put_u64(struct sk_buff *skb, int type, u64 value);
+
+/*
+ * Attribute types of a thread's registrations (rseq, futex lists,
+ * sigaltstack), which a TASK and a THREAD nest number differently.
+ */
+struct amber_regn_types {
+	int rseq, rseq_len, rseq_sig, clear_child_tid, robust_list, robust_list_len;
+	int sas_sp, sas_size, sas_flags;
+};
+
+extern const struct amber_regn_types amber_task_regn_types;
+extern const struct amber_regn_types amber_thread_regn_types;
 /* The reply messages of a CHECKPOINT, one per process, before the ACK. */
 int amber_nl_checkpoint_reply(struct amber_req *req, struct genl_info *info);
 /* RESTORE into @args (nl_restore.c); free @args even on failure. */

@@ -310,24 +310,6 @@ static int amber_fill_rlimits(struct sk_buff *skb,
 	return 0;
 }
 
-/* Attribute types of the registrations in a TASK or a THREAD nest. */
-struct amber_regn_types {
-	int rseq, rseq_len, rseq_sig, clear_child_tid, robust_list, robust_list_len;
-	int sas_sp, sas_size, sas_flags;
-};
-
-static const struct amber_regn_types amber_task_regn_types = {
-	AMBER_TASK_RSEQ, AMBER_TASK_RSEQ_LEN, AMBER_TASK_RSEQ_SIG,
-	AMBER_TASK_CLEAR_CHILD_TID, AMBER_TASK_ROBUST_LIST, AMBER_TASK_ROBUST_LIST_LEN,
-	AMBER_TASK_SAS_SP, AMBER_TASK_SAS_SIZE, AMBER_TASK_SAS_FLAGS,
-};
-
-static const struct amber_regn_types amber_thread_regn_types = {
-	AMBER_THREAD_RSEQ, AMBER_THREAD_RSEQ_LEN, AMBER_THREAD_RSEQ_SIG,
-	AMBER_THREAD_CLEAR_CHILD_TID, AMBER_THREAD_ROBUST_LIST, AMBER_THREAD_ROBUST_LIST_LEN,
-	AMBER_THREAD_SAS_SP, AMBER_THREAD_SAS_SIZE, AMBER_THREAD_SAS_FLAGS,
-};
-
 /* rseq, futex lists and sigaltstack, as @t names them. */
 static int amber_fill_regn(struct sk_buff *skb, const struct amber_regn *r,
 			   const struct amber_regn_types *t)

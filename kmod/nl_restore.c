@@ -95,25 +95,7 @@ static int amber_nl_regs(const struct nlattr *regs, const struct nlattr *fpu,
 	return 0;
 }
 
-/* Attribute types of the registrations in a TASK or a THREAD nest. */
-struct amber_nl_regn_types {
-	int rseq, rseq_len, rseq_sig, clear_child_tid, robust_list, robust_list_len;
-	int sas_sp, sas_size, sas_flags;
-};
-
-static const struct amber_nl_regn_types amber_nl_task_regn = {
-	AMBER_TASK_RSEQ, AMBER_TASK_RSEQ_LEN, AMBER_TASK_RSEQ_SIG,
-	AMBER_TASK_CLEAR_CHILD_TID, AMBER_TASK_ROBUST_LIST, AMBER_TASK_ROBUST_LIST_LEN,
-	AMBER_TASK_SAS_SP, AMBER_TASK_SAS_SIZE, AMBER_TASK_SAS_FLAGS,
-};
-
-static const struct amber_nl_regn_types amber_nl_thread_regn = {
-	AMBER_THREAD_RSEQ, AMBER_THREAD_RSEQ_LEN, AMBER_THREAD_RSEQ_SIG,
-	AMBER_THREAD_CLEAR_CHILD_TID, AMBER_THREAD_ROBUST_LIST, AMBER_THREAD_ROBUST_LIST_LEN,
-	AMBER_THREAD_SAS_SP, AMBER_THREAD_SAS_SIZE, AMBER_THREAD_SAS_FLAGS,
-};
-
-static void amber_nl_regn(struct nlattr **tb, const struct amber_nl_regn_types *t,
+static void amber_nl_regn(struct nlattr **tb, const struct amber_regn_types *t,
 			  const struct nlattr *parent, struct amber_regn_args *a)
 {
 	amber_nl_get_u64(&a->rseq, tb[t->rseq]);
@@ -163,7 +145,7 @@ static int amber_nl_task(const struct nlattr *task, struct amber_task_args *a,
 		if (err)
 			return err;
 	}
-	amber_nl_regn(tb, &amber_nl_task_regn, task, &a->regn);
+	amber_nl_regn(tb, &amber_task_regn_types, task, &a->regn);
 	amber_nl_get_u32(&a->personality, tb[AMBER_TASK_PERSONALITY]);
 	amber_nl_get_u32(&a->dumpable, tb[AMBER_TASK_DUMPABLE]);
 	amber_nl_get_u32(&a->no_new_privs, tb[AMBER_TASK_NO_NEW_PRIVS]);
@@ -209,9 +191,11 @@ static int amber_nl_mm(const struct nlattr *attr, struct amber_mm_args *a,
 	return 0;
 }
 
-static int amber_nl_vma(const struct nlattr *nla, struct amber_vma_args *v,
+/* One AMBER_A_VMA into @elem, a struct amber_vma_args. */
+static int amber_nl_vma(const struct nlattr *nla, void *elem,
 			struct netlink_ext_ack *extack)
 {
+	struct amber_vma_args *v = elem;
 	struct nlattr *tb[AMBER_VMA_MAX + 1];
 	int err;
 
@@ -228,9 +212,11 @@ static int amber_nl_vma(const struct nlattr *nla, struct amber_vma_args *v,
 	return 0;
 }
 
-static int amber_nl_thread(const struct nlattr *nla, struct amber_thread_args *t,
+/* One AMBER_A_THREAD into @elem, a struct amber_thread_args. */
+static int amber_nl_thread(const struct nlattr *nla, void *elem,
 			   struct netlink_ext_ack *extack)
 {
+	struct amber_thread_args *t = elem;
 	struct nlattr *tb[AMBER_THREAD_MAX + 1];
 	int err;
 
@@ -242,7 +228,7 @@ static int amber_nl_thread(const struct nlattr *nla, struct amber_thread_args *t
 	err = amber_nl_regs(tb[AMBER_THREAD_REGS], tb[AMBER_THREAD_FPU], &t->regs, extack);
 	if (err)
 		return err;
-	amber_nl_regn(tb, &amber_nl_thread_regn, nla, &t->regn);
+	amber_nl_regn(tb, &amber_thread_regn_types, nla, &t->regn);
 	amber_nl_get_u64(&t->blocked, tb[AMBER_THREAD_BLOCKED]);
 	if (tb[AMBER_THREAD_COMM]) {
 		nla_strscpy(t->comm, tb[AMBER_THREAD_COMM], sizeof(t->comm));
@@ -290,18 +276,6 @@ static int amber_nl_list(struct genl_info *info, int type, unsigned int max,
 	return 0;
 }
 
-static int amber_nl_vma_elem(const struct nlattr *nla, void *elem,
-			     struct netlink_ext_ack *extack)
-{
-	return amber_nl_vma(nla, elem, extack);
-}
-
-static int amber_nl_thread_elem(const struct nlattr *nla, void *elem,
-				struct netlink_ext_ack *extack)
-{
-	return amber_nl_thread(nla, elem, extack);
-}
-
 int amber_nl_restore_parse(struct genl_info *info, struct amber_restore_args *a)
 {
 	struct nlattr **attrs = info->attrs;
@@ -331,11 +305,11 @@ int amber_nl_restore_parse(struct genl_info *info, struct amber_restore_args *a)
 	if (!err)
 		err = amber_nl_list(info, AMBER_A_VMAS, AMBER_RESTORE_MAX_VMAS,
 				    sizeof(*a->vmas), (void **)&a->vmas, &a->nr_vmas,
-				    amber_nl_vma_elem);
+				    amber_nl_vma);
 	if (!err && a->threads_nla)
 		err = amber_nl_list(info, AMBER_A_THREADS, UINT_MAX, sizeof(*a->threads),
 				    (void **)&a->threads, &a->nr_threads,
-				    amber_nl_thread_elem);
+				    amber_nl_thread);
 	return err;
 }
 
