@@ -20,7 +20,7 @@
  * one for each queued callback (which also pins the module). Whoever gives
  * up first cancels the whole group: callbacks that have not started return
  * at once, parked threads leave, leaders stop capturing. Held groups are
- * resumed by RELEASE, by the requesting socket closing (netlink notifier),
+ * resumed by RELEASE, by the requesting socket closing (session.c),
  * by the hold timing out (the first parked thread to time out resumes all),
  * or by module exit. Every wait, the requester's and the parked threads',
  * is killable and bounded.

@@ -273,8 +273,9 @@ static int amber_fd_capture(struct amber_files_state *st,
 	f->file_id = amber_fileids_get(ids, file);
 	if (!f->file_id)
 		return amber_fail(e, -ENOMEM, "out of memory for the file ids");
-	if (amber_pipe_capture(st, ids, f, file, e))
-		return e->err;
+	err = amber_pipe_capture(st, ids, f, file, e);
+	if (err)
+		return err;
 	return amber_unix_capture(st, ids, f, file, e);
 }
 
