@@ -20,7 +20,7 @@
  * one for each queued callback (which also pins the module). Whoever gives
  * up first cancels the whole group: callbacks that have not started return
  * at once, parked threads leave, leaders stop capturing. Held groups are
- * resumed by RELEASE, by the requesting socket closing (netlink notifier),
+ * resumed by RELEASE, by the requesting socket closing (session.c),
  * by the hold timing out (the first parked thread to time out resumes all),
  * or by module exit. Every wait, the requester's and the parked threads',
  * is killable and bounded.
@@ -41,7 +41,6 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/netlink.h>
-#include <linux/notifier.h>
 #include <linux/pid_namespace.h>
 #include <linux/ptrace.h>
 #include <linux/sched/coredump.h>
@@ -55,6 +54,7 @@
 
 #include <linux/amber.h>
 
+#include "access.h"
 #include "checkpoint.h"
 #include "ksyms.h"
 #include "tree.h"
@@ -62,18 +62,13 @@
 /*
  * amber_reqs_lock protects the list of live requests (amber_reqs), the
  * phase, cancelled, action, counters and result of every request on it, the
- * state of every thread, their hash tables, amber_nr_stopped and
- * amber_exiting. It is a mutex: every user can sleep (the netlink notifier
- * runs from a blocking notifier chain).
+ * state of every thread, their hash tables and amber_nr_stopped. It is a
+ * mutex: every user can sleep (the session callbacks run under the
+ * registry's mutex, which is taken before this one).
  */
 static DEFINE_MUTEX(amber_reqs_lock);
 static LIST_HEAD(amber_reqs);
 static unsigned int amber_nr_stopped;	/* threads capturing or parked */
-static bool amber_exiting;
-
-/* Number of requests not yet freed; module exit waits for zero. */
-static atomic_t amber_nr_reqs = ATOMIC_INIT(0);
-static DECLARE_WAIT_QUEUE_HEAD(amber_reqs_wq);
 
 /* How often the stop rescans while a vfork child or an exiting process is pending. */
 #define AMBER_RESCAN_MS		5
@@ -139,10 +134,9 @@ static void amber_req_release(struct kref *ref)
 	if (req->fileids)
 		amber_fileids_free(req->fileids);
 	put_pid_ns(req->ns);
+	/* Last: module exit waits for every session to be gone. */
+	amber_session_del(&req->session);
 	kfree(req);
-
-	if (atomic_dec_and_test(&amber_nr_reqs))
-		wake_up_all(&amber_reqs_wq);
 }
 
 void amber_req_put(struct amber_req *req)
@@ -173,13 +167,15 @@ static void amber_req_cancel_locked(struct amber_req *req)
 	}
 }
 
-/* Records the group's first failure and cancels it. */
+/* Records the group's first failure (@retry: a transient one) and cancels it. */
 static void amber_req_fail_locked(struct amber_req *req, int err,
-				  const char *msg)
+				  const char *msg, bool retry)
 {
 	lockdep_assert_held(&amber_reqs_lock);
-	if (!req->result.err)
+	if (!req->result.err) {
 		amber_fail(&req->result, err, msg);
+		req->result.retry = retry;
+	}
 	amber_req_cancel_locked(req);
 }
 
@@ -211,11 +207,13 @@ static int amber_proc_capture(struct amber_req *req, struct amber_proc *p)
 	if (current_real_cred() != p->ident.cred ||
 	    current->self_exec_id != p->ident.exec_id ||
 	    get_dumpable(current->mm) != p->ident.dumpable)
-		return amber_fail(e, -EAGAIN,
-				  "the process executed a program or changed credentials or dumpability, try again");
+		return amber_fail_retry(e, -EAGAIN,
+					"the process executed a program or changed credentials or dumpability, try again");
 
-	if (amber_task_capture(&st->task, e) ||
-	    amber_sig_capture(&st->sig, e) ||
+	if (amber_task_capture(&st->task, e))
+		return e->err;
+	amber_regn_capture(&st->regn, current);
+	if (amber_sig_capture(&st->sig, e) ||
 	    amber_files_capture(&st->files, req->fileids, e))
 		return e->err;
 
@@ -311,7 +309,7 @@ static u32 amber_thr_park(struct amber_thr *thr)
 			if (req->phase != AMBER_PH_HELD)
 				amber_req_fail_locked(req, -EINTR,
 						      amber_msg("pid %d tid %d was killed during the checkpoint",
-								p->pid, thr->tid));
+								p->pid, thr->tid), false);
 			action = AMBER_RELEASE_RESUME;
 			break;
 		}
@@ -325,7 +323,8 @@ static u32 amber_thr_park(struct amber_thr *thr)
 					req->pid, req->hold_ms);
 			else
 				amber_req_fail_locked(req, -ETIMEDOUT,
-						      "the checkpoint did not finish in time");
+						      "the checkpoint did not finish in time",
+						      false);
 			req->action = AMBER_RELEASE_RESUME;
 			amber_req_set_phase(req, AMBER_PH_RESUME);
 			action = AMBER_RELEASE_RESUME;
@@ -341,7 +340,8 @@ static u32 amber_thr_park(struct amber_thr *thr)
 			mutex_lock(&amber_reqs_lock);
 			if (err)
 				amber_req_fail_locked(req, err,
-						      amber_proc_msg(req, p, p->result.msg));
+						      amber_proc_msg(req, p, p->result.msg),
+						      p->result.retry);
 			if (!--req->nr_capturing)
 				amber_req_captured_locked(req);
 			wake_up_all(&req->req_wq);
@@ -391,7 +391,7 @@ static void amber_thr_work(struct callback_head *work)
 		amber_req_fail_locked(req, err,
 				      thr->leader ? amber_proc_msg(req, thr->proc, thr->err.msg) :
 				      amber_msg("pid %d tid %d: %s", thr->proc->pid,
-						thr->tid, thr->err.msg));
+						thr->tid, thr->err.msg), thr->err.retry);
 	wake_up_all(&req->req_wq);
 	mutex_unlock(&amber_reqs_lock);
 
@@ -407,125 +407,6 @@ out_put:
 	module_put(THIS_MODULE);
 }
 
-static struct task_struct *amber_find_task(pid_t pid)
-{
-	struct task_struct *task;
-
-	rcu_read_lock();
-	task = pid_task(find_vpid(pid), PIDTYPE_PID);
-	if (task)
-		get_task_struct(task);
-	rcu_read_unlock();
-	return task;
-}
-
-/* Takes a reference on the target's cred into @id, even on failure. */
-static void amber_ident_get(struct task_struct *task, struct amber_ident *id)
-{
-	id->cred = get_task_cred(task);
-	id->exec_id = READ_ONCE(task->self_exec_id);
-	task_lock(task);
-	id->dumpable = task->mm ? get_dumpable(task->mm) : -1;
-	task_unlock(task);
-}
-
-/*
- * @id is taken before the access check: if the target changes identity
- * after it, the callback sees the difference and refuses.
- */
-/* Whether the caller may checkpoint at all (CHECKPOINT, UNTRACK). */
-static int amber_check_caps(struct netlink_ext_ack *extack)
-{
-	if (!checkpoint_restore_ns_capable(task_active_pid_ns(current)->user_ns)) {
-		NL_SET_ERR_MSG(extack,
-			       "needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN");
-		return -EPERM;
-	}
-	return 0;
-}
-
-/* Whether the caller may trace @task, as it is now (CHECKPOINT, UNTRACK). */
-static int amber_check_ptrace(struct task_struct *task, const struct nlattr *attr,
-			      struct netlink_ext_ack *extack)
-{
-	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "no ptrace access to the process (PTRACE_MODE_ATTACH)");
-		return -EPERM;
-	}
-	return 0;
-}
-
-static struct file *amber_get_pages_file(const struct amber_ckpt_args *args,
-					 struct netlink_ext_ack *extack)
-{
-	struct file *file = fget(args->pages_fd);
-
-	if (!file) {
-		NL_SET_ERR_MSG_ATTR(extack, args->fd_attr,
-				    "PAGES_FD is not an open file descriptor");
-		return ERR_PTR(-EBADF);
-	}
-	if (!S_ISREG(file_inode(file)->i_mode)) {
-		NL_SET_ERR_MSG_ATTR(extack, args->fd_attr,
-				    "PAGES_FD must be a regular file");
-		fput(file);
-		return ERR_PTR(-EINVAL);
-	}
-	if (!(file->f_mode & FMODE_WRITE)) {
-		NL_SET_ERR_MSG_ATTR(extack, args->fd_attr,
-				    "PAGES_FD must be open for writing");
-		fput(file);
-		return ERR_PTR(-EBADF);
-	}
-	return file;
-}
-
-/* Whether @task may be the root of a request. */
-static int amber_check_root(struct task_struct *task,
-			    const struct amber_ckpt_args *args,
-			    struct netlink_ext_ack *extack)
-{
-	const struct nlattr *attr = args->pid_attr;
-	int err;
-
-	err = amber_check_caps(extack);
-	if (err)
-		return err;
-	if (task->flags & PF_KTHREAD) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint a kernel thread");
-		return -EINVAL;
-	}
-	if (is_child_reaper(task_pid(task))) {
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "cannot checkpoint the init process of a pid namespace");
-		return -EINVAL;
-	}
-	if (same_thread_group(task, current)) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "cannot checkpoint the calling process");
-		return -EINVAL;
-	}
-	if (!thread_group_leader(task)) {
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "the pid is a thread's, not a process's (thread group leader)");
-		return -EINVAL;
-	}
-	if (task->flags & PF_EXITING) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "the process is exiting or a zombie");
-		return -ESRCH;
-	}
-	if (task->exit_state) {
-		if (thread_group_empty(task)) {
-			NL_SET_ERR_MSG_ATTR(extack, attr, "the process is exiting or a zombie");
-			return -ESRCH;
-		}
-		NL_SET_ERR_MSG_ATTR(extack, attr,
-				    "the process's main thread exited: not supported");
-		return -EOPNOTSUPP;
-	}
-	return 0;
-}
-
 /* Ends a request that failed, in the requester: the group resumes. */
 static int amber_req_error(struct amber_req *req, int err,
 			   struct netlink_ext_ack *extack)
@@ -534,7 +415,7 @@ static int amber_req_error(struct amber_req *req, int err,
 	/* A failure a thread reported first explains the others. */
 	if (req->result.err) {
 		err = req->result.err;
-		amber_set_msg(extack, req->result.msg);
+		amber_set_err(extack, &req->result);
 	}
 	amber_req_cancel_locked(req);
 	mutex_unlock(&amber_reqs_lock);
@@ -662,13 +543,6 @@ static struct amber_proc *amber_proc_find(struct amber_req *req,
 	return NULL;
 }
 
-static u32 amber_zombie_status(struct task_struct *p)
-{
-	/* As wait_task_zombie() reports it. */
-	return (READ_ONCE(p->signal->flags) & SIGNAL_GROUP_EXIT) ?
-	       READ_ONCE(p->signal->group_exit_code) : READ_ONCE(p->exit_code);
-}
-
 /*
  * A process the scan has not seen before: a zombie, or a live process to
  * stop (access checked here, its pages file assigned, its buffer
@@ -727,7 +601,7 @@ static int amber_scan_new_proc(struct amber_req *req, struct task_struct *task,
 	req->procs[req->nr_procs++] = p;
 	*out = p;
 	if (zombie) {
-		p->exit_code = amber_zombie_status(task);
+		p->exit_code = amber_tree_zombie_status(task);
 		return 0;
 	}
 
@@ -776,9 +650,9 @@ static int amber_scan_pool(struct amber_req *req, struct netlink_ext_ack *extack
 			need++;
 	if (need <= req->nr_pool)
 		return 0;
-	/* H4a's tool reads the number right after "needs ". */
 	amber_set_msg(extack, amber_msg("the tree of pid %d needs %u pages files (PAGES_FDS has %u)",
 					req->pid, need, req->nr_pool));
+	amber_set_pages_files(extack, need);
 	return -EAGAIN;
 }
 
@@ -888,6 +762,7 @@ static int amber_scan(struct amber_req *req, struct task_struct *root,
 exited:
 	amber_set_msg(extack, amber_msg("pid %d exited during the checkpoint, try again",
 					p->pid));
+	amber_set_retry(extack);
 	err = -EAGAIN;
 out_put:
 	for (i = 0; i < n; i++)
@@ -1014,12 +889,13 @@ static int amber_group_check(struct amber_req *req, struct netlink_ext_ack *exta
 		p->pgid = task_pgrp_nr_ns(p->task, req->ns);
 		p->sid = task_session_nr_ns(p->task, req->ns);
 		if (p->zombie) {
-			p->exit_code = amber_zombie_status(p->task);
+			p->exit_code = amber_tree_zombie_status(p->task);
 			continue;
 		}
 		if (!p->leader || p->leader->state != AMBER_THR_PARKED) {
 			amber_set_msg(extack, amber_msg("pid %d exited during the checkpoint, try again",
 							p->pid));
+			amber_set_retry(extack);
 			return amber_req_error(req, -EAGAIN, extack);
 		}
 		p->others = kcalloc(max(req->nr_thrs, 1U), sizeof(*p->others), GFP_KERNEL);
@@ -1107,6 +983,34 @@ static int amber_group_write_pages(struct amber_req *req,
 	return err;
 }
 
+/* RELEASE from the requesting socket: a held group resumes or is killed. */
+static int amber_req_session_release(struct amber_session *s, u32 action)
+{
+	struct amber_req *req = container_of(s, struct amber_req, session);
+	int err = -ESRCH;
+
+	mutex_lock(&amber_reqs_lock);
+	if (req->phase == AMBER_PH_HELD) {
+		req->action = action;
+		amber_req_set_phase(req, AMBER_PH_RESUME);
+		err = 0;
+	}
+	mutex_unlock(&amber_reqs_lock);
+	return err;
+}
+
+/* The requesting socket closed, or the module is unloading: resume. */
+static void amber_req_session_cancel(struct amber_session *s)
+{
+	amber_req_abort(container_of(s, struct amber_req, session));
+}
+
+static const struct amber_session_ops amber_req_session_ops = {
+	.release	= amber_req_session_release,
+	.sock_gone	= amber_req_session_cancel,
+	.exit		= amber_req_session_cancel,
+};
+
 static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 				       struct file *pages)
 {
@@ -1134,8 +1038,6 @@ static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 	req->flags = args->flags;
 	req->hold_ms = max_t(u32, args->timeout_ms, AMBER_HOLD_MIN_MS);
 	req->park_ms = args->timeout_ms + AMBER_CAPTURE_MAX_MS + AMBER_PARK_SLACK_MS;
-	req->portid = args->portid;
-	req->net = args->net;
 	req->ns = get_pid_ns(task_active_pid_ns(current));
 	req->phase = AMBER_PH_GATHER;
 	req->root_pages = pages;
@@ -1144,11 +1046,10 @@ static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 	req->parents = args->parents;
 	req->nr_parents = args->nr_parents;
 	req->parent_id = args->parent_id;
-	atomic_inc(&amber_nr_reqs);
 	return req;
 }
 
-static void amber_args_put(const struct amber_ckpt_args *args)
+void amber_ckpt_args_free(const struct amber_ckpt_args *args)
 {
 	unsigned int i;
 
@@ -1173,11 +1074,11 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 		err = -ESRCH;
 		goto err_args;
 	}
-	err = amber_check_root(root, args, extack);
+	err = amber_check_root(root, args->pid_attr, extack);
 	if (err)
 		goto err_put_task;
 
-	pages = amber_get_pages_file(args, extack);
+	pages = amber_get_pages_file(args->pages_fd, args->fd_attr, extack);
 	if (IS_ERR(pages)) {
 		err = PTR_ERR(pages);
 		goto err_put_task;
@@ -1193,8 +1094,11 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 	/* From here on, the request owns the files. */
 	mutex_lock(&amber_reqs_lock);
 	list_add_tail(&req->node, &amber_reqs);
-	err = amber_exiting ? -ENODEV : 0;
 	mutex_unlock(&amber_reqs_lock);
+	/* A failed add leaves the session empty: the release ignores it. */
+	err = amber_session_add(&req->session, &amber_req_session_ops,
+				AMBER_SESSION_CHECKPOINT, task_pid(root),
+				args->portid, args->net);
 	if (err)
 		NL_SET_ERR_MSG(extack, "the module is unloading");
 
@@ -1218,36 +1122,11 @@ struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 err_put_task:
 	put_task_struct(root);
 err_args:
-	amber_args_put(args);
+	amber_ckpt_args_free(args);
 	return ERR_PTR(err);
 }
 
-int amber_release(pid_t pid, u32 portid, const struct net *net, u32 action,
-		  const struct nlattr *pid_attr,
-		  struct netlink_ext_ack *extack)
-{
-	struct amber_req *req;
-	int err = -ESRCH;
-
-	mutex_lock(&amber_reqs_lock);
-	list_for_each_entry(req, &amber_reqs, node) {
-		if (req->pid != pid || req->portid != portid || req->net != net ||
-		    req->phase != AMBER_PH_HELD)
-			continue;
-		req->action = action;
-		amber_req_set_phase(req, AMBER_PH_RESUME);
-		err = 0;
-		break;
-	}
-	mutex_unlock(&amber_reqs_lock);
-
-	if (err && extack)
-		NL_SET_ERR_MSG_ATTR(extack, pid_attr,
-				    "this socket holds no process with that pid (hold timed out?)");
-	return err;
-}
-
-u32 amber_sessions(void)
+u32 amber_ckpt_nr_stopped(void)
 {
 	u32 n;
 
@@ -1255,79 +1134,4 @@ u32 amber_sessions(void)
 	n = amber_nr_stopped;
 	mutex_unlock(&amber_reqs_lock);
 	return n;
-}
-
-/* Same access rule as CHECKPOINT: a caller that may checkpoint may untrack. */
-int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
-		  struct netlink_ext_ack *extack)
-{
-	struct task_struct *task;
-	int err;
-
-	err = amber_check_caps(extack);
-	if (err)
-		return err;
-	task = amber_find_task(pid);
-	if (!task) {
-		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "no such process");
-		return -ESRCH;
-	}
-	err = amber_check_ptrace(task, pid_attr, extack);
-	if (!err) {
-		err = amber_track_drop(task_pid(task));
-		if (err)
-			NL_SET_ERR_MSG_ATTR(extack, pid_attr, "the process is not tracked");
-	}
-	put_task_struct(task);
-	return err;
-}
-
-/* Resumes the targets held for a generic netlink socket that is closing. */
-static int amber_netlink_event(struct notifier_block *nb, unsigned long event,
-			       void *ptr)
-{
-	struct netlink_notify *n = ptr;
-	struct amber_req *req;
-
-	if (event != NETLINK_URELEASE || n->protocol != NETLINK_GENERIC ||
-	    !n->portid)
-		return NOTIFY_DONE;
-
-	mutex_lock(&amber_reqs_lock);
-	list_for_each_entry(req, &amber_reqs, node) {
-		if (req->portid == n->portid && req->net == n->net)
-			amber_req_cancel_locked(req);
-	}
-	mutex_unlock(&amber_reqs_lock);
-	return NOTIFY_DONE;
-}
-
-static struct notifier_block amber_netlink_nb = {
-	.notifier_call = amber_netlink_event,
-};
-
-int amber_checkpoint_init(void)
-{
-	return netlink_register_notifier(&amber_netlink_nb);
-}
-
-/*
- * Called after the family is unregistered, so no requester is left. Queued
- * and held callbacks pin the module, so normally nothing is live here; this
- * still resumes and waits for anything that is, so the module never leaves a
- * target parked or a callback pointing into freed text.
- */
-void amber_checkpoint_exit(void)
-{
-	struct amber_req *req;
-
-	netlink_unregister_notifier(&amber_netlink_nb);
-
-	mutex_lock(&amber_reqs_lock);
-	amber_exiting = true;
-	list_for_each_entry(req, &amber_reqs, node)
-		amber_req_cancel_locked(req);
-	mutex_unlock(&amber_reqs_lock);
-
-	wait_event(amber_reqs_wq, !atomic_read(&amber_nr_reqs));
 }

@@ -9,11 +9,15 @@
 #include <linux/types.h>
 #include <linux/wait.h>
 
-#include "files.h"
+#include "access.h"
+#include "fdtable.h"
 #include "mm.h"
 #include "msg.h"
 #include "regs.h"
+#include "session.h"
+#include "signal.h"
 #include "task.h"
+#include "thread.h"
 #include "track.h"
 
 struct net;
@@ -45,6 +49,7 @@ struct netlink_ext_ack;
 /* What a process's leader captured, read by the reply builder. */
 struct amber_state {
 	struct amber_task_state task;
+	struct amber_regn regn;		/* the leader's registrations */
 	struct amber_sig_state sig;
 	struct amber_regs_state regs;
 	struct amber_files_state files;
@@ -75,16 +80,6 @@ struct amber_ckpt_args {
 	/* TREE with TRACK: PARENT_ID of the other processes. */
 	struct amber_parent *parents;
 	unsigned int nr_parents;
-};
-
-/*
- * Who a process was when the caller's ptrace access was checked; its leader
- * refuses to capture if it changed (exec, setuid, PR_SET_DUMPABLE).
- */
-struct amber_ident {
-	const struct cred *cred;	/* reference: the target's real_cred */
-	u64 exec_id;			/* self_exec_id */
-	int dumpable;			/* get_dumpable(mm) */
 };
 
 /* Where the whole group is; under amber_reqs_lock, read with READ_ONCE. */
@@ -152,8 +147,7 @@ struct amber_req {
 	u32 flags;
 	u32 hold_ms;
 	u32 park_ms;		/* bound of a parked thread's wait before HELD */
-	u32 portid;
-	const struct net *net;
+	struct amber_session session;	/* the requesting socket and the root */
 	struct pid_namespace *ns;	/* the caller's, reference */
 
 	/* Under amber_reqs_lock (phase, cancelled also read with READ_ONCE). */
@@ -188,21 +182,15 @@ struct amber_req {
 	struct amber_fileids *fileids;	/* FILE_IDs and queues, whole group */
 };
 
+/* Takes over args->pool and args->parents, also on failure. */
 struct amber_req *amber_checkpoint(const struct amber_ckpt_args *args,
 				   struct netlink_ext_ack *extack);
+/* Drops args->pool and args->parents. */
+void amber_ckpt_args_free(const struct amber_ckpt_args *args);
 void amber_req_abort(struct amber_req *req);
 void amber_req_put(struct amber_req *req);
 
-int amber_release(pid_t pid, u32 portid, const struct net *net, u32 action,
-		  const struct nlattr *pid_attr,
-		  struct netlink_ext_ack *extack);
-
-u32 amber_sessions(void);
-
-int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
-		  struct netlink_ext_ack *extack);
-
-int amber_checkpoint_init(void);
-void amber_checkpoint_exit(void);
+/* Threads capturing or parked, for GET_VERSION's AMBER_A_SESSIONS. */
+u32 amber_ckpt_nr_stopped(void);
 
 #endif /* _AMBER_CHECKPOINT_H */

@@ -10,10 +10,9 @@
 
 #include <linux/amber.h>
 
-#include "checkpoint.h"
 #include "ksyms.h"
 #include "netlink.h"
-#include "restore.h"
+#include "session.h"
 #include "track.h"
 
 static int __init amber_init(void)
@@ -23,22 +22,17 @@ static int __init amber_init(void)
 	err = amber_ksyms_init();
 	if (err)
 		return err;
-	err = amber_checkpoint_init();
+	err = amber_sessions_init();
 	if (err)
 		return err;
-	err = amber_restore_init();
-	if (err)
-		goto err_checkpoint_exit;
 	err = amber_netlink_init();
 	if (err)
-		goto err_restore_exit;
+		goto err_sessions_exit;
 	pr_info("version %s loaded\n", AMBER_VERSION_STRING);
 	return 0;
 
-err_restore_exit:
-	amber_restore_exit();
-err_checkpoint_exit:
-	amber_checkpoint_exit();
+err_sessions_exit:
+	amber_sessions_exit();
 	return err;
 }
 
@@ -46,10 +40,8 @@ static void __exit amber_exit(void)
 {
 	/* No new requests, and every running handler has returned. */
 	amber_netlink_exit();
-	/* Kill held restores, wait for their task_works. */
-	amber_restore_exit();
-	/* Resume held targets, wait for callbacks. */
-	amber_checkpoint_exit();
+	/* Resume held checkpoints, kill held restores, wait for their task_works. */
+	amber_sessions_exit();
 	/* No callback is left to use the table. */
 	amber_track_exit();
 }

@@ -49,7 +49,7 @@
 #include <linux/amber.h>
 
 #include "array.h"
-#include "files.h"
+#include "path.h"
 #include "mm.h"
 #include "track.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Address space: mm fields, VMAs and the pages file. */
+/* Address space: mm fields, VMAs and the pages files (mm.c, mm_restore.c). */
 #ifndef _AMBER_MM_H
 #define _AMBER_MM_H
 
@@ -10,8 +10,10 @@
 #include "arena.h"
 #include "msg.h"
 
+struct amber_restore;
 struct amber_track;
 struct file;
+struct nlattr;
 struct task_struct;
 
 struct amber_vma {
@@ -64,5 +66,39 @@ int amber_mm_capture(struct amber_mm_state *st, struct amber_track *t,
 /* Writes what st->arena still holds to the pages file, then frees it. */
 int amber_mm_write_pages(struct amber_mm_state *st, struct amber_err *e);
 void amber_mm_free(struct amber_mm_state *st);
+
+/* ---- restore (mm_restore.c) ---- */
+
+/* One VMA of the image, validated. */
+struct amber_rvma {
+	unsigned long start;
+	unsigned long end;
+	unsigned long pgoff;
+	u32 prot;			/* PROT_* */
+	u32 flags;			/* enum amber_vma_flags */
+	struct file *file;		/* from AMBER_VMA_FILE_FD, or NULL */
+	const struct nlattr *nla;	/* AMBER_A_VMA, for extack */
+};
+
+/* mm layout fields (AMBER_A_MM), validated like prctl(PR_SET_MM_MAP). */
+struct amber_rmm {
+	bool present;
+	unsigned long start_code, end_code, start_data, end_data;
+	unsigned long start_brk, brk, start_stack;
+	unsigned long arg_start, arg_end, env_start, env_end;
+	unsigned int auxv_len;		/* bytes, 0 = keep */
+	unsigned long auxv[AT_VECTOR_SIZE];
+};
+
+/* Phase A: nothing of the caller changes. */
+int amber_restore_vmas_prepare(struct amber_restore *r);
+int amber_restore_mm_prepare(struct amber_restore *r);
+int amber_restore_files_prepare(struct amber_restore *r);
+int amber_restore_pages_prepare(struct amber_restore *r);
+void amber_restore_mm_release(struct amber_restore *r);
+/* Phase B: the caller's memory is replaced. */
+int amber_restore_map(struct amber_restore *r);
+int amber_restore_pages(struct amber_restore *r);
+void amber_restore_mm_commit(struct amber_restore *r);
 
 #endif /* _AMBER_MM_H */

@@ -16,6 +16,10 @@
  */
 #include <linux/atomic.h>
 #include <linux/kernel.h>
+#include <linux/string.h>
+#include <net/netlink.h>
+
+#include <linux/amber.h>
 
 #include "msg.h"
 
@@ -38,4 +42,45 @@ const char *amber_msg(const char *fmt, ...)
 	vsnprintf(buf, AMBER_MSG_LEN, fmt, args);
 	va_end(args);
 	return buf;
+}
+
+/*
+ * Appends one attribute to the extack cookie, which netlink_ack() copies
+ * as NLMSGERR_ATTR_COOKIE into the ACK, error or not. Each fact is put at
+ * most once; one that does not fit the 20 bytes is dropped (the largest
+ * set, a flag and a u32, takes 12).
+ */
+static void amber_cookie_put(struct netlink_ext_ack *extack, u16 type,
+			     const void *data, u16 len)
+{
+	unsigned int off = 0;
+	struct nlattr *nla;
+
+	if (!extack)
+		return;
+	while (off + NLA_HDRLEN <= extack->cookie_len) {
+		nla = (struct nlattr *)(extack->cookie + off);
+		if (nla->nla_type == type)
+			return;
+		off += NLA_ALIGN(nla->nla_len);
+	}
+	if (extack->cookie_len + nla_total_size(len) > NETLINK_MAX_COOKIE_LEN)
+		return;
+	nla = (struct nlattr *)(extack->cookie + extack->cookie_len);
+	nla->nla_type = type;
+	nla->nla_len = nla_attr_size(len);
+	if (len)
+		memcpy(nla_data(nla), data, len);
+	memset((u8 *)nla_data(nla) + len, 0, nla_padlen(len));
+	extack->cookie_len += nla_total_size(len);
+}
+
+void amber_set_retry(struct netlink_ext_ack *extack)
+{
+	amber_cookie_put(extack, AMBER_ERR_RETRY, NULL, 0);
+}
+
+void amber_set_pages_files(struct netlink_ext_ack *extack, u32 need)
+{
+	amber_cookie_put(extack, AMBER_ERR_PAGES_FILES, &need, sizeof(need));
 }

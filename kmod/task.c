@@ -1,35 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Task state of current: identity, credentials, cwd, umask, rlimits, rseq,
- * futex and sigaltstack registrations, exe path, and signal state.
+ * Process-wide task state of current: comm, personality, umask, cwd,
+ * rlimits, exe path, start time, dumpable mode and no_new_privs (the
+ * credentials are creds.c's, the signals signal.c's, each thread's
+ * registrations thread.c's). A restore sets the personality, the dumpable
+ * mode and no_new_privs; the stub set the rest with system calls.
  */
 #include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/fs_struct.h>
-#include <linux/futex.h>
 #include <linux/mm.h>
+#include <linux/personality.h>
 #include <linux/path.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/sched/coredump.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
-#include <linux/signal.h>
+#include <linux/seccomp.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
-#include "files.h"
+#include "creds.h"
+#include "path.h"
+#include "restore.h"
 #include "task.h"
+#include "thread.h"
 
-/* 6.1 has no rseq_len; registration with a smaller struct is refused there. */
-#define AMBER_RSEQ_LEN	32
-
-/*
- * Bounds that keep the TASK and SIGNALS nests of the reply under the 64 KiB
- * an attribute can hold.
- */
-#define AMBER_MAX_GROUPS	4096
-#define AMBER_MAX_PENDING	256
+/* A restored process would run without its sandbox: refuse, by name. */
+int amber_seccomp_check(struct task_struct *tsk, struct amber_err *e)
+{
+#ifdef CONFIG_SECCOMP
+	if (READ_ONCE(tsk->seccomp.mode) != SECCOMP_MODE_DISABLED)
+		return amber_fail(e, -EOPNOTSUPP, "seccomp filters are not supported yet");
+#endif
+	return 0;
+}
 
 static char *amber_exe_path(struct mm_struct *mm)
 {
@@ -68,45 +74,22 @@ static int amber_cwd_capture(struct amber_task_state *st, struct amber_err *e)
 	return 0;
 }
 
-/* A thread's registrations, read in its own context (or while it is parked). */
-static void amber_regn_capture(struct amber_task_regn *r, struct task_struct *tsk)
-{
-#ifdef CONFIG_RSEQ
-	r->rseq = (unsigned long)tsk->rseq;
-	r->rseq_sig = tsk->rseq_sig;
-	r->rseq_len = tsk->rseq ? AMBER_RSEQ_LEN : 0;
-#endif
-	r->clear_child_tid = (unsigned long)tsk->clear_child_tid;
-#ifdef CONFIG_FUTEX
-	r->robust_list = (unsigned long)tsk->robust_list;
-	r->robust_list_len = sizeof(struct robust_list_head);
-#endif
-	r->sas_sp = tsk->sas_ss_sp;
-	r->sas_size = tsk->sas_ss_size;
-	r->sas_flags = tsk->sas_ss_flags;
-}
-
 int amber_task_capture(struct amber_task_state *st, struct amber_err *e)
 {
 	struct task_struct *tsk = current;
 	int err;
 
 	get_task_comm(st->comm, tsk);
-	st->cred = get_current_cred();
-	if (st->cred->group_info->ngroups > AMBER_MAX_GROUPS)
-		return amber_fail(e, -E2BIG,
-				  "more than 4096 supplementary groups are not supported");
+	err = amber_creds_capture(&st->cred, e);
+	if (err)
+		return err;
 	st->personality = tsk->personality;
 	st->start_time_ns = tsk->start_boottime;
 	st->dumpable = get_dumpable(tsk->mm);
 	st->no_new_privs = task_no_new_privs(tsk);
-#ifdef CONFIG_SECCOMP
-	/* A restored process would run without its sandbox: refuse, by name. */
-	if (READ_ONCE(tsk->seccomp.mode) != SECCOMP_MODE_DISABLED)
-		return amber_fail(e, -EOPNOTSUPP, "seccomp filters are not supported yet");
-#endif
-
-	err = amber_cwd_capture(st, e);
+	err = amber_seccomp_check(tsk, e);
+	if (!err)
+		err = amber_cwd_capture(st, e);
 	if (err)
 		return err;
 
@@ -114,8 +97,6 @@ int amber_task_capture(struct amber_task_state *st, struct amber_err *e)
 	task_lock(tsk->group_leader);
 	memcpy(st->rlim, tsk->signal->rlim, sizeof(st->rlim));
 	task_unlock(tsk->group_leader);
-
-	amber_regn_capture(&st->regn, tsk);
 
 	st->exe = amber_exe_path(tsk->mm);
 	if (IS_ERR(st->exe)) {
@@ -128,193 +109,62 @@ int amber_task_capture(struct amber_task_state *st, struct amber_err *e)
 
 void amber_task_free(struct amber_task_state *st)
 {
-	if (st->cred)
-		put_cred(st->cred);
-	st->cred = NULL;
+	amber_creds_free(&st->cred);
 	kfree(st->cwd);
 	st->cwd = NULL;
 	kfree(st->exe);
 	st->exe = NULL;
 }
 
-static unsigned int amber_count_pending(struct sigpending *p)
+/* ---- restore ---- */
+
+/* AMBER_A_TASK: rseq, robust list, clear_child_tid, sigaltstack, personality, creds. */
+int amber_restore_task_prepare(struct amber_restore *r)
 {
-	struct sigqueue *q;
-	unsigned int n = 0;
-	int sig;
-
-	list_for_each_entry(q, &p->list, list)
-		n++;
-	/* Legacy signals with no queue entry get a minimal siginfo. */
-	for (sig = 1; sig <= _NSIG; sig++)
-		if (sigismember(&p->signal, sig))
-			n++;
-	return n;
-}
-
-static bool amber_sig_queued(struct sigpending *p, int sig)
-{
-	struct sigqueue *q;
-
-	list_for_each_entry(q, &p->list, list)
-		if (q->info.si_signo == sig)
-			return true;
-	return false;
-}
-
-static void amber_fill_pending(struct amber_sig_state *st, unsigned int max,
-			       struct sigpending *p, bool shared)
-{
-	struct amber_sigpending *out;
-	struct sigqueue *q;
-	int sig;
-
-	BUILD_BUG_ON(sizeof(kernel_siginfo_t) > AMBER_SIGINFO_SIZE);
-
-	list_for_each_entry(q, &p->list, list) {
-		if (WARN_ON_ONCE(st->nr_pending >= max))
-			return;
-		out = &st->pending[st->nr_pending++];
-		memcpy(out->info, &q->info, sizeof(q->info));
-		out->shared = shared;
-	}
-	for (sig = 1; sig <= _NSIG; sig++) {
-		kernel_siginfo_t info;
-
-		if (!sigismember(&p->signal, sig) || amber_sig_queued(p, sig))
-			continue;
-		if (WARN_ON_ONCE(st->nr_pending >= max))
-			return;
-		clear_siginfo(&info);
-		info.si_signo = sig;
-		info.si_code = SI_USER;
-		out = &st->pending[st->nr_pending++];
-		memcpy(out->info, &info, sizeof(info));
-		out->shared = shared;
-	}
-}
-
-static void amber_fill_actions(struct amber_sig_state *st)
-{
-	struct k_sigaction *ka = current->sighand->action;
-	int i;
-
-	for (i = 0; i < _NSIG; i++) {
-		st->action[i].handler = (unsigned long)ka[i].sa.sa_handler;
-		st->action[i].flags = ka[i].sa.sa_flags;
-		st->action[i].restorer = (unsigned long)ka[i].sa.sa_restorer;
-		st->action[i].mask = ka[i].sa.sa_mask.sig[0];
-	}
-}
-
-/* Under siglock, with room for @max pending entries. */
-static void amber_sig_fill(struct amber_sig_state *st, unsigned int max,
-			   bool shared)
-{
-	lockdep_assert_held(&current->sighand->siglock);
-
-	st->nr_pending = 0;
-	amber_fill_pending(st, max, &current->pending, false);
-	if (shared)
-		amber_fill_pending(st, max, &current->signal->shared_pending, true);
-	amber_fill_actions(st);
-	/* Inside sigsuspend/ppoll/pselect the real mask is the saved one. */
-	st->blocked = test_restore_sigmask() ? current->saved_sigmask.sig[0] :
-					       current->blocked.sig[0];
-}
-
-/*
- * The queues can grow while the lock is dropped to allocate (other tasks
- * send signals), so the count is taken again under the lock and the
- * allocation retried a few times. The count is an upper bound (queued
- * entries plus pending bits).
- */
-static int amber_sig_capture_one(struct amber_sig_state *st, bool shared,
-				 struct amber_err *e)
-{
-	struct sighand_struct *sighand = current->sighand;
-	unsigned int cap = 16, n;
-	int tries;
-
-	BUILD_BUG_ON(_NSIG != 64);
-
-	for (tries = 0; tries < 4; tries++) {
-		st->pending = kcalloc(cap, sizeof(*st->pending), GFP_KERNEL);
-		if (!st->pending)
-			return amber_fail(e, -ENOMEM, "out of memory for pending signals");
-
-		spin_lock_irq(&sighand->siglock);
-		n = amber_count_pending(&current->pending) +
-		    (shared ? amber_count_pending(&current->signal->shared_pending) : 0);
-		if (n <= cap) {
-			amber_sig_fill(st, cap, shared);
-			spin_unlock_irq(&sighand->siglock);
-			break;
-		}
-		spin_unlock_irq(&sighand->siglock);
-
-		kfree(st->pending);
-		st->pending = NULL;
-		if (n > 2 * AMBER_MAX_PENDING)
-			break;
-		cap = n + 8;
-	}
-	if (!st->pending && n > 2 * AMBER_MAX_PENDING)
-		return amber_fail(e, -E2BIG, "more than 256 pending signals are not supported");
-	if (!st->pending)
-		return amber_fail(e, -EAGAIN,
-				  "pending signals kept changing during the checkpoint");
-	if (st->nr_pending > AMBER_MAX_PENDING)
-		return amber_fail(e, -E2BIG, "more than 256 pending signals are not supported");
-	return 0;
-}
-
-int amber_sig_capture(struct amber_sig_state *st, struct amber_err *e)
-{
-	return amber_sig_capture_one(st, true, e);
-}
-
-void amber_sig_free(struct amber_sig_state *st)
-{
-	kfree(st->pending);
-	st->pending = NULL;
-	st->nr_pending = 0;
-}
-
-/*
- * A thread other than the leader: the process-wide parts (actions, shared
- * queue) are the leader's. The action table is filled and dropped: it costs
- * a copy of 64 entries, and keeps one path for the pending queues.
- */
-int amber_thread_capture(struct amber_thread_state *st, struct amber_err *e)
-{
-	struct task_struct *tsk = current;
-	struct amber_sig_state *sig;
+	const struct amber_task_args *a = &r->args->task;
 	int err;
 
-	sig = kzalloc(sizeof(*sig), GFP_KERNEL);
-	if (!sig)
-		return amber_fail(e, -ENOMEM, "out of memory for a thread's signals");
-	err = amber_sig_capture_one(sig, false, e);
-	st->blocked = sig->blocked;
-	st->pending = sig->pending;
-	st->nr_pending = sig->nr_pending;
-	kfree(sig);
+	r->t.sas_flags = SS_DISABLE;
+	if (!a->nla)
+		return 0;
+	err = amber_rregn_prepare(r, &a->regn, &r->t);
 	if (err)
 		return err;
-
-	get_task_comm(st->comm, tsk);
-	amber_regn_capture(&st->regn, tsk);
-#ifdef CONFIG_SECCOMP
-	if (READ_ONCE(tsk->seccomp.mode) != SECCOMP_MODE_DISABLED)
-		return amber_fail(e, -EOPNOTSUPP, "seccomp filters are not supported yet");
-#endif
-	return 0;
+	if (a->personality.nla) {
+		r->personality = a->personality.val;
+		if (r->personality == 0xffffffff) {
+			amber_restore_err(r, a->personality.nla, "invalid personality");
+			return -EINVAL;
+		}
+		r->has_personality = true;
+	}
+	/* An image that does not say is restored non-dumpable: the safe side. */
+	r->dumpable = a->dumpable.nla ? a->dumpable.val : SUID_DUMP_DISABLE;
+	r->no_new_privs = a->no_new_privs.val;
+	return amber_restore_creds_prepare(r);
 }
 
-void amber_thread_free(struct amber_thread_state *st)
+/* Phase B, before the signals: the leader's registrations and personality. */
+void amber_restore_task_commit(struct amber_restore *r)
 {
-	kfree(st->pending);
-	st->pending = NULL;
-	st->nr_pending = 0;
+	amber_rregn_commit(&r->t);
+	if (r->has_personality)
+		set_personality(r->personality);
+}
+
+/* Phase B, after the credentials: dumpable mode and no_new_privs. */
+void amber_restore_dumpable_commit(struct amber_restore *r)
+{
+	/*
+	 * commit_creds() made the mm non-dumpable if the ids changed. The
+	 * restored program gets the image's dumpable mode (set_dumpable() is
+	 * not exported), but never more than exec would give it: a process whose
+	 * real and effective ids differ stays as commit_creds() left it, and a
+	 * program that made itself non-dumpable stays non-dumpable.
+	 */
+	if (r->dumpable != SUID_DUMP_USER ||
+	    (uid_eq(current_euid(), current_uid()) && gid_eq(current_egid(), current_gid())))
+		set_mask_bits(&current->mm->flags, MMF_DUMPABLE_MASK, r->dumpable);
+	if (r->no_new_privs)
+		task_set_no_new_privs(current);
 }

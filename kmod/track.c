@@ -25,7 +25,9 @@
 #include <linux/sched.h>
 #include <linux/sched/coredump.h>
 #include <linux/slab.h>
+#include <net/netlink.h>
 
+#include "access.h"
 #include "track.h"
 
 #define AMBER_TRACK_MAX		4096
@@ -278,3 +280,29 @@ void amber_track_exit(void)
 		amber_tracked_free(t);
 	mutex_unlock(&amber_track_lock);
 }
+
+/* Same access rule as CHECKPOINT: a caller that may checkpoint may untrack. */
+int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
+		  struct netlink_ext_ack *extack)
+{
+	struct task_struct *task;
+	int err;
+
+	err = amber_check_caps(extack);
+	if (err)
+		return err;
+	task = amber_find_task(pid);
+	if (!task) {
+		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "no such process");
+		return -ESRCH;
+	}
+	err = amber_check_ptrace(task, pid_attr, extack);
+	if (!err) {
+		err = amber_track_drop(task_pid(task));
+		if (err)
+			NL_SET_ERR_MSG_ATTR(extack, pid_attr, "the process is not tracked");
+	}
+	put_task_struct(task);
+	return err;
+}
+

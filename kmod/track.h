@@ -68,4 +68,11 @@ u32 amber_track_count(void);
 
 void amber_track_exit(void);
 
+struct netlink_ext_ack;
+struct nlattr;
+
+/* UNTRACK of @pid, by a caller that may checkpoint it. */
+int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
+		  struct netlink_ext_ack *extack);
+
 #endif /* _AMBER_TRACK_H */

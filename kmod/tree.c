@@ -151,3 +151,10 @@ void amber_tree_put(struct task_struct **tasks, unsigned int nr)
 	for (i = 0; i < nr; i++)
 		put_task_struct(tasks[i]);
 }
+
+u32 amber_tree_zombie_status(struct task_struct *p)
+{
+	/* As wait_task_zombie() reports it. */
+	return (READ_ONCE(p->signal->flags) & SIGNAL_GROUP_EXIT) ?
+	       READ_ONCE(p->signal->group_exit_code) : READ_ONCE(p->exit_code);
+}

@@ -28,4 +28,7 @@ struct task_struct *amber_tree_parent(struct task_struct *task);
 
 void amber_tree_put(struct task_struct **tasks, unsigned int nr);
 
+/* A zombie's wait status, as waitpid() reports it. */
+u32 amber_tree_zombie_status(struct task_struct *p);
+
 #endif /* _AMBER_TREE_H */

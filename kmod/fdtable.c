@@ -3,14 +3,18 @@
  * The fd table of current. Every fd is described (type, flags, offset,
  * path as d_path() renders it, "pipe:[ino]" and the like included) and
  * gets the id of its open file description; the tools decide what they
- * can restore. Pipes and sockets are fileq.c's: the only fds refused here
- * are sockets that cannot be checkpointed.
+ * can restore. Pipes are pipe.c's and sockets unix.c's (the only fds
+ * refused are sockets that cannot be checkpointed); both keep their queued
+ * bytes in the struct amber_fq list kept here.
  *
  * File ids are per CHECKPOINT request (struct amber_fileids), shared by the
  * processes of the group, which capture their tables concurrently: one
  * struct file, one id, in every process. The request holds a reference on
  * every file it gave an id to, so that a file closed and freed meanwhile
  * cannot hand its address, and its id, to another file.
+ *
+ * The tool restores the fd table; the module only closes the stub's own
+ * helper fds once a restore has succeeded.
  */
 #include <linux/fdtable.h>
 #include <linux/file.h>
@@ -24,12 +28,14 @@
 #include <linux/stat.h>
 #include <linux/slab.h>
 #include <linux/string.h>
-#include <net/netlink.h>
 
 #include <linux/amber.h>
 
-#include "fileq.h"
-#include "files.h"
+#include "fdtable.h"
+#include "path.h"
+#include "pipe.h"
+#include "restore.h"
+#include "unix.h"
 
 struct amber_fileid {
 	struct hlist_node node;
@@ -145,39 +151,6 @@ bool amber_fileids_charge(struct amber_fileids *ids, ssize_t bytes)
 		ids->queued += bytes;
 	mutex_unlock(&ids->lock);
 	return ok;
-}
-
-/* Returns a kmalloc'ed copy of d_path(@path) or an ERR_PTR. */
-char *amber_path_dup(const struct path *path)
-{
-	char *buf, *p, *copy;
-
-	buf = __getname();
-	if (!buf)
-		return ERR_PTR(-ENOMEM);
-	p = d_path(path, buf, PATH_MAX);
-	copy = IS_ERR(p) ? ERR_CAST(p) : kstrdup(p, GFP_KERNEL);
-	__putname(buf);
-	return copy ?: ERR_PTR(-ENOMEM);
-}
-
-/*
- * Attributes as stat(2) reports them, which is what the tools compare with
- * at restore: some filesystems (9p) do not keep i_size in the inode.
- */
-void amber_stat_file(struct file *file, struct kstat *st)
-{
-	struct inode *inode = file_inode(file);
-
-	if (!vfs_getattr(&file->f_path, st, STATX_BASIC_STATS,
-			 AT_STATX_SYNC_AS_STAT))
-		return;
-	memset(st, 0, sizeof(*st));
-	st->dev = inode->i_sb->s_dev;
-	st->ino = inode->i_ino;
-	st->mode = inode->i_mode;
-	st->rdev = inode->i_rdev;
-	st->size = i_size_read(inode);
 }
 
 static u32 amber_fd_type(umode_t mode)
@@ -300,7 +273,10 @@ static int amber_fd_capture(struct amber_files_state *st,
 	f->file_id = amber_fileids_get(ids, file);
 	if (!f->file_id)
 		return amber_fail(e, -ENOMEM, "out of memory for the file ids");
-	return amber_fq_capture(st, ids, f, file, e);
+	err = amber_pipe_capture(st, ids, f, file, e);
+	if (err)
+		return err;
+	return amber_unix_capture(st, ids, f, file, e);
 }
 
 int amber_files_capture(struct amber_files_state *st, struct amber_fileids *ids,
@@ -353,7 +329,7 @@ int amber_files_precheck(struct task_struct *task, struct amber_err *e)
 			return 0;
 		if (IS_ERR(file))
 			continue;
-		err = amber_fq_precheck(fd, file, e);
+		err = amber_unix_precheck(fd, file, e);
 		fput(file);
 		if (err)
 			return err;
@@ -380,128 +356,99 @@ void amber_files_free(struct amber_files_state *st)
 	st->queue_bytes = 0;
 }
 
-/* ---- reply ---- */
+/* ---- queued bytes, shared by pipe.c and unix.c ---- */
 
-/* x86-64 never pads 64-bit attributes; AMBER_A_PAD only exists for others. */
-static int amber_put_u64(struct sk_buff *skb, int type, u64 value)
+void amber_fq_free(struct amber_fq *q)
 {
-	return nla_put_u64_64bit(skb, type, value, AMBER_A_PAD);
+	if (!q)
+		return;
+	kvfree(q->data);
+	kvfree(q->msg_len);
+	kfree(q);
 }
 
-#define AMBER_U32_SIZE	nla_total_size(sizeof(u32))
-#define AMBER_U64_SIZE	nla_total_size_64bit(sizeof(u64))
-
-/* The AMBER_A_FD nest of @fd, header included, as amber_fill_fd() puts it. */
-static size_t amber_fd_size(const struct amber_fd *fd)
+struct amber_fq *amber_fq_alloc(u64 ino, size_t len, u32 nr_msgs)
 {
-	/* NUM, TYPE, FLAGS, MODE; POS, DEV, INO, RDEV, SIZE; PATH. */
-	size_t size = NLA_HDRLEN + 4 * AMBER_U32_SIZE + 5 * AMBER_U64_SIZE +
-		      nla_total_size(strlen(fd->path) + 1);
+	struct amber_fq *q = kzalloc(sizeof(*q), GFP_KERNEL_ACCOUNT);
 
-	if (fd->cloexec)
-		size += nla_total_size(0);
-	if (fd->tty)
-		size += nla_total_size(0);
-	if (fd->file_id)
-		size += AMBER_U64_SIZE;
-	if (fd->sock_family)	/* SOCK_FAMILY, SOCK_TYPE, SHUTDOWN */
-		size += 3 * AMBER_U32_SIZE;
-	if (fd->peer_ino)
-		size += AMBER_U64_SIZE;
-	if (fd->pipe_size)
-		size += AMBER_U32_SIZE;
-	return size;
+	if (!q)
+		return NULL;
+	q->ino = ino;
+	q->len = len;
+	q->nr_msgs = nr_msgs;
+	q->data = kvmalloc(max_t(size_t, len, 1), GFP_KERNEL_ACCOUNT);
+	if (nr_msgs)
+		q->msg_len = kvmalloc_array(nr_msgs, sizeof(*q->msg_len),
+					    GFP_KERNEL_ACCOUNT);
+	if (!q->data || (nr_msgs && !q->msg_len)) {
+		amber_fq_free(q);
+		return NULL;
+	}
+	return q;
 }
 
-static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
+void amber_fq_add(struct amber_files_state *st, struct amber_fq *q)
 {
-	struct nlattr *nest = nla_nest_start(skb, AMBER_A_FD);
-
-	if (!nest ||
-	    nla_put_u32(skb, AMBER_FD_NUM, fd->num) ||
-	    nla_put_u32(skb, AMBER_FD_TYPE, fd->type) ||
-	    nla_put_u32(skb, AMBER_FD_FLAGS, fd->flags) ||
-	    amber_put_u64(skb, AMBER_FD_POS, fd->pos) ||
-	    (fd->cloexec && nla_put_flag(skb, AMBER_FD_CLOEXEC)) ||
-	    nla_put_string(skb, AMBER_FD_PATH, fd->path) ||
-	    amber_put_u64(skb, AMBER_FD_DEV, fd->dev) ||
-	    amber_put_u64(skb, AMBER_FD_INO, fd->ino) ||
-	    amber_put_u64(skb, AMBER_FD_RDEV, fd->rdev) ||
-	    nla_put_u32(skb, AMBER_FD_MODE, fd->mode) ||
-	    amber_put_u64(skb, AMBER_FD_SIZE, fd->size) ||
-	    (fd->tty && nla_put_flag(skb, AMBER_FD_TTY)) ||
-	    (fd->file_id && amber_put_u64(skb, AMBER_FD_FILE_ID, fd->file_id)))
-		return -EMSGSIZE;
-	if (fd->sock_family &&
-	    (nla_put_u32(skb, AMBER_FD_SOCK_FAMILY, fd->sock_family) ||
-	     nla_put_u32(skb, AMBER_FD_SOCK_TYPE, fd->sock_type) ||
-	     nla_put_u32(skb, AMBER_FD_SHUTDOWN, fd->shutdown)))
-		return -EMSGSIZE;
-	if ((fd->peer_ino && amber_put_u64(skb, AMBER_FD_PEER_INO, fd->peer_ino)) ||
-	    (fd->pipe_size && nla_put_u32(skb, AMBER_FD_PIPE_SIZE, fd->pipe_size)))
-		return -EMSGSIZE;
-	nla_nest_end(skb, nest);
-	return 0;
+	if (st->last_queue)
+		st->last_queue->next = q;
+	else
+		st->queues = q;
+	st->last_queue = q;
+	st->queue_bytes += q->len;
 }
 
 /*
- * AMBER_A_FDS holds at most U16_MAX bytes: when the next fd does not fit,
- * the nest ends and another AMBER_A_FDS begins (the reader concatenates).
- * amber_files_reply_size() follows the same rule.
+ * Accounts @len queued bytes about to be captured for @fd, against the
+ * request's and the process's bounds.
  */
-static int amber_fill_fds(struct sk_buff *skb, const struct amber_files_state *st)
+int amber_fq_charge(struct amber_files_state *st,
+		    struct amber_fileids *ids, const struct amber_fd *fd,
+		    size_t len, struct amber_err *e)
 {
-	struct nlattr *nest = nla_nest_start(skb, AMBER_A_FDS);
-	unsigned int i;
-
-	if (!nest)
-		return -EMSGSIZE;
-	for (i = 0; i < st->nr; i++) {
-		if (skb_tail_pointer(skb) - (unsigned char *)nest +
-		    amber_fd_size(&st->fds[i]) > U16_MAX) {
-			nla_nest_end(skb, nest);
-			nest = nla_nest_start(skb, AMBER_A_FDS);
-			if (!nest)
-				return -EMSGSIZE;
-		}
-		if (amber_fill_fd(skb, &st->fds[i]))
-			return -EMSGSIZE;
-	}
-	nla_nest_end(skb, nest);
+	if (st->queue_bytes + len > AMBER_FILES_PROC_QUEUE_MAX)
+		return amber_fail(e, -E2BIG,
+				  amber_msg("fd %u: %s: more than %u KiB queued in the pipes and sockets of one process",
+					    fd->num, fd->path,
+					    AMBER_FILES_PROC_QUEUE_MAX >> 10));
+	if (!amber_fileids_charge(ids, len))
+		return amber_fail(e, -E2BIG,
+				  amber_msg("fd %u: %s: more than %u MiB queued in pipes and sockets",
+					    fd->num, fd->path,
+					    AMBER_QUEUE_MAX_BYTES >> 20));
 	return 0;
 }
 
-int amber_files_fill(struct sk_buff *skb, const struct amber_files_state *st)
-{
-	unsigned char *start = skb_tail_pointer(skb);
-	const struct amber_fq *q;
+/* ---- restore ---- */
 
-	if (amber_fill_fds(skb, st))
-		return -EMSGSIZE;
-	for (q = st->queues; q; q = q->next)
-		if (amber_fq_fill(skb, q))
-			return -EMSGSIZE;
-	/* The reply is sized by amber_files_reply_size(): keep them in step. */
-	WARN_ON_ONCE(skb_tail_pointer(skb) - start != amber_files_reply_size(st));
+/* Phase A: the stub's helper fds (AMBER_A_CLOSE_FDS), closed on success. */
+int amber_restore_close_fds_prepare(struct amber_restore *r)
+{
+	const struct amber_fd_list_args *l = &r->args->close_fds;
+	unsigned int i;
+
+	if (!l->nla)
+		return 0;
+	r->close_fds = kcalloc(l->nr, sizeof(*r->close_fds), GFP_KERNEL);
+	if (!r->close_fds)
+		return -ENOMEM;
+	for (i = 0; i < l->nr; i++) {
+		u32 fd = l->fd[i].val;
+		struct file *file = fget(fd);
+
+		if (!file) {
+			amber_restore_err(r, l->fd[i].nla, "close fd %u is not open", fd);
+			return -EBADF;
+		}
+		fput(file);
+		r->close_fds[r->nr_close_fds++] = fd;
+	}
 	return 0;
 }
 
-size_t amber_files_reply_size(const struct amber_files_state *st)
+void amber_restore_close_fds_commit(struct amber_restore *r)
 {
-	size_t size = 0, nest = NLA_HDRLEN, fd;
-	const struct amber_fq *q;
 	unsigned int i;
 
-	for (i = 0; i < st->nr; i++) {
-		fd = amber_fd_size(&st->fds[i]);
-		if (nest + fd > U16_MAX) {
-			size += nest;
-			nest = NLA_HDRLEN;
-		}
-		nest += fd;
-	}
-	size += nest;
-	for (q = st->queues; q; q = q->next)
-		size += amber_fq_size(q);
-	return size;
+	for (i = 0; i < r->nr_close_fds; i++)
+		close_fd(r->close_fds[i]);
 }

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Restore: the address space. Validation of the VMA list, the mm layout
- * fields and the files to map (before the point of no return), then
- * unmapping the caller, mapping the image's VMAs, filling them from the
- * pages files and setting the mm fields and exe file.
+ * Address space, restore side (mm.c captures it): validation of the VMA
+ * list, the mm layout fields, the exe file and the chain of pages files
+ * (before the point of no return), then unmapping the caller, mapping the
+ * image's VMAs, filling them from the pages files and setting the mm
+ * fields and exe file.
  */
 #include <linux/file.h>
 #include <linux/fcntl.h>
@@ -16,24 +17,18 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
+#include "mm.h"
 #include "restore.h"
 
-#define AMBER_MAX_VMAS		65530
+#define AMBER_MAX_VMAS		AMBER_RESTORE_MAX_VMAS
 #define AMBER_BOUNCE_SIZE	(256 * 1024)
-#define AMBER_MAX_PAGE_FILES	64	/* links of a chain */
+#define AMBER_MAX_PAGE_FILES	AMBER_RESTORE_MAX_PAGE_FILES
 
 #define AMBER_VMA_F_NOMAP	(AMBER_VMA_F_VDSO | AMBER_VMA_F_VVAR)
 
 static bool amber_rvma_shared(const struct amber_rvma *v)
 {
 	return v->flags & (AMBER_VMA_F_SHARED | AMBER_VMA_F_SHMEM);
-}
-
-/* The attribute stream of the request (the family has no user header). */
-static struct nlattr *amber_restore_attrs(struct genl_info *info, int *len)
-{
-	*len = nlmsg_len(info->nlhdr) - GENL_HDRLEN;
-	return (struct nlattr *)((u8 *)nlmsg_data(info->nlhdr) + GENL_HDRLEN);
 }
 
 /* Find current's vvar and vDSO: they stay where they are. */
@@ -97,9 +92,10 @@ static int amber_rvma_check_special(struct amber_restore *r, struct amber_rvma *
  * pages files.
  */
 static int amber_rvma_check_shmem(struct amber_restore *r, struct amber_rvma *v,
-				  const struct nlattr *fd_attr)
+				  const struct amber_nl_u32 *file_fd)
 {
-	u32 fd = nla_get_u32(fd_attr);
+	const struct nlattr *fd_attr = file_fd->nla;
+	u32 fd = file_fd->val;
 	unsigned int seals;
 
 	v->file = fget(fd);
@@ -139,12 +135,13 @@ static int amber_rvma_check_shmem(struct amber_restore *r, struct amber_rvma *v,
 }
 
 static int amber_rvma_check_file(struct amber_restore *r, struct amber_rvma *v,
-				 const struct nlattr *fd_attr)
+				 const struct amber_nl_u32 *file_fd)
 {
-	u32 fd = nla_get_u32(fd_attr);
+	const struct nlattr *fd_attr = file_fd->nla;
+	u32 fd = file_fd->val;
 
 	if (v->flags & AMBER_VMA_F_SHMEM)
-		return amber_rvma_check_shmem(r, v, fd_attr);
+		return amber_rvma_check_shmem(r, v, file_fd);
 	if (v->flags & AMBER_VMA_F_ANON) {
 		amber_restore_err(r, fd_attr,
 				  "VMA 0x%lx-0x%lx: anonymous VMA with a file fd",
@@ -216,31 +213,32 @@ static int amber_rvma_check_prefilled(const struct amber_rvma *v, unsigned long 
 }
 
 /* Parse and check one AMBER_A_VMA; @prev_end is the previous VMA's end. */
-static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
+static int amber_rvma_parse(struct amber_restore *r, const struct amber_vma_args *a,
 			    struct amber_rvma *v, unsigned long prev_end)
 {
-	struct nlattr *tb[AMBER_VMA_MAX + 1];
-	static const int required[] = {
-		AMBER_VMA_START, AMBER_VMA_END, AMBER_VMA_PROT, AMBER_VMA_FLAGS,
+	const struct nlattr *nla = a->nla;
+	const struct {
+		int type;
+		const struct nlattr *nla;
+	} required[] = {
+		{ AMBER_VMA_START, a->start.nla }, { AMBER_VMA_END, a->end.nla },
+		{ AMBER_VMA_PROT, a->prot.nla }, { AMBER_VMA_FLAGS, a->flags.nla },
 	};
 	int i, err;
 
-	err = nla_parse_nested(tb, AMBER_VMA_MAX, nla, NULL, r->extack);
-	if (err)
-		return err;
 	for (i = 0; i < ARRAY_SIZE(required); i++) {
-		if (!tb[required[i]]) {
-			NL_SET_ERR_ATTR_MISS(r->extack, nla, required[i]);
-			amber_restore_err(r, nla, "VMA lacks attribute %d", required[i]);
+		if (!required[i].nla) {
+			NL_SET_ERR_ATTR_MISS(r->extack, nla, required[i].type);
+			amber_restore_err(r, nla, "VMA lacks attribute %d", required[i].type);
 			return -EINVAL;
 		}
 	}
 	v->nla = nla;
-	v->start = nla_get_u64(tb[AMBER_VMA_START]);
-	v->end = nla_get_u64(tb[AMBER_VMA_END]);
-	v->pgoff = tb[AMBER_VMA_PGOFF] ? nla_get_u64(tb[AMBER_VMA_PGOFF]) : 0;
-	v->prot = nla_get_u32(tb[AMBER_VMA_PROT]);
-	v->flags = nla_get_u32(tb[AMBER_VMA_FLAGS]);
+	v->start = a->start.val;
+	v->end = a->end.val;
+	v->pgoff = a->pgoff.val;
+	v->prot = a->prot.val;
+	v->flags = a->flags.val;
 
 	if (!PAGE_ALIGNED(v->start) || !PAGE_ALIGNED(v->end) ||
 	    v->start >= v->end || v->end > TASK_SIZE) {
@@ -270,7 +268,7 @@ static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
 				  AMBER_VMA_F_PREFILLED;
 		unsigned long bad = 0;
 
-		if (tb[AMBER_VMA_FILE_FD] || !(v->flags & AMBER_VMA_F_ANON) ||
+		if (a->file_fd.nla || !(v->flags & AMBER_VMA_F_ANON) ||
 		    (v->flags & ~plain)) {
 			amber_restore_err(r, nla, "VMA 0x%lx-0x%lx: PREFILLED is only for plain private anonymous memory",
 					  v->start, v->end);
@@ -284,8 +282,8 @@ static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
 					  v->start, v->end, bad, v->prot);
 		return err;
 	}
-	if (tb[AMBER_VMA_FILE_FD])
-		return amber_rvma_check_file(r, v, tb[AMBER_VMA_FILE_FD]);
+	if (a->file_fd.nla)
+		return amber_rvma_check_file(r, v, &a->file_fd);
 	if (!(v->flags & (AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM))) {
 		amber_restore_err(r, nla, "VMA 0x%lx-0x%lx: file mapping without VMA_FILE_FD",
 				  v->start, v->end);
@@ -294,42 +292,27 @@ static int amber_rvma_parse(struct amber_restore *r, const struct nlattr *nla,
 	return 0;
 }
 
-static unsigned int amber_restore_count_vmas(struct amber_restore *r)
-{
-	const struct nlattr *a, *v;
-	unsigned int n = 0;
-	int len, rem, rem2;
-
-	nla_for_each_attr(a, amber_restore_attrs(r->info, &len), len, rem) {
-		if (nla_type(a) != AMBER_A_VMAS)
-			continue;
-		nla_for_each_nested(v, a, rem2)
-			n++;
-	}
-	return n;
-}
-
 /*
  * AMBER_A_VMAS may be given several times (a nest holds at most 64 KiB):
  * the VMAs of all of them, in order, form the list.
  */
 int amber_restore_vmas_prepare(struct amber_restore *r)
 {
-	const struct nlattr *a, *nla;
+	const struct amber_restore_args *a = r->args;
 	unsigned long prev_end = 0;
-	unsigned int n, i = 0;
-	int len, rem, rem2, err;
+	unsigned int n, i;
+	int err;
 
-	if (!r->info->attrs[AMBER_A_VMAS]) {
+	if (!a->vmas_nla) {
 		NL_SET_ERR_ATTR_MISS(r->extack, NULL, AMBER_A_VMAS);
 		amber_restore_err(r, NULL, "the VMA list (AMBER_A_VMAS) is missing");
 		return -EINVAL;
 	}
 	amber_restore_find_vdso(r);
 
-	n = amber_restore_count_vmas(r);
+	n = a->nr_vmas;
 	if (!n || n > AMBER_MAX_VMAS) {
-		amber_restore_err(r, r->info->attrs[AMBER_A_VMAS],
+		amber_restore_err(r, a->vmas_nla,
 				  "%u VMAs, expected 1 to %u", n, AMBER_MAX_VMAS);
 		return -EINVAL;
 	}
@@ -337,24 +320,21 @@ int amber_restore_vmas_prepare(struct amber_restore *r)
 	if (!r->vmas)
 		return -ENOMEM;
 
-	nla_for_each_attr(a, amber_restore_attrs(r->info, &len), len, rem) {
-		if (nla_type(a) != AMBER_A_VMAS)
-			continue;
-		nla_for_each_nested(nla, a, rem2) {
-			r->nr_vmas = i + 1;	/* so that release sees its file */
-			err = amber_rvma_parse(r, nla, &r->vmas[i], prev_end);
-			if (err)
-				return err;
-			prev_end = r->vmas[i++].end;
-		}
+	for (i = 0; i < n; i++) {
+		r->nr_vmas = i + 1;	/* so that release sees its file */
+		err = amber_rvma_parse(r, &a->vmas[i], &r->vmas[i], prev_end);
+		if (err)
+			return err;
+		prev_end = r->vmas[i].end;
 	}
 	return 0;
 }
 
-static int amber_restore_auxv_check(struct amber_restore *r, const struct nlattr *attr)
+static int amber_restore_auxv_check(struct amber_restore *r, const struct amber_mm_args *a)
 {
-	unsigned int len = nla_len(attr);
-	const u64 *auxv = nla_data(attr);
+	const struct nlattr *attr = a->auxv;
+	unsigned int len = a->auxv_len;
+	const u64 *auxv = a->auxv_data;
 
 	if (!len || len % (2 * sizeof(u64)) || len > sizeof(r->mm.auxv) ||
 	    auxv[len / sizeof(u64) - 2] != AT_NULL) {
@@ -401,9 +381,10 @@ static int amber_restore_mm_check(struct amber_restore *r, const struct nlattr *
 	return 0;
 }
 
-int amber_restore_mm_prepare(struct amber_restore *r, const struct nlattr *attr)
+int amber_restore_mm_prepare(struct amber_restore *r)
 {
-	struct nlattr *tb[AMBER_MM_MAX + 1];
+	const struct amber_mm_args *a = &r->args->mm;
+	const struct nlattr *attr = a->nla;
 	unsigned long *fields[] = {
 		&r->mm.start_code, &r->mm.end_code, &r->mm.start_data,
 		&r->mm.end_data, &r->mm.start_brk, &r->mm.brk, &r->mm.start_stack,
@@ -414,28 +395,27 @@ int amber_restore_mm_prepare(struct amber_restore *r, const struct nlattr *attr)
 	BUILD_BUG_ON(ARRAY_SIZE(fields) != AMBER_MM_ENV_END);
 	if (!attr)
 		return 0;
-	err = nla_parse_nested(tb, AMBER_MM_MAX, attr, NULL, r->extack);
-	if (err)
-		return err;
 
-	if (tb[AMBER_MM_VDSO] && nla_get_u64(tb[AMBER_MM_VDSO]) != r->vdso_start) {
-		amber_restore_err(r, tb[AMBER_MM_VDSO], "vdso at 0x%lx, image expects 0x%llx",
-				  r->vdso_start, nla_get_u64(tb[AMBER_MM_VDSO]));
+	if (a->vdso.nla && a->vdso.val != r->vdso_start) {
+		amber_restore_err(r, a->vdso.nla, "vdso at 0x%lx, image expects 0x%llx",
+				  r->vdso_start, a->vdso.val);
 		return -EINVAL;
 	}
-	if (tb[AMBER_MM_AUXV]) {
-		err = amber_restore_auxv_check(r, tb[AMBER_MM_AUXV]);
+	if (a->auxv) {
+		err = amber_restore_auxv_check(r, a);
 		if (err)
 			return err;
 	}
 	for (i = 0; i < ARRAY_SIZE(fields); i++) {
-		if (!tb[AMBER_MM_START_CODE + i]) {
+		const struct amber_nl_u64 *f = &a->field[AMBER_MM_START_CODE + i];
+
+		if (!f->nla) {
 			NL_SET_ERR_ATTR_MISS(r->extack, attr, AMBER_MM_START_CODE + i);
 			amber_restore_err(r, attr, "mm field %d is missing",
 					  AMBER_MM_START_CODE + i);
 			return -EINVAL;
 		}
-		*fields[i] = nla_get_u64(tb[AMBER_MM_START_CODE + i]);
+		*fields[i] = f->val;
 	}
 	err = amber_restore_mm_check(r, attr);
 	if (err)
@@ -444,9 +424,10 @@ int amber_restore_mm_prepare(struct amber_restore *r, const struct nlattr *attr)
 	return 0;
 }
 
-static int amber_restore_exe_prepare(struct amber_restore *r, const struct nlattr *attr)
+static int amber_restore_exe_prepare(struct amber_restore *r, const struct amber_nl_u32 *exe_fd)
 {
-	u32 fd = nla_get_u32(attr);
+	const struct nlattr *attr = exe_fd->nla;
+	u32 fd = exe_fd->val;
 	struct file *file;
 	int err;
 
@@ -481,20 +462,18 @@ err_put:
  */
 int amber_restore_files_prepare(struct amber_restore *r)
 {
-	const struct nlattr *attr = r->info->attrs[AMBER_A_PAGE_FDS], *nla;
-	unsigned int n = 0;
-	int rem;
+	const struct amber_fd_list_args *l = &r->args->page_fds;
+	const struct nlattr *attr = l->nla;
+	unsigned int n = l->nr, i;
 
-	if (r->info->attrs[AMBER_A_EXE_FD]) {
-		int err = amber_restore_exe_prepare(r, r->info->attrs[AMBER_A_EXE_FD]);
+	if (r->args->exe_fd.nla) {
+		int err = amber_restore_exe_prepare(r, &r->args->exe_fd);
 
 		if (err)
 			return err;
 	}
 	if (!attr)
 		return 0;
-	nla_for_each_nested(nla, attr, rem)
-		n++;
 	if (n > AMBER_MAX_PAGE_FILES) {
 		amber_restore_err(r, attr, "%u pages files, at most %u (a chain of %u checkpoints)",
 				  n, AMBER_MAX_PAGE_FILES, AMBER_MAX_PAGE_FILES);
@@ -505,8 +484,9 @@ int amber_restore_files_prepare(struct amber_restore *r)
 	if (!r->page_files || !r->page_nlas)
 		return -ENOMEM;
 
-	nla_for_each_nested(nla, attr, rem) {
-		u32 fd = nla_get_u32(nla);
+	for (i = 0; i < n; i++) {
+		const struct nlattr *nla = l->fd[i].nla;
+		u32 fd = l->fd[i].val;
 		struct file *file = fget(fd);
 
 		if (!file) {

@@ -1,16 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* The fd table, and the bytes queued in the pipes and sockets it refers to. */
-#ifndef _AMBER_FILES_H
-#define _AMBER_FILES_H
+#ifndef _AMBER_FDTABLE_H
+#define _AMBER_FDTABLE_H
 
 #include <linux/types.h>
 
 #include "msg.h"
 
 struct file;
-struct kstat;
-struct path;
-struct sk_buff;
+struct inode;
 struct task_struct;
 
 struct amber_fd {
@@ -71,7 +69,7 @@ void amber_fileids_free(struct amber_fileids *ids);
  * group is stopped; processes of one group may call it concurrently with
  * the same @ids. Refuses (by fd number and name, in @e) what cannot be
  * checkpointed: sockets other than connected or unnamed UNIX ones, and
- * queued data that cannot be restored (see files.c and fileq.c).
+ * queued data that cannot be restored (see pipe.c and unix.c).
  */
 int amber_files_capture(struct amber_files_state *st, struct amber_fileids *ids,
 			struct amber_err *e);
@@ -85,11 +83,6 @@ void amber_files_free(struct amber_files_state *st);
  */
 int amber_files_precheck(struct task_struct *task, struct amber_err *e);
 
-/* AMBER_A_FDS (split in several nests if needed) and the AMBER_A_QUEUE chunks. */
-int amber_files_fill(struct sk_buff *skb, const struct amber_files_state *st);
-/* Exactly the bytes amber_files_fill() puts in a message. */
-size_t amber_files_reply_size(const struct amber_files_state *st);
-
 /*
  * Queued bytes one process's reply can carry: a genetlink reply is one
  * kmalloc'ed buffer, at most KMALLOC_MAX_SIZE (4 MiB), and the rest of the
@@ -97,7 +90,35 @@ size_t amber_files_reply_size(const struct amber_files_state *st);
  */
 #define AMBER_FILES_PROC_QUEUE_MAX	(3U << 20)
 
-char *amber_path_dup(const struct path *path);
-void amber_stat_file(struct file *file, struct kstat *st);
+/*
+ * The file ids' per-request bookkeeping of queues, for pipe.c and unix.c.
+ * amber_fileids_claim(): 1 the first time @inode is claimed in the request
+ * (the caller captures its queue), 0 after, -ENOMEM. @inode must belong to
+ * a file the request has given an id.
+ */
+int amber_fileids_claim(struct amber_fileids *ids, const struct inode *inode);
+/*
+ * Accounts @bytes more (or, negative, fewer) queued bytes to the request;
+ * false when that would exceed AMBER_QUEUE_MAX_BYTES (nothing accounted).
+ */
+bool amber_fileids_charge(struct amber_fileids *ids, ssize_t bytes);
 
-#endif /* _AMBER_FILES_H */
+/* A queue of @len bytes (@nr_msgs messages, 0 for a byte stream), or NULL. */
+struct amber_fq *amber_fq_alloc(u64 ino, size_t len, u32 nr_msgs);
+void amber_fq_free(struct amber_fq *q);
+/* Appends @q to @st's queues. */
+void amber_fq_add(struct amber_files_state *st, struct amber_fq *q);
+/*
+ * Accounts @len queued bytes about to be captured for @fd, against the
+ * request's and the process's bounds; refuses by name in @e.
+ */
+int amber_fq_charge(struct amber_files_state *st, struct amber_fileids *ids,
+		    const struct amber_fd *fd, size_t len, struct amber_err *e);
+
+struct amber_restore;
+
+/* Phase A and B: AMBER_A_CLOSE_FDS, closed once the restore succeeded. */
+int amber_restore_close_fds_prepare(struct amber_restore *r);
+void amber_restore_close_fds_commit(struct amber_restore *r);
+
+#endif /* _AMBER_FDTABLE_H */
