@@ -16,8 +16,8 @@
 #include <random>
 
 #include "fixtures.h"
-#include "image.h"
-#include "store.h"
+#include "image/image.h"
+#include "image/store.h"
 
 using namespace amber;
 using namespace amber::testing;

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "attr.h"
-#include "checkpoint.h"
-#include "image.h"
+#include "common/attr.h"
+#include "checkpoint/checkpoint.h"
+#include "image/image.h"
 
 namespace amber::testing {
 

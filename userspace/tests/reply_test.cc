@@ -8,9 +8,9 @@
 #include <cstring>
 #include <optional>
 
-#include "checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "fixtures.h"
-#include "netlink.h"
+#include "netlink/netlink.h"
 
 using namespace amber;
 using namespace amber::testing;

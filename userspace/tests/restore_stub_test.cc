@@ -21,7 +21,7 @@
 
 #include <linux/amber.h>
 
-#include "stub.h"
+#include "restore/stub.h"
 
 using namespace amber;
 

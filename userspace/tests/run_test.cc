@@ -11,8 +11,8 @@
 #include <fcntl.h>
 #include <linux/amber.h>
 
-#include "run.h"
-#include "run_policy.h"
+#include "run/run.h"
+#include "run/policy.h"
 
 using namespace amber;
 

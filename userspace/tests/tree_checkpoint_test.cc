@@ -19,10 +19,10 @@
 
 #include <xxhash.h>
 
-#include "checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "fixtures.h"
-#include "image.h"
-#include "take_checkpoint.h"
+#include "image/image.h"
+#include "checkpoint/take_checkpoint.h"
 
 using namespace amber;
 

@@ -11,7 +11,7 @@
 
 #include <linux/amber.h>
 
-#include "tree_plan.h"
+#include "restore/tree_plan.h"
 
 using namespace amber;
 
