@@ -477,23 +477,6 @@ size_t pages_pool_size(size_t found)
 	return found + std::max<size_t>(4, found / 4);
 }
 
-std::optional<uint32_t> needed_pages_files(std::string_view extack)
-{
-	constexpr std::string_view key = "needs ";
-	size_t p = extack.find(key);
-	if (p == std::string_view::npos)
-		return std::nullopt;
-	p += key.size();
-	uint64_t v = 0;
-	size_t digits = 0;
-	for (; p < extack.size() && extack[p] >= '0' && extack[p] <= '9' && digits < 10;
-	     p++, digits++)
-		v = v * 10 + uint64_t(extack[p] - '0');
-	if (!digits || v > UINT32_MAX)
-		return std::nullopt;
-	return uint32_t(v);
-}
-
 Result<void> with_retries(size_t first, const std::function<Result<void>(size_t)> &attempt,
 			  const std::function<size_t()> &recount)
 {
@@ -501,16 +484,17 @@ Result<void> with_retries(size_t first, const std::function<Result<void>(size_t)
 	bool pool_retried = false;
 	for (int transient = 0;;) {
 		auto r = attempt(n);
-		if (r || r.error().err != EAGAIN)
+		if (r)
 			return r;
-		if (auto need = needed_pages_files(r.error().msg)) {
+		const Error &e = r.error();
+		if (e.err == EAGAIN && e.pages_files) {
 			if (pool_retried)
 				return r;
 			pool_retried = true;
-			n = std::max(pages_pool_size(*need), pages_pool_size(recount()));
+			n = std::max(pages_pool_size(*e.pages_files), pages_pool_size(recount()));
 			continue;
 		}
-		if (!r.error().msg.ends_with("try again") || transient == kTransientRetries)
+		if (!e.retry || transient == kTransientRetries)
 			return r;
 		std::this_thread::sleep_for(std::chrono::milliseconds(10 << transient++));
 		if (first)	// a tree: it may have grown

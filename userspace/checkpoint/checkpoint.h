@@ -129,18 +129,15 @@ std::vector<std::pair<uint32_t, ParentChoice>> choose_tree_parents(
 // processes besides its root (some slack: it may grow until it is stopped).
 size_t pages_pool_size(size_t found);
 
-// The number of pages files the kernel asks for in its -EAGAIN extack
-// ("... needs N pages files ..."), if it says.
-std::optional<uint32_t> needed_pages_files(std::string_view extack);
-
 // The retries of a CHECKPOINT request: attempt(n) sends it with n pages
-// files. When it fails with EAGAIN
-//  - and the kernel's message says how many pages files it needs, it is
-//    sent once more with pages_pool_size() of that count or of recount() (a
-//    new walk of /proc), whichever is larger;
-//  - and the message ends in "try again" (a member exited or executed a
-//    program while the group was being stopped: nothing was captured), it
-//    is sent again after 10, 20, 40 ms, at most kTransientRetries times.
+// files. They act on the facts the kernel attached to its error (the
+// extack cookie, parse_nlmsgerr()), never on its message text:
+//  - EAGAIN with Error::pages_files (AMBER_ERR_PAGES_FILES, the pages
+//    files the tree needs): sent once more with pages_pool_size() of that
+//    count or of recount() (a new walk of /proc), whichever is larger;
+//  - Error::retry (AMBER_ERR_RETRY: a member exited or executed a program
+//    while the group was being stopped, nothing was captured): sent again
+//    after 10, 20, 40 ms, at most kTransientRetries times.
 // Any other failure, or one past these, is returned as is.
 inline constexpr int kTransientRetries = 3;
 Result<void> with_retries(size_t first, const std::function<Result<void>(size_t)> &attempt,

@@ -439,7 +439,8 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 		return fail_errno("cannot create " + pages_path);
 
 	// A tree may have grown since it was listed: the kernel then says how
-	// many pages files it needs (EAGAIN), and the request is sent once more;
+	// many pages files it needs (EAGAIN, AMBER_ERR_PAGES_FILES in the
+	// extack cookie), and the request is sent once more;
 	// a member that exited or executed a program during the stop is tried
 	// again a few times too (with_retries()).
 	PagesPool pool;

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -13,10 +15,16 @@
 namespace amber {
 
 // An error: errno value plus a human message. For netlink errors the message
-// holds the kernel's extack text when there was one.
+// holds the kernel's extack text when there was one, and the facts the
+// kernel attached for the tool to act on (enum amber_err_attr, from the
+// extack cookie: see parse_nlmsgerr()); the text is never parsed.
 struct Error {
+	Error(int err = 0, std::string msg = {}) : err(err), msg(std::move(msg)) {}
+
 	int err = 0;		// positive errno, 0 if none applies
 	std::string msg;	// what failed, naming the resource
+	bool retry = false;	// AMBER_ERR_RETRY: transient, send the request again
+	std::optional<uint32_t> pages_files;	// AMBER_ERR_PAGES_FILES
 
 	// "msg: strerror(err)", or just msg when err is 0 or msg already says it.
 	std::string str() const;
@@ -55,12 +63,16 @@ inline tl::unexpected<Error> fail_errno(std::string msg)
 	return fail(errno, std::move(msg));
 }
 
-// Prefix an error with context: "meta.img: " + e.msg.
+// Prefix an error with context: "meta.img: " + e.msg (the kernel's facts
+// are kept).
 inline tl::unexpected<Error> wrap(const Error &e, const std::string &prefix)
 {
+	Error out = e;
 	if (e.msg.empty() && prefix.size() >= 2 && prefix.ends_with(": "))
-		return fail(e.err, prefix.substr(0, prefix.size() - 2));
-	return fail(e.err, prefix + e.msg);
+		out.msg = prefix.substr(0, prefix.size() - 2);
+	else
+		out.msg = prefix + e.msg;
+	return tl::unexpected<Error>(std::move(out));
 }
 
 inline std::string Error::str() const

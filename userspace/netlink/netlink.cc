@@ -57,6 +57,24 @@ Error nl_error(int nle, const std::string &what)
 	return Error{nle_errno(nle), what + ": " + nl_geterror(nle)};
 }
 
+// The facts of enum amber_err_attr packed in an extack cookie. A cookie
+// that is not an attribute stream, or an attribute of the wrong size, is
+// ignored: nothing to act on beyond errno.
+void parse_err_cookie(ByteView cookie, Error &out)
+{
+	auto attrs = parse_attrs(cookie);
+	if (!attrs)
+		return;
+	for (const Attr &a : *attrs) {
+		if (a.type == AMBER_ERR_RETRY) {
+			out.retry = true;
+		} else if (a.type == AMBER_ERR_PAGES_FILES) {
+			if (auto v = a.u32())
+				out.pages_files = *v;
+		}
+	}
+}
+
 } // namespace
 
 Result<void> parse_nlmsgerr(ByteView msg)
@@ -74,6 +92,7 @@ Result<void> parse_nlmsgerr(ByteView msg)
 	std::string text;
 	uint32_t miss_type = 0;
 	bool have_miss = false;
+	Error facts;
 	if (hdr.nlmsg_flags & NLM_F_ACK_TLVS) {
 		size_t off = NLMSG_HDRLEN + sizeof(e);
 		// Without NLM_F_CAPPED the whole request follows nlmsgerr.
@@ -92,6 +111,8 @@ Result<void> parse_nlmsgerr(ByteView msg)
 						have_miss = true;
 					}
 				}
+				if (const Attr *c = find_attr(*tlvs, NLMSGERR_ATTR_COOKIE))
+					parse_err_cookie(c->data, facts);
 			}
 		}
 	}
@@ -100,7 +121,9 @@ Result<void> parse_nlmsgerr(ByteView msg)
 	if (have_miss)
 		text += (text.empty() ? "" : " ") + std::string("(attribute ") +
 			std::to_string(miss_type) + ")";
-	return fail(-e.error, text);
+	facts.err = -e.error;
+	facts.msg = std::move(text);
+	return tl::unexpected(std::move(facts));
 }
 
 Result<NetlinkClient> NetlinkClient::connect()

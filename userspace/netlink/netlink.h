@@ -94,7 +94,9 @@ private:
 };
 
 // Parses one NLMSG_ERROR message (header included): returns 0 for an ACK,
-// else the error with the extack message. Exposed for the unit tests.
+// else the error with the extack message and the facts of the extack
+// cookie (enum amber_err_attr: Error::retry, Error::pages_files). Exposed
+// for the unit tests.
 Result<void> parse_nlmsgerr(ByteView msg);
 
 } // namespace amber
