@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "checkpoint/checkpoint.h"
+#include "common/names.h"
 
 #include <algorithm>
 #include <chrono>
@@ -16,14 +17,6 @@ namespace amber {
 
 namespace {
 
-constexpr std::string_view kDeleted = " (deleted)";
-
-bool is_deleted(const std::string &path)
-{
-	return path.size() >= kDeleted.size() &&
-	       path.compare(path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0;
-}
-
 std::string fd_name(const FdInfo &f)
 {
 	if (!f.path.empty())
@@ -34,18 +27,7 @@ std::string fd_name(const FdInfo &f)
 // "AF_INET SOCK_STREAM", as the kernel's refusals say it.
 std::string sock_name(uint32_t family, uint32_t type)
 {
-	static const std::unordered_map<uint32_t, const char *> families = {
-		{AF_UNIX, "AF_UNIX"},	    {AF_INET, "AF_INET"},	{AF_INET6, "AF_INET6"},
-		{AF_NETLINK, "AF_NETLINK"}, {AF_PACKET, "AF_PACKET"}, {AF_VSOCK, "AF_VSOCK"},
-	};
-	static const std::unordered_map<uint32_t, const char *> types = {
-		{SOCK_STREAM, "SOCK_STREAM"}, {SOCK_DGRAM, "SOCK_DGRAM"},
-		{SOCK_SEQPACKET, "SOCK_SEQPACKET"}, {SOCK_RAW, "SOCK_RAW"},
-	};
-	auto f = families.find(family);
-	auto t = types.find(type);
-	return (f != families.end() ? std::string(f->second) : "family " + std::to_string(family)) +
-	       " " + (t != types.end() ? std::string(t->second) : "type " + std::to_string(type));
+	return family_name(family) + " " + sock_type_name(type);
 }
 
 } // namespace

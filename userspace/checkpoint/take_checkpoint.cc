@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "image/image.h"
 #include "netlink/netlink.h"
 #include "image/store.h"
@@ -31,34 +32,9 @@ namespace {
 // stopped, the kernel may take up to 30 s more for the capture, then writes the pages.
 constexpr int kReplySlackMs = 120000;
 
-uint64_t now_ns(clockid_t clk)
-{
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return uint64_t(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
-}
-
-Result<void> write_all(int fd, ByteView data)
-{
-	size_t off = 0;
-	while (off < data.size()) {
-		ssize_t n = write(fd, data.data() + off, data.size() - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return fail_errno("write");
-		}
-		off += n;
-	}
-	return {};
-}
-
 Result<void> release(NetlinkClient &nl, uint32_t pid, uint32_t action)
 {
-	AttrWriter w;
-	w.put_u32(AMBER_A_PID, pid);
-	w.put_u32(AMBER_A_ACTION, action);
-	auto r = nl.transact(AMBER_CMD_RELEASE, w.view(), kReplySlackMs);
+	auto r = amber::release(nl, pid, action, kReplySlackMs);
 	if (!r)
 		return wrap(r.error(), std::string(action == AMBER_RELEASE_KILL ? "kill" : "resume") +
 					       " pid " + std::to_string(pid) + ": ");

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "common/io.h"
 #include "cli/commands.h"
 #include "run/run.h"
 
@@ -55,13 +56,6 @@ struct BenchOptions {
 	uint32_t keep = 2;
 	std::vector<std::string> argv;
 };
-
-double now_s()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 void note(const std::string &s)
 {
@@ -175,7 +169,7 @@ Result<Child> spawn(const Spawn &s)
 		const std::string step(buf + sizeof(int));
 		return fail(e, "cannot start " + s.argv[0] + (step == s.argv[0] ? "" : ": " + step));
 	}
-	c.pidfd.reset(int(syscall(SYS_pidfd_open, c.pid, 0)));
+	c.pidfd.reset(pidfd_open(c.pid));
 	if (!c.pidfd) {
 		Error e{errno, "pidfd_open " + std::to_string(c.pid)};
 		kill(c.pid, SIGKILL);

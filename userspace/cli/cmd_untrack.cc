@@ -21,12 +21,9 @@ struct UntrackOptions {
 
 Result<void> untrack(const UntrackOptions &o)
 {
-	auto nl = NetlinkClient::connect();
-	if (!nl) {
-		if (nl.error().err == ENOENT)
-			return fail(0, nl.error().msg + " (insmod kmod/amber.ko)");
+	auto nl = connect_module();
+	if (!nl)
 		return tl::unexpected(nl.error());
-	}
 	AttrWriter w;
 	w.put_u32(AMBER_A_PID, o.pid);
 	auto r = nl->transact(AMBER_CMD_UNTRACK, w.view(), o.timeout_ms);

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "image/image.h"
 
+#include "common/io.h"
+#include "common/names.h"
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -12,24 +15,6 @@
 #include <xxhash.h>
 
 namespace amber {
-
-int pread_exact(int fd, void *buf, size_t len, uint64_t off)
-{
-	auto *p = static_cast<uint8_t *>(buf);
-	while (len) {
-		ssize_t n = pread(fd, p, len, off_t(off));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			return 1;
-		p += n;
-		len -= size_t(n);
-		off += uint64_t(n);
-	}
-	return 0;
-}
 
 namespace {
 
@@ -49,13 +34,6 @@ constexpr off_t kMaxMetaSize = off_t(1) << 30;
 size_t align8(size_t n)
 {
 	return (n + 7) & ~size_t(7);
-}
-
-std::string hex(uint64_t v)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
-	return buf;
 }
 
 Result<void> set(const Attr &a, uint32_t &v)
@@ -83,17 +61,6 @@ Result<void> set(const Attr &a, bool &v)
 	return {};
 }
 
-// Reads exactly len bytes at off, or fails with "truncated".
-Result<void> pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	int r = pread_exact(fd, buf, len, off);
-	if (r < 0)
-		return fail_errno("read");
-	if (r > 0)
-		return fail(EIO, "truncated");
-	return {};
-}
-
 // XXH64 of len bytes at off.
 Result<uint64_t> hash_range(int fd, uint64_t off, uint64_t len)
 {
@@ -112,7 +79,8 @@ Result<uint64_t> hash_range(int fd, uint64_t off, uint64_t len)
 	return XXH64_digest(st.get());
 }
 
-Result<Bytes> read_file(const std::string &path)
+// meta.img as bytes: a regular file of at most kMaxMetaSize.
+Result<Bytes> read_meta_bytes(const std::string &path)
 {
 	UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
 	if (!fd)
@@ -979,7 +947,7 @@ struct MetaFile {
 Result<MetaFile> read_meta(const std::string &path)
 {
 	MetaFile m;
-	auto data = read_file(path);
+	auto data = read_meta_bytes(path);
 	if (!data)
 		return wrap(data.error(), "meta.img: " + path + ": ");
 	m.data = std::move(*data);
@@ -1301,23 +1269,6 @@ Result<std::vector<PageSource>> resolve_chain(const std::vector<const Checkpoint
 }
 
 namespace {
-
-Result<void> pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	auto *p = static_cast<const uint8_t *>(buf);
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return fail_errno("write");
-		}
-		p += n;
-		len -= n;
-		off += n;
-	}
-	return {};
-}
 
 // Pages of a run starting at sources[si] + sdone pages: contiguous
 // addresses, at most UINT32_MAX pages.

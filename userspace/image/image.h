@@ -286,11 +286,6 @@ Result<void> verify_checkpoint_dir(const std::string &ckpt_dir);
 // following chains and listing.
 Result<Checkpoint> load_checkpoint_meta(const std::string &ckpt_dir, uint32_t number);
 
-// pread() of exactly len bytes at off, retried on EINTR, allocating
-// nothing (the restore stub uses it): 0, -1 with errno set, or 1 when the
-// file ends first.
-int pread_exact(int fd, void *buf, size_t len, uint64_t off);
-
 // Where the data of some pages of a chain's newest link is.
 struct PageSource {
 	uint64_t addr;		// first page

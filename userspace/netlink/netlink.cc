@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "netlink/netlink.h"
+#include "common/io.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -19,13 +20,6 @@ namespace amber {
 namespace {
 
 using MallocPtr = std::unique_ptr<unsigned char, decltype(&free)>;
-
-int64_t now_ms()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 // libnl returns negative NLE_* codes: map the common ones back to errno.
 int nle_errno(int nle)
@@ -158,6 +152,25 @@ Result<NetlinkClient> NetlinkClient::connect()
 		return tl::unexpected(nl_error(err, "netlink: resolving family " AMBER_FAMILY_NAME));
 	c.family_ = err;
 	return c;
+}
+
+Result<NetlinkClient> connect_module()
+{
+	auto nl = NetlinkClient::connect();
+	if (!nl && nl.error().err == ENOENT)
+		return fail(0, nl.error().msg + " (insmod kmod/amber.ko)");
+	return nl;
+}
+
+Result<void> release(NetlinkClient &nl, uint32_t pid, uint32_t action, int timeout_ms)
+{
+	AttrWriter w;
+	w.put_u32(AMBER_A_PID, pid);
+	w.put_u32(AMBER_A_ACTION, action);
+	auto r = nl.transact(AMBER_CMD_RELEASE, w.view(), timeout_ms);
+	if (!r)
+		return tl::unexpected(r.error());
+	return {};
 }
 
 int NetlinkClient::fd() const

@@ -93,6 +93,15 @@ private:
 	int family_ = -1;
 };
 
+// NetlinkClient::connect() for a command that needs amber.ko: when the
+// family is missing, "amber.ko is not loaded (insmod kmod/amber.ko)" with
+// errno 0.
+Result<NetlinkClient> connect_module();
+
+// AMBER_CMD_RELEASE of pid (enum amber_release_action), waiting at most
+// timeout_ms for the ACK.
+Result<void> release(NetlinkClient &nl, uint32_t pid, uint32_t action, int timeout_ms);
+
 // Parses one NLMSG_ERROR message (header included): returns 0 for an ACK,
 // else the error with the extack message and the facts of the extack
 // cookie (enum amber_err_attr: Error::retry, Error::pages_files). Exposed

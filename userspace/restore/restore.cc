@@ -38,6 +38,8 @@
 #include <linux/amber.h>
 #include <linux/netlink.h>
 
+#include "common/io.h"
+#include "common/names.h"
 #include "image/image.h"
 #include "netlink/netlink.h"
 #include "restore/restore.h"
@@ -48,13 +50,6 @@
 namespace amber {
 
 namespace {
-
-bool is_deleted(const std::string &path)
-{
-	constexpr std::string_view tag = " (deleted)";
-	return path.size() > tag.size() &&
-	       path.compare(path.size() - tag.size(), tag.size(), tag) == 0;
-}
 
 // Checks that path still exists with the expected type (and size, if any).
 Result<void> check_file(const std::string &path, mode_t type, std::optional<uint64_t> size)
@@ -157,14 +152,6 @@ Result<void> check_pid_free(pid_t pid)
 	std::string comm = read_comm(pid);
 	return fail(0, "pid " + std::to_string(pid) + " is in use" +
 		       (comm.empty() ? "" : " (by comm '" + comm + "')"));
-}
-
-Result<UniqueFd> open_file(const std::string &path, int flags)
-{
-	UniqueFd fd(open(path.c_str(), flags | O_CLOEXEC));
-	if (!fd)
-		return fail_errno(path);
-	return fd;
 }
 
 // Files the stub hands to the kernel.
@@ -809,13 +796,6 @@ Result<std::pair<pid_t, UniqueFd>> spawn_stub(pid_t pid, const StubPlan &plan)
 	return std::make_pair(pid_t(r), UniqueFd(pidfd));
 }
 
-int64_t now_ms()
-{
-	return std::chrono::duration_cast<std::chrono::milliseconds>(
-		       std::chrono::steady_clock::now().time_since_epoch())
-		.count();
-}
-
 bool readable_now(int fd)
 {
 	struct pollfd p = {fd, POLLIN, 0};
@@ -926,7 +906,7 @@ Result<void> wait_outcome(NetlinkClient &nl, uint32_t seq, const StubPlan &plan,
 
 void kill_and_reap(int pidfd, pid_t pid)
 {
-	syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+	pidfd_send_signal(pidfd, SIGKILL);
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
@@ -983,12 +963,9 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, std::vector<Ch
 	AMBER_TRY(check_pid_free(pid));
 	AMBER_TRY(check_threads(c, pid));
 
-	auto nl = NetlinkClient::connect();
-	if (!nl) {
-		if (nl.error().err == ENOENT)
-			return fail(0, nl.error().msg + " (insmod kmod/amber.ko)");
+	auto nl = connect_module();
+	if (!nl)
 		return tl::unexpected(nl.error());
-	}
 	SharedFds shared = AMBER_TRY(create_shared(sp, {}));
 	PipeFds report = AMBER_TRY(make_pipe("pipe"));
 	ThreadStack stack;
@@ -1069,26 +1046,16 @@ Result<void> drain_acks(int fd, std::map<uint32_t, Result<void>> &out)
 	}
 }
 
-void release(NetlinkClient &nl, uint32_t pid, uint32_t action, Result<void> *out)
-{
-	AttrWriter w;
-	w.put_u32(AMBER_A_PID, pid);
-	w.put_u32(AMBER_A_ACTION, action);
-	auto r = nl.transact(AMBER_CMD_RELEASE, w.bytes(), 5000);
-	if (out)
-		*out = r ? Result<void>() : tl::unexpected(r.error());
-}
-
 // Kills every process of a failed tree restore and reaps what is ours.
 void kill_tree(std::vector<TreeProc> &procs, NetlinkClient &nl, UniqueFd &go_w)
 {
 	go_w.reset();	// stubs still at the barrier read EOF and exit
 	for (TreeProc &p : procs)
 		if (p.acked)
-			release(nl, p.pid, AMBER_RELEASE_KILL, nullptr);
+			(void)release(nl, p.pid, AMBER_RELEASE_KILL, 5000);
 	for (TreeProc &p : procs)
 		if (p.pidfd)
-			syscall(SYS_pidfd_send_signal, p.pidfd.get(), SIGKILL, nullptr, 0);
+			pidfd_send_signal(p.pidfd.get(), SIGKILL);
 	int st;
 	while (waitpid(pid_t(procs[0].pid), &st, 0) < 0 && errno == EINTR)
 		;
@@ -1198,7 +1165,7 @@ Result<void> await_tree(std::vector<TreeProc> &procs, NetlinkClient &nl, int rep
 				p.ready = true;
 				ready++;
 				if (!p.pidfd) {
-					p.pidfd.reset(int(syscall(SYS_pidfd_open, p.pid, 0)));
+					p.pidfd.reset(pidfd_open(pid_t(p.pid)));
 					if (!p.pidfd)
 						return fail_errno(p.label + ": pidfd_open");
 				}
@@ -1414,12 +1381,9 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 			AMBER_TRY(check_threads(p.ckpt(), pid_t(p.pid)));
 	}
 
-	auto nl = NetlinkClient::connect();
-	if (!nl) {
-		if (nl.error().err == ENOENT)
-			return fail(0, nl.error().msg + " (insmod kmod/amber.ko)");
+	auto nl = connect_module();
+	if (!nl)
 		return tl::unexpected(nl.error());
-	}
 	SharedFds shared = AMBER_TRY(create_shared(sp, inputs));
 	PipeFds report = AMBER_TRY(make_pipe("pipe"));
 	PipeFds go = AMBER_TRY(make_pipe("pipe"));
@@ -1518,8 +1482,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	if (r) {
 		// Parents first; a failure leaves nothing running.
 		for (int i : live) {
-			Result<void> rel;
-			release(*nl, procs[i].pid, AMBER_RELEASE_RESUME, &rel);
+			auto rel = release(*nl, procs[i].pid, AMBER_RELEASE_RESUME, 5000);
 			if (!rel) {
 				r = fail(rel.error().err, procs[i].label + ": release: " +
 								  rel.error().msg);

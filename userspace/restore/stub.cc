@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "restore/stub.h"
+#include "common/io.h"
+#include "common/names.h"
 #include "checkpoint/checkpoint.h"
 
 #include <algorithm>
@@ -29,13 +31,6 @@
 namespace amber {
 
 namespace {
-
-std::string hex(uint64_t v)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
-	return buf;
-}
 
 std::string range_str(const Range &r)
 {
@@ -79,14 +74,6 @@ const Vma *find_vma_flag(const std::vector<Vma> &vmas, uint32_t flag)
 	return nullptr;
 }
 
-
-std::string signal_name(int sig)
-{
-	const char *abbrev = sig > 0 && sig < SIGRTMIN ? sigabbrev_np(sig) : nullptr;
-	if (abbrev)
-		return std::string("SIG") + abbrev;
-	return std::to_string(sig);
-}
 
 std::string rlimit_name(int res)
 {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // Planning a tree restore (tree_plan.h). Pure: no system calls.
 #include "restore/tree_plan.h"
+#include "common/names.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -191,21 +192,6 @@ struct InoUse {
 	bool read = false, write = false;
 	bool above_stdio = false;	// some fd > 2 uses it
 };
-
-std::string family_name(uint32_t f)
-{
-	switch (f) {
-	case AF_UNIX:
-		return "AF_UNIX";
-	case AF_INET:
-		return "AF_INET";
-	case AF_INET6:
-		return "AF_INET6";
-	case AF_NETLINK:
-		return "AF_NETLINK";
-	}
-	return "family " + std::to_string(f);
-}
 
 } // namespace
 

@@ -203,15 +203,6 @@ std::string format_ms(double ms)
 	return buf;
 }
 
-std::string signal_name(int sig)
-{
-	if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-		return sig == SIGRTMIN ? "SIGRTMIN" : "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
-	if (const char *abbrev = sig > 0 ? sigabbrev_np(sig) : nullptr)
-		return std::string("SIG") + abbrev;
-	return "signal " + std::to_string(sig);
-}
-
 // ---- run.conf and run.state -----------------------------------------------
 
 namespace {

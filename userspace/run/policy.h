@@ -48,8 +48,6 @@ std::string format_log_line(const struct timespec &ts, std::string_view event,
 std::string shell_join(const std::vector<std::string> &argv);
 // "%.3f" of milliseconds, for stopped_ms=, total_ms=, ms=.
 std::string format_ms(double ms);
-// "SIGKILL", "SIGRTMIN+3", or "signal 99" for what has no name.
-std::string signal_name(int sig);
 
 // ---- DIR/run.conf -----------------------------------------------------
 

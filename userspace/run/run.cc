@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
+#include "common/io.h"
+#include "common/names.h"
 #include "netlink/netlink.h"
 #include "restore/restore.h"
 #include "run/run.h"
@@ -54,13 +56,6 @@ const RetainPolicy kRetainPolicy{16, 2.0};
 // How long --resume waits for a killed orphan to be reaped by its parent,
 // and the supervisor for what is left of a tree to die once killed.
 constexpr double kReapTimeoutS = 10;
-double mono_s()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return double(ts.tv_sec) + ts.tv_nsec / 1e9;
-}
-
 // When the program exits, as seen by a thread that waits for nothing else:
 // the supervisor itself may be writing a checkpoint at that moment, and the
 // run's wall time must not include the rest of that write.
@@ -89,7 +84,7 @@ public:
 			while (poll(p, 2, -1) < 0 && errno == EINTR)
 				;
 			if (p[0].revents)
-				at_ = mono_s();
+				at_ = now_s();
 		});
 	}
 
@@ -115,51 +110,6 @@ private:
 	std::thread thread_;
 	double at_ = 0;
 };
-
-int pidfd_open(pid_t pid)
-{
-	return int(syscall(SYS_pidfd_open, pid, 0));
-}
-
-int pidfd_send_signal(int pidfd, int sig)
-{
-	return int(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
-}
-
-Result<void> write_all(int fd, std::string_view s, const std::string &what)
-{
-	while (!s.empty()) {
-		ssize_t n = write(fd, s.data(), s.size());
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return fail_errno("write " + what);
-		}
-		s.remove_prefix(size_t(n));
-	}
-	return {};
-}
-
-// The whole file; errno ENOENT when it does not exist.
-Result<std::string> read_file(const std::string &path)
-{
-	UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd)
-		return fail_errno(path);
-	std::string out;
-	char buf[4096];
-	for (;;) {
-		ssize_t n = read(fd.get(), buf, sizeof(buf));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return fail_errno("read " + path);
-		}
-		if (n == 0)
-			return out;
-		out.append(buf, size_t(n));
-	}
-}
 
 // Replaces path with data (path.tmp, then rename): readers see the old or
 // the new contents, never a part. sync: durable before the rename.
@@ -653,7 +603,7 @@ void Supervisor::set_pid(pid_t pid, UniqueFd pidfd)
 	pid_ = pid;
 	pidfd_ = std::move(pidfd);
 	if (!started_)
-		started_ = mono_s();
+		started_ = now_s();
 	exit_clock_.start(pidfd_.get());
 	RunState st;
 	st.pid = uint32_t(pid);
@@ -752,7 +702,7 @@ void Supervisor::checkpoint()
 		event("checkpoint-retry", {field("in_ms", format_ms(*delay * 1e3)),
 					   field("attempt", quick_retries_),
 					   quoted_field("error", s.error().str())});
-		next_ckpt_ = mono_s() + *delay;
+		next_ckpt_ = now_s() + *delay;
 		return;
 	}
 	quick_retries_ = 0;
@@ -775,7 +725,7 @@ void Supervisor::checkpoint()
 			}
 		}
 	}
-	next_ckpt_ = mono_s() + interval_;
+	next_ckpt_ = now_s() + interval_;
 }
 
 Result<RestoredProcess> Supervisor::restore(uint32_t number)
@@ -809,14 +759,14 @@ Result<void> Supervisor::recover()
 	std::string reasons;
 	for (auto it = list->rbegin(); it != list->rend(); ++it) {
 		const uint32_t n = *it;
-		const double t0 = mono_s();
+		const double t0 = now_s();
 		auto r = restore(n);
 		if (r) {
 			set_pid(r->pid, std::move(r->pidfd));
 			event("restore", {field("n", n), field("pid", uint64_t(pid_)),
-					  field("ms", format_ms((mono_s() - t0) * 1e3)),
+					  field("ms", format_ms((now_s() - t0) * 1e3)),
 					  field("restarts", stats_.restarts)});
-			next_ckpt_ = mono_s() + interval_;
+			next_ckpt_ = now_s() + interval_;
 			return {};
 		}
 		const std::string msg = r.error().str();
@@ -840,21 +790,21 @@ Result<void> Supervisor::fresh_start()
 	}
 	AMBER_TRY(spawn());
 	event("fresh-start", {field("pid", uint64_t(pid_)), field("restarts", stats_.restarts)});
-	next_ckpt_ = mono_s() + interval_;
+	next_ckpt_ = now_s() + interval_;
 	return {};
 }
 
 // Waits until pid, killed, has been reaped by its parent (not us).
 Result<void> Supervisor::wait_pid_free(pid_t pid, int pidfd)
 {
-	const double deadline = mono_s() + kReapTimeoutS;
+	const double deadline = now_s() + kReapTimeoutS;
 	if (pidfd >= 0) {
 		struct pollfd p = {pidfd, POLLIN, 0};
 		while (poll(&p, 1, int(kReapTimeoutS * 1000)) < 0 && errno == EINTR)
 			;
 	}
 	while (kill(pid, 0) == 0 || errno != ESRCH) {
-		if (mono_s() > deadline) {
+		if (now_s() > deadline) {
 			auto parent = proc_parent(pid);
 			return fail(0, "pid " + std::to_string(pid) +
 					       " is a zombie that its parent (pid " +
@@ -928,7 +878,7 @@ void Supervisor::reap_orphans()
 // child. Returns how many processes were killed.
 Result<size_t> Supervisor::kill_remains()
 {
-	const double deadline = mono_s() + kReapTimeoutS;
+	const double deadline = now_s() + kReapTimeoutS;
 	std::vector<pid_t> killed;
 	for (;;) {
 		int st;
@@ -947,7 +897,7 @@ Result<size_t> Supervisor::kill_remains()
 					killed.push_back(p);
 			}
 		}
-		if (mono_s() > deadline) {
+		if (now_s() > deadline) {
 			std::string left;
 			for (pid_t c : kids)
 				left += " " + std::to_string(c);
@@ -1038,7 +988,7 @@ Result<Supervisor::Next> Supervisor::on_death()
 	// together with the program's death: it ends the run.
 	on_stop_signals();
 	exit_clock_.stop();
-	stats_.wall_s = (exit_clock_.at() ? exit_clock_.at() : mono_s()) - started_;
+	stats_.wall_s = (exit_clock_.at() ? exit_clock_.at() : now_s()) - started_;
 
 	const uint64_t pid = uint64_t(pid_);
 	if (si.si_code == CLD_EXITED) {
@@ -1100,10 +1050,8 @@ Result<RunStats> Supervisor::run()
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
 		return fail_errno("prctl(PR_SET_CHILD_SUBREAPER)");
 	// Without amber.ko the program would run unprotected: refuse early.
-	if (auto nl = NetlinkClient::connect(); !nl)
-		return fail(nl.error().err == ENOENT ? 0 : nl.error().err,
-			    nl.error().msg +
-				    (nl.error().err == ENOENT ? " (insmod kmod/amber.ko)" : ""));
+	if (auto nl = connect_module(); !nl)
+		return tl::unexpected(nl.error());
 	AMBER_TRY(setup_conf());
 	log_.reset(open(file("run.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
 	if (!log_)
@@ -1128,11 +1076,11 @@ Result<RunStats> Supervisor::run()
 		}
 		event("start", {field("pid", uint64_t(pid_)),
 				quoted_field("argv", shell_join(conf_.argv))});
-		next_ckpt_ = mono_s() + interval_;
+		next_ckpt_ = now_s() + interval_;
 	}
 
 	for (;;) {
-		double now = mono_s();
+		double now = now_s();
 		if (!stopping_ && now >= next_ckpt_) {
 			checkpoint();
 			continue;

@@ -13,6 +13,7 @@
 
 #include "run/run.h"
 #include "run/policy.h"
+#include "common/names.h"
 
 using namespace amber;
 
