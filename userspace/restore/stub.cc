@@ -32,48 +32,6 @@ namespace amber {
 
 namespace {
 
-std::string range_str(const Range &r)
-{
-	return hex(r.start) + "-" + hex(r.end);
-}
-
-// Splits off the next blank-separated field of s.
-std::string_view next_field(std::string_view &s)
-{
-	size_t b = s.find_first_not_of(' ');
-	if (b == std::string_view::npos) {
-		s = {};
-		return {};
-	}
-	s.remove_prefix(b);
-	size_t e = s.find(' ');
-	std::string_view f = s.substr(0, e);
-	s.remove_prefix(e == std::string_view::npos ? s.size() : e);
-	return f;
-}
-
-bool parse_hex(std::string_view s, uint64_t *v)
-{
-	auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v, 16);
-	return ec == std::errc() && p == s.data() + s.size() && !s.empty();
-}
-
-const MapEntry *find_map(const std::vector<MapEntry> &maps, std::string_view name)
-{
-	for (const MapEntry &m : maps)
-		if (m.name == name)
-			return &m;
-	return nullptr;
-}
-
-const Vma *find_vma_flag(const std::vector<Vma> &vmas, uint32_t flag)
-{
-	for (const Vma &v : vmas)
-		if (v.flags & flag)
-			return &v;
-	return nullptr;
-}
-
 
 std::string rlimit_name(int res)
 {
@@ -93,193 +51,9 @@ std::string rlim_str(rlim_t v)
 
 } // namespace
 
-Result<std::vector<MapEntry>> parse_maps(std::string_view text)
-{
-	std::vector<MapEntry> maps;
-	size_t lineno = 0;
-
-	while (!text.empty()) {
-		size_t nl = text.find('\n');
-		std::string_view line = text.substr(0, nl);
-		text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-		lineno++;
-		if (line.empty())
-			continue;
-
-		std::string_view rest = line;
-		std::string_view addrs = next_field(rest);
-		for (int i = 0; i < 4; i++)	// perms, offset, dev, inode
-			if (next_field(rest).empty())
-				return fail(EPROTO, "maps line " + std::to_string(lineno) +
-					    ": too few fields");
-		size_t dash = addrs.find('-');
-		MapEntry m;
-		if (dash == std::string_view::npos ||
-		    !parse_hex(addrs.substr(0, dash), &m.range.start) ||
-		    !parse_hex(addrs.substr(dash + 1), &m.range.end) ||
-		    m.range.end < m.range.start)
-			return fail(EPROTO, "maps line " + std::to_string(lineno) +
-				    ": bad address range");
-		size_t b = rest.find_first_not_of(' ');
-		if (b != std::string_view::npos)
-			m.name = rest.substr(b);
-		maps.push_back(std::move(m));
-	}
-	return maps;
-}
-
-Result<std::vector<MapEntry>> read_own_maps()
-{
-	std::ifstream in("/proc/self/maps");
-	if (!in)
-		return fail_errno("/proc/self/maps");
-	std::stringstream ss;
-	ss << in.rdbuf();
-	auto maps = parse_maps(ss.str());
-	if (!maps)
-		return wrap(maps.error(), "/proc/self/maps: ");
-	return maps;
-}
-
-Result<VdsoPlan> plan_vdso(const std::vector<MapEntry> &own, const std::vector<Vma> &img)
-{
-	VdsoPlan p;
-	const MapEntry *own_vvar = find_map(own, "[vvar]");
-	const MapEntry *own_vdso = find_map(own, "[vdso]");
-	const Vma *img_vvar = find_vma_flag(img, AMBER_VMA_F_VVAR);
-	const Vma *img_vdso = find_vma_flag(img, AMBER_VMA_F_VDSO);
-
-	if (own_vvar)
-		p.cur_vvar = own_vvar->range;
-	if (own_vdso)
-		p.cur_vdso = own_vdso->range;
-	if (img_vvar)
-		p.img_vvar = {img_vvar->start, img_vvar->end};
-	if (img_vdso)
-		p.img_vdso = {img_vdso->start, img_vdso->end};
-
-	if (!img_vvar && !img_vdso) {
-		// The process ran without a vDSO: the stub drops its own.
-		p.action = (own_vvar || own_vdso) ? VdsoPlan::Action::Unmap
-						  : VdsoPlan::Action::None;
-		return p;
-	}
-	if (p.cur_vvar.size() != p.img_vvar.size() || p.cur_vdso.size() != p.img_vdso.size() ||
-	    p.img_vvar.end < p.img_vvar.start || p.img_vdso.end < p.img_vdso.start)
-		return fail(0, "vdso size differs: restore needs the same kernel (image: vvar " +
-			    std::to_string(p.img_vvar.size()) + ", vdso " +
-			    std::to_string(p.img_vdso.size()) + " bytes; this kernel: vvar " +
-			    std::to_string(p.cur_vvar.size()) + ", vdso " +
-			    std::to_string(p.cur_vdso.size()) + " bytes)");
-	if (p.img_vvar.overlaps(p.img_vdso))
-		return fail(0, "image: [vvar] " + range_str(p.img_vvar) + " overlaps [vdso] " +
-			    range_str(p.img_vdso));
-
-	for (const MapEntry &m : own) {
-		if (&m == own_vvar || &m == own_vdso)
-			continue;
-		for (const Range *r : {&p.img_vvar, &p.img_vdso}) {
-			if (!m.range.overlaps(*r))
-				continue;
-			return fail(0, std::string("the image's ") +
-				    (r == &p.img_vvar ? "[vvar] " : "[vdso] ") + range_str(*r) +
-				    " overlaps amber restore's own mapping " + range_str(m.range) +
-				    (m.name.empty() ? "" : " " + m.name) +
-				    "; its layout is randomized, run amber restore again");
-		}
-	}
-	p.action = VdsoPlan::Action::Move;
-	return p;
-}
-
-int pick_scratch_chunk(uint64_t base, uint64_t span, const Range &a, const Range &b)
-{
-	for (int i = 0; i < 5; i++) {
-		Range c{base + i * span, base + (i + 1) * span};
-		if (!c.overlaps(a) && !c.overlaps(b))
-			return i;
-	}
-	return -1;
-}
-
 namespace {
 
-bool prefill_eligible(const Vma &v, const std::vector<Range> &busy)
-{
-	const uint32_t plain = AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE;
-	Range r{v.start, v.end};
-
-	if (!(v.flags & AMBER_VMA_F_ANON) || (v.flags & ~plain) || !v.prot || r.empty())
-		return false;
-	return std::none_of(busy.begin(), busy.end(), [&](const Range &b) { return b.overlaps(r); });
-}
-
 } // namespace
-
-std::vector<std::vector<PrefillPick>> plan_prefill(const std::vector<const std::vector<Vma> *> &vmas,
-						   const std::vector<int> &parent,
-						   const std::vector<Range> &busy)
-{
-	const size_t n = vmas.size();
-	// Eligible ranges of each process: (start, end) -> VMA index.
-	std::vector<std::map<std::pair<uint64_t, uint64_t>, size_t>> elig(n);
-	std::vector<std::vector<size_t>> children(n);
-	for (size_t i = 0; i < n; i++) {
-		if (parent[i] >= 0 && size_t(parent[i]) < n)
-			children[parent[i]].push_back(i);
-		if (!vmas[i])
-			continue;
-		for (size_t k = 0; k < vmas[i]->size(); k++)
-			if (prefill_eligible((*vmas[i])[k], busy))
-				elig[i][{(*vmas[i])[k].start, (*vmas[i])[k].end}] = k;
-	}
-
-	std::vector<std::vector<PrefillPick>> out(n);
-	std::vector<std::map<std::pair<uint64_t, uint64_t>, size_t>> picked(n);
-	std::vector<bool> done(n);
-	// Parents before children, whatever the order of the indexes.
-	std::vector<size_t> todo;
-	for (size_t i = 0; i < n; i++)
-		if (parent[i] < 0 || size_t(parent[i]) >= n)
-			todo.push_back(i);
-	while (!todo.empty()) {
-		size_t i = todo.back();
-		todo.pop_back();
-		if (done[i])
-			continue;
-		done[i] = true;
-		for (size_t c : children[i])
-			todo.push_back(c);
-		int p = parent[i];
-		for (const auto &[range, k] : elig[i]) {
-			bool inherited = p >= 0 && size_t(p) < n && picked[p].count(range);
-			bool wanted = inherited ||
-				      std::any_of(children[i].begin(), children[i].end(),
-						  [&](size_t c) { return elig[c].count(range) > 0; });
-			if (!wanted)
-				continue;
-			picked[i][range] = k;
-			out[i].push_back({k, inherited});
-		}
-	}
-	return out;
-}
-
-std::vector<PrefillSeg> prefill_segs(const std::vector<PageSource> &sources, Range r,
-				     uint64_t page_size, const std::vector<int> &link_fds)
-{
-	std::vector<PrefillSeg> out;
-	for (const PageSource &s : sources) {
-		uint64_t lo = std::max(s.addr, r.start);
-		uint64_t hi = std::min(s.addr + s.nr_pages * page_size, r.end);
-		if (lo >= hi || s.link >= link_fds.size())
-			continue;
-		out.push_back({lo, hi - lo, link_fds[s.link], s.offset + (lo - s.addr)});
-	}
-	std::sort(out.begin(), out.end(),
-		  [](const PrefillSeg &a, const PrefillSeg &b) { return a.addr < b.addr; });
-	return out;
-}
 
 std::vector<std::pair<unsigned, unsigned>> close_ranges(const std::vector<int> &keep)
 {
@@ -294,71 +68,6 @@ std::vector<std::pair<unsigned, unsigned>> close_ranges(const std::vector<int> &
 		next = unsigned(k) + 1;
 	}
 	out.emplace_back(next, UINT_MAX);
-	return out;
-}
-
-Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds,
-				     const std::map<uint32_t, int> &shared,
-				     const std::vector<std::string> &shared_names)
-{
-	std::vector<StubFd> out;
-
-	for (const FdInfo &f : fds) {
-		std::string name = "fd " + std::to_string(f.num) + ": " + f.path;
-		if (f.num > INT_MAX / 2)
-			return fail(0, name + ": fd number out of range");
-		StubFd s;
-		s.num = int(f.num);
-
-		if (auto sh = shared.find(f.num); sh != shared.end()) {
-			s.shared = sh->second;
-			s.path = size_t(sh->second) < shared_names.size()
-					 ? shared_names[sh->second]
-					 : f.path;
-			s.flags = f.cloexec ? O_CLOEXEC : 0;
-			out.push_back(std::move(s));
-			continue;
-		}
-
-		if (f.num <= 2 && (f.tty || f.type == AMBER_FD_FIFO)) {
-			s.inherit = true;
-			s.flags = f.cloexec ? O_CLOEXEC : 0;
-			out.push_back(std::move(s));
-			continue;
-		}
-		switch (f.type) {
-		case AMBER_FD_REG:
-		case AMBER_FD_DIR:
-		case AMBER_FD_CHR:
-		case AMBER_FD_BLK:
-			break;
-		default:
-			return fail(0, name + ": cannot restore a " + fd_type_name(f.type) +
-				    " on fd " + std::to_string(f.num) +
-				    (f.type == AMBER_FD_FIFO ? " (pipes only on fds 0-2)" : ""));
-		}
-		if (f.path.empty() || f.path[0] != '/')
-			return fail(0, name + ": not a path that can be reopened");
-		s.path = f.path;
-		s.flags = int(f.flags & ~uint32_t(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
-		if (f.cloexec)
-			s.flags |= O_CLOEXEC;
-		if (f.type == AMBER_FD_CHR)
-			s.flags |= O_NOCTTY;
-		if (f.type == AMBER_FD_REG) {
-			if (f.pos > uint64_t(INT64_MAX))
-				return fail(0, name + ": offset out of range");
-			s.seek = true;
-			s.pos = off_t(f.pos);
-		}
-		out.push_back(std::move(s));
-	}
-	std::sort(out.begin(), out.end(),
-		  [](const StubFd &a, const StubFd &b) { return a.num < b.num; });
-	for (size_t i = 1; i < out.size(); i++)
-		if (out[i].num == out[i - 1].num)
-			return fail(0, "fd " + std::to_string(out[i].num) +
-				    ": appears twice in the image");
 	return out;
 }
 
@@ -465,18 +174,6 @@ std::string fd_legend(const std::string &msg, const std::map<int, std::string> &
 	return legend.empty() ? "" : " [" + legend + "]";
 }
 
-bool vma_has_file(const Vma &v)
-{
-	constexpr uint32_t no_file = AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM |
-				     AMBER_VMA_F_VDSO | AMBER_VMA_F_VVAR;
-	return !(v.flags & no_file) && !v.path.empty() && v.path[0] == '/';
-}
-
-bool vma_needs_write(const Vma &v)
-{
-	return (v.flags & AMBER_VMA_F_SHARED) && (v.flags & AMBER_VMA_F_MAYWRITE);
-}
-
 namespace {
 
 // vvar and vDSO stay in the list: the kernel checks that the stub moved them
@@ -572,39 +269,6 @@ Result<Bytes> build_restore_attrs(const Checkpoint &c, const RequestFds &fds)
 	if (!w.ok())
 		return fail(E2BIG, "restore request: an attribute exceeds 64 KiB");
 	return w.take();
-}
-
-Result<std::vector<StubThreadSig>> plan_thread_signals(const Checkpoint &c)
-{
-	std::vector<StubThreadSig> out;
-	uint32_t prev = 0;
-	for (const ThreadInfo &t : c.threads) {
-		std::string name = "image: THREADS: thread " + std::to_string(t.tid);
-		if (t.tid == 0 || t.tid > uint32_t(INT32_MAX) || t.tid <= prev)
-			return fail(EINVAL, name + ": TIDs not ascending");
-		if (t.tid == c.task.pid)
-			return fail(EINVAL, name + ": the thread group leader's TID");
-		prev = t.tid;
-		for (const SigPending &sp : t.pending) {
-			StubThreadSig ts;
-			ts.tid = pid_t(t.tid);
-			if (sp.siginfo.size() != sizeof(ts.info))
-				return fail(EINVAL, name + ": pending siginfo of " +
-							    std::to_string(sp.siginfo.size()) +
-							    " bytes");
-			memcpy(ts.info, sp.siginfo.data(), sizeof(ts.info));
-			int32_t signo;
-			memcpy(&signo, ts.info, sizeof(signo));
-			if (signo < 1 || signo > 64)
-				return fail(EINVAL, name + ": pending signal " +
-							    std::to_string(signo) + " out of range");
-			if (signo == SIGKILL || signo == SIGSTOP)
-				continue;
-			ts.signo = signo;
-			out.push_back(ts);
-		}
-	}
-	return out;
 }
 
 // ---- The child. Only system calls from here on. ----

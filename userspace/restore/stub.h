@@ -38,6 +38,9 @@ struct Range {
 	}
 };
 
+// "0x1000-0x2000", for messages.
+std::string range_str(const Range &r);
+
 // One line of /proc/PID/maps.
 struct MapEntry {
 	Range range;
@@ -141,7 +144,7 @@ struct StubFd {
 	int flags = 0;		// for open(2), O_CLOEXEC included when saved
 	bool seek = false;
 	off_t pos = 0;
-	// A description the tool created (tree_plan.h): index into the
+	// A description the tool created (plan.h): index into the
 	// caller's shared files; src is the stub's fd holding it (after the
 	// helper moves), dup3()ed to num.
 	int shared = -1;
@@ -152,7 +155,7 @@ struct StubFd {
 // character devices by path with the saved flags minus O_CREAT, O_TRUNC and
 // O_EXCL; fds 0-2 that were a terminal or a pipe are inherited from
 // `amber restore`. Anything else is refused, naming the fd.
-// shared: fd number -> shared description (tree_plan.h SharedPlan::fd_file),
+// shared: fd number -> shared description (plan.h SharedPlan::fd_file),
 // whose path (shared_names) names it; such fds are neither opened by path
 // nor refused.
 Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds,
@@ -210,7 +213,7 @@ struct StubTree {
 	bool setpgid_self = false;	// before creating children
 	bool join = false;		// after the barrier
 	pid_t join_pgid = 0;		// the tool's own group for join_tool_group
-	pid_t outside_pgid = 0;		// tried first after the barrier (tree_plan.h)
+	pid_t outside_pgid = 0;		// tried first after the barrier (plan.h)
 	std::vector<std::pair<pid_t, const StubPlan *>> children;	// creation order
 	std::vector<pid_t> zombie_children;	// waited for (not reaped) before RESTORE
 	bool zombie = false;		// exit after the barrier with:

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 // Planning a restore of a process tree (and of one process's shared
 // objects): pure functions of the checkpoints, unit-tested. Nothing here
-// makes a system call; restore_process.cc and stub.cc carry the plans out.
+// makes a system call; restore.cc, tree.cc and the resource files (core.h)
+// carry the plans out.
 //
 // Processes: each stub creates its own children with clone3(set_tid), so
 // parent links come back as they were. A session leader calls setsid() and a
