@@ -239,6 +239,12 @@ Bytes encode_info(const InfoSection &info);
 // (just after its header), the flags copied and xxh64 0.
 Result<std::vector<amber_pagemap_entry>> scan_pages(int fd, uint32_t *page_size);
 
+// Checks what a run of a pages file says on its own and against the
+// previous one (prev, or nullptr); returns the bytes of data that follow its
+// header (0 for a PARENT run).
+Result<uint64_t> check_run(uint64_t addr, uint32_t nr_pages, uint32_t flags,
+			   const amber_pagemap_entry *prev, uint32_t page_size);
+
 // Pages with data and pages in AMBER_RUN_F_PARENT runs of a pagemap.
 struct PageCounts {
 	uint64_t data = 0;
