@@ -3,6 +3,8 @@
 // stats-dump reader (no I/O here; see bench.h).
 #include "bench/bench.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
@@ -13,25 +15,9 @@ namespace amber {
 
 namespace {
 
-// printf into a std::string.
-template <typename... Args>
-std::string fmt(const char *f, Args... args)
-{
-	char buf[256];
-	int n = snprintf(buf, sizeof(buf), f, args...);
-	if (n < 0)
-		return std::string();
-	if (size_t(n) < sizeof(buf))
-		return std::string(buf, n);
-	std::string s(n + 1, '\0');
-	snprintf(s.data(), s.size(), f, args...);
-	s.resize(n);
-	return s;
-}
-
 std::string mib(uint64_t bytes)
 {
-	return fmt("%.1f MiB", bytes / 1048576.0);
+	return fmt::format("{:.1f} MiB", bytes / 1048576.0);
 }
 
 // A gnuplot single-quoted string: only '' needs escaping.
@@ -151,7 +137,7 @@ Result<std::vector<double>> parse_interval_list(std::string_view s)
 
 std::string format_seconds(double s)
 {
-	std::string t = fmt("%.6f", s);
+	std::string t = fmt::format("{:.6f}", s);
 	if (t.find('.') != t.npos) {
 		while (t.back() == '0')
 			t.pop_back();
@@ -168,14 +154,14 @@ std::string format_csv(const BenchRow &baseline, const std::vector<BenchRow> &ro
 	auto row = [&](const BenchRow &r, bool is_baseline) {
 		s += r.tool + ",";
 		s += is_baseline ? "" : format_seconds(r.interval_s);
-		s += fmt(",%.3f,%.2f,%zu,", r.wall_s,
-			 is_baseline ? 0.0 : overhead_pct(r.wall_s, baseline.wall_s),
-			 r.stopped_ms.size());
+		s += fmt::format(",{:.3f},{:.2f},{},", r.wall_s,
+				 is_baseline ? 0.0 : overhead_pct(r.wall_s, baseline.wall_s),
+				 r.stopped_ms.size());
 		if (auto m = mean_max(r.stopped_ms))
-			s += fmt("%.1f,%.1f", m->mean, m->max);
+			s += fmt::format("{:.1f},{:.1f}", m->mean, m->max);
 		else
 			s += ",";
-		s += fmt(",%" PRIu64 "\n", r.bytes);
+		s += fmt::format(",{}\n", r.bytes);
 	};
 	row(baseline, true);
 	for (const BenchRow &r : rows)
@@ -185,20 +171,18 @@ std::string format_csv(const BenchRow &baseline, const std::vector<BenchRow> &ro
 
 std::string format_table(const BenchRow &baseline, const std::vector<BenchRow> &rows)
 {
-	const char *f = "%-6s %9s %10s %10s %12s %7s %13s %13s %12s\n";
-	std::string s = fmt(f, "tool", "interval", "wall", "overhead", "checkpoints", "failed",
-			    "stopped mean", "stopped max", "written");
+	constexpr const char *f = "{:<6} {:>9} {:>10} {:>10} {:>12} {:>7} {:>13} {:>13} {:>12}\n";
+	std::string s = fmt::format(f, "tool", "interval", "wall", "overhead", "checkpoints",
+				    "failed", "stopped mean", "stopped max", "written");
 	auto row = [&](const BenchRow &r, bool is_baseline) {
 		const auto m = mean_max(r.stopped_ms);
-		s += fmt(f, r.tool.c_str(),
-			 is_baseline ? "-" : (format_seconds(r.interval_s) + " s").c_str(),
-			 fmt("%.3f s", r.wall_s).c_str(),
-			 fmt("%.2f %%", is_baseline ? 0.0 : overhead_pct(r.wall_s, baseline.wall_s))
-				 .c_str(),
-			 std::to_string(r.stopped_ms.size()).c_str(),
-			 is_baseline ? "-" : std::to_string(r.failed).c_str(),
-			 m ? fmt("%.1f ms", m->mean).c_str() : "-",
-			 m ? fmt("%.1f ms", m->max).c_str() : "-", mib(r.bytes).c_str());
+		s += fmt::format(
+			f, r.tool, is_baseline ? "-" : format_seconds(r.interval_s) + " s",
+			fmt::format("{:.3f} s", r.wall_s),
+			fmt::format("{:.2f} %", is_baseline ? 0.0 : overhead_pct(r.wall_s, baseline.wall_s)),
+			r.stopped_ms.size(), is_baseline ? "-" : std::to_string(r.failed),
+			m ? fmt::format("{:.1f} ms", m->mean) : "-",
+			m ? fmt::format("{:.1f} ms", m->max) : "-", mib(r.bytes));
 	};
 	row(baseline, true);
 	for (const BenchRow &r : rows)
@@ -227,7 +211,7 @@ std::string gnuplot_script(const BenchRow &baseline, const std::vector<BenchRow>
 	s += "set ylabel 'overhead vs. no checkpoints (%)'\n";
 	s += "set logscale x\n";
 	if (!xs.empty()) {
-		s += fmt("set xrange [%g:%g]\n", xs.front() / 1.5, xs.back() * 1.5);
+		s += fmt::format("set xrange [{:g}:{:g}]\n", xs.front() / 1.5, xs.back() * 1.5);
 		s += "set xtics (";
 		for (size_t i = 0; i < xs.size(); i++) {
 			const std::string x = format_seconds(xs[i]);
@@ -241,16 +225,16 @@ std::string gnuplot_script(const BenchRow &baseline, const std::vector<BenchRow>
 		for (const BenchRow &r : rows)
 			if (r.tool == t)
 				s += format_seconds(r.interval_s) +
-				     fmt(" %.3f\n", overhead_pct(r.wall_s, baseline.wall_s));
+				     fmt::format(" {:.3f}\n", overhead_pct(r.wall_s, baseline.wall_s));
 		s += "EOD\n";
 	}
 	if (tools.empty())
 		return s;
 	s += "plot ";
 	for (size_t i = 0; i < tools.size(); i++)
-		s += fmt("%s%s using 1:2 with linespoints lw 2 pt %d ps 1.5 title %s",
-			 i ? ", \\\n     " : "", gp_block(tools[i]).c_str(), int(7 + 2 * i),
-			 gp_quote(tools[i]).c_str());
+		s += fmt::format("{}{} using 1:2 with linespoints lw 2 pt {} ps 1.5 title {}",
+				 i ? ", \\\n     " : "", gp_block(tools[i]), 7 + 2 * i,
+				 gp_quote(tools[i]));
 	return s + "\n";
 }
 
@@ -274,7 +258,7 @@ Result<CriuDumpStats> parse_criu_stats(std::span<const uint8_t> b)
 		return fail(0, "stats-dump: " + std::to_string(b.size()) +
 					    " bytes, too short for a CRIU image");
 	if (le32(b.data()) != kImgServiceMagic || le32(b.data() + 4) != kStatsMagic)
-		return fail(0, fmt("stats-dump: magic %08x %08x, expected %08x %08x (STATS)",
+		return fail(0, fmt::format("stats-dump: magic {:08x} {:08x}, expected {:08x} {:08x} (STATS)",
 					le32(b.data()), le32(b.data() + 4), kImgServiceMagic,
 					kStatsMagic));
 	const uint32_t size = le32(b.data() + 8);

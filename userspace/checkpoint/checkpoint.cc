@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <fmt/format.h>
+
 #include "checkpoint/checkpoint.h"
 #include "common/names.h"
 
@@ -414,8 +416,7 @@ Result<void> check_supported(const CheckpointReply &r)
 		if (v.flags & (AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM | AMBER_VMA_F_VDSO |
 			       AMBER_VMA_F_VVAR))
 			continue;
-		char range[64];
-		snprintf(range, sizeof(range), "VMA %#" PRIx64 "-%#" PRIx64 ": ", v.start, v.end);
+		const std::string range = "VMA " + hex(v.start) + "-" + hex(v.end) + ": ";
 		if (v.path.empty() || v.path[0] != '/')
 			return fail(EOPNOTSUPP, range + (v.path.empty() ? std::string("unnamed file mapping")
 								       : v.path) +

@@ -36,6 +36,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include "bench/bench.h"
 #include "common/io.h"
 #include "cli/commands.h"
@@ -256,23 +258,17 @@ Result<double> run_baseline(const BenchOptions &o, const std::string &dir, const
 
 std::string fmt_rate(double bytes_per_s)
 {
-	char b[64];
-	snprintf(b, sizeof(b), "%.2f MiB/s", bytes_per_s / 1048576.0);
-	return b;
+	return fmt::format("{:.2f} MiB/s", bytes_per_s / 1048576.0);
 }
 
 std::string summary(const BenchRow &r, double baseline_s)
 {
-	char b[256];
-	snprintf(b, sizeof(b), "%.3f s (%+.2f %% on baseline run 1), %zu checkpoints, %u failed",
-		 r.wall_s, overhead_pct(r.wall_s, baseline_s), r.stopped_ms.size(), r.failed);
-	std::string s = b;
-	if (auto m = mean_max(r.stopped_ms)) {
-		snprintf(b, sizeof(b), ", stopped mean %.1f ms, max %.1f ms", m->mean, m->max);
-		s += b;
-	}
-	snprintf(b, sizeof(b), ", %.1f MiB written", r.bytes / 1048576.0);
-	return s + b;
+	std::string s = fmt::format("{:.3f} s ({:+.2f} % on baseline run 1), {} checkpoints, {} failed",
+					r.wall_s, overhead_pct(r.wall_s, baseline_s),
+					r.stopped_ms.size(), r.failed);
+	if (auto m = mean_max(r.stopped_ms))
+		s += fmt::format(", stopped mean {:.1f} ms, max {:.1f} ms", m->mean, m->max);
+	return s + fmt::format(", {:.1f} MiB written", r.bytes / 1048576.0);
 }
 
 Result<BenchRow> run_amber(const BenchOptions &o, const std::string &dir, double interval_s,
@@ -476,10 +472,8 @@ Result<BenchRow> run_criu(const BenchOptions &o, const std::string &dir, double 
 			sum += c.total_ms;
 			max = std::max(max, c.total_ms);
 		}
-		char b[96];
-		snprintf(b, sizeof(b), "; criu dump took %.0f ms on average, %.0f ms at most",
-			 sum / cps.size(), max);
-		s += b;
+		s += fmt::format("; criu dump took {:.0f} ms on average, {:.0f} ms at most",
+				 sum / cps.size(), max);
 	}
 	if (auto b = incremental_rate(cps, interval_s))
 		s += "; incremental dumps saved " + fmt_rate(*b);
@@ -501,8 +495,7 @@ Result<void> plot(const std::string &work, const BenchRow &baseline,
 		  const std::vector<BenchRow> &rows, const std::string &png,
 		  const std::vector<std::string> &argv)
 {
-	char t[128];
-	snprintf(t, sizeof(t), " (no checkpoints: %.1f s)", baseline.wall_s);
+	const std::string t = fmt::format(" (no checkpoints: {:.1f} s)", baseline.wall_s);
 	std::string cmd = cmd_line(argv);
 	if (cmd.size() > 80)
 		cmd = cmd.substr(0, 77) + "...";
@@ -540,9 +533,7 @@ Result<void> do_bench(const BenchOptions &o, const std::vector<double> &interval
 	note("work directory " + work + "; command: " + cmd_line(o.argv));
 
 	const double b1 = AMBER_TRY(run_baseline(o, work + "/baseline-1", "baseline run 1"));
-	char b[160];
-	snprintf(b, sizeof(b), "baseline run 1 (no checkpoints): %.3f s", b1);
-	note(b);
+	note(fmt::format("baseline run 1 (no checkpoints): {:.3f} s", b1));
 	remove_dir(work + "/baseline-1");
 
 	// amber and CRIU alternate, interval by interval, so that a slow drift
@@ -563,9 +554,9 @@ Result<void> do_bench(const BenchOptions &o, const std::vector<double> &interval
 	BenchRow baseline;
 	baseline.tool = "none";
 	baseline.wall_s = (b1 + b2) / 2;
-	snprintf(b, sizeof(b), "baseline runs: %.3f s before, %.3f s after, mean %.3f s (they differ by %.2f %%)",
-		 b1, b2, baseline.wall_s, 100.0 * std::abs(b2 - b1) / baseline.wall_s);
-	note(b);
+	note(fmt::format("baseline runs: {:.3f} s before, {:.3f} s after, mean {:.3f} s (they "
+			 "differ by {:.2f} %)",
+			 b1, b2, baseline.wall_s, 100.0 * std::abs(b2 - b1) / baseline.wall_s));
 
 	std::vector<BenchRow> rows = amber_rows;
 	rows.insert(rows.end(), criu_rows.begin(), criu_rows.end());

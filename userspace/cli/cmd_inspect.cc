@@ -17,7 +17,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <fmt/format.h>
+
 #include "checkpoint/checkpoint.h"
+#include "common/names.h"
 #include "cli/commands.h"
 #include "image/image.h"
 #include "image/store.h"
@@ -40,12 +43,9 @@ std::string human_size(uint64_t n)
 		v /= 1024;
 		u++;
 	}
-	char buf[32];
 	if (u == 0)
-		snprintf(buf, sizeof(buf), "%" PRIu64 " B", n);
-	else
-		snprintf(buf, sizeof(buf), "%.1f %s", v, units[u]);
-	return buf;
+		return fmt::format("{} B", n);
+	return fmt::format("{:.1f} {}", v, units[u]);
 }
 
 std::string prot_str(uint32_t prot, uint32_t flags)
@@ -183,11 +183,8 @@ void print_signals(const Signals &s)
 			continue;
 		const char *name = a.signo < NSIG ? sigabbrev_np(a.signo) : nullptr;
 		std::string h = a.handler == 0 ? "SIG_DFL" : a.handler == 1 ? "SIG_IGN" : "";
-		if (h.empty()) {
-			char buf[32];
-			snprintf(buf, sizeof(buf), "handler %#" PRIx64, a.handler);
-			h = buf;
-		}
+		if (h.empty())
+			h = "handler " + hex(a.handler);
 		printf("  SIG%-8s %s flags %#" PRIx64 " mask %#" PRIx64 "\n",
 		       name ? name : std::to_string(a.signo).c_str(), h.c_str(), a.flags, a.mask);
 	}
@@ -339,9 +336,7 @@ bool print_store(const Store &store, const std::vector<uint32_t> &numbers,
 			kind = r.info->parent ? "incr on " + std::to_string(r.info->parent) : "full";
 			data = std::to_string(r.info->pages_nr);
 			parent = std::to_string(r.info->parent_pages_nr);
-			char buf[32];
-			snprintf(buf, sizeof(buf), "%.3f", r.info->stopped_ns / 1e6);
-			stopped = buf;
+			stopped = fmt::format("{:.3f}", r.info->stopped_ns / 1e6);
 		}
 		const std::string status = row_status(rows, r);
 		ok &= status == "ok";
@@ -369,13 +364,10 @@ std::string tree_table(const Store &store, const Checkpoint &root, size_t *runs,
 		(p.zombie ? zombies : live)++;
 		threads += p.nr_threads;
 	}
-	char buf[256];
-	snprintf(buf, sizeof(buf), "tree: %zu processes (%zu zombie%s), %zu threads\n",
-		 live + zombies, zombies, zombies == 1 ? "" : "s", threads);
-	std::string out = buf;
-	snprintf(buf, sizeof(buf), "  %8s %8s %8s %8s %7s  %-12s %10s  %s\n", "pid", "ppid", "pgid",
-		 "sid", "threads", "state", "on disk", "chain");
-	out += buf;
+	constexpr const char *row = "  {:>8} {:>8} {:>8} {:>8} {:>7}  {:<12} {:>10}  {}\n";
+	std::string out = fmt::format("tree: {} processes ({} zombie{}), {} threads\n",
+				      live + zombies, zombies, zombies == 1 ? "" : "s", threads);
+	out += fmt::format(row, "pid", "ppid", "pgid", "sid", "threads", "state", "on disk", "chain");
 	for (const ProcInfo &p : root.tree) {
 		std::string state = p.pid == rpid ? "root" : "live";
 		std::string chain = "-", size = "-";
@@ -398,9 +390,7 @@ std::string tree_table(const Store &store, const Checkpoint &root, size_t *runs,
 					for (const Checkpoint &l : *cc)
 						*runs += l.pagemap.size();
 		}
-		snprintf(buf, sizeof(buf), "  %8u %8u %8u %8u %7u  %-12s %10s  %s\n", p.pid, p.ppid,
-			 p.pgid, p.sid, p.nr_threads, state.c_str(), size.c_str(), chain.c_str());
-		out += buf;
+		out += fmt::format(row, p.pid, p.ppid, p.pgid, p.sid, p.nr_threads, state, size, chain);
 	}
 	return out;
 }
@@ -442,15 +432,13 @@ bool print_details(const Store &store, uint32_t n)
 			 (l.info.parent ? "" : "full, ") + std::to_string(from[i]) + " pages)";
 		total += from[i];
 	}
-	char buf[128];
-	snprintf(buf, sizeof(buf), "; a restore reads %" PRIu64 " pages from %zu checkpoint%s\n",
-		 total, chain->size(), chain->size() == 1 ? "" : "s");
-	std::string lines = "  chain: " + links + buf;
+	std::string lines = "  chain: " + links +
+			    fmt::format("; a restore reads {} pages from {} checkpoint{}\n", total,
+					chain->size(), chain->size() == 1 ? "" : "s");
 	if (!c.info.full_reason.empty())
 		lines += "  full because: " + c.info.full_reason + "\n";
 	if (c.info.track_id) {
-		snprintf(buf, sizeof(buf), "  tracking id %016" PRIx64 "\n", c.info.track_id);
-		lines += buf;
+		lines += fmt::format("  tracking id {:016x}\n", c.info.track_id);
 	}
 	if (!c.threads.empty())
 		lines += "  threads: " + std::to_string(c.threads.size() + 1) + " (leader and TIDs" +

@@ -10,6 +10,8 @@
 
 #include <linux/amber.h>
 
+#include <fmt/format.h>
+
 #include "run/policy.h"
 
 namespace amber {
@@ -83,9 +85,7 @@ std::string quote_value(std::string_view s)
 		case '\t': out += "\\t"; break;
 		default:
 			if (ch < 0x20 || ch == 0x7f) {
-				char buf[8];
-				snprintf(buf, sizeof(buf), "\\x%02x", ch);
-				out += buf;
+				out += fmt::format("\\x{:02x}", ch);
 			} else {
 				out += char(ch);
 			}
@@ -161,11 +161,9 @@ std::string iso8601_utc_ms(const struct timespec &ts)
 	struct tm tm;
 	time_t t = ts.tv_sec;
 	gmtime_r(&t, &tm);
-	char buf[64];
-	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 long(ts.tv_nsec / 1000000));
-	return buf;
+	return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
+			   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			   long(ts.tv_nsec / 1000000));
 }
 
 std::string format_log_line(const struct timespec &ts, std::string_view event,
@@ -198,9 +196,7 @@ std::string shell_join(const std::vector<std::string> &argv)
 
 std::string format_ms(double ms)
 {
-	char buf[64];
-	snprintf(buf, sizeof(buf), "%.3f", ms);
-	return buf;
+	return fmt::format("{:.3f}", ms);
 }
 
 // ---- run.conf and run.state -----------------------------------------------
@@ -209,9 +205,7 @@ namespace {
 
 std::string num(double v)
 {
-	char buf[64];
-	snprintf(buf, sizeof(buf), "%.17g", v);
-	return buf;
+	return fmt::format("{:.17g}", v);
 }
 
 // key=value lines; values may be quoted. Calls f(line_no, key, value)

@@ -31,6 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include "checkpoint/checkpoint.h"
 #include "common/io.h"
 #include "common/names.h"
@@ -310,10 +312,7 @@ struct Output {
 std::string uptime(double s)
 {
 	uint64_t t = uint64_t(s);
-	char buf[64];
-	snprintf(buf, sizeof(buf), "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64, t / 3600, t / 60 % 60,
-		 t % 60);
-	return buf;
+	return fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60);
 }
 
 class Supervisor {
@@ -713,12 +712,10 @@ void Supervisor::checkpoint()
 		record(*s);
 		if (auto_) {
 			interval_ = auto_->next(s->stopped_ns / 1e9, s->total_ns / 1e9);
-			char buf[32];
-			snprintf(buf, sizeof(buf), "%.3f", interval_);
+			const std::string buf = fmt::format("{:.3f}", interval_);
 			if (logged_interval_ != buf) {
 				logged_interval_ = buf;
-				char mtbf[32];
-				snprintf(mtbf, sizeof(mtbf), "%g", auto_->mtbf_s());
+				const std::string mtbf = fmt::format("{:g}", auto_->mtbf_s());
 				event("interval", {field("s", buf),
 						   field("cost_ms", format_ms(auto_->cost_s() * 1e3)),
 						   field("mtbf_s", mtbf)});
