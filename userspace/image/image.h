@@ -47,7 +47,22 @@ struct Rlimit {
 	uint64_t max = 0;
 };
 
-struct TaskInfo {
+// The registrations a thread made with the kernel: rseq, the robust futex
+// list, clear_child_tid, the sigaltstack. The leader's are in TASK, every
+// other thread's in its THREAD (one amber_fill_regn() in the kernel).
+struct Registrations {
+	uint64_t rseq = 0;
+	uint32_t rseq_len = 0;
+	uint32_t rseq_sig = 0;
+	uint64_t clear_child_tid = 0;
+	uint64_t robust_list = 0;
+	uint64_t robust_list_len = 0;
+	uint64_t sas_sp = 0;
+	uint64_t sas_size = 0;
+	uint32_t sas_flags = 0;
+};
+
+struct TaskInfo : Registrations {
 	uint32_t pid = 0;
 	std::string comm;
 	uint32_t uid = 0, euid = 0, suid = 0, fsuid = 0;
@@ -58,15 +73,6 @@ struct TaskInfo {
 	uint32_t personality = 0;
 	std::string cwd;
 	std::vector<Rlimit> rlimits;
-	uint64_t rseq = 0;
-	uint32_t rseq_len = 0;
-	uint32_t rseq_sig = 0;
-	uint64_t clear_child_tid = 0;
-	uint64_t robust_list = 0;
-	uint64_t robust_list_len = 0;
-	uint64_t sas_sp = 0;
-	uint64_t sas_size = 0;
-	uint32_t sas_flags = 0;
 	std::string exe;
 	uint64_t start_time_ns = 0;
 };
@@ -134,21 +140,12 @@ struct Signals {
 
 
 // A thread other than the thread group leader (AMBER_A_THREAD).
-struct ThreadInfo {
+struct ThreadInfo : Registrations {
 	uint32_t tid = 0;
 	Regs regs{};
 	Bytes fpu;			// XSAVE area, ptrace (UABI) layout
 	uint64_t blocked = 0;
 	std::vector<SigPending> pending;	// thread-directed (never shared)
-	uint64_t clear_child_tid = 0;
-	uint64_t robust_list = 0;
-	uint64_t robust_list_len = 0;
-	uint64_t sas_sp = 0;
-	uint64_t sas_size = 0;
-	uint32_t sas_flags = 0;
-	uint64_t rseq = 0;
-	uint32_t rseq_len = 0;
-	uint32_t rseq_sig = 0;
 	std::string comm;
 	// The whole encoded AMBER_A_THREAD attribute (header included,
 	// unpadded), copied verbatim into AMBER_CMD_RESTORE's AMBER_A_THREADS.

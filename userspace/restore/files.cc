@@ -71,20 +71,40 @@ std::vector<bool> has_inner_attr(ByteView section, uint16_t outer, uint16_t inne
 	return out;
 }
 
+// How a file, directory or device is opened again by path: its saved
+// flags but O_CREAT, O_TRUNC, O_EXCL and O_CLOEXEC, O_NOCTTY for a device,
+// and for a regular file the offset. Refusals carry errno err.
+struct Reopen {
+	int flags = 0;
+	bool seek = false;
+	off_t pos = 0;
+};
+
+Result<Reopen> plan_reopen(const FdInfo &f, const std::string &name, int err)
+{
+	if (f.path.empty() || f.path[0] != '/')
+		return fail(err, name + ": not a path that can be reopened");
+	Reopen r;
+	r.flags = int(f.flags & ~uint32_t(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
+	if (f.type == AMBER_FD_CHR)
+		r.flags |= O_NOCTTY;
+	if (f.type == AMBER_FD_REG) {
+		if (f.pos > uint64_t(INT64_MAX))
+			return fail(err, name + ": offset out of range");
+		r.seek = true;
+		r.pos = off_t(f.pos);
+	}
+	return r;
+}
+
 } // namespace
 
 Result<void> plan_file(const FdInfo &f, const std::string &name, SharedFile &s)
 {
-	if (f.path.empty() || f.path[0] != '/')
-		return fail(EINVAL, name + ": not a path that can be reopened");
-	if (f.type == AMBER_FD_CHR)
-		s.flags |= O_NOCTTY;
-	if (f.type == AMBER_FD_REG) {
-		if (f.pos > uint64_t(INT64_MAX))
-			return fail(EINVAL, name + ": offset out of range");
-		s.seek = true;
-		s.pos = off_t(f.pos);
-	}
+	Reopen r = AMBER_TRY(plan_reopen(f, name, EINVAL));
+	s.flags = r.flags;
+	s.seek = r.seek;
+	s.pos = r.pos;
 	return {};
 }
 
@@ -128,20 +148,11 @@ Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds,
 				    " on fd " + std::to_string(f.num) +
 				    (f.type == AMBER_FD_FIFO ? " (pipes only on fds 0-2)" : ""));
 		}
-		if (f.path.empty() || f.path[0] != '/')
-			return fail(0, name + ": not a path that can be reopened");
+		Reopen r = AMBER_TRY(plan_reopen(f, name, 0));
 		s.path = f.path;
-		s.flags = int(f.flags & ~uint32_t(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
-		if (f.cloexec)
-			s.flags |= O_CLOEXEC;
-		if (f.type == AMBER_FD_CHR)
-			s.flags |= O_NOCTTY;
-		if (f.type == AMBER_FD_REG) {
-			if (f.pos > uint64_t(INT64_MAX))
-				return fail(0, name + ": offset out of range");
-			s.seek = true;
-			s.pos = off_t(f.pos);
-		}
+		s.flags = r.flags | (f.cloexec ? O_CLOEXEC : 0);
+		s.seek = r.seek;
+		s.pos = r.pos;
 		out.push_back(std::move(s));
 	}
 	std::sort(out.begin(), out.end(),
