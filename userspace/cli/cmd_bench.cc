@@ -122,10 +122,7 @@ bool redirect(const std::string &path, int fd, bool append)
 // An exec failure comes back as an error through a close-on-exec pipe.
 Result<Child> spawn(const Spawn &s)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return fail_errno("pipe");
-	UniqueFd rd(p[0]), wr(p[1]);
+	auto [rd, wr] = AMBER_TRY(make_pipe());
 	std::vector<char *> args;
 	for (const std::string &a : s.argv)
 		args.push_back(const_cast<char *>(a.c_str()));

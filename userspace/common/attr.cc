@@ -18,26 +18,30 @@ size_t align4(size_t n)
 
 } // namespace
 
+namespace {
+
+template <typename T>
+Result<T> fixed(const Attr &a)
+{
+	if (a.data.size() != sizeof(T))
+		return fail(EINVAL, "attribute " + std::to_string(a.type) + ": expected " +
+					    std::to_string(sizeof(T)) + " bytes, got " +
+					    std::to_string(a.data.size()));
+	T v;
+	memcpy(&v, a.data.data(), sizeof(v));
+	return v;
+}
+
+} // namespace
+
 Result<uint32_t> Attr::u32() const
 {
-	if (data.size() != sizeof(uint32_t))
-		return fail(EINVAL, "attribute " + std::to_string(type) +
-				    ": expected 4 bytes, got " +
-				    std::to_string(data.size()));
-	uint32_t v;
-	memcpy(&v, data.data(), sizeof(v));
-	return v;
+	return fixed<uint32_t>(*this);
 }
 
 Result<uint64_t> Attr::u64() const
 {
-	if (data.size() != sizeof(uint64_t))
-		return fail(EINVAL, "attribute " + std::to_string(type) +
-				    ": expected 8 bytes, got " +
-				    std::to_string(data.size()));
-	uint64_t v;
-	memcpy(&v, data.data(), sizeof(v));
-	return v;
+	return fixed<uint64_t>(*this);
 }
 
 std::string Attr::str() const

@@ -48,6 +48,17 @@ Result<std::string> read_file(const std::string &path)
 	}
 }
 
+Result<PipeFds> make_pipe(const char *what)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC))
+		return fail_errno(what);
+	PipeFds f;
+	f.r.reset(p[0]);
+	f.w.reset(p[1]);
+	return f;
+}
+
 Result<UniqueFd> open_file(const std::string &path, int flags)
 {
 	UniqueFd fd(open(path.c_str(), flags | O_CLOEXEC));

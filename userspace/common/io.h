@@ -38,6 +38,12 @@ inline Result<void> write_all(int fd, std::string_view text, const std::string &
 // The whole file; errno ENOENT when it does not exist. Errors name path.
 Result<std::string> read_file(const std::string &path);
 
+// Both ends of a pipe2(O_CLOEXEC); the error is "WHAT: ...".
+struct PipeFds {
+	UniqueFd r, w;
+};
+Result<PipeFds> make_pipe(const char *what = "pipe");
+
 // open(path, flags | O_CLOEXEC); the error names path.
 Result<UniqueFd> open_file(const std::string &path, int flags);
 

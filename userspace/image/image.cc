@@ -122,28 +122,12 @@ std::string section_name(uint32_t type)
 	}
 }
 
-Bytes build_meta(const MetaSections &s)
+Bytes encode_meta(uint32_t version, const std::vector<std::pair<uint32_t, ByteView>> &secs)
 {
-	ByteView pm(reinterpret_cast<const uint8_t *>(s.pagemap.data()),
-		    s.pagemap.size() * sizeof(amber_pagemap_entry));
-	std::vector<std::pair<uint32_t, ByteView>> secs = {
-		{AMBER_SEC_INFO, s.info},
-		{AMBER_SEC_CORE, s.core},
-		{AMBER_SEC_VMAS, s.vmas},
-		{AMBER_SEC_FDS, s.fds},
-		{AMBER_SEC_PAGEMAP, pm},
-	};
-	// Optional sections: absent when empty.
-	for (auto [type, bytes] : {std::pair<uint32_t, ByteView>{AMBER_SEC_THREADS, s.threads},
-				   {AMBER_SEC_TREE, s.tree},
-				   {AMBER_SEC_QUEUES, s.queues}})
-		if (!bytes.empty())
-			secs.emplace_back(type, bytes);
 	const uint32_t n = secs.size();
-
 	amber_image_hdr hdr = {};
 	memcpy(hdr.magic, AMBER_IMAGE_MAGIC, sizeof(hdr.magic));
-	hdr.version = kImageVersion;
+	hdr.version = version;
 	hdr.nr_sections = n;
 
 	std::vector<amber_section> table(n);
@@ -167,6 +151,26 @@ Bytes build_meta(const MetaSections &s)
 	hdr.hdr_xxh64 = XXH64(out.data(), sizeof(hdr) + n * sizeof(amber_section), 0);
 	memcpy(out.data(), &hdr, sizeof(hdr));
 	return out;
+}
+
+Bytes build_meta(const MetaSections &s)
+{
+	ByteView pm(reinterpret_cast<const uint8_t *>(s.pagemap.data()),
+		    s.pagemap.size() * sizeof(amber_pagemap_entry));
+	std::vector<std::pair<uint32_t, ByteView>> secs = {
+		{AMBER_SEC_INFO, s.info},
+		{AMBER_SEC_CORE, s.core},
+		{AMBER_SEC_VMAS, s.vmas},
+		{AMBER_SEC_FDS, s.fds},
+		{AMBER_SEC_PAGEMAP, pm},
+	};
+	// Optional sections: absent when empty.
+	for (auto [type, bytes] : {std::pair<uint32_t, ByteView>{AMBER_SEC_THREADS, s.threads},
+				   {AMBER_SEC_TREE, s.tree},
+				   {AMBER_SEC_QUEUES, s.queues}})
+		if (!bytes.empty())
+			secs.emplace_back(type, bytes);
+	return encode_meta(kImageVersion, secs);
 }
 
 Result<uint64_t> check_run(uint64_t addr, uint32_t nr_pages, uint32_t flags,
@@ -305,6 +309,12 @@ struct MetaFile {
 				return ByteView(data).subspan(s.offset, s.size);
 		return {};
 	}
+
+	Bytes copy(uint32_t type) const
+	{
+		ByteView v = section(type);
+		return Bytes(v.begin(), v.end());
+	}
 };
 
 Result<MetaFile> read_meta(const std::string &path)
@@ -412,13 +422,9 @@ Result<std::vector<amber_pagemap_entry>> parse_pagemap(ByteView buf)
 // THREADS, TREE and QUEUES (absent: empty), checked against CORE and INFO.
 Result<void> parse_optional_sections(Checkpoint &c, const MetaFile &m)
 {
-	auto sec = [&](uint32_t t) {
-		ByteView v = m.section(t);
-		return Bytes(v.begin(), v.end());
-	};
-	c.threads_raw = sec(AMBER_SEC_THREADS);
-	c.tree_raw = sec(AMBER_SEC_TREE);
-	c.queues_raw = sec(AMBER_SEC_QUEUES);
+	c.threads_raw = m.copy(AMBER_SEC_THREADS);
+	c.tree_raw = m.copy(AMBER_SEC_TREE);
+	c.queues_raw = m.copy(AMBER_SEC_QUEUES);
 	const bool have_tree = m.has(AMBER_SEC_TREE);
 	for (uint32_t t : {AMBER_SEC_THREADS, AMBER_SEC_TREE, AMBER_SEC_QUEUES})
 		if (m.has(t) && m.section(t).empty())
@@ -467,14 +473,10 @@ Result<Checkpoint> load_meta_only(const std::string &ckpt_dir, uint32_t number, 
 		return wrap(pm.error(), "meta.img: section PAGEMAP: ");
 	c.pagemap = std::move(*pm);
 
-	auto sec = [&](uint32_t t) {
-		ByteView v = m.section(t);
-		return Bytes(v.begin(), v.end());
-	};
-	c.info_raw = sec(AMBER_SEC_INFO);
-	c.core_raw = sec(AMBER_SEC_CORE);
-	c.vmas_raw = sec(AMBER_SEC_VMAS);
-	c.fds_raw = sec(AMBER_SEC_FDS);
+	c.info_raw = m.copy(AMBER_SEC_INFO);
+	c.core_raw = m.copy(AMBER_SEC_CORE);
+	c.vmas_raw = m.copy(AMBER_SEC_VMAS);
+	c.fds_raw = m.copy(AMBER_SEC_FDS);
 
 	auto info = parse_info(c.info_raw);
 	if (!info)

@@ -225,6 +225,9 @@ struct MetaSections {
 
 // Serializes meta.img (header, section table, 8-byte aligned sections).
 Bytes build_meta(const MetaSections &s);
+// The same for any version and sections, in the order given (the tests
+// build old and damaged images with it).
+Bytes encode_meta(uint32_t version, const std::vector<std::pair<uint32_t, ByteView>> &secs);
 
 // Encodes an INFO section.
 Bytes encode_info(const InfoSection &info);

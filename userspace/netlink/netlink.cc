@@ -285,15 +285,17 @@ Result<std::vector<Reply>> NetlinkClient::wait_replies(uint32_t seq, int timeout
 	return replies;
 }
 
+Result<uint32_t> NetlinkClient::submit(uint8_t cmd, ByteView attrs)
+{
+	Request req = AMBER_TRY(make_request(cmd, attrs));
+	AMBER_TRY(send(req));
+	return req.seq;
+}
+
 Result<std::vector<Reply>> NetlinkClient::transact_multi(uint8_t cmd, ByteView attrs,
 							 int timeout_ms)
 {
-	auto req = make_request(cmd, attrs);
-	if (!req)
-		return tl::unexpected(req.error());
-	if (auto r = send(*req); !r)
-		return tl::unexpected(r.error());
-	return wait_replies(req->seq, timeout_ms);
+	return wait_replies(AMBER_TRY(submit(cmd, attrs)), timeout_ms);
 }
 
 Result<int> NetlinkClient::set_rcvbuf(int bytes)
@@ -317,12 +319,7 @@ int NetlinkClient::rcvbuf() const
 
 Result<Reply> NetlinkClient::transact(uint8_t cmd, ByteView attrs, int timeout_ms)
 {
-	auto req = make_request(cmd, attrs);
-	if (!req)
-		return tl::unexpected(req.error());
-	if (auto r = send(*req); !r)
-		return tl::unexpected(r.error());
-	return wait_ack(req->seq, timeout_ms);
+	return wait_ack(AMBER_TRY(submit(cmd, attrs)), timeout_ms);
 }
 
 } // namespace amber

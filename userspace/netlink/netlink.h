@@ -69,9 +69,11 @@ public:
 	// (CHECKPOINT of a tree): all of them, in the order they came.
 	Result<std::vector<Reply>> wait_replies(uint32_t seq, int timeout_ms);
 
-	// make_request + send + wait_ack.
+	// make_request + send: the request's sequence number.
+	Result<uint32_t> submit(uint8_t cmd, ByteView attrs);
+	// submit + wait_ack.
 	Result<Reply> transact(uint8_t cmd, ByteView attrs, int timeout_ms = -1);
-	// make_request + send + wait_replies.
+	// submit + wait_replies.
 	Result<std::vector<Reply>> transact_multi(uint8_t cmd, ByteView attrs,
 						  int timeout_ms = -1);
 

@@ -181,10 +181,6 @@ struct Helpers {
 	std::map<std::pair<std::string, bool>, UniqueFd> files;	// (path, rw)
 };
 
-struct PipeFds {
-	UniqueFd r, w;
-};
-
 struct Prepared {
 	StubPlan plan;
 	Helpers helpers;
@@ -203,7 +199,6 @@ struct ProcFds {
 	bool fault_refused = false;	// AMBER_FAULT (fault_pid())
 };
 
-Result<PipeFds> make_pipe(const char *what);
 // The highest fd open in the tool.
 Result<int> max_open_fd();
 // The stub places fds up to about max_fd: raise our soft RLIMIT_NOFILE.

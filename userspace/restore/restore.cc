@@ -111,17 +111,6 @@ std::string pages_legend(const std::string &msg, const std::vector<uint32_t> &li
 
 } // namespace
 
-Result<PipeFds> make_pipe(const char *what)
-{
-	int p[2];
-	if (pipe2(p, O_CLOEXEC))
-		return fail_errno(what);
-	PipeFds f;
-	f.r.reset(p[0]);
-	f.w.reset(p[1]);
-	return f;
-}
-
 Result<int> max_open_fd()
 {
 	struct Closedir {

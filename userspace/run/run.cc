@@ -538,10 +538,7 @@ Result<void> Supervisor::spawn()
 	const int wflags = O_WRONLY | O_CREAT | O_APPEND;
 	UniqueFd out = AMBER_TRY(open_high(conf_.stdout_path, wflags));
 	UniqueFd err = AMBER_TRY(open_high(conf_.stderr_path, wflags));
-	int p[2];
-	if (pipe2(p, O_CLOEXEC))
-		return fail_errno("pipe");
-	UniqueFd rd(p[0]), wr(p[1]);
+	auto [rd, wr] = AMBER_TRY(make_pipe());
 
 	std::vector<char *> argv;
 	for (const std::string &a : conf_.argv)

@@ -804,32 +804,8 @@ namespace {
 // A section list written by hand (version, types and bytes as given).
 Bytes raw_meta(uint32_t version, const std::vector<std::pair<uint32_t, Bytes>> &secs)
 {
-	const uint32_t n = secs.size();
-	amber_image_hdr hdr = {};
-	memcpy(hdr.magic, AMBER_IMAGE_MAGIC, sizeof(hdr.magic));
-	hdr.version = version;
-	hdr.nr_sections = n;
-	auto align8 = [](size_t x) { return (x + 7) & ~size_t(7); };
-	std::vector<amber_section> table(n);
-	size_t off = align8(sizeof(hdr) + n * sizeof(amber_section));
-	for (uint32_t i = 0; i < n; i++) {
-		table[i] = {};
-		table[i].type = secs[i].first;
-		table[i].offset = off;
-		table[i].size = secs[i].second.size();
-		table[i].xxh64 = XXH64(secs[i].second.data(), secs[i].second.size(), 0);
-		off = align8(off + secs[i].second.size());
-	}
-	Bytes out(off, 0);
-	memcpy(out.data() + sizeof(hdr), table.data(), n * sizeof(amber_section));
-	for (uint32_t i = 0; i < n; i++)
-		if (!secs[i].second.empty())
-			memcpy(out.data() + table[i].offset, secs[i].second.data(),
-			       secs[i].second.size());
-	memcpy(out.data(), &hdr, sizeof(hdr));
-	hdr.hdr_xxh64 = XXH64(out.data(), sizeof(hdr) + n * sizeof(amber_section), 0);
-	memcpy(out.data(), &hdr, sizeof(hdr));
-	return out;
+	std::vector<std::pair<uint32_t, ByteView>> views(secs.begin(), secs.end());
+	return encode_meta(version, views);
 }
 
 Bytes threads_of(std::vector<ThreadSpec> ts)
