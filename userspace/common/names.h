@@ -14,6 +14,12 @@ namespace amber {
 // no signal.
 std::string signal_name(int sig);
 
+// "pid 42".
+inline std::string pid_name(uint32_t pid)
+{
+	return "pid " + std::to_string(pid);
+}
+
 // "AF_UNIX", ...; "family 99" for one without a name here.
 std::string family_name(uint32_t family);
 

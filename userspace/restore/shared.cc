@@ -34,11 +34,6 @@ bool is_file_type(uint32_t type)
 	       type == AMBER_FD_BLK;
 }
 
-std::string pid_name(uint32_t pid)
-{
-	return "pid " + std::to_string(pid);
-}
-
 // Which pipes and sockets are only stdio to the outside.
 void note_uses(SharedBuild &b, const std::vector<ProcImage> &procs)
 {

@@ -35,11 +35,6 @@ namespace amber {
 
 namespace {
 
-std::string pid_str(uint32_t pid)
-{
-	return "pid " + std::to_string(pid);
-}
-
 // Process group / session values of the root that are outside the tree
 // stand for "whatever the restoring tool has"; kToolGroup marks the root's
 // group at creation when it joins a group of the tree later.
@@ -67,7 +62,7 @@ Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree)
 			return fail(EINVAL, "image: TREE: process " + std::to_string(i) +
 						    ": bad pid " + std::to_string(p.pid));
 		if (!index.emplace(p.pid, int(i)).second)
-			return fail(EINVAL, "image: TREE: " + pid_str(p.pid) + " listed twice");
+			return fail(EINVAL, "image: TREE: " + pid_name(p.pid) + " listed twice");
 		PlannedProc pp;
 		pp.info = p;
 		t.procs.push_back(pp);
@@ -75,18 +70,18 @@ Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree)
 
 	const ProcInfo &root = tree[0];
 	if (root.zombie)
-		return fail(EINVAL, pid_str(root.pid) + ": the root of the tree is a zombie");
+		return fail(EINVAL, pid_name(root.pid) + ": the root of the tree is a zombie");
 	for (size_t i = 1; i < tree.size(); i++) {
 		const ProcInfo &p = tree[i];
 		auto it = index.find(p.ppid);
 		if (it == index.end())
-			return fail(EINVAL, pid_str(p.pid) + ": its parent (pid " +
+			return fail(EINVAL, pid_name(p.pid) + ": its parent (pid " +
 						    std::to_string(p.ppid) + ") is not in the tree");
 		if (size_t(it->second) >= i)
-			return fail(EINVAL, "image: TREE: " + pid_str(p.pid) +
+			return fail(EINVAL, "image: TREE: " + pid_name(p.pid) +
 						    " is listed before its parent");
 		if (tree[it->second].zombie)
-			return fail(EINVAL, pid_str(p.pid) + ": its parent (pid " +
+			return fail(EINVAL, pid_name(p.pid) + ": its parent (pid " +
 						    std::to_string(p.ppid) + ") is a zombie");
 		t.procs[i].parent = it->second;
 		t.procs[it->second].children.push_back(int(i));
@@ -104,7 +99,7 @@ Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree)
 		if (in.sid == in.pid) {
 			p.setsid = true;
 			if (in.pgid != in.pid)
-				return fail(EINVAL, pid_str(in.pid) + ": session leader in process group " +
+				return fail(EINVAL, pid_name(in.pid) + ": session leader in process group " +
 							    std::to_string(in.pgid));
 			eff_sid[i] = in.pid;
 			continue;
@@ -118,11 +113,11 @@ Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree)
 			continue;
 		int leader = t.index_of(in.sid);
 		if (leader < 0 && in.sid != root.sid)
-			return fail(EINVAL, pid_str(in.pid) + ": session " + std::to_string(in.sid) +
+			return fail(EINVAL, pid_name(in.pid) + ": session " + std::to_string(in.sid) +
 						    ": its leader is not in the tree and it is not "
 						    "the session of the root (pid " +
 						    std::to_string(root.pid) + ")");
-		return fail(EINVAL, pid_str(in.pid) + ": session " + std::to_string(in.sid) +
+		return fail(EINVAL, pid_name(in.pid) + ": session " + std::to_string(in.sid) +
 					    " differs from its parent's (pid " +
 					    std::to_string(tree[p.parent].pid) + ", session " +
 					    std::to_string(tree[p.parent].sid) +
@@ -151,7 +146,7 @@ Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree)
 			eff_pgid[i] = eff_pgid[p.parent];
 		if (uint64_t(in.pgid) == eff_pgid[i])
 			continue;
-		std::string name = pid_str(in.pid) + ": process group " + std::to_string(in.pgid);
+		std::string name = pid_name(in.pid) + ": process group " + std::to_string(in.pgid);
 		auto it = index.find(in.pgid);
 		if (it == index.end()) {
 			if (!root_group_outside || in.pgid != root.pgid)
@@ -190,7 +185,7 @@ Result<ZombieExit> zombie_exit(const ProcInfo &p)
 		z.code = WTERMSIG(st);
 		return z;
 	}
-	return fail(EINVAL, pid_str(p.pid) + ": zombie with wait status " + hex(p.exit_code) +
+	return fail(EINVAL, pid_name(p.pid) + ": zombie with wait status " + hex(p.exit_code) +
 				    " that no exit reproduces");
 }
 
