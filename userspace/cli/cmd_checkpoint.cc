@@ -2,7 +2,7 @@
 // amber checkpoint PID -D DIR [--tree] [--full] [--no-track] [--keep K] [--kill]
 //                  [--timeout MS]
 //
-// The CLI around take_checkpoint() (take_checkpoint.cc), which `amber run`
+// The CLI around take_checkpoint() (checkpoint/take_checkpoint.cc), which `amber run`
 // shares.
 #include <cinttypes>
 #include <cstdio>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 // amber restore -D DIR [--checkpoint N] [--detach]: bring a checkpointed
-// process back with its original PID (restore_process.cc), then wait for it
+// process back with its original PID (restore/restore.cc), then wait for it
 // and exit with its status, or print its PID with --detach.
 #include <cerrno>
 #include <cstdio>

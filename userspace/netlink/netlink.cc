@@ -142,7 +142,7 @@ Result<NetlinkClient> NetlinkClient::connect()
 	// thousands of VMAs and fds, followed by its ACK, would overflow it (ENOBUFS).
 	// Callers are root anyway (CAP_CHECKPOINT_RESTORE), so force the size; an
 	// unprivileged caller keeps the capped buffer and gets the kernel's EPERM first.
-	// A CHECKPOINT asks for more (take_checkpoint.cc).
+	// A CHECKPOINT asks for more (checkpoint/take_checkpoint.cc).
 	(void)c.set_rcvbuf(8 << 20);
 
 	err = genl_ctrl_resolve(c.sk_.get(), AMBER_FAMILY_NAME);
@@ -296,6 +296,29 @@ Result<std::vector<Reply>> NetlinkClient::transact_multi(uint8_t cmd, ByteView a
 							 int timeout_ms)
 {
 	return wait_replies(AMBER_TRY(submit(cmd, attrs)), timeout_ms);
+}
+
+Result<void> NetlinkClient::drain_acks(std::map<uint32_t, Result<void>> &out)
+{
+	static thread_local std::vector<uint8_t> buf(1 << 16);
+	for (;;) {
+		ssize_t n = recv(fd(), buf.data(), buf.size(), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return {};
+		if (n < 0)
+			return fail_errno("netlink: recv");
+		int len = int(n);
+		for (auto *h = reinterpret_cast<struct nlmsghdr *>(buf.data()); NLMSG_OK(h, len);
+		     h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_type != NLMSG_ERROR)
+				continue;
+			out.emplace(h->nlmsg_seq,
+				    parse_nlmsgerr(ByteView(reinterpret_cast<uint8_t *>(h),
+							    h->nlmsg_len)));
+		}
+	}
 }
 
 Result<int> NetlinkClient::set_rcvbuf(int bytes)

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -68,6 +69,11 @@ public:
 	// The same for a request answered by several messages before its ACK
 	// (CHECKPOINT of a tree): all of them, in the order they came.
 	Result<std::vector<Reply>> wait_replies(uint32_t seq, int timeout_ms);
+
+	// Reads, without waiting, every ACK and error queued on the socket
+	// (the requests a tree's stubs sent on it): sequence number -> outcome.
+	// Other messages are dropped.
+	Result<void> drain_acks(std::map<uint32_t, Result<void>> &out);
 
 	// make_request + send: the request's sequence number.
 	Result<uint32_t> submit(uint8_t cmd, ByteView attrs);

@@ -208,30 +208,6 @@ struct TreeProc {
 	const Checkpoint &ckpt() const { return chain.back(); }
 };
 
-// Reads every ACK and error queued on the netlink socket: seq -> outcome.
-Result<void> drain_acks(int fd, std::map<uint32_t, Result<void>> &out)
-{
-	static thread_local std::vector<uint8_t> buf(1 << 16);
-	for (;;) {
-		ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return {};
-		if (n < 0)
-			return fail_errno("netlink: recv");
-		int len = int(n);
-		for (auto *h = reinterpret_cast<struct nlmsghdr *>(buf.data()); NLMSG_OK(h, len);
-		     h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_type != NLMSG_ERROR)
-				continue;
-			out.emplace(h->nlmsg_seq,
-				    parse_nlmsgerr(ByteView(reinterpret_cast<uint8_t *>(h),
-							    h->nlmsg_len)));
-		}
-	}
-}
-
 // Kills every process of a failed tree restore and reaps what is ours.
 void kill_tree(std::vector<TreeProc> &procs, NetlinkClient &nl, UniqueFd &go_w)
 {
@@ -285,7 +261,7 @@ Result<void> await_tree(std::vector<TreeProc> &procs, NetlinkClient &nl, int rep
 	int64_t deadline = now_ms() + int64_t(timeout_s) * 1000;
 
 	auto take_acks = [&]() -> Result<void> {
-		AMBER_TRY(drain_acks(nl.fd(), outcomes));
+		AMBER_TRY(nl.drain_acks(outcomes));
 		for (auto &[seq, r] : outcomes) {
 			auto it = by_seq.find(seq);
 			if (it == by_seq.end())

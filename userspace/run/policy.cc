@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-// The pure parts of `amber run` (run_policy.h) and parse_duration(),
+// The pure parts of `amber run` (run/policy.h) and parse_duration(),
 // daly_interval() (run.h).
 #include <algorithm>
 #include <charconv>

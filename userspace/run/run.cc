@@ -3,10 +3,10 @@
 //
 // One loop waits on the program's pidfd, a signalfd for the stop signals and
 // the time of the next checkpoint. Checkpoints and restores go through the
-// same code as `amber checkpoint` (take_checkpoint.cc) and `amber restore`
-// (restore_process.cc), in this process: a restored program is our child,
+// same code as `amber checkpoint` (checkpoint/take_checkpoint.cc) and `amber restore`
+// (restore/restore.cc), in this process: a restored program is our child,
 // like the original one. The pure parts (log format, run.conf, output cuts,
-// auto interval) are in run_policy.cc.
+// auto interval) are in run/policy.cc.
 #include <cerrno>
 #include <cinttypes>
 #include <climits>
