@@ -1028,12 +1028,10 @@ void Supervisor::draw_progress(double now)
 	std::string pause = "-";
 	if (!stats_.checkpoints.empty())
 		pause = format_ms(stats_.checkpoints.back().stopped_ms) + " ms";
-	char line[256];
-	snprintf(line, sizeof(line),
-		 "amber run: pid %d, up %s, %zu checkpoints, last pause %s, %u restarts", pid_,
-		 uptime(now - started_).c_str(), stats_.checkpoints.size(), pause.c_str(),
-		 stats_.restarts);
-	progress_.draw(line, now);
+	progress_.draw(fmt::format("amber run: pid {}, up {}, {} checkpoints, last pause {}, {} restarts",
+				   pid_, uptime(now - started_), stats_.checkpoints.size(), pause,
+				   stats_.restarts),
+		       now);
 }
 
 Result<RunStats> Supervisor::run()
