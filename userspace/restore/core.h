@@ -72,6 +72,16 @@ struct SharedBuild {
 
 // ---- Regular files, directories, devices: files.cc. ----
 
+// How a file, directory or device is opened again by path: its saved
+// flags but O_CREAT, O_TRUNC, O_EXCL and O_CLOEXEC, O_NOCTTY for a device,
+// and for a regular file the offset. Refusals carry errno err.
+struct Reopen {
+	int flags = 0;
+	bool seek = false;
+	off_t pos = 0;
+};
+Result<Reopen> plan_reopen(const FdInfo &f, const std::string &name, int err);
+
 // A description opened by path (SharedKind::File); name: "pid 12: fd 5: PATH".
 Result<void> plan_file(const FdInfo &f, const std::string &name, SharedFile &s);
 Result<void> create_files(const SharedPlan &sp, SharedFds &out);

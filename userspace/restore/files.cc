@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-// Regular files, directories and devices on restore: plan_fds() decides how
-// every image fd comes back (this kind reopened by path, or a shared
-// description of plan.h, or stdio inherited), check_files() finds what
-// changed on disk before anything is created, create_files() opens the
-// shared descriptions once. The checkpoint side: check_supported().
+// Regular files, directories and devices on restore: how one is opened
+// again by path (plan_reopen(), for plan_fds() and for the shared
+// descriptions), check_files() finds what changed on disk before anything
+// is created, create_files() opens the shared descriptions once. The
+// checkpoint side: check_supported().
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -71,14 +71,7 @@ std::vector<bool> has_inner_attr(ByteView section, uint16_t outer, uint16_t inne
 	return out;
 }
 
-// How a file, directory or device is opened again by path: its saved
-// flags but O_CREAT, O_TRUNC, O_EXCL and O_CLOEXEC, O_NOCTTY for a device,
-// and for a regular file the offset. Refusals carry errno err.
-struct Reopen {
-	int flags = 0;
-	bool seek = false;
-	off_t pos = 0;
-};
+} // namespace
 
 Result<Reopen> plan_reopen(const FdInfo &f, const std::string &name, int err)
 {
@@ -97,8 +90,6 @@ Result<Reopen> plan_reopen(const FdInfo &f, const std::string &name, int err)
 	return r;
 }
 
-} // namespace
-
 Result<void> plan_file(const FdInfo &f, const std::string &name, SharedFile &s)
 {
 	Reopen r = AMBER_TRY(plan_reopen(f, name, EINVAL));
@@ -106,62 +97,6 @@ Result<void> plan_file(const FdInfo &f, const std::string &name, SharedFile &s)
 	s.seek = r.seek;
 	s.pos = r.pos;
 	return {};
-}
-
-Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds,
-				     const std::map<uint32_t, int> &shared,
-				     const std::vector<std::string> &shared_names)
-{
-	std::vector<StubFd> out;
-
-	for (const FdInfo &f : fds) {
-		std::string name = "fd " + std::to_string(f.num) + ": " + f.path;
-		if (f.num > INT_MAX / 2)
-			return fail(0, name + ": fd number out of range");
-		StubFd s;
-		s.num = int(f.num);
-
-		if (auto sh = shared.find(f.num); sh != shared.end()) {
-			s.shared = sh->second;
-			s.path = size_t(sh->second) < shared_names.size()
-					 ? shared_names[sh->second]
-					 : f.path;
-			s.flags = f.cloexec ? O_CLOEXEC : 0;
-			out.push_back(std::move(s));
-			continue;
-		}
-
-		if (f.num <= 2 && (f.tty || f.type == AMBER_FD_FIFO)) {
-			s.inherit = true;
-			s.flags = f.cloexec ? O_CLOEXEC : 0;
-			out.push_back(std::move(s));
-			continue;
-		}
-		switch (f.type) {
-		case AMBER_FD_REG:
-		case AMBER_FD_DIR:
-		case AMBER_FD_CHR:
-		case AMBER_FD_BLK:
-			break;
-		default:
-			return fail(0, name + ": cannot restore a " + fd_type_name(f.type) +
-				    " on fd " + std::to_string(f.num) +
-				    (f.type == AMBER_FD_FIFO ? " (pipes only on fds 0-2)" : ""));
-		}
-		Reopen r = AMBER_TRY(plan_reopen(f, name, 0));
-		s.path = f.path;
-		s.flags = r.flags | (f.cloexec ? O_CLOEXEC : 0);
-		s.seek = r.seek;
-		s.pos = r.pos;
-		out.push_back(std::move(s));
-	}
-	std::sort(out.begin(), out.end(),
-		  [](const StubFd &a, const StubFd &b) { return a.num < b.num; });
-	for (size_t i = 1; i < out.size(); i++)
-		if (out[i].num == out[i - 1].num)
-			return fail(0, "fd " + std::to_string(out[i].num) +
-				    ": appears twice in the image");
-	return out;
 }
 
 Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)

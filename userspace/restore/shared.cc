@@ -2,7 +2,8 @@
 // The open file descriptions a restore shares (plan.h): plan_shared()
 // groups the fds of every process by FILE_ID and hands each kind to its own
 // file (files.cc, pipes.cc, unix.cc, mm.cc); create_shared() creates them
-// all before the stubs exist.
+// all before the stubs exist; plan_fds() (stub.h) places every image fd: a
+// shared description, stdio inherited, or a file reopened by path.
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -22,6 +23,7 @@
 
 #include "common/io.h"
 #include "common/names.h"
+#include "checkpoint/checkpoint.h"
 #include "restore/core.h"
 
 namespace amber {
@@ -161,6 +163,62 @@ Result<SharedPlan> plan_shared(const std::vector<ProcImage> &procs, bool with_sh
 	if (with_shmem)
 		plan_shmem(b.sp, procs);
 	return std::move(b.sp);
+}
+
+Result<std::vector<StubFd>> plan_fds(const std::vector<FdInfo> &fds,
+				     const std::map<uint32_t, int> &shared,
+				     const std::vector<std::string> &shared_names)
+{
+	std::vector<StubFd> out;
+
+	for (const FdInfo &f : fds) {
+		std::string name = "fd " + std::to_string(f.num) + ": " + f.path;
+		if (f.num > INT_MAX / 2)
+			return fail(0, name + ": fd number out of range");
+		StubFd s;
+		s.num = int(f.num);
+
+		if (auto sh = shared.find(f.num); sh != shared.end()) {
+			s.shared = sh->second;
+			s.path = size_t(sh->second) < shared_names.size()
+					 ? shared_names[sh->second]
+					 : f.path;
+			s.flags = f.cloexec ? O_CLOEXEC : 0;
+			out.push_back(std::move(s));
+			continue;
+		}
+
+		if (f.num <= 2 && (f.tty || f.type == AMBER_FD_FIFO)) {
+			s.inherit = true;
+			s.flags = f.cloexec ? O_CLOEXEC : 0;
+			out.push_back(std::move(s));
+			continue;
+		}
+		switch (f.type) {
+		case AMBER_FD_REG:
+		case AMBER_FD_DIR:
+		case AMBER_FD_CHR:
+		case AMBER_FD_BLK:
+			break;
+		default:
+			return fail(0, name + ": cannot restore a " + fd_type_name(f.type) +
+				    " on fd " + std::to_string(f.num) +
+				    (f.type == AMBER_FD_FIFO ? " (pipes only on fds 0-2)" : ""));
+		}
+		Reopen r = AMBER_TRY(plan_reopen(f, name, 0));
+		s.path = f.path;
+		s.flags = r.flags | (f.cloexec ? O_CLOEXEC : 0);
+		s.seek = r.seek;
+		s.pos = r.pos;
+		out.push_back(std::move(s));
+	}
+	std::sort(out.begin(), out.end(),
+		  [](const StubFd &a, const StubFd &b) { return a.num < b.num; });
+	for (size_t i = 1; i < out.size(); i++)
+		if (out[i].num == out[i - 1].num)
+			return fail(0, "fd " + std::to_string(out[i].num) +
+				    ": appears twice in the image");
+	return out;
 }
 
 Result<void> set_fl(int fd, int flags, const std::string &name)
