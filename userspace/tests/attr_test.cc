@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <linux/netlink.h>
 
-#include "attr.h"
+#include "common/attr.h"
 
 using namespace amber;
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "fixtures.h"
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <linux/amber.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace amber::testing {
@@ -274,5 +276,37 @@ void spit(const std::string &path, const Bytes &b)
 	std::ofstream f(path, std::ios::binary | std::ios::trunc);
 	f.write(reinterpret_cast<const char *>(b.data()), b.size());
 }
+
+std::vector<const Checkpoint *> ptrs(const std::vector<Checkpoint> &v)
+{
+	std::vector<const Checkpoint *> out;
+	for (const auto &c : v)
+		out.push_back(&c);
+	return out;
+}
+
+CliResult run_amber(const std::string &sub, const std::vector<std::string> &args)
+{
+	char self[PATH_MAX] = {};
+	if (readlink("/proc/self/exe", self, sizeof(self) - 1) <= 0)
+		return {};
+	std::string bin = self;
+	bin = bin.substr(0, bin.rfind('/')) + "/amber";
+	TempDir t;
+	const std::string out = t.path() + "/out", err = t.path() + "/err";
+	std::string cmd = bin + " " + sub;
+	for (const auto &a : args)
+		cmd += " '" + a + "'";
+	cmd += " >" + out + " 2>" + err + " </dev/null";
+	CliResult r;
+	int st = system(cmd.c_str());
+	if (WIFEXITED(st))
+		r.status = WEXITSTATUS(st);
+	Bytes o = slurp(out), e = slurp(err);
+	r.out.assign(o.begin(), o.end());
+	r.err.assign(e.begin(), e.end());
+	return r;
+}
+
 
 } // namespace amber::testing

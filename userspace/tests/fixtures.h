@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "attr.h"
-#include "checkpoint.h"
-#include "image.h"
+#include "common/attr.h"
+#include "checkpoint/checkpoint.h"
+#include "image/image.h"
 
 namespace amber::testing {
 
@@ -55,8 +55,41 @@ uint64_t write_run_pages(const std::string &path, const std::vector<RunSpec> &ru
 void write_link(const std::string &dir, uint32_t number, uint32_t parent,
 		const std::vector<RunSpec> &runs, uint64_t track_id = 77);
 
+// Page size and base address of the hand-built chains; pg(i): page i.
+constexpr uint64_t kPs = 4096;
+constexpr uint64_t kBase = 0x7f0000000000;
+inline uint64_t pg(uint64_t i)
+{
+	return kBase + i * kPs;
+}
+
+// A VMA [start, end) with the given enum amber_vma_flags.
+inline Vma make_vma(uint64_t start, uint64_t end, uint32_t flags)
+{
+	Vma v;
+	v.start = start;
+	v.end = end;
+	v.flags = flags;
+	return v;
+}
+
+// Pointers to each checkpoint, for resolve_chain().
+std::vector<const Checkpoint *> ptrs(const std::vector<Checkpoint> &v);
+
 // Points DIR/latest at number.
 void set_latest(const std::string &store, uint32_t number);
+
+// build/amber (next to build/unit-tests) run with a subcommand: exit
+// status, stdout, stderr.
+struct CliResult {
+	int status = -1;
+	std::string out, err;
+};
+CliResult run_amber(const std::string &sub, const std::vector<std::string> &args);
+inline CliResult run_compact(const std::vector<std::string> &args)
+{
+	return run_amber("compact", args);
+}
 
 // Reads / writes a whole file.
 Bytes slurp(const std::string &path);

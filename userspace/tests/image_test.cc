@@ -9,7 +9,7 @@
 #include <xxhash.h>
 
 #include "fixtures.h"
-#include "image.h"
+#include "image/image.h"
 
 using namespace amber;
 using namespace amber::testing;

@@ -8,9 +8,9 @@
 #include <cstring>
 #include <optional>
 
-#include "checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "fixtures.h"
-#include "netlink.h"
+#include "netlink/netlink.h"
 
 using namespace amber;
 using namespace amber::testing;
@@ -329,6 +329,91 @@ TEST(Netlink, ExtackMessageIsSurfaced)
 
 	// Truncated.
 	EXPECT_FALSE(parse_nlmsgerr(ByteView(msg).first(10)));
+}
+
+// An NLMSG_ERROR reply: error, the extack TLVs; with echo, the request
+// (a genetlink header and 8 bytes of attributes) sits between nlmsgerr and
+// the TLVs, as without NETLINK_CAP_ACK.
+Bytes nlmsgerr_msg(int error, const Bytes &tlvs, bool echo = false)
+{
+	const size_t req_len = NLMSG_HDRLEN + 4 + 8;
+	Bytes msg(NLMSG_HDRLEN + sizeof(nlmsgerr) + (echo ? NLMSG_ALIGN(req_len) - NLMSG_HDRLEN : 0));
+	nlmsghdr h = {};
+	h.nlmsg_len = msg.size() + tlvs.size();
+	h.nlmsg_type = NLMSG_ERROR;
+	h.nlmsg_flags = (echo ? 0 : NLM_F_CAPPED) | NLM_F_ACK_TLVS;
+	nlmsgerr e = {};
+	e.error = error;
+	e.msg.nlmsg_len = echo ? req_len : NLMSG_HDRLEN + 100;
+	memcpy(msg.data(), &h, sizeof(h));
+	memcpy(msg.data() + NLMSG_HDRLEN, &e, sizeof(e));
+	msg.insert(msg.end(), tlvs.begin(), tlvs.end());
+	return msg;
+}
+
+// The facts the tool acts on come in the extack cookie (enum
+// amber_err_attr), next to the message, which is only shown.
+TEST(Netlink, ExtackCookieCarriesTheFacts)
+{
+	AttrWriter cookie;
+	cookie.put_flag(AMBER_ERR_RETRY);
+	cookie.put_u32(AMBER_ERR_PAGES_FILES, 57);
+	ASSERT_LE(cookie.bytes().size(), 20u);	// NETLINK_MAX_COOKIE_LEN
+	AttrWriter tlv;
+	tlv.put_string(NLMSGERR_ATTR_MSG, "the tree of pid 4021 grew");
+	tlv.put_binary(NLMSGERR_ATTR_COOKIE, cookie.bytes());
+
+	for (bool echo : {false, true}) {
+		auto r = parse_nlmsgerr(nlmsgerr_msg(-EAGAIN, tlv.bytes(), echo));
+		ASSERT_FALSE(r);
+		EXPECT_EQ(EAGAIN, r.error().err);
+		EXPECT_EQ("the tree of pid 4021 grew", r.error().msg);
+		EXPECT_TRUE(r.error().retry);
+		EXPECT_EQ(57u, r.error().pages_files);
+	}
+
+	// One fact alone.
+	AttrWriter only_retry, t2;
+	only_retry.put_flag(AMBER_ERR_RETRY);
+	t2.put_binary(NLMSGERR_ATTR_COOKIE, only_retry.bytes());
+	auto r = parse_nlmsgerr(nlmsgerr_msg(-EAGAIN, t2.bytes()));
+	ASSERT_FALSE(r);
+	EXPECT_TRUE(r.error().retry);
+	EXPECT_FALSE(r.error().pages_files);
+	EXPECT_EQ("", r.error().msg);
+}
+
+TEST(Netlink, WithoutACookieThereAreNoFacts)
+{
+	// The text says what older tools parsed: it is not read.
+	AttrWriter tlv;
+	tlv.put_string(NLMSGERR_ATTR_MSG,
+		       "the tree of pid 4021 needs 57 pages files (PAGES_FDS has 40), try again");
+	auto r = parse_nlmsgerr(nlmsgerr_msg(-EAGAIN, tlv.bytes()));
+	ASSERT_FALSE(r);
+	EXPECT_FALSE(r.error().retry);
+	EXPECT_FALSE(r.error().pages_files);
+
+	// A cookie that is not an attribute stream, and a PAGES_FILES of the
+	// wrong size, are ignored; unknown facts are skipped.
+	AttrWriter bad;
+	bad.put_binary(NLMSGERR_ATTR_COOKIE, Bytes{1, 2, 3});
+	r = parse_nlmsgerr(nlmsgerr_msg(-EAGAIN, bad.bytes()));
+	ASSERT_FALSE(r);
+	EXPECT_FALSE(r.error().retry);
+	EXPECT_FALSE(r.error().pages_files);
+
+	AttrWriter cookie, tlv2;
+	cookie.put_u64(AMBER_ERR_PAGES_FILES, 57);
+	cookie.put_u32(AMBER_ERR_MAX + 1, 1);
+	tlv2.put_binary(NLMSGERR_ATTR_COOKIE, cookie.bytes());
+	r = parse_nlmsgerr(nlmsgerr_msg(-EAGAIN, tlv2.bytes()));
+	ASSERT_FALSE(r);
+	EXPECT_FALSE(r.error().pages_files);
+	EXPECT_FALSE(r.error().retry);
+
+	// An ACK carries nothing to act on.
+	EXPECT_TRUE(parse_nlmsgerr(nlmsgerr_msg(0, tlv.bytes())));
 }
 
 // On the host the module cannot be loaded: connect() must say so plainly.

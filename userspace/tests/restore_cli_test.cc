@@ -19,8 +19,8 @@
 
 #include <linux/amber.h>
 
-#include "attr.h"
-#include "image.h"
+#include "common/attr.h"
+#include "image/image.h"
 
 using namespace amber;
 

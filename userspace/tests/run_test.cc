@@ -11,8 +11,9 @@
 #include <fcntl.h>
 #include <linux/amber.h>
 
-#include "run.h"
-#include "run_policy.h"
+#include "run/run.h"
+#include "run/policy.h"
+#include "common/names.h"
 
 using namespace amber;
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "fixtures.h"
-#include "store.h"
+#include "image/store.h"
 
 using namespace amber;
 using namespace amber::testing;

@@ -19,10 +19,10 @@
 
 #include <xxhash.h>
 
-#include "checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "fixtures.h"
-#include "image.h"
-#include "take_checkpoint.h"
+#include "image/image.h"
+#include "checkpoint/take_checkpoint.h"
 
 using namespace amber;
 
@@ -623,11 +623,16 @@ TEST(TreePool, SizingAndTheKernelsCount)
 	for (size_t n : {0, 1, 5, 100, 5000})
 		EXPECT_GT(pages_pool_size(n), n);
 
-	EXPECT_EQ(57u, *needed_pages_files("the tree of pid 4021 needs 57 pages files "
-					   "(PAGES_FDS has 40)"));
-	EXPECT_FALSE(needed_pages_files("the process executed a program, try again"));
-	EXPECT_FALSE(needed_pages_files("needs many"));
-	EXPECT_FALSE(needed_pages_files("needs 99999999999 pages files"));
+}
+
+// An error as parse_nlmsgerr() returns it: errno, the kernel's text (for
+// people only) and the facts of its extack cookie.
+Error kernel_error(int err, std::string msg, std::optional<uint32_t> pages_files, bool retry)
+{
+	Error e{err, std::move(msg)};
+	e.pages_files = pages_files;
+	e.retry = retry;
+	return e;
 }
 
 TEST(TreePool, RetriedWithTheKernelsCountOrWhenTransient)
@@ -638,9 +643,8 @@ TEST(TreePool, RetriedWithTheKernelsCountOrWhenTransient)
 			sent.push_back(n);
 			if (n >= needs)
 				return {};
-			return fail(EAGAIN, "the tree of pid 10 needs " + std::to_string(needs) +
-						    " pages files (PAGES_FDS has " + std::to_string(n) +
-						    ")");
+			return tl::unexpected(kernel_error(EAGAIN, "too few pages files",
+							   uint32_t(needs), false));
 		};
 	};
 	// Enough at once: one request.
@@ -654,26 +658,28 @@ TEST(TreePool, RetriedWithTheKernelsCountOrWhenTransient)
 	sent.clear();
 	EXPECT_TRUE(with_retries(8, kernel(40), [] { return size_t(60); }));
 	EXPECT_EQ((std::vector<size_t>{8, 75}), sent);
-	// Only once: a tree that keeps growing fails with the kernel's message.
+	// Only once: a tree that keeps growing fails with the kernel's error.
 	sent.clear();
 	auto growing = [&](size_t n) -> Result<void> {
 		sent.push_back(n);
-		return fail(EAGAIN, "the tree of pid 10 needs " + std::to_string(2 * n) +
-					    " pages files (PAGES_FDS has " + std::to_string(n) + ")");
+		return tl::unexpected(kernel_error(EAGAIN, "the tree of pid 10 grew",
+						   uint32_t(2 * n), false));
 	};
 	auto r = with_retries(8, growing, [] { return size_t(3); });
 	ASSERT_FALSE(r);
 	EXPECT_EQ(EAGAIN, r.error().err);
-	EXPECT_EQ("the tree of pid 10 needs 40 pages files (PAGES_FDS has 20)", r.error().msg);
+	EXPECT_EQ("the tree of pid 10 grew", r.error().msg);
+	EXPECT_EQ(40u, r.error().pages_files);
 	EXPECT_EQ((std::vector<size_t>{8, 20}), sent);
-	// A member that exited or executed a program during the stop: tried
-	// again (the tree re-walked), at most kTransientRetries times.
+	// A member that exited or executed a program during the stop (RETRY):
+	// tried again (the tree re-walked), at most kTransientRetries times.
 	sent.clear();
 	int left = 2;
 	auto exited = [&](size_t n) -> Result<void> {
 		sent.push_back(n);
 		if (left-- > 0)
-			return fail(EAGAIN, "pid 12 exited during the checkpoint, try again");
+			return tl::unexpected(kernel_error(EAGAIN, "pid 12 exited", std::nullopt,
+							   true));
 		return {};
 	};
 	EXPECT_TRUE(with_retries(8, exited, [] { return size_t(30); }));
@@ -681,29 +687,48 @@ TEST(TreePool, RetriedWithTheKernelsCountOrWhenTransient)
 	sent.clear();
 	auto execs = [&](size_t n) -> Result<void> {
 		sent.push_back(n);
-		return fail(EAGAIN, "pid 12: the process executed a program or changed credentials "
-				    "or dumpability, try again");
+		return tl::unexpected(kernel_error(EAGAIN, "pid 12 executed a program",
+						   std::nullopt, true));
 	};
 	r = with_retries(0, execs, [] { return size_t(30); });
 	ASSERT_FALSE(r);
 	EXPECT_EQ(EAGAIN, r.error().err);
+	EXPECT_TRUE(r.error().retry);
 	// Without a tree (first 0) the pool stays empty.
 	EXPECT_EQ(std::vector<size_t>(1 + kTransientRetries, 0), sent);
-	// Other EAGAINs and other errors are returned at once.
-	sent.clear();
-	auto other = [&](size_t n) -> Result<void> {
-		sent.push_back(n);
-		return fail(EAGAIN, "the VMA list changed during the checkpoint");
-	};
-	EXPECT_FALSE(with_retries(8, other, [] { return size_t(3); }));
-	EXPECT_EQ((std::vector<size_t>{8}), sent);
+}
+
+TEST(TreePool, TheMessageTextIsNeverActedOn)
+{
+	// What older tools read in the text: without the cookie's facts, an
+	// EAGAIN is returned at once whatever its message says.
+	std::vector<size_t> sent;
+	for (const char *text : {"the tree of pid 4021 needs 57 pages files (PAGES_FDS has 40)",
+				 "pid 12 exited during the checkpoint, try again",
+				 "the VMA list changed during the checkpoint"}) {
+		sent.clear();
+		auto plain = [&](size_t n) -> Result<void> {
+			sent.push_back(n);
+			return fail(EAGAIN, text);
+		};
+		auto r = with_retries(8, plain, [] { return size_t(3); });
+		ASSERT_FALSE(r);
+		EXPECT_EQ(text, r.error().msg);
+		EXPECT_EQ((std::vector<size_t>{8}), sent) << text;
+	}
+	// PAGES_FILES counts only with EAGAIN; other errors are returned at once.
 	sent.clear();
 	auto perm = [&](size_t n) -> Result<void> {
 		sent.push_back(n);
-		return fail(EPERM, "pid 1: no ptrace access, try again");
+		return tl::unexpected(kernel_error(EPERM, "pid 1: no ptrace access", 50u, false));
 	};
 	EXPECT_FALSE(with_retries(8, perm, [] { return size_t(3); }));
 	EXPECT_EQ((std::vector<size_t>{8}), sent);
+	// The facts survive the context the caller adds.
+	Error e = wrap(kernel_error(EAGAIN, "grew", 9u, true), "pid 3: ").value();
+	EXPECT_EQ("pid 3: grew", e.msg);
+	EXPECT_EQ(9u, e.pages_files);
+	EXPECT_TRUE(e.retry);
 }
 
 TEST(TreePool, DescendantsFromAFakeProc)
@@ -779,32 +804,8 @@ namespace {
 // A section list written by hand (version, types and bytes as given).
 Bytes raw_meta(uint32_t version, const std::vector<std::pair<uint32_t, Bytes>> &secs)
 {
-	const uint32_t n = secs.size();
-	amber_image_hdr hdr = {};
-	memcpy(hdr.magic, AMBER_IMAGE_MAGIC, sizeof(hdr.magic));
-	hdr.version = version;
-	hdr.nr_sections = n;
-	auto align8 = [](size_t x) { return (x + 7) & ~size_t(7); };
-	std::vector<amber_section> table(n);
-	size_t off = align8(sizeof(hdr) + n * sizeof(amber_section));
-	for (uint32_t i = 0; i < n; i++) {
-		table[i] = {};
-		table[i].type = secs[i].first;
-		table[i].offset = off;
-		table[i].size = secs[i].second.size();
-		table[i].xxh64 = XXH64(secs[i].second.data(), secs[i].second.size(), 0);
-		off = align8(off + secs[i].second.size());
-	}
-	Bytes out(off, 0);
-	memcpy(out.data() + sizeof(hdr), table.data(), n * sizeof(amber_section));
-	for (uint32_t i = 0; i < n; i++)
-		if (!secs[i].second.empty())
-			memcpy(out.data() + table[i].offset, secs[i].second.data(),
-			       secs[i].second.size());
-	memcpy(out.data(), &hdr, sizeof(hdr));
-	hdr.hdr_xxh64 = XXH64(out.data(), sizeof(hdr) + n * sizeof(amber_section), 0);
-	memcpy(out.data(), &hdr, sizeof(hdr));
-	return out;
+	std::vector<std::pair<uint32_t, ByteView>> views(secs.begin(), secs.end());
+	return encode_meta(version, views);
 }
 
 Bytes threads_of(std::vector<ThreadSpec> ts)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-// Planning a tree restore (tree_plan.h): creation order, sessions, process
+// Planning a tree restore (plan.h): creation order, sessions, process
 // groups, zombies, and the shared objects (open file descriptions, pipes,
 // socketpairs, shared memory) built from hand-made checkpoints.
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 
 #include <linux/amber.h>
 
-#include "tree_plan.h"
+#include "restore/plan.h"
 
 using namespace amber;
 

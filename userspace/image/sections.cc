@@ -1,0 +1,564 @@
+// SPDX-License-Identifier: GPL-2.0
+// The attribute sections of meta.img and the nests of the CHECKPOINT reply
+// (image.h): one table per struct (fields.h) for the plain values, the
+// parser next to it for what has more to it. All input is untrusted.
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <unordered_set>
+
+#include <linux/amber.h>
+
+#include "common/names.h"
+#include "image/fields.h"
+#include "image/image.h"
+
+namespace amber {
+
+namespace {
+
+// PID_MAX_LIMIT: no pid or tid is larger.
+constexpr uint32_t kPidMax = 4194304;
+
+bool valid_pid(uint32_t pid)
+{
+	return pid > 0 && pid <= kPidMax;
+}
+
+Error attr_error(const char *what, const Attr &a, const Error &e)
+{
+	if (e.msg.rfind("attribute ", 0) == 0)
+		return Error{e.err, std::string(what) + " " + e.msg};
+	return Error{e.err, std::string(what) + " attribute " + std::to_string(a.type) +
+				    ": " + e.msg};
+}
+
+// The new sections are strict (image-format.md, "Versioning"): an attribute
+// this reader does not know is an error, not something to skip.
+enum class Unknown { Skip, Refuse };
+
+Error unknown_attr(const char *what, const Attr &a)
+{
+	return Error{EBADMSG, std::string(what) + ": unknown attribute " + std::to_string(a.type)};
+}
+
+// No attribute beyond the table.
+Result<bool> no_extra(const Attr &)
+{
+	return false;
+}
+
+// Parses buf into s: the table's attributes, then extra(a) for the others
+// (false: it does not know the type either). Errors "WHAT attribute N: ...".
+// Returns the attributes, for the checks of what must be present.
+template <typename S, typename Extra>
+Result<std::vector<Attr>> read_fields(ByteView buf, FieldTable<S> table, S &s, const char *what,
+				      Unknown unknown, Extra extra)
+{
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		Result<bool> r = read_field(table, a, s);
+		if (r && !*r)
+			r = extra(a);
+		if (!r)
+			return tl::unexpected(attr_error(what, a, r.error()));
+		if (!*r && unknown == Unknown::Refuse)
+			return tl::unexpected(unknown_attr(what, a));
+	}
+	return attrs;
+}
+
+template <typename T, typename F>
+Result<std::vector<T>> parse_list(ByteView buf, uint16_t type, const char *what, F parse_one)
+{
+	std::vector<T> out;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		if (a.type != type)
+			continue;
+		auto r = parse_one(a.data);
+		if (!r)
+			return fail(r.error().err, std::string(what) + " " +
+						   std::to_string(out.size()) + ": " + r.error().msg);
+		out.push_back(std::move(*r));
+	}
+	return out;
+}
+
+// ---- The tables: attribute, member, left out when empty (encoding). ----
+
+constexpr Field<InfoSection> kInfoFields[] = {
+	{AMBER_INFO_NUMBER, &InfoSection::number},
+	{AMBER_INFO_PARENT, &InfoSection::parent},
+	{AMBER_INFO_TIME_NS, &InfoSection::time_ns},
+	{AMBER_INFO_STOPPED_NS, &InfoSection::stopped_ns},
+	{AMBER_INFO_PAGES_BYTES, &InfoSection::pages_bytes},
+	{AMBER_INFO_TOOL_VERSION, &InfoSection::tool_version},
+	{AMBER_INFO_PID, &InfoSection::pid},
+	{AMBER_INFO_HOSTNAME, &InfoSection::hostname},
+	{AMBER_INFO_TRACK_ID, &InfoSection::track_id},
+	{AMBER_INFO_PAGES_NR, &InfoSection::pages_nr},
+	{AMBER_INFO_PARENT_PAGES_NR, &InfoSection::parent_pages_nr},
+	{AMBER_INFO_FULL_REASON, &InfoSection::full_reason, true},
+};
+
+constexpr Field<Rlimit> kRlimitFields[] = {
+	{AMBER_RLIMIT_RESOURCE, &Rlimit::resource},
+	{AMBER_RLIMIT_CUR, &Rlimit::cur},
+	{AMBER_RLIMIT_MAX, &Rlimit::max},
+};
+
+constexpr Field<TaskInfo> kTaskFields[] = {
+	{AMBER_TASK_PID, &TaskInfo::pid},
+	{AMBER_TASK_COMM, &TaskInfo::comm},
+	{AMBER_TASK_UID, &TaskInfo::uid},
+	{AMBER_TASK_EUID, &TaskInfo::euid},
+	{AMBER_TASK_SUID, &TaskInfo::suid},
+	{AMBER_TASK_FSUID, &TaskInfo::fsuid},
+	{AMBER_TASK_GID, &TaskInfo::gid},
+	{AMBER_TASK_EGID, &TaskInfo::egid},
+	{AMBER_TASK_SGID, &TaskInfo::sgid},
+	{AMBER_TASK_FSGID, &TaskInfo::fsgid},
+	{AMBER_TASK_CAP_INH, &TaskInfo::cap_inh},
+	{AMBER_TASK_CAP_PRM, &TaskInfo::cap_prm},
+	{AMBER_TASK_CAP_EFF, &TaskInfo::cap_eff},
+	{AMBER_TASK_CAP_BND, &TaskInfo::cap_bnd},
+	{AMBER_TASK_CAP_AMB, &TaskInfo::cap_amb},
+	{AMBER_TASK_UMASK, &TaskInfo::umask},
+	{AMBER_TASK_PERSONALITY, &TaskInfo::personality},
+	{AMBER_TASK_CWD, &TaskInfo::cwd},
+	{AMBER_TASK_RSEQ, &TaskInfo::rseq},
+	{AMBER_TASK_RSEQ_LEN, &TaskInfo::rseq_len},
+	{AMBER_TASK_RSEQ_SIG, &TaskInfo::rseq_sig},
+	{AMBER_TASK_CLEAR_CHILD_TID, &TaskInfo::clear_child_tid},
+	{AMBER_TASK_ROBUST_LIST, &TaskInfo::robust_list},
+	{AMBER_TASK_ROBUST_LIST_LEN, &TaskInfo::robust_list_len},
+	{AMBER_TASK_SAS_SP, &TaskInfo::sas_sp},
+	{AMBER_TASK_SAS_SIZE, &TaskInfo::sas_size},
+	{AMBER_TASK_SAS_FLAGS, &TaskInfo::sas_flags},
+	{AMBER_TASK_EXE, &TaskInfo::exe},
+	{AMBER_TASK_START_TIME_NS, &TaskInfo::start_time_ns},
+};
+
+constexpr Field<MmInfo> kMmFields[] = {
+	{AMBER_MM_START_CODE, &MmInfo::start_code},
+	{AMBER_MM_END_CODE, &MmInfo::end_code},
+	{AMBER_MM_START_DATA, &MmInfo::start_data},
+	{AMBER_MM_END_DATA, &MmInfo::end_data},
+	{AMBER_MM_START_BRK, &MmInfo::start_brk},
+	{AMBER_MM_BRK, &MmInfo::brk},
+	{AMBER_MM_START_STACK, &MmInfo::start_stack},
+	{AMBER_MM_ARG_START, &MmInfo::arg_start},
+	{AMBER_MM_ARG_END, &MmInfo::arg_end},
+	{AMBER_MM_ENV_START, &MmInfo::env_start},
+	{AMBER_MM_ENV_END, &MmInfo::env_end},
+	{AMBER_MM_VDSO, &MmInfo::vdso},
+};
+
+constexpr Field<SigAction> kSigactionFields[] = {
+	{AMBER_SIGACTION_SIGNO, &SigAction::signo},
+	{AMBER_SIGACTION_HANDLER, &SigAction::handler},
+	{AMBER_SIGACTION_FLAGS, &SigAction::flags},
+	{AMBER_SIGACTION_RESTORER, &SigAction::restorer},
+	{AMBER_SIGACTION_MASK, &SigAction::mask},
+};
+
+constexpr Field<Signals> kSignalsFields[] = {
+	{AMBER_SIG_BLOCKED, &Signals::blocked},
+};
+
+constexpr Field<Vma> kVmaFields[] = {
+	{AMBER_VMA_START, &Vma::start},
+	{AMBER_VMA_END, &Vma::end},
+	{AMBER_VMA_PGOFF, &Vma::pgoff},
+	{AMBER_VMA_PROT, &Vma::prot},
+	{AMBER_VMA_FLAGS, &Vma::flags},
+	{AMBER_VMA_PATH, &Vma::path},
+	{AMBER_VMA_DEV, &Vma::dev},
+	{AMBER_VMA_INO, &Vma::ino},
+	{AMBER_VMA_FILE_SIZE, &Vma::file_size},
+	{AMBER_VMA_PAGES, &Vma::pages},
+};
+
+constexpr Field<FdInfo> kFdFields[] = {
+	{AMBER_FD_NUM, &FdInfo::num},
+	{AMBER_FD_TYPE, &FdInfo::type},
+	{AMBER_FD_FLAGS, &FdInfo::flags},
+	{AMBER_FD_POS, &FdInfo::pos},
+	{AMBER_FD_CLOEXEC, &FdInfo::cloexec},
+	{AMBER_FD_PATH, &FdInfo::path},
+	{AMBER_FD_DEV, &FdInfo::dev},
+	{AMBER_FD_INO, &FdInfo::ino},
+	{AMBER_FD_RDEV, &FdInfo::rdev},
+	{AMBER_FD_MODE, &FdInfo::mode},
+	{AMBER_FD_SIZE, &FdInfo::size},
+	{AMBER_FD_TTY, &FdInfo::tty},
+	{AMBER_FD_FILE_ID, &FdInfo::file_id},
+	{AMBER_FD_SOCK_FAMILY, &FdInfo::sock_family},
+	{AMBER_FD_SOCK_TYPE, &FdInfo::sock_type},
+	{AMBER_FD_PEER_INO, &FdInfo::peer_ino},
+	{AMBER_FD_SHUTDOWN, &FdInfo::shutdown},
+	{AMBER_FD_PIPE_SIZE, &FdInfo::pipe_size},
+};
+
+constexpr Field<ThreadInfo> kThreadFields[] = {
+	{AMBER_THREAD_TID, &ThreadInfo::tid},
+	{AMBER_THREAD_FPU, &ThreadInfo::fpu},
+	{AMBER_THREAD_BLOCKED, &ThreadInfo::blocked},
+	{AMBER_THREAD_CLEAR_CHILD_TID, &ThreadInfo::clear_child_tid},
+	{AMBER_THREAD_ROBUST_LIST, &ThreadInfo::robust_list},
+	{AMBER_THREAD_ROBUST_LIST_LEN, &ThreadInfo::robust_list_len},
+	{AMBER_THREAD_SAS_SP, &ThreadInfo::sas_sp},
+	{AMBER_THREAD_SAS_SIZE, &ThreadInfo::sas_size},
+	{AMBER_THREAD_SAS_FLAGS, &ThreadInfo::sas_flags},
+	{AMBER_THREAD_RSEQ, &ThreadInfo::rseq},
+	{AMBER_THREAD_RSEQ_LEN, &ThreadInfo::rseq_len},
+	{AMBER_THREAD_RSEQ_SIG, &ThreadInfo::rseq_sig},
+};
+
+constexpr Field<ProcInfo> kProcFields[] = {
+	{AMBER_PROC_PID, &ProcInfo::pid},
+	{AMBER_PROC_PPID, &ProcInfo::ppid},
+	{AMBER_PROC_PGID, &ProcInfo::pgid},
+	{AMBER_PROC_SID, &ProcInfo::sid},
+	{AMBER_PROC_ZOMBIE, &ProcInfo::zombie},
+	{AMBER_PROC_EXIT_CODE, &ProcInfo::exit_code},
+	{AMBER_PROC_NR_THREADS, &ProcInfo::nr_threads},
+};
+
+constexpr Field<QueueChunk> kQueueFields[] = {
+	{AMBER_QUEUE_INO, &QueueChunk::ino},
+	{AMBER_QUEUE_EOR, &QueueChunk::eor},
+};
+
+Result<Rlimit> parse_rlimit(ByteView buf)
+{
+	Rlimit rl;
+	AMBER_TRY(read_fields<Rlimit>(buf, kRlimitFields, rl, "RLIMIT", Unknown::Skip, no_extra));
+	return rl;
+}
+
+Result<SigAction> parse_sigaction(ByteView buf)
+{
+	SigAction s;
+	AMBER_TRY(read_fields<SigAction>(buf, kSigactionFields, s, "SIGACTION", Unknown::Skip,
+					 no_extra));
+	return s;
+}
+
+Result<SigPending> parse_sigpending(ByteView buf)
+{
+	SigPending s;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		if (a.type == AMBER_SIGPENDING_SIGINFO) {
+			if (a.data.size() != 128)
+				return fail(EBADMSG, "siginfo of " + std::to_string(a.data.size()) +
+							    " bytes, expected 128");
+			s.siginfo = a.bytes();
+		} else if (a.type == AMBER_SIGPENDING_SHARED) {
+			s.shared = true;
+		}
+	}
+	if (s.siginfo.empty())
+		return fail(EBADMSG, "pending signal without siginfo");
+	return s;
+}
+
+} // namespace
+
+Bytes encode_info(const InfoSection &info)
+{
+	AttrWriter w;
+	write_fields<InfoSection>(w, kInfoFields, info);
+	return w.take();
+}
+
+Result<InfoSection> parse_info(ByteView buf)
+{
+	InfoSection in;
+	AMBER_TRY(read_fields<InfoSection>(buf, kInfoFields, in, "INFO", Unknown::Skip, no_extra));
+	return in;
+}
+
+Result<TaskInfo> parse_task(ByteView buf)
+{
+	TaskInfo t;
+	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type == AMBER_TASK_GROUPS) {
+			for (const Attr &g : AMBER_TRY(parse_attrs(a.data)))
+				if (g.type == AMBER_TASK_GROUP)
+					t.groups.push_back(AMBER_TRY(g.u32()));
+			return true;
+		}
+		if (a.type == AMBER_TASK_RLIMITS) {
+			t.rlimits = AMBER_TRY(parse_list<Rlimit>(a.data, AMBER_TASK_RLIMIT, "rlimit",
+								 parse_rlimit));
+			return true;
+		}
+		return false;
+	};
+	AMBER_TRY(read_fields<TaskInfo>(buf, kTaskFields, t, "TASK", Unknown::Skip, extra));
+	return t;
+}
+
+Result<MmInfo> parse_mm(ByteView buf)
+{
+	MmInfo m;
+	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type != AMBER_MM_AUXV)
+			return false;
+		if (a.data.size() % 16)
+			return fail(EBADMSG, "auxv size " + std::to_string(a.data.size()) +
+						     " is not a multiple of 16");
+		m.auxv.resize(a.data.size() / 8);
+		memcpy(m.auxv.data(), a.data.data(), a.data.size());
+		return true;
+	};
+	AMBER_TRY(read_fields<MmInfo>(buf, kMmFields, m, "MM", Unknown::Skip, extra));
+	return m;
+}
+
+Result<Regs> parse_regs(ByteView buf)
+{
+	Regs regs{};
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		if (a.type < 1 || a.type > AMBER_REG_MAX)
+			continue;
+		auto v = a.u64();
+		if (!v)
+			return tl::unexpected(attr_error("REGS", a, v.error()));
+		regs[a.type] = *v;
+	}
+	return regs;
+}
+
+Result<Signals> parse_signals(ByteView buf)
+{
+	Signals s;
+	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type == AMBER_SIG_ACTION)
+			s.actions.push_back(AMBER_TRY(parse_sigaction(a.data)));
+		else if (a.type == AMBER_SIG_PENDING)
+			s.pending.push_back(AMBER_TRY(parse_sigpending(a.data)));
+		else
+			return false;
+		return true;
+	};
+	AMBER_TRY(read_fields<Signals>(buf, kSignalsFields, s, "SIGNALS", Unknown::Skip, extra));
+	return s;
+}
+
+Result<Vma> parse_vma(ByteView buf)
+{
+	Vma v;
+	auto attrs = AMBER_TRY(read_fields<Vma>(buf, kVmaFields, v, "VMA", Unknown::Skip, no_extra));
+	if (!find_attr(attrs, AMBER_VMA_START) || !find_attr(attrs, AMBER_VMA_END))
+		return fail(EBADMSG, "VMA without start or end");
+	if (v.end <= v.start)
+		return fail(EBADMSG, "VMA " + hex(v.start) + "-" + hex(v.end) + " is empty");
+	return v;
+}
+
+Result<FdInfo> parse_fd(ByteView buf)
+{
+	FdInfo f;
+	auto attrs = AMBER_TRY(read_fields<FdInfo>(buf, kFdFields, f, "FD", Unknown::Skip, no_extra));
+	if (!find_attr(attrs, AMBER_FD_NUM))
+		return fail(EBADMSG, "fd without a number");
+	return f;
+}
+
+Result<std::vector<Vma>> parse_vmas(ByteView buf)
+{
+	return parse_list<Vma>(buf, AMBER_A_VMA, "VMA", parse_vma);
+}
+
+Result<std::vector<FdInfo>> parse_fds(ByteView buf)
+{
+	auto fds = AMBER_TRY(parse_list<FdInfo>(buf, AMBER_A_FD, "fd", parse_fd));
+	std::vector<uint32_t> nums;
+	for (const FdInfo &f : fds)
+		nums.push_back(f.num);
+	std::sort(nums.begin(), nums.end());
+	if (auto d = std::adjacent_find(nums.begin(), nums.end()); d != nums.end())
+		return fail(EBADMSG, "fd " + std::to_string(*d) + " is listed twice");
+	return fds;
+}
+
+Result<ThreadInfo> parse_thread(ByteView buf)
+{
+	ThreadInfo t;
+	auto extra = [&](const Attr &a) -> Result<bool> {
+		switch (a.type) {
+		case AMBER_THREAD_REGS:
+			t.regs = AMBER_TRY(parse_regs(a.data));
+			return true;
+		case AMBER_THREAD_PENDING: {
+			SigPending p = AMBER_TRY(parse_sigpending(a.data));
+			if (p.shared)
+				return fail(EBADMSG, "a process-wide (SHARED) pending signal");
+			t.pending.push_back(std::move(p));
+			return true;
+		}
+		case AMBER_THREAD_COMM:
+			t.comm = a.str();
+			if (t.comm.size() > 15)
+				return fail(EBADMSG, "comm of " + std::to_string(t.comm.size()) +
+							     " characters (at most 15)");
+			return true;
+		}
+		return false;
+	};
+	auto attrs = AMBER_TRY(
+		read_fields<ThreadInfo>(buf, kThreadFields, t, "THREAD", Unknown::Refuse, extra));
+	if (!valid_pid(t.tid))
+		return fail(EBADMSG, "thread without a valid TID (" + std::to_string(t.tid) + ")");
+	if (!find_attr(attrs, AMBER_THREAD_REGS))
+		return fail(EBADMSG, "thread " + std::to_string(t.tid) + ": no REGS");
+	return t;
+}
+
+Result<std::vector<ThreadInfo>> parse_threads(ByteView buf, uint32_t leader_pid)
+{
+	std::vector<ThreadInfo> out;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		const std::string what = "thread " + std::to_string(out.size());
+		if (a.type != AMBER_A_THREAD)
+			return fail(EBADMSG, what + ": unexpected attribute " + std::to_string(a.type));
+		auto t = parse_thread(a.data);
+		if (!t)
+			return wrap(t.error(), what + ": ");
+		const std::string tid = "thread " + std::to_string(t->tid) + ": ";
+		if (t->tid == leader_pid)
+			return fail(EBADMSG, tid + "is the thread group leader");
+		if (!out.empty() && t->tid <= out.back().tid)
+			return fail(EBADMSG, tid + (t->tid == out.back().tid ? "listed twice"
+									     : "not in ascending TID order"));
+		t->raw = a.raw_bytes();
+		out.push_back(std::move(*t));
+	}
+	return out;
+}
+
+Result<ProcInfo> parse_proc(ByteView buf)
+{
+	ProcInfo p;
+	auto attrs = AMBER_TRY(
+		read_fields<ProcInfo>(buf, kProcFields, p, "PROC", Unknown::Refuse, no_extra));
+	const bool have_exit = find_attr(attrs, AMBER_PROC_EXIT_CODE);
+	const bool have_threads = find_attr(attrs, AMBER_PROC_NR_THREADS);
+	if (!valid_pid(p.pid))
+		return fail(EBADMSG, "process without a valid PID (" + std::to_string(p.pid) + ")");
+	const std::string pid = "pid " + std::to_string(p.pid) + ": ";
+	for (auto [v, name] : {std::pair{p.ppid, "PPID"}, {p.pgid, "PGID"}, {p.sid, "SID"}})
+		if (v > kPidMax)
+			return fail(EBADMSG, pid + name + " " + std::to_string(v) + " out of range");
+	if (p.zombie) {
+		if (p.nr_threads)
+			return fail(EBADMSG, pid + "a zombie with " + std::to_string(p.nr_threads) +
+						     " threads");
+		if (!have_exit)
+			return fail(EBADMSG, pid + "a zombie without EXIT_CODE");
+		if (p.exit_code > 0xffff)
+			return fail(EBADMSG, pid + "wait status " + hex(p.exit_code) + " out of range");
+	} else {
+		if (have_exit)
+			return fail(EBADMSG, pid + "EXIT_CODE of a live process");
+		if (!have_threads || p.nr_threads == 0)
+			return fail(EBADMSG, pid + "a live process without NR_THREADS");
+	}
+	return p;
+}
+
+Result<std::vector<ProcInfo>> parse_tree(ByteView buf, uint32_t root_pid)
+{
+	std::vector<ProcInfo> out;
+	std::unordered_set<uint32_t> seen;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		const std::string what = "process " + std::to_string(out.size());
+		if (a.type != AMBER_A_PROC)
+			return fail(EBADMSG, what + ": unexpected attribute " + std::to_string(a.type));
+		auto p = parse_proc(a.data);
+		if (!p)
+			return wrap(p.error(), what + ": ");
+		const std::string pid = "pid " + std::to_string(p->pid) + ": ";
+		if (out.empty()) {
+			if (p->pid != root_pid)
+				return fail(EBADMSG, "the first process is pid " +
+							     std::to_string(p->pid) + ", not the image's pid " +
+							     std::to_string(root_pid));
+			if (p->zombie)
+				return fail(EBADMSG, pid + "the root process is a zombie");
+		} else {
+			if (seen.count(p->pid))
+				return fail(EBADMSG, pid + "listed twice");
+			if (!seen.count(p->ppid))
+				return fail(EBADMSG, pid + "its parent " + std::to_string(p->ppid) +
+							     " is not listed before it");
+		}
+		seen.insert(p->pid);
+		out.push_back(*p);
+	}
+	if (out.empty())
+		return fail(EBADMSG, "no process");
+	return out;
+}
+
+Result<QueueChunk> parse_queue(ByteView buf)
+{
+	QueueChunk q;
+	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type != AMBER_QUEUE_DATA)
+			return false;
+		q.data = a.bytes();
+		if (a.data.size() > AMBER_QUEUE_CHUNK)
+			return fail(EBADMSG, std::to_string(a.data.size()) + " bytes, at most " +
+						     std::to_string(AMBER_QUEUE_CHUNK));
+		return true;
+	};
+	auto attrs = AMBER_TRY(
+		read_fields<QueueChunk>(buf, kQueueFields, q, "QUEUE", Unknown::Refuse, extra));
+	if (!q.ino)
+		return fail(EBADMSG, "chunk without an inode");
+	const std::string ino = "inode " + std::to_string(q.ino) + ": ";
+	if (!find_attr(attrs, AMBER_QUEUE_DATA))
+		return fail(EBADMSG, ino + "chunk without DATA");
+	// An empty chunk is only an empty datagram.
+	if (q.data.empty() && !q.eor)
+		return fail(EBADMSG, ino + "empty chunk");
+	return q;
+}
+
+Result<std::vector<QueueChunk>> parse_queues(ByteView buf)
+{
+	std::vector<QueueChunk> out;
+	std::unordered_set<uint64_t> done;	// inodes whose chunks ended
+	uint64_t total = 0;
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		const std::string what = "chunk " + std::to_string(out.size());
+		if (a.type != AMBER_A_QUEUE)
+			return fail(EBADMSG, what + ": unexpected attribute " + std::to_string(a.type));
+		auto q = parse_queue(a.data);
+		if (!q)
+			return wrap(q.error(), what + ": ");
+		if (!out.empty() && out.back().ino != q->ino)
+			done.insert(out.back().ino);
+		if (done.count(q->ino))
+			return fail(EBADMSG, what + ": inode " + std::to_string(q->ino) +
+						     ": its chunks are not contiguous");
+		total += q->data.size();
+		if (total > AMBER_QUEUE_MAX_BYTES)
+			return fail(EBADMSG, what + ": more than " +
+						     std::to_string(AMBER_QUEUE_MAX_BYTES) +
+						     " bytes queued in all");
+		out.push_back(std::move(*q));
+	}
+	return out;
+}
+
+} // namespace amber

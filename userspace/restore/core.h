@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0
+// Inside the restore: what its files share. restore.cc is the core (one
+// process: its helper fds, its request, its stub, the kernel's answer),
+// tree.cc runs a tree of stubs, shared.cc groups the open file descriptions
+// the tool creates, and one file per resource kind plans and creates that
+// kind: files.cc, pipes.cc, unix.cc, mm.cc (VMAs, vDSO, shared and
+// prefilled memory), signals.cc, task.cc, threads.cc. The pure planning
+// they build on is in plan.h and stub.h (unit-tested); nothing here is
+// used outside restore/.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <sys/mman.h>
+#include <sys/types.h>
+
+#include "common/result.h"
+#include "image/image.h"
+#include "image/store.h"
+#include "netlink/netlink.h"
+#include "restore/plan.h"
+#include "restore/restore.h"
+#include "restore/stub.h"
+
+namespace amber {
+
+// ---- Shared objects (plan.h), created once by the tool: shared.cc. ----
+
+// The descriptions of a SharedPlan, by index.
+struct SharedFds {
+	std::vector<UniqueFd> files;	// per SharedPlan::files
+	std::vector<UniqueFd> shmem;	// per SharedPlan::shmem
+	std::vector<std::string> names;	// per files: "pipe:[12]" etc.
+};
+
+// One live process's pages, for filling shared memory objects.
+struct PageInput {
+	std::string name;				// "pid 12"
+	const Checkpoint *ckpt = nullptr;
+	const std::vector<Checkpoint> *chain = nullptr;
+	const std::vector<PageSource> *sources = nullptr;
+};
+
+// fcntl(F_SETFL) of the status flags in flags; errors name name.
+Result<void> set_fl(int fd, int flags, const std::string &name);
+// Writes all of data without blocking (a full pipe or socket is an error).
+Result<void> write_queue(int fd, ByteView data, bool sock, const std::string &name);
+// Every description of sp: files, pipes, sockets, then shared memory
+// filled from procs' pages.
+Result<SharedFds> create_shared(const SharedPlan &sp, const std::vector<PageInput> &procs);
+// The path of each description ("pipe:[12]", ...), for plan_fds().
+std::vector<std::string> shared_names(const SharedPlan &sp);
+
+// While plan_shared() runs: what each kind keeps by inode.
+struct InoUse {
+	bool read = false, write = false;
+	bool above_stdio = false;	// some fd > 2 uses it
+};
+struct SharedBuild {
+	SharedPlan sp;
+	std::map<uint64_t, InoUse> pipe_use, sock_use;
+	std::map<uint64_t, int> pipe_by_ino;			// -> sp.pipes
+	std::map<uint64_t, int> sock_file;			// socket ino -> sp.files
+	std::map<uint64_t, std::pair<int, int>> sock_side;	// ino -> (sp.sockets, side)
+	std::map<uint64_t, Bytes> partial;			// unterminated socket message
+};
+
+// ---- Regular files, directories, devices: files.cc. ----
+
+// How a file, directory or device is opened again by path: its saved
+// flags but O_CREAT, O_TRUNC, O_EXCL and O_CLOEXEC, O_NOCTTY for a device,
+// and for a regular file the offset. Refusals carry errno err.
+struct Reopen {
+	int flags = 0;
+	bool seek = false;
+	off_t pos = 0;
+};
+Result<Reopen> plan_reopen(const FdInfo &f, const std::string &name, int err);
+
+// A description opened by path (SharedKind::File); name: "pid 12: fd 5: PATH".
+Result<void> plan_file(const FdInfo &f, const std::string &name, SharedFile &s);
+Result<void> create_files(const SharedPlan &sp, SharedFds &out);
+// Every file the image needs, checked before anything is created.
+Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds);
+
+// ---- Pipes and FIFOs: pipes.cc. ----
+
+void note_pipe_use(SharedBuild &b, const FdInfo &f);
+// An fd 0-2 on a pipe of which the checkpoint holds only one direction,
+// only on fds 0-2: stdio to the outside, inherited.
+bool pipe_is_outside(const SharedBuild &b, const FdInfo &f);
+// Description idx (s) of pipe f.ino.
+void plan_pipe(SharedBuild &b, const FdInfo &f, int idx, SharedFile &s);
+// Appends the chunk to its pipe's queue; false if it is no pipe's.
+bool queue_pipe(SharedBuild &b, const QueueChunk &q);
+Result<void> create_pipes(const SharedPlan &sp, SharedFds &out);
+
+// ---- UNIX sockets: unix.cc. ----
+
+// inos: every socket inode of the checkpoint.
+void note_socket_use(SharedBuild &b, const FdInfo &f, const std::set<uint64_t> &inos);
+// An fd 0-2 on a socket whose peer is not in the checkpoint, only on fds
+// 0-2: stdio to the outside, inherited.
+bool socket_is_outside(const SharedBuild &b, const FdInfo &f);
+// Description idx of socket f.ino: refuses what cannot be recreated.
+Result<void> plan_socket(SharedBuild &b, const FdInfo &f, int idx, const std::string &name);
+// Socketpairs: both sides when both are in the checkpoint.
+Result<void> pair_sockets(SharedBuild &b, const std::vector<ProcImage> &procs);
+// Appends the chunk to its socket's queue; false if it is no socket's.
+bool queue_socket(SharedBuild &b, const QueueChunk &q);
+// Every datagram / record ended.
+Result<void> check_socket_queues(const SharedBuild &b);
+Result<void> create_sockets(const SharedPlan &sp, SharedFds &out);
+
+// ---- Memory: mm.cc. ----
+
+// SHMEM VMAs grouped by dev/ino (tree restores).
+void plan_shmem(SharedPlan &sp, const std::vector<ProcImage> &procs);
+Result<void> create_shmem(const SharedPlan &sp, const std::vector<PageInput> &procs,
+			  SharedFds &out);
+
+// Anonymous memory of the tool that the stubs inherit: the parked threads'
+// stack (they never use it, but clone3() gets one), the prefill scratch.
+struct AnonMapping {
+	void *addr = MAP_FAILED;
+	size_t size = 0;
+	AnonMapping() = default;
+	AnonMapping(const AnonMapping &) = delete;
+	AnonMapping &operator=(const AnonMapping &) = delete;
+	~AnonMapping()
+	{
+		if (addr != MAP_FAILED)
+			munmap(addr, size);
+	}
+};
+
+using ThreadStack = AnonMapping;
+
+Result<void> map_anon(AnonMapping &m, size_t size, const std::string &what);
+
+// PROT_NONE placeholders over the ranges the stubs prefill: no mapping of
+// the tool can land there before the stubs exist, and a stub's MAP_FIXED
+// replaces only a placeholder or what its parent's stub prefilled.
+struct Reservation {
+	std::vector<Range> ranges;
+	Reservation() = default;
+	Reservation(const Reservation &) = delete;
+	Reservation &operator=(const Reservation &) = delete;
+	~Reservation() { clear(); }
+	void clear()
+	{
+		for (const Range &r : ranges)
+			munmap(reinterpret_cast<void *>(r.start), r.size());
+		ranges.clear();
+	}
+};
+
+// Which VMAs each process of a tree prefills (plan_prefill()), their
+// ranges reserved: vmas[i] process i's (nullptr for a zombie), parent[i]
+// its parent's index. A range the tool cannot reserve is left out (its
+// pages are then copied).
+Result<std::vector<std::vector<PrefillPick>>> reserve_prefill(
+	const std::vector<const std::vector<Vma> *> &vmas, const std::vector<int> &parent,
+	Reservation &res);
+
+// ---- Signals: signals.cc; the task: task.cc; threads: threads.cc. ----
+
+// Signal state the stub installs with raw system calls.
+Result<void> plan_signals(const Checkpoint &c, StubPlan &p);
+// cwd, umask, comm, rlimits.
+void plan_task(const Checkpoint &c, StubPlan &p);
+// "" if it cannot be read.
+std::string read_comm(pid_t pid);
+// "pid 42 is in use (by comm 'x')" unless free.
+Result<void> check_pid_free(pid_t pid);
+// Every TID of a process must be free too.
+Result<void> check_threads(const Checkpoint &c, pid_t pid);
+Result<void> map_thread_stack(ThreadStack &s);
+
+// ---- One process's stub: restore.cc. ----
+
+// Files the stub hands to the kernel.
+struct Helpers {
+	std::vector<UniqueFd> pages;	// oldest first
+	UniqueFd exe;
+	std::map<std::pair<std::string, bool>, UniqueFd> files;	// (path, rw)
+};
+
+struct Prepared {
+	StubPlan plan;
+	Helpers helpers;
+	std::map<int, std::string> fd_names;	// stub's helper fd -> what it is
+	uint32_t seq = 0;
+};
+
+// What the second half needs besides the image.
+struct ProcFds {
+	int report_w = -1;
+	int max_open = 2;			// highest fd open in the tool
+	const SharedFds *shared = nullptr;
+	const std::map<int, int> *vma_shmem = nullptr;	// VMA -> shmem
+	const std::vector<PrefillPick> *prefill = nullptr;
+	bool hold = false;
+	bool fault_refused = false;	// AMBER_FAULT (fault_pid())
+};
+
+// The highest fd open in the tool.
+Result<int> max_open_fd();
+// The stub places fds up to about max_fd: raise our soft RLIMIT_NOFILE.
+void raise_nofile(int max_fd);
+// First half: the plan's content and the files it needs (opened now).
+Result<Prepared> prepare_open(const Checkpoint &c, const std::vector<std::string> &pages,
+			      std::vector<StubFd> fds, const ThreadStack &stack);
+// AMBER_FAULT=what:PID, for the tests: PID, else 0.
+pid_t fault_pid(const char *what);
+// Second half, once every fd of the tool is open: helper moves, the fds to
+// close and the request.
+Result<void> prepare_request(Prepared &pr, const Checkpoint &c,
+			     const std::vector<std::string> &pages, NetlinkClient &nl,
+			     const ProcFds &in);
+// clone3(set_tid = {pid}) running plan in the child.
+Result<std::pair<pid_t, UniqueFd>> spawn_stub(pid_t pid, const StubPlan &plan);
+bool readable_now(int fd);
+// "amber.ko refused the restore: MSG [fd 16 is ...] [pages file 1 is ...]".
+Error kernel_error(const Error &e, const std::map<int, std::string> &names,
+		   const std::vector<uint32_t> &links);
+
+// ---- Trees: tree.cc. ----
+
+// root: the root's meta.img only; every chain is loaded and verified here.
+Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &store,
+				     const Checkpoint &root);
+
+} // namespace amber

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+// Regular files, directories and devices on restore: how one is opened
+// again by path (plan_reopen(), for plan_fds() and for the shared
+// descriptions), check_files() finds what changed on disk before anything
+// is created, create_files() opens the shared descriptions once. The
+// checkpoint side: check_supported().
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/amber.h>
+
+#include "common/io.h"
+#include "common/names.h"
+#include "checkpoint/checkpoint.h"
+#include "restore/core.h"
+
+namespace amber {
+
+namespace {
+
+// Checks that path still exists with the expected type (and size, if any).
+Result<void> check_file(const std::string &path, mode_t type, std::optional<uint64_t> size)
+{
+	if (is_deleted(path))
+		return fail(0, path + ": was deleted before the checkpoint, cannot reopen it");
+	struct stat st;
+	if (stat(path.c_str(), &st)) {
+		if (errno == ENOENT)
+			return fail(0, path + ": missing");
+		return fail_errno(path);
+	}
+	if ((st.st_mode & S_IFMT) != type) {
+		const char *what = type == S_IFREG ? "a regular file"
+				   : type == S_IFDIR ? "a directory"
+				   : type == S_IFCHR ? "a character device"
+						     : "the same kind of file";
+		return fail(0, path + ": is no longer " + std::string(what));
+	}
+	if (size && uint64_t(st.st_size) != *size)
+		return fail(0, path + ": size changed from " + std::to_string(*size) + " to " +
+			    std::to_string(st.st_size));
+	return {};
+}
+
+// For each `outer` attribute of an image section, in order: whether it holds
+// an `inner` attribute. Sizes that were not recorded are not checked.
+std::vector<bool> has_inner_attr(ByteView section, uint16_t outer, uint16_t inner)
+{
+	std::vector<bool> out;
+	auto attrs = parse_attrs(section);
+	if (!attrs)
+		return out;
+	for (const Attr &a : *attrs) {
+		if (a.type != outer)
+			continue;
+		auto in = parse_attrs(a.data);
+		out.push_back(in && find_attr(*in, inner));
+	}
+	return out;
+}
+
+} // namespace
+
+Result<Reopen> plan_reopen(const FdInfo &f, const std::string &name, int err)
+{
+	if (f.path.empty() || f.path[0] != '/')
+		return fail(err, name + ": not a path that can be reopened");
+	Reopen r;
+	r.flags = int(f.flags & ~uint32_t(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
+	if (f.type == AMBER_FD_CHR)
+		r.flags |= O_NOCTTY;
+	if (f.type == AMBER_FD_REG) {
+		if (f.pos > uint64_t(INT64_MAX))
+			return fail(err, name + ": offset out of range");
+		r.seek = true;
+		r.pos = off_t(f.pos);
+	}
+	return r;
+}
+
+Result<void> plan_file(const FdInfo &f, const std::string &name, SharedFile &s)
+{
+	Reopen r = AMBER_TRY(plan_reopen(f, name, EINVAL));
+	s.flags = r.flags;
+	s.seek = r.seek;
+	s.pos = r.pos;
+	return {};
+}
+
+Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)
+{
+	auto vma_sized = has_inner_attr(c.vmas_raw, AMBER_A_VMA, AMBER_VMA_FILE_SIZE);
+	auto fd_sized = has_inner_attr(c.fds_raw, AMBER_A_FD, AMBER_FD_SIZE);
+	if (vma_sized.size() != c.vmas.size())
+		vma_sized.assign(c.vmas.size(), true);
+	if (fd_sized.size() != c.fds.size())
+		fd_sized.assign(c.fds.size(), true);
+
+	if (!c.task.exe.empty())
+		AMBER_TRY(check_file(c.task.exe, S_IFREG, std::nullopt));
+	for (size_t i = 0; i < c.vmas.size(); i++) {
+		const Vma &v = c.vmas[i];
+		if (vma_has_file(v))
+			AMBER_TRY(check_file(v.path, S_IFREG,
+					     vma_sized[i] ? std::optional(v.file_size) : std::nullopt));
+	}
+	for (size_t i = 0; i < c.fds.size(); i++) {
+		const FdInfo &f = c.fds[i];
+		// fds is sorted by number (plan_fds).
+		auto s = std::lower_bound(fds.begin(), fds.end(), int(f.num),
+					  [](const StubFd &s, int num) { return s.num < num; });
+		if (s == fds.end() || s->num != int(f.num) || s->inherit)
+			continue;
+		if (s->shared >= 0 && f.type != AMBER_FD_REG && f.type != AMBER_FD_DIR &&
+		    f.type != AMBER_FD_CHR && f.type != AMBER_FD_BLK)
+			continue;	// a pipe or socket the tool creates
+		mode_t type = f.type == AMBER_FD_REG   ? S_IFREG
+			      : f.type == AMBER_FD_DIR ? S_IFDIR
+			      : f.type == AMBER_FD_CHR ? S_IFCHR
+						       : S_IFBLK;
+		std::optional<uint64_t> size;
+		if (f.type == AMBER_FD_REG && (f.flags & O_ACCMODE) == O_RDONLY && fd_sized[i])
+			size = f.size;
+		if (auto r = check_file(f.path, type, size); !r)
+			return wrap(r.error(), "fd " + std::to_string(f.num) + ": ");
+	}
+	if (!c.task.cwd.empty())
+		AMBER_TRY(check_file(c.task.cwd, S_IFDIR, std::nullopt));
+	return {};
+}
+
+Result<void> create_files(const SharedPlan &sp, SharedFds &out)
+{
+	for (size_t i = 0; i < sp.files.size(); i++) {
+		const SharedFile &f = sp.files[i];
+		if (f.kind != SharedKind::File)
+			continue;
+		std::string name = f.owner + ": " + f.path;
+		UniqueFd fd(open(f.path.c_str(), f.flags | O_CLOEXEC));
+		if (!fd)
+			return fail_errno(name + ": open");
+		if (f.seek && lseek(fd.get(), f.pos, SEEK_SET) < 0)
+			return fail_errno(name + ": lseek");
+		out.files[i] = std::move(fd);
+	}
+	return {};
+}
+
+} // namespace amber

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+// Planning a restore of a process tree (and of one process's shared
+// objects): pure functions of the checkpoints, unit-tested. Nothing here
+// makes a system call; restore.cc, tree.cc and the resource files (core.h)
+// carry the plans out.
+//
+// Processes: each stub creates its own children with clone3(set_tid), so
+// parent links come back as they were. A session leader calls setsid() and a
+// process group leader setpgid(0, 0) before creating children (which then
+// inherit them); a process whose group is another member's joins it with
+// setpgid() once every process exists (a barrier). A zombie's stub exits with
+// the recorded wait status after the barrier; its parent does not reap it.
+//
+// Shared objects: every fd with a FILE_ID refers to one open file
+// description, created once by the tool before the stubs exist and inherited
+// by all of them: regular files, directories and devices opened and seeked
+// once; pipes and FIFOs per inode (each end's description shared by every fd
+// of its FILE_ID, the queued bytes written in); UNIX socketpairs per pair of
+// inodes (each side's queue sent from the other side); one memfd per shared
+// anonymous memory object (tree restores only).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "image/image.h"
+#include "common/result.h"
+
+namespace amber {
+
+// One process of a tree restore.
+struct PlannedProc {
+	ProcInfo info;
+	int parent = -1;		// index into ProcessTree::procs; -1: the root
+	std::vector<int> children;	// indexes, in creation order
+	bool setsid = false;		// session leader: setsid() before any child
+	bool setpgid_self = false;	// group leader: setpgid(0, 0) before any child
+	// After the barrier: setpgid(0, join_pgid), or into the restoring
+	// tool's own group (the root's group when it was outside the tree).
+	bool join = false;
+	bool join_tool_group = false;
+	uint32_t join_pgid = 0;
+	// The root's group was outside the tree: every process recorded in it
+	// first tries setpgid(0, outside_pgid) after the barrier (it works
+	// when that group still exists in the tool's session, e.g. restoring
+	// from the same shell), else stays in / joins the tool's group.
+	uint32_t outside_pgid = 0;
+};
+
+struct ProcessTree {
+	std::vector<PlannedProc> procs;	// [0] is the root; parents before children
+	int index_of(uint32_t pid) const;
+};
+
+// Decides creation order, sessions, groups and zombies from a TREE section
+// (root first). The root's session and group, when they are not its own,
+// are taken to be outside the tree: the root inherits the restoring tool's.
+// Refuses by name what cannot be recreated: a process whose parent is not in
+// the tree, a zombie root or a zombie with children, a session whose leader
+// is not in the tree and differs from the root's, a group whose leader is
+// not in the tree (unless it is the root's outside group), a group in
+// another session, duplicate PIDs.
+Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree);
+
+// A live process to restore and its checkpoint (the newest link of its chain).
+struct ProcImage {
+	uint32_t pid = 0;
+	const Checkpoint *ckpt = nullptr;
+};
+
+enum class SharedKind { File, Pipe, Socket };
+
+// One open file description, created by the tool.
+struct SharedFile {
+	SharedKind kind = SharedKind::File;
+	uint64_t file_id = 0;
+	uint32_t type = 0;		// enum amber_fd_type
+	std::string path;		// to open, or "pipe:[ino]" / "socket:[ino]"
+	int flags = 0;			// f_flags without O_CREAT/O_TRUNC/O_EXCL/O_CLOEXEC
+	bool seek = false;
+	off_t pos = 0;
+	int pipe = -1;			// Pipe: index into SharedPlan::pipes
+	int sock = -1;			// Socket: index into SharedPlan::sockets
+	int side = 0;			// Socket: 0 or 1
+	std::string owner;		// "pid 12: fd 5" (first fd using it), for messages
+};
+
+// A pipe or FIFO, by inode.
+struct SharedPipe {
+	uint64_t ino = 0;
+	std::string path;		// "pipe:[ino]" or the FIFO's path
+	bool named = false;		// a FIFO in the file system
+	uint32_t size = 0;		// F_SETPIPE_SZ, 0: leave the default
+	Bytes queue;			// bytes to write in
+	std::vector<int> files;		// SharedFile indexes of its descriptions
+};
+
+// A UNIX socketpair, by its two inodes.
+struct SharedSocket {
+	uint32_t family = 0;
+	uint32_t type = 0;		// SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+	uint64_t ino[2] = {0, 0};	// ino[1] 0: the peer is not in the checkpoint
+	int file[2] = {-1, -1};		// SharedFile per side; -1: closed once filled
+	uint32_t shutdown[2] = {0, 0};	// sk_shutdown per side
+	// What side i has to receive: one entry per message for DGRAM and
+	// SEQPACKET, at most one (all bytes) for STREAM.
+	std::vector<Bytes> queue[2];
+};
+
+// A shared anonymous memory object (shmem inode) mapped by tree members.
+struct SharedMem {
+	uint64_t dev = 0, ino = 0;
+	uint64_t size = 0;		// file_size, the memfd's size
+	std::vector<std::pair<int, int>> vmas;	// (process index, VMA index)
+};
+
+struct SharedPlan {
+	std::vector<SharedFile> files;
+	std::vector<SharedPipe> pipes;
+	std::vector<SharedSocket> sockets;
+	std::vector<SharedMem> shmem;
+	// Per process (same order as the input): fd number -> files index.
+	// Fds not listed are inherited (stdio to the outside) or planned by
+	// plan_fds() (images without FILE_IDs).
+	std::vector<std::map<uint32_t, int>> fd_file;
+	// Per process: VMA index -> shmem index.
+	std::vector<std::map<int, int>> vma_shmem;
+};
+
+// Groups every process's fds into shared objects and attaches the queued
+// bytes (Checkpoint::queues of all processes). An fd 0-2 that is a terminal,
+// or a pipe of which the checkpoint holds only one direction and only on
+// fds 0-2, is inherited from the tool instead (stdio to the outside).
+// with_shmem: also group SHMEM VMAs by dev/ino (tree restores).
+// Refusals name the process and fd: "pid 12: fd 5: socket:[99]: ...".
+Result<SharedPlan> plan_shared(const std::vector<ProcImage> &procs, bool with_shmem);
+
+// The pages of one shmem VMA of a process that land in its memfd: the
+// memfd offset of the page at addr (which must be in [v.start, v.end)).
+inline uint64_t shmem_offset(const Vma &v, uint64_t addr, uint32_t page_size)
+{
+	return v.pgoff * page_size + (addr - v.start);
+}
+
+// The wait status a zombie's stub reproduces: exit code, or signal.
+struct ZombieExit {
+	bool signaled = false;
+	int code = 0;		// exit code, or signal number
+};
+Result<ZombieExit> zombie_exit(const ProcInfo &p);
+
+} // namespace amber

@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: GPL-2.0
+// Restoring a process as a child of the caller (restore.h): the core.
+//
+// The image is loaded and verified, the files it needs and its PID are
+// checked, then a stub is created with clone3(set_tid = {pid}). The stub
+// recreates fds, cwd, signal state and the vDSO placement (stub.cc) and sends
+// AMBER_CMD_RESTORE, after which the kernel turns it into the checkpointed
+// program. The netlink socket is shared: the kernel's ACK or extack error for
+// the stub's request is read here, in the parent, even if the stub is gone.
+// What each resource needs is planned and created by its own file (core.h);
+// trees are restored by tree.cc on the same steps.
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/amber.h>
+#include <linux/netlink.h>
+
+#include "common/io.h"
+#include "common/names.h"
+#include "image/image.h"
+#include "netlink/netlink.h"
+#include "image/store.h"
+#include "restore/core.h"
+
+namespace amber {
+
+namespace {
+
+Result<Helpers> open_helpers(const Checkpoint &c, const std::vector<std::string> &pages)
+{
+	Helpers h;
+	for (const std::string &path : pages)
+		h.pages.push_back(AMBER_TRY(open_file(path, O_RDONLY)));
+	if (!c.task.exe.empty())
+		h.exe = AMBER_TRY(open_file(c.task.exe, O_RDONLY));
+	for (const Vma &v : c.vmas) {
+		if (!vma_has_file(v))
+			continue;
+		auto key = std::make_pair(v.path, vma_needs_write(v));
+		if (h.files.count(key))
+			continue;
+		h.files[key] = AMBER_TRY(open_file(v.path, key.second ? O_RDWR : O_RDONLY));
+	}
+	return h;
+}
+
+// The stub sends the whole request at once: a socket's send buffer must
+// exceed the message (netlink_sendmsg() refuses len > sk_sndbuf - 32).
+Result<void> fit_sndbuf(int fd, size_t len)
+{
+	int cur = 0;
+	socklen_t sl = sizeof(cur);
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &sl) == 0 && size_t(cur) > len + 4096)
+		return {};
+	if (len > INT_MAX / 4)
+		return fail(E2BIG, "restore request of " + std::to_string(len) + " bytes");
+	int want = int(len + 65536);
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)))
+		return fail_errno("netlink: send buffer for a " + std::to_string(len) +
+				  "-byte restore request");
+	return {};
+}
+
+// The kernel names the chain's pages files by index in PAGE_FDS (oldest
+// first, from 0): " [pages file 1 is checkpoint 3]" for each one named.
+std::string pages_legend(const std::string &msg, const std::vector<uint32_t> &links)
+{
+	constexpr std::string_view tag = "pages file ";
+	std::string out;
+	std::vector<bool> seen(links.size());
+	for (size_t p = msg.find(tag); p != std::string::npos; p = msg.find(tag, p + 1)) {
+		size_t i = p + tag.size(), idx = 0;
+		if (i >= msg.size() || !isdigit((unsigned char)msg[i]))
+			continue;
+		while (i < msg.size() && isdigit((unsigned char)msg[i]) && idx < links.size())
+			idx = idx * 10 + size_t(msg[i++] - '0');
+		if (idx >= links.size() || seen[idx])
+			continue;
+		seen[idx] = true;
+		out += " [pages file " + std::to_string(idx) + " is checkpoint " +
+		       std::to_string(links[idx]) + "]";
+	}
+	return out;
+}
+
+} // namespace
+
+Result<int> max_open_fd()
+{
+	struct Closedir {
+		void operator()(DIR *d) const { closedir(d); }
+	};
+	std::unique_ptr<DIR, Closedir> d(opendir("/proc/self/fd"));
+	if (!d)
+		return fail_errno("/proc/self/fd");
+	int max = 2;
+	while (struct dirent *e = readdir(d.get())) {
+		char *end;
+		long n = strtol(e->d_name, &end, 10);
+		if (*end == '\0' && end != e->d_name && n > max && n < INT_MAX)
+			max = int(n);
+	}
+	return max;
+}
+
+// The stub places fds up to about max_fd: raise our soft RLIMIT_NOFILE (up to
+// the hard one) when it is lower. The stub sets the image's limits anyway.
+void raise_nofile(int max_fd)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur <= rlim_t(max_fd) &&
+	    rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+// First half: the plan's content and the files it needs (opened now).
+Result<Prepared> prepare_open(const Checkpoint &c, const std::vector<std::string> &pages,
+			      std::vector<StubFd> fds, const ThreadStack &stack)
+{
+	Prepared pr;
+	StubPlan &p = pr.plan;
+
+	p.pid = pid_t(c.task.pid ? c.task.pid : c.info.pid);
+	p.fds = std::move(fds);
+	AMBER_TRY(plan_signals(c, p));
+	plan_task(c, p);
+	p.thread_pending = AMBER_TRY(plan_thread_signals(c));
+	for (const ThreadInfo &t : c.threads)
+		p.threads.push_back(pid_t(t.tid));
+	p.thread_stack = uint64_t(stack.addr);
+	p.thread_stack_size = stack.size;
+	pr.helpers = AMBER_TRY(open_helpers(c, pages));
+	return pr;
+}
+
+// Fault injection for the tests, as CRIU_FAULT does for CRIU's:
+// AMBER_FAULT=restore-refused:PID makes process PID's request one that
+// amber.ko refuses (its stack marked PREFILLED), once the other processes
+// of the tree exist. 0 when not asked.
+pid_t fault_pid(const char *what)
+{
+	const char *f = getenv("AMBER_FAULT");
+	size_t n = strlen(what);
+	if (!f || strncmp(f, what, n) || f[n] != ':')
+		return 0;
+	return pid_t(strtol(f + n + 1, nullptr, 10));
+}
+
+// Second half, once every fd of the tool is open: helper moves, the fds to
+// close and the request.
+Result<void> prepare_request(Prepared &pr, const Checkpoint &c,
+			     const std::vector<std::string> &pages, NetlinkClient &nl,
+			     const ProcFds &in)
+{
+	StubPlan &p = pr.plan;
+	int max_image_fd = 2;
+	for (const StubFd &f : p.fds)
+		max_image_fd = std::max(max_image_fd, f.num);
+
+	// Helper fds, moved by the stub above every image fd and every fd we
+	// hold now; CLOSE_FDS lists those the kernel needs (all but the
+	// shared descriptions, which the stub closes once placed).
+	Helpers &h = pr.helpers;
+	std::vector<int> helpers = {nl.fd(), in.report_w};
+	std::vector<std::string> names = {"the netlink socket", "the report pipe"};
+	for (size_t i = 0; i < h.pages.size(); i++) {
+		helpers.push_back(h.pages[i].get());
+		names.push_back(pages[i]);
+	}
+	if (h.exe) {
+		helpers.push_back(h.exe.get());
+		names.push_back(c.task.exe);
+	}
+	for (const auto &[key, fd] : h.files) {
+		helpers.push_back(fd.get());
+		names.push_back(key.first);
+	}
+	std::map<int, int> shmem_helper;	// shmem index -> helpers index
+	if (in.vma_shmem)
+		for (const auto &[vi, k] : *in.vma_shmem)
+			if (!shmem_helper.count(k)) {
+				shmem_helper[k] = int(helpers.size());
+				helpers.push_back(in.shared->shmem.at(k).get());
+				names.push_back("a memfd of shared memory");
+			}
+	const size_t kernel_helpers = helpers.size();
+	std::map<int, int> shared_helper;	// SharedFile index -> helpers index
+	for (const StubFd &f : p.fds)
+		if (f.shared >= 0 && !shared_helper.count(f.shared)) {
+			shared_helper[f.shared] = int(helpers.size());
+			helpers.push_back(in.shared->files.at(f.shared).get());
+			names.push_back(in.shared->names.at(f.shared));
+		}
+	p.helpers = plan_helper_moves(helpers, max_image_fd, in.max_open);
+	for (size_t i = 0; i < p.helpers.size(); i++)
+		pr.fd_names[p.helpers[i].to] = names[i];
+	p.nl_fd = p.helpers[0].to;
+	p.report_fd = p.helpers[1].to;
+	p.early_report_fd = in.report_w;
+	for (StubFd &f : p.fds)
+		if (f.shared >= 0)
+			f.src = p.helpers[shared_helper.at(f.shared)].to;
+	for (size_t i = kernel_helpers; i < p.helpers.size(); i++)
+		p.close_after.push_back(p.helpers[i].to);
+
+	std::vector<int> keep;
+	for (const StubFd &f : p.fds)
+		if (f.inherit)
+			keep.push_back(f.num);
+	for (const FdMove &m : p.helpers)
+		keep.push_back(m.to);
+	std::sort(keep.begin(), keep.end());
+	p.close = close_ranges(keep);
+
+	// The request names the fds by their numbers in the stub.
+	RequestFds rf;
+	std::map<int, int> moved;
+	for (size_t i = 0; i < kernel_helpers; i++) {
+		moved[p.helpers[i].from] = p.helpers[i].to;
+		rf.close.push_back(p.helpers[i].to);
+	}
+	for (const UniqueFd &fd : h.pages)
+		rf.pages.push_back(moved.at(fd.get()));
+	if (h.exe)
+		rf.exe = moved.at(h.exe.get());
+	for (const auto &[key, fd] : h.files)
+		rf.files[key] = moved.at(fd.get());
+	if (in.vma_shmem)
+		for (const auto &[vi, k] : *in.vma_shmem)
+			rf.shmem[vi] = p.helpers[shmem_helper.at(k)].to;
+	rf.prefilled.assign(c.vmas.size(), false);
+	if (in.prefill)
+		for (const PrefillPick &k : *in.prefill)
+			rf.prefilled.at(k.vma) = true;
+	for (size_t i = 0; in.fault_refused && i < c.vmas.size(); i++)
+		if (c.vmas[i].flags & AMBER_VMA_F_STACK) {
+			rf.prefilled[i] = true;
+			break;
+		}
+	rf.hold = in.hold;
+	Bytes attrs = AMBER_TRY(build_restore_attrs(c, rf));
+	Request req = AMBER_TRY(nl.make_request(AMBER_CMD_RESTORE, attrs));
+	const struct nlmsghdr *hdr = nlmsg_hdr(req.msg.get());
+	const uint8_t *raw = reinterpret_cast<const uint8_t *>(hdr);
+	p.msg.assign(raw, raw + hdr->nlmsg_len);
+	pr.seq = req.seq;
+	AMBER_TRY(fit_sndbuf(nl.fd(), p.msg.size()));
+	return {};
+}
+
+Result<std::pair<pid_t, UniqueFd>> spawn_stub(pid_t pid, const StubPlan &plan)
+{
+	pid_t tid = pid;
+	int pidfd = -1;
+	StubCloneArgs args = {};
+	args.flags = CLONE_PIDFD;
+	args.pidfd = uint64_t(&pidfd);
+	args.exit_signal = SIGCHLD;
+	args.set_tid = uint64_t(&tid);
+	args.set_tid_size = 1;
+
+	fflush(nullptr);
+	long r = syscall(SYS_clone3, &args, sizeof(args));
+	if (r == 0)
+		run_stub(plan);
+	if (r < 0) {
+		std::string p = "pid " + std::to_string(pid);
+		switch (errno) {
+		case EEXIST:
+			return fail(0, p + " is in use (by comm '" + read_comm(pid) + "')");
+		case EPERM:
+			return fail(EPERM, "clone3 with set_tid=" + std::to_string(pid) +
+					       " needs CAP_CHECKPOINT_RESTORE (run as root)");
+		case EINVAL:
+			return fail(EINVAL, p + ": clone3 refused set_tid (above pid_max?)");
+		default:
+			return fail_errno("clone3 with set_tid=" + std::to_string(pid));
+		}
+	}
+	return std::make_pair(pid_t(r), UniqueFd(pidfd));
+}
+
+bool readable_now(int fd)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	return poll(&p, 1, 0) == 1;
+}
+
+Error kernel_error(const Error &e, const std::map<int, std::string> &names,
+		   const std::vector<uint32_t> &links)
+{
+	std::string msg = "amber.ko refused the restore";
+	if (!e.msg.empty())
+		msg += ": " + e.msg + fd_legend(e.msg, names) + pages_legend(e.msg, links);
+	return Error{e.err, msg};
+}
+
+namespace {
+
+// Waits for the outcome of the stub's request: the kernel's ACK, the kernel's
+// error, a failure report of the stub, the stub's death or the timeout.
+Result<void> wait_outcome(NetlinkClient &nl, uint32_t seq, const StubPlan &plan,
+			  const std::map<int, std::string> &fd_names,
+			  const std::vector<uint32_t> &links, int report_fd, int pidfd, pid_t pid,
+			  int timeout_s)
+{
+	int64_t deadline = now_ms() + int64_t(timeout_s) * 1000;
+	bool report_open = true;
+
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return fail(ETIMEDOUT, "no answer from amber.ko to the restore of pid " +
+						       std::to_string(pid) + " within " +
+						       std::to_string(timeout_s) + " s");
+		struct pollfd fds[3] = {
+			{nl.fd(), POLLIN, 0},
+			{report_open ? report_fd : -1, POLLIN, 0},
+			{pidfd, POLLIN, 0},
+		};
+		int n = poll(fds, 3, int(std::min<int64_t>(left, INT_MAX)));
+		if (n < 0 && errno != EINTR)
+			return fail_errno("poll");
+		if (n <= 0)
+			continue;
+
+		if (fds[0].revents) {
+			auto r = nl.wait_ack(seq, 2000);
+			if (r)
+				return {};
+			if (r.error().err == ETIMEDOUT &&
+			    r.error().msg.rfind("netlink: ", 0) == 0)
+				continue;	// not our message
+			return tl::unexpected(kernel_error(r.error(), fd_names, links));
+		}
+		if (fds[1].revents) {
+			StubReport rep;
+			ssize_t k = read(report_fd, &rep, sizeof(rep));
+			if (k == ssize_t(sizeof(rep))) {
+				if (StubStep(rep.step) != StubStep::Returned)
+					return fail(rep.err, describe_step(plan, rep));
+				auto r = nl.wait_ack(seq, 5000);
+				if (!r)
+					return tl::unexpected(kernel_error(r.error(), fd_names, links));
+				return fail(EPROTO, "amber.ko acknowledged the restore but the "
+						    "stub carried on");
+			}
+			if (k < 0 && errno == EINTR)
+				continue;
+			report_open = false;	// EOF: stub gone or fds closed by the kernel
+			continue;
+		}
+		if (fds[2].revents) {
+			// Any ACK was queued before the stub could die.
+			if (readable_now(nl.fd()))
+				continue;
+			siginfo_t si = {};
+			std::string how = "exited";
+			if (waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+			    si.si_pid == pid)
+				how = si.si_code == CLD_EXITED
+					      ? "exited with status " + std::to_string(si.si_status)
+					      : std::string("was killed by signal ") +
+							strsignal(si.si_status);
+			return fail(0, "restore stub (pid " + std::to_string(pid) + ") " + how +
+					       " before amber.ko answered");
+		}
+	}
+}
+
+void kill_and_reap(int pidfd, pid_t pid)
+{
+	pidfd_send_signal(pidfd, SIGKILL);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+// Loads the chain of the checkpoint to restore (oldest first, every link
+// verified) and checks that it holds every page the checkpoint needs, before
+// anything is created. Errors name the link: "checkpoint 3: ...".
+Result<std::vector<Checkpoint>> load_chain(const Store &store, std::optional<uint32_t> number)
+{
+	std::vector<Checkpoint> chain = AMBER_TRY(store.load_chain(number));
+	if (chain.empty())
+		return fail(EPROTO, store.dir() + ": empty checkpoint chain");
+	std::vector<const Checkpoint *> links;
+	for (const Checkpoint &c : chain)
+		links.push_back(&c);
+	AMBER_TRY(resolve_chain(links));
+	return chain;
+}
+
+Result<RestoredProcess> restore_single(const RestoreRequest &req, std::vector<Checkpoint> chain)
+{
+	std::vector<std::string> pages;
+	std::vector<uint32_t> links;
+	for (const Checkpoint &l : chain) {
+		pages.push_back(l.pages_path);
+		links.push_back(l.number);
+	}
+	const Checkpoint &c = chain.back();
+
+	// Files and PID before anything else: nothing is created on failure.
+	pid_t pid = pid_t(c.task.pid ? c.task.pid : c.info.pid);
+	if (pid <= 0)
+		return fail(0, c.meta_path + ": no pid recorded");
+	SharedPlan sp = AMBER_TRY(plan_shared({ProcImage{uint32_t(pid), &c}}, false));
+	auto fds = AMBER_TRY(plan_fds(c.fds, sp.fd_file[0], shared_names(sp)));
+	AMBER_TRY(check_files(c, fds));
+	AMBER_TRY(check_pid_free(pid));
+	AMBER_TRY(check_threads(c, pid));
+
+	auto nl = connect_module();
+	if (!nl)
+		return tl::unexpected(nl.error());
+	SharedFds shared = AMBER_TRY(create_shared(sp, {}));
+	PipeFds report = AMBER_TRY(make_pipe("pipe"));
+	ThreadStack stack;
+	if (!c.threads.empty())
+		AMBER_TRY(map_thread_stack(stack));
+	Prepared pr = AMBER_TRY(prepare_open(c, pages, std::move(fds), stack));
+	int max_fd = AMBER_TRY(max_open_fd());
+	// Room for the image's fds plus our helpers above them.
+	raise_nofile(std::max(max_fd, 2) + int(c.fds.size() + c.vmas.size()) + 64);
+	ProcFds in;
+	in.report_w = report.w.get();
+	in.max_open = max_fd;
+	in.shared = &shared;
+	AMBER_TRY(prepare_request(pr, c, pages, *nl, in));
+	// Last, so no later allocation of ours can land where the stub moves
+	// the vDSO to: the stub's mappings are ours at clone3() time.
+	auto maps = AMBER_TRY(read_own_maps());
+	pr.plan.vdso = AMBER_TRY(plan_vdso(maps, c.vmas));
+
+	auto [child, pidfd] = AMBER_TRY(spawn_stub(pid, pr.plan));
+	// Only the stub keeps the write end: EOF once it exits or the kernel
+	// closes its helper fds.
+	report.w.reset();
+
+	auto r = wait_outcome(*nl, pr.seq, pr.plan, pr.fd_names, links, report.r.get(),
+			      pidfd.get(), child, req.timeout_s);
+	if (!r) {
+		kill_and_reap(pidfd.get(), child);
+		return tl::unexpected(r.error());
+	}
+	RestoredProcess p;
+	p.number = c.number;
+	p.pid = child;
+	p.pidfd = std::move(pidfd);
+	return p;
+}
+
+} // namespace
+
+Result<RestoredProcess> restore_process(const RestoreRequest &req)
+{
+	Store store(req.dir);
+	// VMAs, CORE and FDS come from the restored checkpoint, the pages from
+	// every link of its chain (PAGE_FDS, oldest first).
+	Checkpoint meta = AMBER_TRY(store.load_meta(req.number));
+	if (meta.is_tree())
+		return restore_tree(req, store, meta);	// verifies the chains in parallel
+	return restore_single(req, AMBER_TRY(load_chain(store, meta.number)));
+}
+
+} // namespace amber

@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: GPL-2.0
+// Units of restore/mm.cc: /proc/PID/maps, the move of the vDSO, and the
+// private memory a tree's stubs prefill (planned, then filled by the stub
+// in a forked child on the host).
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/amber.h>
+
+#include "fixtures.h"
+#include "restore/stub.h"
+
+using namespace amber;
+using amber::testing::make_vma;
+
+
+namespace {
+
+std::vector<MapEntry> sample_maps()
+{
+	return *parse_maps("555555554000-555555556000 r--p 00000000 08:01 123 /usr/bin/amber\n"
+			   "7ffff7fc1000-7ffff7fc5000 r--p 00000000 00:00 0                  [vvar]\n"
+			   "7ffff7fc5000-7ffff7fc7000 r-xp 00000000 00:00 0                  [vdso]\n"
+			   "7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0                  [stack]\n");
+}
+
+} // namespace
+
+TEST(RestoreMaps, ParsesRangesAndNames)
+{
+	auto maps = parse_maps("00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/my prog\n"
+			       "7f00-8f00 rw-p 00000000 00:00 0 \n"
+			       "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n");
+	ASSERT_TRUE(maps) << maps.error().str();
+	ASSERT_EQ(3u, maps->size());
+	EXPECT_EQ(0x400000u, (*maps)[0].range.start);
+	EXPECT_EQ(0x452000u, (*maps)[0].range.end);
+	EXPECT_EQ("/usr/bin/my prog", (*maps)[0].name);
+	EXPECT_EQ("", (*maps)[1].name);
+	EXPECT_EQ("[vsyscall]", (*maps)[2].name);
+}
+
+TEST(RestoreMaps, RejectsGarbage)
+{
+	EXPECT_FALSE(parse_maps("zzzz-1000 r--p 0 0:0 0\n"));
+	EXPECT_FALSE(parse_maps("2000-1000 r--p 0 0:0 0\n"));
+	EXPECT_FALSE(parse_maps("1000-2000 r--p\n"));
+}
+
+TEST(RestoreMaps, ReadsOwnVdso)
+{
+	auto maps = read_own_maps();
+	ASSERT_TRUE(maps) << maps.error().str();
+	bool vdso = false;
+	for (const MapEntry &m : *maps)
+		vdso |= m.name == "[vdso]";
+	EXPECT_TRUE(vdso);
+}
+
+TEST(RestoreVdso, PlansMove)
+{
+	std::vector<Vma> img = {make_vma(0x7f0000000000, 0x7f0000004000, AMBER_VMA_F_VVAR),
+				make_vma(0x7f0000004000, 0x7f0000006000, AMBER_VMA_F_VDSO)};
+	auto p = plan_vdso(sample_maps(), img);
+	ASSERT_TRUE(p) << p.error().str();
+	EXPECT_EQ(VdsoPlan::Action::Move, p->action);
+	EXPECT_EQ(0x7ffff7fc1000u, p->cur_vvar.start);
+	EXPECT_EQ(0x7ffff7fc5000u, p->cur_vdso.start);
+	EXPECT_EQ(0x7f0000000000u, p->img_vvar.start);
+	EXPECT_EQ(0x7f0000004000u, p->img_vdso.start);
+}
+
+TEST(RestoreVdso, OverlapWithOwnVdsoIsFine)
+{
+	// The image's vDSO sits where our vvar is: the scratch area handles it.
+	std::vector<Vma> img = {make_vma(0x7ffff7fbd000, 0x7ffff7fc1000, AMBER_VMA_F_VVAR),
+				make_vma(0x7ffff7fc1000, 0x7ffff7fc3000, AMBER_VMA_F_VDSO)};
+	auto p = plan_vdso(sample_maps(), img);
+	ASSERT_TRUE(p) << p.error().str();
+	EXPECT_EQ(VdsoPlan::Action::Move, p->action);
+}
+
+TEST(RestoreVdso, SizeMismatchFails)
+{
+	std::vector<Vma> img = {make_vma(0x7f0000000000, 0x7f0000003000, AMBER_VMA_F_VVAR),
+				make_vma(0x7f0000003000, 0x7f0000005000, AMBER_VMA_F_VDSO)};
+	auto p = plan_vdso(sample_maps(), img);
+	ASSERT_FALSE(p);
+	EXPECT_NE(std::string::npos, p.error().msg.find("vdso size differs"));
+}
+
+TEST(RestoreVdso, OverlapWithOtherMappingFails)
+{
+	std::vector<Vma> img = {make_vma(0x7ffffffdc000, 0x7ffffffe0000, AMBER_VMA_F_VVAR),
+				make_vma(0x7ffffffe0000, 0x7ffffffe2000, AMBER_VMA_F_VDSO)};
+	auto p = plan_vdso(sample_maps(), img);
+	ASSERT_FALSE(p);
+	EXPECT_NE(std::string::npos, p.error().msg.find("[stack]")) << p.error().msg;
+}
+
+TEST(RestoreVdso, NoVdsoInImageUnmaps)
+{
+	auto p = plan_vdso(sample_maps(), {make_vma(0x1000, 0x2000, AMBER_VMA_F_ANON)});
+	ASSERT_TRUE(p);
+	EXPECT_EQ(VdsoPlan::Action::Unmap, p->action);
+}
+
+TEST(RestoreVdso, ScratchChunkAvoidsTargets)
+{
+	const uint64_t base = 0x10000, span = 0x6000;
+	Range a{base + 0x1000, base + 0x5000}, b{base + 0x5000, base + 0x7000};
+	int c = pick_scratch_chunk(base, span, a, b);
+	ASSERT_GE(c, 0);
+	Range chunk{base + c * span, base + (c + 1) * span};
+	EXPECT_FALSE(chunk.overlaps(a));
+	EXPECT_FALSE(chunk.overlaps(b));
+
+	// Worst case: each target straddles two chunks.
+	a = {base + span - 0x1000, base + span + 0x3000};
+	b = {base + 3 * span - 0x1000, base + 3 * span + 0x1000};
+	EXPECT_EQ(4, pick_scratch_chunk(base, span, a, b));
+	EXPECT_EQ(0, pick_scratch_chunk(base, span, {1, 2}, {3, 4}));
+}
+
+
+// ---- Prefilled private memory of tree restores ----
+
+namespace {
+
+Vma anon_vma(uint64_t start, uint64_t end, uint32_t extra = 0, uint32_t prot = PROT_READ | PROT_WRITE)
+{
+	Vma v = make_vma(start, end, AMBER_VMA_F_ANON | AMBER_VMA_F_MAYWRITE | extra);
+	v.prot = prot;
+	return v;
+}
+
+std::vector<std::pair<size_t, bool>> picks_of(const std::vector<PrefillPick> &p)
+{
+	std::vector<std::pair<size_t, bool>> out;
+	for (const PrefillPick &k : p)
+		out.emplace_back(k.vma, k.inherited);
+	return out;
+}
+
+} // namespace
+
+TEST(RestorePrefill, PicksRangesSharedAlongTheTree)
+{
+	// 0 -> 1 -> 2, 0 -> 3 (a zombie)
+	std::vector<Vma> root = {anon_vma(0x10000, 0x20000), anon_vma(0x30000, 0x40000),
+				 anon_vma(0x50000, 0x60000, AMBER_VMA_F_HEAP)};
+	std::vector<Vma> child = {anon_vma(0x10000, 0x20000),
+				  anon_vma(0x50000, 0x60000, AMBER_VMA_F_HEAP),
+				  anon_vma(0x70000, 0x80000)};
+	std::vector<Vma> grand = {anon_vma(0x10000, 0x20000), anon_vma(0x70000, 0x80000),
+				  anon_vma(0x90000, 0xa0000)};
+	auto p = plan_prefill({&root, &child, &grand, nullptr}, {-1, 0, 1, 0}, {});
+	ASSERT_EQ(4u, p.size());
+	using V = std::vector<std::pair<size_t, bool>>;
+	EXPECT_EQ((V{{0, false}, {2, false}}), picks_of(p[0]));	// not 0x30000: no child has it
+	EXPECT_EQ((V{{0, true}, {1, true}, {2, false}}), picks_of(p[1]));
+	EXPECT_EQ((V{{0, true}, {1, true}}), picks_of(p[2]));		// not 0x90000
+	EXPECT_TRUE(p[3].empty());
+}
+
+TEST(RestorePrefill, OnlyPlainPrivateAnonymousMemoryClearOfBusy)
+{
+	std::vector<Vma> root = {
+		anon_vma(0x10000, 0x20000, AMBER_VMA_F_GROWSDOWN),
+		anon_vma(0x20000, 0x30000, AMBER_VMA_F_SHARED | AMBER_VMA_F_SHMEM),
+		anon_vma(0x30000, 0x40000, 0, PROT_NONE),
+		anon_vma(0x40000, 0x50000, AMBER_VMA_F_DONTFORK),
+		anon_vma(0x50000, 0x60000),	// overlaps busy
+		anon_vma(0x60000, 0x70000),
+	};
+	Vma file = make_vma(0x70000, 0x80000, 0);
+	file.prot = PROT_READ | PROT_WRITE;
+	file.path = "/tmp/x";
+	root.push_back(file);
+	std::vector<Vma> child = root;
+	child.push_back(anon_vma(0x80000, 0x90000));	// partial overlap with nothing: the root lacks it
+	auto p = plan_prefill({&root, &child}, {-1, 0}, {{0x5f000, 0x60000}});
+	using V = std::vector<std::pair<size_t, bool>>;
+	EXPECT_EQ((V{{5, false}}), picks_of(p[0]));
+	EXPECT_EQ((V{{5, true}}), picks_of(p[1]));
+}
+
+TEST(RestorePrefill, SegmentsClipToTheRange)
+{
+	std::vector<PageSource> src = {{0x1000, 4, 0, 100}, {0x6000, 2, 1, 8192}, {0x9000, 1, 0, 0}};
+	auto s = prefill_segs(src, {0x2000, 0x7000}, 0x1000, {7, 9});
+	ASSERT_EQ(2u, s.size());
+	EXPECT_EQ(0x2000u, s[0].addr);
+	EXPECT_EQ(0x3000u, s[0].len);
+	EXPECT_EQ(7, s[0].fd);
+	EXPECT_EQ(100u + 0x1000, s[0].off);
+	EXPECT_EQ(0x6000u, s[1].addr);
+	EXPECT_EQ(0x1000u, s[1].len);
+	EXPECT_EQ(9, s[1].fd);
+	EXPECT_EQ(8192u, s[1].off);
+}
+
+// The stub's own step, run here: fresh memory filled from the file, and
+// inherited memory fixed up where it differs (data pages rewritten, pages
+// that must be zero dropped) and left alone where it is equal.
+TEST(RestorePrefill, FillsFreshAndFixesInheritedMemory)
+{
+	const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+	const size_t pages = 8;
+	char path[] = "/tmp/amber-prefill-XXXXXX";
+	int fd = mkstemp(path);
+	ASSERT_LE(0, fd);
+	unlink(path);
+	// The file: 16 bytes of junk, then pages 1-3 of the image ('a', 'b', 'c').
+	std::string data(16, 'j');
+	for (char c : {'a', 'b', 'c'})
+		data += std::string(ps, c);
+	ASSERT_EQ(ssize_t(data.size()), pwrite(fd, data.data(), data.size(), 0));
+
+	void *scratch = mmap(nullptr, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, scratch);
+	auto *mem = static_cast<uint8_t *>(mmap(nullptr, pages * ps, PROT_READ | PROT_WRITE,
+						 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+	ASSERT_NE(MAP_FAILED, mem);
+	uint64_t base = uint64_t(mem);
+
+	StubPlan plan;
+	plan.scratch = uint64_t(scratch);
+	plan.scratch_size = 2 * ps;	// smaller than a segment: chunks
+	StubPrefill f;
+	f.range = {base, base + pages * ps};
+	f.prot = PROT_READ;
+	f.segs = {{base + ps, 3 * ps, fd, 16}};
+	plan.prefill.push_back(f);
+
+	// Fresh: the range is replaced (what was there is gone).
+	memset(mem, 'x', pages * ps);
+	ASSERT_TRUE(prefill_one(plan, 0)) << strerror(errno);
+	auto expect_image = [&] {
+		for (size_t i = 0; i < pages; i++) {
+			char want = i >= 1 && i <= 3 ? char('a' + i - 1) : 0;
+			for (size_t k = 0; k < ps; k += 512)
+				if (mem[i * ps + k] != uint8_t(want))
+					return ::testing::AssertionFailure()
+					       << "page " << i << " byte " << k << " is " << int(mem[i * ps + k]);
+		}
+		return ::testing::AssertionSuccess();
+	};
+	EXPECT_TRUE(expect_image());
+
+	// Inherited: a parent's different view of the same range.
+	ASSERT_EQ(0, mprotect(mem, pages * ps, PROT_READ | PROT_WRITE));
+	memset(mem, 'p', 2 * ps);		// page 0 (must be zero), page 1 (must be 'a')
+	mem[6 * ps + 5] = 1;			// page 6: must be zero
+	plan.prefill[0].inherited = true;
+	ASSERT_TRUE(prefill_one(plan, 0)) << strerror(errno);
+	EXPECT_TRUE(expect_image());
+	// Its protection is the image's.
+	pid_t pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		mem[2 * ps] = 1;
+		_exit(0);
+	}
+	int status;
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+
+	munmap(mem, pages * ps);
+	munmap(scratch, 4 * ps);
+	close(fd);
+}
+
+namespace {
+
+// Shared_Dirty and Private_Dirty (kB) of our VMA starting at start.
+std::pair<long, long> dirty_kb(uint64_t start)
+{
+	std::ifstream in("/proc/self/smaps");
+	std::string line;
+	bool ours = false;
+	long shared = -1, priv = -1;
+	while (std::getline(in, line)) {
+		uint64_t s = 0, e = 0;
+		if (sscanf(line.c_str(), "%lx-%lx ", &s, &e) == 2 && line.find(' ') != std::string::npos &&
+		    line.find(':') > line.find(' ')) {
+			ours = s == start;
+			continue;
+		}
+		if (!ours)
+			continue;
+		sscanf(line.c_str(), "Shared_Dirty: %ld kB", &shared);
+		sscanf(line.c_str(), "Private_Dirty: %ld kB", &priv);
+	}
+	return {shared, priv};
+}
+
+} // namespace
+
+// A child's stub keeps the pages equal to its parent's shared and copies
+// only those that differ.
+TEST(RestorePrefill, KeepsEqualPagesShared)
+{
+	const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+	const size_t pages = 4;
+	FILE *parent_img = tmpfile(), *child_img = tmpfile();
+	ASSERT_NE(nullptr, parent_img);
+	ASSERT_NE(nullptr, child_img);
+	for (char c : {'a', 'b', 'c'})
+		ASSERT_EQ(ps, fwrite(std::string(ps, c).data(), 1, ps, parent_img));
+	for (char c : {'a', 'z', 'c'})
+		ASSERT_EQ(ps, fwrite(std::string(ps, c).data(), 1, ps, child_img));
+	fflush(parent_img);
+	fflush(child_img);
+
+	void *scratch = mmap(nullptr, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, scratch);
+	// Between two PROT_NONE guard pages: no neighbour merges with it.
+	auto *guarded = static_cast<uint8_t *>(mmap(nullptr, (pages + 2) * ps, PROT_NONE,
+						     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+	ASSERT_NE(MAP_FAILED, guarded);
+	uint8_t *mem = guarded + ps;
+	uint64_t base = uint64_t(mem);
+	StubPlan plan;
+	plan.scratch = uint64_t(scratch);
+	plan.scratch_size = 4 * ps;
+	StubPrefill f;
+	f.range = {base, base + pages * ps};
+	f.prot = PROT_READ | PROT_WRITE;
+	f.segs = {{base, 3 * ps, fileno(parent_img), 0}};
+	plan.prefill.push_back(f);
+	ASSERT_TRUE(prefill_one(plan, 0)) << strerror(errno);
+	ASSERT_EQ('b', mem[ps]);
+
+	pid_t pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		plan.prefill[0].inherited = true;
+		plan.prefill[0].segs[0].fd = fileno(child_img);
+		if (!prefill_one(plan, 0))
+			_exit(10);
+		if (mem[0] != 'a' || mem[ps] != 'z' || mem[2 * ps] != 'c' || mem[3 * ps])
+			_exit(11);
+		auto [shared, priv] = dirty_kb(base);
+		// pages 0 and 2 still the parent's, page 1 our own copy
+		_exit(shared == long(2 * ps / 1024) && priv == long(ps / 1024) ? 0 : 12);
+	}
+	int status;
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) << "10: prefill failed, 11: wrong content, 12: pages not shared as expected";
+	EXPECT_EQ('b', mem[ps]);	// ours unchanged
+	munmap(guarded, (pages + 2) * ps);
+	munmap(scratch, 4 * ps);
+	fclose(parent_img);
+	fclose(child_img);
+}
