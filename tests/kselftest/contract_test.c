@@ -14,7 +14,9 @@
  *     not in the tree (the root moved to a group of its own after the fork);
  *   - child_pgid_outside: the same with a live child;
  *   - child_sid_outside: a child left in a session whose leader is not in
- *     the tree (the root called setsid() after the fork).
+ *     the tree (the root called setsid() after the fork);
+ *   - ldt_selector: %es holds an LDT selector (modify_ldt()): amber.ko's
+ *     register check, the same function at capture and at restore.
  * Each test builds the state in processes forked here, runs the checkpoint
  * and asserts: exit status non-zero, the message on stderr, every process
  * still there (a zombie still a zombie), no checkpoint published.
@@ -26,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <asm/ldt.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +50,7 @@ enum builder {
 	B_ZOMBIE_PGID,
 	B_CHILD_PGID,
 	B_CHILD_SID,
+	B_LDT_SELECTOR,
 };
 
 static void sleep_forever(void)
@@ -91,6 +96,19 @@ static void build(enum builder b, const char *dir, int ready)
 		execl("/bin/sh", "sh", "-c",
 		      "cp /bin/sleep \"$1\" && exec \"$1\" 1000", "sh", path, (char *)NULL);
 		_exit(1);
+	}
+	case B_LDT_SELECTOR: {
+		/* LDT entry 0, flat data, loaded into %es (unused in 64-bit code). */
+		struct user_desc d = {
+			.entry_number = 0, .limit = 0xfffff, .seg_32bit = 1,
+			.limit_in_pages = 1, .useable = 1,
+		};
+		unsigned short sel = 0x7;	/* LDT, RPL 3 */
+
+		if (syscall(SYS_modify_ldt, 1, &d, sizeof(d)))
+			_exit(1);
+		asm volatile("mov %0, %%es" : : "r"(sel));
+		break;
 	}
 	case B_ZOMBIE_PGID:
 	case B_CHILD_PGID:
@@ -319,6 +337,14 @@ TEST_F(contract, child_sid_outside)
 	snprintf(msg, sizeof(msg), "pid %d: session %d: its leader is not in the tree",
 		 self->other, getsid(0));
 	expect_refused(_metadata, self, true, msg);
+}
+
+/* The kernel's check, shared by capture and restore (kmod/regs.c). */
+TEST_F(contract, ldt_selector)
+{
+	ASSERT_EQ(0, start(_metadata, self, B_LDT_SELECTOR));
+	expect_refused(_metadata, self, false, "es selector 0x7 is not supported");
+	expect_refused(_metadata, self, true, "es selector 0x7 is not supported");
 }
 
 TEST_HARNESS_MAIN
