@@ -16,7 +16,9 @@
  *   - child_sid_outside: a child left in a session whose leader is not in
  *     the tree (the root called setsid() after the fork);
  *   - ldt_selector: %es holds an LDT selector (modify_ldt()): amber.ko's
- *     register check, the same function at capture and at restore.
+ *     register check, the same function at capture and at restore;
+ *   - rlimit_data_below_use: RLIMIT_DATA lowered below brk + data (restore
+ *     sets them under the image's own limit).
  * Each test builds the state in processes forked here, runs the checkpoint
  * and asserts: exit status non-zero, the message on stderr, every process
  * still there (a zombie still a zombie), no checkpoint published.
@@ -30,6 +32,7 @@
 #include <string.h>
 #include <asm/ldt.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -51,6 +54,7 @@ enum builder {
 	B_CHILD_PGID,
 	B_CHILD_SID,
 	B_LDT_SELECTOR,
+	B_RLIMIT_DATA,
 };
 
 static void sleep_forever(void)
@@ -108,6 +112,19 @@ static void build(enum builder b, const char *dir, int ready)
 		if (syscall(SYS_modify_ldt, 1, &d, sizeof(d)))
 			_exit(1);
 		asm volatile("mov %0, %%es" : : "r"(sel));
+		break;
+	}
+	case B_RLIMIT_DATA: {
+		/* 1 MiB of brk, then RLIMIT_DATA lowered below it. */
+		struct rlimit rl;
+		char *p = sbrk(1 << 20);
+
+		if (p == (void *)-1 || getrlimit(RLIMIT_DATA, &rl))
+			_exit(1);
+		memset(p, 1, 1 << 20);
+		rl.rlim_cur = 64 << 10;
+		if (setrlimit(RLIMIT_DATA, &rl))
+			_exit(1);
 		break;
 	}
 	case B_ZOMBIE_PGID:
@@ -345,6 +362,14 @@ TEST_F(contract, ldt_selector)
 	ASSERT_EQ(0, start(_metadata, self, B_LDT_SELECTOR));
 	expect_refused(_metadata, self, false, "es selector 0x7 is not supported");
 	expect_refused(_metadata, self, true, "es selector 0x7 is not supported");
+}
+
+/* The kernel's check, shared by capture and restore (kmod/mm.c). */
+TEST_F(contract, rlimit_data_below_use)
+{
+	ASSERT_EQ(0, start(_metadata, self, B_RLIMIT_DATA));
+	expect_refused(_metadata, self, false, "brk and data exceed RLIMIT_DATA");
+	expect_refused(_metadata, self, true, "brk and data exceed RLIMIT_DATA");
 }
 
 TEST_HARNESS_MAIN
