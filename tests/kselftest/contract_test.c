@@ -18,7 +18,9 @@
  *   - ldt_selector: %es holds an LDT selector (modify_ldt()): amber.ko's
  *     register check, the same function at capture and at restore;
  *   - rlimit_data_below_use: RLIMIT_DATA lowered below brk + data (restore
- *     sets them under the image's own limit).
+ *     sets them under the image's own limit);
+ *   - pipe_rdwr: a pipe end reopened O_RDWR through /proc/self/fd: restored
+ *     (restore refused it, "no end to reopen", after checkpoint --kill).
  * Each test builds the state in processes forked here, runs the checkpoint
  * and asserts: exit status non-zero, the message on stderr, every process
  * still there (a zombie still a zombie), no checkpoint published.
@@ -55,6 +57,7 @@ enum builder {
 	B_CHILD_SID,
 	B_LDT_SELECTOR,
 	B_RLIMIT_DATA,
+	B_PIPE_RDWR,
 };
 
 static void sleep_forever(void)
@@ -124,6 +127,17 @@ static void build(enum builder b, const char *dir, int ready)
 		memset(p, 1, 1 << 20);
 		rl.rlim_cur = 64 << 10;
 		if (setrlimit(RLIMIT_DATA, &rl))
+			_exit(1);
+		break;
+	}
+	case B_PIPE_RDWR: {
+		/* fds 10 and 11: a pipe; 12: its read end reopened O_RDWR. */
+		int pp[2];
+
+		if (pipe(pp) || dup2(pp[0], 10) < 0 || dup2(pp[1], 11) < 0)
+			_exit(1);
+		fd = open("/proc/self/fd/10", O_RDWR);
+		if (fd < 0 || dup2(fd, 12) < 0 || write(11, "x", 1) != 1)
 			_exit(1);
 		break;
 	}
@@ -291,8 +305,53 @@ static void expect_restored(struct __test_metadata *_metadata, FIXTURE_DATA(cont
 	cmd_result_free(&r);
 	ASSERT_EQ(self->pid, pid);
 	ASSERT_TRUE(pid_alive(pid));
-	read_cwd(pid, cwd, sizeof(cwd));
-	EXPECT_STREQ(want, cwd);
+	if (want) {
+		read_cwd(pid, cwd, sizeof(cwd));
+		EXPECT_STREQ(want, cwd);
+	}
+}
+
+/* The flags line of /proc/PID/fdinfo/FD, -1 if unreadable. */
+static long fd_flags(pid_t pid, int fd)
+{
+	char path[64], *s, *f;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+	s = slurp(path, NULL);
+	f = s ? strstr(s, "flags:") : NULL;
+	if (f)
+		v = strtol(f + 6, NULL, 8);
+	free(s);
+	return v;
+}
+
+static void fd_link(pid_t pid, int fd, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	n = readlink(path, buf, size - 1);
+	buf[n > 0 ? n : 0] = 0;
+}
+
+/* A pipe end reopened O_RDWR through /proc is restored (it was refused). */
+TEST_F(contract, pipe_rdwr)
+{
+	char rd[64], rdwr[64];
+
+	ASSERT_EQ(0, become_subreaper());
+	ASSERT_EQ(0, start(_metadata, self, B_PIPE_RDWR));
+	for (int n = 1; n <= 2; n++) {
+		expect_restored(_metadata, self, n == 2, n, NULL);
+		EXPECT_EQ(O_RDWR, fd_flags(self->pid, 12) & O_ACCMODE);
+		EXPECT_EQ(O_RDONLY, fd_flags(self->pid, 10) & O_ACCMODE);
+		fd_link(self->pid, 10, rd, sizeof(rd));
+		fd_link(self->pid, 12, rdwr, sizeof(rdwr));
+		EXPECT_STREQ(rd, rdwr);
+		EXPECT_EQ(0, strncmp(rd, "pipe:[", 6));
+	}
 }
 
 /* A deleted cwd is restored as an empty deleted directory of the same name. */
