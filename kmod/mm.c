@@ -741,6 +741,15 @@ static int amber_vma_describe(struct amber_vma *v, struct vm_area_struct *vma,
 	return amber_vma_file(v, vma->vm_file, sc, e);
 }
 
+const char *amber_mm_data_check(unsigned long rlim, unsigned long brk,
+				unsigned long start_brk, unsigned long end_data,
+				unsigned long start_data)
+{
+	if (check_data_rlimit(rlim, brk, start_brk, end_data, start_data))
+		return "brk and data exceed RLIMIT_DATA";
+	return NULL;
+}
+
 static void amber_mm_fields(struct amber_mm_state *st, struct mm_struct *mm)
 {
 	unsigned int i;
@@ -808,6 +817,7 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 	struct mm_struct *mm = w->mm;
 	struct vm_area_struct *vma;
 	enum amber_walk_mode mode;
+	const char *msg;
 	int err;
 
 	mmap_assert_locked(mm);
@@ -824,6 +834,10 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 	}
 
 	amber_mm_fields(st, mm);
+	msg = amber_mm_data_check(rlimit(RLIMIT_DATA), st->brk, st->start_brk, st->end_data,
+				  st->start_data);
+	if (msg)
+		return amber_fail(e, -EOPNOTSUPP, msg);
 	for_each_vma(vmi, vma) {
 		if (st->nr_vmas >= mm->map_count)
 			return amber_fail(e, -EAGAIN, "the VMA list changed during the checkpoint");

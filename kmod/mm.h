@@ -67,6 +67,17 @@ int amber_mm_capture(struct amber_mm_state *st, struct amber_track *t,
 int amber_mm_write_pages(struct amber_mm_state *st, struct amber_err *e);
 void amber_mm_free(struct amber_mm_state *st);
 
+/*
+ * brk and the data segment under @rlim (RLIMIT_DATA), as prctl(PR_SET_MM)
+ * checks: restore sets them under the image's own limit (the stub sets the
+ * image's limits first), so a process that lowered RLIMIT_DATA below what
+ * it uses cannot be restored. Capture and restore both call it, with the
+ * same message. NULL when they fit.
+ */
+const char *amber_mm_data_check(unsigned long rlim, unsigned long brk,
+				unsigned long start_brk, unsigned long end_data,
+				unsigned long start_data);
+
 /* ---- restore (mm_restore.c) ---- */
 
 /* One VMA of the image, validated. */

@@ -357,6 +357,7 @@ static int amber_restore_mm_check(struct amber_restore *r, const struct nlattr *
 		m->start_brk, m->brk, m->start_stack,
 		m->arg_start, m->arg_end, m->env_start, m->env_end,
 	};
+	const char *msg;
 	int i;
 
 	for (i = 0; i < ARRAY_SIZE(addrs); i++) {
@@ -373,9 +374,10 @@ static int amber_restore_mm_check(struct amber_restore *r, const struct nlattr *
 				  "mm layout out of order (code, data, brk, arg or env)");
 		return -EINVAL;
 	}
-	if (check_data_rlimit(rlimit(RLIMIT_DATA), m->brk, m->start_brk,
-			      m->end_data, m->start_data)) {
-		amber_restore_err(r, attr, "brk and data exceed RLIMIT_DATA");
+	msg = amber_mm_data_check(rlimit(RLIMIT_DATA), m->brk, m->start_brk, m->end_data,
+				  m->start_data);
+	if (msg) {
+		amber_restore_err(r, attr, "%s", msg);
 		return -ENOSPC;
 	}
 	return 0;

@@ -112,10 +112,13 @@ static int amber_fpu_capture(struct amber_regs_state *st, struct amber_err *e)
 	return 0;
 }
 
+static int amber_regs_selectors_check(u64 cs, u64 ss, const u64 *seg, const char **msg);
+
 int amber_regs_capture(struct amber_regs_state *st, struct amber_err *e)
 {
 	const struct user_regset *rs = amber_find_regset(NT_PRSTATUS);
 	struct user_regs_struct regs;
+	const char *msg;
 	int ret;
 
 	BUILD_BUG_ON(sizeof(regs) != sizeof(st->regs));
@@ -144,6 +147,10 @@ int amber_regs_capture(struct amber_regs_state *st, struct amber_err *e)
 	amber_regs_normalise(&regs);
 	/* user_regs_struct and enum amber_reg share their order. */
 	memcpy(st->regs, &regs, sizeof(regs));
+	/* What restore's amber_restore_regs_check() would refuse. */
+	if (amber_regs_selectors_check(st->regs[AMBER_REG_CS - 1], st->regs[AMBER_REG_SS - 1],
+				       &st->regs[AMBER_REG_DS - 1], &msg) >= 0)
+		return amber_fail(e, -EOPNOTSUPP, msg);
 
 	return amber_fpu_capture(st, e);
 }
@@ -188,11 +195,44 @@ static const char * const amber_reg_names[AMBER_REG_MAX + 1] = {
 	[AMBER_REG_ES] = "es", [AMBER_REG_FS] = "fs", [AMBER_REG_GS] = "gs",
 };
 
+/*
+ * The segment selectors a restore can give back: a 64-bit user cs:ss, ds
+ * and es null or __USER_DS, fs and gs null (an LDT or GDT TLS selector loaded
+ * by modify_ldt() or set_thread_area() cannot be). Capture and restore both
+ * call it, so a checkpoint refuses what its restore would, with the same
+ * message. seg: ds, es, fs, gs in that order. Returns the register at fault
+ * (*msg: why), or -1.
+ */
+static int amber_regs_selectors_check(u64 cs, u64 ss, const u64 *seg, const char **msg)
+{
+	int i, reg;
+
+	if (cs != __USER_CS || ss != __USER_DS) {
+		*msg = amber_msg("cs:ss %llx:%llx is not a 64-bit user context (%x:%x)",
+				 cs, ss, __USER_CS, __USER_DS);
+		return AMBER_REG_CS;
+	}
+	for (i = 0; i <= AMBER_REG_GS - AMBER_REG_DS; i++) {
+		reg = AMBER_REG_DS + i;
+		if (!seg[i] || (reg <= AMBER_REG_ES && seg[i] == __USER_DS))
+			continue;
+		if (reg <= AMBER_REG_ES)
+			*msg = amber_msg("%s selector 0x%llx is not supported",
+					 amber_reg_names[reg], seg[i]);
+		else
+			*msg = amber_msg("%s selector 0x%llx is not supported (TLS segments)",
+					 amber_reg_names[reg], seg[i]);
+		return reg;
+	}
+	return -1;
+}
+
 /* Validate the general registers like putreg() and sigreturn do. */
 static int amber_restore_regs_check(struct amber_restore *r,
 				    const struct amber_regs_args *a, u64 *regs)
 {
 	const struct amber_nl_u64 *tb = a->reg;
+	const char *msg;
 	static const int user_addr[] = {
 		AMBER_REG_RIP, AMBER_REG_RSP, AMBER_REG_FS_BASE, AMBER_REG_GS_BASE,
 	};
@@ -217,27 +257,11 @@ static int amber_restore_regs_check(struct amber_restore *r,
 			return -EINVAL;
 		}
 	}
-	if (regs[AMBER_REG_CS] != __USER_CS || regs[AMBER_REG_SS] != __USER_DS) {
-		amber_restore_err(r, tb[AMBER_REG_CS].nla,
-				  "cs:ss %llx:%llx is not a 64-bit user context (%x:%x)",
-				  regs[AMBER_REG_CS], regs[AMBER_REG_SS],
-				  __USER_CS, __USER_DS);
+	i = amber_regs_selectors_check(regs[AMBER_REG_CS], regs[AMBER_REG_SS],
+				       &regs[AMBER_REG_DS], &msg);
+	if (i >= 0) {
+		amber_restore_err(r, tb[i].nla, "%s", msg);
 		return -EINVAL;
-	}
-	for (i = AMBER_REG_DS; i <= AMBER_REG_ES; i++) {
-		if (regs[i] != 0 && regs[i] != __USER_DS) {
-			amber_restore_err(r, tb[i].nla, "%s selector 0x%llx is not supported",
-					  amber_reg_names[i], regs[i]);
-			return -EINVAL;
-		}
-	}
-	for (i = AMBER_REG_FS; i <= AMBER_REG_GS; i++) {
-		if (regs[i]) {
-			amber_restore_err(r, tb[i].nla,
-					  "%s selector 0x%llx is not supported (TLS segments)",
-					  amber_reg_names[i], regs[i]);
-			return -EINVAL;
-		}
 	}
 	return 0;
 }

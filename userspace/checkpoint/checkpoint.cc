@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "checkpoint/checkpoint.h"
+#include "restore/plan.h"
 #include "common/names.h"
 
 #include <algorithm>
@@ -361,18 +362,26 @@ std::optional<uint64_t> parse_stat_start_ticks(std::string_view stat)
 	return std::nullopt;
 }
 
+Result<void> check_not_deleted(const std::string &path)
+{
+	if (is_deleted(path))
+		return fail(EOPNOTSUPP, path + ": was deleted before the checkpoint, cannot reopen it");
+	return {};
+}
+
 Result<void> check_supported(const CheckpointReply &r)
 {
 	if (r.zombie())
 		return {};
+	AMBER_TRY(check_not_deleted(r.task.exe));
+	// A deleted cwd is restored (restore's GhostDirs).
 	for (const FdInfo &f : r.fd_list) {
 		const std::string fd = "fd " + std::to_string(f.num) + ": ";
 		switch (f.type) {
 		case AMBER_FD_REG:
 		case AMBER_FD_DIR:
-			if (is_deleted(f.path))
-				return fail(EOPNOTSUPP, fd + f.path +
-							    ": deleted files are not supported yet");
+			if (auto d = check_not_deleted(f.path); !d)
+				return wrap(d.error(), fd);
 			if (f.path.empty() || f.path[0] != '/')
 				return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
 			break;
@@ -421,10 +430,27 @@ Result<void> check_supported(const CheckpointReply &r)
 			return fail(EOPNOTSUPP, range + (v.path.empty() ? std::string("unnamed file mapping")
 								       : v.path) +
 							" is not supported yet");
-		if (is_deleted(v.path))
-			return fail(EOPNOTSUPP, range + v.path +
-							": deleted files are not supported yet");
+		if (auto d = check_not_deleted(v.path); !d)
+			return wrap(d.error(), range);
 	}
+	return {};
+}
+
+Result<void> check_restorable(const GroupReply &g, bool tree)
+{
+	for (const CheckpointReply &r : g.procs) {
+		auto ok = check_supported(r);
+		if (!ok)
+			return tree ? wrap(ok.error(), "pid " + std::to_string(r.pid()) + ": ")
+				    : tl::unexpected(ok.error());
+	}
+	if (!tree)
+		return {};
+	// The TREE section exactly as restore reads it, planned as restore plans it.
+	auto procs = parse_tree(g.tree, g.root().pid());
+	if (!procs)
+		return wrap(procs.error(), "reply: ");
+	AMBER_TRY(plan_process_tree(*procs));
 	return {};
 }
 

@@ -78,6 +78,19 @@ Result<GroupReply> parse_group_reply(const std::vector<Bytes> &messages, uint32_
 // restored (the kernel refuses the sockets it cannot describe).
 Result<void> check_supported(const CheckpointReply &r);
 
+// The restorability contract: what restore refuses in a state the
+// checkpoint could see is refused here first, before a page is written or
+// a process killed, by the same function and with the same message.
+//
+// A path the kernel reported as deleted: "PATH: was deleted before the
+// checkpoint, cannot reopen it" (restore's check_files() and
+// check_supported() for fds, mappings, cwd and exe).
+Result<void> check_not_deleted(const std::string &path);
+// Every process of g by check_supported(); for a tree, also the process
+// tree as restore plans it (plan_process_tree(): sessions and process
+// groups whose leader is not in the tree, zombies' exit status, ...).
+Result<void> check_restorable(const GroupReply &g, bool tree);
+
 // Which checkpoint a new one may be incremental to.
 enum class TrackMode {
 	Incremental,	// default: on the latest one when it is of the same process

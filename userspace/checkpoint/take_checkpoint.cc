@@ -23,6 +23,7 @@
 #include "netlink/netlink.h"
 #include "image/store.h"
 #include "checkpoint/take_checkpoint.h"
+#include "restore/plan.h"
 
 namespace amber {
 
@@ -452,12 +453,8 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 	for (Reply &r : *reply)
 		messages.push_back(std::move(r.payload));
 	const GroupReply g = AMBER_TRY(parse_group_reply(messages, o.pid, o.tree, pool.fds.size()));
-	for (const CheckpointReply &r : g.procs) {
-		auto ok = check_supported(r);
-		if (!ok)
-			return o.tree ? wrap(ok.error(), "pid " + std::to_string(r.pid()) + ": ")
-				      : tl::unexpected(ok.error());
-	}
+	// Before a page is written or anything killed (HoldGuard resumes).
+	AMBER_TRY(check_restorable(g, o.tree));
 
 	CheckpointSummary s;
 	s.number = pending.number();
@@ -465,6 +462,7 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 	s.processes = g.procs.size() - g.zombies;
 	s.zombies = g.zombies;
 	s.threads = g.threads;
+	std::vector<std::pair<uint32_t, std::string>> written;	// pid, image dir
 	for (const CheckpointReply &r : g.procs) {
 		if (r.zombie())
 			continue;
@@ -483,6 +481,7 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 		auto img = write_image(*dir, r, ch.of(r.pid(), o.pid), g, o.tree, s.number, time_ns);
 		if (!img)
 			return wrap(img.error(), name);
+		written.emplace_back(r.pid(), *dir);
 		s.bytes += img->bytes;
 		s.data_pages += img->data_pages;
 		s.parent_pages += img->parent_pages;
@@ -493,6 +492,18 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 		}
 	}
 	pool.clear();
+
+	// The restorability contract: the image as restore will read it,
+	// planned as restore plans it, before it is published or anything
+	// killed.
+	std::vector<Checkpoint> images;
+	images.reserve(written.size());
+	for (const auto &[pid, dir] : written)
+		images.push_back(AMBER_TRY(load_checkpoint_meta(dir, s.number)));
+	std::vector<ProcImage> plan;
+	for (size_t i = 0; i < images.size(); i++)
+		plan.push_back({written[i].first, &images[i]});
+	AMBER_TRY(plan_restore(plan, o.tree));
 
 	if (o.before_publish)
 		AMBER_TRY(o.before_publish());

@@ -85,8 +85,34 @@ Result<Reopen> plan_reopen(const FdInfo &f, const std::string &name, int err);
 // A description opened by path (SharedKind::File); name: "pid 12: fd 5: PATH".
 Result<void> plan_file(const FdInfo &f, const std::string &name, SharedFile &s);
 Result<void> create_files(const SharedPlan &sp, SharedFds &out);
-// Every file the image needs, checked before anything is created.
+// Every file the image needs, checked before anything is created. A
+// deleted cwd is not a file it needs: GhostDirs recreates it.
 Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds);
+
+// Deleted working directories ("ghost" directories): a deleted directory
+// holds nothing but its being empty, so restore makes an empty directory at
+// its old path (and the parents that are missing) for the stubs to chdir
+// into, and removes them again before the processes run: their cwd is then
+// an empty deleted directory of the same name, as at the checkpoint. When
+// that path cannot be made (it exists again, a read-only parent, ...) the
+// directory is made in a private one (mkdtemp() under /tmp) instead.
+class GhostDirs {
+public:
+	GhostDirs() = default;
+	GhostDirs(const GhostDirs &) = delete;
+	GhostDirs &operator=(const GhostDirs &) = delete;
+	~GhostDirs() { remove(); }
+
+	// deleted: a cwd as the kernel reported it ("/x/y (deleted)"). Returns
+	// the directory to chdir into (one per distinct path).
+	Result<std::string> add(const std::string &deleted);
+	// Removes every directory made, deepest first (idempotent).
+	void remove();
+
+private:
+	std::map<std::string, std::string> by_path_;	// deleted path -> made
+	std::vector<std::string> made_;			// in creation order
+};
 
 // ---- Pipes and FIFOs: pipes.cc. ----
 

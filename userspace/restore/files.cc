@@ -33,8 +33,7 @@ namespace {
 // Checks that path still exists with the expected type (and size, if any).
 Result<void> check_file(const std::string &path, mode_t type, std::optional<uint64_t> size)
 {
-	if (is_deleted(path))
-		return fail(0, path + ": was deleted before the checkpoint, cannot reopen it");
+	AMBER_TRY(check_not_deleted(path));	// the same refusal as at checkpoint time
 	struct stat st;
 	if (stat(path.c_str(), &st)) {
 		if (errno == ENOENT)
@@ -136,9 +135,54 @@ Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)
 		if (auto r = check_file(f.path, type, size); !r)
 			return wrap(r.error(), "fd " + std::to_string(f.num) + ": ");
 	}
-	if (!c.task.cwd.empty())
+	if (!c.task.cwd.empty() && !is_deleted(c.task.cwd))	// else a ghost
 		AMBER_TRY(check_file(c.task.cwd, S_IFDIR, std::nullopt));
 	return {};
+}
+
+Result<std::string> GhostDirs::add(const std::string &deleted)
+{
+	if (auto it = by_path_.find(deleted); it != by_path_.end())
+		return it->second;
+	const std::string path = deleted.substr(0, deleted.size() - strlen(" (deleted)"));
+	struct stat st;
+	bool exact = !path.empty() && path[0] == '/' && lstat(path.c_str(), &st) < 0 &&
+		     errno == ENOENT;
+	const size_t first = made_.size();
+	// mkdir -p, remembering what it made.
+	for (size_t slash = 1; exact;) {
+		slash = path.find('/', slash);
+		const std::string part = path.substr(0, slash);
+		if (mkdir(part.c_str(), 0700) == 0)
+			made_.push_back(part);
+		else if (errno != EEXIST || slash == std::string::npos)
+			exact = false;
+		if (slash == std::string::npos)
+			break;
+		slash++;
+	}
+	std::string dir = path;
+	if (!exact) {
+		while (made_.size() > first) {
+			rmdir(made_.back().c_str());
+			made_.pop_back();
+		}
+		char tmpl[] = "/tmp/amber-ghost-XXXXXX";
+		if (!mkdtemp(tmpl))
+			return fail_errno("cwd: " + deleted + ": mkdtemp " + tmpl);
+		dir = tmpl;
+		made_.push_back(dir);
+	}
+	by_path_.emplace(deleted, dir);
+	return dir;
+}
+
+void GhostDirs::remove()
+{
+	while (!made_.empty()) {
+		rmdir(made_.back().c_str());
+		made_.pop_back();
+	}
 }
 
 Result<void> create_files(const SharedPlan &sp, SharedFds &out)

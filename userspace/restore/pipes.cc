@@ -117,6 +117,13 @@ Result<void> create_pipes(const SharedPlan &sp, SharedFds &out)
 				for (int j : p.files)
 					if (out.files[j] && (sp.files[j].flags & O_ACCMODE) == acc)
 						end = out.files[j].get();
+				// An O_RDWR description (opened through /proc/PID/fd)
+				// reopens any end: a pipe opens read-write.
+				if (end < 0 && acc == O_RDWR)
+					end = rd ? rd.get() : wr ? wr.get() : -1;
+				for (int j : p.files)
+					if (end < 0 && acc == O_RDWR && out.files[j])
+						end = out.files[j].get();
 				if (end < 0)
 					return fail(EINVAL, fname + ": no end to reopen");
 				std::string proc = "/proc/self/fd/" + std::to_string(end);

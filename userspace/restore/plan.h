@@ -139,6 +139,15 @@ struct SharedPlan {
 // Refusals name the process and fd: "pid 12: fd 5: socket:[99]: ...".
 Result<SharedPlan> plan_shared(const std::vector<ProcImage> &procs, bool with_shmem);
 
+// The restore's plan of a whole image without creating anything and without
+// looking at PIDs or the filesystem: the process tree (plan_process_tree(),
+// tree only), the shared descriptions (plan_shared()) and every process's
+// fds (plan_fds()), with the errors restore gives. procs: the live
+// processes, the root first; tree: the root's TREE section is planned.
+// `amber checkpoint` runs it on the image it wrote before it publishes it
+// or kills anything (the restorability contract).
+Result<void> plan_restore(const std::vector<ProcImage> &procs, bool tree);
+
 // The pages of one shmem VMA of a process that land in its memfd: the
 // memfd offset of the page at addr (which must be in [v.start, v.end)).
 inline uint64_t shmem_offset(const Vma &v, uint64_t addr, uint32_t page_size)

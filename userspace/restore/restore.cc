@@ -448,6 +448,12 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, std::vector<Ch
 	if (!c.threads.empty())
 		AMBER_TRY(map_thread_stack(stack));
 	Prepared pr = AMBER_TRY(prepare_open(c, pages, std::move(fds), stack));
+	// A deleted cwd: the stub enters a ghost directory and removes it.
+	GhostDirs ghosts;
+	if (is_deleted(c.task.cwd)) {
+		pr.plan.cwd = AMBER_TRY(ghosts.add(c.task.cwd));
+		pr.plan.cwd_ghost = true;
+	}
 	int max_fd = AMBER_TRY(max_open_fd());
 	// Room for the image's fds plus our helpers above them.
 	raise_nofile(std::max(max_fd, 2) + int(c.fds.size() + c.vmas.size()) + 64);
@@ -480,6 +486,24 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, std::vector<Ch
 }
 
 } // namespace
+
+Result<void> plan_restore(const std::vector<ProcImage> &procs, bool tree)
+{
+	if (procs.empty() || !procs[0].ckpt)
+		return fail(EINVAL, "image: no process");
+	if (tree)
+		AMBER_TRY(plan_process_tree(procs[0].ckpt->tree));
+	// The same calls, in the same order, as restore_single() and restore_tree().
+	SharedPlan sp = AMBER_TRY(plan_shared(procs, tree));
+	const std::vector<std::string> names = shared_names(sp);
+	for (size_t k = 0; k < procs.size(); k++) {
+		auto fds = plan_fds(procs[k].ckpt->fds, sp.fd_file[k], names);
+		if (!fds)
+			return tree ? wrap(fds.error(), pid_name(procs[k].pid) + ": ")
+				    : tl::unexpected(fds.error());
+	}
+	return {};
+}
 
 Result<RestoredProcess> restore_process(const RestoreRequest &req)
 {

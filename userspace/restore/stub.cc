@@ -630,7 +630,7 @@ void run_stub(const StubPlan &plan)
 		close(fd);
 
 	// 4. Process attributes.
-	if (plan.cwd && chdir(plan.cwd->c_str()))
+	if (plan.cwd && (chdir(plan.cwd->c_str()) || (plan.cwd_ghost && rmdir(plan.cwd->c_str()))))
 		stub_fail(plan, StubStep::Chdir, 0);
 	if (plan.umask)
 		umask(*plan.umask);

@@ -230,6 +230,7 @@ struct StubPlan {
 	std::vector<std::pair<unsigned, unsigned>> close;	// after the moves
 	std::vector<StubFd> fds;
 	std::optional<std::string> cwd;
+	bool cwd_ghost = false;			// rmdir(cwd) once in it (GhostDirs)
 	std::optional<mode_t> umask;
 	std::string comm;
 	std::vector<StubSigaction> actions;

@@ -490,12 +490,21 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 			vmas[i] = &procs[i].ckpt().vmas;
 	}
 	auto prefill = AMBER_TRY(reserve_prefill(vmas, parent, reserved));
+	// Deleted cwds: entered by the stubs before they are ready, removed
+	// before any process runs (the stubs are held until released).
+	GhostDirs ghosts;
 	for (int i : live) {
 		TreeProc &p = procs[i];
 		auto pr = prepare_open(p.ckpt(), p.pages, std::move(p.fds), stack);
 		if (!pr)
 			return wrap(pr.error(), p.label + ": ");
 		p.pr = std::move(*pr);
+		if (is_deleted(p.ckpt().task.cwd)) {
+			auto dir = ghosts.add(p.ckpt().task.cwd);
+			if (!dir)
+				return wrap(dir.error(), p.label + ": ");
+			p.pr.plan.cwd = *dir;
+		}
 	}
 	int max_fd = AMBER_TRY(max_open_fd());
 	size_t most = 0;
@@ -576,6 +585,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 
 	auto r = await_tree(procs, *nl, report.r.get(), go.w, req.timeout_s);
 	if (r) {
+		ghosts.remove();
 		// Parents first; a failure leaves nothing running.
 		for (int i : live) {
 			auto rel = release(*nl, procs[i].pid, AMBER_RELEASE_RESUME, 5000);

@@ -70,7 +70,8 @@ TEST(Reply, RefusesUnsupportedFds)
 	FdInfo del{.num = 3, .type = AMBER_FD_REG, .path = "/tmp/x (deleted)"};
 	c = check_supported(*parse_checkpoint_reply(make_reply({del})));
 	ASSERT_FALSE(c);
-	EXPECT_EQ("fd 3: /tmp/x (deleted): deleted files are not supported yet", c.error().msg);
+	EXPECT_EQ("fd 3: /tmp/x (deleted): was deleted before the checkpoint, cannot reopen it",
+		  c.error().msg);
 
 	FdInfo ok{.num = 3, .type = AMBER_FD_REG, .flags = O_RDWR, .path = "/tmp/data"};
 	EXPECT_TRUE(check_supported(*parse_checkpoint_reply(make_reply({ok}))));
