@@ -44,6 +44,7 @@
 #include <linux/swapops.h>
 #include <linux/xarray.h>
 #include <linux/uaccess.h>
+#include <linux/userfaultfd_k.h>
 #include <asm/tlbflush.h>
 
 #include <linux/amber.h>
@@ -638,6 +639,18 @@ static u32 amber_vma_flags(struct vm_area_struct *vma, struct mm_struct *mm)
 		flags |= AMBER_VMA_F_HUGEPAGE;
 	if (f & VM_NOHUGEPAGE)
 		flags |= AMBER_VMA_F_NOHUGEPAGE;
+	if (f & VM_SEQ_READ)
+		flags |= AMBER_VMA_F_SEQ_READ;
+	if (f & VM_RAND_READ)
+		flags |= AMBER_VMA_F_RAND_READ;
+	if (f & VM_WIPEONFORK)
+		flags |= AMBER_VMA_F_WIPEONFORK;
+	if (f & VM_MERGEABLE)
+		flags |= AMBER_VMA_F_MERGEABLE;
+	if (f & VM_LOCKONFAULT)
+		flags |= AMBER_VMA_F_LOCKONFAULT;
+	if (f & VM_NORESERVE)
+		flags |= AMBER_VMA_F_NORESERVE;
 	if (vma->vm_start <= mm->start_stack && mm->start_stack < vma->vm_end)
 		flags |= AMBER_VMA_F_STACK;
 	if (mm->brk > mm->start_brk && vma->vm_start < mm->brk &&
@@ -714,6 +727,14 @@ static int amber_vma_describe(struct amber_vma *v, struct vm_area_struct *vma,
 	if (vma->vm_flags & (VM_IO | VM_PFNMAP))
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("vma %llx-%llx: device mappings are not supported yet",
+					    v->start, v->end));
+	/*
+	 * A userfaultfd registration lives in the userfaultfd, which another
+	 * process may hold: restore could not bring it back.
+	 */
+	if (vma->vm_flags & __VM_UFFD_FLAGS)
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("vma %llx-%llx: userfaultfd registrations are not supported yet",
 					    v->start, v->end));
 	if (!vma->vm_file) {
 		v->flags |= AMBER_VMA_F_ANON;
