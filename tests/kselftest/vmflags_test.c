@@ -3,7 +3,7 @@
  * VMA flags after restore: build/workloads/advice maps regions with each
  * madvise() advice (and combinations, anonymous, file-backed private and
  * shared), records the VmFlags of all its VMAs, and on SIGUSR1 compares them
- * with /proc/self/smaps now (but "sd", see advice.c) and checks what the
+ * with /proc/self/smaps now (but "sd" and "ac", see advice.c) and checks what the
  * advice does in a child it forks (WIPEONFORK zeros, DONTFORK absent).
  * Checkpointed with --kill, with --tree, and incrementally after changing
  * the advice; each time restored and verified.

@@ -14,8 +14,11 @@
  * prints "ready". With --fork, a child forked first does the same on its own.
  *
  * SIGUSR1: verify. Every VMA recorded must be there with the same VmFlags
- * letters (but "sd", soft-dirty, which amber's own tracking clears, and
- * which every new mapping has) and no other VMA may have appeared; the
+ * letters (but "sd", soft-dirty, which amber's own tracking clears and
+ * which every new mapping has, and "ac", VM_ACCOUNT, which a private mapping
+ * made read-only by mprotect() keeps and a restored read-only one does not
+ * get: a commit charge, see Documentation/design.md) and no other VMA may
+ * have appeared; the
  * regions must hold their data; a child forked now must see zeros in the
  * WIPEONFORK regions and no DONTFORK region; growing the MLOCK_ONFAULT
  * region must not fault the new page in. Prints "PID verify PASS" or
@@ -105,7 +108,7 @@ static void fail(const char *fmt, ...)
 	failed = 1;
 }
 
-/* VmFlags without "sd", the letters in the kernel's order. */
+/* VmFlags without "sd" and "ac", the letters in the kernel's order. */
 static void clean_letters(const char *in, char *out)
 {
 	char buf[LETTERS], *tok, *save;
@@ -113,7 +116,7 @@ static void clean_letters(const char *in, char *out)
 	snprintf(buf, sizeof(buf), "%s", in);
 	out[0] = 0;
 	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-		if (!strcmp(tok, "sd"))
+		if (!strcmp(tok, "sd") || !strcmp(tok, "ac"))
 			continue;
 		if (out[0])
 			strcat(out, " ");
