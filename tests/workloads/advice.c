@@ -63,25 +63,26 @@ struct region {
 	int wipe, nofork;	/* expected in a child */
 };
 
+#define R(n, k, ...)	{ .name = n, .kind = k, .advice = { __VA_ARGS__ } }
+
 static struct region reg[] = {
-	{ "anon-seq", ANON, { MADV_SEQUENTIAL, -1 } },
-	{ "anon-rand", ANON, { MADV_RANDOM, -1 } },
-	{ "anon-wipe", ANON, { MADV_WIPEONFORK, -1 } },
-	{ "anon-merge", ANON, { MADV_MERGEABLE, -1 } },
-	{ "anon-dontfork", ANON, { MADV_DONTFORK, -1 } },
-	{ "anon-dontdump", ANON, { MADV_DONTDUMP, -1 } },
-	{ "anon-huge", ANON, { MADV_HUGEPAGE, -1 } },
-	{ "anon-nohuge", ANON, { MADV_NOHUGEPAGE, -1 } },
-	{ "anon-combo1", ANON, { MADV_WIPEONFORK, MADV_DONTDUMP, MADV_SEQUENTIAL,
-				 MADV_MERGEABLE } },
-	{ "anon-combo2", ANON, { MADV_RANDOM, MADV_DONTFORK, MADV_NOHUGEPAGE,
-				 MADV_MERGEABLE } },
-	{ "anon-onfault", ANON, { -1 }, 1 },
-	{ "anon-noreserve", ANON, { MADV_SEQUENTIAL, -1 }, 0, 1 },
-	{ "file-seq", FILE_PRIV, { MADV_SEQUENTIAL, -1 } },
-	{ "file-rand-dd", FILE_PRIV, { MADV_RANDOM, MADV_DONTDUMP, -1 } },
-	{ "file-merge", FILE_PRIV, { MADV_MERGEABLE, MADV_DONTFORK, -1 } },
-	{ "shared-seq-dd", SHARED_ANON, { MADV_SEQUENTIAL, MADV_DONTDUMP, -1 } },
+	R("anon-seq", ANON, MADV_SEQUENTIAL, -1),
+	R("anon-rand", ANON, MADV_RANDOM, -1),
+	R("anon-wipe", ANON, MADV_WIPEONFORK, -1),
+	R("anon-merge", ANON, MADV_MERGEABLE, -1),
+	R("anon-dontfork", ANON, MADV_DONTFORK, -1),
+	R("anon-dontdump", ANON, MADV_DONTDUMP, -1),
+	R("anon-huge", ANON, MADV_HUGEPAGE, -1),
+	R("anon-nohuge", ANON, MADV_NOHUGEPAGE, -1),
+	R("anon-combo1", ANON, MADV_WIPEONFORK, MADV_DONTDUMP, MADV_SEQUENTIAL, MADV_MERGEABLE),
+	R("anon-combo2", ANON, MADV_RANDOM, MADV_DONTFORK, MADV_NOHUGEPAGE, MADV_MERGEABLE),
+	{ .name = "anon-onfault", .kind = ANON, .advice = { -1 }, .onfault = 1 },
+	{ .name = "anon-noreserve", .kind = ANON, .advice = { MADV_SEQUENTIAL, -1 },
+	  .noreserve = 1 },
+	R("file-seq", FILE_PRIV, MADV_SEQUENTIAL, -1),
+	R("file-rand-dd", FILE_PRIV, MADV_RANDOM, MADV_DONTDUMP, -1),
+	R("file-merge", FILE_PRIV, MADV_MERGEABLE, MADV_DONTFORK, -1),
+	R("shared-seq-dd", SHARED_ANON, MADV_SEQUENTIAL, MADV_DONTDUMP, -1),
 };
 #define NREG	(sizeof(reg) / sizeof(reg[0]))
 
@@ -111,7 +112,7 @@ static void fail(const char *fmt, ...)
 /* VmFlags without "sd" and "ac", the letters in the kernel's order. */
 static void clean_letters(const char *in, char *out)
 {
-	char buf[LETTERS], *tok, *save;
+	char buf[512], *tok, *save;
 
 	snprintf(buf, sizeof(buf), "%s", in);
 	out[0] = 0;
