@@ -833,6 +833,10 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 
 	mmap_assert_locked(mm);
 
+	/* The default of VMAs mapped later: the image has no place for it. */
+	if (mm->def_flags & VM_LOCKED)
+		return amber_fail(e, -EOPNOTSUPP, "mlockall(MCL_FUTURE) is not supported yet");
+
 	st->vmas = kvcalloc(max(mm->map_count, 1), sizeof(*st->vmas),
 			    GFP_KERNEL);
 	if (!st->vmas)

@@ -54,16 +54,21 @@ FIXTURE_TEARDOWN(vmflags)
 		rm_rf(self->base);
 }
 
-static void start(struct __test_metadata *_metadata, FIXTURE_DATA(vmflags) *self, bool fork)
+static void start_opt(struct __test_metadata *_metadata, FIXTURE_DATA(vmflags) *self, bool fork,
+		      const char *opt)
 {
-	char *argv[] = { WORKLOAD_DIR "/advice", "--dir", self->work, fork ? "--fork" : NULL,
-			 NULL };
+	char *argv[6] = { WORKLOAD_DIR "/advice", "--dir", self->work };
+	int n = 3;
 	struct spawn_opts o = {
 		.out_path = self->out, .append = true, .new_session = true, .pdeathsig = true,
 	};
 	int want = fork ? 2 : 1;
 	long long until = now_ms() + CMD_MS;
 
+	if (fork)
+		argv[n++] = "--fork";
+	if (opt)
+		argv[n++] = (char *)opt;
 	self->pid = spawn(argv, &o);
 	ASSERT_LT(0, self->pid);
 	while (count_text(self->out, " ready") < want && now_ms() < until && pid_alive(self->pid))
@@ -72,6 +77,11 @@ static void start(struct __test_metadata *_metadata, FIXTURE_DATA(vmflags) *self
 		TH_LOG("advice never got ready: %s", slurp(self->out, NULL));
 	self->npids = tree_pids(self->pid, self->pids, 2);
 	ASSERT_EQ(want, self->npids);
+}
+
+static void start(struct __test_metadata *_metadata, FIXTURE_DATA(vmflags) *self, bool fork)
+{
+	start_opt(_metadata, self, fork, NULL);
 }
 
 /* Signal every process of the workload; wait for n more lines with `what`. */
@@ -161,6 +171,25 @@ TEST_F_TIMEOUT(vmflags, incremental_changed, 300)
 	ask(_metadata, self, SIGUSR2, " changed");
 	checkpoint(_metadata, self, kill_it);
 	restore(_metadata, self);
+	ask(_metadata, self, SIGUSR1, "verify PASS");
+}
+
+/*
+ * mlockall(MCL_FUTURE) makes VMAs mapped later locked, which the image
+ * cannot say: the checkpoint is refused, and --kill does not kill.
+ */
+TEST_F_TIMEOUT(vmflags, mlockall_future_refused, 300)
+{
+	const char *const extra[] = { "--kill", NULL };
+	struct cmd_result r;
+	struct ckpt_line c;
+
+	start_opt(_metadata, self, false, "--mlockall");
+	ASSERT_NE(0, amber_checkpoint_args(self->pid, self->dir, extra, &r, &c));
+	ASSERT_NE(0, exit_code(r.status));
+	ASSERT_TRUE(contains_ci(r.err, "mlockall(MCL_FUTURE)")) TH_LOG("%s", r.err);
+	cmd_result_free(&r);
+	ASSERT_TRUE(pid_alive(self->pid));
 	ask(_metadata, self, SIGUSR1, "verify PASS");
 }
 

@@ -3,7 +3,7 @@
  * advice: VMAs carrying madvise() advice and the other flags a process can
  * set, which must come back after a restore.
  *
- * Usage: advice --dir DIR [--fork]
+ * Usage: advice --dir DIR [--fork] [--mlockall]
  *
  * Maps small regions (anonymous private, file-backed private over DIR/file,
  * shared anonymous), each with its own advice or a combination of them
@@ -12,6 +12,7 @@
  * then records the VmFlags of every VMA of /proc/self/smaps in memory (so
  * that a restored process compares with what it was at its checkpoint) and
  * prints "ready". With --fork, a child forked first does the same on its own.
+ * With --mlockall, it calls mlockall(MCL_CURRENT | MCL_FUTURE) first.
  *
  * SIGUSR1: verify. Every VMA recorded must be there with the same VmFlags
  * letters (but "sd", soft-dirty, which amber's own tracking clears and
@@ -379,16 +380,18 @@ int main(int argc, char **argv)
 	const char *dir = NULL;
 	struct sigaction sa = { .sa_handler = on_sig };
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
-	int i, forked = 0;
+	int i, forked = 0, lockall = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			dir = argv[++i];
 		else if (!strcmp(argv[i], "--fork"))
 			forked = 1;
+		else if (!strcmp(argv[i], "--mlockall"))
+			lockall = 1;
 	}
 	if (!dir) {
-		fprintf(stderr, "usage: advice --dir DIR [--fork]\n");
+		fprintf(stderr, "usage: advice --dir DIR [--fork] [--mlockall]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -396,6 +399,10 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR2, &sa, NULL);
 	if (forked && fork() < 0) {
 		perror("fork");
+		return 2;
+	}
+	if (lockall && mlockall(MCL_CURRENT | MCL_FUTURE)) {
+		perror("mlockall");
 		return 2;
 	}
 	setup(dir);
