@@ -794,7 +794,10 @@ static void amber_mm_fields(struct amber_mm_state *st, struct mm_struct *mm)
 /*
  * Which pages of @vma are dirty, and whether its bits are cleared. Shared
  * memory is saved whole each time: its pages can be written through other
- * mappings, which no bit of this mm sees.
+ * mappings, which no bit of this mm sees. So is the private memory of an mm
+ * that has ever used KSM (MADV_MERGEABLE): merging a written page installs
+ * the KSM page with a PTE that has no soft-dirty bit (replace_page()), and
+ * unmerging keeps it so.
  */
 static void amber_walk_vma(struct amber_walk *w, struct vm_area_struct *vma,
 			   struct amber_track *t)
@@ -804,7 +807,8 @@ static void amber_walk_vma(struct amber_walk *w, struct vm_area_struct *vma,
 	w->vmap = vma;
 	w->force = !(vma->vm_flags & VM_READ);
 	w->all_dirty = !w->incremental || shared ||
-		       (vma->vm_flags & VM_SOFTDIRTY);
+		       (vma->vm_flags & VM_SOFTDIRTY) ||
+		       test_bit(MMF_VM_MERGEABLE, &vma->vm_mm->flags);
 	w->clear = t->clear && !shared;
 	w->sig = (struct amber_vma_sig){
 		.start = vma->vm_start,
