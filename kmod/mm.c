@@ -44,6 +44,7 @@
 #include <linux/swapops.h>
 #include <linux/xarray.h>
 #include <linux/uaccess.h>
+#include <linux/userfaultfd_k.h>
 #include <asm/tlbflush.h>
 
 #include <linux/amber.h>
@@ -638,6 +639,18 @@ static u32 amber_vma_flags(struct vm_area_struct *vma, struct mm_struct *mm)
 		flags |= AMBER_VMA_F_HUGEPAGE;
 	if (f & VM_NOHUGEPAGE)
 		flags |= AMBER_VMA_F_NOHUGEPAGE;
+	if (f & VM_SEQ_READ)
+		flags |= AMBER_VMA_F_SEQ_READ;
+	if (f & VM_RAND_READ)
+		flags |= AMBER_VMA_F_RAND_READ;
+	if (f & VM_WIPEONFORK)
+		flags |= AMBER_VMA_F_WIPEONFORK;
+	if (f & VM_MERGEABLE)
+		flags |= AMBER_VMA_F_MERGEABLE;
+	if (f & VM_LOCKONFAULT)
+		flags |= AMBER_VMA_F_LOCKONFAULT;
+	if (f & VM_NORESERVE)
+		flags |= AMBER_VMA_F_NORESERVE;
 	if (vma->vm_start <= mm->start_stack && mm->start_stack < vma->vm_end)
 		flags |= AMBER_VMA_F_STACK;
 	if (mm->brk > mm->start_brk && vma->vm_start < mm->brk &&
@@ -715,6 +728,14 @@ static int amber_vma_describe(struct amber_vma *v, struct vm_area_struct *vma,
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("vma %llx-%llx: device mappings are not supported yet",
 					    v->start, v->end));
+	/*
+	 * A userfaultfd registration lives in the userfaultfd, which another
+	 * process may hold: restore could not bring it back.
+	 */
+	if (vma->vm_flags & __VM_UFFD_FLAGS)
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("vma %llx-%llx: userfaultfd registrations are not supported yet",
+					    v->start, v->end));
 	if (!vma->vm_file) {
 		v->flags |= AMBER_VMA_F_ANON;
 		return 0;
@@ -782,7 +803,10 @@ static void amber_mm_fields(struct amber_mm_state *st, struct mm_struct *mm)
 /*
  * Which pages of @vma are dirty, and whether its bits are cleared. Shared
  * memory is saved whole each time: its pages can be written through other
- * mappings, which no bit of this mm sees.
+ * mappings, which no bit of this mm sees. So is the private memory of an mm
+ * that has ever used KSM (MADV_MERGEABLE): merging a written page installs
+ * the KSM page with a PTE that has no soft-dirty bit (replace_page()), and
+ * unmerging keeps it so.
  */
 static void amber_walk_vma(struct amber_walk *w, struct vm_area_struct *vma,
 			   struct amber_track *t)
@@ -792,7 +816,8 @@ static void amber_walk_vma(struct amber_walk *w, struct vm_area_struct *vma,
 	w->vmap = vma;
 	w->force = !(vma->vm_flags & VM_READ);
 	w->all_dirty = !w->incremental || shared ||
-		       (vma->vm_flags & VM_SOFTDIRTY);
+		       (vma->vm_flags & VM_SOFTDIRTY) ||
+		       test_bit(MMF_VM_MERGEABLE, &vma->vm_mm->flags);
 	w->clear = t->clear && !shared;
 	w->sig = (struct amber_vma_sig){
 		.start = vma->vm_start,
@@ -821,6 +846,10 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 	int err;
 
 	mmap_assert_locked(mm);
+
+	/* The default of VMAs mapped later: the image has no place for it. */
+	if (mm->def_flags & VM_LOCKED)
+		return amber_fail(e, -EOPNOTSUPP, "mlockall(MCL_FUTURE) is not supported yet");
 
 	st->vmas = kvcalloc(max(mm->map_count, 1), sizeof(*st->vmas),
 			    GFP_KERNEL);

@@ -9,6 +9,7 @@
 #include <linux/file.h>
 #include <linux/fcntl.h>
 #include <linux/fs.h>
+#include <linux/ksm.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/sched/mm.h>
@@ -212,6 +213,29 @@ static int amber_rvma_check_prefilled(const struct amber_rvma *v, unsigned long 
 	return err;
 }
 
+/* The advice flags a VMA can carry together, as madvise() and mlock2() allow. */
+static int amber_rvma_check_advice(struct amber_restore *r, const struct amber_rvma *v)
+{
+	const u32 shared = AMBER_VMA_F_SHARED | AMBER_VMA_F_SHMEM;
+	const char *why = NULL;
+
+	if ((v->flags & AMBER_VMA_F_SEQ_READ) && (v->flags & AMBER_VMA_F_RAND_READ))
+		why = "SEQ_READ and RAND_READ";
+	else if ((v->flags & AMBER_VMA_F_HUGEPAGE) && (v->flags & AMBER_VMA_F_NOHUGEPAGE))
+		why = "HUGEPAGE and NOHUGEPAGE";
+	else if ((v->flags & AMBER_VMA_F_WIPEONFORK) &&
+		 (!(v->flags & AMBER_VMA_F_ANON) || (v->flags & shared)))
+		why = "WIPEONFORK on memory that is not private anonymous";
+	else if ((v->flags & AMBER_VMA_F_MERGEABLE) && (v->flags & shared))
+		why = "MERGEABLE on shared memory";
+	else if ((v->flags & AMBER_VMA_F_LOCKONFAULT) && !(v->flags & AMBER_VMA_F_LOCKED))
+		why = "LOCKONFAULT without LOCKED";
+	if (!why)
+		return 0;
+	amber_restore_err(r, v->nla, "VMA 0x%lx-0x%lx: VMA_FLAGS has %s", v->start, v->end, why);
+	return -EINVAL;
+}
+
 /* Parse and check one AMBER_A_VMA; @prev_end is the previous VMA's end. */
 static int amber_rvma_parse(struct amber_restore *r, const struct amber_vma_args *a,
 			    struct amber_rvma *v, unsigned long prev_end)
@@ -263,6 +287,9 @@ static int amber_rvma_parse(struct amber_restore *r, const struct amber_vma_args
 				  r->vdso_end ?: r->vvar_end);
 		return -EINVAL;
 	}
+	err = amber_rvma_check_advice(r, v);
+	if (err)
+		return err;
 	if (v->flags & AMBER_VMA_F_PREFILLED) {
 		const u32 plain = AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE |
 				  AMBER_VMA_F_PREFILLED;
@@ -571,7 +598,10 @@ static int amber_restore_unmap(struct amber_restore *r)
 
 /* madvise() flags of the image: set on the VMA once it is mapped. */
 #define AMBER_VMA_F_ADVICE	(AMBER_VMA_F_DONTFORK | AMBER_VMA_F_DONTDUMP | \
-				 AMBER_VMA_F_HUGEPAGE | AMBER_VMA_F_NOHUGEPAGE)
+				 AMBER_VMA_F_HUGEPAGE | AMBER_VMA_F_NOHUGEPAGE | \
+				 AMBER_VMA_F_SEQ_READ | AMBER_VMA_F_RAND_READ | \
+				 AMBER_VMA_F_WIPEONFORK | AMBER_VMA_F_MERGEABLE | \
+				 AMBER_VMA_F_LOCKONFAULT)
 
 static int amber_rvma_mmap(struct amber_rvma *v)
 {
@@ -584,6 +614,8 @@ static int amber_rvma_mmap(struct amber_rvma *v)
 		flags |= MAP_GROWSDOWN;
 	if (v->flags & AMBER_VMA_F_LOCKED)
 		flags |= MAP_LOCKED;	/* mlock()ed: needs RLIMIT_MEMLOCK or CAP_IPC_LOCK */
+	if (v->flags & AMBER_VMA_F_NORESERVE)
+		flags |= MAP_NORESERVE;
 	ret = vm_mmap(v->file, v->start, v->end - v->start, v->prot, flags,
 		      v->file ? v->pgoff << PAGE_SHIFT : 0);
 	if (ret == v->start)
@@ -612,13 +644,35 @@ static int amber_rvma_advise(struct amber_rvma *v)
 		set |= VM_HUGEPAGE;
 	else if (v->flags & AMBER_VMA_F_NOHUGEPAGE)
 		set |= VM_NOHUGEPAGE;
+	if (v->flags & AMBER_VMA_F_SEQ_READ)
+		set |= VM_SEQ_READ;
+	else if (v->flags & AMBER_VMA_F_RAND_READ)
+		set |= VM_RAND_READ;
+	if (v->flags & AMBER_VMA_F_WIPEONFORK)
+		set |= VM_WIPEONFORK;	/* checked: private anonymous */
+	/* Mapped with MAP_LOCKED, so populated and VM_LOCKED already. */
+	if (v->flags & AMBER_VMA_F_LOCKONFAULT)
+		set |= VM_LOCKONFAULT;
 
 	mmap_write_lock(mm);
 	vma = find_vma(mm, v->start);
-	if (vma && vma->vm_start == v->start && vma->vm_end == v->end)
-		vma->vm_flags |= set;
-	else
+	if (!vma || vma->vm_start != v->start || vma->vm_end != v->end) {
 		err = -EEXIST;
+		goto out;
+	}
+	if (v->flags & AMBER_VMA_F_MERGEABLE) {
+		unsigned long f = vma->vm_flags;
+
+		/* Registers the mm with KSM (__ksm_enter()) as madvise() does. */
+		err = ksm_madvise(vma, vma->vm_start, vma->vm_end, MADV_MERGEABLE, &f);
+		if (!err && !(f & VM_MERGEABLE))
+			err = -EINVAL;	/* KSM ignored it (a special mapping) */
+		if (err)
+			goto out;
+		set |= VM_MERGEABLE;
+	}
+	vma->vm_flags |= set;
+out:
 	mmap_write_unlock(mm);
 	return err;
 }

@@ -71,6 +71,9 @@ std::string vma_flags_str(uint32_t f)
 		{AMBER_VMA_F_MAYWRITE, "maywrite"}, {AMBER_VMA_F_DONTFORK, "dontfork"},
 		{AMBER_VMA_F_DONTDUMP, "dontdump"}, {AMBER_VMA_F_LOCKED, "locked"},
 		{AMBER_VMA_F_HUGEPAGE, "hugepage"}, {AMBER_VMA_F_NOHUGEPAGE, "nohugepage"},
+		{AMBER_VMA_F_SEQ_READ, "sequential"}, {AMBER_VMA_F_RAND_READ, "random"},
+		{AMBER_VMA_F_WIPEONFORK, "wipeonfork"}, {AMBER_VMA_F_MERGEABLE, "mergeable"},
+		{AMBER_VMA_F_LOCKONFAULT, "lockonfault"}, {AMBER_VMA_F_NORESERVE, "noreserve"},
 	};
 	std::string s;
 	for (const auto &n : names) {

@@ -365,8 +365,24 @@ enum amber_vma_flags {
 	 * Only with AMBER_VMA_F_ANON, optionally AMBER_VMA_F_HEAP and _MAYWRITE.
 	 */
 	AMBER_VMA_F_PREFILLED	= 1 << 14,
+	/*
+	 * More of the VMA's advice, as /proc/PID/smaps VmFlags shows it:
+	 * MADV_SEQUENTIAL (VM_SEQ_READ, "sr") and MADV_RANDOM (VM_RAND_READ,
+	 * "rr"), at most one of them; MADV_WIPEONFORK ("wf"), only on private
+	 * anonymous memory; MADV_MERGEABLE (KSM, "mg"), not on shared memory;
+	 * mlock2(MLOCK_ONFAULT) or mlockall(MCL_ONFAULT) (VM_LOCKONFAULT),
+	 * only with AMBER_VMA_F_LOCKED; MAP_NORESERVE ("nr"). Restore sets
+	 * each as madvise(), mlock2() or mmap() would (a LOCKONFAULT VMA is
+	 * populated as a LOCKED one is).
+	 */
+	AMBER_VMA_F_SEQ_READ	= 1 << 15,
+	AMBER_VMA_F_RAND_READ	= 1 << 16,
+	AMBER_VMA_F_WIPEONFORK	= 1 << 17,
+	AMBER_VMA_F_MERGEABLE	= 1 << 18,
+	AMBER_VMA_F_LOCKONFAULT	= 1 << 19,
+	AMBER_VMA_F_NORESERVE	= 1 << 20,
 
-	__AMBER_VMA_F_ALL	= (1 << 15) - 1,
+	__AMBER_VMA_F_ALL	= (1 << 21) - 1,
 };
 
 /* AMBER_A_VMA */
