@@ -108,11 +108,10 @@ static const char *const status_fields[] = {
 };
 static const char *const thread_status_fields[] = { "SigBlk", "SigPnd", NULL };
 
-static void snap_status(struct fid_snap *s, const char *who, const char *path,
-			const char *file, const char *const *fields)
+/* fn(key, value, ctx) for each "key: value" line of a /proc file (both trimmed). */
+static void each_kv(const char *path, void (*fn)(char *key, char *val, void *ctx), void *ctx)
 {
 	char *text = slurp(path, NULL), *line, *save = NULL;
-	int i;
 
 	if (!text)
 		return;
@@ -122,11 +121,35 @@ static void snap_status(struct fid_snap *s, const char *who, const char *path,
 		if (!colon)
 			continue;
 		*colon = 0;
-		for (i = 0; fields[i]; i++)
-			if (!strcmp(line, fields[i]))
-				add(s, who, file, line, trim(colon + 1));
+		fn(trim(line), trim(colon + 1), ctx);
 	}
 	free(text);
+}
+
+struct kv_ctx {
+	struct fid_snap *s;
+	const char *who;
+	const char *file;
+	const char *const *fields;	/* NULL-terminated: the keys kept */
+	char timer[64];			/* timers: "timers ID" of the current block */
+};
+
+static void kv_keep(char *key, char *val, void *p)
+{
+	struct kv_ctx *c = p;
+	int i;
+
+	for (i = 0; c->fields[i]; i++)
+		if (!strcmp(key, c->fields[i]))
+			add(c->s, c->who, c->file, key, val);
+}
+
+static void snap_status(struct fid_snap *s, const char *who, const char *path,
+			const char *file, const char *const *fields)
+{
+	struct kv_ctx c = { .s = s, .who = who, .file = file, .fields = fields };
+
+	each_kv(path, kv_keep, &c);
 }
 
 static void snap_line(struct fid_snap *s, const char *who, const char *path, const char *file)
@@ -163,21 +186,9 @@ static void snap_stat(struct fid_snap *s, const char *who, const char *path)
 
 static void snap_sched(struct fid_snap *s, const char *who, const char *path)
 {
-	char *text = slurp(path, NULL), *line, *save = NULL;
+	static const char *const fields[] = { "policy", "prio", NULL };
 
-	if (!text)
-		return;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *colon = strchr(line, ':'), *key;
-
-		if (!colon)
-			continue;
-		*colon = 0;
-		key = trim(line);
-		if (!strcmp(key, "policy") || !strcmp(key, "prio"))
-			add(s, who, "sched", key, trim(colon + 1));
-	}
-	free(text);
+	snap_status(s, who, path, "sched", fields);
 }
 
 /* src with each run of blanks made one space. */
@@ -211,26 +222,20 @@ static void snap_limits(struct fid_snap *s, const char *who, const char *path)
 	free(text);
 }
 
+static void kv_timer(char *key, char *val, void *p)
+{
+	struct kv_ctx *c = p;
+
+	if (!strcmp(key, "ID"))
+		snprintf(c->timer, sizeof(c->timer), "timers %s", val);
+	add(c->s, c->who, c->timer, key, val);
+}
+
 static void snap_timers(struct fid_snap *s, const char *who, const char *path)
 {
-	char *text = slurp(path, NULL), *line, *save = NULL, file[64] = "timers";
+	struct kv_ctx c = { .s = s, .who = who, .timer = "timers" };
 
-	if (!text)
-		return;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *colon = strchr(line, ':');
-
-		if (!colon)
-			continue;
-		*colon = 0;
-		if (!strcmp(line, "ID")) {
-			snprintf(file, sizeof(file), "timers %s", trim(colon + 1));
-			add(s, who, file, "ID", trim(colon + 1));
-		} else {
-			add(s, who, file, trim(line), trim(colon + 1));
-		}
-	}
-	free(text);
+	each_kv(path, kv_timer, &c);
 }
 
 /* maps and smaps: perms, offset, path, VmFlags (without sd) per VMA. */
@@ -275,7 +280,7 @@ static void snap_smaps(struct fid_snap *s, const char *who, const char *path)
 
 /* fdinfo of one fd; link is its (canonical) target. */
 static void snap_fdinfo(struct fid_snap *s, struct canon *c, const char *who, const char *path,
-			const char *file, bool inode_fd)
+			const char *file, bool inode_fd, bool deleted)
 {
 	char *text = slurp(path, NULL), *line, *save = NULL, buf[64];
 
@@ -325,6 +330,14 @@ static void snap_fdinfo(struct fid_snap *s, struct canon *c, const char *who, co
 			const char *l = canon_ino(c, ino, buf, sizeof(buf));
 
 			add(s, who, file, key, l ? l : "?");
+			continue;
+		}
+		if (!strcmp(key, "ino") && deleted) {
+			/* a memfd or an unlinked file: a new inode on restore, the same sharing */
+			char name[64];
+
+			snprintf(name, sizeof(name), "deleted:[%s]", val);
+			add(s, who, file, key, canon_name(c, name, buf, sizeof(buf)));
 			continue;
 		}
 		if (!strcmp(key, "it_value")) {
@@ -380,7 +393,7 @@ static void snap_fds(struct fid_snap *s, struct canon *c, pid_t pid, const char 
 		add(s, who, file, "target", t);
 		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fds[i]);
 		snprintf(file, sizeof(file), "fdinfo %d", fds[i]);
-		snap_fdinfo(s, c, who, path, file, inode_fd);
+		snap_fdinfo(s, c, who, path, file, inode_fd, strstr(link, " (deleted)") != NULL);
 	}
 }
 

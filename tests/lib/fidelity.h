@@ -19,8 +19,9 @@
  *		compared is the sharing pattern of those inodes across fds and
  *		processes, not the numbers (they change on restore)
  *   fdinfo	of every fd: pos, flags, mnt_id, ino (renamed as above for
- *		pipes and sockets), eventfd-count, eventfd-id is not there in
- *		6.1; timerfd clockid, settime flags, it_interval, and whether
+ *		pipes, sockets and unlinked files or memfds, "... (deleted)",
+ *		which get a new inode on restore), eventfd-count; timerfd
+ *		clockid, settime flags, it_interval, and whether
  *		it_value is armed; epoll "tfd N" lines (events, data, pos, ino
  *		renamed); "inotify wd N" lines; signalfd sigmask; any other
  *		"key: value" line as is
