@@ -411,6 +411,14 @@ static void snap_one(struct fid_snap *s, struct canon *c, pid_t pid)
 		return;
 	}
 	add(s, who, "proc", "exists", "yes");
+	if (pid_state(pid) == 'Z') {
+		/* A zombie has no mm, fds, cwd...: only the ids and the end are compared. */
+		add(s, who, "proc", "zombie", "yes");
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		snap_stat(s, who, path);
+		return;
+	}
+	add(s, who, "proc", "zombie", "no");
 	snap_status(s, who, path, "status", status_fields);
 	for (i = 0; links[i]; i++) {
 		snprintf(path, sizeof(path), "/proc/%d/%s", pid, links[i]);
@@ -569,17 +577,36 @@ static const char *expected_reason(const struct fid_expect *exp, const struct fi
 	return NULL;
 }
 
-/* Is it->who a process that is gone in after (reported once, as "proc: exists")? */
-static bool gone(const struct fid_snap *after, const struct fid_item *it)
+/*
+ * Is it->who a process that is gone or a zombie in snapshot x (so it is
+ * reported once, as "proc: exists" or "proc: zombie", not field by field)?
+ */
+static bool gone(const struct fid_snap *x, const struct fid_item *it)
 {
 	pid_t pid;
 	size_t i;
 
-	if (!strcmp(it->file, "proc") || sscanf(it->who, "pid %d", &pid) != 1)
+	if ((!strcmp(it->file, "proc") && !strcmp(it->field, "exists")) ||
+	    sscanf(it->who, "pid %d", &pid) != 1)
 		return false;
+	for (i = 0; i < x->n; i++)
+		if (!strcmp(x->v[i].file, "proc") && atoi(x->v[i].who + 4) == pid &&
+		    ((!strcmp(x->v[i].field, "exists") && !strcmp(x->v[i].value, "no")) ||
+		     (!strcmp(x->v[i].field, "zombie") && !strcmp(x->v[i].value, "yes"))))
+			return true;
+	return false;
+}
+
+/* Has a process of before ended (gone or zombie) in after, that was not? */
+static bool ended(const struct fid_snap *before, const struct fid_snap *after)
+{
+	size_t i;
+
 	for (i = 0; i < after->n; i++)
-		if (!strcmp(after->v[i].file, "proc") && !strcmp(after->v[i].value, "no") &&
-		    atoi(after->v[i].who + 4) == pid)
+		if (!strcmp(after->v[i].file, "proc") && gone(after, &(struct fid_item){
+			.who = after->v[i].who, .file = "x", .field = "x" }) &&
+		    !gone(before, &(struct fid_item){ .who = after->v[i].who, .file = "x",
+						      .field = "x" }))
 			return true;
 	return false;
 }
@@ -622,7 +649,7 @@ char *fid_diff(const struct fid_snap *before, const struct fid_snap *after,
 		int r = i == before->n ? 1 : j == after->n ? -1 : cmp_item(b[i], a[j]);
 
 		if (r < 0) {
-			if (!gone(after, b[i]))
+			if (!gone(after, b[i]) || gone(before, b[i]))
 				report(&d, &dl, &e, &el, exp, b[i], b[i]->value, NULL);
 			i++;
 		} else if (r > 0) {
@@ -648,23 +675,46 @@ char *fid_wait_same(const struct fid_snap *before, const struct fid_expect *exp,
 		    int timeout_ms, char **expected)
 {
 	long long end = now_ms() + timeout_ms;
-	char *d = NULL;
+	char *d = NULL, *live = NULL;
 
 	if (expected)
 		*expected = NULL;
 	for (;;) {
 		struct fid_snap *after = fid_resnap(before);
+		char *e = NULL;
+		bool end_seen;
 
+		if (!after)
+			return strdup("fidelity: out of memory\n");
+		end_seen = ended(before, after);
 		free(d);
-		if (expected) {
-			free(*expected);
-			*expected = NULL;
-		}
-		d = after ? fid_diff(before, after, exp, expected) :
-			    strdup("fidelity: out of memory\n");
+		d = fid_diff(before, after, exp, &e);
 		fid_free(after);
-		if (!d || now_ms() >= end)
+		if (end_seen && live) {
+			/* It ended before it matched: what differed while it ran. */
+			char *r = NULL;
+
+			if (asprintf(&r, "%s(then: %s)", live, d ? d : "") < 0)
+				r = NULL;
+			free(d);
+			free(live);
+			free(e);
+			return r;
+		}
+		if (!end_seen) {
+			free(live);
+			live = d ? strdup(d) : NULL;
+			if (expected) {
+				free(*expected);
+				*expected = e;
+				e = NULL;
+			}
+		}
+		free(e);
+		if (!d || end_seen || now_ms() >= end) {
+			free(live);
 			return d;
+		}
 		sleep_ms(20);
 	}
 }
