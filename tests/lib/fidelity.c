@@ -597,17 +597,43 @@ static bool gone(const struct fid_snap *x, const struct fid_item *it)
 	return false;
 }
 
-/* Has a process of before ended (gone or zombie) in after, that was not? */
-static bool ended(const struct fid_snap *before, const struct fid_snap *after)
+/* Items of s about pid in file (a prefix), field. */
+static int count(const struct fid_snap *s, pid_t pid, const char *file, const char *field)
 {
 	size_t i;
+	int n = 0;
 
-	for (i = 0; i < after->n; i++)
-		if (!strcmp(after->v[i].file, "proc") && gone(after, &(struct fid_item){
-			.who = after->v[i].who, .file = "x", .field = "x" }) &&
-		    !gone(before, &(struct fid_item){ .who = after->v[i].who, .file = "x",
-						      .field = "x" }))
+	for (i = 0; i < s->n; i++)
+		n += atoi(s->v[i].who + 4) == pid && !strncmp(s->v[i].file, file, strlen(file)) &&
+		     !strcmp(s->v[i].field, field);
+	return n;
+}
+
+/*
+ * Has a process of before ended in after, or begun to: gone, a zombie, its
+ * mm gone (no exe: exiting), or fewer threads. Such a snapshot says nothing
+ * about the restore.
+ */
+static bool ended(const struct fid_snap *before, const struct fid_snap *after)
+{
+	int i;
+
+	for (i = 0; i < before->npids; i++) {
+		pid_t p = before->pids[i];
+
+		if (count(after, p, "exe", "target") < count(before, p, "exe", "target") ||
+		    count(after, p, "task/", "value") < count(before, p, "task/", "value"))
 			return true;
+	}
+	for (i = 0; i < before->npids; i++) {
+		struct fid_item it = { .file = "x", .field = "x" };
+		char who[32];
+
+		snprintf(who, sizeof(who), "pid %d", before->pids[i]);
+		it.who = who;
+		if (gone(after, &it) && !gone(before, &it))
+			return true;
+	}
 	return false;
 }
 
