@@ -420,6 +420,7 @@ static void same_tree(struct __test_metadata *_metadata, const struct ids *b, in
 static const struct fid_expect tree_expect[] = {
 	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
 	{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
+	{ "fdinfo 3: pos", "family's processes write records to a shared file while they run" },
 	{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here VM_ACCOUNT 'ac' of "
 	  "RELRO mappings is lost), being fixed" },
 	{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA merges with its "
