@@ -165,13 +165,8 @@ static const struct fid_expect e2e_expect[] = {
 	{ "fdinfo 5: pos", "memfile appends to its log at each step" },
 	{ "fd 6: target", "memfile opens its private-mapping file at each step" },
 	{ "fdinfo 6: *", "the same" },
-	{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here VM_ACCOUNT 'ac' of "
-	  "RELRO mappings is lost), being fixed" },
-	{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA merges with its "
-	  "read-only neighbour)" },
-	{ "stat: pgrp", "a one-process checkpoint (no --tree) is restored in amber restore's group "
-	  "and session, by design (tree_test: only --tree restores them)" },
-	{ "stat: session", "the same" },
+	FID_EXPECT_VMFLAGS,
+	FID_EXPECT_ONE_PROCESS,
 	{ NULL, NULL },
 };
 
@@ -180,13 +175,8 @@ static const struct fid_expect e2e_pipe_expect[] = {
 	{ "fd 1: target", "stdout was a pipe to the outside: the restored process inherits "
 	  "amber restore's (design.md, shared objects)" },
 	{ "fdinfo 1: *", "the same" },
-	{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here VM_ACCOUNT 'ac' of "
-	  "RELRO mappings is lost), being fixed" },
-	{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA merges with its "
-	  "read-only neighbour)" },
-	{ "stat: pgrp", "a one-process checkpoint (no --tree) is restored in amber restore's group "
-	  "and session, by design (tree_test: only --tree restores them)" },
-	{ "stat: session", "the same" },
+	FID_EXPECT_VMFLAGS,
+	FID_EXPECT_ONE_PROCESS,
 	{ NULL, NULL },
 };
 

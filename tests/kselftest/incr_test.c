@@ -228,13 +228,8 @@ static unsigned int latest_number(FIXTURE_DATA(incr) *self)
 /* It answers on stdout (fd 1) and reads its commands from a pipe. */
 static const struct fid_expect incr_expect[] = {
 	{ "fdinfo 1: pos", "the workload answered the verify command after the restore" },
-	{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here VM_ACCOUNT 'ac' of "
-	  "RELRO mappings is lost), being fixed" },
-	{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA merges with its "
-	  "read-only neighbour)" },
-	{ "stat: pgrp", "a one-process checkpoint (no --tree) is restored in amber restore's group "
-	  "and session, by design (tree_test: only --tree restores them)" },
-	{ "stat: session", "the same" },
+	FID_EXPECT_VMFLAGS,
+	FID_EXPECT_ONE_PROCESS,
 	{ NULL, NULL },
 };
 

@@ -241,13 +241,8 @@ TEST_F_TIMEOUT(robust, checkpoint_kill, 240)
 	static const struct fid_expect exp[] = {
 		{ "fdinfo 1: pos", "the workload prints a tick every 20 ms" },
 		{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
-		{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here VM_ACCOUNT 'ac' of "
-		  "RELRO mappings is lost), being fixed" },
-		{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA merges with its "
-		  "read-only neighbour)" },
-		{ "stat: pgrp", "a one-process checkpoint (no --tree) is restored in amber "
-		  "restore's group and session, by design (only --tree restores them)" },
-		{ "stat: session", "the same" },
+		FID_EXPECT_VMFLAGS,
+		FID_EXPECT_ONE_PROCESS,
 		{ NULL, NULL },
 	};
 	struct fid_snap *before;

@@ -421,10 +421,7 @@ static const struct fid_expect tree_expect[] = {
 	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
 	{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
 	{ "fdinfo 3: pos", "family's processes write records to a shared file while they run" },
-	{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here VM_ACCOUNT 'ac' of "
-	  "RELRO mappings is lost), being fixed" },
-	{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA merges with its "
-	  "read-only neighbour)" },
+	FID_EXPECT_VMFLAGS,
 	{ NULL, NULL },
 };
 
@@ -432,13 +429,8 @@ static const struct fid_expect tree_expect[] = {
 static const struct fid_expect one_expect[] = {
 	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
 	{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
-	{ "stat: pgrp", "a one-process checkpoint (no --tree) is restored in amber restore's group "
-	  "and session, by design (only --tree restores them)" },
-	{ "stat: session", "the same" },
-	{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here VM_ACCOUNT 'ac' of "
-	  "RELRO mappings is lost), being fixed" },
-	{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA merges with its "
-	  "read-only neighbour)" },
+	FID_EXPECT_ONE_PROCESS,
+	FID_EXPECT_VMFLAGS,
 	{ NULL, NULL },
 };
 
