@@ -8,6 +8,10 @@
  * checkpoint is taken (--kill or kill -9 afterwards) and restored (waiting
  * `amber restore`, or --detach). The reference output of each workload is
  * computed once per boot and cached under /tmp/amber-tests/.
+ *
+ * The workload's /proc state right before the checkpoint is compared with
+ * that of the restored process (fidelity.h); the fields it changes by
+ * itself while it runs are named in e2e_expect.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +26,7 @@
 
 #include "kselftest_harness.h"
 #include "amber_test.h"
+#include "fidelity.h"
 
 #define E2E_TMP		TEST_TMP "/e2e"
 #define GZIP_INPUT	TEST_TMP "/gzip-input.txt"
@@ -152,6 +157,29 @@ static int reference(enum workload w, char *ref, size_t len)
 	return rename(tmp, ref);
 }
 
+/* Fields the running workloads change by themselves between the two snapshots. */
+static const struct fid_expect e2e_expect[] = {
+	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
+	{ "fdinfo 3: pos", "memfile reads a file sequentially" },
+	{ "fdinfo 4: pos", "gzip reads its input file" },
+	{ "fdinfo 5: pos", "memfile appends to its log at each step" },
+	{ "fd 6: target", "memfile opens its private-mapping file at each step" },
+	{ "fdinfo 6: *", "the same" },
+	FID_EXPECT_VMFLAGS,
+	FID_EXPECT_ONE_PROCESS,
+	{ NULL, NULL },
+};
+
+/* And stdout, a pipe to the test that died with the crash. */
+static const struct fid_expect e2e_pipe_expect[] = {
+	{ "fd 1: target", "stdout was a pipe to the outside: the restored process inherits "
+	  "amber restore's (design.md, shared objects)" },
+	{ "fdinfo 1: *", "the same" },
+	FID_EXPECT_VMFLAGS,
+	FID_EXPECT_ONE_PROCESS,
+	{ NULL, NULL },
+};
+
 FIXTURE(e2e) {
 	char base[256];		/* everything of this test lives here */
 	char dir[300];		/* the image store (-D) */
@@ -255,7 +283,9 @@ TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 	char ref[256], restore_out[320], restore_err[320], *argv[16], pidbuf[32];
 	struct cmd_result r = { 0 };
 	struct ckpt_line c;
-	bool seen = false;
+	const struct fid_expect *fexp = variant->pipe_stdio ? e2e_pipe_expect : e2e_expect;
+	struct fid_snap *before;
+	bool seen = false, checked = false;
 	pid_t restored;
 	int status;
 	off_t size;
@@ -280,6 +310,8 @@ TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 	ASSERT_EQ(0, wait_midway(self, variant, ref))
 		TH_LOG("%s never got a third of the way", wname[variant->w]);
 
+	before = fid_snap_pids(&self->pid, 1);
+	ASSERT_NE(NULL, before);
 	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, variant->kill, &r, &c))
 		TH_LOG("checkpoint: status %d, stdout '%s', stderr '%s'", r.status, r.out, r.err);
 	TH_LOG("%s", r.out);
@@ -335,6 +367,7 @@ TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 			TH_LOG("restore printed '%s'", r.out);
 		cmd_result_free(&r);
 		ASSERT_EQ(c.pid, restored);
+		EXPECT_FIDELITY(before, fexp, 10000);
 		/* We are a subreaper: the detached process ends up as our child. */
 		ASSERT_EQ(0, wait_child(restored, 170000, &status))
 			TH_LOG("restored process did not end or was not reparented to the subreaper");
@@ -361,6 +394,10 @@ TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 				seen = p && !strncmp(p + 3, pidbuf, strlen(pidbuf));
 				free(s);
 			}
+			if (seen && !checked) {
+				EXPECT_FIDELITY(before, fexp, 10000);
+				checked = true;
+			}
 			if (waitpid(self->restorer, &status, WNOHANG) == self->restorer)
 				break;
 			sleep_ms(seen ? 20 : 2);
@@ -372,6 +409,7 @@ TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 		free(s);
 		ASSERT_TRUE(seen) TH_LOG("pid %d never appeared as amber restore's child", c.pid);
 	}
+	fid_free(before);
 
 	/* The result is exactly that of an uninterrupted run. */
 	if (variant->pipe_stdio) {

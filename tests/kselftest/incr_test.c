@@ -27,6 +27,7 @@
 
 #include "kselftest_harness.h"
 #include "amber_test.h"
+#include "fidelity.h"
 
 #define INCR_TMP	TEST_TMP "/incr"
 /* Pages a checkpoint may save beyond those the workload wrote: its version
@@ -46,6 +47,7 @@ FIXTURE(incr) {
 	unsigned int step;	/* the workload's step after the last command */
 	unsigned long long touched;	/* pages written or moved by it */
 	unsigned long long data;	/* pages holding data after it */
+	struct fid_snap *fid[64];	/* /proc state at checkpoint N (checkpoint()) */
 };
 
 FIXTURE_SETUP(incr)
@@ -66,6 +68,8 @@ FIXTURE_TEARDOWN(incr)
 	kill_and_reap(self->pid);
 	kill_and_reap(self->other);
 	kill_and_reap(self->cli);
+	for (int i = 0; i < 64; i++)
+		fid_free(self->fid[i]);
 	if (_metadata->passed)
 		rm_rf(self->base);
 }
@@ -160,13 +164,21 @@ static void pv(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self, cons
 static void checkpoint(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
 		       pid_t pid, const char *const extra[], struct ckpt_line *c)
 {
+	struct fid_snap *fid = fid_snap_pids(&pid, 1);	/* the target waits for a command */
 	struct cmd_result r;
 
+	ASSERT_NE(NULL, fid);
 	ASSERT_EQ(0, amber_checkpoint_args(pid, self->dir, extra, &r, c))
 		TH_LOG("checkpoint: status %d\n%s%s", exit_code(r.status), r.out, r.err);
 	TH_LOG("%s", r.out);
 	cmd_result_free(&r);
 	ASSERT_EQ(pid, c->pid);
+	if (c->number < 64) {
+		fid_free(self->fid[c->number]);
+		self->fid[c->number] = fid;
+	} else {
+		fid_free(fid);
+	}
 	ASSERT_TRUE(c->has_kind) TH_LOG("no second line saying full or incremental");
 }
 
@@ -198,9 +210,33 @@ static void kill_target(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *s
 	waitpid(self->pid, NULL, WNOHANG);
 }
 
+/* The number of the latest checkpoint in the store, 0 if none. */
+static unsigned int latest_number(FIXTURE_DATA(incr) *self)
+{
+	struct dirent *e;
+	unsigned int n = 0;
+	DIR *d = opendir(self->dir);
+
+	while (d && (e = readdir(d)))
+		if ((unsigned int)atoi(e->d_name) > n)
+			n = atoi(e->d_name);
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* It answers on stdout (fd 1) and reads its commands from a pipe. */
+static const struct fid_expect incr_expect[] = {
+	{ "fdinfo 1: pos", "the workload answered the verify command after the restore" },
+	FID_EXPECT_VMFLAGS,
+	FID_EXPECT_ONE_PROCESS,
+	{ NULL, NULL },
+};
+
 /*
  * Restore checkpoint number (0: latest) of the store; the restored process
- * must verify its memory as the one of `step`.
+ * must verify its memory as the one of `step`, and have the /proc state
+ * checkpoint() saw when it took that checkpoint.
  */
 static void restore_verify(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
 			   unsigned int number, unsigned int step)
@@ -209,6 +245,7 @@ static void restore_verify(struct __test_metadata *_metadata, FIXTURE_DATA(incr)
 	struct cmd_result r;
 	unsigned long seq;
 	pid_t pid = self->pid, restored;
+	unsigned int nr = number ? number : latest_number(self);
 
 	ASSERT_FALSE(pid_alive(pid));
 	seq = send_cmd(self, "verify");
@@ -226,6 +263,10 @@ static void restore_verify(struct __test_metadata *_metadata, FIXTURE_DATA(incr)
 	ASSERT_STREQ(want, a);
 	free(a);
 	self->step = step;
+	if (nr < 64 && self->fid[nr])
+		EXPECT_FIDELITY(self->fid[nr], incr_expect, 10000);
+	else
+		TH_LOG("checkpoint %u was not taken by checkpoint(): no fidelity check", nr);
 }
 
 /* The target prints n more ticks within 60 s, and never FAIL. */

@@ -18,6 +18,7 @@
 
 #include "kselftest_harness.h"
 #include "amber_test.h"
+#include "fidelity.h"
 
 #define ROBUST_TMP	TEST_TMP "/robust"
 
@@ -237,8 +238,19 @@ TEST_F_TIMEOUT(robust, checkpoint_kill, 240)
 	struct ckpt_line c;
 	int status, last = -1, after;
 
+	static const struct fid_expect exp[] = {
+		{ "fdinfo 1: pos", "the workload prints a tick every 20 ms" },
+		{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
+		FID_EXPECT_VMFLAGS,
+		FID_EXPECT_ONE_PROCESS,
+		{ NULL, NULL },
+	};
+	struct fid_snap *before;
+
 	REQUIRE_AMBER();
 	start_target(_metadata, self, argv, "tick 5");
+	before = fid_snap_pids(&self->pid, 1);
+	ASSERT_NE(NULL, before);
 	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, true, &r, &c))
 		TH_LOG("checkpoint --kill: %s", r.err);
 	cmd_result_free(&r);
@@ -248,6 +260,8 @@ TEST_F_TIMEOUT(robust, checkpoint_kill, 240)
 	self->pid = -1;
 
 	restore_detached(_metadata, self, c.pid, 120000);
+	EXPECT_FIDELITY(before, exp, 10000);
+	fid_free(before);
 	assert_progress(_metadata, self, 5);
 	/* Not one tick repeated (it ran on after the image) or lost. */
 	ASSERT_EQ(0, ticks_in_order(self->out, &after))

@@ -51,6 +51,7 @@
 
 #include "kselftest_harness.h"
 #include "amber_test.h"
+#include "fidelity.h"
 
 #define TREE_TMP	TEST_TMP "/tree"
 #define MAXP		64
@@ -245,6 +246,7 @@ FIXTURE(tree) {
 	pid_t restorer;		/* amber restore / amber run in the background */
 	struct ids before[MAXP];
 	int nbefore;
+	struct fid_snap *fid;	/* /proc state of before[] right before the checkpoint */
 };
 
 FIXTURE_SETUP(tree)
@@ -280,6 +282,7 @@ FIXTURE_TEARDOWN(tree)
 	}
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
+	fid_free(self->fid);
 	if (_metadata->passed) {
 		rm_rf(self->base);
 	} else {
@@ -413,6 +416,45 @@ static void same_tree(struct __test_metadata *_metadata, const struct ids *b, in
 	}
 }
 
+/* Fields the running workloads change by themselves between the two snapshots. */
+static const struct fid_expect tree_expect[] = {
+	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
+	{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
+	{ "fdinfo 3: pos", "family's processes write records to a shared file while they run" },
+	FID_EXPECT_VMFLAGS,
+	{ NULL, NULL },
+};
+
+/* And for a one-process checkpoint (no --tree). */
+static const struct fid_expect one_expect[] = {
+	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
+	{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
+	FID_EXPECT_ONE_PROCESS,
+	FID_EXPECT_VMFLAGS,
+	{ NULL, NULL },
+};
+
+/* The /proc state of every process of before[], right before a checkpoint. */
+static int fid_before(FIXTURE_DATA(tree) *self)
+{
+	pid_t pids[MAXP];
+	int i;
+
+	for (i = 0; i < self->nbefore; i++)
+		pids[i] = self->before[i].pid;
+	fid_free(self->fid);
+	self->fid = fid_snap_pids(pids, self->nbefore);
+	return self->fid ? 0 : -1;
+}
+
+/* The restored tree has the /proc state of fid_before() (but exp). */
+static void same_state(struct __test_metadata *_metadata, FIXTURE_DATA(tree) *self,
+		       const struct fid_expect *exp)
+{
+	ASSERT_NE(NULL, self->fid);
+	EXPECT_FIDELITY(self->fid, exp ? exp : tree_expect, 10000);
+}
+
 /*
  * amber restore brings the tree back as snapshotted (n processes), and it
  * runs to the end with the output of the uninterrupted run ref.
@@ -424,6 +466,7 @@ static void restores_as_reference(struct __test_metadata *_metadata, FIXTURE_DAT
 
 	ASSERT_EQ(n, restore_tree(self, after, 0, 60000)) TH_LOG("the tree never came back");
 	same_tree(_metadata, self->before, n, after, n);
+	same_state(_metadata, self, NULL);
 	ASSERT_EQ(0, wait_restorer(self, 150000)) TH_LOG("amber restore failed");
 	EXPECT_EQ(0, files_differ(ref, self->out))
 		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
@@ -484,6 +527,7 @@ TEST_F_TIMEOUT(tree, threads, 150)
 	ASSERT_EQ(0, snapshot(self->root, self->before, MAXP) - 1);
 	self->nbefore = 1;
 
+	ASSERT_EQ(0, fid_before(self));
 	ASSERT_EQ(0, amber_checkpoint_args(self->root, self->dir, kill_opt, &r, &c))
 		log_cmd(_metadata, "checkpoint --kill", &r);
 	TH_LOG("%s", r.out);
@@ -505,6 +549,7 @@ TEST_F_TIMEOUT(tree, threads, 150)
 	ASSERT_EQ(9, n);
 	for (i = 0; i < 9; i++)
 		EXPECT_EQ(now[i], got[i]) TH_LOG("thread %d: tid %d, was %d", i, got[i], now[i]);
+	same_state(_metadata, self, one_expect);
 	ASSERT_EQ(0, wait_restorer(self, 150000)) TH_LOG("amber restore failed");
 	EXPECT_EQ(0, files_differ(ref, self->out))
 		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
@@ -553,6 +598,7 @@ TEST_F_TIMEOUT(tree, many_threads, 150)
 		ASSERT_EQ(0, wait_threads(self->before[i].pid, 40, now[i], 30000))
 			TH_LOG("pid %d never had 40 threads", self->before[i].pid);
 
+	ASSERT_EQ(0, fid_before(self));
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
 		log_cmd(_metadata, "checkpoint --tree", &r);
 	TH_LOG("%s", r.out);
@@ -569,6 +615,7 @@ TEST_F_TIMEOUT(tree, many_threads, 150)
 							    self->before[i].pid, k, got[k],
 							    now[i][k]);
 	}
+	same_state(_metadata, self, NULL);
 	size = file_size(self->out);
 	EXPECT_EQ(0, wait_for_size(self->out, size + 1, 30000))
 		TH_LOG("no tick after the restore: the tree does not run");
@@ -616,6 +663,7 @@ static void run_pipeline(struct __test_metadata *_metadata, FIXTURE_DATA(tree) *
 	EXPECT_LT(0, q1) TH_LOG("producer -> transform pipe: %d bytes", q1);
 	EXPECT_LT(0, q2) TH_LOG("transform -> consumer %s: %d bytes", fifo ? "FIFO" : "pipe", q2);
 
+	ASSERT_EQ(0, fid_before(self));
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, kill_opt, &r, &c))
 		log_cmd(_metadata, "checkpoint --tree --kill", &r);
 	TH_LOG("%s", r.out);
@@ -650,6 +698,7 @@ static void run_pipeline(struct __test_metadata *_metadata, FIXTURE_DATA(tree) *
 
 	ASSERT_EQ(n, restore_tree(self, after, 0, 60000)) TH_LOG("the tree never came back");
 	same_tree(_metadata, self->before, n, after, n);
+	same_state(_metadata, self, NULL);
 	ASSERT_EQ(0, wait_restorer(self, 150000)) TH_LOG("amber restore failed");
 	EXPECT_EQ(0, files_differ(ref, self->res))
 		TH_LOG("%s differs from %s (first difference at byte %lld)", self->res, ref,
@@ -712,6 +761,7 @@ TEST_F_TIMEOUT(tree, family, 150)
 	ASSERT_EQ(p[3], find_ids(self->before, n, p[3])->sid);
 
 	/* Without --kill: the tree goes on, then dies. */
+	ASSERT_EQ(0, fid_before(self));
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
 		log_cmd(_metadata, "checkpoint --tree", &r);
 	TH_LOG("%s", r.out);
@@ -770,6 +820,7 @@ TEST_F_TIMEOUT(tree, cow_shared, 120)
 	pss_before = tree_pss_kb(self->before, n);
 	ASSERT_LT(0, pss_before);
 
+	ASSERT_EQ(0, fid_before(self));
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
 		log_cmd(_metadata, "checkpoint --tree", &r);
 	TH_LOG("%s", r.out);
@@ -779,6 +830,7 @@ TEST_F_TIMEOUT(tree, cow_shared, 120)
 
 	ASSERT_EQ(n, restore_tree(self, after, 0, 60000)) TH_LOG("the tree never came back");
 	same_tree(_metadata, self->before, n, after, n);
+	same_state(_metadata, self, NULL);
 	/* Released and running: the root prints past what the killed tree printed. */
 	size = file_size(self->out);
 	ASSERT_EQ(0, wait_for_size(self->out, size + 1, 30000))
@@ -819,6 +871,7 @@ TEST_F_TIMEOUT(tree, failed_restore_leaves_nothing, 150)
 		TH_LOG("uninterrupted run of family failed");
 	ASSERT_EQ(0, start_family(self, p)) TH_LOG("family did not start as a tree of 5");
 	n = self->nbefore;
+	ASSERT_EQ(0, fid_before(self));
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
 		log_cmd(_metadata, "checkpoint --tree", &r);
 	cmd_result_free(&r);
@@ -873,6 +926,7 @@ TEST_F_TIMEOUT(tree, incremental, 150)
 		log_cmd(_metadata, "first checkpoint --tree", &r);
 	cmd_result_free(&r);
 	ASSERT_EQ(0, wait_for_text(self->out, "progress 3\n", 60000));
+	ASSERT_EQ(0, fid_before(self));
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c2))
 		log_cmd(_metadata, "second checkpoint --tree", &r);
 	TH_LOG("%s", r.out);
