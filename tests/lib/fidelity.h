@@ -106,10 +106,10 @@ struct fid_expect {
 	  "amber restore's group and session, by design" },			\
 	{ "stat: session", "the same" }
 #define FID_EXPECT_VMFLAGS						\
-	{ "smaps *: VmFlags", "issue 13: VMA flags visible in VmFlags (here "	\
-	  "VM_ACCOUNT 'ac' of RELRO mappings is lost), being fixed" },		\
-	{ "maps *", "issue 13: VmFlags, being fixed (without 'ac' a RELRO VMA "	\
-	  "merges with its read-only neighbour)" }
+	{ "smaps *: VmFlags", "issue 13, open: VM_ACCOUNT 'ac' of a private "	\
+	  "mapping made read-only by mprotect() (RELRO) is not restored" },	\
+	{ "maps *", "issue 13, open: without 'ac' a RELRO VMA merges with its "	\
+	  "read-only neighbour" }
 
 /* Snapshot of the given processes (and all their threads); NULL on ENOMEM. */
 struct fid_snap *fid_snap_pids(const pid_t *pids, int n);
