@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Timers: the interval timers (setitimer(2), alarm(2)) and the POSIX timers
+ * The interval timers (setitimer(2), alarm(2)) and the POSIX timers
  * (timer_create(2)) of current's process, captured by its leader while the
  * group is parked. The restore stub recreates them with the same system
- * calls (userspace/restore/timers.cc); nothing here runs on restore.
+ * calls (see the restore tools); nothing here runs on restore.
  *
  * Times are captured as the time left, as getitimer(2) and timer_gettime(2)
  * report it (do_getitimer() and common_timer_get() are not exported; this
@@ -26,7 +26,7 @@
 
 #include "timers.h"
 
-/* kernel/time/posix-cpu-timers.c: it_clock of a CLOCK_PROCESS_CPUTIME_ID timer. */
+/* PROCESS_CLOCK of posix-cpu-timers: it_clock of a CLOCK_PROCESS_CPUTIME_ID timer. */
 #define AMBER_PROCESS_CLOCK	make_process_cpuclock(0, CPUCLOCK_SCHED)
 
 /* The group's CPU clocks, as thread_group_sample_cputime(); under siglock. */
@@ -100,20 +100,6 @@ static int amber_itimers_capture(struct amber_timers_state *st, pid_t pid,
 	return 0;
 }
 
-static ktime_t amber_clock_now(clockid_t clock)
-{
-	switch (clock) {
-	case CLOCK_REALTIME:
-		return ktime_get_real();
-	case CLOCK_BOOTTIME:
-		return ktime_get_boottime();
-	case CLOCK_TAI:
-		return ktime_get_clocktai();
-	default:
-		return ktime_get();
-	}
-}
-
 /* common_timer_get() without moving the expiry: ns left, 0 if disarmed. */
 static u64 amber_hrtimer_left(struct k_itimer *timr)
 {
@@ -123,7 +109,11 @@ static u64 amber_hrtimer_left(struct k_itimer *timr)
 
 	if (!iv && !timr->it_active && !sig_none)
 		return 0;
-	now = ktime_to_ns(amber_clock_now(timr->it_clock));
+	/*
+	 * The hrtimer's own base: a relative CLOCK_REALTIME timer runs on
+	 * CLOCK_MONOTONIC (__hrtimer_init()).
+	 */
+	now = ktime_to_ns(hrtimer_cb_get_time(&timr->it.real.timer));
 	exp = ktime_to_ns(hrtimer_get_expires(&timr->it.real.timer));
 	/* A requeue pending or SIGEV_NONE: the next expiry after now. */
 	if (iv && ((timr->it_requeue_pending & REQUEUE_PENDING) || sig_none) &&
@@ -174,10 +164,10 @@ static const char *amber_ptimer_fill(struct k_itimer *timr, struct amber_ptimer 
 	t->interval = ktime_to_ns(timr->it_interval);
 	/* timer_overrun_to_int() */
 	t->overrun = clamp_t(s64, timr->it_overrun_last, 0, INT_MAX);
+	if (!amber_clock_supported(timr->it_clock) && timr->it_clock < 0)
+		return "is on the CPU clock of a thread or of another process";
 	if (!amber_clock_supported(timr->it_clock))
-		return timr->it_clock < 0 ?
-		       "is on the CPU clock of a thread or of another process, which cannot be restored" :
-		       "is on a clock that cannot be restored (only REALTIME, MONOTONIC, BOOTTIME, TAI and PROCESS_CPUTIME_ID)";
+		return "is on a clock other than REALTIME, MONOTONIC, BOOTTIME, TAI or the process CPU";
 	t->clock = timr->it_clock == AMBER_PROCESS_CLOCK ? CLOCK_PROCESS_CPUTIME_ID :
 							   timr->it_clock;
 	switch (notify) {
