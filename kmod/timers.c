@@ -167,7 +167,7 @@ static const char *amber_ptimer_fill(struct k_itimer *timr, struct amber_ptimer 
 	if (!amber_clock_supported(timr->it_clock) && timr->it_clock < 0)
 		return "is on the CPU clock of a thread or of another process";
 	if (!amber_clock_supported(timr->it_clock))
-		return "is on a clock other than REALTIME, MONOTONIC, BOOTTIME, TAI or the process CPU";
+		return "is on a clock that cannot be restored";
 	t->clock = timr->it_clock == AMBER_PROCESS_CLOCK ? CLOCK_PROCESS_CPUTIME_ID :
 							   timr->it_clock;
 	switch (notify) {
