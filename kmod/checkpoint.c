@@ -82,6 +82,7 @@ static void amber_state_free(struct amber_state *st)
 	amber_files_free(&st->files);
 	amber_regs_free(&st->regs);
 	amber_sig_free(&st->sig);
+	amber_timers_free(&st->timers);
 	amber_task_free(&st->task);
 }
 
@@ -214,6 +215,7 @@ static int amber_proc_capture(struct amber_req *req, struct amber_proc *p)
 		return e->err;
 	amber_regn_capture(&st->regn, current);
 	if (amber_sig_capture(&st->sig, e) ||
+	    amber_timers_capture(&st->timers, p->pid, req->ns, e) ||
 	    amber_files_capture(&st->files, req->fileids, e))
 		return e->err;
 

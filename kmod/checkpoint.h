@@ -18,6 +18,7 @@
 #include "signal.h"
 #include "task.h"
 #include "thread.h"
+#include "timers.h"
 #include "track.h"
 
 struct net;
@@ -55,6 +56,7 @@ struct amber_state {
 	struct amber_files_state files;
 	struct amber_mm_state mm;
 	struct amber_track track;
+	struct amber_timers_state timers;
 };
 
 /* AMBER_A_PARENTS entry. */

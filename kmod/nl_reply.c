@@ -209,6 +209,13 @@ static size_t amber_thread_size(const struct amber_thr *thr)
 }
 
 /* An upper bound of a live process's reply payload. */
+#define AMBER_TIMER_NLSIZE	(NLA_HDRLEN + 7 * AMBER_U32_SIZE + 3 * AMBER_U64_SIZE)
+
+static size_t amber_timers_size(const struct amber_timers_state *t)
+{
+	return NLA_HDRLEN + 6 * AMBER_U64_SIZE + AMBER_U32_SIZE + t->nr * AMBER_TIMER_NLSIZE;
+}
+
 static size_t amber_reply_size(const struct amber_proc *p)
 {
 	const struct amber_state *st = &p->st;
@@ -238,6 +245,7 @@ static size_t amber_reply_size(const struct amber_proc *p)
 		size += AMBER_VMA_SIZE + AMBER_VMA_FILE_NLSIZE +
 			amber_str_size(st->mm.vmas[i].path);
 	size += amber_files_reply_size(&st->files);
+	size += amber_timers_size(&st->timers);
 	size += AMBER_PROC_NLSIZE + AMBER_U32_SIZE;
 	size += (p->nr_others / 16 + 1) * NLA_HDRLEN;
 	for (i = 0; i < p->nr_others; i++)
@@ -534,6 +542,49 @@ static int amber_fill_signals(struct sk_buff *skb,
 	return amber_nest_end(skb, nest);
 }
 
+static int amber_fill_ptimer(struct sk_buff *skb, const struct amber_ptimer *t)
+{
+	struct nlattr *nest = nla_nest_start(skb, AMBER_TIMERS_TIMER);
+
+	if (!nest ||
+	    nla_put_u32(skb, AMBER_TIMER_ID, t->id) ||
+	    nla_put_u32(skb, AMBER_TIMER_CLOCK, t->clock) ||
+	    nla_put_u32(skb, AMBER_TIMER_NOTIFY, t->notify) ||
+	    nla_put_u32(skb, AMBER_TIMER_SIGNO, t->signo) ||
+	    amber_put_u64(skb, AMBER_TIMER_SIGVAL, t->sigval) ||
+	    (t->tid && nla_put_u32(skb, AMBER_TIMER_TID, t->tid)) ||
+	    amber_put_u64(skb, AMBER_TIMER_VALUE, t->value) ||
+	    amber_put_u64(skb, AMBER_TIMER_INTERVAL, t->interval) ||
+	    nla_put_u32(skb, AMBER_TIMER_OVERRUN, t->overrun))
+		return -EMSGSIZE;
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+/* AMBER_A_TIMERS, left out when nothing is armed or created. */
+static int amber_fill_timers(struct sk_buff *skb, const struct amber_timers_state *t)
+{
+	struct nlattr *nest;
+	unsigned int i;
+
+	if (amber_timers_empty(t))
+		return 0;
+	nest = nla_nest_start(skb, AMBER_A_TIMERS);
+	if (!nest ||
+	    amber_put_u64(skb, AMBER_TIMERS_REAL_VALUE, t->real.value) ||
+	    amber_put_u64(skb, AMBER_TIMERS_REAL_INTERVAL, t->real.interval) ||
+	    amber_put_u64(skb, AMBER_TIMERS_VIRT_VALUE, t->virt.value) ||
+	    amber_put_u64(skb, AMBER_TIMERS_VIRT_INTERVAL, t->virt.interval) ||
+	    amber_put_u64(skb, AMBER_TIMERS_PROF_VALUE, t->prof.value) ||
+	    amber_put_u64(skb, AMBER_TIMERS_PROF_INTERVAL, t->prof.interval) ||
+	    nla_put_u32(skb, AMBER_TIMERS_NEXT_ID, t->next_id))
+		return -EMSGSIZE;
+	for (i = 0; i < t->nr; i++)
+		if (amber_fill_ptimer(skb, &t->timers[i]))
+			return -EMSGSIZE;
+	return amber_nest_end(skb, nest);
+}
+
 /* TRACK_ID when tracked, PARENT_ID iff incremental, FULL_REASON if refused. */
 static int amber_fill_track(struct sk_buff *skb, const struct amber_track *t)
 {
@@ -611,6 +662,7 @@ static int amber_fill_checkpoint(struct sk_buff *skb, const struct amber_req *re
 	    amber_fill_vmas(skb, &st->mm) ||
 	    amber_fill_regs(skb, &st->regs) ||
 	    amber_fill_signals(skb, &st->sig) ||
+	    amber_fill_timers(skb, &st->timers) ||
 	    amber_files_fill(skb, &st->files) ||
 	    amber_put_u64(skb, AMBER_A_STOPPED_NS, req->stopped_ns) ||
 	    amber_put_u64(skb, AMBER_A_PAGES_BYTES, st->mm.pages_bytes) ||

@@ -96,6 +96,12 @@ Result<CheckpointReply> parse_checkpoint_reply(ByteView payload)
 			return fail(EPROTO, std::string("reply: no ") + c.name + " attribute");
 		w.put_raw(a->raw);
 	}
+	if (const Attr *a = find_attr(*attrs, AMBER_A_TIMERS)) {
+		auto t = parse_timers(a->data);
+		if (!t)
+			return wrap(t.error(), "reply: TIMERS: ");
+		w.put_raw(a->raw);
+	}
 	r.core = w.take();
 
 	auto task = parse_task(find_attr(*attrs, AMBER_A_TASK)->data);

@@ -200,6 +200,61 @@ void print_signals(const Signals &s)
 	}
 }
 
+std::string ns_str(uint64_t ns)
+{
+	char b[32];
+	snprintf(b, sizeof(b), "%.6f s", ns / 1e9);
+	return b;
+}
+
+const char *clock_name(uint32_t c)
+{
+	switch (c) {
+	case CLOCK_REALTIME:
+		return "CLOCK_REALTIME";
+	case CLOCK_MONOTONIC:
+		return "CLOCK_MONOTONIC";
+	case CLOCK_PROCESS_CPUTIME_ID:
+		return "CLOCK_PROCESS_CPUTIME_ID";
+	case CLOCK_BOOTTIME:
+		return "CLOCK_BOOTTIME";
+	case CLOCK_TAI:
+		return "CLOCK_TAI";
+	}
+	return "clock ?";
+}
+
+void print_timers(const Timers &t)
+{
+	const struct {
+		const char *name;
+		const ITimer &it;
+	} its[] = {{"ITIMER_REAL", t.real}, {"ITIMER_VIRTUAL", t.virt}, {"ITIMER_PROF", t.prof}};
+	size_t armed = 0;
+	for (const auto &i : its)
+		armed += i.it.value != 0;
+	printf("timers: %zu interval timers armed, %zu POSIX timers\n", armed, t.timers.size());
+	for (const auto &i : its)
+		if (i.it.value || i.it.interval)
+			printf("  %-14s left %s, interval %s\n", i.name, ns_str(i.it.value).c_str(),
+			       ns_str(i.it.interval).c_str());
+	for (const PosixTimer &p : t.timers) {
+		std::string how = p.notify == SIGEV_NONE ? "SIGEV_NONE"
+				  : p.notify == SIGEV_THREAD ? "SIGEV_THREAD"
+				  : p.notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID)
+					  ? "SIGEV_THREAD_ID tid " + std::to_string(p.tid)
+					  : std::string("SIGEV_SIGNAL");
+		if (p.notify != SIGEV_NONE) {
+			const char *sn = p.signo < NSIG ? sigabbrev_np(int(p.signo)) : nullptr;
+			how += std::string(" SIG") + (sn ? sn : std::to_string(p.signo).c_str());
+		}
+		printf("  timer %-4u %-24s %s value %#" PRIx64 ", %s, interval %s, overrun %u\n",
+		       p.id, clock_name(p.clock), how.c_str(), p.sigval,
+		       p.value ? ("left " + ns_str(p.value)).c_str() : "disarmed",
+		       ns_str(p.interval).c_str(), p.overrun);
+	}
+}
+
 // chain: lines about its chain, printed after the summary.
 void print_checkpoint(const Checkpoint &c, const std::string &chain)
 {
@@ -244,6 +299,7 @@ void print_checkpoint(const Checkpoint &c, const std::string &chain)
 	print_regs(c.regs);
 	print_fpu(c.fpu);
 	print_signals(c.signals);
+	print_timers(c.timers);
 }
 
 // One row of the store's table.

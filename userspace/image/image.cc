@@ -406,6 +406,13 @@ Result<void> parse_core(Checkpoint &c)
 	c.regs = AMBER_TRY(parse_regs(find_attr(attrs, AMBER_A_REGS)->data));
 	c.fpu = find_attr(attrs, AMBER_A_FPU)->bytes();
 	c.signals = AMBER_TRY(parse_signals(find_attr(attrs, AMBER_A_SIGNALS)->data));
+	if (const Attr *t = find_attr(attrs, AMBER_A_TIMERS)) {
+		c.timers_attr = t->raw_bytes();
+		auto timers = parse_timers(t->data);
+		if (!timers)
+			return wrap(timers.error(), "TIMERS: ");
+		c.timers = std::move(*timers);
+	}
 	return {};
 }
 

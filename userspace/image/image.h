@@ -138,6 +138,31 @@ struct Signals {
 	std::vector<SigPending> pending;
 };
 
+// An interval timer (setitimer): ns left (0: disarmed) and interval.
+struct ITimer {
+	uint64_t value = 0;
+	uint64_t interval = 0;
+};
+
+// A POSIX timer (AMBER_TIMERS_TIMER).
+struct PosixTimer {
+	uint32_t id = 0;
+	uint32_t clock = 0;		// clockid_t
+	uint32_t notify = 0;		// sigev_notify
+	uint32_t signo = 0;
+	uint64_t sigval = 0;
+	uint32_t tid = 0;		// SIGEV_THREAD_ID target
+	uint64_t value = 0;		// ns left, 0: disarmed
+	uint64_t interval = 0;
+	uint32_t overrun = 0;		// timer_getoverrun(), informative
+};
+
+// AMBER_A_TIMERS (absent: all zero, no POSIX timer).
+struct Timers {
+	ITimer real, virt, prof;
+	uint32_t next_id = 0;
+	std::vector<PosixTimer> timers;	// ascending id
+};
 
 // A thread other than the thread group leader (AMBER_A_THREAD).
 struct ThreadInfo : Registrations {
@@ -183,6 +208,7 @@ struct Checkpoint {
 	// Raw encoded top-level attributes of the CORE section (header
 	// included, unpadded), to be copied verbatim into AMBER_CMD_RESTORE.
 	Bytes task_attr, mm_attr, regs_attr, fpu_attr, signals_attr;
+	Bytes timers_attr;		// empty: no AMBER_A_TIMERS
 
 	InfoSection info;
 	TaskInfo task;
@@ -190,6 +216,7 @@ struct Checkpoint {
 	Regs regs{};
 	Bytes fpu;			// XSAVE area, ptrace (UABI) layout
 	Signals signals;
+	Timers timers;
 	std::vector<Vma> vmas;
 	std::vector<FdInfo> fds;
 
@@ -258,6 +285,7 @@ Result<TaskInfo> parse_task(ByteView nest_payload);
 Result<MmInfo> parse_mm(ByteView nest_payload);
 Result<Regs> parse_regs(ByteView nest_payload);
 Result<Signals> parse_signals(ByteView nest_payload);
+Result<Timers> parse_timers(ByteView nest_payload);
 Result<Vma> parse_vma(ByteView nest_payload);
 Result<FdInfo> parse_fd(ByteView nest_payload);
 // A stream of AMBER_A_VMA / AMBER_A_FD attributes.

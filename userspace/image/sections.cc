@@ -167,6 +167,34 @@ constexpr Field<Signals> kSignalsFields[] = {
 	{AMBER_SIG_BLOCKED, &Signals::blocked},
 };
 
+struct ITimerFlat {
+	uint64_t real_value = 0, real_interval = 0, virt_value = 0, virt_interval = 0;
+	uint64_t prof_value = 0, prof_interval = 0;
+	uint32_t next_id = 0;
+};
+
+constexpr Field<ITimerFlat> kTimersFields[] = {
+	{AMBER_TIMERS_REAL_VALUE, &ITimerFlat::real_value},
+	{AMBER_TIMERS_REAL_INTERVAL, &ITimerFlat::real_interval},
+	{AMBER_TIMERS_VIRT_VALUE, &ITimerFlat::virt_value},
+	{AMBER_TIMERS_VIRT_INTERVAL, &ITimerFlat::virt_interval},
+	{AMBER_TIMERS_PROF_VALUE, &ITimerFlat::prof_value},
+	{AMBER_TIMERS_PROF_INTERVAL, &ITimerFlat::prof_interval},
+	{AMBER_TIMERS_NEXT_ID, &ITimerFlat::next_id},
+};
+
+constexpr Field<PosixTimer> kTimerFields[] = {
+	{AMBER_TIMER_ID, &PosixTimer::id},
+	{AMBER_TIMER_CLOCK, &PosixTimer::clock},
+	{AMBER_TIMER_NOTIFY, &PosixTimer::notify},
+	{AMBER_TIMER_SIGNO, &PosixTimer::signo},
+	{AMBER_TIMER_SIGVAL, &PosixTimer::sigval},
+	{AMBER_TIMER_TID, &PosixTimer::tid, true},
+	{AMBER_TIMER_VALUE, &PosixTimer::value},
+	{AMBER_TIMER_INTERVAL, &PosixTimer::interval},
+	{AMBER_TIMER_OVERRUN, &PosixTimer::overrun},
+};
+
 constexpr Field<Vma> kVmaFields[] = {
 	{AMBER_VMA_START, &Vma::start},
 	{AMBER_VMA_END, &Vma::end},
@@ -348,6 +376,31 @@ Result<Signals> parse_signals(ByteView buf)
 	};
 	AMBER_TRY(read_fields<Signals>(buf, kSignalsFields, s, "SIGNALS", Unknown::Skip, extra));
 	return s;
+}
+
+Result<Timers> parse_timers(ByteView buf)
+{
+	Timers t;
+	ITimerFlat f;
+	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type != AMBER_TIMERS_TIMER)
+			return false;
+		PosixTimer p;
+		auto attrs = AMBER_TRY(read_fields<PosixTimer>(a.data, kTimerFields, p, "TIMER",
+							       Unknown::Skip, no_extra));
+		if (!find_attr(attrs, AMBER_TIMER_ID) || !find_attr(attrs, AMBER_TIMER_CLOCK))
+			return fail(EBADMSG, "TIMER without an id or a clock");
+		if (!t.timers.empty() && p.id <= t.timers.back().id)
+			return fail(EBADMSG, "TIMER ids not ascending (" + std::to_string(p.id) + ")");
+		t.timers.push_back(p);
+		return true;
+	};
+	AMBER_TRY(read_fields<ITimerFlat>(buf, kTimersFields, f, "TIMERS", Unknown::Skip, extra));
+	t.real = {f.real_value, f.real_interval};
+	t.virt = {f.virt_value, f.virt_interval};
+	t.prof = {f.prof_value, f.prof_interval};
+	t.next_id = f.next_id;
+	return t;
 }
 
 Result<Vma> parse_vma(ByteView buf)

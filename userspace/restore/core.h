@@ -198,6 +198,8 @@ Result<std::vector<std::vector<PrefillPick>>> reserve_prefill(
 
 // Signal state the stub installs with raw system calls.
 Result<void> plan_signals(const Checkpoint &c, StubPlan &p);
+// Interval and POSIX timers the stub recreates (timers.cc).
+Result<void> plan_timers(const Checkpoint &c, StubPlan &p);
 // cwd, umask, comm, rlimits.
 void plan_task(const Checkpoint &c, StubPlan &p);
 // "" if it cannot be read.

@@ -153,6 +153,7 @@ Result<Prepared> prepare_open(const Checkpoint &c, const std::vector<std::string
 	AMBER_TRY(plan_signals(c, p));
 	plan_task(c, p);
 	p.thread_pending = AMBER_TRY(plan_thread_signals(c));
+	AMBER_TRY(plan_timers(c, p));
 	for (const ThreadInfo &t : c.threads)
 		p.threads.push_back(pid_t(t.tid));
 	p.thread_stack = uint64_t(stack.addr);

@@ -147,6 +147,16 @@ std::string describe_step(const StubPlan &plan, const StubReport &r)
 		return "stub: ready";
 	case StubStep::ZombieExit:
 		return "zombie: exit with " + std::to_string(r.index);
+	case StubStep::ITimer:
+		return std::string(r.index == ITIMER_REAL      ? "ITIMER_REAL"
+				   : r.index == ITIMER_VIRTUAL ? "ITIMER_VIRTUAL"
+							       : "ITIMER_PROF") +
+		       ": setitimer";
+	case StubStep::Timer:
+		return "POSIX timer " + std::to_string(r.index) + ": timer_create/timer_settime";
+	case StubStep::TimerId:
+		return "POSIX timer " + std::to_string(r.index) +
+		       ": timer_create did not hand out this id";
 	case StubStep::Prefill:
 		if (r.index >= 0 && size_t(r.index) < plan.prefill.size())
 			return "private memory " + range_str(plan.prefill[r.index].range) +
@@ -576,6 +586,46 @@ bool move_vdso(const StubPlan &plan, StubStep *step)
 	return true;
 }
 
+// setitimer(), then timer_create() in id order: the kernel hands out ids
+// in sequence per process, so fillers below a wanted id are created and
+// deleted; then timer_settime() with the time left.
+void run_timers(const StubPlan &plan)
+{
+	const StubTimers &t = plan.timers;
+	for (int w = ITIMER_REAL; w <= ITIMER_PROF; w++) {
+		const itimerval &v = t.itimer[w];
+		if ((v.it_value.tv_sec || v.it_value.tv_usec) &&
+		    syscall(SYS_setitimer, w, &v, nullptr))
+			stub_fail(plan, StubStep::ITimer, w);
+	}
+	int32_t last = -1;
+	for (const StubTimer &st : t.timers) {
+		int32_t id = -1;
+		for (;;) {
+			if (syscall(SYS_timer_create, st.clock, &st.ev, &id))
+				stub_fail(plan, StubStep::Timer, st.id);
+			if (id == st.id)
+				break;
+			syscall(SYS_timer_delete, id);
+			if (id > st.id) {
+				errno = EEXIST;
+				stub_fail(plan, StubStep::TimerId, st.id);
+			}
+		}
+		if ((st.its.it_value.tv_sec || st.its.it_value.tv_nsec) &&
+		    syscall(SYS_timer_settime, id, 0, &st.its, nullptr))
+			stub_fail(plan, StubStep::Timer, st.id);
+		last = id;
+	}
+	StubTimer filler;
+	filler.ev.notify = SIGEV_NONE;
+	while (last + 1 < t.next_id) {
+		if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &filler.ev, &last))
+			stub_fail(plan, StubStep::TimerId, t.next_id);
+		syscall(SYS_timer_delete, last);
+	}
+}
+
 } // namespace
 
 void run_stub(const StubPlan &plan)
@@ -692,12 +742,16 @@ void run_stub(const StubPlan &plan)
 		}
 	}
 
-	// 8. Limits last: a low RLIMIT_NOFILE must not stop the steps above.
+	// 8. Timers, once their SIGEV_THREAD_ID targets exist. What they send
+	// stays pending (all blocked) until the kernel installs the masks.
+	run_timers(plan);
+
+	// 9. Limits last: a low RLIMIT_NOFILE must not stop the steps above.
 	for (const StubRlimit &r : plan.rlimits)
 		if (setrlimit(__rlimit_resource(r.resource), &r.lim))
 			stub_fail(plan, StubStep::Rlimit, r.resource);
 
-	// 9. Become the checkpointed process. On success this never returns.
+	// 10. Become the checkpointed process. On success this never returns.
 	if (send(plan.nl_fd, plan.msg.data(), plan.msg.size(), 0) < 0)
 		stub_fail(plan, StubStep::Send, 0);
 	errno = 0;

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include <sys/resource.h>
+#include <sys/time.h>
+#include <time.h>
 #include <sys/types.h>
 
 #include "common/attr.h"
@@ -204,6 +206,28 @@ struct StubThreadSig {
 };
 static_assert(sizeof(StubThreadSig) == 144);
 
+// A POSIX timer the stub recreates (timers.cc): the kernel's struct
+// sigevent and the itimerspec to arm it with (zero: left disarmed).
+struct StubTimer {
+	int32_t id = 0;			// the id timer_create() must hand out
+	int32_t clock = 0;
+	struct {
+		uint64_t value;
+		int32_t signo;
+		int32_t notify;
+		int32_t tid;
+		int32_t pad[11];
+	} ev = {};
+	struct itimerspec its = {};
+};
+
+// setitimer() arguments, by ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
+struct StubTimers {
+	struct itimerval itimer[3] = {};
+	std::vector<StubTimer> timers;	// ascending id
+	int32_t next_id = 0;		// fillers up to it after the last timer
+};
+
 struct StubPlan;
 
 // What a stub of a tree restore does besides restoring itself.
@@ -237,6 +261,7 @@ struct StubPlan {
 	std::vector<StubSiginfo> pending;
 	VdsoPlan vdso;
 	std::vector<StubRlimit> rlimits;	// RLIMIT_NOFILE last
+	StubTimers timers;
 	int nl_fd = -1;				// stub's numbers, after the moves
 	int report_fd = -1;
 	int early_report_fd = -1;		// before the moves (-1: report_fd)
@@ -283,6 +308,9 @@ enum class StubStep : uint32_t {
 	Ready,		// not a failure: the process and its children exist
 	ZombieExit,	// index: code or signal
 	Prefill,	// index: prefill[]
+	ITimer,		// index: ITIMER_*
+	Timer,		// index: the POSIX timer id
+	TimerId,	// index: the id wanted (timer_create handed out another)
 };
 
 // Fixed-size record written to the report pipe (atomic: < PIPE_BUF).

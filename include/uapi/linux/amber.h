@@ -154,6 +154,13 @@ enum amber_attr {
 	 * of one process (the first that captured an fd of that inode).
 	 */
 	AMBER_A_QUEUE,
+	/*
+	 * Reply: nest, enum amber_timers_attr: the process's interval timers
+	 * (setitimer, alarm) and POSIX timers (timer_create). Absent: none
+	 * armed or created. Kept in the image's CORE section; the restore stub
+	 * recreates them with system calls, it is never sent to RESTORE.
+	 */
+	AMBER_A_TIMERS,
 
 	__AMBER_A_MAX,
 	AMBER_A_MAX = __AMBER_A_MAX - 1
@@ -466,6 +473,46 @@ enum amber_sigpending_attr {
 	AMBER_SIGPENDING_MAX = __AMBER_SIGPENDING_MAX - 1
 };
 
+/*
+ * AMBER_A_TIMERS. Times in nanoseconds; a value is the time left at the
+ * checkpoint (0: disarmed), relative to the timer's clock (ITIMER_VIRTUAL
+ * and ITIMER_PROF: the process's user / user+system CPU time).
+ */
+enum amber_timers_attr {
+	AMBER_TIMERS_REAL_VALUE = 1,	/* u64: ITIMER_REAL (and alarm()) */
+	AMBER_TIMERS_REAL_INTERVAL,	/* u64 */
+	AMBER_TIMERS_VIRT_VALUE,	/* u64: ITIMER_VIRTUAL */
+	AMBER_TIMERS_VIRT_INTERVAL,	/* u64 */
+	AMBER_TIMERS_PROF_VALUE,	/* u64: ITIMER_PROF */
+	AMBER_TIMERS_PROF_INTERVAL,	/* u64 */
+	AMBER_TIMERS_NEXT_ID,		/* u32: id the next timer_create() would try */
+	AMBER_TIMERS_TIMER,		/* nest, repeated, ascending id: enum amber_timer_attr */
+
+	__AMBER_TIMERS_MAX,
+	AMBER_TIMERS_MAX = __AMBER_TIMERS_MAX - 1
+};
+
+/* At most this many POSIX timers per process (refused above). */
+#define AMBER_MAX_POSIX_TIMERS	256
+/* Highest POSIX timer id restored (the stub creates fillers up to it). */
+#define AMBER_MAX_POSIX_TIMER_ID	65535
+
+/* AMBER_TIMERS_TIMER: one POSIX timer. */
+enum amber_timer_attr {
+	AMBER_TIMER_ID = 1,		/* u32: timer_t */
+	AMBER_TIMER_CLOCK,		/* u32: clockid_t */
+	AMBER_TIMER_NOTIFY,		/* u32: SIGEV_SIGNAL, SIGEV_NONE or SIGEV_THREAD_ID */
+	AMBER_TIMER_SIGNO,		/* u32: sigev_signo */
+	AMBER_TIMER_SIGVAL,		/* u64: sigev_value */
+	AMBER_TIMER_TID,		/* u32: SIGEV_THREAD_ID target, a thread of the process */
+	AMBER_TIMER_VALUE,		/* u64: ns left, 0: disarmed */
+	AMBER_TIMER_INTERVAL,		/* u64: ns */
+	AMBER_TIMER_OVERRUN,		/* u32: timer_getoverrun(), not restored */
+
+	__AMBER_TIMER_MAX,
+	AMBER_TIMER_MAX = __AMBER_TIMER_MAX - 1
+};
+
 enum amber_fd_type {
 	AMBER_FD_REG = 1,		/* regular file */
 	AMBER_FD_DIR,
@@ -559,7 +606,7 @@ struct amber_page_run {
 
 enum amber_section_type {
 	AMBER_SEC_INFO = 1,	/* attrs: enum amber_info_attr */
-	AMBER_SEC_CORE,		/* attrs: AMBER_A_TASK, MM, REGS, FPU, SIGNALS */
+	AMBER_SEC_CORE,		/* attrs: AMBER_A_TASK, MM, REGS, FPU, SIGNALS[, TIMERS] */
 	AMBER_SEC_VMAS,		/* attrs: AMBER_A_VMA ... */
 	AMBER_SEC_FDS,		/* attrs: AMBER_A_FD ... */
 	AMBER_SEC_PAGEMAP,	/* array of struct amber_pagemap_entry */
