@@ -1080,6 +1080,13 @@ TEST_F_TIMEOUT(tree, make_killed_twice, 240)
 	s = slurp(log, NULL);
 	EXPECT_EQ(0, rc) TH_LOG("amber run: exit %d; run.log:\n%.4000s", rc, s);
 	free(s);
+	if (rc) {
+		/* What make said: DIR/stderr, as cut back at each restore. */
+		snprintf(cmd, sizeof(cmd), "%s/stderr", self->dir);
+		s = slurp(cmd, NULL);
+		TH_LOG("make's stderr:\n%.4000s", s ? s : "(unreadable)");
+		free(s);
+	}
 	ASSERT_EQ(0, run_cmdl(30000, &r, bin, NULL));
 	EXPECT_EQ(0, exit_code(r.status));
 	EXPECT_STREQ(minimake_line, r.out);
