@@ -526,9 +526,19 @@ static void amber_restore_work_fn(struct callback_head *head)
 {
 	struct amber_restore_work *w = container_of(head, struct amber_restore_work, twork);
 
-	/* A held restore waits here, before the first user instruction. */
-	if (!(current->flags & PF_EXITING) && amber_rproc_wait_release(w->proc))
-		amber_rregs_write(&w->rr);
+	/*
+	 * A held restore waits here, before the first user instruction. Not
+	 * released (KILL, the socket closed, the hold timed out): current
+	 * must not return to the stub's registers over the image's memory,
+	 * so it dies on the way out, whether or not a thread's SIGKILL
+	 * reached it first.
+	 */
+	if (!(current->flags & PF_EXITING)) {
+		if (amber_rproc_wait_release(w->proc))
+			amber_rregs_write(&w->rr);
+		else
+			send_sig(SIGKILL, current, 1);
+	}
 	amber_restore_work_free(w);
 	module_put(THIS_MODULE);
 }

@@ -177,7 +177,14 @@ enum variant {
 	/* chains of pages files */
 	V_CHAIN, V_DEEP, V_BIG, V_PARENT_OLDEST, V_MISSING, V_MISSING_DEEP, V_UNSORTED_RUNS,
 	V_OVERLAP_RUNS, V_BAD_FLAGS, V_TOO_MANY, V_BAD_VERSION, V_TRUNCATED,
+	/* AMBER_RESTORE_F_HOLD, one thread: not released, it must die by SIGKILL */
+	V_HOLD_CLOSE, V_HOLD_KILL,
 };
+
+static bool held(enum variant v)
+{
+	return v == V_HOLD_CLOSE || v == V_HOLD_KILL;
+}
 
 /* The restored program pauses and is inspected from outside. */
 static bool pauses(enum variant v)
@@ -469,6 +476,9 @@ static int expected_link(enum variant v, int p)
 	return -2;	/* bad chain */
 }
 
+/* The socket RESTORE is sent on: a held stub closes its copy (AMBER_A_CLOSE_FDS). */
+static int restore_sk = -1;
+
 static void build(struct msg *m, int family, enum variant v, const int *pf, int npf, int exe)
 {
 	struct nlmsghdr *h = (struct nlmsghdr *)m->buf;
@@ -613,7 +623,11 @@ static void build(struct msg *m, int family, enum variant v, const int *pf, int 
 	n = nest(m, AMBER_A_CLOSE_FDS);
 	for (int i = 0; i < npf && i < 2; i++)
 		put_u32(m, AMBER_A_CLOSE_FD, pf[i]);
+	if (held(v))
+		put_u32(m, AMBER_A_CLOSE_FD, restore_sk);
 	nest_end(m, n);
+	if (held(v))
+		put_u32(m, AMBER_A_FLAGS, AMBER_RESTORE_F_HOLD);
 
 	h->nlmsg_len = m->len;
 	h->nlmsg_type = family;
@@ -642,7 +656,8 @@ static void stub(int sk, int family, enum variant v, int go)
 	}
 	if (v == V_NONROOT && setresuid(65534, 65534, 65534))
 		_exit(98);
-	if (pauses(v)) {
+	restore_sk = sk;
+	if (pauses(v) || held(v)) {
 		if (nchain)
 			build(&req, family, v, chain, nchain, exe);
 		else
@@ -771,6 +786,8 @@ V(bad_run_flags, V_BAD_FLAGS);
 V(too_many_files, V_TOO_MANY);
 V(bad_pages_version, V_BAD_VERSION);
 V(truncated_run, V_TRUNCATED);
+V(hold_socket_closed, V_HOLD_CLOSE);
+V(hold_kill, V_HOLD_KILL);
 
 FIXTURE_SETUP(restore)
 {
@@ -786,7 +803,8 @@ FIXTURE_SETUP(restore)
 
 FIXTURE_TEARDOWN(restore)
 {
-	close(self->sk);
+	if (self->sk >= 0)
+		close(self->sk);
 }
 
 TEST_F_TIMEOUT(restore, stub, 90)
@@ -806,6 +824,44 @@ TEST_F_TIMEOUT(restore, stub, 90)
 		stub(self->sk, self->family, v, gp[0]);
 	}
 	close(gp[0]);
+
+	if (held(v)) {
+		/*
+		 * Held, then not released: no thread of its own sends it
+		 * SIGKILL, so the leader must not go back to the stub's
+		 * registers over the image's memory (SIGSEGV) or run the
+		 * payload (exit 42).
+		 */
+		struct msg *rel = &req;
+		struct nlmsghdr *h = (struct nlmsghdr *)rel->buf;
+		struct genlmsghdr *g = NLMSG_DATA(h);
+
+		close(gp[1]);
+		err1 = read_ack(self->sk, msg1, sizeof(msg1));
+		ASSERT_EQ(0, err1) TH_LOG("restore failed: %s", msg1);
+		usleep(300000);
+		ASSERT_EQ(0, waitpid(pid, &status, WNOHANG)) TH_LOG("held, yet status %#x", status);
+		if (v == V_HOLD_CLOSE) {
+			close(self->sk);
+			self->sk = -1;
+		} else {
+			rel->len = NLMSG_HDRLEN + GENL_HDRLEN;
+			put_u32(rel, AMBER_A_PID, pid);
+			put_u32(rel, AMBER_A_ACTION, AMBER_RELEASE_KILL);
+			h->nlmsg_len = rel->len;
+			h->nlmsg_type = self->family;
+			h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+			g->cmd = AMBER_CMD_RELEASE;
+			g->version = AMBER_FAMILY_VERSION;
+			ASSERT_EQ(rel->len, send(self->sk, rel->buf, rel->len, 0));
+			err2 = read_ack(self->sk, msg2, sizeof(msg2));
+			ASSERT_EQ(0, err2) TH_LOG("release: %s", msg2);
+		}
+		status = wait_stub(pid);
+		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+			TH_LOG("status %#x", status);
+		return;
+	}
 
 	if (pauses(v)) {
 		/* The restored program pauses: look at it from outside. */
