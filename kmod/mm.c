@@ -651,6 +651,8 @@ static u32 amber_vma_flags(struct vm_area_struct *vma, struct mm_struct *mm)
 		flags |= AMBER_VMA_F_LOCKONFAULT;
 	if (f & VM_NORESERVE)
 		flags |= AMBER_VMA_F_NORESERVE;
+	if (f & VM_ACCOUNT)
+		flags |= AMBER_VMA_F_ACCOUNT;
 	if (vma->vm_start <= mm->start_stack && mm->start_stack < vma->vm_end)
 		flags |= AMBER_VMA_F_STACK;
 	if (mm->brk > mm->start_brk && vma->vm_start < mm->brk &&

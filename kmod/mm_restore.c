@@ -189,6 +189,7 @@ static int amber_rvma_check_prefilled(const struct amber_rvma *v, unsigned long 
 	const unsigned long odd = VM_SHARED | VM_MAYSHARE | VM_GROWSDOWN | VM_GROWSUP |
 				  VM_LOCKED | VM_IO | VM_PFNMAP | VM_MIXEDMAP | VM_HUGETLB |
 				  VM_DONTCOPY | VM_WIPEONFORK | VM_UFFD_MISSING | VM_UFFD_WP;
+	const unsigned long cmp = VM_READ | VM_WRITE | VM_EXEC | VM_ACCOUNT;
 	unsigned long want = calc_vm_prot_bits(v->prot, 0);
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
@@ -197,12 +198,13 @@ static int amber_rvma_check_prefilled(const struct amber_rvma *v, unsigned long 
 
 	if ((v->prot & PROT_READ) && (current->personality & READ_IMPLIES_EXEC))
 		want |= VM_EXEC;
+	if (v->flags & AMBER_VMA_F_ACCOUNT)
+		want |= VM_ACCOUNT;
 	mmap_read_lock(mm);
 	while (addr < v->end) {
 		vma = find_vma(mm, addr);
 		if (!vma || vma->vm_start > addr || !vma_is_anonymous(vma) ||
-		    (vma->vm_flags & odd) ||
-		    (vma->vm_flags & (VM_READ | VM_WRITE | VM_EXEC)) != want) {
+		    (vma->vm_flags & odd) || (vma->vm_flags & cmp) != want) {
 			*bad = addr;
 			err = -EINVAL;
 			break;
@@ -230,6 +232,8 @@ static int amber_rvma_check_advice(struct amber_restore *r, const struct amber_r
 		why = "MERGEABLE on shared memory";
 	else if ((v->flags & AMBER_VMA_F_LOCKONFAULT) && !(v->flags & AMBER_VMA_F_LOCKED))
 		why = "LOCKONFAULT without LOCKED";
+	else if ((v->flags & AMBER_VMA_F_ACCOUNT) && (v->flags & shared))
+		why = "ACCOUNT on a shared mapping";
 	if (!why)
 		return 0;
 	amber_restore_err(r, v->nla, "VMA 0x%lx-0x%lx: VMA_FLAGS has %s", v->start, v->end, why);
@@ -292,7 +296,7 @@ static int amber_rvma_parse(struct amber_restore *r, const struct amber_vma_args
 		return err;
 	if (v->flags & AMBER_VMA_F_PREFILLED) {
 		const u32 plain = AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE |
-				  AMBER_VMA_F_PREFILLED;
+				  AMBER_VMA_F_ACCOUNT | AMBER_VMA_F_PREFILLED;
 		unsigned long bad = 0;
 
 		if (a->file_fd.nla || !(v->flags & AMBER_VMA_F_ANON) ||
@@ -603,9 +607,40 @@ static int amber_restore_unmap(struct amber_restore *r)
 				 AMBER_VMA_F_WIPEONFORK | AMBER_VMA_F_MERGEABLE | \
 				 AMBER_VMA_F_LOCKONFAULT)
 
+/*
+ * A read-only private VMA charged to the commit limit (AMBER_VMA_F_ACCOUNT):
+ * mapped writable, so that mmap() charges it and sets VM_ACCOUNT, then made
+ * read-only as mprotect() would (no page is mapped yet, so no PTE keeps the
+ * write bit).
+ */
+static bool amber_rvma_unwrite(const struct amber_rvma *v)
+{
+	return (v->flags & AMBER_VMA_F_ACCOUNT) && !(v->prot & PROT_WRITE);
+}
+
+static int amber_rvma_drop_write(struct amber_rvma *v)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	int err = 0;
+
+	mmap_write_lock(mm);
+	vma = find_vma(mm, v->start);
+	if (!vma || vma->vm_start != v->start || vma->vm_end != v->end ||
+	    !(vma->vm_flags & VM_ACCOUNT)) {
+		err = -EEXIST;
+	} else {
+		vma->vm_flags &= ~VM_WRITE;
+		vma->vm_page_prot = vm_get_page_prot(vma->vm_flags);
+	}
+	mmap_write_unlock(mm);
+	return err;
+}
+
 static int amber_rvma_mmap(struct amber_rvma *v)
 {
 	unsigned long flags = MAP_FIXED, ret;
+	unsigned long prot = v->prot;
 
 	flags |= amber_rvma_shared(v) ? MAP_SHARED : MAP_PRIVATE;
 	if (!v->file)
@@ -616,6 +651,20 @@ static int amber_rvma_mmap(struct amber_rvma *v)
 		flags |= MAP_LOCKED;	/* mlock()ed: needs RLIMIT_MEMLOCK or CAP_IPC_LOCK */
 	if (v->flags & AMBER_VMA_F_NORESERVE)
 		flags |= MAP_NORESERVE;
+	if (amber_rvma_unwrite(v))
+		prot |= PROT_WRITE;
+	ret = vm_mmap(v->file, v->start, v->end - v->start, prot, flags,
+		      v->file ? v->pgoff << PAGE_SHIFT : 0);
+	if (ret != v->start)
+		return IS_ERR_VALUE(ret) ? (int)ret : -EFAULT;
+	if (prot == v->prot || !amber_rvma_drop_write(v))
+		return 0;
+	/*
+	 * It merged with a writable neighbour (only possible next to memory
+	 * the caller prefilled). Mapped again read-only: correct but for the
+	 * commit charge, rather than a failed restore.
+	 */
+	pr_debug("VMA 0x%lx-0x%lx merged, mapped without VM_ACCOUNT\n", v->start, v->end);
 	ret = vm_mmap(v->file, v->start, v->end - v->start, v->prot, flags,
 		      v->file ? v->pgoff << PAGE_SHIFT : 0);
 	if (ret == v->start)
@@ -687,15 +736,21 @@ int amber_restore_map(struct amber_restore *r)
 		amber_restore_err(r, NULL, "unmapping the stub failed (%d)", err);
 		return err;
 	}
-	/* Pass 0 maps the VMAs with advice flags, pass 1 the others. */
+	/*
+	 * Pass 0 maps the VMAs whose flags are set after mmap() (advice,
+	 * VM_ACCOUNT of a read-only one), pass 1 the others: a VMA of pass 0
+	 * cannot merge with a neighbour mapped before it, whose flags are
+	 * final already and differ (or the two would be one VMA).
+	 */
 	for (pass = 0; pass < 2; pass++) {
-		bool want_advice = !pass;
+		bool want_first = !pass;
 
 		for (i = 0; i < r->nr_vmas; i++) {
 			struct amber_rvma *v = &r->vmas[i];
 			bool advice = v->flags & AMBER_VMA_F_ADVICE;
 
-			if ((v->flags & AMBER_VMA_F_NOMAP) || advice != want_advice)
+			if ((v->flags & AMBER_VMA_F_NOMAP) ||
+			    (advice || amber_rvma_unwrite(v)) != want_first)
 				continue;
 			if (v->flags & AMBER_VMA_F_PREFILLED)
 				continue;	/* kept, checked when parsed */

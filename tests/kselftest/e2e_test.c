@@ -165,7 +165,6 @@ static const struct fid_expect e2e_expect[] = {
 	{ "fdinfo 5: pos", "memfile appends to its log at each step" },
 	{ "fd 6: target", "memfile opens its private-mapping file at each step" },
 	{ "fdinfo 6: *", "the same" },
-	FID_EXPECT_VMFLAGS,
 	FID_EXPECT_ONE_PROCESS,
 	{ NULL, NULL },
 };
@@ -175,7 +174,6 @@ static const struct fid_expect e2e_pipe_expect[] = {
 	{ "fd 1: target", "stdout was a pipe to the outside: the restored process inherits "
 	  "amber restore's (design.md, shared objects)" },
 	{ "fdinfo 1: *", "the same" },
-	FID_EXPECT_VMFLAGS,
 	FID_EXPECT_ONE_PROCESS,
 	{ NULL, NULL },
 };

@@ -228,9 +228,7 @@ static unsigned int latest_number(FIXTURE_DATA(incr) *self)
 /* It answers on stdout (fd 1) and reads its commands from a pipe. */
 static const struct fid_expect incr_expect[] = {
 	{ "fdinfo 1: pos", "the workload answered the verify command after the restore" },
-	{ "fdinfo 2: pos", "stderr is a second O_APPEND open of the output file: its offset "
-	  "after restore is not the one at the checkpoint (not yet explained; closing note)" },
-	FID_EXPECT_VMFLAGS,
+	{ "fdinfo 2: pos", "stderr is the same open file as stdout (spawn() dup2()s it)" },
 	FID_EXPECT_ONE_PROCESS,
 	{ NULL, NULL },
 };

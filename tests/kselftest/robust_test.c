@@ -241,7 +241,6 @@ TEST_F_TIMEOUT(robust, checkpoint_kill, 240)
 	static const struct fid_expect exp[] = {
 		{ "fdinfo 1: pos", "the workload prints a tick every 20 ms" },
 		{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
-		FID_EXPECT_VMFLAGS,
 		FID_EXPECT_ONE_PROCESS,
 		{ NULL, NULL },
 	};

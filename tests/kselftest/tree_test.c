@@ -421,7 +421,6 @@ static const struct fid_expect tree_expect[] = {
 	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
 	{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
 	{ "fdinfo 3: pos", "family's processes write records to a shared file while they run" },
-	FID_EXPECT_VMFLAGS,
 	{ NULL, NULL },
 };
 
@@ -430,7 +429,6 @@ static const struct fid_expect one_expect[] = {
 	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
 	{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
 	FID_EXPECT_ONE_PROCESS,
-	FID_EXPECT_VMFLAGS,
 	{ NULL, NULL },
 };
 

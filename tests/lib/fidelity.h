@@ -96,20 +96,12 @@ struct fid_expect {
 
 /*
  * Rows for the tests' fid_expect arrays. A one-process checkpoint (no
- * --tree) is restored in amber restore's group and session, by design;
- * the VmFlags rows stand for a field another item of issue 13 fixes
- * (VM_ACCOUNT "ac" of a RELRO mapping is lost on restore, and the VMA then
- * merges with its read-only neighbour, which changes the maps ranges).
+ * --tree) is restored in amber restore's group and session, by design.
  */
 #define FID_EXPECT_ONE_PROCESS						\
 	{ "stat: pgrp", "a one-process checkpoint (no --tree) is restored in "	\
 	  "amber restore's group and session, by design" },			\
 	{ "stat: session", "the same" }
-#define FID_EXPECT_VMFLAGS						\
-	{ "smaps *: VmFlags", "issue 13, open: VM_ACCOUNT 'ac' of a private "	\
-	  "mapping made read-only by mprotect() (RELRO) is not restored" },	\
-	{ "maps *", "issue 13, open: without 'ac' a RELRO VMA merges with its "	\
-	  "read-only neighbour" }
 
 /* Snapshot of the given processes (and all their threads); NULL on ENOMEM. */
 struct fid_snap *fid_snap_pids(const pid_t *pids, int n);

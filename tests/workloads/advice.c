@@ -16,10 +16,12 @@
  *
  * SIGUSR1: verify. Every VMA recorded must be there with the same VmFlags
  * letters (but "sd", soft-dirty, which amber's own tracking clears and
- * which every new mapping has, and "ac", VM_ACCOUNT, which a private mapping
- * made read-only by mprotect() keeps and a restored read-only one does not
- * get: a commit charge, see Documentation/design.md) and no other VMA may
- * have appeared; the
+ * which every new mapping has; "ac", VM_ACCOUNT, is compared: regions
+ * "anon-relro" and "file-relro" are private writable mappings partly made
+ * read-only by mprotect(), as the dynamic loader does to RELRO, which keep
+ * "ac"; in "file-relro" a read-only mapping of the file's first page comes
+ * right before, without "ac", as ld.so maps a library's segments) and no
+ * other VMA may have appeared; the
  * regions must hold their data; a child forked now must see zeros in the
  * WIPEONFORK regions and no DONTFORK region; growing the MLOCK_ONFAULT
  * region must not fault the new page in. Prints "PID verify PASS" or
@@ -60,6 +62,8 @@ struct region {
 	int advice[4];		/* madvise() advice, -1 ends */
 	int onfault;		/* mlock2(MLOCK_ONFAULT) */
 	int noreserve;		/* MAP_NORESERVE */
+	int relro;		/* first page read-only after filling (mprotect) */
+	int file_head;		/* FILE_PRIV: a read-only page of the file before */
 	char *mem;
 	int wipe, nofork;	/* expected in a child */
 };
@@ -80,6 +84,9 @@ static struct region reg[] = {
 	{ .name = "anon-onfault", .kind = ANON, .advice = { -1 }, .onfault = 1 },
 	{ .name = "anon-noreserve", .kind = ANON, .advice = { MADV_SEQUENTIAL, -1 },
 	  .noreserve = 1 },
+	{ .name = "anon-relro", .kind = ANON, .advice = { -1 }, .relro = 1 },
+	{ .name = "file-relro", .kind = FILE_PRIV, .advice = { -1 }, .relro = 1,
+	  .file_head = 1 },
 	R("file-seq", FILE_PRIV, MADV_SEQUENTIAL, -1),
 	R("file-rand-dd", FILE_PRIV, MADV_RANDOM, MADV_DONTDUMP, -1),
 	R("file-merge", FILE_PRIV, MADV_MERGEABLE, MADV_DONTFORK, -1),
@@ -110,7 +117,7 @@ static void fail(const char *fmt, ...)
 	failed = 1;
 }
 
-/* VmFlags without "sd" and "ac", the letters in the kernel's order. */
+/* VmFlags without "sd", the letters in the kernel's order. */
 static void clean_letters(const char *in, char *out)
 {
 	char buf[512], *tok, *save;
@@ -118,7 +125,7 @@ static void clean_letters(const char *in, char *out)
 	snprintf(buf, sizeof(buf), "%s", in);
 	out[0] = 0;
 	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-		if (!strcmp(tok, "sd") || !strcmp(tok, "ac"))
+		if (!strcmp(tok, "sd"))
 			continue;
 		if (out[0])
 			strcat(out, " ");
@@ -161,6 +168,12 @@ static unsigned char pattern(size_t r, size_t i)
 	return (unsigned char)(0x5a ^ (r * 31) ^ (i * 7)) | 1;
 }
 
+/* What byte @i of region @r holds: page 0 of a file_head region is the file's. */
+static unsigned char want_byte(size_t r, size_t i)
+{
+	return reg[r].file_head && i < PAGE ? pattern(99, i) : pattern(r, i);
+}
+
 static void setup(const char *dir)
 {
 	char path[4096];
@@ -194,8 +207,20 @@ static void setup(const char *dir)
 			exit(2);
 		}
 		munmap(g->mem + len, PAGE);
-		for (i = 0; i < len; i++)
+		/* The file's page 0 read-only, then pages 1.. private writable. */
+		if (g->file_head &&
+		    (mmap(g->mem, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) != g->mem ||
+		     mmap(g->mem + PAGE, len - PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_FIXED, fd, PAGE) != g->mem + PAGE)) {
+			perror(g->name);
+			exit(2);
+		}
+		for (i = g->file_head ? PAGE : 0; i < len; i++)
 			g->mem[i] = pattern(r, i);
+		if (g->relro && mprotect(g->mem + g->file_head * PAGE, PAGE, PROT_READ)) {
+			perror("mprotect");
+			exit(2);
+		}
 		for (k = 0; k < 4 && g->advice[k] >= 0; k++) {
 			if (g->advice[k] == 0 && k)
 				break;
@@ -311,7 +336,7 @@ static int child_check(void)
 			continue;
 		}
 		for (i = 0; i < len; i++) {
-			unsigned char want = g->wipe ? 0 : pattern(r, i);
+			unsigned char want = g->wipe ? 0 : want_byte(r, i);
 
 			if ((unsigned char)g->mem[i] != want) {
 				printf("%d FAIL child: %s byte %zu is %u, want %u\n", getpid(),
@@ -337,7 +362,7 @@ static void verify(void)
 		struct region *g = &reg[r];
 
 		for (i = 0; i < NPAGES * PAGE; i++) {
-			if ((unsigned char)g->mem[i] != pattern(r, i)) {
+			if ((unsigned char)g->mem[i] != want_byte(r, i)) {
 				fail("%s: data differs at %zu", g->name, i);
 				break;
 			}

@@ -74,6 +74,7 @@ std::string vma_flags_str(uint32_t f)
 		{AMBER_VMA_F_SEQ_READ, "sequential"}, {AMBER_VMA_F_RAND_READ, "random"},
 		{AMBER_VMA_F_WIPEONFORK, "wipeonfork"}, {AMBER_VMA_F_MERGEABLE, "mergeable"},
 		{AMBER_VMA_F_LOCKONFAULT, "lockonfault"}, {AMBER_VMA_F_NORESERVE, "noreserve"},
+		{AMBER_VMA_F_ACCOUNT, "account"},
 	};
 	std::string s;
 	for (const auto &n : names) {

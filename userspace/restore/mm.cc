@@ -75,10 +75,14 @@ const Vma *find_vma_flag(const std::vector<Vma> &vmas, uint32_t flag)
 
 bool prefill_eligible(const Vma &v, const std::vector<Range> &busy)
 {
-	const uint32_t plain = AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE;
+	const uint32_t plain = AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE |
+			       AMBER_VMA_F_ACCOUNT;
 	Range r{v.start, v.end};
 
-	if (!(v.flags & AMBER_VMA_F_ANON) || (v.flags & ~plain) || !v.prot || r.empty())
+	// The stub maps it writable, then mprotect()s it: that charges it
+	// (VM_ACCOUNT), so only a VMA that was charged qualifies.
+	if (!(v.flags & AMBER_VMA_F_ANON) || !(v.flags & AMBER_VMA_F_ACCOUNT) ||
+	    (v.flags & ~plain) || !v.prot || r.empty())
 		return false;
 	return std::none_of(busy.begin(), busy.end(), [&](const Range &b) { return b.overlaps(r); });
 }

@@ -144,7 +144,7 @@ namespace {
 
 Vma anon_vma(uint64_t start, uint64_t end, uint32_t extra = 0, uint32_t prot = PROT_READ | PROT_WRITE)
 {
-	Vma v = make_vma(start, end, AMBER_VMA_F_ANON | AMBER_VMA_F_MAYWRITE | extra);
+	Vma v = make_vma(start, end, AMBER_VMA_F_ANON | AMBER_VMA_F_MAYWRITE | AMBER_VMA_F_ACCOUNT | extra);
 	v.prot = prot;
 	return v;
 }
@@ -192,6 +192,11 @@ TEST(RestorePrefill, OnlyPlainPrivateAnonymousMemoryClearOfBusy)
 	file.prot = PROT_READ | PROT_WRITE;
 	file.path = "/tmp/x";
 	root.push_back(file);
+	// Never charged (read-only from the start): the stub's writable
+	// mapping would charge it, and "ac" would appear in its VmFlags.
+	Vma uncharged = anon_vma(0x90000, 0xa0000, 0, PROT_READ);
+	uncharged.flags &= ~AMBER_VMA_F_ACCOUNT;
+	root.push_back(uncharged);
 	std::vector<Vma> child = root;
 	child.push_back(anon_vma(0x80000, 0x90000));	// partial overlap with nothing: the root lacks it
 	auto p = plan_prefill({&root, &child}, {-1, 0}, {{0x5f000, 0x60000}});

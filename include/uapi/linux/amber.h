@@ -388,8 +388,17 @@ enum amber_vma_flags {
 	AMBER_VMA_F_MERGEABLE	= 1 << 18,
 	AMBER_VMA_F_LOCKONFAULT	= 1 << 19,
 	AMBER_VMA_F_NORESERVE	= 1 << 20,
+	/*
+	 * VM_ACCOUNT ("ac"): the private mapping is charged to the commit
+	 * limit. mmap() sets it on a private writable mapping; mprotect()
+	 * keeps it when the mapping becomes read-only (RELRO), and then it
+	 * sets the VMA apart from a read-only neighbour of the same file.
+	 * Restore charges and sets it as that mmap() and mprotect() would.
+	 * Only on private mappings.
+	 */
+	AMBER_VMA_F_ACCOUNT	= 1 << 21,
 
-	__AMBER_VMA_F_ALL	= (1 << 21) - 1,
+	__AMBER_VMA_F_ALL	= (1 << 22) - 1,
 };
 
 /* AMBER_A_VMA */
