@@ -36,8 +36,10 @@
 
 #include <linux/capability.h>
 #include <linux/cred.h>
+#include <linux/fdtable.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/fs_struct.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/netlink.h>
@@ -857,6 +859,92 @@ static int amber_thr_cmp(const void *a, const void *b)
  * Everything is parked: identities cannot change any more. Checks access
  * again, records each process's place in the tree and its threads.
  */
+/* What a parked thread shares with clone(CLONE_FILES) and clone(CLONE_FS). */
+struct amber_shared {
+	const void *files, *fs;		/* compared only */
+	int files_users, fs_users;	/* tasks using them, as the kernel counts */
+};
+
+static void amber_shared_get(struct task_struct *t, struct amber_shared *s)
+{
+	/* Parked: neither can change (no unshare(), no exec) until resumed. */
+	task_lock(t);
+	s->files = t->files;
+	s->files_users = t->files ? atomic_read(&t->files->count) : 0;
+	s->fs = t->fs;
+	if (t->fs) {
+		spin_lock(&t->fs->lock);
+		s->fs_users = t->fs->users;
+		spin_unlock(&t->fs->lock);
+	} else {
+		s->fs_users = 0;
+	}
+	task_unlock(t);
+}
+
+/*
+ * At the cut: which member shares its fd table (files_struct) and its
+ * cwd/root/umask (fs_struct) with which other member, for the tool to
+ * create it with CLONE_FILES / CLONE_FS. Threads of one process always
+ * share them; across processes (clone() without CLONE_THREAD) each member
+ * records the first member, in request order, with the same struct. A
+ * struct with more users than parked threads of the request using it is
+ * also used outside the checkpoint: refused, as no restore can share it
+ * with a process that is not restored.
+ */
+static int amber_group_sharing(struct amber_req *req, struct netlink_ext_ack *extack)
+{
+	struct amber_shared *thr;
+	unsigned int i, j, k;
+	int err = 0;
+
+	thr = kvcalloc(max(req->nr_thrs, 1U), sizeof(*thr), GFP_KERNEL);
+	if (!thr) {
+		NL_SET_ERR_MSG(extack, "out of memory");
+		return amber_req_error(req, -ENOMEM, extack);
+	}
+	for (j = 0; j < req->nr_thrs; j++)
+		if (req->thrs[j]->state == AMBER_THR_PARKED)
+			amber_shared_get(req->thrs[j]->task, &thr[j]);
+
+	for (i = 0; i < req->nr_procs && !err; i++) {
+		struct amber_proc *p = req->procs[i];
+		struct amber_shared s;
+		int files_in = 0, fs_in = 0;
+
+		if (p->gone || p->zombie)
+			continue;
+		amber_shared_get(p->task, &s);
+		for (j = 0; j < req->nr_thrs; j++) {
+			files_in += s.files && thr[j].files == s.files;
+			fs_in += s.fs && thr[j].fs == s.fs;
+		}
+		for (k = 0; k < i; k++) {
+			struct amber_proc *q = req->procs[k];
+			struct amber_shared o;
+
+			if (q->gone || q->zombie)
+				continue;
+			amber_shared_get(q->task, &o);
+			if (!p->files_with && s.files && o.files == s.files)
+				p->files_with = q->pid;
+			if (!p->fs_with && s.fs && o.fs == s.fs)
+				p->fs_with = q->pid;
+		}
+		if (s.files_users > files_in) {
+			amber_set_msg(extack, amber_msg("pid %d: its fd table is shared (clone CLONE_FILES) with a process outside the checkpoint",
+							p->pid));
+			err = -EOPNOTSUPP;
+		} else if (s.fs_users > fs_in) {
+			amber_set_msg(extack, amber_msg("pid %d: its cwd, root and umask are shared (clone CLONE_FS) with a process outside the checkpoint",
+							p->pid));
+			err = -EOPNOTSUPP;
+		}
+	}
+	kvfree(thr);
+	return err ? amber_req_error(req, err, extack) : 0;
+}
+
 static int amber_group_check(struct amber_req *req, struct netlink_ext_ack *extack)
 {
 	unsigned int i, j;
@@ -915,7 +1003,7 @@ static int amber_group_check(struct amber_req *req, struct netlink_ext_ack *exta
 		sort(p->others, p->nr_others, sizeof(*p->others), amber_thr_cmp, NULL);
 		p->nr_threads = p->nr_others + 1;
 	}
-	return 0;
+	return amber_group_sharing(req, extack);
 }
 
 /* Lets the leaders capture, and waits for the last. */

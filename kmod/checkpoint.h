@@ -133,6 +133,8 @@ struct amber_proc {
 	struct amber_thr *leader;
 	/* Set once all are parked. */
 	u32 ppid, pgid, sid;
+	/* First member sharing its files_struct / fs_struct, 0: none (tree.c). */
+	u32 files_with, fs_with;
 	unsigned int nr_threads;	/* parked, leader included */
 	struct amber_thr **others;	/* parked non-leaders, by TID */
 	unsigned int nr_others;

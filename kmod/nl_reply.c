@@ -193,8 +193,8 @@ static size_t amber_files_reply_size(const struct amber_files_state *st)
 #define AMBER_VMA_SIZE		(nla_total_size(0) + 4 * AMBER_U64_SIZE + 2 * AMBER_U32_SIZE)
 #define AMBER_VMA_FILE_NLSIZE	(3 * AMBER_U64_SIZE)
 
-/* PID, PPID, PGID, SID, NR_THREADS, EXIT_CODE, ZOMBIE. */
-#define AMBER_PROC_NLSIZE	(nla_total_size(0) + 6 * AMBER_U32_SIZE + nla_total_size(0))
+/* PID, PPID, PGID, SID, NR_THREADS, EXIT_CODE, FILES_WITH, FS_WITH, ZOMBIE. */
+#define AMBER_PROC_NLSIZE	(nla_total_size(0) + 8 * AMBER_U32_SIZE + nla_total_size(0))
 /* TID, BLOCKED, CLEAR_CHILD_TID, ROBUST_LIST(_LEN), SAS_*, RSEQ*, COMM. */
 #define AMBER_THREAD_NLSIZE	(nla_total_size(0) + 5 * AMBER_U32_SIZE + \
 				 6 * AMBER_U64_SIZE + nla_total_size(TASK_COMM_LEN))
@@ -634,7 +634,9 @@ static int amber_fill_proc(struct sk_buff *skb, const struct amber_proc *p)
 		if (nla_put_flag(skb, AMBER_PROC_ZOMBIE) ||
 		    nla_put_u32(skb, AMBER_PROC_EXIT_CODE, p->exit_code))
 			return -EMSGSIZE;
-	} else if (nla_put_u32(skb, AMBER_PROC_NR_THREADS, p->nr_threads)) {
+	} else if (nla_put_u32(skb, AMBER_PROC_NR_THREADS, p->nr_threads) ||
+		   (p->files_with && nla_put_u32(skb, AMBER_PROC_FILES_WITH, p->files_with)) ||
+		   (p->fs_with && nla_put_u32(skb, AMBER_PROC_FS_WITH, p->fs_with))) {
 		return -EMSGSIZE;
 	}
 	nla_nest_end(skb, nest);

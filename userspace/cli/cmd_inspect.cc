@@ -450,6 +450,11 @@ std::string tree_table(const Store &store, const Checkpoint &root, size_t *runs,
 					for (const Checkpoint &l : *cc)
 						*runs += l.pagemap.size();
 		}
+		// clone(CLONE_FILES / CLONE_FS) sharing, restored by clone3().
+		if (p.files_with)
+			chain += fmt::format("  (fd table of pid {})", p.files_with);
+		if (p.fs_with)
+			chain += fmt::format("  (cwd, root, umask of pid {})", p.fs_with);
 		out += fmt::format(row, p.pid, p.ppid, p.pgid, p.sid, p.nr_threads, state, size, chain);
 	}
 	return out;

@@ -186,6 +186,10 @@ struct ProcInfo {
 	bool zombie = false;
 	uint32_t exit_code = 0;		// wait status, zombies only
 	uint32_t nr_threads = 0;	// leader included, 0 for zombies
+	// The first process of the tree sharing its fd table (CLONE_FILES)
+	// / its cwd, root and umask (CLONE_FS) with this one; 0: none.
+	uint32_t files_with = 0;
+	uint32_t fs_with = 0;
 };
 
 // One chunk of bytes queued in a pipe, FIFO or UNIX socket (AMBER_A_QUEUE).

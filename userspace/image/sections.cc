@@ -252,6 +252,8 @@ constexpr Field<ProcInfo> kProcFields[] = {
 	{AMBER_PROC_ZOMBIE, &ProcInfo::zombie},
 	{AMBER_PROC_EXIT_CODE, &ProcInfo::exit_code},
 	{AMBER_PROC_NR_THREADS, &ProcInfo::nr_threads},
+	{AMBER_PROC_FILES_WITH, &ProcInfo::files_with},
+	{AMBER_PROC_FS_WITH, &ProcInfo::fs_with},
 };
 
 constexpr Field<QueueChunk> kQueueFields[] = {
@@ -506,7 +508,8 @@ Result<ProcInfo> parse_proc(ByteView buf)
 	if (!valid_pid(p.pid))
 		return fail(EBADMSG, "process without a valid PID (" + std::to_string(p.pid) + ")");
 	const std::string pid = "pid " + std::to_string(p.pid) + ": ";
-	for (auto [v, name] : {std::pair{p.ppid, "PPID"}, {p.pgid, "PGID"}, {p.sid, "SID"}})
+	for (auto [v, name] : {std::pair{p.ppid, "PPID"}, {p.pgid, "PGID"}, {p.sid, "SID"},
+			       {p.files_with, "FILES_WITH"}, {p.fs_with, "FS_WITH"}})
 		if (v > kPidMax)
 			return fail(EBADMSG, pid + name + " " + std::to_string(v) + " out of range");
 	if (p.zombie) {
@@ -515,6 +518,8 @@ Result<ProcInfo> parse_proc(ByteView buf)
 						     " threads");
 		if (!have_exit)
 			return fail(EBADMSG, pid + "a zombie without EXIT_CODE");
+		if (p.files_with || p.fs_with)
+			return fail(EBADMSG, pid + "a zombie sharing an fd table or fs_struct");
 		if (p.exit_code > 0xffff)
 			return fail(EBADMSG, pid + "wait status " + hex(p.exit_code) + " out of range");
 	} else {

@@ -167,7 +167,8 @@ struct AnonMapping {
 
 using ThreadStack = AnonMapping;
 
-Result<void> map_anon(AnonMapping &m, size_t size, const std::string &what);
+// shared: MAP_SHARED, so that the stubs forked from us share it.
+Result<void> map_anon(AnonMapping &m, size_t size, const std::string &what, bool shared = false);
 
 // PROT_NONE placeholders over the ranges the stubs prefill: no mapping of
 // the tool can land there before the stubs exist, and a stub's MAP_FIXED

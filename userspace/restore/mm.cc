@@ -374,10 +374,11 @@ Result<void> create_shmem(const SharedPlan &sp, const std::vector<PageInput> &pr
 	return {};
 }
 
-Result<void> map_anon(AnonMapping &m, size_t size, const std::string &what)
+Result<void> map_anon(AnonMapping &m, size_t size, const std::string &what, bool shared)
 {
 	m.size = size;
-	m.addr = mmap(nullptr, m.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	m.addr = mmap(nullptr, m.size, PROT_READ | PROT_WRITE,
+		      (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
 	if (m.addr == MAP_FAILED)
 		return fail_errno("mmap of " + what);
 	return {};

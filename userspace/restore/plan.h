@@ -49,6 +49,13 @@ struct PlannedProc {
 	// when that group still exists in the tool's session, e.g. restoring
 	// from the same shell), else stays in / joins the tool's group.
 	uint32_t outside_pgid = 0;
+	// Shared with clone(): the fd table (CLONE_FILES) and cwd, root and
+	// umask (CLONE_FS) of files_owner / fs_owner (indexes, -1: own). Its
+	// parent is the owner or shares it too, so the parent's clone3()
+	// with CLONE_FILES / CLONE_FS shares it again; the owner's stub sets
+	// the fd table (and cwd, umask) up once for all.
+	int files_owner = -1;
+	int fs_owner = -1;
 };
 
 struct ProcessTree {
@@ -63,7 +70,9 @@ struct ProcessTree {
 // the tree, a zombie root or a zombie with children, a session whose leader
 // is not in the tree and differs from the root's, a group whose leader is
 // not in the tree (unless it is the root's outside group), a group in
-// another session, duplicate PIDs.
+// another session, duplicate PIDs; an fd table or fs_struct shared with a
+// process (FILES_WITH, FS_WITH) that is neither its parent nor shared by its
+// parent too (clone() cannot recreate that).
 Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree);
 
 // A live process to restore and its checkpoint (the newest link of its chain).

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <sys/wait.h>
 #include <sys/mman.h>
@@ -435,6 +436,20 @@ bool fix_inherited(const StubPlan &plan, const StubPrefill &f, size_t ps)
 	return zero_pages(plan, at, f.range.end, ps);
 }
 
+// Waits (futex, across processes) until *v is at least want.
+void wait_at_least(int32_t *v, int32_t want)
+{
+	int32_t cur;
+	while ((cur = __atomic_load_n(v, __ATOMIC_ACQUIRE)) < want)
+		syscall(SYS_futex, v, FUTEX_WAIT, cur, nullptr, nullptr, 0);
+}
+
+void add_and_wake(int32_t *v)
+{
+	__atomic_add_fetch(v, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, v, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
 } // namespace
 
 bool prefill_one(const StubPlan &plan, size_t i)
@@ -488,6 +503,7 @@ void run_tree_stub(const StubPlan &plan)
 	for (const auto &[pid, child] : t.children) {
 		pid_t tid = pid;
 		StubCloneArgs args = {};
+		args.flags = child->tree.clone_flags;
 		args.exit_signal = SIGCHLD;
 		args.set_tid = uint64_t(&tid);
 		args.set_tid_size = 1;
@@ -639,15 +655,29 @@ void run_stub(const StubPlan &plan)
 	if (plan.tree.active)
 		run_tree_stub(plan);
 
+	// A shared fd table is set up once, by its owner (StubFilesSync).
+	if (plan.files_sync) {
+		add_and_wake(&plan.files_sync->passed);
+		if (plan.files_follower) {
+			wait_at_least(&plan.files_sync->ready, 1);
+			g_report_fd = plan.report_fd;
+			goto process;
+		}
+		wait_at_least(&plan.files_sync->passed, plan.files_members);
+	}
+
 	// 2. Helper fds above every image fd, then drop everything else.
+	// Several moves may start from one fd (the socket, the report pipe
+	// of every member of a shared table): all are moved, then closed.
 	for (size_t i = 0; i < plan.helpers.size(); i++) {
 		const FdMove &m = plan.helpers[i];
 		if (dup3(m.from, m.to, O_CLOEXEC) < 0)
 			stub_fail(plan, StubStep::MoveFd, int(i));
 		if (m.from == g_report_fd)
 			g_report_fd = m.to;
-		close(m.from);
 	}
+	for (const FdMove &m : plan.helpers)
+		close(m.from);
 	g_report_fd = plan.report_fd;
 	for (const auto &[lo, hi] : plan.close)
 		if (syscall(SYS_close_range, lo, hi, 0))
@@ -678,7 +708,10 @@ void run_stub(const StubPlan &plan)
 	}
 	for (int fd : plan.close_after)
 		close(fd);
+	if (plan.files_sync)
+		add_and_wake(&plan.files_sync->ready);
 
+process:
 	// 4. Process attributes.
 	if (plan.cwd && (chdir(plan.cwd->c_str()) || (plan.cwd_ghost && rmdir(plan.cwd->c_str()))))
 		stub_fail(plan, StubStep::Chdir, 0);

@@ -230,12 +230,23 @@ struct StubTimers {
 
 struct StubPlan;
 
+// Processes sharing one fd table (clone CLONE_FILES) set it up once: the
+// owner's stub moves every member's helper fds (disjoint numbers), closes
+// the rest and installs the image's fds, once every member has passed the
+// barrier (and stopped using the tool's fd numbers); the others wait until
+// it is done. In memory every stub shares (MAP_SHARED, the tool's).
+struct StubFilesSync {
+	int32_t passed = 0;	// members past the barrier
+	int32_t ready = 0;	// 1: the owner has set the table up
+};
+
 // What a stub of a tree restore does besides restoring itself.
 struct StubTree {
 	bool active = false;
 	bool setsid = false;		// before creating children
 	bool setpgid_self = false;	// before creating children
 	bool join = false;		// after the barrier
+	uint64_t clone_flags = 0;	// CLONE_FILES / CLONE_FS: its parent's clone3()
 	pid_t join_pgid = 0;		// the tool's own group for join_tool_group
 	pid_t outside_pgid = 0;		// tried first after the barrier (plan.h)
 	std::vector<std::pair<pid_t, const StubPlan *>> children;	// creation order
@@ -272,6 +283,10 @@ struct StubPlan {
 	uint64_t thread_stack = 0;		// shared by the parked threads
 	uint64_t thread_stack_size = 0;
 	StubTree tree;
+	// A shared fd table (tree restores): nullptr when not shared.
+	StubFilesSync *files_sync = nullptr;
+	int files_members = 0;			// the owner: members, itself included
+	bool files_follower = false;		// not the owner: skips steps 2 and 3
 	// Filled before the children are forked (tree restores only), with
 	// a scratch buffer of the tool's for comparing inherited pages.
 	std::vector<StubPrefill> prefill;

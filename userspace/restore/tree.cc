@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <sys/socket.h>
@@ -49,6 +50,38 @@ int ProcessTree::index_of(uint32_t pid) const
 			return int(i);
 	return -1;
 }
+
+namespace {
+
+// The owner (index) of the fd table (fs: the fs_struct) process i shares,
+// -1 for its own. clone3() recreates the sharing only from the parent: the
+// parent must be the owner or share it too (the owner is first in tree
+// order, so it is an ancestor).
+Result<int> plan_shared_with(const ProcessTree &t, size_t i, bool fs)
+{
+	const ProcInfo &p = t.procs[i].info;
+	const uint32_t with = fs ? p.fs_with : p.files_with;
+	const std::string what = fs ? "its cwd, root and umask (CLONE_FS)"
+				    : "its fd table (CLONE_FILES)";
+	if (!with)
+		return -1;
+	int o = t.index_of(with);
+	if (o < 0 || size_t(o) >= i || t.procs[o].info.zombie ||
+	    (fs ? t.procs[o].info.fs_with : t.procs[o].info.files_with))
+		return fail(EINVAL, "image: TREE: " + pid_name(p.pid) + ": shares " + what +
+					    " with pid " + std::to_string(with) +
+					    ", not an earlier process that owns it");
+	const int parent = t.procs[i].parent;
+	const ProcInfo &pp = t.procs[parent].info;
+	if (parent != o && (fs ? pp.fs_with : pp.files_with) != with)
+		return fail(EINVAL, pid_name(p.pid) + ": shares " + what + " with pid " +
+					    std::to_string(with) + " but its parent (pid " +
+					    std::to_string(pp.pid) +
+					    ") does not: clone() cannot recreate that");
+	return o;
+}
+
+} // namespace
 
 Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree)
 {
@@ -89,6 +122,10 @@ Result<ProcessTree> plan_process_tree(const std::vector<ProcInfo> &tree)
 	for (const PlannedProc &p : t.procs)
 		if (p.info.zombie)
 			AMBER_TRY(zombie_exit(p.info));
+	for (size_t i = 0; i < tree.size(); i++) {
+		t.procs[i].files_owner = AMBER_TRY(plan_shared_with(t, i, false));
+		t.procs[i].fs_owner = AMBER_TRY(plan_shared_with(t, i, true));
+	}
 
 	// Sessions: setsid() by the leader before it creates children; everyone
 	// else inherits its parent's.
@@ -479,6 +516,12 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	AMBER_TRY(map_thread_stack(stack));
 	AnonMapping scratch;
 	AMBER_TRY(map_anon(scratch, 1 << 20, "the prefill scratch buffer"));
+	// Shared fd tables: one StubFilesSync per owner, in memory every stub
+	// shares.
+	AnonMapping sync;
+	AMBER_TRY(map_anon(sync, std::max<size_t>(procs.size() * sizeof(StubFilesSync), 4096),
+			   "the fd tables' synchronisation", true));
+	auto *syncs = static_cast<StubFilesSync *>(sync.addr);
 	// Private memory shared copy-on-write along the tree (StubPrefill).
 	Reservation reserved;
 	std::vector<int> parent(procs.size(), -1);
@@ -495,10 +538,19 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	GhostDirs ghosts;
 	for (int i : live) {
 		TreeProc &p = procs[i];
-		auto pr = prepare_open(p.ckpt(), p.pages, std::move(p.fds), stack);
+		// A shared fd table's fds are installed by its owner only.
+		const bool files_follower = tree.procs[i].files_owner >= 0;
+		auto pr = prepare_open(p.ckpt(), p.pages,
+				       files_follower ? std::vector<StubFd>{} : std::move(p.fds), stack);
 		if (!pr)
 			return wrap(pr.error(), p.label + ": ");
 		p.pr = std::move(*pr);
+		if (tree.procs[i].fs_owner >= 0) {
+			// cwd and umask are the owner's, set by its stub.
+			p.pr.plan.cwd.reset();
+			p.pr.plan.umask.reset();
+			continue;
+		}
 		if (is_deleted(p.ckpt().task.cwd)) {
 			auto dir = ghosts.add(p.ckpt().task.cwd);
 			if (!dir)
@@ -507,16 +559,25 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		}
 	}
 	int max_fd = AMBER_TRY(max_open_fd());
+	// The members of a shared fd table have their helpers at disjoint
+	// numbers above the owner's: sizes add up per table.
 	size_t most = 0;
-	for (int i : live)
-		most = std::max(most, procs[i].ckpt().fds.size() + procs[i].ckpt().vmas.size());
+	std::vector<size_t> table_fds(procs.size(), 0);
+	for (int i : live) {
+		const int o = tree.procs[i].files_owner >= 0 ? tree.procs[i].files_owner : i;
+		table_fds[o] += procs[i].ckpt().fds.size() + procs[i].ckpt().vmas.size() + 8;
+		most = std::max(most, table_fds[o]);
+	}
 	raise_nofile(max_fd + int(most) + 64);
 	const pid_t fault = fault_pid("restore-refused");
+	std::vector<int> table_top(procs.size(), max_fd);	// by owner
 	for (size_t k = 0; k < live.size(); k++) {
 		TreeProc &p = procs[live[k]];
+		const int o = tree.procs[live[k]].files_owner >= 0 ? tree.procs[live[k]].files_owner
+								    : live[k];
 		ProcFds in;
 		in.report_w = report.w.get();
-		in.max_open = max_fd;
+		in.max_open = table_top[o];
 		in.shared = &shared;
 		in.vma_shmem = &sp.vma_shmem[k];
 		in.prefill = &prefill[live[k]];
@@ -524,6 +585,39 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		in.fault_refused = fault == pid_t(p.pid);
 		if (auto r = prepare_request(p.pr, p.ckpt(), p.pages, *nl, in); !r)
 			return wrap(r.error(), p.label + ": ");
+		for (const FdMove &m : p.pr.plan.helpers)
+			table_top[o] = std::max(table_top[o], m.to);
+	}
+	// The owner of a shared fd table moves every member's helpers and
+	// keeps them open when it closes the rest (StubFilesSync).
+	for (int i : live) {
+		const int o = tree.procs[i].files_owner;
+		if (o < 0)
+			continue;
+		StubPlan &owner = procs[o].pr.plan, &plan = procs[i].pr.plan;
+		if (!owner.files_sync) {
+			owner.files_sync = &syncs[o];
+			owner.files_members = 1;
+		}
+		owner.files_members++;
+		plan.files_sync = &syncs[o];
+		plan.files_follower = true;
+		owner.helpers.insert(owner.helpers.end(), plan.helpers.begin(), plan.helpers.end());
+		plan.helpers.clear();
+		plan.close.clear();
+	}
+	for (int i : live) {
+		StubPlan &plan = procs[i].pr.plan;
+		if (!plan.files_sync || plan.files_follower)
+			continue;
+		std::vector<int> keep;
+		for (const StubFd &f : plan.fds)
+			if (f.inherit)
+				keep.push_back(f.num);
+		for (const FdMove &m : plan.helpers)
+			keep.push_back(m.to);
+		std::sort(keep.begin(), keep.end());
+		plan.close = close_ranges(keep);
 	}
 	pid_t tool_pgid = getpgrp();
 	for (size_t i = 0; i < procs.size(); i++) {
@@ -537,6 +631,8 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		t.setsid = tp.setsid;
 		t.setpgid_self = tp.setpgid_self;
 		t.join = tp.join;
+		t.clone_flags = (tp.files_owner >= 0 ? uint64_t(CLONE_FILES) : 0) |
+				(tp.fs_owner >= 0 ? uint64_t(CLONE_FS) : 0);
 		t.join_pgid = tp.join_tool_group ? tool_pgid : pid_t(tp.join_pgid);
 		t.outside_pgid = pid_t(tp.outside_pgid);
 		for (int ci : tp.children) {

@@ -155,6 +155,40 @@ TEST(TreePlan, ChildOfAJoinerJoinsToo)
 	EXPECT_EQ(12u, t->procs[3].join_pgid);
 }
 
+// CLONE_FILES / CLONE_FS sharing: from the parent, or along a chain of
+// sharers; not past a parent that does not share.
+TEST(TreePlan, SharedFdTableAndFs)
+{
+	auto with = [](ProcInfo p, uint32_t files, uint32_t fs) {
+		p.files_with = files;
+		p.fs_with = fs;
+		return p;
+	};
+	auto t = plan_process_tree({proc(10, 1, 10, 10), with(proc(11, 10, 10, 10), 10, 0),
+				    with(proc(12, 11, 10, 10), 10, 0), with(proc(13, 10, 10, 10), 0, 10)});
+	ASSERT_TRUE(t) << t.error().msg;
+	EXPECT_EQ(-1, t->procs[0].files_owner);
+	EXPECT_EQ(0, t->procs[1].files_owner);
+	EXPECT_EQ(-1, t->procs[1].fs_owner);
+	EXPECT_EQ(0, t->procs[2].files_owner);
+	EXPECT_EQ(-1, t->procs[2].fs_owner);
+	EXPECT_EQ(-1, t->procs[3].files_owner);
+	EXPECT_EQ(0, t->procs[3].fs_owner);
+
+	auto r = plan_process_tree({proc(10, 1, 10, 10), proc(11, 10, 10, 10),
+				    with(proc(12, 11, 10, 10), 10, 0)});
+	ASSERT_FALSE(r);
+	EXPECT_EQ("pid 12: shares its fd table (CLONE_FILES) with pid 10 but its parent (pid 11) "
+		  "does not: clone() cannot recreate that",
+		  r.error().msg);
+	r = plan_process_tree({proc(10, 1, 10, 10), with(proc(11, 10, 10, 10), 0, 12),
+			       proc(12, 10, 10, 10)});
+	ASSERT_FALSE(r);
+	EXPECT_EQ("image: TREE: pid 11: shares its cwd, root and umask (CLONE_FS) with pid 12, "
+		  "not an earlier process that owns it",
+		  r.error().msg);
+}
+
 TEST(TreePlan, RefusesWhatCannotBeRecreated)
 {
 	auto msg = [](std::vector<ProcInfo> t) {

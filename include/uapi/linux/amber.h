@@ -222,6 +222,16 @@ enum amber_proc_attr {
 	AMBER_PROC_ZOMBIE,		/* flag: exited, not yet reaped */
 	AMBER_PROC_EXIT_CODE,		/* u32: zombie's wait status (as waitpid) */
 	AMBER_PROC_NR_THREADS,		/* u32: live threads, leader included */
+	/*
+	 * u32: the PID of the first process of the request (parents come
+	 * first) whose fd table (files_struct, clone(CLONE_FILES)) this
+	 * process shares; absent when it shares it with no other process
+	 * of the request. A table shared with a process outside the
+	 * request is refused at the cut.
+	 */
+	AMBER_PROC_FILES_WITH,
+	/* u32: the same for cwd, root and umask (fs_struct, CLONE_FS). */
+	AMBER_PROC_FS_WITH,
 
 	__AMBER_PROC_MAX,
 	AMBER_PROC_MAX = __AMBER_PROC_MAX - 1
