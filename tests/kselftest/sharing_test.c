@@ -116,7 +116,6 @@ static int start_sharer(FIXTURE_DATA(sharing) *self, const char *extra)
 static const struct fid_expect sharing_expect[] = {
 	{ "fdinfo 1: pos", "the workload writes its output while it runs" },
 	{ "fdinfo 2: pos", "stderr is the same open file as stdout" },
-	FID_EXPECT_VMFLAGS,
 	{ NULL, NULL },
 };
 
@@ -141,8 +140,11 @@ TEST_F_TIMEOUT(sharing, files_and_fs, 150)
 	       r.out ? r.out : "", r.err ? r.err : "");
 	ASSERT_EQ(0, exit_code(r.status));
 	cmd_result_free(&r);
-	for (i = 0; i < 3; i++)
-		ASSERT_EQ(0, reap_gone(self->p[i], 10000)) TH_LOG("pid %d still there", self->p[i]);
+	for (i = 0; i < 3; i++) {
+		pid_t q = self->p[i];
+
+		ASSERT_EQ(0, reap_gone(q, 10000)) TH_LOG("pid %d still there", q);
+	}
 
 	ASSERT_EQ(0, run_cmdl(60000, &r, AMBER_BIN, "inspect", "-D", self->dir, NULL));
 	TH_LOG("inspect:\n%.3000s", r.out ? r.out : "");
@@ -191,8 +193,11 @@ static void expect_refused(struct __test_metadata *_metadata, FIXTURE_DATA(shari
 	EXPECT_NE(0, exit_code(r.status));
 	EXPECT_TRUE(r.err && strstr(r.err, msg)) TH_LOG("expected \"%s\"", msg);
 	cmd_result_free(&r);
-	for (i = 0; i < 3; i++)
-		EXPECT_TRUE(pid_alive(self->p[i])) TH_LOG("pid %d was killed", self->p[i]);
+	for (i = 0; i < 3; i++) {
+		pid_t q = self->p[i];
+
+		EXPECT_TRUE(pid_alive(q)) TH_LOG("pid %d was killed", q);
+	}
 	snprintf(latest, sizeof(latest), "%s/1", self->dir);
 	EXPECT_NE(0, access(latest, F_OK)) TH_LOG("a checkpoint was published");
 }

@@ -238,43 +238,87 @@ static void snap_timers(struct fid_snap *s, const char *who, const char *path)
 	each_kv(path, kv_timer, &c);
 }
 
+struct vma_row {
+	unsigned long start, end;
+	unsigned long long off;
+	char perms[8], path[256], flags[256];
+};
+
+/*
+ * Two neighbouring VMAs that mmap() would merge (same perms, path, VmFlags,
+ * and for a file, contiguous offsets): the kernel can keep such a pair apart
+ * only because their anon_vma differ (pages written before a split, a
+ * thread stack carved out of one mapping), which a restore that maps each
+ * VMA fresh cannot and need not reproduce. Both snapshots fold them into one.
+ */
+static bool vma_mergeable(const struct vma_row *a, const struct vma_row *b)
+{
+	return a->end == b->start && !strcmp(a->perms, b->perms) &&
+	       !strcmp(a->path, b->path) && !strcmp(a->flags, b->flags) &&
+	       (a->path[0] != '/' || a->off + (a->end - a->start) == b->off);
+}
+
+static void add_vma(struct fid_snap *s, const char *who, const struct vma_row *v)
+{
+	char m[128], off[32];
+
+	snprintf(off, sizeof(off), "%08llx", v->off);
+	snprintf(m, sizeof(m), "maps %lx-%lx", v->start, v->end);
+	add(s, who, m, "perms", v->perms);
+	add(s, who, m, "offset", off);
+	add(s, who, m, "path", v->path);
+	snprintf(m, sizeof(m), "smaps %lx-%lx", v->start, v->end);
+	add(s, who, m, "VmFlags", v->flags);
+}
+
 /* maps and smaps: perms, offset, path, VmFlags (without sd) per VMA. */
 static void snap_smaps(struct fid_snap *s, const char *who, const char *path)
 {
-	char *text = slurp(path, NULL), *line, *save = NULL, file[128] = "smaps ?";
+	char *text = slurp(path, NULL), *line, *save = NULL;
+	struct vma_row prev = { 0 }, cur = { 0 };
+	bool have_prev = false, have_cur = false;
 
 	if (!text)
 		return;
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char range[64], perms[8], off[32], dev[32], flags[256] = "";
+		char range[64], perms[8], off[32], dev[32];
 		unsigned long ino;
 		int pos = 0;
 
 		if (sscanf(line, "%63s %7s %31s %31s %lu %n", range, perms, off, dev, &ino, &pos) >= 5 &&
 		    strchr(range, '-')) {
-			char m[128];
-
-			snprintf(m, sizeof(m), "maps %s", range);
-			add(s, who, m, "perms", perms);
-			add(s, who, m, "offset", off);
-			add(s, who, m, "path", pos ? trim(line + pos) : "");
-			snprintf(file, sizeof(file), "smaps %s", range);
+			memset(&cur, 0, sizeof(cur));
+			sscanf(range, "%lx-%lx", &cur.start, &cur.end);
+			cur.off = strtoull(off, NULL, 16);
+			snprintf(cur.perms, sizeof(cur.perms), "%s", perms);
+			snprintf(cur.path, sizeof(cur.path), "%s", pos ? trim(line + pos) : "");
+			have_cur = true;
 			continue;
 		}
-		if (!strncmp(line, "VmFlags:", 8)) {
+		if (have_cur && !strncmp(line, "VmFlags:", 8)) {
 			char *tok, *save2 = NULL;
 
 			for (tok = strtok_r(line + 8, " ", &save2); tok;
 			     tok = strtok_r(NULL, " ", &save2)) {
 				if (!strcmp(tok, "sd"))
 					continue;
-				if (*flags)
-					strcat(flags, " ");
-				strncat(flags, tok, sizeof(flags) - strlen(flags) - 4);
+				if (cur.flags[0])
+					strcat(cur.flags, " ");
+				strncat(cur.flags, tok, sizeof(cur.flags) - strlen(cur.flags) - 4);
 			}
-			add(s, who, file, "VmFlags", flags);
+			have_cur = false;
+			if (have_prev && vma_mergeable(&prev, &cur)) {
+				prev.end = cur.end;
+				continue;
+			}
+			if (have_prev)
+				add_vma(s, who, &prev);
+			prev = cur;
+			have_prev = true;
 		}
 	}
+	if (have_prev)
+		add_vma(s, who, &prev);
 	free(text);
 }
 

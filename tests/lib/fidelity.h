@@ -47,6 +47,12 @@
  *     it; it is not the workload's state;
  *   - maps dev and inode: an anonymous shared mapping, a memfd or a SysV
  *     segment gets a new inode on restore; the path still names it;
+ *   - the boundary between two neighbouring VMAs that mmap() would merge
+ *     (same perms, path, VmFlags, contiguous file offsets): only different
+ *     anon_vmas keep such VMAs apart (a thread stack carved out of a larger
+ *     mapping, pages written before a split), which a restore that maps
+ *     each VMA fresh does not reproduce and a program cannot observe but
+ *     through /proc; both snapshots fold such a pair into one VMA;
  *   - timerfd it_value beyond armed/disarmed: the remaining time runs;
  *   - fdinfo "lock:" lines: they hold a global lock id.
  * A test names fields it expects to change with struct fid_expect (a

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <linux/amber.h>
 
 #include "common/io.h"
@@ -334,6 +335,32 @@ void plan_shmem(SharedPlan &sp, const std::vector<ProcImage> &procs)
 	}
 }
 
+namespace {
+
+// A file of the kind a shared anonymous mapping has ("/dev/zero (deleted)"
+// in /proc/PID/maps, as before the checkpoint; a memfd would read
+// "/memfd:..."): mapped here, opened again through /proc/self/map_files (as
+// CRIU does; root only), unmapped.
+Result<UniqueFd> new_shmem_file(uint64_t size, const std::string &name)
+{
+	size_t len = size_t(std::max<uint64_t>(size, uint64_t(sysconf(_SC_PAGESIZE))));
+	void *a = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return fail_errno(name + ": mmap");
+	auto lo = reinterpret_cast<uintptr_t>(a);
+	std::string path = fmt::format("/proc/self/map_files/{:x}-{:x}", lo, lo + len);
+	UniqueFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
+	int err = errno;
+	munmap(a, len);
+	if (!fd) {
+		errno = err;
+		return fail_errno(name + ": opening " + path);
+	}
+	return fd;
+}
+
+} // namespace
+
 Result<void> create_shmem(const SharedPlan &sp, const std::vector<PageInput> &procs,
 			  SharedFds &out)
 {
@@ -341,9 +368,7 @@ Result<void> create_shmem(const SharedPlan &sp, const std::vector<PageInput> &pr
 		const SharedMem &m = sp.shmem[k];
 		std::string name = "shared memory " + std::to_string(m.dev) + ":" +
 				   std::to_string(m.ino);
-		UniqueFd fd(int(syscall(SYS_memfd_create, "amber-shmem", MFD_CLOEXEC)));
-		if (!fd)
-			return fail_errno(name + ": memfd_create");
+		UniqueFd fd = AMBER_TRY(new_shmem_file(m.size, name));
 		if (ftruncate(fd.get(), off_t(m.size)))
 			return fail_errno(name + ": ftruncate " + std::to_string(m.size));
 		for (const auto &[pi, vi] : m.vmas) {
