@@ -74,6 +74,11 @@ static unsigned int amber_nr_stopped;	/* threads capturing or parked */
 
 /* How often the stop rescans while a vfork child or an exiting process is pending. */
 #define AMBER_RESCAN_MS		5
+/*
+ * How long a thread of the group may stay blocked in vfork() while the
+ * group stops, its child neither executing a program nor exiting.
+ */
+#define AMBER_VFORK_MAX_MS	1000
 /* A parked thread's own bound before HELD, beyond the requester's. */
 #define AMBER_PARK_SLACK_MS	10000
 
@@ -799,13 +804,48 @@ static const char *amber_stop_timeout_msg(struct amber_req *req, u32 timeout_ms)
 }
 
 /*
+ * A thread of the group blocked in vfork() parks only once its child has
+ * executed a program or exited: the wait in vfork() is killable, not
+ * interruptible, so the task_work cannot run before. Returns such a child's
+ * pid (its parent's in @ppid), 0 if there is none. The child itself is
+ * never parked (see amber_scan_new_proc()). RCU, as kmod/tree.c walks.
+ */
+static pid_t amber_vfork_child(struct amber_req *req, pid_t *ppid)
+{
+	struct task_struct *p, *parent;
+	pid_t child = 0;
+
+	rcu_read_lock();
+	for_each_process(p) {
+		if (!READ_ONCE(p->vfork_done))
+			continue;
+		/* The thread that called vfork() (no CLONE_PARENT with vfork). */
+		parent = rcu_dereference(p->real_parent);
+		if (!amber_proc_find(req, READ_ONCE(parent->group_leader)))
+			continue;
+		child = task_tgid_nr_ns(p, req->ns);
+		*ppid = task_tgid_nr_ns(parent, req->ns);
+		if (child && *ppid)
+			break;
+		child = 0;
+	}
+	rcu_read_unlock();
+	return child;
+}
+
+/*
  * Stops the group: scans and waits until a scan that started with every
- * known thread parked finds nothing new and nothing pending.
+ * known thread parked finds nothing new and nothing pending. A thread held
+ * in vfork() for AMBER_VFORK_MAX_MS by a child that does not execute a
+ * program fails the request at once, naming both (restore cannot recreate
+ * a child running on its parent's memory): nothing stays stopped.
  */
 static int amber_group_stop(struct amber_req *req, struct task_struct *root,
 			    u32 timeout_ms, struct netlink_ext_ack *extack)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(timeout_ms);
+	unsigned long vfork_since = 0;
+	pid_t vfork_child = 0, child, vfork_parent = 0;
 	bool more, pending, idle;
 	long left, wait;
 	int err;
@@ -820,6 +860,21 @@ static int amber_group_stop(struct amber_req *req, struct task_struct *root,
 			return amber_req_error(req, err, extack);
 		if (idle && !more && !pending)
 			return 0;
+
+		/* Whatever idle was: the scan may just have queued the parent. */
+		child = amber_vfork_child(req, &vfork_parent);
+		if (child != vfork_child) {
+			vfork_child = child;
+			vfork_since = jiffies;
+		}
+		if (vfork_child && time_after(jiffies, vfork_since +
+					      msecs_to_jiffies(AMBER_VFORK_MAX_MS))) {
+			amber_set_msg(extack, amber_msg("pid %d is blocked in vfork(): its child pid %d has not executed a program for %u ms; a process sharing its parent's memory is not supported",
+							vfork_parent, vfork_child,
+							AMBER_VFORK_MAX_MS));
+			return amber_req_error(req, -EBUSY, extack);
+		}
+		pending |= vfork_child;	/* polled, whatever the scan says */
 
 		left = (long)(deadline - jiffies);
 		if (left <= 0) {

@@ -27,6 +27,8 @@ struct amber_fd {
 	u32 sock_type;
 	u32 shutdown;	/* sk_shutdown */
 	u32 pipe_size;	/* pipe/FIFO capacity in bytes, 0 = not a pipe */
+	bool pipe_no_readers;	/* pipe: no open file reads it, anywhere */
+	bool pipe_no_writers;	/* pipe: no open file writes it, anywhere */
 	bool cloexec;
 	bool tty;
 	char *path;

@@ -135,6 +135,10 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 		size += AMBER_U64_SIZE;
 	if (fd->pipe_size)
 		size += AMBER_U32_SIZE;
+	if (fd->pipe_no_readers)
+		size += nla_total_size(0);
+	if (fd->pipe_no_writers)
+		size += nla_total_size(0);
 	return size;
 }
 
@@ -163,7 +167,9 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	     nla_put_u32(skb, AMBER_FD_SHUTDOWN, fd->shutdown)))
 		return -EMSGSIZE;
 	if ((fd->peer_ino && amber_put_u64(skb, AMBER_FD_PEER_INO, fd->peer_ino)) ||
-	    (fd->pipe_size && nla_put_u32(skb, AMBER_FD_PIPE_SIZE, fd->pipe_size)))
+	    (fd->pipe_size && nla_put_u32(skb, AMBER_FD_PIPE_SIZE, fd->pipe_size)) ||
+	    (fd->pipe_no_readers && nla_put_flag(skb, AMBER_FD_PIPE_NO_READERS)) ||
+	    (fd->pipe_no_writers && nla_put_flag(skb, AMBER_FD_PIPE_NO_WRITERS)))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;

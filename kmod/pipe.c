@@ -126,6 +126,13 @@ int amber_pipe_capture(struct amber_files_state *st, struct amber_fileids *ids,
 				  amber_msg("fd %u: %s: interrupted waiting for the pipe",
 					    fd->num, fd->path));
 	fd->pipe_size = pipe->max_usage << PAGE_SHIFT;
+	/*
+	 * An end the group does not hold may be held outside it (stdio), or
+	 * closed by everyone (a reader whose writer exited): only the
+	 * counts tell them apart.
+	 */
+	fd->pipe_no_readers = !pipe->readers;
+	fd->pipe_no_writers = !pipe->writers;
 	if (claim)
 		err = amber_pipe_queue(st, ids, fd, pipe, e);
 	mutex_unlock(&pipe->mutex);

@@ -114,6 +114,9 @@ struct FdInfo {
 	uint64_t peer_ino = 0;		// connected UNIX peer's inode, 0: none
 	uint32_t shutdown = 0;		// sk_shutdown: 1 RCV, 2 SEND
 	uint32_t pipe_size = 0;		// pipe/FIFO capacity in bytes
+	// Issue 13: nothing anywhere read / wrote the pipe at capture.
+	bool pipe_no_readers = false;
+	bool pipe_no_writers = false;
 };
 
 // Registers indexed by enum amber_reg (index 0 unused).

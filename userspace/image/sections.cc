@@ -227,6 +227,8 @@ constexpr Field<FdInfo> kFdFields[] = {
 	{AMBER_FD_PEER_INO, &FdInfo::peer_ino},
 	{AMBER_FD_SHUTDOWN, &FdInfo::shutdown},
 	{AMBER_FD_PIPE_SIZE, &FdInfo::pipe_size},
+	{AMBER_FD_PIPE_NO_READERS, &FdInfo::pipe_no_readers},
+	{AMBER_FD_PIPE_NO_WRITERS, &FdInfo::pipe_no_writers},
 };
 
 constexpr Field<ThreadInfo> kThreadFields[] = {

@@ -60,6 +60,9 @@ std::vector<std::string> shared_names(const SharedPlan &sp);
 struct InoUse {
 	bool read = false, write = false;
 	bool above_stdio = false;	// some fd > 2 uses it
+	// Pipes: at capture nothing anywhere read / wrote it (an end the
+	// checkpoint lacks was closed, not held outside).
+	bool no_readers = false, no_writers = false;
 };
 struct SharedBuild {
 	SharedPlan sp;
@@ -118,7 +121,9 @@ private:
 
 void note_pipe_use(SharedBuild &b, const FdInfo &f);
 // An fd 0-2 on a pipe of which the checkpoint holds only one direction,
-// only on fds 0-2: stdio to the outside, inherited.
+// only on fds 0-2, and whose other direction was still open somewhere at
+// capture: stdio to the outside, inherited. (When nothing held the other
+// end, e.g. a reader whose writer exited, the pipe is the checkpoint's own.)
 bool pipe_is_outside(const SharedBuild &b, const FdInfo &f);
 // Description idx (s) of pipe f.ino.
 void plan_pipe(SharedBuild &b, const FdInfo &f, int idx, SharedFile &s);

@@ -33,13 +33,19 @@ void note_pipe_use(SharedBuild &b, const FdInfo &f)
 	u.read |= acc != O_WRONLY;
 	u.write |= acc != O_RDONLY;
 	u.above_stdio |= f.num > 2;
+	u.no_readers |= f.pipe_no_readers;
+	u.no_writers |= f.pipe_no_writers;
 }
 
 bool pipe_is_outside(const SharedBuild &b, const FdInfo &f)
 {
 	auto it = b.pipe_use.find(f.ino);
 	const InoUse u = it == b.pipe_use.end() ? InoUse{} : it->second;
-	return !u.above_stdio && !(u.read && u.write);
+	if (u.above_stdio || (u.read && u.write))
+		return false;
+	// One direction only: the other is outside unless nobody held it
+	// (a `cmd | md5sum` whose writer exited leaves md5sum the only end).
+	return u.read ? !u.no_writers : !u.no_readers;
 }
 
 void plan_pipe(SharedBuild &b, const FdInfo &f, int idx, SharedFile &s)

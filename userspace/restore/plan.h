@@ -143,7 +143,8 @@ struct SharedPlan {
 // Groups every process's fds into shared objects and attaches the queued
 // bytes (Checkpoint::queues of all processes). An fd 0-2 that is a terminal,
 // or a pipe of which the checkpoint holds only one direction and only on
-// fds 0-2, is inherited from the tool instead (stdio to the outside).
+// fds 0-2 while the other direction was open somewhere at capture, is
+// inherited from the tool instead (stdio to the outside).
 // with_shmem: also group SHMEM VMAs by dev/ino (tree restores).
 // Refusals name the process and fd: "pid 12: fd 5: socket:[99]: ...".
 Result<SharedPlan> plan_shared(const std::vector<ProcImage> &procs, bool with_shmem);

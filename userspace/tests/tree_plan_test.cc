@@ -304,6 +304,40 @@ TEST(TreePlan, StdioPipeToTheOutsideIsInherited)
 	EXPECT_EQ(1u, sp->fd_file[0].count(1));
 }
 
+// Issue 13: `echo x | md5sum` run by a shell whose echo has exited: md5sum
+// holds the only end of its pipe, on fd 0, and nothing anywhere writes it.
+// That pipe is the checkpoint's own (bytes, then EOF), not stdio to the
+// outside: inheriting the tool's stdin made md5sum wait on a terminal.
+TEST(TreePlan, StdioPipeWhoseWriterExitedIsRecreated)
+{
+	Checkpoint sh, md5;
+	FdInfo in = pipe_fd(0, 1, 800, O_RDONLY);
+	in.pipe_no_writers = true;
+	md5.fds = {in};
+	md5.queues = {chunk(800, "5\n")};
+	auto sp = plan_shared({{1, &sh}, {2, &md5}}, false);
+	ASSERT_TRUE(sp) << sp.error().str();
+	ASSERT_EQ(1u, sp->pipes.size());
+	EXPECT_EQ("5\n", str(sp->pipes[0].queue));
+	ASSERT_EQ(1u, sp->fd_file[1].count(0));
+	EXPECT_EQ(O_RDONLY, sp->files[sp->fd_file[1].at(0)].flags & O_ACCMODE);
+
+	// A writer to a pipe nobody reads any more: recreated too (EPIPE).
+	FdInfo out = pipe_fd(1, 2, 801, O_WRONLY);
+	out.pipe_no_readers = true;
+	sh.fds = {out};
+	sp = plan_shared({{1, &sh}, {2, &md5}}, false);
+	ASSERT_TRUE(sp) << sp.error().str();
+	EXPECT_EQ(2u, sp->pipes.size());
+	EXPECT_EQ(1u, sp->fd_file[0].count(1));
+
+	// A writer still open somewhere (outside): inherited, as before.
+	md5.fds[0].pipe_no_writers = false;
+	sp = plan_shared({{1, &sh}, {2, &md5}}, false);
+	ASSERT_TRUE(sp) << sp.error().str();
+	EXPECT_EQ(0u, sp->fd_file[1].count(0));
+}
+
 TEST(TreePlan, SocketPairs)
 {
 	Checkpoint parent, w1, w2;

@@ -571,6 +571,14 @@ enum amber_fd_attr {
 	AMBER_FD_PEER_INO,
 	AMBER_FD_SHUTDOWN,		/* u32: sk_shutdown (1 RCV, 2 SEND) */
 	AMBER_FD_PIPE_SIZE,		/* u32: pipe/FIFO capacity in bytes */
+	/*
+	 * flags, pipes and FIFOs: at capture no open file anywhere reads
+	 * (NO_READERS) or writes (NO_WRITERS) the pipe. An end that no fd of
+	 * the checkpoint holds was then closed by everyone, not held outside
+	 * it: restore recreates the pipe with that end closed.
+	 */
+	AMBER_FD_PIPE_NO_READERS,
+	AMBER_FD_PIPE_NO_WRITERS,
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
