@@ -27,6 +27,9 @@ struct amber_fd {
 	u32 sock_type;
 	u32 shutdown;	/* sk_shutdown */
 	u32 pipe_size;	/* pipe/FIFO capacity in bytes, 0 = not a pipe */
+	u64 eventfd_count;	/* eventfd only */
+	bool eventfd;		/* an eventfd: eventfd_count, eventfd_sem */
+	bool eventfd_sem;	/* EFD_SEMAPHORE */
 	bool cloexec;
 	bool tty;
 	char *path;

@@ -135,6 +135,8 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 		size += AMBER_U64_SIZE;
 	if (fd->pipe_size)
 		size += AMBER_U32_SIZE;
+	if (fd->eventfd)	/* EVENTFD_COUNT[, EVENTFD_SEMAPHORE] */
+		size += AMBER_U64_SIZE + nla_total_size(0);
 	return size;
 }
 
@@ -164,6 +166,10 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 		return -EMSGSIZE;
 	if ((fd->peer_ino && amber_put_u64(skb, AMBER_FD_PEER_INO, fd->peer_ino)) ||
 	    (fd->pipe_size && nla_put_u32(skb, AMBER_FD_PIPE_SIZE, fd->pipe_size)))
+		return -EMSGSIZE;
+	if (fd->eventfd &&
+	    (amber_put_u64(skb, AMBER_FD_EVENTFD_COUNT, fd->eventfd_count) ||
+	     (fd->eventfd_sem && nla_put_flag(skb, AMBER_FD_EVENTFD_SEMAPHORE))))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
