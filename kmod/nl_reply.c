@@ -135,8 +135,10 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 		size += AMBER_U64_SIZE;
 	if (fd->pipe_size)
 		size += AMBER_U32_SIZE;
-	if (fd->eventfd)	/* EVENTFD_COUNT[, EVENTFD_SEMAPHORE] */
-		size += AMBER_U64_SIZE + nla_total_size(0);
+	if (fd->eventfd)
+		size += AMBER_U64_SIZE;
+	if (fd->eventfd && fd->eventfd_sem)
+		size += nla_total_size(0);
 	return size;
 }
 
