@@ -31,6 +31,7 @@
 
 #include <linux/amber.h>
 
+#include "eventfd.h"
 #include "fdtable.h"
 #include "path.h"
 #include "pipe.h"
@@ -274,6 +275,9 @@ static int amber_fd_capture(struct amber_files_state *st,
 	if (!f->file_id)
 		return amber_fail(e, -ENOMEM, "out of memory for the file ids");
 	err = amber_pipe_capture(st, ids, f, file, e);
+	if (err)
+		return err;
+	err = amber_eventfd_capture(f, file, e);
 	if (err)
 		return err;
 	return amber_unix_capture(st, ids, f, file, e);

@@ -29,6 +29,9 @@ struct amber_fd {
 	u32 pipe_size;	/* pipe/FIFO capacity in bytes, 0 = not a pipe */
 	bool pipe_no_readers;	/* pipe: no open file reads it, anywhere */
 	bool pipe_no_writers;	/* pipe: no open file writes it, anywhere */
+	u64 eventfd_count;	/* eventfd only */
+	bool eventfd;		/* an eventfd: eventfd_count, eventfd_sem */
+	bool eventfd_sem;	/* EFD_SEMAPHORE */
 	bool cloexec;
 	bool tty;
 	char *path;

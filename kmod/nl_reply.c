@@ -139,6 +139,10 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 		size += nla_total_size(0);
 	if (fd->pipe_no_writers)
 		size += nla_total_size(0);
+	if (fd->eventfd)
+		size += AMBER_U64_SIZE;
+	if (fd->eventfd && fd->eventfd_sem)
+		size += nla_total_size(0);
 	return size;
 }
 
@@ -170,6 +174,10 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	    (fd->pipe_size && nla_put_u32(skb, AMBER_FD_PIPE_SIZE, fd->pipe_size)) ||
 	    (fd->pipe_no_readers && nla_put_flag(skb, AMBER_FD_PIPE_NO_READERS)) ||
 	    (fd->pipe_no_writers && nla_put_flag(skb, AMBER_FD_PIPE_NO_WRITERS)))
+		return -EMSGSIZE;
+	if (fd->eventfd &&
+	    (amber_put_u64(skb, AMBER_FD_EVENTFD_COUNT, fd->eventfd_count) ||
+	     (fd->eventfd_sem && nla_put_flag(skb, AMBER_FD_EVENTFD_SEMAPHORE))))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;

@@ -297,10 +297,11 @@ TEST_F_TIMEOUT(bad, unsupported_fd, 90)
 		free(argv[0]);
 	}
 
-	snprintf(held, sizeof(held), "%s/deleted.txt", self->base);
-	ASSERT_EQ(0, write_file(held, "x\n", 2));
+	/* A deleted directory (a deleted regular file is a ghost: ghost_test). */
+	snprintf(held, sizeof(held), "%s/deleted.d", self->base);
+	ASSERT_EQ(0, mkdir(held, 0700));
 	start_sleeper(_metadata, self, "--open", held);
-	ASSERT_EQ(0, unlink(held));
+	ASSERT_EQ(0, rmdir(held));
 	assert_ckpt_fails(_metadata, self, self->pid, "fd 3");
 	assert_ckpt_fails(_metadata, self, self->pid, "deleted");
 	assert_ticking(_metadata, self);

@@ -376,6 +376,14 @@ static void snap_fdinfo(struct fid_snap *s, struct canon *c, const char *who, co
 			add(s, who, file, key, l ? l : "?");
 			continue;
 		}
+		if (!strcmp(key, "eventfd-id")) {
+			/* a new id on restore: compare which fds share one */
+			char name[64];
+
+			snprintf(name, sizeof(name), "eventfd:[%s]", val);
+			add(s, who, file, key, canon_name(c, name, buf, sizeof(buf)));
+			continue;
+		}
 		if (!strcmp(key, "ino") && deleted) {
 			/* a memfd or an unlinked file: a new inode on restore, the same sharing */
 			char name[64];

@@ -20,7 +20,8 @@
  *		processes, not the numbers (they change on restore)
  *   fdinfo	of every fd: pos, flags, mnt_id, ino (renamed as above for
  *		pipes, sockets and unlinked files or memfds, "... (deleted)",
- *		which get a new inode on restore), eventfd-count; timerfd
+ *		which get a new inode on restore), eventfd-count, eventfd-id
+ *		(renamed eventfd:#N like inodes: a new id on restore); timerfd
  *		clockid, settime flags, it_interval, and whether
  *		it_value is armed; epoll "tfd N" lines (events, data, pos, ino
  *		renamed); "inotify wd N" lines; signalfd sigmask; any other

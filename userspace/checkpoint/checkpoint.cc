@@ -386,6 +386,10 @@ Result<void> check_supported(const CheckpointReply &r)
 		switch (f.type) {
 		case AMBER_FD_REG:
 		case AMBER_FD_DIR:
+			// A deleted regular file is a ghost: its content is saved
+			// (checkpoint/ghosts.h) and restore recreates it.
+			if (f.type == AMBER_FD_REG && f.file_id && is_deleted(f.path))
+				break;
 			if (auto d = check_not_deleted(f.path); !d)
 				return wrap(d.error(), fd);
 			if (f.path.empty() || f.path[0] != '/')
@@ -423,6 +427,11 @@ Result<void> check_supported(const CheckpointReply &r)
 							    sock_name(f.sock_family, f.sock_type) +
 							    " socket is not supported");
 			break;
+		case AMBER_FD_OTHER:
+			// An eventfd is recreated with its count and mode.
+			if (f.eventfd && f.file_id)
+				break;
+			return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
 		default:
 			return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
 		}

@@ -312,7 +312,7 @@ struct ImageStats {
 // kernel): checks and indexes pages.img, writes meta.img, fsyncs both.
 Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 			       const ParentChoice *asked, const GroupReply &g, bool tree,
-			       uint32_t number, uint64_t time_ns)
+			       uint32_t number, uint64_t time_ns, const Bytes &ghosts)
 {
 	const std::string pages_path = dir + "/" + kPagesFile;
 	const ParentChoice none;
@@ -377,6 +377,7 @@ Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 	meta.fds = r.fds;
 	meta.threads = r.threads;
 	meta.queues = r.queues;
+	meta.ghosts = ghosts;
 	if (tree && &r == &g.root())
 		meta.tree = g.tree;
 	const Bytes img = build_meta(meta);
@@ -455,6 +456,9 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 	const GroupReply g = AMBER_TRY(parse_group_reply(messages, o.pid, o.tree, pool.fds.size()));
 	// Before a page is written or anything killed (HoldGuard resumes).
 	AMBER_TRY(check_restorable(g, o.tree));
+	// Deleted files' content, while the group is held (--kill) or right
+	// after it resumed.
+	const std::vector<Bytes> ghosts = AMBER_TRY(collect_ghosts(g, o.ghost_limit));
 
 	CheckpointSummary s;
 	s.number = pending.number();
@@ -463,7 +467,8 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 	s.zombies = g.zombies;
 	s.threads = g.threads;
 	std::vector<std::pair<uint32_t, std::string>> written;	// pid, image dir
-	for (const CheckpointReply &r : g.procs) {
+	for (size_t i = 0; i < g.procs.size(); i++) {
+		const CheckpointReply &r = g.procs[i];
 		if (r.zombie())
 			continue;
 		const bool is_root = &r == &g.root();
@@ -478,7 +483,8 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 				return fail_errno(name + "cannot rename " + from + " to " + to);
 			from.clear();
 		}
-		auto img = write_image(*dir, r, ch.of(r.pid(), o.pid), g, o.tree, s.number, time_ns);
+		auto img = write_image(*dir, r, ch.of(r.pid(), o.pid), g, o.tree, s.number, time_ns,
+				       ghosts[i]);
 		if (!img)
 			return wrap(img.error(), name);
 		written.emplace_back(r.pid(), *dir);

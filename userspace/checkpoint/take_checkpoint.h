@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/ghosts.h"
 #include "image/store.h"
 #include "common/result.h"
 
@@ -27,6 +28,9 @@ struct CheckpointRequest {
 	// (AMBER_CKPT_F_TREE): DIR/N holds the root's image with the TREE
 	// section, DIR/N/proc/PID every other live process's.
 	bool tree = false;
+	// Deleted regular files open in the target are saved up to this size
+	// each (ghosts.h); a larger one is refused.
+	uint64_t ghost_limit = kDefaultGhostLimit;
 	// Called after the kernel's reply, once the image files are written,
 	// before the checkpoint is published. Its error fails the checkpoint
 	// (nothing is published).

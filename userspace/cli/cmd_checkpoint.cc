@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 // amber checkpoint PID -D DIR [--tree] [--full] [--no-track] [--keep K] [--kill]
-//                  [--timeout MS]
+//                  [--timeout MS] [--ghost-limit BYTES]
 //
 // The CLI around take_checkpoint() (checkpoint/take_checkpoint.cc), which `amber run`
 // shares.
@@ -26,6 +26,7 @@ struct CheckpointOptions {
 	bool tree = false;
 	uint32_t keep = 0;		// 0: no retention
 	uint32_t timeout_ms = 60000;
+	uint64_t ghost_limit = kDefaultGhostLimit;
 };
 
 void run_checkpoint(const CheckpointOptions &o)
@@ -38,6 +39,7 @@ void run_checkpoint(const CheckpointOptions &o)
 	req.tree = o.tree;
 	req.keep = o.keep;
 	req.timeout_ms = o.timeout_ms;
+	req.ghost_limit = o.ghost_limit;
 	auto s = take_checkpoint(req);
 	if (!s) {
 		report_error("checkpoint", s.error());
@@ -93,6 +95,10 @@ void setup_checkpoint(CLI::App &app)
 			"Milliseconds to wait for the process to stop (and to stay held with --kill)")
 		->capture_default_str()
 		->check(CLI::Range(1u, 60000u));
+	sub->add_option("--ghost-limit", opt->ghost_limit,
+			"Largest deleted-but-open regular file whose content is saved into the "
+			"image, in bytes; a larger one is refused")
+		->capture_default_str();
 	sub->callback([opt] { run_checkpoint(*opt); });
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // amber run -D DIR [--interval 30s|auto] [--mtbf DUR] [--keep K] [--max-restarts N]
-//           [--stdout FILE] [--stderr FILE] [--verbose] -- CMD ARGS...
+//           [--stdout FILE] [--stderr FILE] [--verbose] [--ghost-limit BYTES]
+//           -- CMD ARGS...
 // amber run --resume -D DIR [--interval ..] [--mtbf ..] [--keep ..] [--max-restarts ..]
 //
 // The CLI around run_supervised() (run.cc): exits with the program's status
@@ -27,6 +28,7 @@ struct RunCliOptions {
 	bool verbose = false;
 	bool resume = false;
 	bool lazy_keep = false;
+	uint64_t ghost_limit = kDefaultGhostLimit;
 	std::vector<std::string> cmd;
 };
 
@@ -42,6 +44,7 @@ Result<RunOptions> to_run_options(const RunCliOptions &c, const CLI::App &sub)
 	o.verbose = c.verbose;
 	o.resume = c.resume;
 	o.lazy_keep = c.lazy_keep;
+	o.ghost_limit = c.ghost_limit;
 	o.interval_given = sub.count("--interval") > 0;
 	o.mtbf_given = sub.count("--mtbf") > 0;
 	o.keep_given = sub.count("--keep") > 0;
@@ -115,6 +118,10 @@ void setup_run(CLI::App &app)
 			"Give up when the program dies more often than this")
 		->capture_default_str()
 		->check(CLI::Range(0u, 1000000u));
+	sub->add_option("--ghost-limit", opt->ghost_limit,
+			"Largest deleted-but-open regular file saved into each checkpoint, in "
+			"bytes (a larger one fails the checkpoint)")
+		->capture_default_str();
 	sub->add_option("--stdout", opt->stdout_path,
 			"File the program's stdout is appended to (default DIR/stdout)");
 	sub->add_option("--stderr", opt->stderr_path,

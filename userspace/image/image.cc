@@ -117,6 +117,8 @@ std::string section_name(uint32_t type)
 		return "TREE";
 	case AMBER_SEC_QUEUES:
 		return "QUEUES";
+	case AMBER_SEC_GHOSTS:
+		return "GHOSTS";
 	default:
 		return "type " + std::to_string(type);
 	}
@@ -167,7 +169,8 @@ Bytes build_meta(const MetaSections &s)
 	// Optional sections: absent when empty.
 	for (auto [type, bytes] : {std::pair<uint32_t, ByteView>{AMBER_SEC_THREADS, s.threads},
 				   {AMBER_SEC_TREE, s.tree},
-				   {AMBER_SEC_QUEUES, s.queues}})
+				   {AMBER_SEC_QUEUES, s.queues},
+				   {AMBER_SEC_GHOSTS, s.ghosts}})
 		if (!bytes.empty())
 			secs.emplace_back(type, bytes);
 	return encode_meta(kImageVersion, secs);
@@ -432,8 +435,9 @@ Result<void> parse_optional_sections(Checkpoint &c, const MetaFile &m)
 	c.threads_raw = m.copy(AMBER_SEC_THREADS);
 	c.tree_raw = m.copy(AMBER_SEC_TREE);
 	c.queues_raw = m.copy(AMBER_SEC_QUEUES);
+	c.ghosts_raw = m.copy(AMBER_SEC_GHOSTS);
 	const bool have_tree = m.has(AMBER_SEC_TREE);
-	for (uint32_t t : {AMBER_SEC_THREADS, AMBER_SEC_TREE, AMBER_SEC_QUEUES})
+	for (uint32_t t : {AMBER_SEC_THREADS, AMBER_SEC_TREE, AMBER_SEC_QUEUES, AMBER_SEC_GHOSTS})
 		if (m.has(t) && m.section(t).empty())
 			return fail(EBADMSG, "meta.img: section " + section_name(t) +
 						     ": empty (an empty section is left out)");
@@ -446,6 +450,10 @@ Result<void> parse_optional_sections(Checkpoint &c, const MetaFile &m)
 	if (!queues)
 		return wrap(queues.error(), "meta.img: section QUEUES: ");
 	c.queues = std::move(*queues);
+	auto ghosts = parse_ghosts(c.ghosts_raw);
+	if (!ghosts)
+		return wrap(ghosts.error(), "meta.img: section GHOSTS: ");
+	c.ghosts = std::move(*ghosts);
 	if (!have_tree)
 		return {};
 

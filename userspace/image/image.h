@@ -117,6 +117,10 @@ struct FdInfo {
 	// Issue 13: nothing anywhere read / wrote the pipe at capture.
 	bool pipe_no_readers = false;
 	bool pipe_no_writers = false;
+	// Issue 13: an eventfd (AMBER_FD_EVENTFD_COUNT present).
+	bool eventfd = false;
+	uint64_t eventfd_count = 0;
+	bool eventfd_sem = false;	// EFD_SEMAPHORE
 };
 
 // Registers indexed by enum amber_reg (index 0 unused).
@@ -202,6 +206,15 @@ struct QueueChunk {
 	bool eor = false;		// ends a datagram / seqpacket record
 };
 
+// A regular file that was open but deleted at the checkpoint, with its
+// content (section GHOSTS, AMBER_A_GHOST chunks).
+struct Ghost {
+	uint64_t dev = 0, ino = 0;
+	uint32_t mode = 0;		// st_mode
+	std::string path;		// without " (deleted)"
+	Bytes data;
+};
+
 // A loaded, verified checkpoint.
 struct Checkpoint {
 	uint32_t number = 0;
@@ -234,6 +247,8 @@ struct Checkpoint {
 	std::vector<ThreadInfo> threads;	// not the leader, ascending TID
 	std::vector<ProcInfo> tree;		// root's image of a tree checkpoint only
 	std::vector<QueueChunk> queues;
+	Bytes ghosts_raw;			// section GHOSTS (issue 13)
+	std::vector<Ghost> ghosts;
 	bool is_tree() const { return !tree.empty(); }
 };
 
@@ -255,6 +270,7 @@ struct MetaSections {
 	Bytes threads;	// AMBER_A_THREAD attributes; no section when empty
 	Bytes tree;	// AMBER_A_PROC attributes; no section when empty
 	Bytes queues;	// AMBER_A_QUEUE attributes; no section when empty
+	Bytes ghosts;	// AMBER_A_GHOST attributes; no section when empty
 };
 
 // Serializes meta.img (header, section table, 8-byte aligned sections).
@@ -311,6 +327,10 @@ Result<QueueChunk> parse_queue(ByteView nest_payload);
 Result<std::vector<ThreadInfo>> parse_threads(ByteView attrs, uint32_t leader_pid);
 Result<std::vector<ProcInfo>> parse_tree(ByteView attrs, uint32_t root_pid);
 Result<std::vector<QueueChunk>> parse_queues(ByteView attrs);
+// GHOSTS section: each ghost's chunks (at most AMBER_GHOST_CHUNK bytes of
+// DATA each) contiguous and adding up to its SIZE; no inode twice.
+Bytes encode_ghosts(const std::vector<Ghost> &ghosts);
+Result<std::vector<Ghost>> parse_ghosts(ByteView attrs);
 
 // Reads and verifies DIR/N/meta.img and DIR/N/pages.img: header and table
 // checksum, every section checksum, every page run (header and XXH64), then

@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <set>
 #include <unordered_set>
+
+#include <sys/stat.h>
 
 #include <linux/amber.h>
 
@@ -229,6 +232,8 @@ constexpr Field<FdInfo> kFdFields[] = {
 	{AMBER_FD_PIPE_SIZE, &FdInfo::pipe_size},
 	{AMBER_FD_PIPE_NO_READERS, &FdInfo::pipe_no_readers},
 	{AMBER_FD_PIPE_NO_WRITERS, &FdInfo::pipe_no_writers},
+	{AMBER_FD_EVENTFD_COUNT, &FdInfo::eventfd_count},
+	{AMBER_FD_EVENTFD_SEMAPHORE, &FdInfo::eventfd_sem},
 };
 
 constexpr Field<ThreadInfo> kThreadFields[] = {
@@ -424,6 +429,9 @@ Result<FdInfo> parse_fd(ByteView buf)
 	auto attrs = AMBER_TRY(read_fields<FdInfo>(buf, kFdFields, f, "FD", Unknown::Skip, no_extra));
 	if (!find_attr(attrs, AMBER_FD_NUM))
 		return fail(EBADMSG, "fd without a number");
+	f.eventfd = find_attr(attrs, AMBER_FD_EVENTFD_COUNT) != nullptr;
+	if (f.eventfd && f.eventfd_count == UINT64_MAX)
+		return fail(EBADMSG, "fd " + std::to_string(f.num) + ": eventfd count out of range");
 	return f;
 }
 
@@ -618,6 +626,80 @@ Result<std::vector<QueueChunk>> parse_queues(ByteView buf)
 						     " bytes queued in all");
 		out.push_back(std::move(*q));
 	}
+	return out;
+}
+
+Bytes encode_ghosts(const std::vector<Ghost> &ghosts)
+{
+	AttrWriter w;
+	for (const Ghost &g : ghosts) {
+		size_t off = 0;
+		do {
+			const size_t n = std::min<size_t>(AMBER_GHOST_CHUNK, g.data.size() - off);
+			size_t nest = w.begin_nest(AMBER_A_GHOST);
+			w.put_u64(AMBER_GHOST_DEV, g.dev);
+			w.put_u64(AMBER_GHOST_INO, g.ino);
+			w.put_u32(AMBER_GHOST_MODE, g.mode);
+			w.put_u64(AMBER_GHOST_SIZE, g.data.size());
+			w.put_string(AMBER_GHOST_PATH, g.path);
+			w.put_binary(AMBER_GHOST_DATA, ByteView(g.data).subspan(off, n));
+			w.end_nest(nest);
+			off += n;
+		} while (off < g.data.size());
+	}
+	return w.take();
+}
+
+Result<std::vector<Ghost>> parse_ghosts(ByteView buf)
+{
+	std::vector<Ghost> out;
+	std::set<std::pair<uint64_t, uint64_t>> seen;
+	uint64_t want = 0;	// SIZE of out.back()
+	auto attrs = AMBER_TRY(parse_attrs(buf));
+	for (const Attr &a : attrs) {
+		if (a.type != AMBER_A_GHOST)
+			return fail(EBADMSG, "attribute " + std::to_string(a.type) + " is not a GHOST");
+		auto in = AMBER_TRY(parse_attrs(a.data));
+		const Attr *dev = find_attr(in, AMBER_GHOST_DEV), *ino = find_attr(in, AMBER_GHOST_INO);
+		const Attr *mode = find_attr(in, AMBER_GHOST_MODE), *size = find_attr(in, AMBER_GHOST_SIZE);
+		const Attr *path = find_attr(in, AMBER_GHOST_PATH), *data = find_attr(in, AMBER_GHOST_DATA);
+		if (!dev || !ino || !mode || !size || !path || !data)
+			return fail(EBADMSG, "a GHOST chunk lacks DEV, INO, MODE, SIZE, PATH or DATA");
+		Ghost g;
+		g.dev = AMBER_TRY(dev->u64());
+		g.ino = AMBER_TRY(ino->u64());
+		g.mode = AMBER_TRY(mode->u32());
+		const uint64_t sz = AMBER_TRY(size->u64());
+		g.path = path->str();
+		const std::string name = "inode " + std::to_string(g.ino) + ": ";
+		if (data->data.size() > AMBER_GHOST_CHUNK)
+			return fail(EBADMSG, name + std::to_string(data->data.size()) +
+						     " bytes in a chunk, at most " +
+						     std::to_string(AMBER_GHOST_CHUNK));
+		if (g.path.empty() || g.path[0] != '/' || !S_ISREG(g.mode))
+			return fail(EBADMSG, name + "not a regular file with an absolute path");
+		const bool more = !out.empty() && out.back().dev == g.dev && out.back().ino == g.ino &&
+				  out.back().data.size() < want;
+		if (more) {
+			if (sz != want || g.mode != out.back().mode || g.path != out.back().path)
+				return fail(EBADMSG, name + "chunks disagree");
+		} else {
+			if (!out.empty() && out.back().data.size() != want)
+				return fail(EBADMSG, "inode " + std::to_string(out.back().ino) +
+							     ": chunks hold fewer bytes than its size");
+			if (!seen.insert({g.dev, g.ino}).second)
+				return fail(EBADMSG, name + "saved twice");
+			want = sz;
+			out.push_back(std::move(g));
+		}
+		Bytes &d = out.back().data;
+		if (data->data.size() > want - d.size())
+			return fail(EBADMSG, name + "chunks hold more bytes than its size");
+		d.insert(d.end(), data->data.begin(), data->data.end());
+	}
+	if (!out.empty() && out.back().data.size() != want)
+		return fail(EBADMSG, "inode " + std::to_string(out.back().ino) +
+					     ": chunks hold fewer bytes than its size");
 	return out;
 }
 

@@ -455,6 +455,7 @@ Result<ImageSize> write_compacted(const std::vector<Checkpoint> &chain, const st
 	meta.threads = last.threads_raw;
 	meta.tree = last.tree_raw;
 	meta.queues = last.queues_raw;
+	meta.ghosts = last.ghosts_raw;
 	const uint64_t meta_size =
 		AMBER_TRY(write_file(out_dir + "/" + kMetaFile, build_meta(meta)));
 	return ImageSize{info.pages_nr, uint64_t(st.st_size) + meta_size};

@@ -71,6 +71,7 @@ struct SharedBuild {
 	std::map<uint64_t, int> sock_file;			// socket ino -> sp.files
 	std::map<uint64_t, std::pair<int, int>> sock_side;	// ino -> (sp.sockets, side)
 	std::map<uint64_t, Bytes> partial;			// unterminated socket message
+	std::map<std::pair<uint64_t, uint64_t>, int> ghost_by_ino;	// (dev, ino) -> ghosts
 };
 
 // ---- Regular files, directories, devices: files.cc. ----
@@ -87,6 +88,12 @@ Result<Reopen> plan_reopen(const FdInfo &f, const std::string &name, int err);
 
 // A description opened by path (SharedKind::File); name: "pid 12: fd 5: PATH".
 Result<void> plan_file(const FdInfo &f, const std::string &name, SharedFile &s);
+// The ghost of deleted file f (saved by one of procs' images): its index
+// in b.sp.ghosts; refused when no image holds it.
+Result<int> plan_ghost(SharedBuild &b, const std::vector<ProcImage> &procs, const FdInfo &f,
+		       const std::string &name);
+// Opens every File description: ghosts are recreated in their directory
+// first (at their old name when it is free), opened, then unlinked.
 Result<void> create_files(const SharedPlan &sp, SharedFds &out);
 // Every file the image needs, checked before anything is created. A
 // deleted cwd is not a file it needs: GhostDirs recreates it.
@@ -147,6 +154,13 @@ bool queue_socket(SharedBuild &b, const QueueChunk &q);
 // Every datagram / record ended.
 Result<void> check_socket_queues(const SharedBuild &b);
 Result<void> create_sockets(const SharedPlan &sp, SharedFds &out);
+
+// ---- eventfd: eventfd.cc. ----
+
+// Description s of eventfd f: its count and mode.
+void plan_eventfd(const FdInfo &f, SharedFile &s);
+// eventfd(), then the count written in, O_NONBLOCK set.
+Result<void> create_eventfds(const SharedPlan &sp, SharedFds &out);
 
 // ---- Memory: mm.cc. ----
 

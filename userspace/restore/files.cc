@@ -24,6 +24,7 @@
 #include "common/io.h"
 #include "common/names.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/ghosts.h"
 #include "restore/core.h"
 
 namespace amber {
@@ -122,6 +123,8 @@ Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)
 					  [](const StubFd &s, int num) { return s.num < num; });
 		if (s == fds.end() || s->num != int(f.num) || s->inherit)
 			continue;
+		if (s->shared >= 0 && is_ghost(f))
+			continue;	// recreated from the image
 		if (s->shared >= 0 && f.type != AMBER_FD_REG && f.type != AMBER_FD_DIR &&
 		    f.type != AMBER_FD_CHR && f.type != AMBER_FD_BLK)
 			continue;	// a pipe or socket the tool creates
@@ -185,20 +188,94 @@ void GhostDirs::remove()
 	}
 }
 
+Result<int> plan_ghost(SharedBuild &b, const std::vector<ProcImage> &procs, const FdInfo &f,
+		       const std::string &name)
+{
+	const std::pair<uint64_t, uint64_t> key{f.dev, f.ino};
+	if (auto it = b.ghost_by_ino.find(key); it != b.ghost_by_ino.end())
+		return it->second;
+	for (const ProcImage &pi : procs)
+		for (const Ghost &g : pi.ckpt->ghosts)
+			if (g.dev == f.dev && g.ino == f.ino) {
+				if (g.path != ghost_path(f.path))
+					return fail(EINVAL, name + ": its saved copy is of " + g.path);
+				const int idx = int(b.sp.ghosts.size());
+				b.sp.ghosts.push_back(&g);
+				b.ghost_by_ino[key] = idx;
+				return idx;
+			}
+	return fail(EOPNOTSUPP, name + ": was deleted before the checkpoint and the image "
+				       "holds no copy of it");
+}
+
+namespace {
+
+// The recreated ghosts, linked until unlink_all() (or destruction: a
+// failed restore leaves nothing behind).
+struct GhostFiles {
+	std::vector<std::string> paths;		// per SharedPlan::ghosts
+	std::vector<UniqueFd> fds;
+	GhostFiles() = default;
+	GhostFiles(const GhostFiles &) = delete;
+	GhostFiles &operator=(const GhostFiles &) = delete;
+	~GhostFiles() { unlink_all(); }
+	void unlink_all()
+	{
+		for (std::string &p : paths)
+			if (!p.empty())
+				unlink(p.c_str());
+		paths.clear();
+	}
+};
+
+// Creates ghost g in its directory: at its old name when that is free,
+// else under a private name beside it (same file system either way).
+Result<void> make_ghost(const Ghost &g, GhostFiles &gf)
+{
+	const std::string name = g.path + " (deleted)";
+	std::string path = g.path;
+	UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	for (int n = 0; !fd && errno == EEXIST && n < 100; n++) {
+		path = g.path.substr(0, g.path.rfind('/')) + "/.amber-ghost-" +
+		       std::to_string(g.ino) + "-" + std::to_string(getpid()) + "-" +
+		       std::to_string(n);
+		fd = UniqueFd(open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	}
+	if (!fd)
+		return fail_errno(name + ": cannot recreate it as " + path);
+	gf.paths.push_back(path);
+	if (auto w = write_all(fd.get(), ByteView(g.data)); !w)
+		return wrap(w.error(), name + ": writing its content: ");
+	gf.fds.push_back(std::move(fd));
+	return {};
+}
+
+} // namespace
+
 Result<void> create_files(const SharedPlan &sp, SharedFds &out)
 {
+	GhostFiles gf;
+	for (const Ghost *g : sp.ghosts)
+		AMBER_TRY(make_ghost(*g, gf));
 	for (size_t i = 0; i < sp.files.size(); i++) {
 		const SharedFile &f = sp.files[i];
 		if (f.kind != SharedKind::File)
 			continue;
 		std::string name = f.owner + ": " + f.path;
-		UniqueFd fd(open(f.path.c_str(), f.flags | O_CLOEXEC));
+		const std::string &path = f.ghost >= 0 ? gf.paths[f.ghost] : f.path;
+		UniqueFd fd(open(path.c_str(), f.flags | O_CLOEXEC));
 		if (!fd)
 			return fail_errno(name + ": open");
 		if (f.seek && lseek(fd.get(), f.pos, SEEK_SET) < 0)
 			return fail_errno(name + ": lseek");
 		out.files[i] = std::move(fd);
 	}
+	// Its mode once every description is open (one may be write-only on a
+	// read-only file), then unlinked: st_nlink 0 as at the checkpoint.
+	for (size_t k = 0; k < sp.ghosts.size(); k++)
+		if (fchmod(gf.fds[k].get(), sp.ghosts[k]->mode & 07777) < 0)
+			return fail_errno(sp.ghosts[k]->path + " (deleted): fchmod");
+	gf.unlink_all();
 	return {};
 }
 

@@ -14,7 +14,8 @@
 // Shared objects: every fd with a FILE_ID refers to one open file
 // description, created once by the tool before the stubs exist and inherited
 // by all of them: regular files, directories and devices opened and seeked
-// once; pipes and FIFOs per inode (each end's description shared by every fd
+// once (a deleted regular file recreated from its saved content first, and
+// unlinked again once its descriptions are open); pipes and FIFOs per inode (each end's description shared by every fd
 // of its FILE_ID, the queued bytes written in); UNIX socketpairs per pair of
 // inodes (each side's queue sent from the other side); one memfd per shared
 // anonymous memory object (tree restores only).
@@ -81,7 +82,7 @@ struct ProcImage {
 	const Checkpoint *ckpt = nullptr;
 };
 
-enum class SharedKind { File, Pipe, Socket };
+enum class SharedKind { File, Pipe, Socket, Eventfd };
 
 // One open file description, created by the tool.
 struct SharedFile {
@@ -95,6 +96,9 @@ struct SharedFile {
 	int pipe = -1;			// Pipe: index into SharedPlan::pipes
 	int sock = -1;			// Socket: index into SharedPlan::sockets
 	int side = 0;			// Socket: 0 or 1
+	int ghost = -1;			// File: index into SharedPlan::ghosts (deleted)
+	uint64_t eventfd_count = 0;	// Eventfd
+	bool eventfd_sem = false;	// Eventfd: EFD_SEMAPHORE
 	std::string owner;		// "pid 12: fd 5" (first fd using it), for messages
 };
 
@@ -132,6 +136,10 @@ struct SharedPlan {
 	std::vector<SharedPipe> pipes;
 	std::vector<SharedSocket> sockets;
 	std::vector<SharedMem> shmem;
+	// Deleted regular files, by inode (each from the GHOSTS section of
+	// the image that saved it): recreated, opened for each description
+	// of files with their index, then unlinked.
+	std::vector<const Ghost *> ghosts;
 	// Per process (same order as the input): fd number -> files index.
 	// Fds not listed are inherited (stdio to the outside) or planned by
 	// plan_fds() (images without FILE_IDs).

@@ -24,6 +24,7 @@
 #include "common/io.h"
 #include "common/names.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/ghosts.h"
 #include "restore/core.h"
 
 namespace amber {
@@ -94,6 +95,8 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				kind = SharedKind::Pipe;
 			else if (f.type == AMBER_FD_SOCK)
 				kind = SharedKind::Socket;
+			else if (f.type == AMBER_FD_OTHER && f.eventfd)
+				kind = SharedKind::Eventfd;
 			else
 				continue;	// plan_fds() refuses it by name
 
@@ -116,10 +119,14 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 			s.owner = owner;
 			int idx = int(sp.files.size());
 
-			if (kind == SharedKind::File)
+			if (kind == SharedKind::File) {
 				AMBER_TRY(plan_file(f, name, s));
-			else if (kind == SharedKind::Pipe)
+				if (is_ghost(f))
+					s.ghost = AMBER_TRY(plan_ghost(b, procs, f, name));
+			} else if (kind == SharedKind::Pipe)
 				plan_pipe(b, f, idx, s);
+			else if (kind == SharedKind::Eventfd)
+				plan_eventfd(f, s);
 			else
 				AMBER_TRY(plan_socket(b, f, idx, name));
 			sp.files.push_back(s);
@@ -263,6 +270,7 @@ Result<SharedFds> create_shared(const SharedPlan &sp, const std::vector<PageInpu
 	AMBER_TRY(create_files(sp, out));
 	AMBER_TRY(create_pipes(sp, out));
 	AMBER_TRY(create_sockets(sp, out));
+	AMBER_TRY(create_eventfds(sp, out));
 	AMBER_TRY(create_shmem(sp, procs, out));
 	return out;
 }

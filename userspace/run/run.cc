@@ -687,6 +687,7 @@ void Supervisor::checkpoint()
 	req.keep = conf_.keep;
 	req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
 	req.timeout_ms = kCheckpointTimeoutMs;
+	req.ghost_limit = o_.ghost_limit;
 	req.before_publish = [this] { return sync_outputs(); };
 	auto s = take_checkpoint(req);
 	std::optional<double> delay;
@@ -934,6 +935,7 @@ Result<void> Supervisor::resume()
 		req.keep = conf_.keep;
 		req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
 		req.timeout_ms = kCheckpointTimeoutMs;
+		req.ghost_limit = o_.ghost_limit;
 		req.before_publish = [this] { return sync_outputs(); };
 		auto s = take_checkpoint(req);
 		for (uint32_t attempt = 0; !s; attempt++) {

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "checkpoint/ghosts.h"
 #include "common/result.h"
 
 namespace amber {
@@ -44,6 +45,9 @@ struct RunOptions {
 	// instead of compacting at every checkpoint; more than `keep`
 	// checkpoints may then stay in DIR.
 	bool lazy_keep = false;
+	// --ghost-limit: the largest deleted open file each checkpoint saves
+	// (not kept in run.conf: a resumed run takes it from its command line).
+	uint64_t ghost_limit = kDefaultGhostLimit;
 	// With resume: which of interval_s/mtbf_s, keep, max_restarts the
 	// command line gave (they override run.conf; the others come from it).
 	bool interval_given = false;

@@ -161,6 +161,17 @@ enum amber_attr {
 	 * recreates them with system calls, it is never sent to RESTORE.
 	 */
 	AMBER_A_TIMERS,
+	/*
+	 * Image only (section GHOSTS), never sent: nest, enum
+	 * amber_ghost_attr: one chunk of the content of a regular file that was
+	 * open but deleted (unlinked) at the checkpoint, read by the tool
+	 * through /proc/PID/fd/N. Every chunk repeats DEV, INO, MODE, SIZE and
+	 * PATH; the chunks of one inode are contiguous and in file order (a nest
+	 * holds at most 64 KiB). Restore recreates the file in its old
+	 * directory, opens every description of that inode from it, then
+	 * unlinks it.
+	 */
+	AMBER_A_GHOST,
 
 	__AMBER_A_MAX,
 	AMBER_A_MAX = __AMBER_A_MAX - 1
@@ -545,6 +556,21 @@ enum amber_fd_type {
 	AMBER_FD_TYPE_MAX = __AMBER_FD_MAX - 1
 };
 
+/* AMBER_A_GHOST (image section GHOSTS) */
+enum amber_ghost_attr {
+	AMBER_GHOST_DEV = 1,		/* u64: st_dev, as AMBER_FD_DEV */
+	AMBER_GHOST_INO,		/* u64: as AMBER_FD_INO */
+	AMBER_GHOST_MODE,		/* u32: st_mode */
+	AMBER_GHOST_SIZE,		/* u64: bytes; the DATA chunks add up to it */
+	AMBER_GHOST_PATH,		/* string: its path, without " (deleted)" */
+	AMBER_GHOST_DATA,		/* binary: at most AMBER_GHOST_CHUNK bytes */
+
+	__AMBER_GHOST_MAX,
+	AMBER_GHOST_MAX = __AMBER_GHOST_MAX - 1
+};
+
+#define AMBER_GHOST_CHUNK	32768
+
 /* AMBER_A_FD */
 enum amber_fd_attr {
 	AMBER_FD_NUM = 1,		/* u32 */
@@ -579,6 +605,9 @@ enum amber_fd_attr {
 	 */
 	AMBER_FD_PIPE_NO_READERS,
 	AMBER_FD_PIPE_NO_WRITERS,
+	/* u64: an eventfd's count; present for every eventfd, and only then */
+	AMBER_FD_EVENTFD_COUNT,
+	AMBER_FD_EVENTFD_SEMAPHORE,	/* flag: the eventfd has EFD_SEMAPHORE */
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
@@ -645,6 +674,12 @@ enum amber_section_type {
 	 */
 	AMBER_SEC_TREE,
 	AMBER_SEC_QUEUES,	/* attrs: AMBER_A_QUEUE ..., as in the reply */
+	/*
+	 * attrs: AMBER_A_GHOST ..., one per deleted regular file an fd of
+	 * this process refers to (in a tree, in the first process's image
+	 * that has an fd on it).
+	 */
+	AMBER_SEC_GHOSTS,
 
 	__AMBER_SEC_MAX,
 	AMBER_SEC_MAX = __AMBER_SEC_MAX - 1
