@@ -258,17 +258,32 @@ static bool vma_mergeable(const struct vma_row *a, const struct vma_row *b)
 	       (a->path[0] != '/' || a->off + (a->end - a->start) == b->off);
 }
 
+/*
+ * A VMA is keyed by its range, but [heap] and [stack], which the program
+ * grows by itself (malloc(), deeper calls): keyed by name, their start and
+ * end are fields, so that a test can name the end it expects to move.
+ */
 static void add_vma(struct fid_snap *s, const char *who, const struct vma_row *v)
 {
-	char m[128], off[32];
+	char m[300], sm[300], off[32], num[32];
+	bool named = !strcmp(v->path, "[heap]") || !strcmp(v->path, "[stack]");
 
 	snprintf(off, sizeof(off), "%08llx", v->off);
-	snprintf(m, sizeof(m), "maps %lx-%lx", v->start, v->end);
+	if (named) {
+		snprintf(m, sizeof(m), "maps %s", v->path);
+		snprintf(sm, sizeof(sm), "smaps %s", v->path);
+		snprintf(num, sizeof(num), "%lx", v->start);
+		add(s, who, m, "start", num);
+		snprintf(num, sizeof(num), "%lx", v->end);
+		add(s, who, m, "end", num);
+	} else {
+		snprintf(m, sizeof(m), "maps %lx-%lx", v->start, v->end);
+		snprintf(sm, sizeof(sm), "smaps %lx-%lx", v->start, v->end);
+	}
 	add(s, who, m, "perms", v->perms);
 	add(s, who, m, "offset", off);
 	add(s, who, m, "path", v->path);
-	snprintf(m, sizeof(m), "smaps %lx-%lx", v->start, v->end);
-	add(s, who, m, "VmFlags", v->flags);
+	add(s, who, sm, "VmFlags", v->flags);
 }
 
 /* maps and smaps: perms, offset, path, VmFlags (without sd) per VMA. */
