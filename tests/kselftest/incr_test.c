@@ -229,7 +229,7 @@ static unsigned int latest_number(FIXTURE_DATA(incr) *self)
 static const struct fid_expect incr_expect[] = {
 	{ "fdinfo 1: pos", "the workload answered the verify command after the restore" },
 	{ "fdinfo 2: pos", "stderr is the same open file as stdout (spawn() dup2()s it)" },
-	{ "maps [heap]: end", "pagever fopen()s its state file to answer the verify command "
+	{ "maps \\[heap\\]: end", "pagever fopen()s its state file to answer the verify command "
 	  "after the restore: malloc() grows the heap" },
 	FID_EXPECT_ONE_PROCESS,
 	{ NULL, NULL },

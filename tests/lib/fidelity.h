@@ -12,7 +12,9 @@
  * What is compared, per process (every process of a tree, PIDs are the
  * same after a restore):
  *   maps	per VMA (keyed by its range; [heap] and [stack] by name, with
- *		their start and end as fields): perms, offset, path
+ *		their start and end as fields; fid_expect patterns are
+ *		fnmatch() patterns: write "maps \\[heap\\]: end"): perms, offset,
+ *		path
  *   smaps	per VMA: VmFlags (without "sd", see below)
  *   fd		the link target of every fd; pipe:[N] and socket:[N] are
  *		renamed pipe:#1, socket:#2... in order of first appearance
