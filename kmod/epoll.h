@@ -16,8 +16,8 @@ struct amber_epoll_tfd {
  * If @file is an epoll instance, fills @f's epoll fields (its interest
  * list, each target mapped to its file id in @ids); 0 for any other file.
  * Runs in the context of the process that holds @file, its group stopped.
- * Refuses (naming the fd) a registration whose fd was closed since it was
- * added, and interest lists longer than AMBER_EPOLL_MAX_TFDS.
+ * Refuses (naming the fd) a registration whose file is open in no fd of
+ * current, and interest lists longer than AMBER_EPOLL_MAX_TFDS.
  */
 int amber_epoll_capture(struct amber_fd *f, struct file *file,
 			struct amber_fileids *ids, struct amber_err *e);

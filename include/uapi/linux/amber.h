@@ -623,9 +623,10 @@ enum amber_fd_attr {
 /*
  * AMBER_FD_EPOLL_TFD: one registration (EPOLL_CTL_ADD) of an epoll's
  * interest list, keyed by the target's open file description and the fd
- * number it was added under. The target is open under that number in the
- * process that reported the epoll (the module refuses registrations whose
- * fd was closed since).
+ * number it was added under. The target is open, under that number or
+ * another (the fd may have been dup'ed and closed since), in the process
+ * that reported the epoll; the module refuses registrations whose file is
+ * open in no fd of it.
  */
 enum amber_epoll_attr {
 	AMBER_EPOLL_TFD = 1,		/* u32: the fd number it was added under */
