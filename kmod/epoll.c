@@ -146,9 +146,16 @@ static s64 amber_epoll_target(struct amber_fileids *ids, struct file *epfile,
 			      const struct amber_epoll_line *l)
 {
 	struct amber_epoll_find x = { .l = l, .ep = epfile->private_data };
+	struct file *t = fget_raw(l->tfd);
 	u64 id;
 
-	iterate_fd(current->files, 0, amber_epoll_find_fd, &x);
+	/* Usually still open under the number it was added under. */
+	if (t && amber_epoll_watches(&x, t))
+		x.found = t;
+	else if (t)
+		fput(t);
+	if (!x.found)
+		iterate_fd(current->files, 0, amber_epoll_find_fd, &x);
 	if (!x.found)
 		return 0;
 	id = amber_fileids_get(ids, x.found);
