@@ -31,6 +31,7 @@
 
 #include <linux/amber.h>
 
+#include "epoll.h"
 #include "eventfd.h"
 #include "fdtable.h"
 #include "path.h"
@@ -88,8 +89,7 @@ void amber_fileids_free(struct amber_fileids *ids)
 	kvfree(ids);
 }
 
-/* The id of @file's open file description (from 1), or 0 without memory. */
-static u64 amber_fileids_get(struct amber_fileids *ids, struct file *file)
+u64 amber_fileids_get(struct amber_fileids *ids, struct file *file)
 {
 	struct amber_fileid *fid;
 	u64 id = 0;
@@ -280,6 +280,9 @@ static int amber_fd_capture(struct amber_files_state *st,
 	err = amber_eventfd_capture(f, file, e);
 	if (err)
 		return err;
+	err = amber_epoll_capture(f, file, ids, e);
+	if (err)
+		return err;
 	return amber_unix_capture(st, ids, f, file, e);
 }
 
@@ -346,8 +349,10 @@ void amber_files_free(struct amber_files_state *st)
 	struct amber_fq *q, *next;
 	unsigned int i;
 
-	for (i = 0; i < st->nr; i++)
+	for (i = 0; i < st->nr; i++) {
 		kfree(st->fds[i].path);
+		kfree(st->fds[i].epoll_tfds);
+	}
 	kvfree(st->fds);
 	st->fds = NULL;
 	st->nr = 0;

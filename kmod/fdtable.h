@@ -7,6 +7,7 @@
 
 #include "msg.h"
 
+struct amber_epoll_tfd;
 struct file;
 struct inode;
 struct task_struct;
@@ -32,6 +33,9 @@ struct amber_fd {
 	u64 eventfd_count;	/* eventfd only */
 	bool eventfd;		/* an eventfd: eventfd_count, eventfd_sem */
 	bool eventfd_sem;	/* EFD_SEMAPHORE */
+	bool epoll;		/* an epoll: nr_epoll registrations */
+	u32 nr_epoll;
+	struct amber_epoll_tfd *epoll_tfds;	/* kcalloc()ed, epoll only */
 	bool cloexec;
 	bool tty;
 	char *path;
@@ -68,6 +72,11 @@ struct amber_fileids;
 
 struct amber_fileids *amber_fileids_new(void);
 void amber_fileids_free(struct amber_fileids *ids);
+/*
+ * The id of @file's open file description in the request (from 1), taking
+ * a reference on it the first time; 0 without memory.
+ */
+u64 amber_fileids_get(struct amber_fileids *ids, struct file *file);
 
 /*
  * Captures current's fd table. Runs in the target's context while its

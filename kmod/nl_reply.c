@@ -17,6 +17,7 @@
 #include <linux/amber.h>
 
 #include "checkpoint.h"
+#include "epoll.h"
 #include "netlink.h"
 
 /* x86-64 never pads 64-bit attributes; AMBER_A_PAD only exists for others. */
@@ -143,7 +144,32 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 		size += AMBER_U64_SIZE;
 	if (fd->eventfd && fd->eventfd_sem)
 		size += nla_total_size(0);
+	if (fd->epoll)	/* EPOLL; per registration TFD, EVENTS, DATA, FILE_ID */
+		size += nla_total_size(0) +
+			fd->nr_epoll * (NLA_HDRLEN + 2 * AMBER_U32_SIZE + 2 * AMBER_U64_SIZE);
 	return size;
+}
+
+static int amber_fill_epoll(struct sk_buff *skb, const struct amber_fd *fd)
+{
+	const struct amber_epoll_tfd *t;
+	struct nlattr *nest;
+	u32 i;
+
+	if (nla_put_flag(skb, AMBER_FD_EPOLL))
+		return -EMSGSIZE;
+	for (i = 0; i < fd->nr_epoll; i++) {
+		t = &fd->epoll_tfds[i];
+		nest = nla_nest_start(skb, AMBER_FD_EPOLL_TFD);
+		if (!nest ||
+		    nla_put_u32(skb, AMBER_EPOLL_TFD, t->tfd) ||
+		    nla_put_u32(skb, AMBER_EPOLL_EVENTS, t->events) ||
+		    amber_put_u64(skb, AMBER_EPOLL_DATA, t->data) ||
+		    amber_put_u64(skb, AMBER_EPOLL_FILE_ID, t->file_id))
+			return -EMSGSIZE;
+		nla_nest_end(skb, nest);
+	}
+	return 0;
 }
 
 static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
@@ -178,6 +204,8 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	if (fd->eventfd &&
 	    (amber_put_u64(skb, AMBER_FD_EVENTFD_COUNT, fd->eventfd_count) ||
 	     (fd->eventfd_sem && nla_put_flag(skb, AMBER_FD_EVENTFD_SEMAPHORE))))
+		return -EMSGSIZE;
+	if (fd->epoll && amber_fill_epoll(skb, fd))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;

@@ -295,6 +295,10 @@ void print_checkpoint(const Checkpoint &c, const std::string &chain)
 			printf(" (pos %" PRIu64 ", size %" PRIu64 ")", f.pos, f.size);
 		printf(" %s%s%s\n", open_flags_str(f.flags).c_str(), f.cloexec ? " cloexec" : "",
 		       f.tty ? " tty" : "");
+		for (const EpollTfd &t : f.epoll_tfds)
+			printf("        watches fd %u (file %" PRIu64 ") events %08x data %016" PRIx64
+			       "\n",
+			       t.tfd, t.file_id, t.events, t.data);
 	}
 
 	print_regs(c.regs);

@@ -96,6 +96,14 @@ struct Vma {
 	uint64_t pages = 0;		// pages of this VMA in the pages file
 };
 
+// Issue 14: one registration of an epoll's interest list (AMBER_FD_EPOLL_TFD).
+struct EpollTfd {
+	uint32_t tfd = 0;		// the fd number it was added under
+	uint32_t events = 0;		// EPOLL* mask, EPOLLET/ONESHOT/... included
+	uint64_t data = 0;
+	uint64_t file_id = 0;		// the target's FdInfo::file_id
+};
+
 struct FdInfo {
 	uint32_t num = 0;
 	uint32_t type = 0;		// enum amber_fd_type
@@ -121,6 +129,9 @@ struct FdInfo {
 	bool eventfd = false;
 	uint64_t eventfd_count = 0;
 	bool eventfd_sem = false;	// EFD_SEMAPHORE
+	// Issue 14: an epoll (AMBER_FD_EPOLL) and its interest list.
+	bool epoll = false;
+	std::vector<EpollTfd> epoll_tfds{};
 };
 
 // Registers indexed by enum amber_reg (index 0 unused).

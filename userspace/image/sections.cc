@@ -4,6 +4,7 @@
 // parser next to it for what has more to it. All input is untrusted.
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cstring>
 #include <set>
 #include <unordered_set>
@@ -234,6 +235,14 @@ constexpr Field<FdInfo> kFdFields[] = {
 	{AMBER_FD_PIPE_NO_WRITERS, &FdInfo::pipe_no_writers},
 	{AMBER_FD_EVENTFD_COUNT, &FdInfo::eventfd_count},
 	{AMBER_FD_EVENTFD_SEMAPHORE, &FdInfo::eventfd_sem},
+	{AMBER_FD_EPOLL, &FdInfo::epoll},
+};
+
+constexpr Field<EpollTfd> kEpollFields[] = {
+	{AMBER_EPOLL_TFD, &EpollTfd::tfd},
+	{AMBER_EPOLL_EVENTS, &EpollTfd::events},
+	{AMBER_EPOLL_DATA, &EpollTfd::data},
+	{AMBER_EPOLL_FILE_ID, &EpollTfd::file_id},
 };
 
 constexpr Field<ThreadInfo> kThreadFields[] = {
@@ -426,9 +435,25 @@ Result<Vma> parse_vma(ByteView buf)
 Result<FdInfo> parse_fd(ByteView buf)
 {
 	FdInfo f;
-	auto attrs = AMBER_TRY(read_fields<FdInfo>(buf, kFdFields, f, "FD", Unknown::Skip, no_extra));
+	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type != AMBER_FD_EPOLL_TFD)
+			return false;
+		EpollTfd t;
+		auto ta = AMBER_TRY(read_fields<EpollTfd>(a.data, kEpollFields, t, "EPOLL_TFD",
+							  Unknown::Skip, no_extra));
+		if (!find_attr(ta, AMBER_EPOLL_TFD) || !t.file_id)
+			return fail(EBADMSG, "EPOLL_TFD without an fd or a file id");
+		if (t.tfd > INT_MAX)
+			return fail(EBADMSG, "EPOLL_TFD fd " + std::to_string(t.tfd) +
+						     " out of range");
+		f.epoll_tfds.push_back(t);
+		return true;
+	};
+	auto attrs = AMBER_TRY(read_fields<FdInfo>(buf, kFdFields, f, "FD", Unknown::Skip, extra));
 	if (!find_attr(attrs, AMBER_FD_NUM))
 		return fail(EBADMSG, "fd without a number");
+	if (!f.epoll && !f.epoll_tfds.empty())
+		return fail(EBADMSG, "fd " + std::to_string(f.num) + ": EPOLL_TFD on a non-epoll");
 	f.eventfd = find_attr(attrs, AMBER_FD_EVENTFD_COUNT) != nullptr;
 	if (f.eventfd && f.eventfd_count == UINT64_MAX)
 		return fail(EBADMSG, "fd " + std::to_string(f.num) + ": eventfd count out of range");

@@ -72,6 +72,7 @@ struct SharedBuild {
 	std::map<uint64_t, std::pair<int, int>> sock_side;	// ino -> (sp.sockets, side)
 	std::map<uint64_t, Bytes> partial;			// unterminated socket message
 	std::map<std::pair<uint64_t, uint64_t>, int> ghost_by_ino;	// (dev, ino) -> ghosts
+	std::map<uint64_t, int> outside_fd;			// file id -> fd (stdio outside)
 };
 
 // ---- Regular files, directories, devices: files.cc. ----
@@ -161,6 +162,18 @@ Result<void> create_sockets(const SharedPlan &sp, SharedFds &out);
 void plan_eventfd(const FdInfo &f, SharedFile &s);
 // eventfd(), then the count written in, O_NONBLOCK set.
 Result<void> create_eventfds(const SharedPlan &sp, SharedFds &out);
+
+// ---- epoll: epoll.cc. ----
+
+// Description s of epoll f: its interest list, targets not yet resolved.
+void plan_epoll(const FdInfo &f, SharedFile &s);
+// Resolves every registration's target to a description (or stdio from
+// outside); refuses one whose file the restore does not create.
+Result<void> plan_epoll_targets(SharedBuild &b);
+// epoll_create1(), then every registration added again under its fd
+// number, inner epolls before the epolls that watch them; needs every other
+// description created.
+Result<void> create_epolls(const SharedPlan &sp, SharedFds &out);
 
 // ---- Memory: mm.cc. ----
 

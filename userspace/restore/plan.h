@@ -82,7 +82,14 @@ struct ProcImage {
 	const Checkpoint *ckpt = nullptr;
 };
 
-enum class SharedKind { File, Pipe, Socket, Eventfd };
+enum class SharedKind { File, Pipe, Socket, Eventfd, Epoll };
+
+// One registration of an epoll description, its target resolved.
+struct SharedEpollTfd {
+	EpollTfd reg;
+	int file = -1;			// the target: index into SharedPlan::files, or
+	int outside = -1;		// the tool's own fd (stdio inherited from outside)
+};
 
 // One open file description, created by the tool.
 struct SharedFile {
@@ -99,6 +106,7 @@ struct SharedFile {
 	int ghost = -1;			// File: index into SharedPlan::ghosts (deleted)
 	uint64_t eventfd_count = 0;	// Eventfd
 	bool eventfd_sem = false;	// Eventfd: EFD_SEMAPHORE
+	std::vector<SharedEpollTfd> epoll;	// Epoll: its interest list
 	std::string owner;		// "pid 12: fd 5" (first fd using it), for messages
 };
 

@@ -86,6 +86,7 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 			if (outside(b, f)) {
 				if (f.type == AMBER_FD_FIFO || f.type == AMBER_FD_SOCK)
 					inherited.insert(f.ino);
+				b.outside_fd.emplace(f.file_id, int(f.num));
 				continue;
 			}
 			SharedKind kind;
@@ -97,6 +98,8 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				kind = SharedKind::Socket;
 			else if (f.type == AMBER_FD_OTHER && f.eventfd)
 				kind = SharedKind::Eventfd;
+			else if (f.type == AMBER_FD_OTHER && f.epoll)
+				kind = SharedKind::Epoll;
 			else
 				continue;	// plan_fds() refuses it by name
 
@@ -127,6 +130,8 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				plan_pipe(b, f, idx, s);
 			else if (kind == SharedKind::Eventfd)
 				plan_eventfd(f, s);
+			else if (kind == SharedKind::Epoll)
+				plan_epoll(f, s);
 			else
 				AMBER_TRY(plan_socket(b, f, idx, name));
 			sp.files.push_back(s);
@@ -165,6 +170,7 @@ Result<SharedPlan> plan_shared(const std::vector<ProcImage> &procs, bool with_sh
 
 	note_uses(b, procs);
 	AMBER_TRY(plan_descriptions(b, procs, inherited));
+	AMBER_TRY(plan_epoll_targets(b));
 	AMBER_TRY(pair_sockets(b, procs));
 	AMBER_TRY(plan_queues(b, procs, inherited));
 	if (with_shmem)
@@ -271,6 +277,7 @@ Result<SharedFds> create_shared(const SharedPlan &sp, const std::vector<PageInpu
 	AMBER_TRY(create_pipes(sp, out));
 	AMBER_TRY(create_sockets(sp, out));
 	AMBER_TRY(create_eventfds(sp, out));
+	AMBER_TRY(create_epolls(sp, out));
 	AMBER_TRY(create_shmem(sp, procs, out));
 	return out;
 }

@@ -608,10 +608,42 @@ enum amber_fd_attr {
 	/* u64: an eventfd's count; present for every eventfd, and only then */
 	AMBER_FD_EVENTFD_COUNT,
 	AMBER_FD_EVENTFD_SEMAPHORE,	/* flag: the eventfd has EFD_SEMAPHORE */
+	/* flag: an epoll instance; present for every epoll, and only then */
+	AMBER_FD_EPOLL,
+	/*
+	 * nested (enum amber_epoll_attr), epoll only: one registration of its
+	 * interest list, one attribute each, in the kernel's order.
+	 */
+	AMBER_FD_EPOLL_TFD,
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
 };
+
+/*
+ * AMBER_FD_EPOLL_TFD: one registration (EPOLL_CTL_ADD) of an epoll's
+ * interest list, keyed by the target's open file description and the fd
+ * number it was added under. The target is open, under that number or
+ * another (the fd may have been dup'ed and closed since), in the process
+ * that reported the epoll; the module refuses registrations whose file is
+ * open in no fd of it.
+ */
+enum amber_epoll_attr {
+	AMBER_EPOLL_TFD = 1,		/* u32: the fd number it was added under */
+	/*
+	 * u32: its events mask, EPOLLET, EPOLLONESHOT, EPOLLEXCLUSIVE and
+	 * EPOLLWAKEUP included; a ONESHOT registration that fired has only
+	 * those four bits left (disarmed).
+	 */
+	AMBER_EPOLL_EVENTS,
+	AMBER_EPOLL_DATA,		/* u64: epoll_event.data */
+	AMBER_EPOLL_FILE_ID,		/* u64: the target's AMBER_FD_FILE_ID */
+
+	__AMBER_EPOLL_MAX,
+	AMBER_EPOLL_MAX = __AMBER_EPOLL_MAX - 1
+};
+
+#define AMBER_EPOLL_MAX_TFDS	1024	/* registrations per epoll */
 
 /*
  * Pages file, written by the kernel to AMBER_A_PAGES_FD: one header, then
