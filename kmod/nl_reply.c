@@ -143,6 +143,10 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 		size += AMBER_U64_SIZE;
 	if (fd->eventfd && fd->eventfd_sem)
 		size += nla_total_size(0);
+	if (fd->timerfd)	/* CLOCKID, SETTIME_FLAGS; TICKS, VALUE, INTERVAL */
+		size += 2 * AMBER_U32_SIZE + 3 * AMBER_U64_SIZE;
+	if (fd->signalfd)
+		size += AMBER_U64_SIZE;
 	return size;
 }
 
@@ -178,6 +182,16 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	if (fd->eventfd &&
 	    (amber_put_u64(skb, AMBER_FD_EVENTFD_COUNT, fd->eventfd_count) ||
 	     (fd->eventfd_sem && nla_put_flag(skb, AMBER_FD_EVENTFD_SEMAPHORE))))
+		return -EMSGSIZE;
+	if (fd->timerfd &&
+	    (nla_put_u32(skb, AMBER_FD_TIMERFD_CLOCKID, fd->timerfd_clockid) ||
+	     nla_put_u32(skb, AMBER_FD_TIMERFD_SETTIME_FLAGS, fd->timerfd_flags) ||
+	     amber_put_u64(skb, AMBER_FD_TIMERFD_TICKS, fd->timerfd_ticks) ||
+	     amber_put_u64(skb, AMBER_FD_TIMERFD_VALUE, fd->timerfd_value) ||
+	     amber_put_u64(skb, AMBER_FD_TIMERFD_INTERVAL, fd->timerfd_interval)))
+		return -EMSGSIZE;
+	if (fd->signalfd &&
+	    amber_put_u64(skb, AMBER_FD_SIGNALFD_MASK, fd->signalfd_mask))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;

@@ -428,8 +428,9 @@ Result<void> check_supported(const CheckpointReply &r)
 							    " socket is not supported");
 			break;
 		case AMBER_FD_OTHER:
-			// An eventfd is recreated with its count and mode.
-			if (f.eventfd && f.file_id)
+			// An eventfd is recreated with its count and mode, a
+			// timerfd with its timer, a signalfd with its mask.
+			if ((f.eventfd || f.timerfd || f.signalfd) && f.file_id)
 				break;
 			return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
 		default:

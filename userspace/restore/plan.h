@@ -82,7 +82,7 @@ struct ProcImage {
 	const Checkpoint *ckpt = nullptr;
 };
 
-enum class SharedKind { File, Pipe, Socket, Eventfd };
+enum class SharedKind { File, Pipe, Socket, Eventfd, Timerfd, Signalfd };
 
 // One open file description, created by the tool.
 struct SharedFile {
@@ -99,6 +99,12 @@ struct SharedFile {
 	int ghost = -1;			// File: index into SharedPlan::ghosts (deleted)
 	uint64_t eventfd_count = 0;	// Eventfd
 	bool eventfd_sem = false;	// Eventfd: EFD_SEMAPHORE
+	uint32_t timerfd_clockid = 0;	// Timerfd
+	uint32_t timerfd_flags = 0;	// Timerfd: settime flags
+	uint64_t timerfd_ticks = 0;	// Timerfd
+	uint64_t timerfd_value = 0;	// Timerfd: ns, as FdInfo::timerfd_value
+	uint64_t timerfd_interval = 0;	// Timerfd: ns
+	uint64_t signalfd_mask = 0;	// Signalfd
 	std::string owner;		// "pid 12: fd 5" (first fd using it), for messages
 };
 

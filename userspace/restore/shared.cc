@@ -97,6 +97,10 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				kind = SharedKind::Socket;
 			else if (f.type == AMBER_FD_OTHER && f.eventfd)
 				kind = SharedKind::Eventfd;
+			else if (f.type == AMBER_FD_OTHER && f.timerfd)
+				kind = SharedKind::Timerfd;
+			else if (f.type == AMBER_FD_OTHER && f.signalfd)
+				kind = SharedKind::Signalfd;
 			else
 				continue;	// plan_fds() refuses it by name
 
@@ -127,6 +131,10 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				plan_pipe(b, f, idx, s);
 			else if (kind == SharedKind::Eventfd)
 				plan_eventfd(f, s);
+			else if (kind == SharedKind::Timerfd)
+				AMBER_TRY(plan_timerfd(f, name, s));
+			else if (kind == SharedKind::Signalfd)
+				plan_signalfd(f, s);
 			else
 				AMBER_TRY(plan_socket(b, f, idx, name));
 			sp.files.push_back(s);
@@ -271,6 +279,8 @@ Result<SharedFds> create_shared(const SharedPlan &sp, const std::vector<PageInpu
 	AMBER_TRY(create_pipes(sp, out));
 	AMBER_TRY(create_sockets(sp, out));
 	AMBER_TRY(create_eventfds(sp, out));
+	AMBER_TRY(create_timerfds(sp, out));
+	AMBER_TRY(create_signalfds(sp, out));
 	AMBER_TRY(create_shmem(sp, procs, out));
 	return out;
 }
