@@ -17,8 +17,9 @@
 // once (a deleted regular file recreated from its saved content first, and
 // unlinked again once its descriptions are open); pipes and FIFOs per inode (each end's description shared by every fd
 // of its FILE_ID, the queued bytes written in); UNIX socketpairs per pair of
-// inodes (each side's queue sent from the other side); one memfd per shared
-// anonymous memory object (tree restores only).
+// inodes (each side's queue sent from the other side); eventfds, timerfds
+// and signalfds per description (count, timer and unread ticks, mask); one
+// memfd per shared anonymous memory object (tree restores only).
 #pragma once
 
 #include <cstdint>
