@@ -21,9 +21,11 @@
 #include <linux/fs.h>
 #include <linux/hashtable.h>
 #include <linux/kdev_t.h>
+#include <linux/magic.h>
 #include <linux/major.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
+#include <linux/seq_file.h>
 #include <linux/sched.h>
 #include <linux/stat.h>
 #include <linux/slab.h>
@@ -37,6 +39,8 @@
 #include "path.h"
 #include "pipe.h"
 #include "restore.h"
+#include "signalfd.h"
+#include "timerfd.h"
 #include "unix.h"
 
 struct amber_fileid {
@@ -214,6 +218,26 @@ static int amber_fd_fill(struct amber_fd *fd, struct file *file)
 	return 0;
 }
 
+int amber_fdinfo_text(struct file *file, char *buf, size_t size)
+{
+	struct seq_file m = { .buf = buf, .size = size - 1 };
+
+	if (!file->f_op->show_fdinfo)
+		return -EINVAL;
+	file->f_op->show_fdinfo(&m, file);
+	if (seq_has_overflowed(&m) || !m.count)
+		return -EINVAL;
+	buf[m.count] = 0;
+	return 0;
+}
+
+bool amber_is_anon_file(struct file *file, const char *name)
+{
+	/* anon_inode_getfile() names the file's dentry, nothing renames it */
+	return file_inode(file)->i_sb->s_magic == ANON_INODE_FS_MAGIC &&
+	       !strcmp(file->f_path.dentry->d_name.name, name);
+}
+
 #define AMBER_MAX_FDS	65536
 
 static int amber_files_grow(struct amber_files_state *st, unsigned int *cap)
@@ -281,6 +305,12 @@ static int amber_fd_capture(struct amber_files_state *st,
 	if (err)
 		return err;
 	err = amber_epoll_capture(f, file, ids, e);
+	if (err)
+		return err;
+	err = amber_timerfd_capture(f, file, e);
+	if (err)
+		return err;
+	err = amber_signalfd_capture(f, file, e);
 	if (err)
 		return err;
 	return amber_unix_capture(st, ids, f, file, e);

@@ -36,6 +36,14 @@ struct amber_fd {
 	bool epoll;		/* an epoll: nr_epoll registrations */
 	u32 nr_epoll;
 	struct amber_epoll_tfd *epoll_tfds;	/* kcalloc()ed, epoll only */
+	bool timerfd;		/* a timerfd: the timerfd_* fields */
+	bool signalfd;		/* a signalfd: signalfd_mask */
+	u32 timerfd_clockid;
+	u32 timerfd_flags;	/* settime flags */
+	u64 timerfd_ticks;
+	u64 timerfd_value;	/* ns, see AMBER_FD_TIMERFD_VALUE */
+	u64 timerfd_interval;	/* ns */
+	u64 signalfd_mask;
 	bool cloexec;
 	bool tty;
 	char *path;
@@ -85,6 +93,16 @@ u64 amber_fileids_get(struct amber_fileids *ids, struct file *file);
  * checkpointed: sockets other than connected or unnamed UNIX ones, and
  * queued data that cannot be restored (see pipe.c and unix.c).
  */
+/*
+ * Runs @file's own ->show_fdinfo (the text of /proc/PID/fdinfo/N after its
+ * generic lines) into @buf of @size bytes, NUL-terminated. -EINVAL if the
+ * file prints nothing or more than @size - 1 bytes.
+ */
+int amber_fdinfo_text(struct file *file, char *buf, size_t size);
+
+/* Whether @file is an anonymous inode file named @name ("[timerfd]"). */
+bool amber_is_anon_file(struct file *file, const char *name);
+
 int amber_files_capture(struct amber_files_state *st, struct amber_fileids *ids,
 			struct amber_err *e);
 void amber_files_free(struct amber_files_state *st);

@@ -147,6 +147,10 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 	if (fd->epoll)	/* EPOLL; per registration TFD, EVENTS, DATA, FILE_ID */
 		size += nla_total_size(0) +
 			fd->nr_epoll * (NLA_HDRLEN + 2 * AMBER_U32_SIZE + 2 * AMBER_U64_SIZE);
+	if (fd->timerfd)	/* CLOCKID, SETTIME_FLAGS; TICKS, VALUE, INTERVAL */
+		size += 2 * AMBER_U32_SIZE + 3 * AMBER_U64_SIZE;
+	if (fd->signalfd)
+		size += AMBER_U64_SIZE;
 	return size;
 }
 
@@ -206,6 +210,16 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	     (fd->eventfd_sem && nla_put_flag(skb, AMBER_FD_EVENTFD_SEMAPHORE))))
 		return -EMSGSIZE;
 	if (fd->epoll && amber_fill_epoll(skb, fd))
+		return -EMSGSIZE;
+	if (fd->timerfd &&
+	    (nla_put_u32(skb, AMBER_FD_TIMERFD_CLOCKID, fd->timerfd_clockid) ||
+	     nla_put_u32(skb, AMBER_FD_TIMERFD_SETTIME_FLAGS, fd->timerfd_flags) ||
+	     amber_put_u64(skb, AMBER_FD_TIMERFD_TICKS, fd->timerfd_ticks) ||
+	     amber_put_u64(skb, AMBER_FD_TIMERFD_VALUE, fd->timerfd_value) ||
+	     amber_put_u64(skb, AMBER_FD_TIMERFD_INTERVAL, fd->timerfd_interval)))
+		return -EMSGSIZE;
+	if (fd->signalfd &&
+	    amber_put_u64(skb, AMBER_FD_SIGNALFD_MASK, fd->signalfd_mask))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;

@@ -428,9 +428,10 @@ Result<void> check_supported(const CheckpointReply &r)
 							    " socket is not supported");
 			break;
 		case AMBER_FD_OTHER:
-			// An eventfd is recreated with its count and mode, an epoll
-			// with its interest list.
-			if ((f.eventfd || f.epoll) && f.file_id)
+			// An eventfd is recreated with its count and mode, a
+			// timerfd with its timer, a signalfd with its mask, an
+			// epoll with its interest list.
+			if ((f.eventfd || f.timerfd || f.signalfd || f.epoll) && f.file_id)
 				break;
 			return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
 		default:

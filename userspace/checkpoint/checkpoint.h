@@ -73,7 +73,7 @@ Result<GroupReply> parse_group_reply(const std::vector<Bytes> &messages, uint32_
 				     size_t nr_pages_fds);
 
 // Refuses what restore cannot recreate yet, naming the resource:
-// "fd 5: anon_inode:[eventfd] is not supported yet", deleted directories
+// "fd 5: anon_inode:[inotify] is not supported yet", deleted directories
 // (a deleted regular file is a ghost, checkpoint/ghosts.h), sockets
 // other than UNIX ones, ... Threads, pipes, FIFOs and UNIX sockets are
 // restored (the kernel refuses the sockets it cannot describe).

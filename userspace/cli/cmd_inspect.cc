@@ -293,6 +293,16 @@ void print_checkpoint(const Checkpoint &c, const std::string &chain)
 		printf("  %3u %-16s %s", f.num, fd_type_name(f.type), f.path.c_str());
 		if (f.type == AMBER_FD_REG)
 			printf(" (pos %" PRIu64 ", size %" PRIu64 ")", f.pos, f.size);
+		if (f.eventfd)
+			printf(" (count %" PRIu64 "%s)", f.eventfd_count,
+			       f.eventfd_sem ? ", semaphore" : "");
+		if (f.timerfd)
+			printf(" (clock %u, flags %u, value %" PRIu64 " ns, interval %" PRIu64
+			       " ns, ticks %" PRIu64 ")",
+			       f.timerfd_clockid, f.timerfd_flags, f.timerfd_value,
+			       f.timerfd_interval, f.timerfd_ticks);
+		if (f.signalfd)
+			printf(" (mask %016" PRIx64 ")", f.signalfd_mask);
 		printf(" %s%s%s\n", open_flags_str(f.flags).c_str(), f.cloexec ? " cloexec" : "",
 		       f.tty ? " tty" : "");
 		for (const EpollTfd &t : f.epoll_tfds)

@@ -132,6 +132,16 @@ struct FdInfo {
 	// Issue 14: an epoll (AMBER_FD_EPOLL) and its interest list.
 	bool epoll = false;
 	std::vector<EpollTfd> epoll_tfds{};
+	// Issue 14: a timerfd (AMBER_FD_TIMERFD_CLOCKID present).
+	bool timerfd = false;
+	uint32_t timerfd_clockid = 0;
+	uint32_t timerfd_flags = 0;	// TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET
+	uint64_t timerfd_ticks = 0;	// expirations not read
+	uint64_t timerfd_value = 0;	// ns: left, or absolute (ABSTIME); 0 = disarmed
+	uint64_t timerfd_interval = 0;	// ns
+	// Issue 14: a signalfd (AMBER_FD_SIGNALFD_MASK present).
+	bool signalfd = false;
+	uint64_t signalfd_mask = 0;	// bit N-1: signal N
 };
 
 // Registers indexed by enum amber_reg (index 0 unused).

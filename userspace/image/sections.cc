@@ -235,6 +235,12 @@ constexpr Field<FdInfo> kFdFields[] = {
 	{AMBER_FD_PIPE_NO_WRITERS, &FdInfo::pipe_no_writers},
 	{AMBER_FD_EVENTFD_COUNT, &FdInfo::eventfd_count},
 	{AMBER_FD_EVENTFD_SEMAPHORE, &FdInfo::eventfd_sem},
+	{AMBER_FD_TIMERFD_CLOCKID, &FdInfo::timerfd_clockid},
+	{AMBER_FD_TIMERFD_SETTIME_FLAGS, &FdInfo::timerfd_flags},
+	{AMBER_FD_TIMERFD_TICKS, &FdInfo::timerfd_ticks},
+	{AMBER_FD_TIMERFD_VALUE, &FdInfo::timerfd_value},
+	{AMBER_FD_TIMERFD_INTERVAL, &FdInfo::timerfd_interval},
+	{AMBER_FD_SIGNALFD_MASK, &FdInfo::signalfd_mask},
 	{AMBER_FD_EPOLL, &FdInfo::epoll},
 };
 
@@ -457,6 +463,11 @@ Result<FdInfo> parse_fd(ByteView buf)
 	f.eventfd = find_attr(attrs, AMBER_FD_EVENTFD_COUNT) != nullptr;
 	if (f.eventfd && f.eventfd_count == UINT64_MAX)
 		return fail(EBADMSG, "fd " + std::to_string(f.num) + ": eventfd count out of range");
+	f.timerfd = find_attr(attrs, AMBER_FD_TIMERFD_CLOCKID) != nullptr;
+	f.signalfd = find_attr(attrs, AMBER_FD_SIGNALFD_MASK) != nullptr;
+	if (int(f.eventfd) + int(f.timerfd) + int(f.signalfd) > 1)
+		return fail(EBADMSG, "fd " + std::to_string(f.num) +
+					     ": more than one of eventfd, timerfd, signalfd");
 	return f;
 }
 

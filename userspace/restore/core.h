@@ -174,6 +174,22 @@ Result<void> plan_epoll_targets(SharedBuild &b);
 // number, inner epolls before the epolls that watch them; needs every other
 // description created.
 Result<void> create_epolls(const SharedPlan &sp, SharedFds &out);
+// ---- timerfd: timerfd.cc. ----
+
+// Description s of timerfd f: clock, settime flags, timer, unread ticks.
+// Refuses an *_ALARM clock without CAP_WAKE_ALARM, and a clock or flags
+// timerfd_create()/timerfd_settime() would refuse (name: "pid 12: fd 5").
+Result<void> plan_timerfd(const FdInfo &f, const std::string &name, SharedFile &s);
+// timerfd_create(), timerfd_settime() (a relative timer counts from now),
+// TFD_IOC_SET_TICKS, O_NONBLOCK set.
+Result<void> create_timerfds(const SharedPlan &sp, SharedFds &out);
+
+// ---- signalfd: signalfd.cc. ----
+
+// Description s of signalfd f: its mask.
+void plan_signalfd(const FdInfo &f, SharedFile &s);
+// signalfd(-1, mask), O_NONBLOCK set.
+Result<void> create_signalfds(const SharedPlan &sp, SharedFds &out);
 
 // ---- Memory: mm.cc. ----
 

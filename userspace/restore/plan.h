@@ -17,8 +17,9 @@
 // once (a deleted regular file recreated from its saved content first, and
 // unlinked again once its descriptions are open); pipes and FIFOs per inode (each end's description shared by every fd
 // of its FILE_ID, the queued bytes written in); UNIX socketpairs per pair of
-// inodes (each side's queue sent from the other side); one memfd per shared
-// anonymous memory object (tree restores only).
+// inodes (each side's queue sent from the other side); eventfds, timerfds
+// and signalfds per description (count, timer and unread ticks, mask); one
+// memfd per shared anonymous memory object (tree restores only).
 #pragma once
 
 #include <cstdint>
@@ -82,7 +83,7 @@ struct ProcImage {
 	const Checkpoint *ckpt = nullptr;
 };
 
-enum class SharedKind { File, Pipe, Socket, Eventfd, Epoll };
+enum class SharedKind { File, Pipe, Socket, Eventfd, Epoll, Timerfd, Signalfd };
 
 // One registration of an epoll description, its target resolved.
 struct SharedEpollTfd {
@@ -107,6 +108,12 @@ struct SharedFile {
 	uint64_t eventfd_count = 0;	// Eventfd
 	bool eventfd_sem = false;	// Eventfd: EFD_SEMAPHORE
 	std::vector<SharedEpollTfd> epoll;	// Epoll: its interest list
+	uint32_t timerfd_clockid = 0;	// Timerfd
+	uint32_t timerfd_flags = 0;	// Timerfd: settime flags
+	uint64_t timerfd_ticks = 0;	// Timerfd
+	uint64_t timerfd_value = 0;	// Timerfd: ns, as FdInfo::timerfd_value
+	uint64_t timerfd_interval = 0;	// Timerfd: ns
+	uint64_t signalfd_mask = 0;	// Signalfd
 	std::string owner;		// "pid 12: fd 5" (first fd using it), for messages
 };
 

@@ -100,6 +100,10 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				kind = SharedKind::Eventfd;
 			else if (f.type == AMBER_FD_OTHER && f.epoll)
 				kind = SharedKind::Epoll;
+			else if (f.type == AMBER_FD_OTHER && f.timerfd)
+				kind = SharedKind::Timerfd;
+			else if (f.type == AMBER_FD_OTHER && f.signalfd)
+				kind = SharedKind::Signalfd;
 			else
 				continue;	// plan_fds() refuses it by name
 
@@ -132,6 +136,10 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				plan_eventfd(f, s);
 			else if (kind == SharedKind::Epoll)
 				plan_epoll(f, s);
+			else if (kind == SharedKind::Timerfd)
+				AMBER_TRY(plan_timerfd(f, name, s));
+			else if (kind == SharedKind::Signalfd)
+				plan_signalfd(f, s);
 			else
 				AMBER_TRY(plan_socket(b, f, idx, name));
 			sp.files.push_back(s);
@@ -277,6 +285,8 @@ Result<SharedFds> create_shared(const SharedPlan &sp, const std::vector<PageInpu
 	AMBER_TRY(create_pipes(sp, out));
 	AMBER_TRY(create_sockets(sp, out));
 	AMBER_TRY(create_eventfds(sp, out));
+	AMBER_TRY(create_timerfds(sp, out));
+	AMBER_TRY(create_signalfds(sp, out));
 	AMBER_TRY(create_epolls(sp, out));
 	AMBER_TRY(create_shmem(sp, procs, out));
 	return out;

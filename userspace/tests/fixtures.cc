@@ -47,6 +47,12 @@ static void put_fd(AttrWriter &w, const FdInfo &f)
 	w.put_u64(AMBER_FD_SIZE, f.size);
 	if (f.tty)
 		w.put_flag(AMBER_FD_TTY);
+	if (f.file_id)
+		w.put_u64(AMBER_FD_FILE_ID, f.file_id);
+	if (f.timerfd)
+		w.put_u32(AMBER_FD_TIMERFD_CLOCKID, f.timerfd_clockid);
+	if (f.signalfd)
+		w.put_u64(AMBER_FD_SIGNALFD_MASK, f.signalfd_mask);
 	w.end_nest(n);
 }
 

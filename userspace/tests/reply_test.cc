@@ -67,6 +67,20 @@ TEST(Reply, RefusesUnsupportedFds)
 	ASSERT_FALSE(c);
 	EXPECT_EQ("fd 3: anon_inode:[eventfd] is not supported yet", c.error().msg);
 
+	// Issue 14: a timerfd or signalfd the kernel described is kept.
+	FdInfo tfd{.num = 6, .type = AMBER_FD_OTHER, .path = "anon_inode:[timerfd]",
+		   .file_id = 1, .timerfd = true};
+	c = check_supported(*parse_checkpoint_reply(make_reply({tfd})));
+	EXPECT_TRUE(c) << c.error().str();
+	FdInfo sfd{.num = 7, .type = AMBER_FD_OTHER, .path = "anon_inode:[signalfd]",
+		   .file_id = 2, .signalfd = true};
+	c = check_supported(*parse_checkpoint_reply(make_reply({sfd})));
+	EXPECT_TRUE(c) << c.error().str();
+	FdInfo ino{.num = 8, .type = AMBER_FD_OTHER, .path = "anon_inode:inotify", .file_id = 3};
+	c = check_supported(*parse_checkpoint_reply(make_reply({ino})));
+	ASSERT_FALSE(c);
+	EXPECT_EQ("fd 8: anon_inode:inotify is not supported yet", c.error().msg);
+
 	FdInfo del{.num = 3, .type = AMBER_FD_REG, .path = "/tmp/x (deleted)"};
 	c = check_supported(*parse_checkpoint_reply(make_reply({del})));
 	ASSERT_FALSE(c);

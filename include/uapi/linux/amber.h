@@ -615,6 +615,27 @@ enum amber_fd_attr {
 	 * interest list, one attribute each, in the kernel's order.
 	 */
 	AMBER_FD_EPOLL_TFD,
+	/*
+	 * timerfd (kmod/timerfd.c), from its own fdinfo. CLOCKID (u32) is
+	 * present for every timerfd, and only then. SETTIME_FLAGS (u32):
+	 * TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET as last passed to
+	 * timerfd_settime(). TICKS (u64): expirations not yet read. VALUE
+	 * (u64, ns): 0 = not armed; else the time left at capture, or with
+	 * TFD_TIMER_ABSTIME the absolute expiry on the timer's clock; with an
+	 * INTERVAL and TICKS, a VALUE at or before capture means expired and
+	 * not yet re-armed (re-armed by the next read). INTERVAL (u64, ns).
+	 */
+	AMBER_FD_TIMERFD_CLOCKID,
+	AMBER_FD_TIMERFD_SETTIME_FLAGS,
+	AMBER_FD_TIMERFD_TICKS,
+	AMBER_FD_TIMERFD_VALUE,
+	AMBER_FD_TIMERFD_INTERVAL,
+	/*
+	 * u64: a signalfd's mask (kmod/signalfd.c), bit N-1 for signal N, as
+	 * its fdinfo "sigmask" prints it; present for every signalfd, and
+	 * only then.
+	 */
+	AMBER_FD_SIGNALFD_MASK,
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
