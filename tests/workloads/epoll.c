@@ -40,28 +40,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failed;
-static const char *who = "parent";
+#include "selfcheck.h"
 
-#define CHECK(cond, ...) do {					\
-	if (!(cond)) {						\
-		printf("FAIL %s: ", who);			\
-		printf(__VA_ARGS__);				\
-		printf("\n");					\
-		failed = 1;					\
-	}							\
-} while (0)
 
 struct want {
 	uint64_t data;
 	uint32_t events;
 };
-
-static void wait_go(const char *go)
-{
-	while (access(go, F_OK))
-		usleep(10000);
-}
 
 static int place(int fd, int num)
 {
@@ -169,18 +154,12 @@ int main(int argc, char **argv)
 		if (child < 0)
 			return 2;
 		if (child == 0) {
-			who = "child";
-			printf("child ready pid %d\n", getpid());
-			wait_go(go);
+			sc_child_ready(go);
 			expect("child: epoll B", 14, b_all, 2);
 			_exit(failed);
 		}
 	}
-	printf("parent ready pid %d\n", getpid());
-	wait_go(go);
-	if (child)
-		CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) &&
-		      WEXITSTATUS(status) == 0, "child: status 0x%x", status);
+	sc_parent_ready(go, child);
 	if (holder)
 		waitpid(holder, &status, 0);
 	CHECK(fcntl(13, F_GETFD) & FD_CLOEXEC, "fd 13: FD_CLOEXEC lost");
@@ -196,6 +175,5 @@ int main(int argc, char **argv)
 	expect("epoll A (rearmed)", 13, a_rearmed, 3);
 	expect("epoll A (fired)", 13, a_lt, 2);
 	CHECK(read(10, &v, 5) == 5, "fd 10: the queued bytes");
-	printf(failed ? "FAIL\n" : "PASS\n");
-	return failed;
+	return sc_done();
 }

@@ -29,23 +29,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failed;
-static const char *who = "parent";
+#include "selfcheck.h"
 
-#define CHECK(cond, ...) do {					\
-	if (!(cond)) {						\
-		printf("FAIL %s: ", who);			\
-		printf(__VA_ARGS__);				\
-		printf("\n");					\
-		failed = 1;					\
-	}							\
-} while (0)
-
-static void wait_go(const char *go)
-{
-	while (access(go, F_OK))
-		usleep(10000);
-}
 
 /* read() of an eventfd: the value, or -errno. */
 static long long rd(int fd)
@@ -71,7 +56,7 @@ int main(int argc, char **argv)
 	bool do_fork = false;
 	uint64_t v;
 	pid_t child = 0;
-	int i, status, sem_reads = 3;
+	int i, sem_reads = 3;
 	long long got;
 
 	for (i = 1; i < argc; i++) {
@@ -101,20 +86,14 @@ int main(int argc, char **argv)
 		if (child < 0)
 			return 2;
 		if (child == 0) {
-			who = "child";
-			printf("child ready pid %d\n", getpid());
-			wait_go(go);
+			sc_child_ready(go);
 			got = rd(12);
 			CHECK(got == 1, "fd 12: read %lld, want 1", got);
 			_exit(failed);
 		}
 		sem_reads = 2;
 	}
-	printf("parent ready pid %d\n", getpid());
-	wait_go(go);
-	if (child)
-		CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) &&
-		      WEXITSTATUS(status) == 0, "child: status 0x%x", status);
+	sc_parent_ready(go, child);
 	CHECK((fcntl(10, F_GETFL) & O_NONBLOCK) == 0, "fd 10: O_NONBLOCK set");
 	CHECK(fcntl(12, F_GETFL) & O_NONBLOCK, "fd 12: O_NONBLOCK lost");
 	CHECK(fcntl(12, F_GETFD) & FD_CLOEXEC, "fd 12: FD_CLOEXEC lost");
@@ -135,6 +114,5 @@ int main(int argc, char **argv)
 	CHECK(write(10, &v, 8) == 8, "fd 10: write");
 	got = rd(11);
 	CHECK(got == 2, "fd 11: read %lld after writing 2 to fd 10", got);
-	printf(failed ? "FAIL\n" : "PASS\n");
-	return failed;
+	return sc_done();
 }

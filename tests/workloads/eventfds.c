@@ -40,6 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "selfcheck.h"
+
 #ifndef TFD_IOC_SET_TICKS
 #define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
 #endif
@@ -48,23 +50,6 @@
 #define ONESHOT_S	15
 #define ABS_S		600
 
-static int failed;
-static const char *who = "parent";
-
-#define CHECK(cond, ...) do {					\
-	if (!(cond)) {						\
-		printf("FAIL %s: ", who);			\
-		printf(__VA_ARGS__);				\
-		printf("\n");					\
-		failed = 1;					\
-	}							\
-} while (0)
-
-static void wait_go(const char *go)
-{
-	while (access(go, F_OK))
-		usleep(10000);
-}
 
 static long long now_ns(clockid_t c)
 {
@@ -231,7 +216,7 @@ int main(int argc, char **argv)
 	const char *go = NULL;
 	bool do_fork = false;
 	pid_t child = 0;
-	int i, status;
+	int i;
 	long long got;
 
 	for (i = 1; i < argc; i++) {
@@ -256,22 +241,15 @@ int main(int argc, char **argv)
 		if (child < 0)
 			return 2;
 		if (child == 0) {
-			who = "child";
-			printf("child ready pid %d\n", getpid());
-			wait_go(go);
+			sc_child_ready(go);
 			got = rd(12);
 			CHECK(got == 7, "fd 12: read %lld, want 7", got);
 			_exit(failed);
 		}
 	}
-	printf("parent ready pid %d\n", getpid());
-	wait_go(go);
-	if (child)
-		CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) &&
-		      WEXITSTATUS(status) == 0, "child: status 0x%x", status);
+	sc_parent_ready(go, child);
 	check_periodic();
 	check_others(child != 0);
 	check_oneshot();
-	printf(failed ? "FAIL\n" : "PASS\n");
-	return failed;
+	return sc_done();
 }

@@ -28,29 +28,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failed;
+#include "selfcheck.h"
 
-#define CHECK(cond, ...) do {					\
-	if (!(cond)) {						\
-		printf("FAIL %s: ", who);			\
-		printf(__VA_ARGS__);				\
-		printf("\n");					\
-		fflush(stdout);					\
-		failed = 1;					\
-	}							\
-} while (0)
 
-static const char *who = "parent";
 
 static unsigned char pat(long i)
 {
 	return (unsigned char)(i * 7 + (i >> 9) + 3);
-}
-
-static void wait_go(const char *go)
-{
-	while (access(go, F_OK))
-		usleep(10000);
 }
 
 static void check_common(long size)
@@ -81,7 +65,7 @@ int main(int argc, char **argv)
 	char a[512], b[512];
 	bool do_fork = false;
 	pid_t child = 0;
-	int fd, status;
+	int fd;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--dir") && i + 1 < argc)
@@ -126,9 +110,7 @@ int main(int argc, char **argv)
 		if (child < 0)
 			return 2;
 		if (child == 0) {
-			who = "child";
-			printf("child ready pid %d\n", getpid());
-			wait_go(go);
+			sc_child_ready(go);
 			check_common(size);
 			CHECK(lseek(11, 0, SEEK_CUR) == 1234, "fd 11: offset %lld",
 			      (long long)lseek(11, 0, SEEK_CUR));
@@ -137,12 +119,7 @@ int main(int argc, char **argv)
 		}
 		want_pos = 5000;
 	}
-	printf("parent ready pid %d\n", getpid());
-	wait_go(go);
-	if (child) {
-		CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) &&
-		      WEXITSTATUS(status) == 0, "child: status 0x%x", status);
-	}
+	sc_parent_ready(go, child);
 	check_common(size);
 	CHECK(lseek(11, 0, SEEK_CUR) == want_pos, "fd 11: offset %lld, want %ld",
 	      (long long)lseek(11, 0, SEEK_CUR), want_pos);
@@ -164,6 +141,5 @@ int main(int argc, char **argv)
 		      "fd 10 does not see fd 12's append");
 	}
 	check_common(size + 4);
-	printf(failed ? "FAIL\n" : "PASS\n");
-	return failed;
+	return sc_done();
 }
