@@ -7,7 +7,7 @@
  *
  * struct eventpoll and struct epitem are private to fs/eventpoll.c, so the
  * interest list is read from the epoll's own fdinfo, by calling its
- * ->show_fdinfo into a private seq_file (as eventfd.c does), one line per
+ * ->show_fdinfo (amber_fdinfo_text(), as eventfd.c does), one line per
  * registration:
  *   "tfd: %8d events: %8x data: %16llx  pos:%lli ino:%lx sdev:%x"
  * A registration is keyed by (file, fd) and outlives close(fd) until the file
@@ -29,7 +29,6 @@
 #include <linux/rbtree.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
-#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 /* after linux/fs.h and linux/capability.h, which it needs but lacks */
@@ -58,18 +57,17 @@ static char *amber_epoll_fdinfo(struct file *file)
 	char *buf;
 
 	for (size = PAGE_SIZE; size <= AMBER_EPOLL_FDINFO_MAX; size *= 2) {
-		struct seq_file m = { .size = size - 1 };
+		int err;
 
 		buf = kvmalloc(size, GFP_KERNEL_ACCOUNT);
 		if (!buf)
 			return ERR_PTR(-ENOMEM);
-		m.buf = buf;
-		file->f_op->show_fdinfo(&m, file);
-		if (!seq_has_overflowed(&m)) {
-			buf[m.count] = 0;
+		err = amber_fdinfo_text(file, buf, size);
+		if (!err)
 			return buf;
-		}
 		kvfree(buf);
+		if (err != -EOVERFLOW)
+			return ERR_PTR(err);
 	}
 	return ERR_PTR(-E2BIG);
 }

@@ -20,7 +20,6 @@
 #include <linux/eventfd.h>
 #include <linux/fs.h>
 #include <linux/kref.h>
-#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/wait.h>
@@ -50,15 +49,10 @@ struct amber_efd_info {
 /* Runs @file's ->show_fdinfo into @buf and parses it; -EINVAL if unparsable. */
 static int amber_eventfd_fdinfo(struct file *file, char *buf, struct amber_efd_info *info)
 {
-	struct seq_file m = { .buf = buf, .size = AMBER_FDINFO_SIZE - 1 };
 	const char *p;
 
-	if (!file->f_op->show_fdinfo)
+	if (amber_fdinfo_text(file, buf, AMBER_FDINFO_SIZE))
 		return -EINVAL;
-	file->f_op->show_fdinfo(&m, file);
-	if (seq_has_overflowed(&m))
-		return -EINVAL;
-	buf[m.count] = 0;
 	p = strstr(buf, "eventfd-count:");
 	if (!p || sscanf(p, "eventfd-count: %llx", &info->count) != 1)
 		return -EINVAL;

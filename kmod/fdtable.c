@@ -223,10 +223,10 @@ int amber_fdinfo_text(struct file *file, char *buf, size_t size)
 	struct seq_file m = { .buf = buf, .size = size - 1 };
 
 	if (!file->f_op->show_fdinfo)
-		return -EINVAL;
+		return -EOPNOTSUPP;
 	file->f_op->show_fdinfo(&m, file);
-	if (seq_has_overflowed(&m) || !m.count)
-		return -EINVAL;
+	if (seq_has_overflowed(&m))
+		return -EOVERFLOW;
 	buf[m.count] = 0;
 	return 0;
 }

@@ -95,8 +95,9 @@ u64 amber_fileids_get(struct amber_fileids *ids, struct file *file);
  */
 /*
  * Runs @file's own ->show_fdinfo (the text of /proc/PID/fdinfo/N after its
- * generic lines) into @buf of @size bytes, NUL-terminated. -EINVAL if the
- * file prints nothing or more than @size - 1 bytes.
+ * generic lines) into @buf of @size bytes, NUL-terminated (maybe empty: the
+ * caller's parsing decides). -EOPNOTSUPP if the file has no ->show_fdinfo,
+ * -EOVERFLOW if it prints more than @size - 1 bytes.
  */
 int amber_fdinfo_text(struct file *file, char *buf, size_t size);
 
