@@ -270,11 +270,6 @@ static int wait_midway(FIXTURE_DATA(e2e) *self, const FIXTURE_VARIANT(e2e) *vari
 	return -1;
 }
 
-static bool amber_loaded(void)
-{
-	return access("/sys/module/amber", F_OK) == 0 && access(AMBER_BIN, X_OK) == 0;
-}
-
 TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 {
 	struct spawn_opts o = { .err_path = self->err, .new_session = true, .pdeathsig = true };
@@ -288,8 +283,7 @@ TEST_F_TIMEOUT(e2e, checkpoint_restore, 180)
 	int status;
 	off_t size;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	if (variant->w == W_GZIP)
 		ASSERT_EQ(0, make_gzip_input());
 	ASSERT_EQ(0, reference(variant->w, ref, sizeof(ref)))

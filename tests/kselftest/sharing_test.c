@@ -88,11 +88,6 @@ FIXTURE_TEARDOWN(sharing)
 	}
 }
 
-static bool amber_loaded(void)
-{
-	return access("/sys/module/amber", F_OK) == 0 && access(AMBER_BIN, X_OK) == 0;
-}
-
 /* The sharer workload (extra: NULL or its mode option), up to `sharer ready`. */
 static int start_sharer(FIXTURE_DATA(sharing) *self, const char *extra)
 {
@@ -129,8 +124,7 @@ TEST_F_TIMEOUT(sharing, files_and_fs, 150)
 	long long end;
 	int i, alive, status;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	ASSERT_EQ(0, start_sharer(self, NULL)) TH_LOG("sharer did not start");
 
 	self->fid = fid_snap_pids(self->p, 3);
@@ -206,8 +200,7 @@ TEST_F_TIMEOUT(sharing, unshared_parent_refused, 60)
 {
 	char msg[256];
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	ASSERT_EQ(0, start_sharer(self, "--unshared-parent")) TH_LOG("sharer did not start");
 	snprintf(msg, sizeof(msg),
 		 "pid %d: shares its fd table (CLONE_FILES) with pid %d but its parent (pid %d) "
@@ -219,8 +212,7 @@ TEST_F_TIMEOUT(sharing, outside_refused, 60)
 {
 	char msg[256];
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	ASSERT_EQ(0, start_sharer(self, NULL)) TH_LOG("sharer did not start");
 	snprintf(msg, sizeof(msg),
 		 "pid %d: its fd table is shared (clone CLONE_FILES) with a process outside "

@@ -471,11 +471,6 @@ static void restores_as_reference(struct __test_metadata *_metadata, FIXTURE_DAT
 		       files_differ(ref, self->out) - 1);
 }
 
-static bool amber_loaded(void)
-{
-	return access("/sys/module/amber", F_OK) == 0 && access(AMBER_BIN, X_OK) == 0;
-}
-
 static void log_cmd(struct __test_metadata *_metadata, const char *what, struct cmd_result *r)
 {
 	TH_LOG("%s: status %d\nstdout: %.2000s\nstderr: %.2000s", what, exit_code(r->status),
@@ -506,8 +501,7 @@ TEST_F_TIMEOUT(tree, threads, 150)
 	struct ckpt_line c;
 	int i, n, status;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	ASSERT_EQ(0, reference("threads", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of threads failed");
 
@@ -582,8 +576,7 @@ TEST_F_TIMEOUT(tree, many_threads, 150)
 	int i, k, n;
 	off_t size;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	args_add(&a, workload_path("treehog"), "--procs", "2", "--threads", "40", "--mib", "1",
 		 "--ms", "50", NULL);
 	self->root = spawn_workload(ARGV(&a), self->out);
@@ -634,8 +627,7 @@ static void run_pipeline(struct __test_metadata *_metadata, FIXTURE_DATA(tree) *
 	struct dirent *e;
 	int i, n, q1, q2;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	ASSERT_EQ(0, reference("pipeline", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of the pipeline failed");
 
@@ -745,8 +737,7 @@ TEST_F_TIMEOUT(tree, family, 150)
 	int i, n;
 	off_t size;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	ASSERT_EQ(0, reference("family", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of family failed");
 
@@ -795,8 +786,7 @@ TEST_F_TIMEOUT(tree, cow_shared, 120)
 	off_t size;
 	int i, n;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	ASSERT_EQ(0, reference("cowshare", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of cowshare failed");
 
@@ -863,8 +853,7 @@ TEST_F_TIMEOUT(tree, failed_restore_leaves_nothing, 150)
 	int i, n;
 	off_t size;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	ASSERT_EQ(0, reference("family", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of family failed");
 	ASSERT_EQ(0, start_family(self, p)) TH_LOG("family did not start as a tree of 5");
@@ -907,8 +896,7 @@ TEST_F_TIMEOUT(tree, incremental, 150)
 	uint32_t v;
 	int i, n;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	ASSERT_EQ(0, reference("family", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of family failed");
 
@@ -959,8 +947,7 @@ TEST_F_TIMEOUT(tree, refused_tcp, 60)
 	long long t0, t;
 	char *s, *p;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	args_add(&a, workload_path("tcpchild"), NULL);
 	self->root = spawn_workload(ARGV(&a), self->out);
 	ASSERT_LT(0, self->root);
@@ -1018,8 +1005,7 @@ TEST_F_TIMEOUT(tree, make_killed_twice, 240)
 	int k, ckpts, status, rc;
 	long long end;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	TH_LOG("seed %u (AMBER_TREE_SEED=%u replays the kill delays)", seed, seed);
 	srand(seed);
 	snprintf(src, sizeof(src), "%s/minimake", self->work);

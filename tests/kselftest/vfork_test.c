@@ -97,11 +97,6 @@ FIXTURE_TEARDOWN(vfork)
 	}
 }
 
-static bool amber_loaded(void)
-{
-	return access("/sys/module/amber", F_OK) == 0 && access(AMBER_BIN, X_OK) == 0;
-}
-
 /* The tree of root now: pid, parent, group, session of each. */
 static int snapshot(pid_t root, struct ids *t, int max)
 {
@@ -292,8 +287,7 @@ TEST_F_TIMEOUT(vfork, dash_md5_loop, 200)
 	pid_t md5 = -1;
 	DIR *d;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	if (!realpath("/bin/sh", sh) || !strstr(sh, "dash"))
 		SKIP(return, "/bin/sh is not dash");
 
@@ -396,8 +390,7 @@ TEST_F_TIMEOUT(vfork, vfork_child_refused, 120)
 	long long t0, ms;
 	int i, status, n = 0;
 
-	if (!amber_loaded())
-		SKIP(return, "amber.ko is not loaded or build/amber is missing");
+	REQUIRE_AMBER();
 	self->root = start_vforker();
 	ASSERT_LT(0, self->root);
 	for (i = 0; i < 5000 && n != 2; i++, sleep_ms(1))
