@@ -50,28 +50,6 @@ struct amber_epoll_line {
 	u32 sdev;
 };
 
-/* The epoll's fdinfo text, in a kvmalloc()ed buffer, or an ERR_PTR. */
-static char *amber_epoll_fdinfo(struct file *file)
-{
-	size_t size;
-	char *buf;
-
-	for (size = PAGE_SIZE; size <= AMBER_EPOLL_FDINFO_MAX; size *= 2) {
-		int err;
-
-		buf = kvmalloc(size, GFP_KERNEL_ACCOUNT);
-		if (!buf)
-			return ERR_PTR(-ENOMEM);
-		err = amber_fdinfo_text(file, buf, size);
-		if (!err)
-			return buf;
-		kvfree(buf);
-		if (err != -EOVERFLOW)
-			return ERR_PTR(err);
-	}
-	return ERR_PTR(-E2BIG);
-}
-
 /* struct epoll_filefd and struct epitem of Linux 6.1 (fs/eventpoll.c). */
 struct amber_epoll_filefd {
 	struct file *file;
@@ -212,7 +190,7 @@ int amber_epoll_capture(struct amber_fd *f, struct file *file,
 	if (f->type != AMBER_FD_OTHER || !f->path ||
 	    strcmp(f->path, AMBER_EPOLL_PATH) || !file->f_op->show_fdinfo)
 		return 0;
-	buf = amber_epoll_fdinfo(file);
+	buf = amber_fdinfo_kvtext(file, AMBER_EPOLL_FDINFO_MAX);
 	if (IS_ERR(buf))
 		return amber_fail(e, PTR_ERR(buf),
 				  amber_msg("fd %u: %s: cannot read its interest list",

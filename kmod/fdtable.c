@@ -36,6 +36,7 @@
 #include "epoll.h"
 #include "eventfd.h"
 #include "fdtable.h"
+#include "inotify.h"
 #include "path.h"
 #include "pipe.h"
 #include "restore.h"
@@ -231,6 +232,27 @@ int amber_fdinfo_text(struct file *file, char *buf, size_t size)
 	return 0;
 }
 
+char *amber_fdinfo_kvtext(struct file *file, size_t max)
+{
+	size_t size;
+	char *buf;
+
+	for (size = PAGE_SIZE; size <= max; size *= 2) {
+		int err;
+
+		buf = kvmalloc(size, GFP_KERNEL_ACCOUNT);
+		if (!buf)
+			return ERR_PTR(-ENOMEM);
+		err = amber_fdinfo_text(file, buf, size);
+		if (!err)
+			return buf;
+		kvfree(buf);
+		if (err != -EOVERFLOW)
+			return ERR_PTR(err);
+	}
+	return ERR_PTR(-E2BIG);
+}
+
 bool amber_is_anon_file(struct file *file, const char *name)
 {
 	/* anon_inode_getfile() names the file's dentry, nothing renames it */
@@ -313,6 +335,9 @@ static int amber_fd_capture(struct amber_files_state *st,
 	err = amber_signalfd_capture(f, file, e);
 	if (err)
 		return err;
+	err = amber_inotify_capture(f, file, e);
+	if (err)
+		return err;
 	return amber_unix_capture(st, ids, f, file, e);
 }
 
@@ -382,6 +407,7 @@ void amber_files_free(struct amber_files_state *st)
 	for (i = 0; i < st->nr; i++) {
 		kfree(st->fds[i].path);
 		kfree(st->fds[i].epoll_tfds);
+		kvfree(st->fds[i].inotify_watches);
 	}
 	kvfree(st->fds);
 	st->fds = NULL;

@@ -8,6 +8,7 @@
 #include "msg.h"
 
 struct amber_epoll_tfd;
+struct amber_inotify_watch;
 struct file;
 struct inode;
 struct task_struct;
@@ -44,6 +45,9 @@ struct amber_fd {
 	u64 timerfd_value;	/* ns, see AMBER_FD_TIMERFD_VALUE */
 	u64 timerfd_interval;	/* ns */
 	u64 signalfd_mask;
+	bool inotify;		/* an inotify: nr_inotify watches */
+	u32 nr_inotify;
+	struct amber_inotify_watch *inotify_watches;	/* kvcalloc()ed */
 	bool cloexec;
 	bool tty;
 	char *path;
@@ -100,6 +104,13 @@ u64 amber_fileids_get(struct amber_fileids *ids, struct file *file);
  * -EOVERFLOW if it prints more than @size - 1 bytes.
  */
 int amber_fdinfo_text(struct file *file, char *buf, size_t size);
+
+/*
+ * amber_fdinfo_text() into a kvmalloc()ed buffer that grows from a page up
+ * to @max bytes until the text fits; the text or an ERR_PTR (-E2BIG: longer
+ * than @max).
+ */
+char *amber_fdinfo_kvtext(struct file *file, size_t max);
 
 /* Whether @file is an anonymous inode file named @name ("[timerfd]"). */
 bool amber_is_anon_file(struct file *file, const char *name);

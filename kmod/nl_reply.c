@@ -18,6 +18,7 @@
 
 #include "checkpoint.h"
 #include "epoll.h"
+#include "inotify.h"
 #include "netlink.h"
 
 /* x86-64 never pads 64-bit attributes; AMBER_A_PAD only exists for others. */
@@ -123,6 +124,7 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 	/* NUM, TYPE, FLAGS, MODE; POS, DEV, INO, RDEV, SIZE; PATH. */
 	size_t size = NLA_HDRLEN + 4 * AMBER_U32_SIZE + 5 * AMBER_U64_SIZE +
 		      nla_total_size(strlen(fd->path) + 1);
+	u32 i;
 
 	if (fd->cloexec)
 		size += nla_total_size(0);
@@ -151,6 +153,12 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 		size += 2 * AMBER_U32_SIZE + 3 * AMBER_U64_SIZE;
 	if (fd->signalfd)
 		size += AMBER_U64_SIZE;
+	/* INOTIFY; per watch WD, MASK, HANDLE_TYPE; DEV, INO; HANDLE */
+	if (fd->inotify)
+		size += nla_total_size(0);
+	for (i = 0; fd->inotify && i < fd->nr_inotify; i++)
+		size += NLA_HDRLEN + 3 * AMBER_U32_SIZE + 2 * AMBER_U64_SIZE +
+			nla_total_size(fd->inotify_watches[i].handle_bytes);
 	return size;
 }
 
@@ -170,6 +178,30 @@ static int amber_fill_epoll(struct sk_buff *skb, const struct amber_fd *fd)
 		    nla_put_u32(skb, AMBER_EPOLL_EVENTS, t->events) ||
 		    amber_put_u64(skb, AMBER_EPOLL_DATA, t->data) ||
 		    amber_put_u64(skb, AMBER_EPOLL_FILE_ID, t->file_id))
+			return -EMSGSIZE;
+		nla_nest_end(skb, nest);
+	}
+	return 0;
+}
+
+static int amber_fill_inotify(struct sk_buff *skb, const struct amber_fd *fd)
+{
+	const struct amber_inotify_watch *w;
+	struct nlattr *nest;
+	u32 i;
+
+	if (nla_put_flag(skb, AMBER_FD_INOTIFY))
+		return -EMSGSIZE;
+	for (i = 0; i < fd->nr_inotify; i++) {
+		w = &fd->inotify_watches[i];
+		nest = nla_nest_start(skb, AMBER_FD_INOTIFY_WATCH);
+		if (!nest ||
+		    nla_put_u32(skb, AMBER_INOTIFY_WD, w->wd) ||
+		    nla_put_u32(skb, AMBER_INOTIFY_MASK, w->mask) ||
+		    amber_put_u64(skb, AMBER_INOTIFY_DEV, w->dev) ||
+		    amber_put_u64(skb, AMBER_INOTIFY_INO, w->ino) ||
+		    nla_put_u32(skb, AMBER_INOTIFY_HANDLE_TYPE, w->handle_type) ||
+		    nla_put(skb, AMBER_INOTIFY_HANDLE, w->handle_bytes, w->handle))
 			return -EMSGSIZE;
 		nla_nest_end(skb, nest);
 	}
@@ -220,6 +252,8 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 		return -EMSGSIZE;
 	if (fd->signalfd &&
 	    amber_put_u64(skb, AMBER_FD_SIGNALFD_MASK, fd->signalfd_mask))
+		return -EMSGSIZE;
+	if (fd->inotify && amber_fill_inotify(skb, fd))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;

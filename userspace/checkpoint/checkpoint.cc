@@ -430,8 +430,10 @@ Result<void> check_supported(const CheckpointReply &r)
 		case AMBER_FD_OTHER:
 			// An eventfd is recreated with its count and mode, a
 			// timerfd with its timer, a signalfd with its mask, an
-			// epoll with its interest list.
-			if ((f.eventfd || f.timerfd || f.signalfd || f.epoll) && f.file_id)
+			// epoll with its interest list, an inotify with its
+			// watches (each one's inode checked by plan_inotify()).
+			if ((f.eventfd || f.timerfd || f.signalfd || f.epoll || f.inotify) &&
+			    f.file_id)
 				break;
 			return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
 		default:

@@ -15,6 +15,7 @@
 #include <linux/amber.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #include <fmt/format.h>
@@ -309,6 +310,9 @@ void print_checkpoint(const Checkpoint &c, const std::string &chain)
 			printf("        watches fd %u (file %" PRIu64 ") events %08x data %016" PRIx64
 			       "\n",
 			       t.tfd, t.file_id, t.events, t.data);
+		for (const InotifyWatch &w : f.inotify_watches)
+			printf("        watch %u: inode %" PRIu64 " on device %u:%u mask %08x\n", w.wd,
+			       w.ino, major(w.dev), minor(w.dev), w.mask);
 	}
 
 	print_regs(c.regs);

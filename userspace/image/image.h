@@ -104,6 +104,15 @@ struct EpollTfd {
 	uint64_t file_id = 0;		// the target's FdInfo::file_id
 };
 
+// Issue 14: one watch of an inotify (AMBER_FD_INOTIFY_WATCH).
+struct InotifyWatch {
+	uint32_t wd = 0;		// watch descriptor, 1..AMBER_INOTIFY_MAX_WD
+	uint32_t mask = 0;		// IN_*, IN_ONESHOT and IN_EXCL_UNLINK included
+	uint64_t dev = 0, ino = 0;	// the watched inode
+	uint32_t handle_type = 0;	// its file handle
+	Bytes handle;
+};
+
 struct FdInfo {
 	uint32_t num = 0;
 	uint32_t type = 0;		// enum amber_fd_type
@@ -142,6 +151,9 @@ struct FdInfo {
 	// Issue 14: a signalfd (AMBER_FD_SIGNALFD_MASK present).
 	bool signalfd = false;
 	uint64_t signalfd_mask = 0;	// bit N-1: signal N
+	// Issue 14: an inotify (AMBER_FD_INOTIFY) and its watches.
+	bool inotify = false;
+	std::vector<InotifyWatch> inotify_watches{};
 };
 
 // Registers indexed by enum amber_reg (index 0 unused).

@@ -242,6 +242,7 @@ constexpr Field<FdInfo> kFdFields[] = {
 	{AMBER_FD_TIMERFD_INTERVAL, &FdInfo::timerfd_interval},
 	{AMBER_FD_SIGNALFD_MASK, &FdInfo::signalfd_mask},
 	{AMBER_FD_EPOLL, &FdInfo::epoll},
+	{AMBER_FD_INOTIFY, &FdInfo::inotify},
 };
 
 constexpr Field<EpollTfd> kEpollFields[] = {
@@ -249,6 +250,15 @@ constexpr Field<EpollTfd> kEpollFields[] = {
 	{AMBER_EPOLL_EVENTS, &EpollTfd::events},
 	{AMBER_EPOLL_DATA, &EpollTfd::data},
 	{AMBER_EPOLL_FILE_ID, &EpollTfd::file_id},
+};
+
+constexpr Field<InotifyWatch> kInotifyFields[] = {
+	{AMBER_INOTIFY_WD, &InotifyWatch::wd},
+	{AMBER_INOTIFY_MASK, &InotifyWatch::mask},
+	{AMBER_INOTIFY_DEV, &InotifyWatch::dev},
+	{AMBER_INOTIFY_INO, &InotifyWatch::ino},
+	{AMBER_INOTIFY_HANDLE_TYPE, &InotifyWatch::handle_type},
+	{AMBER_INOTIFY_HANDLE, &InotifyWatch::handle},
 };
 
 constexpr Field<ThreadInfo> kThreadFields[] = {
@@ -438,10 +448,35 @@ Result<Vma> parse_vma(ByteView buf)
 	return v;
 }
 
+namespace {
+
+Result<InotifyWatch> parse_inotify_watch(ByteView buf)
+{
+	InotifyWatch w;
+	auto wa = AMBER_TRY(read_fields<InotifyWatch>(buf, kInotifyFields, w, "INOTIFY_WATCH",
+						      Unknown::Skip, no_extra));
+	for (uint16_t t : {AMBER_INOTIFY_WD, AMBER_INOTIFY_MASK, AMBER_INOTIFY_DEV,
+			   AMBER_INOTIFY_INO, AMBER_INOTIFY_HANDLE_TYPE})
+		if (!find_attr(wa, t))
+			return fail(EBADMSG, "INOTIFY_WATCH without attribute " + std::to_string(t));
+	if (w.wd < 1 || w.wd > AMBER_INOTIFY_MAX_WD)
+		return fail(EBADMSG, "INOTIFY_WATCH wd " + std::to_string(w.wd) + " out of range");
+	if (w.handle.empty() || w.handle.size() > AMBER_INOTIFY_HANDLE_MAX)
+		return fail(EBADMSG, "INOTIFY_WATCH wd " + std::to_string(w.wd) + ": a file handle of " +
+					     std::to_string(w.handle.size()) + " bytes");
+	return w;
+}
+
+} // namespace
+
 Result<FdInfo> parse_fd(ByteView buf)
 {
 	FdInfo f;
 	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type == AMBER_FD_INOTIFY_WATCH) {
+			f.inotify_watches.push_back(AMBER_TRY(parse_inotify_watch(a.data)));
+			return true;
+		}
 		if (a.type != AMBER_FD_EPOLL_TFD)
 			return false;
 		EpollTfd t;
@@ -460,6 +495,9 @@ Result<FdInfo> parse_fd(ByteView buf)
 		return fail(EBADMSG, "fd without a number");
 	if (!f.epoll && !f.epoll_tfds.empty())
 		return fail(EBADMSG, "fd " + std::to_string(f.num) + ": EPOLL_TFD on a non-epoll");
+	if (!f.inotify && !f.inotify_watches.empty())
+		return fail(EBADMSG, "fd " + std::to_string(f.num) +
+					     ": INOTIFY_WATCH on a non-inotify");
 	f.eventfd = find_attr(attrs, AMBER_FD_EVENTFD_COUNT) != nullptr;
 	if (f.eventfd && f.eventfd_count == UINT64_MAX)
 		return fail(EBADMSG, "fd " + std::to_string(f.num) + ": eventfd count out of range");

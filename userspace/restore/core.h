@@ -191,6 +191,16 @@ void plan_signalfd(const FdInfo &f, SharedFile &s);
 // signalfd(-1, mask), O_NONBLOCK set.
 Result<void> create_signalfds(const SharedPlan &sp, SharedFds &out);
 
+// ---- inotify: inotify.cc. ----
+
+// Description s of inotify f: its watches. Refuses (name: "pid 12: fd 5")
+// a watch whose inode cannot be opened by its file handle here, or is
+// deleted.
+Result<void> plan_inotify(const FdInfo &f, const std::string &name, SharedFile &s);
+// inotify_init1(), every watch added again under its descriptor, O_NONBLOCK
+// set.
+Result<void> create_inotifies(const SharedPlan &sp, SharedFds &out);
+
 // ---- Memory: mm.cc. ----
 
 // SHMEM VMAs grouped by dev/ino (tree restores).

@@ -17,8 +17,9 @@
 // once (a deleted regular file recreated from its saved content first, and
 // unlinked again once its descriptions are open); pipes and FIFOs per inode (each end's description shared by every fd
 // of its FILE_ID, the queued bytes written in); UNIX socketpairs per pair of
-// inodes (each side's queue sent from the other side); eventfds, timerfds
-// and signalfds per description (count, timer and unread ticks, mask); one
+// inodes (each side's queue sent from the other side); eventfds, timerfds,
+// signalfds and inotifies per description (count, timer and unread ticks,
+// mask, watches); one
 // memfd per shared anonymous memory object (tree restores only).
 #pragma once
 
@@ -83,7 +84,7 @@ struct ProcImage {
 	const Checkpoint *ckpt = nullptr;
 };
 
-enum class SharedKind { File, Pipe, Socket, Eventfd, Epoll, Timerfd, Signalfd };
+enum class SharedKind { File, Pipe, Socket, Eventfd, Epoll, Timerfd, Signalfd, Inotify };
 
 // One registration of an epoll description, its target resolved.
 struct SharedEpollTfd {
@@ -114,6 +115,7 @@ struct SharedFile {
 	uint64_t timerfd_value = 0;	// Timerfd: ns, as FdInfo::timerfd_value
 	uint64_t timerfd_interval = 0;	// Timerfd: ns
 	uint64_t signalfd_mask = 0;	// Signalfd
+	std::vector<InotifyWatch> inotify;	// Inotify: its watches
 	std::string owner;		// "pid 12: fd 5" (first fd using it), for messages
 };
 

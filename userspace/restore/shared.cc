@@ -104,6 +104,8 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				kind = SharedKind::Timerfd;
 			else if (f.type == AMBER_FD_OTHER && f.signalfd)
 				kind = SharedKind::Signalfd;
+			else if (f.type == AMBER_FD_OTHER && f.inotify)
+				kind = SharedKind::Inotify;
 			else
 				continue;	// plan_fds() refuses it by name
 
@@ -140,6 +142,8 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				AMBER_TRY(plan_timerfd(f, name, s));
 			else if (kind == SharedKind::Signalfd)
 				plan_signalfd(f, s);
+			else if (kind == SharedKind::Inotify)
+				AMBER_TRY(plan_inotify(f, name, s));
 			else
 				AMBER_TRY(plan_socket(b, f, idx, name));
 			sp.files.push_back(s);
@@ -287,6 +291,7 @@ Result<SharedFds> create_shared(const SharedPlan &sp, const std::vector<PageInpu
 	AMBER_TRY(create_eventfds(sp, out));
 	AMBER_TRY(create_timerfds(sp, out));
 	AMBER_TRY(create_signalfds(sp, out));
+	AMBER_TRY(create_inotifies(sp, out));
 	AMBER_TRY(create_epolls(sp, out));
 	AMBER_TRY(create_shmem(sp, procs, out));
 	return out;

@@ -53,6 +53,18 @@ static void put_fd(AttrWriter &w, const FdInfo &f)
 		w.put_u32(AMBER_FD_TIMERFD_CLOCKID, f.timerfd_clockid);
 	if (f.signalfd)
 		w.put_u64(AMBER_FD_SIGNALFD_MASK, f.signalfd_mask);
+	if (f.inotify)
+		w.put_flag(AMBER_FD_INOTIFY);
+	for (const InotifyWatch &iw : f.inotify_watches) {
+		size_t wn = w.begin_nest(AMBER_FD_INOTIFY_WATCH);
+		w.put_u32(AMBER_INOTIFY_WD, iw.wd);
+		w.put_u32(AMBER_INOTIFY_MASK, iw.mask);
+		w.put_u64(AMBER_INOTIFY_DEV, iw.dev);
+		w.put_u64(AMBER_INOTIFY_INO, iw.ino);
+		w.put_u32(AMBER_INOTIFY_HANDLE_TYPE, iw.handle_type);
+		w.put_binary(AMBER_INOTIFY_HANDLE, iw.handle);
+		w.end_nest(wn);
+	}
 	w.end_nest(n);
 }
 

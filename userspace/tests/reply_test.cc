@@ -91,6 +91,48 @@ TEST(Reply, RefusesUnsupportedFds)
 	EXPECT_TRUE(check_supported(*parse_checkpoint_reply(make_reply({ok}))));
 }
 
+// Issue 14: an inotify's watches are kept; a descriptor or a file handle out
+// of range is refused.
+TEST(Reply, InotifyWatches)
+{
+	InotifyWatch w{.wd = 5, .mask = 0x2, .dev = 0x801, .ino = 42, .handle_type = 1,
+		       .handle = Bytes{1, 2, 3, 4, 5, 6, 7, 8}};
+	FdInfo ino{.num = 8, .type = AMBER_FD_OTHER, .path = "anon_inode:inotify", .file_id = 3,
+		   .inotify = true, .inotify_watches = {w}};
+	auto r = parse_checkpoint_reply(make_reply({ino}));
+	ASSERT_TRUE(r) << r.error().str();
+	ASSERT_FALSE(r->fd_list.empty());
+	ASSERT_EQ(1u, r->fd_list.back().inotify_watches.size());
+	const InotifyWatch &got = r->fd_list.back().inotify_watches[0];
+	EXPECT_EQ(5u, got.wd);
+	EXPECT_EQ(0x2u, got.mask);
+	EXPECT_EQ(0x801u, got.dev);
+	EXPECT_EQ(42u, got.ino);
+	EXPECT_EQ(w.handle, got.handle);
+	EXPECT_TRUE(check_supported(*r));
+
+	FdInfo bad = ino;
+	bad.inotify_watches[0].wd = 0;
+	r = parse_checkpoint_reply(make_reply({bad}));
+	ASSERT_FALSE(r);
+	EXPECT_NE(std::string::npos, r.error().msg.find("INOTIFY_WATCH wd 0 out of range"))
+		<< r.error().msg;
+	bad.inotify_watches[0].wd = AMBER_INOTIFY_MAX_WD + 1;
+	EXPECT_FALSE(parse_checkpoint_reply(make_reply({bad})));
+	bad = ino;
+	bad.inotify_watches[0].handle = Bytes(AMBER_INOTIFY_HANDLE_MAX + 1, 7);
+	r = parse_checkpoint_reply(make_reply({bad}));
+	ASSERT_FALSE(r);
+	EXPECT_NE(std::string::npos, r.error().msg.find("a file handle of 129 bytes"))
+		<< r.error().msg;
+	bad = ino;
+	bad.inotify = false;
+	r = parse_checkpoint_reply(make_reply({bad}));
+	ASSERT_FALSE(r);
+	EXPECT_NE(std::string::npos, r.error().msg.find("INOTIFY_WATCH on a non-inotify"))
+		<< r.error().msg;
+}
+
 TEST(Reply, MalformedNestedValue)
 {
 	Bytes b = make_reply();

@@ -636,6 +636,14 @@ enum amber_fd_attr {
 	 * only then.
 	 */
 	AMBER_FD_SIGNALFD_MASK,
+	/* flag: an inotify instance; present for every inotify, and only then */
+	AMBER_FD_INOTIFY,
+	/*
+	 * nested (enum amber_inotify_attr), inotify only: one watch, one
+	 * attribute each, in the kernel's order. Events queued and not yet
+	 * read are not reported (restore drops them, as CRIU does).
+	 */
+	AMBER_FD_INOTIFY_WATCH,
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
@@ -665,6 +673,30 @@ enum amber_epoll_attr {
 };
 
 #define AMBER_EPOLL_MAX_TFDS	1024	/* registrations per epoll */
+
+/*
+ * AMBER_FD_INOTIFY_WATCH: one watch of an inotify instance, on the inode
+ * (DEV, INO) that its file handle (HANDLE_TYPE, HANDLE: as
+ * name_to_handle_at() returns them) opens with open_by_handle_at() on a
+ * mount of that file system. All are present in every watch.
+ */
+enum amber_inotify_attr {
+	AMBER_INOTIFY_WD = 1,		/* u32: the watch descriptor, >= 1 */
+	/* u32: IN_* events, IN_ONESHOT and IN_EXCL_UNLINK included */
+	AMBER_INOTIFY_MASK,
+	AMBER_INOTIFY_DEV,		/* u64: st_dev of the inode */
+	AMBER_INOTIFY_INO,		/* u64 */
+	AMBER_INOTIFY_HANDLE_TYPE,	/* u32: file_handle.handle_type */
+	/* binary: file_handle.f_handle, 1 to AMBER_INOTIFY_HANDLE_MAX bytes */
+	AMBER_INOTIFY_HANDLE,
+
+	__AMBER_INOTIFY_MAX,
+	AMBER_INOTIFY_MAX = __AMBER_INOTIFY_MAX - 1
+};
+
+#define AMBER_INOTIFY_MAX_WATCHES	1024	/* watches per inotify */
+#define AMBER_INOTIFY_MAX_WD		0x100000	/* largest watch descriptor */
+#define AMBER_INOTIFY_HANDLE_MAX	128	/* MAX_HANDLE_SZ */
 
 /*
  * Pages file, written by the kernel to AMBER_A_PAGES_FD: one header, then
