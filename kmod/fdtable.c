@@ -382,6 +382,7 @@ void amber_files_free(struct amber_files_state *st)
 	for (i = 0; i < st->nr; i++) {
 		kfree(st->fds[i].path);
 		kfree(st->fds[i].epoll_tfds);
+		kfree(st->fds[i].un);
 	}
 	kvfree(st->fds);
 	st->fds = NULL;

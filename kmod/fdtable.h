@@ -8,6 +8,7 @@
 #include "msg.h"
 
 struct amber_epoll_tfd;
+struct amber_unix_fd;
 struct file;
 struct inode;
 struct task_struct;
@@ -47,6 +48,7 @@ struct amber_fd {
 	bool cloexec;
 	bool tty;
 	char *path;
+	struct amber_unix_fd *un;	/* kzalloc()ed, UNIX sockets only */
 };
 
 /*

@@ -19,6 +19,7 @@
 #include "checkpoint.h"
 #include "epoll.h"
 #include "netlink.h"
+#include "unix.h"
 
 /* x86-64 never pads 64-bit attributes; AMBER_A_PAD only exists for others. */
 int amber_put_u64(struct sk_buff *skb, int type, u64 value)
@@ -117,6 +118,31 @@ static size_t amber_fq_size(const struct amber_fq *q)
 	return size;
 }
 
+/* The UNIX_* and SOCK_* options of a UNIX socket's fd, as amber_fill_unix() puts them. */
+static size_t amber_unix_fd_size(const struct amber_unix_fd *u)
+{
+	/* RCVBUF, SNDBUF, USERLOCKS, RCVLOWAT; RCVTIMEO, SNDTIMEO */
+	size_t size = 4 * AMBER_U32_SIZE + 2 * AMBER_U64_SIZE;
+
+	if (u->name_len)
+		size += nla_total_size(u->name_len);
+	if (u->accepted)
+		size += nla_total_size(0);
+	if (u->path[0])	/* PATH; FILE_MODE, FILE_UID, FILE_GID */
+		size += nla_total_size(strlen(u->path) + 1) + 3 * AMBER_U32_SIZE;
+	if (u->listening)
+		size += AMBER_U32_SIZE;
+	if (u->no_peer)
+		size += nla_total_size(0);
+	if (u->peer_name_len)
+		size += nla_total_size(u->peer_name_len);
+	if (u->passcred)
+		size += nla_total_size(0);
+	if (u->passsec)
+		size += nla_total_size(0);
+	return size;
+}
+
 /* The AMBER_A_FD nest of @fd, header included, as amber_fill_fd() puts it. */
 static size_t amber_fd_size(const struct amber_fd *fd)
 {
@@ -151,6 +177,8 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 		size += 2 * AMBER_U32_SIZE + 3 * AMBER_U64_SIZE;
 	if (fd->signalfd)
 		size += AMBER_U64_SIZE;
+	if (fd->un)
+		size += amber_unix_fd_size(fd->un);
 	return size;
 }
 
@@ -173,6 +201,34 @@ static int amber_fill_epoll(struct sk_buff *skb, const struct amber_fd *fd)
 			return -EMSGSIZE;
 		nla_nest_end(skb, nest);
 	}
+	return 0;
+}
+
+static int amber_fill_unix(struct sk_buff *skb, const struct amber_unix_fd *u)
+{
+	if ((u->name_len && nla_put(skb, AMBER_FD_UNIX_NAME, u->name_len, u->name)) ||
+	    (u->accepted && nla_put_flag(skb, AMBER_FD_UNIX_ACCEPTED)))
+		return -EMSGSIZE;
+	if (u->path[0] &&
+	    (nla_put_string(skb, AMBER_FD_UNIX_PATH, u->path) ||
+	     nla_put_u32(skb, AMBER_FD_UNIX_FILE_MODE, u->file_mode) ||
+	     nla_put_u32(skb, AMBER_FD_UNIX_FILE_UID, u->file_uid) ||
+	     nla_put_u32(skb, AMBER_FD_UNIX_FILE_GID, u->file_gid)))
+		return -EMSGSIZE;
+	if ((u->listening && nla_put_u32(skb, AMBER_FD_UNIX_BACKLOG, u->backlog)) ||
+	    (u->no_peer && nla_put_flag(skb, AMBER_FD_UNIX_NO_PEER)) ||
+	    (u->peer_name_len &&
+	     nla_put(skb, AMBER_FD_UNIX_PEER_NAME, u->peer_name_len, u->peer_name)))
+		return -EMSGSIZE;
+	if (nla_put_u32(skb, AMBER_FD_SOCK_RCVBUF, u->rcvbuf) ||
+	    nla_put_u32(skb, AMBER_FD_SOCK_SNDBUF, u->sndbuf) ||
+	    nla_put_u32(skb, AMBER_FD_SOCK_USERLOCKS, u->userlocks) ||
+	    nla_put_u32(skb, AMBER_FD_SOCK_RCVLOWAT, u->rcvlowat) ||
+	    amber_put_u64(skb, AMBER_FD_SOCK_RCVTIMEO, u->rcvtimeo) ||
+	    amber_put_u64(skb, AMBER_FD_SOCK_SNDTIMEO, u->sndtimeo) ||
+	    (u->passcred && nla_put_flag(skb, AMBER_FD_SOCK_PASSCRED)) ||
+	    (u->passsec && nla_put_flag(skb, AMBER_FD_SOCK_PASSSEC)))
+		return -EMSGSIZE;
 	return 0;
 }
 
@@ -210,6 +266,8 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	     (fd->eventfd_sem && nla_put_flag(skb, AMBER_FD_EVENTFD_SEMAPHORE))))
 		return -EMSGSIZE;
 	if (fd->epoll && amber_fill_epoll(skb, fd))
+		return -EMSGSIZE;
+	if (fd->un && amber_fill_unix(skb, fd->un))
 		return -EMSGSIZE;
 	if (fd->timerfd &&
 	    (nla_put_u32(skb, AMBER_FD_TIMERFD_CLOCKID, fd->timerfd_clockid) ||

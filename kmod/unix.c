@@ -86,15 +86,39 @@ static unsigned int amber_unix_skb_len(const struct sk_buff *skb, bool stream)
 }
 
 /*
- * Sizes the receive queue of @sk: messages (skbs with unread bytes for a
- * stream) and bytes. Fails on SCM_RIGHTS in flight and out-of-band data.
+ * Why the queued @skb of @sk (connected to @peer, NULL if never) cannot be
+ * sent again at restore, or NULL: files in flight, credentials, or a sender
+ * the restored socket's sender would not be (restore sends a connected
+ * socket's queue from its peer, an unconnected one's from an unnamed
+ * socket).
  */
-static int amber_unix_size(struct sock *sk, bool stream, const struct amber_fd *fd,
-			   u32 *nr, size_t *len, struct amber_err *e)
+static const char *amber_unix_skb_refusal(const struct sk_buff *skb,
+					  const struct sock *peer)
+{
+	if (UNIXCB(skb).fp)
+		return "file descriptors queued (SCM_RIGHTS) are not supported";
+	if (UNIXCB(skb).pid)
+		return "credentials queued with its messages (SCM_CREDENTIALS, SO_PASSCRED) are not supported";
+	if (peer && skb->sk != peer)
+		return "a message queued from another socket than its peer is not supported";
+	if (!peer && skb->sk && smp_load_acquire(&unix_sk(skb->sk)->addr))
+		return "a message queued from a named socket is not supported";
+	return NULL;
+}
+
+/*
+ * Sizes the receive queue of @sk: messages (skbs with unread bytes for a
+ * stream) and bytes. Fails on what amber_unix_skb_refusal() refuses and
+ * out-of-band data.
+ */
+static int amber_unix_size(struct sock *sk, struct sock *peer, bool stream,
+			   const struct amber_fd *fd, u32 *nr, size_t *len,
+			   struct amber_err *e)
 {
 	struct sk_buff_head *queue = &sk->sk_receive_queue;
-	bool fds = false, oob = false;
+	const char *refusal = NULL;
 	struct sk_buff *skb;
+	bool oob = false;
 
 	*nr = 0;
 	*len = 0;
@@ -103,18 +127,17 @@ static int amber_unix_size(struct sock *sk, bool stream, const struct amber_fd *
 	oob = READ_ONCE(unix_sk(sk)->oob_skb);
 #endif
 	skb_queue_walk(queue, skb) {
-		if (UNIXCB(skb).fp)
-			fds = true;
+		if (!refusal)
+			refusal = amber_unix_skb_refusal(skb, peer);
 		if (stream && !amber_unix_skb_len(skb, stream))
 			continue;
 		(*nr)++;
 		*len += amber_unix_skb_len(skb, stream);
 	}
 	spin_unlock(&queue->lock);
-	if (fds)
+	if (refusal)
 		return amber_fail(e, -EOPNOTSUPP,
-				  amber_msg("fd %u: %s: file descriptors queued (SCM_RIGHTS) are not supported",
-					    fd->num, fd->path));
+				  amber_msg("fd %u: %s: %s", fd->num, fd->path, refusal));
 	if (oob)
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("fd %u: %s: queued out-of-band data (MSG_OOB) is not supported",
@@ -127,8 +150,8 @@ static int amber_unix_size(struct sock *sk, bool stream, const struct amber_fd *
  * which was sized for them. False, with nothing usable in @q, when the
  * queue no longer starts with skbs of those sizes.
  */
-static bool amber_unix_copy(struct sock *sk, bool stream, u32 nr,
-			    struct amber_fq *q)
+static bool amber_unix_copy(struct sock *sk, struct sock *peer, bool stream,
+			    u32 nr, struct amber_fq *q)
 {
 	struct sk_buff_head *queue = &sk->sk_receive_queue;
 	unsigned int skb_len;
@@ -146,7 +169,7 @@ static bool amber_unix_copy(struct sock *sk, bool stream, u32 nr,
 			continue;
 		if (n == nr)
 			break;
-		if (UNIXCB(skb).fp)
+		if (amber_unix_skb_refusal(skb, peer))
 			goto out_unlock;
 		len += skb_len;
 		n++;
@@ -187,17 +210,20 @@ static int amber_unix_queue(struct amber_files_state *st,
 			    struct sock *sk, struct amber_err *e)
 {
 	bool stream = sk->sk_type == SOCK_STREAM;
+	struct sock *peer = unix_peer_get(sk);
 	struct amber_fq *q = NULL;
 	int tries, err = 0;
 	size_t len;
 	u32 nr;
 
-	if (mutex_lock_killable(&unix_sk(sk)->iolock))
-		return amber_fail(e, -EINTR,
-				  amber_msg("fd %u: %s: interrupted waiting for the socket",
-					    fd->num, fd->path));
+	if (mutex_lock_killable(&unix_sk(sk)->iolock)) {
+		err = amber_fail(e, -EINTR,
+				 amber_msg("fd %u: %s: interrupted waiting for the socket",
+					   fd->num, fd->path));
+		goto out_put;
+	}
 	for (tries = 0; tries < AMBER_UNIX_TRIES; tries++) {
-		err = amber_unix_size(sk, stream, fd, &nr, &len, e);
+		err = amber_unix_size(sk, peer, stream, fd, &nr, &len, e);
 		if (err || !nr)
 			goto out_unlock;
 		err = amber_fq_charge(st, ids, fd, len, e);
@@ -211,7 +237,7 @@ static int amber_unix_queue(struct amber_files_state *st,
 						   fd->num, fd->path, len));
 			goto out_unlock;
 		}
-		if (amber_unix_copy(sk, stream, nr, q)) {
+		if (amber_unix_copy(sk, peer, stream, nr, q)) {
 			amber_fq_add(st, q);
 			goto out_unlock;
 		}
@@ -223,18 +249,133 @@ static int amber_unix_queue(struct amber_files_state *st,
 				   fd->num, fd->path));
 out_unlock:
 	mutex_unlock(&unix_sk(sk)->iolock);
+out_put:
+	if (peer)
+		sock_put(peer);
 	return err;
+}
+
+/* Copies the sun_path bytes of @addr (NULL: unnamed) to @buf, of UNIX_PATH_MAX. */
+static u8 amber_unix_copy_name(char *buf, const struct unix_address *addr)
+{
+	int len;
+
+	if (!addr)
+		return 0;
+	len = addr->len - (int)offsetof(struct sockaddr_un, sun_path);
+	len = clamp(len, 0, UNIX_PATH_MAX);
+	memcpy(buf, addr->name->sun_path, len);
+	return len;
+}
+
+/*
+ * Whether @sk's name came from accept() rather than bind(): an accepted
+ * socket shares its listener's address but is in no bind table, neither
+ * the file system's (sk_bind_node) nor the abstract one (whose hashes are
+ * above UNIX_HASH_MOD; unbound sockets hash below).
+ */
+static bool amber_unix_accepted(struct sock *sk, const struct unix_address *addr)
+{
+	if (addr->name->sun_path[0])
+		return hlist_unhashed(&sk->sk_bind_node);
+	return READ_ONCE(sk->sk_hash) <= UNIX_HASH_MOD;
+}
+
+/* Microseconds of a socket timeout, as getsockopt() reports it; 0 = none. */
+static u64 amber_sock_timeo(long timeo)
+{
+	if (timeo == MAX_SCHEDULE_TIMEOUT)
+		return 0;
+	return (u64)(timeo / HZ) * USEC_PER_SEC +
+	       (u64)(timeo % HZ) * USEC_PER_SEC / HZ;
+}
+
+static void amber_sock_options(struct amber_unix_fd *u, struct sock *sk)
+{
+	struct socket *sock = sk->sk_socket;
+
+	u->rcvbuf = READ_ONCE(sk->sk_rcvbuf);
+	u->sndbuf = READ_ONCE(sk->sk_sndbuf);
+	u->userlocks = sk->sk_userlocks & (SOCK_SNDBUF_LOCK | SOCK_RCVBUF_LOCK);
+	u->rcvlowat = READ_ONCE(sk->sk_rcvlowat);
+	u->rcvtimeo = amber_sock_timeo(READ_ONCE(sk->sk_rcvtimeo));
+	u->sndtimeo = amber_sock_timeo(READ_ONCE(sk->sk_sndtimeo));
+	u->passcred = sock && test_bit(SOCK_PASSCRED, &sock->flags);
+	u->passsec = sock && test_bit(SOCK_PASSSEC, &sock->flags);
+}
+
+/*
+ * The socket file of @sk, bound to a name in the file system: its absolute
+ * path (kmalloc'ed, in *@path) and inode attributes. Refuses a name whose
+ * file was unlinked: nothing could bind it again.
+ */
+static int amber_unix_bound_file(struct amber_fd *fd, struct sock *sk,
+				 struct amber_unix_fd *attrs, char **path,
+				 struct amber_err *e)
+{
+	struct path p;
+	struct inode *inode;
+	int err = 0;
+
+	unix_state_lock(sk);
+	p = unix_sk(sk)->path;
+	path_get(&p);
+	unix_state_unlock(sk);
+	if (!p.dentry)
+		goto out;	/* cannot be: a file system name has a path */
+	if (d_unlinked(p.dentry)) {
+		err = amber_fail(e, -EOPNOTSUPP,
+				 amber_msg("fd %u: %s: its name %.*s was unlinked from the file system",
+					   fd->num, fd->path, (int)strnlen(attrs->name, attrs->name_len),
+					   attrs->name));
+		goto out;
+	}
+	inode = d_inode(p.dentry);
+	attrs->file_mode = inode->i_mode;
+	attrs->file_uid = i_uid_read(inode);
+	attrs->file_gid = i_gid_read(inode);
+	*path = amber_path_dup(&p);
+	if (IS_ERR(*path)) {
+		err = amber_fail(e, PTR_ERR(*path),
+				 amber_msg("fd %u: %s: cannot resolve the path of its name",
+					   fd->num, fd->path));
+		*path = NULL;
+	}
+out:
+	path_put(&p);
+	return err;
+}
+
+/* Fills a kzalloc()ed fd->un from @attrs and the file's @path (maybe NULL). */
+static int amber_unix_keep(struct amber_fd *fd, const struct amber_unix_fd *attrs,
+			   const char *path, struct amber_err *e)
+{
+	size_t len = path ? strlen(path) + 1 : 1;
+
+	fd->un = kzalloc(sizeof(*fd->un) + len, GFP_KERNEL);
+	if (!fd->un)
+		return amber_fail(e, -ENOMEM,
+				  amber_msg("fd %u: %s: out of memory", fd->num, fd->path));
+	*fd->un = *attrs;
+	if (path)
+		memcpy(fd->un->path, path, len);
+	return 0;
 }
 
 /*
  * The socket's attributes, and the refusals that need no look at its
- * queue: everything but connected or unnamed UNIX sockets.
+ * queue: other families, a file name unlinked, connections waiting in a
+ * listener's backlog, SO_PEEK_OFF.
  */
 static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 			    struct amber_err *e)
 {
-	bool listening, bound;
+	struct amber_unix_fd attrs = {};
+	struct unix_address *addr;
+	unsigned int backlog = 0;
 	struct sock *peer;
+	char *path = NULL;
+	int err;
 
 	fd->sock_family = sk->sk_family;
 	fd->sock_type = sk->sk_type;
@@ -242,29 +383,46 @@ static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 		return amber_unix_refuse_family(fd, e);
 
 	unix_state_lock(sk);
-	listening = sk->sk_state == TCP_LISTEN;
-	bound = unix_sk(sk)->addr;
+	attrs.listening = sk->sk_state == TCP_LISTEN;
+	if (attrs.listening) {
+		attrs.backlog = READ_ONCE(sk->sk_max_ack_backlog);
+		backlog = skb_queue_len(&sk->sk_receive_queue);
+	}
+	addr = smp_load_acquire(&unix_sk(sk)->addr);
+	attrs.name_len = amber_unix_copy_name(attrs.name, addr);
+	attrs.accepted = addr && amber_unix_accepted(sk, addr);
 	fd->shutdown = READ_ONCE(sk->sk_shutdown);
 	peer = unix_peer(sk);
 	if (peer)
 		sock_hold(peer);
+	attrs.no_peer = !peer;
 	unix_state_unlock(sk);
+	amber_sock_options(&attrs, sk);
 	if (peer) {
 		/* 0 once the peer is closed: no inode to name. */
 		fd->peer_ino = sock_i_ino(peer);
+		attrs.peer_name_len =
+			amber_unix_copy_name(attrs.peer_name,
+					     smp_load_acquire(&unix_sk(peer)->addr));
 		sock_put(peer);
 	}
-	if (listening || bound)
+	if (backlog)
 		return amber_fail(e, -EOPNOTSUPP,
-				  amber_msg("fd %u: %s: %s UNIX sockets are not supported",
-					    fd->num, fd->path,
-					    listening ? "listening" : "bound"));
+				  amber_msg("fd %u: %s: %u connections waiting in its accept backlog are not supported",
+					    fd->num, fd->path, backlog));
 	/* The peek position would be lost: recv(MSG_PEEK) would start over. */
 	if (READ_ONCE(sk->sk_peek_off) >= 0)
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("fd %u: %s: SO_PEEK_OFF is not supported",
 					    fd->num, fd->path));
-	return 0;
+	if (attrs.name_len && attrs.name[0] && !attrs.accepted) {
+		err = amber_unix_bound_file(fd, sk, &attrs, &path, e);
+		if (err)
+			return err;
+	}
+	err = amber_unix_keep(fd, &attrs, path, e);
+	kfree(path);
+	return err;
 }
 
 /* The socket of an open socket file, or NULL (an O_PATH fd is none). */
@@ -310,6 +468,7 @@ int amber_unix_precheck(unsigned int num, struct file *file, struct amber_err *e
 				  amber_msg("fd %u: cannot resolve its path", num));
 	/* amber_msg() copied the path if it failed. */
 	err = amber_unix_attrs(&fd, sk, e);
+	kfree(fd.un);
 	kfree(fd.path);
 	return err;
 }

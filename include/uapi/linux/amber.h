@@ -636,6 +636,45 @@ enum amber_fd_attr {
 	 * only then.
 	 */
 	AMBER_FD_SIGNALFD_MASK,
+	/*
+	 * UNIX sockets (kmod/unix.c). UNIX_NAME (binary, at most 108 bytes):
+	 * the socket's address, sun_path as getsockname() returns it (an
+	 * abstract name starts with a NUL byte; autobound names are abstract),
+	 * absent when unnamed. UNIX_ACCEPTED (flag): the name is its
+	 * listener's, inherited from accept(), not bound. For a name in the
+	 * file system bound by this socket: UNIX_PATH (string) the socket
+	 * file's absolute path, UNIX_FILE_MODE, _UID, _GID (u32) its inode's
+	 * st_mode, owner and group. UNIX_BACKLOG (u32): a listening socket's
+	 * listen() backlog, present only then. UNIX_NO_PEER (flag): never
+	 * connected (no peer at all, not even a closed one). UNIX_PEER_NAME
+	 * (binary): the name of the connected peer, when it has one.
+	 */
+	AMBER_FD_UNIX_NAME,
+	AMBER_FD_UNIX_ACCEPTED,
+	AMBER_FD_UNIX_PATH,
+	AMBER_FD_UNIX_FILE_MODE,
+	AMBER_FD_UNIX_FILE_UID,
+	AMBER_FD_UNIX_FILE_GID,
+	AMBER_FD_UNIX_BACKLOG,
+	AMBER_FD_UNIX_NO_PEER,
+	AMBER_FD_UNIX_PEER_NAME,
+	/*
+	 * Socket options, every socket the kernel describes: SOCK_RCVBUF,
+	 * SOCK_SNDBUF (u32, sk_rcvbuf / sk_sndbuf: what getsockopt() returns,
+	 * already doubled), SOCK_USERLOCKS (u32, sk_userlocks: SOCK_SNDBUF_LOCK
+	 * 1 and SOCK_RCVBUF_LOCK 2 when the program set them), SOCK_RCVLOWAT
+	 * (u32), SOCK_RCVTIMEO, SOCK_SNDTIMEO (u64, microseconds as
+	 * getsockopt() reports them, 0 = none), SOCK_PASSCRED, SOCK_PASSSEC
+	 * (flags).
+	 */
+	AMBER_FD_SOCK_RCVBUF,
+	AMBER_FD_SOCK_SNDBUF,
+	AMBER_FD_SOCK_USERLOCKS,
+	AMBER_FD_SOCK_RCVLOWAT,
+	AMBER_FD_SOCK_RCVTIMEO,
+	AMBER_FD_SOCK_SNDTIMEO,
+	AMBER_FD_SOCK_PASSCRED,
+	AMBER_FD_SOCK_PASSSEC,
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
