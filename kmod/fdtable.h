@@ -59,6 +59,7 @@ struct amber_fd {
 struct amber_fq {
 	struct amber_fq *next;
 	u64 ino;		/* as AMBER_FD_INO of the fds that refer to it */
+	u32 embryo;		/* 0, or AMBER_QUEUE_EMBRYO: ino is the listener */
 	size_t len;		/* bytes in data */
 	u32 nr_msgs;		/* 0 for pipes, FIFOs and SOCK_STREAM */
 	u32 *msg_len;

@@ -44,22 +44,24 @@ static size_t amber_str_size(const char *s)
 #define AMBER_U32_SIZE	nla_total_size(sizeof(u32))
 #define AMBER_U64_SIZE	nla_total_size_64bit(sizeof(u64))
 
-/* One AMBER_A_QUEUE nest: INO, DATA, EOR. */
-static size_t amber_fq_chunk_size(size_t len, bool eor)
+/* One AMBER_A_QUEUE nest: INO, DATA, EOR, EMBRYO. */
+static size_t amber_fq_chunk_size(const struct amber_fq *q, size_t len, bool eor)
 {
 	return NLA_HDRLEN + nla_total_size_64bit(sizeof(u64)) +
-	       nla_total_size(len) + (eor ? nla_total_size(0) : 0);
+	       nla_total_size(len) + (eor ? nla_total_size(0) : 0) +
+	       (q->embryo ? AMBER_U32_SIZE : 0);
 }
 
-static int amber_fq_fill_chunk(struct sk_buff *skb, u64 ino, const u8 *data,
-			       size_t len, bool eor)
+static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
+			       const u8 *data, size_t len, bool eor)
 {
 	struct nlattr *nest = nla_nest_start(skb, AMBER_A_QUEUE);
 
 	if (!nest ||
-	    amber_put_u64(skb, AMBER_QUEUE_INO, ino) ||
+	    amber_put_u64(skb, AMBER_QUEUE_INO, q->ino) ||
 	    nla_put(skb, AMBER_QUEUE_DATA, len, data) ||
-	    (eor && nla_put_flag(skb, AMBER_QUEUE_EOR)))
+	    (eor && nla_put_flag(skb, AMBER_QUEUE_EOR)) ||
+	    (q->embryo && nla_put_u32(skb, AMBER_QUEUE_EMBRYO, q->embryo)))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
@@ -70,7 +72,7 @@ static int amber_fq_fill_chunk(struct sk_buff *skb, u64 ino, const u8 *data,
  * (a message's last with EOR, an empty message as one empty chunk), or
  * only adds their size to *@size when @skb is NULL.
  */
-static int amber_fq_put(struct sk_buff *skb, size_t *size, u64 ino,
+static int amber_fq_put(struct sk_buff *skb, size_t *size, const struct amber_fq *q,
 			const u8 *data, size_t len, bool msg)
 {
 	size_t off = 0, n;
@@ -80,8 +82,8 @@ static int amber_fq_put(struct sk_buff *skb, size_t *size, u64 ino,
 		n = min_t(size_t, len - off, AMBER_QUEUE_CHUNK);
 		eor = msg && off + n == len;
 		if (!skb)
-			*size += amber_fq_chunk_size(n, eor);
-		else if (amber_fq_fill_chunk(skb, ino, data + off, n, eor))
+			*size += amber_fq_chunk_size(q, n, eor);
+		else if (amber_fq_fill_chunk(skb, q, data + off, n, eor))
 			return -EMSGSIZE;
 		off += n;
 	} while (off < len);
@@ -96,9 +98,9 @@ static int amber_fq_put_all(struct sk_buff *skb, size_t *size,
 	u32 i;
 
 	if (!q->nr_msgs)
-		return q->len ? amber_fq_put(skb, size, q->ino, data, q->len, false) : 0;
+		return q->len ? amber_fq_put(skb, size, q, data, q->len, false) : 0;
 	for (i = 0; i < q->nr_msgs; i++) {
-		if (amber_fq_put(skb, size, q->ino, data, q->msg_len[i], true))
+		if (amber_fq_put(skb, size, q, data, q->msg_len[i], true))
 			return -EMSGSIZE;
 		data += q->msg_len[i];
 	}
@@ -140,7 +142,7 @@ static size_t amber_unix_fd_size(const struct amber_unix_fd *u)
 		size += nla_total_size(0);
 	if (u->passsec)
 		size += nla_total_size(0);
-	return size;
+	return size + u->nr_embryos * AMBER_U64_SIZE;
 }
 
 /* The AMBER_A_FD nest of @fd, header included, as amber_fill_fd() puts it. */
@@ -206,6 +208,8 @@ static int amber_fill_epoll(struct sk_buff *skb, const struct amber_fd *fd)
 
 static int amber_fill_unix(struct sk_buff *skb, const struct amber_unix_fd *u)
 {
+	u32 i;
+
 	if ((u->name_len && nla_put(skb, AMBER_FD_UNIX_NAME, u->name_len, u->name)) ||
 	    (u->accepted && nla_put_flag(skb, AMBER_FD_UNIX_ACCEPTED)))
 		return -EMSGSIZE;
@@ -229,6 +233,9 @@ static int amber_fill_unix(struct sk_buff *skb, const struct amber_unix_fd *u)
 	    (u->passcred && nla_put_flag(skb, AMBER_FD_SOCK_PASSCRED)) ||
 	    (u->passsec && nla_put_flag(skb, AMBER_FD_SOCK_PASSSEC)))
 		return -EMSGSIZE;
+	for (i = 0; i < u->nr_embryos; i++)
+		if (amber_put_u64(skb, AMBER_FD_UNIX_EMBRYO, u->embryos[i]))
+			return -EMSGSIZE;
 	return 0;
 }
 

@@ -207,7 +207,7 @@ out_unlock:
  */
 static int amber_unix_queue(struct amber_files_state *st,
 			    struct amber_fileids *ids, const struct amber_fd *fd,
-			    struct sock *sk, struct amber_err *e)
+			    struct sock *sk, u32 embryo, struct amber_err *e)
 {
 	bool stream = sk->sk_type == SOCK_STREAM;
 	struct sock *peer = unix_peer_get(sk);
@@ -230,6 +230,8 @@ static int amber_unix_queue(struct amber_files_state *st,
 		if (err)
 			goto out_unlock;
 		q = amber_fq_alloc(fd->ino, len, stream ? 0 : nr);
+		if (q)
+			q->embryo = embryo;
 		if (!q) {
 			amber_fileids_charge(ids, -(ssize_t)len);
 			err = amber_fail(e, -ENOMEM,
@@ -346,33 +348,101 @@ out:
 	return err;
 }
 
-/* Fills a kzalloc()ed fd->un from @attrs and the file's @path (maybe NULL). */
-static int amber_unix_keep(struct amber_fd *fd, const struct amber_unix_fd *attrs,
-			   const char *path, struct amber_err *e)
+/*
+ * Holds the connections waiting in listener @sk's backlog (their embryo
+ * sockets, in accept() order) in @out, at most AMBER_UNIX_EMBRYOS_MAX;
+ * returns how many there are, which may be more.
+ */
+static u32 amber_unix_embryos(struct sock *sk, struct sock **out)
+{
+	struct sk_buff_head *queue = &sk->sk_receive_queue;
+	struct sk_buff *skb;
+	u32 n = 0;
+
+	spin_lock(&queue->lock);
+	skb_queue_walk(queue, skb) {
+		if (n < AMBER_UNIX_EMBRYOS_MAX && skb->sk) {
+			sock_hold(skb->sk);
+			out[n] = skb->sk;
+		}
+		n++;
+	}
+	spin_unlock(&queue->lock);
+	return n;
+}
+
+static void amber_unix_put_embryos(struct sock **embryos, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < min_t(u32, n, AMBER_UNIX_EMBRYOS_MAX); i++)
+		if (embryos[i])
+			sock_put(embryos[i]);
+}
+
+/*
+ * Fills a kzalloc()ed fd->un from @attrs, the file's @path (maybe NULL)
+ * and, for a listener, the clients of the connections in its backlog.
+ */
+static int amber_unix_keep(struct amber_fd *fd, struct sock *sk,
+			   const struct amber_unix_fd *attrs, const char *path,
+			   struct amber_err *e)
 {
 	size_t len = path ? strlen(path) + 1 : 1;
+	struct sock **embryos = NULL, *client;
+	u32 n = 0, i;
 
-	fd->un = kzalloc(sizeof(*fd->un) + len, GFP_KERNEL);
-	if (!fd->un)
-		return amber_fail(e, -ENOMEM,
-				  amber_msg("fd %u: %s: out of memory", fd->num, fd->path));
+	if (attrs->listening) {
+		embryos = kcalloc(AMBER_UNIX_EMBRYOS_MAX, sizeof(*embryos), GFP_KERNEL);
+		if (!embryos)
+			goto err_nomem;
+		n = amber_unix_embryos(sk, embryos);
+		if (n > AMBER_UNIX_EMBRYOS_MAX) {
+			amber_unix_put_embryos(embryos, n);
+			kfree(embryos);
+			return amber_fail(e, -EOPNOTSUPP,
+					  amber_msg("fd %u: %s: more than %u connections wait in its accept backlog",
+						    fd->num, fd->path, AMBER_UNIX_EMBRYOS_MAX));
+		}
+	}
+	fd->un = kzalloc(sizeof(*fd->un) + n * sizeof(u64) + len, GFP_KERNEL);
+	if (!fd->un) {
+		amber_unix_put_embryos(embryos, n);
+		kfree(embryos);
+		goto err_nomem;
+	}
 	*fd->un = *attrs;
+	fd->un->nr_embryos = n;
+	fd->un->embryos = (u64 *)(fd->un + 1);
+	fd->un->path = (char *)(fd->un->embryos + n);
 	if (path)
 		memcpy(fd->un->path, path, len);
+	for (i = 0; i < n; i++) {
+		client = unix_peer_get(embryos[i]);
+		/* 0 once the client is closed. */
+		fd->un->embryos[i] = client ? sock_i_ino(client) : 0;
+		if (client)
+			sock_put(client);
+	}
+	amber_unix_put_embryos(embryos, n);
+	kfree(embryos);
 	return 0;
+
+err_nomem:
+	return amber_fail(e, -ENOMEM,
+			  amber_msg("fd %u: %s: out of memory", fd->num, fd->path));
 }
 
 /*
  * The socket's attributes, and the refusals that need no look at its
- * queue: other families, a file name unlinked, connections waiting in a
- * listener's backlog, SO_PEEK_OFF.
+ * queue: other families, a file name unlinked, more connections waiting
+ * in a listener's backlog than are captured, SO_PEEK_OFF.
  */
 static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 			    struct amber_err *e)
 {
 	struct amber_unix_fd attrs = {};
 	struct unix_address *addr;
-	unsigned int backlog = 0;
 	struct sock *peer;
 	char *path = NULL;
 	int err;
@@ -384,10 +454,8 @@ static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 
 	unix_state_lock(sk);
 	attrs.listening = sk->sk_state == TCP_LISTEN;
-	if (attrs.listening) {
+	if (attrs.listening)
 		attrs.backlog = READ_ONCE(sk->sk_max_ack_backlog);
-		backlog = skb_queue_len(&sk->sk_receive_queue);
-	}
 	addr = smp_load_acquire(&unix_sk(sk)->addr);
 	attrs.name_len = amber_unix_copy_name(attrs.name, addr);
 	attrs.accepted = addr && amber_unix_accepted(sk, addr);
@@ -406,10 +474,6 @@ static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 					     smp_load_acquire(&unix_sk(peer)->addr));
 		sock_put(peer);
 	}
-	if (backlog)
-		return amber_fail(e, -EOPNOTSUPP,
-				  amber_msg("fd %u: %s: %u connections waiting in its accept backlog are not supported",
-					    fd->num, fd->path, backlog));
 	/* The peek position would be lost: recv(MSG_PEEK) would start over. */
 	if (READ_ONCE(sk->sk_peek_off) >= 0)
 		return amber_fail(e, -EOPNOTSUPP,
@@ -420,7 +484,7 @@ static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 		if (err)
 			return err;
 	}
-	err = amber_unix_keep(fd, &attrs, path, e);
+	err = amber_unix_keep(fd, sk, &attrs, path, e);
 	kfree(path);
 	return err;
 }
@@ -434,6 +498,32 @@ static struct sock *amber_sock_of(struct file *file)
 		return NULL;
 	sock = sock_from_file(file);
 	return sock ? sock->sk : NULL;
+}
+
+/*
+ * The queues of the connections waiting in listener @sk's backlog (the
+ * listener's own receive queue holds only them), each keyed by its place.
+ */
+static int amber_unix_embryo_queues(struct amber_files_state *st,
+				    struct amber_fileids *ids, const struct amber_fd *fd,
+				    struct sock *sk, struct amber_err *e)
+{
+	struct sock **embryos;
+	int err = 0;
+	u32 n, i;
+
+	embryos = kcalloc(AMBER_UNIX_EMBRYOS_MAX, sizeof(*embryos), GFP_KERNEL);
+	if (!embryos)
+		return amber_fail(e, -ENOMEM,
+				  amber_msg("fd %u: %s: out of memory", fd->num, fd->path));
+	n = amber_unix_embryos(sk, embryos);
+	/* More than were listed: one connected since; it will not be restored. */
+	for (i = 0; i < min_t(u32, n, fd->un->nr_embryos) && !err; i++)
+		if (embryos[i])
+			err = amber_unix_queue(st, ids, fd, embryos[i], i + 1, e);
+	amber_unix_put_embryos(embryos, n);
+	kfree(embryos);
+	return err;
 }
 
 int amber_unix_capture(struct amber_files_state *st, struct amber_fileids *ids,
@@ -451,7 +541,11 @@ int amber_unix_capture(struct amber_files_state *st, struct amber_fileids *ids,
 	claim = amber_fileids_claim(ids, file_inode(file));
 	if (claim < 0)
 		return amber_fail(e, claim, "out of memory for the file ids");
-	return claim ? amber_unix_queue(st, ids, fd, sk, e) : 0;
+	if (!claim)
+		return 0;
+	if (fd->un && fd->un->listening)
+		return amber_unix_embryo_queues(st, ids, fd, sk, e);
+	return amber_unix_queue(st, ids, fd, sk, 0, e);
 }
 
 int amber_unix_precheck(unsigned int num, struct file *file, struct amber_err *e)

@@ -24,10 +24,15 @@ struct amber_unix_fd {
 	u32 file_mode, file_uid, file_gid;	/* path[0]: the socket file */
 	u32 rcvbuf, sndbuf, userlocks, rcvlowat;
 	u64 rcvtimeo, sndtimeo;	/* us, 0 = none */
+	u32 nr_embryos;		/* listeners: connections waiting */
+	u64 *embryos;		/* their clients' inodes, in the same allocation */
+	char *path;		/* "" unless bound to a name in the file system */
 	char name[UNIX_PATH_MAX];
 	char peer_name[UNIX_PATH_MAX];
-	char path[];		/* "" unless bound to a name in the file system */
 };
+
+/* Most connections waiting in one listener's backlog that are captured. */
+#define AMBER_UNIX_EMBRYOS_MAX	256
 
 struct amber_fd;
 struct amber_fileids;

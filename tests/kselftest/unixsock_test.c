@@ -9,11 +9,13 @@
  * (the stream kind also with a child and --tree --kill), restored,
  * compared with the fidelity helper, and checks its own state: names and
  * peer names, socket file mode, queued bytes and record boundaries,
- * sender addresses, listen backlogs, new connections, options.
+ * sender addresses, connections waiting in a backlog (with their bytes,
+ * one from a closed client), listen backlogs, new connections, options.
  *
  * The refused kinds must fail the checkpoint by name with nothing killed:
- * queued credentials, an fd in flight, a connection waiting in an accept
- * backlog, a name unlinked from the file system.
+ * queued credentials, an fd in flight, a connection from outside the
+ * checkpoint waiting in an accept backlog, a name unlinked from the file
+ * system.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -48,7 +50,7 @@ FIXTURE_VARIANT_ADD(unixsock, rights) {
 	.kind = "--rights", .refused = "(SCM_RIGHTS) are not supported",
 };
 FIXTURE_VARIANT_ADD(unixsock, backlog) {
-	.kind = "--backlog", .refused = "1 connections waiting in its accept backlog",
+	.kind = "--backlog", .refused = "which is not in the checkpoint, waits in its accept backlog",
 };
 FIXTURE_VARIANT_ADD(unixsock, unlinked) {
 	.kind = "--unlinked", .refused = "/gone.sock was unlinked",

@@ -10,7 +10,8 @@
  *   fd 13 a listener on an abstract name (backlog 3), fd 14 a client bound
  *   to another abstract name, fd 15 its accepted connection (queued bytes
  *   and a SHUT_WR); fd 16 an autobound socket; fd 17 a socket never
- *   connected.
+ *   connected; fd 18 a client waiting in fd 10's backlog (bytes sent), and
+ *   one whose client was closed waiting in fd 13's.
  * --dgram: fd 10 a SOCK_DGRAM server bound to DIR/dgram.sock, unconnected,
  *   two messages queued from an unnamed socket since closed; fd 11 bound
  *   to an abstract name and connected to fd 10, one message queued from
@@ -23,7 +24,8 @@
  * Refused kinds (the checkpoint must fail; the workload runs on and checks
  * its queue is still there): --creds (a message queued with SO_PASSCRED
  * set), --rights (an fd in flight), --backlog (a connection waiting to be
- * accepted), --unlinked (bound to a name since unlinked).
+ * accepted whose client is in a child outside the checkpoint), --unlinked
+ * (bound to a name since unlinked).
  *
  * With --fork a child inherits the fds and checks their names.
  * Prints "parent ready pid N" (and "child ready pid N"), waits for --go
@@ -33,6 +35,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -217,7 +221,14 @@ static int setup_stream(void)
 	autob.len = sizeof(sa_family_t);
 	if (sock(SOCK_STREAM, 16, &autob) < 0 || sock(SOCK_STREAM, 17, NULL) < 0)
 		return -1;
-	record(10, 17);
+	/* Waiting to be accepted: fd 18 on fd 10, a closed client on fd 13. */
+	int gone = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	if (sock(SOCK_STREAM, 18, NULL) < 0 || conn(18, &abs_srv) ||
+	    send(18, "early", 5, 0) != 5 || send(18, "-bird", 5, 0) != 5 ||
+	    gone < 0 || conn(gone, &lname) || send(gone, "gone", 4, 0) != 4 || close(gone))
+		return -1;
+	record(10, 18);
 	return 0;
 }
 
@@ -227,7 +238,7 @@ static void check_stream(void)
 	struct stat st;
 	char buf[16];
 
-	check_names(10, 17);
+	check_names(10, 18);
 	CHECK(!stat("srv.sock", &st) && S_ISSOCK(st.st_mode) && (st.st_mode & 07777) == 0640,
 	      "srv.sock: mode %o", st.st_mode);
 	check_recv(12, "hello-from-client");
@@ -238,6 +249,19 @@ static void check_stream(void)
 	CHECK(send(11, "again", 5, 0) == 5, "fd 11: send");
 	check_recv(12, "again");
 	check_empty(12);
+	/* The connections that waited, in order, with what they sent. */
+	int a = accept(10, NULL, NULL);
+
+	CHECK(a >= 0, "fd 10: nothing waited in its backlog");
+	check_recv(a, "early-bird");
+	CHECK(send(18, "later", 5, 0) == 5, "fd 18: send");
+	check_recv(a, "later");
+	close(a);
+	a = accept(13, NULL, NULL);
+	CHECK(a >= 0, "fd 13: nothing waited in its backlog");
+	check_recv(a, "gone");
+	CHECK(rcv(a, buf, sizeof(buf), NULL) == 0, "fd 13: its closed client's EOF is missing");
+	close(a);
 	check_listens(10, &names[10], SOCK_STREAM);
 	check_backlog(10, &names[10], 7);
 	check_backlog(13, &lname, 3);
@@ -343,6 +367,7 @@ static long long timeo(int fd, int name)
 }
 
 static int rcvbuf0, sndbuf1;
+static pid_t outsider;	/* --backlog: holds the waiting client */
 static long long rcvtimeo0, sndtimeo1;	/* rounded to jiffies */
 
 static int setup_options(void)
@@ -436,9 +461,22 @@ static int setup_refused(const char *kind)
 		return socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) || place(sv[0], 10) ||
 		       place(sv[1], 11) || sendmsg(10, &mh, 0) != 1 ? -1 : 0;
 	}
-	if (!strcmp(kind, "--backlog"))
-		return sock(SOCK_STREAM, 10, &lname) < 0 || listen(10, 4) ||
-		       sock(SOCK_STREAM, 11, NULL) < 0 || conn(11, &lname) ? -1 : 0;
+	if (!strcmp(kind, "--backlog")) {
+		struct pollfd pfd = { .fd = 10, .events = POLLIN };
+
+		if (sock(SOCK_STREAM, 10, &lname) < 0 || listen(10, 4))
+			return -1;
+		outsider = fork();
+		if (outsider == 0) {
+			/* Not in the checkpoint: it holds the client. */
+			fd = socket(AF_UNIX, SOCK_STREAM, 0);
+			if (fd < 0 || conn(fd, &lname))
+				_exit(1);
+			pause();
+			_exit(0);
+		}
+		return outsider < 0 || poll(&pfd, 1, 10000) != 1 ? -1 : 0;
+	}
 	if (!strcmp(kind, "--unlinked")) {
 		snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/gone.sock");
 		p = path(dir);
@@ -459,6 +497,8 @@ static void check_refused(const char *kind)
 
 		CHECK(a >= 0, "fd 10: the waiting connection is gone");
 		close(a);
+		kill(outsider, SIGKILL);
+		waitpid(outsider, NULL, 0);
 	}
 	if (!strcmp(kind, "--unlinked")) {
 		struct sockaddr_un a;

@@ -298,6 +298,7 @@ constexpr Field<ProcInfo> kProcFields[] = {
 constexpr Field<QueueChunk> kQueueFields[] = {
 	{AMBER_QUEUE_INO, &QueueChunk::ino},
 	{AMBER_QUEUE_EOR, &QueueChunk::eor},
+	{AMBER_QUEUE_EMBRYO, &QueueChunk::embryo},
 };
 
 Result<Rlimit> parse_rlimit(ByteView buf)
@@ -459,6 +460,10 @@ Result<FdInfo> parse_fd(ByteView buf)
 {
 	FdInfo f;
 	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type == AMBER_FD_UNIX_EMBRYO) {
+			f.unix_embryos.push_back(AMBER_TRY(a.u64()));
+			return true;
+		}
 		if (a.type != AMBER_FD_EPOLL_TFD)
 			return false;
 		EpollTfd t;
@@ -483,6 +488,9 @@ Result<FdInfo> parse_fd(ByteView buf)
 	f.timerfd = find_attr(attrs, AMBER_FD_TIMERFD_CLOCKID) != nullptr;
 	f.signalfd = find_attr(attrs, AMBER_FD_SIGNALFD_MASK) != nullptr;
 	f.unix_listening = find_attr(attrs, AMBER_FD_UNIX_BACKLOG) != nullptr;
+	if (!f.unix_listening && !f.unix_embryos.empty())
+		return fail(EBADMSG, "fd " + std::to_string(f.num) +
+					     ": UNIX_EMBRYO on a socket that does not listen");
 	f.sock_opts = find_attr(attrs, AMBER_FD_SOCK_RCVBUF) != nullptr;
 	if (f.unix_name.size() > 108 || f.unix_peer_name.size() > 108)
 		return fail(EBADMSG, "fd " + std::to_string(f.num) +

@@ -135,7 +135,11 @@ struct SharedPipe {
 // connected back, or outside the checkpoint). Accept: side 0 came from
 // accept() on listener, side 1 is the client (or a stand-in): the client
 // is bound if named, connects to the listener and side 0 is accepted.
-enum class SocketHow { Pair, Single, Accept };
+// Embryo: a connection waiting in listener's backlog: side 0 is its client
+// (or a stand-in, closed once its bytes are sent), bound if named, which
+// connects after the accepted ones and sends queue[1] (what the connection
+// holds) in.
+enum class SocketHow { Pair, Single, Accept, Embryo };
 struct SharedSocket {
 	SocketHow how = SocketHow::Pair;
 	uint32_t family = 0;
@@ -148,7 +152,7 @@ struct SharedSocket {
 	std::vector<Bytes> queue[2];
 	// Each side's fd as captured (names, options); empty for a stand-in.
 	FdInfo info[2];
-	int listener = -1;		// Accept: index into SharedPlan::sockets
+	int listener = -1;		// Accept, Embryo: index into SharedPlan::sockets
 	Bytes connect_name;		// Single: connect() to this name
 	int sender = -1;		// Single, connected: the peer's index, if here
 	// Names in the file system: the directory to bind a relative name

@@ -154,7 +154,38 @@ struct SocketBuild {
 	}
 	Result<void> accepted(uint64_t ino, const std::map<std::pair<uint32_t, Bytes>, uint64_t> &ls);
 	Result<void> other(uint64_t ino);
+	Result<void> embryos(uint64_t listener);
 };
+
+// The connections waiting in listener's backlog, in order: each client
+// must be here (or closed: a stand-in connects for it).
+Result<void> SocketBuild::embryos(uint64_t listener)
+{
+	const FdInfo &l = *info.at(listener);
+	for (size_t i = 0; i < l.unix_embryos.size(); i++) {
+		uint64_t c = l.unix_embryos[i];
+		SharedSocket s;
+		s.how = SocketHow::Embryo;
+		s.listener = b.sock_side.at(listener).first;
+		b.embryo_sock[{listener, uint32_t(i + 1)}] = int(b.sp.sockets.size());
+		if (!c) {
+			s.family = l.sock_family;
+			s.type = l.sock_type;
+			b.sp.sockets.push_back(std::move(s));
+			continue;
+		}
+		if (!info.count(c))
+			return fail(EOPNOTSUPP, name(listener) + ": a connection from socket:[" +
+							std::to_string(c) +
+							"], which is not in the checkpoint, waits in "
+							"its accept backlog");
+		if (b.sock_side.count(c))
+			return fail(EINVAL, name(listener) + ": " + name(c) +
+						    " waits in its accept backlog twice");
+		AMBER_TRY(add(std::move(s), c, 0));
+	}
+	return {};
+}
 
 // Side 0 from accept() on its listener, side 1 its client (if here).
 Result<void> SocketBuild::accepted(uint64_t ino,
@@ -239,6 +270,8 @@ Result<void> pair_sockets(SharedBuild &b, const std::vector<ProcImage> &procs)
 	for (auto &[ino, fidx] : b.sock_file)
 		if (!b.sock_side.count(ino) && sb.info.at(ino)->unix_accepted)
 			AMBER_TRY(sb.accepted(ino, listeners));
+	for (auto &[key, ino] : listeners)
+		AMBER_TRY(sb.embryos(ino));
 	for (auto &[ino, fidx] : b.sock_file)
 		if (!b.sock_side.count(ino))
 			AMBER_TRY(sb.other(ino));
@@ -252,8 +285,17 @@ bool queue_socket(SharedBuild &b, const QueueChunk &q)
 	auto s = b.sock_side.find(q.ino);
 	if (s == b.sock_side.end())
 		return false;
-	SharedSocket &sock = b.sp.sockets[s->second.first];
-	auto &queue = sock.queue[s->second.second];
+	int k = s->second.first, side = s->second.second;
+	if (q.embryo) {
+		// A connection waiting on listener q.ino: what its client sent.
+		auto e = b.embryo_sock.find({q.ino, q.embryo});
+		if (e == b.embryo_sock.end())
+			return false;
+		k = e->second;
+		side = 1;
+	}
+	SharedSocket &sock = b.sp.sockets[size_t(k)];
+	auto &queue = sock.queue[side];
 	if (sock.type == SOCK_STREAM) {
 		if (queue.empty())
 			queue.emplace_back();
@@ -479,7 +521,10 @@ using Made = std::vector<std::array<UniqueFd, 2>>;
 
 std::string side_name(const SharedPlan &sp, const SharedSocket &s, int i)
 {
-	const SharedFile &f = sp.files[s.file[i] >= 0 ? s.file[i] : s.file[1 - i]];
+	int idx = s.file[i] >= 0 ? s.file[i] : s.file[1 - i];
+	if (idx < 0)	// a closed client waiting on a listener: the listener's
+		idx = sp.sockets[size_t(s.listener)].file[0];
+	const SharedFile &f = sp.files[size_t(idx)];
 	return f.owner + ": " + f.path;
 }
 
@@ -489,7 +534,7 @@ Result<void> make_sockets(const SharedPlan &sp, Made &made)
 	for (size_t k = 0; k < sp.sockets.size(); k++) {
 		const SharedSocket &s = sp.sockets[k];
 		std::string name = side_name(sp, s, 0);
-		if (s.how == SocketHow::Accept)
+		if (s.how == SocketHow::Accept || s.how == SocketHow::Embryo)
 			continue;
 		if (s.how == SocketHow::Single) {
 			made[k][0] = UniqueFd(socket(int(s.family), int(s.type) | SOCK_CLOEXEC, 0));
@@ -542,6 +587,31 @@ Result<void> accept_sockets(const SharedPlan &sp, Made &made)
 	return {};
 }
 
+// Connections waiting in a backlog, after the accepted ones: the client
+// (or a stand-in) connects and sends what the connection held.
+Result<void> embryo_sockets(const SharedPlan &sp, Made &made)
+{
+	for (size_t k = 0; k < sp.sockets.size(); k++) {
+		const SharedSocket &s = sp.sockets[k];
+		if (s.how != SocketHow::Embryo)
+			continue;
+		std::string name = side_name(sp, s, 0);
+		const SharedSocket &l = sp.sockets[size_t(s.listener)];
+		UniqueFd c(socket(int(s.family), int(s.type) | SOCK_CLOEXEC, 0));
+		if (!c)
+			return fail_errno(name + ": socket");
+		if (s.file[0] >= 0)
+			AMBER_TRY(bind_name(c.get(), s.info[0], s.bind_dir[0], name));
+		SockAddr a = sock_addr(reach_name(l.info[0]));
+		if (connect(c.get(), reinterpret_cast<sockaddr *>(&a.sun), a.len))
+			return fail_errno(name + ": connecting to " +
+					  name_str(l.info[0].unix_name));
+		AMBER_TRY(send_queue(c.get(), s.type, s.queue[1], nullptr, name));
+		made[k][0] = std::move(c);
+	}
+	return {};
+}
+
 } // namespace
 
 Result<void> create_sockets(const SharedPlan &sp, SharedFds &out)
@@ -549,6 +619,7 @@ Result<void> create_sockets(const SharedPlan &sp, SharedFds &out)
 	Made made(sp.sockets.size());
 	AMBER_TRY(make_sockets(sp, made));
 	AMBER_TRY(accept_sockets(sp, made));
+	AMBER_TRY(embryo_sockets(sp, made));
 	// Datagram sockets connected one way, once every name is bound.
 	for (size_t k = 0; k < sp.sockets.size(); k++) {
 		const SharedSocket &s = sp.sockets[k];
@@ -562,6 +633,8 @@ Result<void> create_sockets(const SharedPlan &sp, SharedFds &out)
 	// Queues: side i's from side 1 - i; a lone socket's to its name.
 	for (size_t k = 0; k < sp.sockets.size(); k++) {
 		const SharedSocket &s = sp.sockets[k];
+		if (s.how == SocketHow::Embryo)
+			continue;	// sent when it connected
 		if (s.how != SocketHow::Single) {
 			for (int i = 0; i < 2; i++)
 				AMBER_TRY(send_queue(made[k][1 - i].get(), s.type, s.queue[i], nullptr,

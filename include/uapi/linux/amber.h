@@ -281,6 +281,12 @@ enum amber_queue_attr {
 	 * SOCK_STREAM sockets, whose bytes simply concatenate.
 	 */
 	AMBER_QUEUE_EOR,
+	/*
+	 * u32, UNIX listeners: the chunk is the queue of the N-th (from 1)
+	 * connection waiting in the accept backlog of the listener INO, the
+	 * bytes its client sent before it was accepted.
+	 */
+	AMBER_QUEUE_EMBRYO,
 
 	__AMBER_QUEUE_MAX,
 	AMBER_QUEUE_MAX = __AMBER_QUEUE_MAX - 1
@@ -675,6 +681,12 @@ enum amber_fd_attr {
 	AMBER_FD_SOCK_SNDTIMEO,
 	AMBER_FD_SOCK_PASSCRED,
 	AMBER_FD_SOCK_PASSSEC,
+	/*
+	 * u64, UNIX listeners, one per connection waiting in the accept
+	 * backlog, in accept() order: the inode of its client socket, 0 when
+	 * the client was closed. Their queues are AMBER_QUEUE_EMBRYO chunks.
+	 */
+	AMBER_FD_UNIX_EMBRYO,
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
