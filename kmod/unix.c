@@ -107,12 +107,13 @@ static const char *amber_unix_skb_refusal(const struct sk_buff *skb,
 }
 
 /*
- * Sizes the receive queue of @sk: messages (skbs with unread bytes for a
- * stream) and bytes. Fails on what amber_unix_skb_refusal() refuses and
- * out-of-band data.
+ * Sizes the receive queue of @sk (@embryo: the connection waiting in a
+ * backlog it is): messages (skbs with unread bytes for a stream) and bytes.
+ * Fails on what amber_unix_skb_refusal() refuses, out-of-band data and
+ * bytes in a connection waiting in a backlog.
  */
 static int amber_unix_size(struct sock *sk, struct sock *peer, bool stream,
-			   const struct amber_fd *fd, u32 *nr, size_t *len,
+			   const struct amber_fd *fd, u32 embryo, u32 *nr, size_t *len,
 			   struct amber_err *e)
 {
 	struct sk_buff_head *queue = &sk->sk_receive_queue;
@@ -135,6 +136,15 @@ static int amber_unix_size(struct sock *sk, struct sock *peer, bool stream,
 		*len += amber_unix_skb_len(skb, stream);
 	}
 	spin_unlock(&queue->lock);
+	/*
+	 * What a client sends to a connection not yet accepted always carries
+	 * its credentials (the connection has no socket to ask for
+	 * SO_PASSCRED): nothing in its queue can be sent again as it was.
+	 */
+	if (embryo && *nr)
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("fd %u: %s: connection %u waiting in its accept backlog holds bytes, which carry their sender's credentials (SCM_CREDENTIALS): not supported",
+					    fd->num, fd->path, embryo));
 	if (refusal)
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("fd %u: %s: %s", fd->num, fd->path, refusal));
@@ -223,7 +233,7 @@ static int amber_unix_queue(struct amber_files_state *st,
 		goto out_put;
 	}
 	for (tries = 0; tries < AMBER_UNIX_TRIES; tries++) {
-		err = amber_unix_size(sk, peer, stream, fd, &nr, &len, e);
+		err = amber_unix_size(sk, peer, stream, fd, embryo, &nr, &len, e);
 		if (err || !nr)
 			goto out_unlock;
 		err = amber_fq_charge(st, ids, fd, len, e);

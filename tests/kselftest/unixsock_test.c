@@ -14,7 +14,8 @@
  *
  * The refused kinds must fail the checkpoint by name with nothing killed:
  * queued credentials, an fd in flight, a connection from outside the
- * checkpoint waiting in an accept backlog, a name unlinked from the file
+ * checkpoint waiting in an accept backlog, bytes sent to a waiting
+ * connection (they carry credentials), a name unlinked from the file
  * system.
  */
 #define _GNU_SOURCE
@@ -51,6 +52,9 @@ FIXTURE_VARIANT_ADD(unixsock, rights) {
 };
 FIXTURE_VARIANT_ADD(unixsock, backlog) {
 	.kind = "--backlog", .refused = "which is not in the checkpoint, waits in its accept backlog",
+};
+FIXTURE_VARIANT_ADD(unixsock, early) {
+	.kind = "--early", .refused = "waiting in its accept backlog holds bytes",
 };
 FIXTURE_VARIANT_ADD(unixsock, unlinked) {
 	.kind = "--unlinked", .refused = "/gone.sock was unlinked",
