@@ -93,8 +93,8 @@ u64 amber_fileids_get(struct amber_fileids *ids, struct file *file);
  * Captures current's fd table. Runs in the target's context while its
  * group is stopped; processes of one group may call it concurrently with
  * the same @ids. Refuses (by fd number and name, in @e) what cannot be
- * checkpointed: sockets other than connected or unnamed UNIX ones, and
- * queued data that cannot be restored (see pipe.c and unix.c).
+ * checkpointed: sockets other than UNIX ones, and UNIX sockets and queued
+ * data that cannot be restored (see pipe.c and unix.c).
  */
 /*
  * Runs @file's own ->show_fdinfo (the text of /proc/PID/fdinfo/N after its
@@ -113,8 +113,8 @@ void amber_files_free(struct amber_files_state *st);
 
 /*
  * Optional, before anything is stopped: the refusals of amber_files_capture()
- * that a look from outside can make now (sockets other than connected or
- * unnamed UNIX ones), same messages, for any @task (the caller keeps it
+ * that a look from outside can make now (sockets other than UNIX ones, UNIX
+ * sockets refused by their attributes), same messages, for any @task (the caller keeps it
  * alive). Capture checks again. Sleeps.
  */
 int amber_files_precheck(struct task_struct *task, struct amber_err *e);

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Sockets: UNIX sockets' attributes (family, type, peer, shutdown) and the
- * bytes queued in them, read without consuming anything; every other
- * socket is refused. The tool recreates the pair and sends the bytes back.
+ * Sockets: UNIX sockets' attributes (family, type, peer, shutdown, names,
+ * the bound socket file, a listener's backlog and the connections waiting
+ * in it, options) and the bytes queued in them, read without consuming
+ * anything; every other socket is refused. The tool recreates the sockets
+ * and sends the bytes back.
  *
  * A queue is captured once per inode and request (the first process of the
  * group to capture an fd of it carries it, see amber_fileids_claim()),
@@ -10,11 +12,14 @@
  * only to walk the list). Writers outside the group may still append; the
  * group's own are stopped.
  *
- * Refused, by fd number and name: sockets other than AF_UNIX, bound or
- * listening UNIX sockets, queued SCM_RIGHTS (the files in flight would have
- * to be checkpointed too), out-of-band data, SO_PEEK_OFF, and more than
- * AMBER_QUEUE_MAX_BYTES queued in a request or AMBER_FILES_PROC_QUEUE_MAX in
- * one process.
+ * Refused, by fd number and name: sockets other than AF_UNIX, a name
+ * unlinked from the file system, more than AMBER_UNIX_EMBRYOS_MAX
+ * connections waiting in a backlog, queued SCM_RIGHTS (the files in flight
+ * would have to be checkpointed too) and SCM_CREDENTIALS (bytes sent to a
+ * connection waiting in a backlog carry them), a queued message the
+ * restore could not send from the same sender, out-of-band data,
+ * SO_PEEK_OFF, and more than AMBER_QUEUE_MAX_BYTES queued in a request or
+ * AMBER_FILES_PROC_QUEUE_MAX in one process.
  */
 #include <linux/fs.h>
 #include <linux/mutex.h>
@@ -98,9 +103,10 @@ static const char *amber_unix_skb_refusal(const struct sk_buff *skb,
 	if (UNIXCB(skb).fp)
 		return "file descriptors queued (SCM_RIGHTS) are not supported";
 	if (UNIXCB(skb).pid)
-		return "credentials queued with its messages (SCM_CREDENTIALS, SO_PASSCRED) are not supported";
+		return "queued credentials (SCM_CREDENTIALS, SO_PASSCRED) are not supported";
 	if (peer && skb->sk != peer)
 		return "a message queued from another socket than its peer is not supported";
+	/* Acquire: pairs with the release that publishes a bound address. */
 	if (!peer && skb->sk && smp_load_acquire(&unix_sk(skb->sk)->addr))
 		return "a message queued from a named socket is not supported";
 	return NULL;
@@ -338,8 +344,7 @@ static int amber_unix_bound_file(struct amber_fd *fd, struct sock *sk,
 	if (d_unlinked(p.dentry)) {
 		err = amber_fail(e, -EOPNOTSUPP,
 				 amber_msg("fd %u: %s: its name %.*s was unlinked from the file system",
-					   fd->num, fd->path, (int)strnlen(attrs->name, attrs->name_len),
-					   attrs->name));
+					   fd->num, fd->path, (int)attrs->name_len, attrs->name));
 		goto out;
 	}
 	inode = d_inode(p.dentry);
@@ -466,6 +471,7 @@ static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 	attrs.listening = sk->sk_state == TCP_LISTEN;
 	if (attrs.listening)
 		attrs.backlog = READ_ONCE(sk->sk_max_ack_backlog);
+	/* Acquire: pairs with the release in bind(), autobind and accept(). */
 	addr = smp_load_acquire(&unix_sk(sk)->addr);
 	attrs.name_len = amber_unix_copy_name(attrs.name, addr);
 	attrs.accepted = addr && amber_unix_accepted(sk, addr);
@@ -479,9 +485,9 @@ static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 	if (peer) {
 		/* 0 once the peer is closed: no inode to name. */
 		fd->peer_ino = sock_i_ino(peer);
-		attrs.peer_name_len =
-			amber_unix_copy_name(attrs.peer_name,
-					     smp_load_acquire(&unix_sk(peer)->addr));
+		/* Acquire: pairs with the release that publishes its address. */
+		addr = smp_load_acquire(&unix_sk(peer)->addr);
+		attrs.peer_name_len = amber_unix_copy_name(attrs.peer_name, addr);
 		sock_put(peer);
 	}
 	/* The peek position would be lost: recv(MSG_PEEK) would start over. */

@@ -45,7 +45,7 @@ FIXTURE_VARIANT_ADD(unixsock, dgram) { .kind = "--dgram" };
 FIXTURE_VARIANT_ADD(unixsock, seqpacket) { .kind = "--seqpacket" };
 FIXTURE_VARIANT_ADD(unixsock, options) { .kind = "--options" };
 FIXTURE_VARIANT_ADD(unixsock, creds) {
-	.kind = "--creds", .refused = "(SCM_CREDENTIALS, SO_PASSCRED) are not supported",
+	.kind = "--creds", .refused = "queued credentials (SCM_CREDENTIALS, SO_PASSCRED) are not supported",
 };
 FIXTURE_VARIANT_ADD(unixsock, rights) {
 	.kind = "--rights", .refused = "(SCM_RIGHTS) are not supported",
