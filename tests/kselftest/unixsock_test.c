@@ -4,7 +4,8 @@
  * one kind per variant (stream listeners on a relative path and an
  * abstract name with accepted connections, an autobound and a never
  * connected socket; a datagram server with messages from an unnamed
- * sender and a client connected to it one way; seqpacket records through
+ * sender and a client connected to it one way, a socket connected to a
+ * logger outside the checkpoint (reconnected by name); seqpacket records through
  * an accepted connection; socket options), is checkpointed with --kill
  * (the stream kind also with a child and --tree --kill), restored,
  * compared with the fidelity helper, and checks its own state: names and

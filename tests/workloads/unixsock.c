@@ -16,7 +16,9 @@
  *   two messages queued from an unnamed socket since closed; fd 11 bound
  *   to an abstract name and connected to fd 10, one message queued from
  *   fd 10; fds 12 and 13 a datagram socketpair, fd 12 bound to an abstract
- *   name, a message queued each way.
+ *   name, a message queued each way; fd 14 connected to DIR/log.sock, bound
+ *   by a child outside the checkpoint (a /dev/log of its own) that keeps
+ *   what it receives in DIR/log.out.
  * --seqpacket: fd 10 a SOCK_SEQPACKET listener on an abstract name, fd 11
  *   a client, fd 12 accepted; records queued both ways.
  * --options: a stream socketpair (fds 10, 11) with SO_RCVBUF, SO_SNDBUF,
@@ -268,11 +270,74 @@ static void check_stream(void)
 	close(accept(13, NULL, NULL));
 }
 
+static char log_out[300];
+
+/*
+ * A /dev/log of its own, outside the checkpoint: a child bound to
+ * DIR/log.sock that appends what it receives to DIR/log.out until "quit".
+ */
+static int start_logger(struct name *n)
+{
+	char p[256];
+	pid_t pid;
+
+	snprintf(p, sizeof(p), "%s/log.sock", dir);
+	snprintf(log_out, sizeof(log_out), "%s/log.out", dir);
+	*n = path(p);
+	unlink(p);
+	unlink(log_out);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int s = socket(AF_UNIX, SOCK_DGRAM, 0), out;
+		char buf[64];
+		ssize_t len;
+
+		out = open(log_out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (s < 0 || out < 0 || bind(s, (void *)&n->a, n->len))
+			_exit(1);
+		while ((len = recv(s, buf, sizeof(buf), 0)) > 0) {
+			if (len == 4 && !memcmp(buf, "quit", 4))
+				_exit(0);
+			if (write(out, buf, len) != len || write(out, "\n", 1) != 1)
+				_exit(1);
+		}
+		_exit(1);
+	}
+	for (int i = 0; i < 500 && access(p, F_OK); i++)
+		usleep(10000);
+	return access(p, F_OK);
+}
+
+/* The logger's file holds @want within 5 s. */
+static void check_log(const char *want)
+{
+	char buf[256] = "";
+	ssize_t n = 0;
+	int fd;
+
+	for (int i = 0; i < 500; i++) {
+		fd = open(log_out, O_RDONLY);
+		n = fd < 0 ? 0 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		if (!strcmp(buf, want))
+			break;
+		usleep(10000);
+	}
+	CHECK(!strcmp(buf, want), "log.out holds '%s', want '%s'", buf, want);
+}
+
 static int setup_dgram(void)
 {
-	struct name srv, cli = abstract("dgc"), pn = abstract("dgp");
+	struct name srv, cli = abstract("dgc"), pn = abstract("dgp"), log;
 	int tmp = socket(AF_UNIX, SOCK_DGRAM, 0), sv[2];
 
+	if (start_logger(&log) || sock(SOCK_DGRAM, 14, NULL) < 0 || conn(14, &log) ||
+	    send(14, "before", 6, 0) != 6)
+		return -1;
 	snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/dgram.sock");
 	srv = path(dir);
 	unlink(dir);
@@ -288,7 +353,7 @@ static int setup_dgram(void)
 	    bind(12, (void *)&pn.a, pn.len) || send(12, "to-13", 5, 0) != 5 ||
 	    send(13, "to-12", 5, 0) != 5 || send(13, "to-12-b", 7, 0) != 7)
 		return -1;
-	record(10, 13);
+	record(10, 14);
 	return 0;
 }
 
@@ -298,7 +363,7 @@ static void check_dgram(void)
 	char buf[64];
 	ssize_t n;
 
-	check_names(10, 13);
+	check_names(10, 14);
 	n = rcv(10, buf, sizeof(buf), &from);
 	CHECK(n == 2 && !memcmp(buf, "m1", 2) && from.len == unnamed.len,
 	      "fd 10: first message %zd bytes, from a name of %u", n, from.len);
@@ -321,6 +386,9 @@ static void check_dgram(void)
 	n = rcv(13, buf, sizeof(buf), &from);
 	CHECK(n == 5 && !memcmp(buf, "to-13", 5) && same(&from, &names[12]),
 	      "fd 13: message %zd bytes, from a name of %u", n, from.len);
+	CHECK(send(14, "after", 5, 0) == 5, "fd 14: send to the logger: %s", strerror(errno));
+	check_log("before\nafter\n");
+	CHECK(send(14, "quit", 4, 0) == 4, "fd 14: send quit");
 }
 
 static int setup_seqpacket(void)
