@@ -38,13 +38,26 @@ FIXTURE_VARIANT(unixsock) {
 	const char *kind;	/* the workload's --KIND */
 	bool tree;		/* --fork workload, checkpoint --tree */
 	const char *refused;	/* NULL: restored; else the refusal's words */
+	const char *inspect[6];	/* what `amber inspect` shows of the image */
 };
 
-FIXTURE_VARIANT_ADD(unixsock, stream) { .kind = "--stream" };
+FIXTURE_VARIANT_ADD(unixsock, stream) {
+	.kind = "--stream",
+	.inspect = { "listening, backlog 7, 1 waiting, bound to srv.sock (file 640 0:0)",
+		     "accepted on srv.sock", "peer name srv.sock",
+		     "listening, backlog 3, 1 waiting, bound to @amber-lst-", "unconnected" },
+};
 FIXTURE_VARIANT_ADD(unixsock, stream_tree) { .kind = "--stream", .tree = true };
-FIXTURE_VARIANT_ADD(unixsock, dgram) { .kind = "--dgram" };
+FIXTURE_VARIANT_ADD(unixsock, dgram) {
+	.kind = "--dgram",
+	.inspect = { "unconnected, bound to /tmp/amber-tests/unix/",
+		     "11 bytes queued in 2 messages", "/log.sock, rcvbuf" },
+};
 FIXTURE_VARIANT_ADD(unixsock, seqpacket) { .kind = "--seqpacket" };
-FIXTURE_VARIANT_ADD(unixsock, options) { .kind = "--options" };
+FIXTURE_VARIANT_ADD(unixsock, options) {
+	.kind = "--options",
+	.inspect = { "rcvbuf 200000 (set)", "rcvlowat 5", "passcred" },
+};
 FIXTURE_VARIANT_ADD(unixsock, creds) {
 	.kind = "--creds", .refused = "queued credentials (SCM_CREDENTIALS, SO_PASSCRED) are not supported",
 };
@@ -73,6 +86,8 @@ FIXTURE_TEARDOWN(unixsock)
 
 TEST_F_TIMEOUT(unixsock, checkpoint, 180)
 {
+	struct fid_snap *before;
+
 	REQUIRE_AMBER();
 	sc_start(_metadata, &self->sc, variant->kind);
 	if (variant->refused) {
@@ -81,7 +96,19 @@ TEST_F_TIMEOUT(unixsock, checkpoint, 180)
 		sc_refused(_metadata, &self->sc, NULL, want);
 		return;
 	}
-	sc_restore_check(_metadata, &self->sc, sc_checkpoint_kill(_metadata, &self->sc));
+	before = sc_checkpoint_kill(_metadata, &self->sc);
+	if (variant->inspect[0]) {
+		struct cmd_result r = { 0 };
+
+		ASSERT_EQ(0, run_cmdl(30000, &r, AMBER_BIN, "inspect", "-D", self->sc.dir, NULL));
+		EXPECT_EQ(0, exit_code(r.status)) TH_LOG("inspect: %s", r.err);
+		for (int i = 0; i < 6 && variant->inspect[i]; i++) {
+			EXPECT_TRUE(r.out && strstr(r.out, variant->inspect[i]))
+				TH_LOG("inspect shows no \"%s\":\n%s", variant->inspect[i], r.out);
+		}
+		cmd_result_free(&r);
+	}
+	sc_restore_check(_metadata, &self->sc, before);
 }
 
 TEST_HARNESS_MAIN

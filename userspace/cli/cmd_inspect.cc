@@ -48,7 +48,8 @@ std::string socket_str(const FdInfo &f, const Checkpoint &c)
 	std::string s = fmt::format(" ({} {}", family_name(f.sock_family),
 				    sock_type_name(f.sock_type));
 	if (f.unix_listening)
-		s += fmt::format(", listening, backlog {}", f.unix_backlog);
+		s += fmt::format(", listening, backlog {}, {} waiting", f.unix_backlog,
+				 f.unix_embryos.size());
 	else if (f.unix_no_peer)
 		s += ", unconnected";
 	else if (f.peer_ino)
