@@ -321,14 +321,14 @@ Result<void> check_socket_queues(const SharedBuild &b)
 		if (s.how != SocketHow::Single || s.queue[0].empty())
 			continue;
 		const SharedFile &f = b.sp.files[s.file[0]];
-		if (s.info[0].unix_name.empty())
-			return fail(EOPNOTSUPP, f.owner + ": " + f.path +
-							": messages queued in a socket without a name");
 		if (!s.connect_name.empty() && s.sender < 0)
 			return fail(EOPNOTSUPP, f.owner + ": " + f.path +
 							": messages queued from its peer " +
 							name_str(s.connect_name) +
 							", which is not in the checkpoint");
+		if (s.info[0].unix_name.empty())
+			return fail(EOPNOTSUPP, f.owner + ": " + f.path +
+							": messages queued in a socket without a name");
 	}
 	return {};
 }
