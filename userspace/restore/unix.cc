@@ -100,8 +100,14 @@ Result<std::string> bind_dir(const FdInfo &f, const std::string &name)
 	std::string rel = name_path(f.unix_name);
 	if (f.unix_path.empty())
 		return fail(EINVAL, name + ": bound to " + rel + " without its file's path");
-	if (rel[0] == '/')
+	// The file restore removes when stale, and chowns and chmods once
+	// bound, must be the one the name binds.
+	if (rel[0] == '/') {
+		if (rel != f.unix_path)
+			return fail(EINVAL, name + ": bound to " + rel + " but its file is " +
+						    f.unix_path);
 		return std::string();
+	}
 	if (f.unix_path.size() <= rel.size() + 1 ||
 	    f.unix_path.compare(f.unix_path.size() - rel.size() - 1, std::string::npos,
 				"/" + rel))
@@ -410,6 +416,9 @@ Result<void> bind_name(int fd, const FdInfo &f, const std::string &dir, const st
 					 strerror(err));
 	if (!path)
 		return {};
+	struct stat st;
+	if (lstat(f.unix_path.c_str(), &st) || !S_ISSOCK(st.st_mode))
+		return fail(EEXIST, name + ": " + f.unix_path + " is not the socket just bound");
 	if (fchownat(AT_FDCWD, f.unix_path.c_str(), f.unix_file_uid, f.unix_file_gid,
 		     AT_SYMLINK_NOFOLLOW) ||
 	    fchmodat(AT_FDCWD, f.unix_path.c_str(), f.unix_file_mode & 07777, 0))
