@@ -100,14 +100,8 @@ Result<std::string> bind_dir(const FdInfo &f, const std::string &name)
 	std::string rel = name_path(f.unix_name);
 	if (f.unix_path.empty())
 		return fail(EINVAL, name + ": bound to " + rel + " without its file's path");
-	// The file restore removes when stale, and chowns and chmods once
-	// bound, must be the one the name binds.
-	if (rel[0] == '/') {
-		if (rel != f.unix_path)
-			return fail(EINVAL, name + ": bound to " + rel + " but its file is " +
-						    f.unix_path);
+	if (rel[0] == '/')
 		return std::string();
-	}
 	if (f.unix_path.size() <= rel.size() + 1 ||
 	    f.unix_path.compare(f.unix_path.size() - rel.size() - 1, std::string::npos,
 				"/" + rel))
@@ -357,10 +351,11 @@ SockAddr sock_addr(const Bytes &n)
 	return a;
 }
 
-// The name to reach the socket of f by: its absolute path, or its name.
+// The name to reach the socket of f by: its name, or for a relative one
+// its file's absolute path.
 Bytes reach_name(const FdInfo &f)
 {
-	if (!is_path_name(f.unix_name))
+	if (!is_path_name(f.unix_name) || f.unix_name[0] == '/')
 		return f.unix_name;
 	Bytes n(f.unix_path.begin(), f.unix_path.end());
 	n.push_back(0);
@@ -393,15 +388,19 @@ Result<void> remove_stale(const std::string &path, const std::string &name)
 }
 
 // Binds fd to f's name (dir: where a relative name resolves from), and
-// gives its socket file the recorded owner and mode.
+// gives its socket file the recorded owner and mode. The file is the one
+// the name itself reaches (an absolute name's path may differ from its
+// file's d_path through a symlink such as /var/run; a relative name's
+// directory was taken from that d_path).
 Result<void> bind_name(int fd, const FdInfo &f, const std::string &dir, const std::string &name)
 {
 	if (f.unix_name.empty() || f.unix_accepted)
 		return {};
 	SockAddr a = sock_addr(f.unix_name);
 	bool path = is_path_name(f.unix_name);
+	const std::string file = path ? dir + name_path(f.unix_name) : std::string();
 	if (path)
-		AMBER_TRY(remove_stale(f.unix_path, name));
+		AMBER_TRY(remove_stale(file, name));
 	UniqueFd cwd;
 	if (!dir.empty()) {
 		cwd = UniqueFd(open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -417,12 +416,12 @@ Result<void> bind_name(int fd, const FdInfo &f, const std::string &dir, const st
 	if (!path)
 		return {};
 	struct stat st;
-	if (lstat(f.unix_path.c_str(), &st) || !S_ISSOCK(st.st_mode))
-		return fail(EEXIST, name + ": " + f.unix_path + " is not the socket just bound");
-	if (fchownat(AT_FDCWD, f.unix_path.c_str(), f.unix_file_uid, f.unix_file_gid,
+	if (lstat(file.c_str(), &st) || !S_ISSOCK(st.st_mode))
+		return fail(EEXIST, name + ": " + file + " is not the socket just bound");
+	if (fchownat(AT_FDCWD, file.c_str(), f.unix_file_uid, f.unix_file_gid,
 		     AT_SYMLINK_NOFOLLOW) ||
-	    fchmodat(AT_FDCWD, f.unix_path.c_str(), f.unix_file_mode & 07777, 0))
-		return fail_errno(name + ": " + f.unix_path);
+	    fchmodat(AT_FDCWD, file.c_str(), f.unix_file_mode & 07777, 0))
+		return fail_errno(name + ": " + file);
 	return {};
 }
 
