@@ -408,6 +408,7 @@ void amber_files_free(struct amber_files_state *st)
 		kfree(st->fds[i].path);
 		kfree(st->fds[i].epoll_tfds);
 		kvfree(st->fds[i].inotify_watches);
+		kfree(st->fds[i].un);
 	}
 	kvfree(st->fds);
 	st->fds = NULL;

@@ -9,6 +9,7 @@
 
 struct amber_epoll_tfd;
 struct amber_inotify_watch;
+struct amber_unix_fd;
 struct file;
 struct inode;
 struct task_struct;
@@ -51,6 +52,7 @@ struct amber_fd {
 	bool cloexec;
 	bool tty;
 	char *path;
+	struct amber_unix_fd *un;	/* kzalloc()ed, UNIX sockets only */
 };
 
 /*
@@ -61,6 +63,7 @@ struct amber_fd {
 struct amber_fq {
 	struct amber_fq *next;
 	u64 ino;		/* as AMBER_FD_INO of the fds that refer to it */
+	u32 embryo;		/* 0, or AMBER_QUEUE_EMBRYO: ino is the listener */
 	size_t len;		/* bytes in data */
 	u32 nr_msgs;		/* 0 for pipes, FIFOs and SOCK_STREAM */
 	u32 *msg_len;
@@ -94,8 +97,8 @@ u64 amber_fileids_get(struct amber_fileids *ids, struct file *file);
  * Captures current's fd table. Runs in the target's context while its
  * group is stopped; processes of one group may call it concurrently with
  * the same @ids. Refuses (by fd number and name, in @e) what cannot be
- * checkpointed: sockets other than connected or unnamed UNIX ones, and
- * queued data that cannot be restored (see pipe.c and unix.c).
+ * checkpointed: sockets other than UNIX ones, and UNIX sockets and queued
+ * data that cannot be restored (see pipe.c and unix.c).
  */
 /*
  * Runs @file's own ->show_fdinfo (the text of /proc/PID/fdinfo/N after its
@@ -121,8 +124,8 @@ void amber_files_free(struct amber_files_state *st);
 
 /*
  * Optional, before anything is stopped: the refusals of amber_files_capture()
- * that a look from outside can make now (sockets other than connected or
- * unnamed UNIX ones), same messages, for any @task (the caller keeps it
+ * that a look from outside can make now (sockets other than UNIX ones, UNIX
+ * sockets refused by their attributes), same messages, for any @task (the caller keeps it
  * alive). Capture checks again. Sleeps.
  */
 int amber_files_precheck(struct task_struct *task, struct amber_err *e);

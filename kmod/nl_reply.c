@@ -20,6 +20,7 @@
 #include "epoll.h"
 #include "inotify.h"
 #include "netlink.h"
+#include "unix.h"
 
 /* x86-64 never pads 64-bit attributes; AMBER_A_PAD only exists for others. */
 int amber_put_u64(struct sk_buff *skb, int type, u64 value)
@@ -44,22 +45,24 @@ static size_t amber_str_size(const char *s)
 #define AMBER_U32_SIZE	nla_total_size(sizeof(u32))
 #define AMBER_U64_SIZE	nla_total_size_64bit(sizeof(u64))
 
-/* One AMBER_A_QUEUE nest: INO, DATA, EOR. */
-static size_t amber_fq_chunk_size(size_t len, bool eor)
+/* One AMBER_A_QUEUE nest: INO, DATA, EOR, EMBRYO. */
+static size_t amber_fq_chunk_size(const struct amber_fq *q, size_t len, bool eor)
 {
 	return NLA_HDRLEN + nla_total_size_64bit(sizeof(u64)) +
-	       nla_total_size(len) + (eor ? nla_total_size(0) : 0);
+	       nla_total_size(len) + (eor ? nla_total_size(0) : 0) +
+	       (q->embryo ? AMBER_U32_SIZE : 0);
 }
 
-static int amber_fq_fill_chunk(struct sk_buff *skb, u64 ino, const u8 *data,
-			       size_t len, bool eor)
+static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
+			       const u8 *data, size_t len, bool eor)
 {
 	struct nlattr *nest = nla_nest_start(skb, AMBER_A_QUEUE);
 
 	if (!nest ||
-	    amber_put_u64(skb, AMBER_QUEUE_INO, ino) ||
+	    amber_put_u64(skb, AMBER_QUEUE_INO, q->ino) ||
 	    nla_put(skb, AMBER_QUEUE_DATA, len, data) ||
-	    (eor && nla_put_flag(skb, AMBER_QUEUE_EOR)))
+	    (eor && nla_put_flag(skb, AMBER_QUEUE_EOR)) ||
+	    (q->embryo && nla_put_u32(skb, AMBER_QUEUE_EMBRYO, q->embryo)))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
@@ -70,7 +73,7 @@ static int amber_fq_fill_chunk(struct sk_buff *skb, u64 ino, const u8 *data,
  * (a message's last with EOR, an empty message as one empty chunk), or
  * only adds their size to *@size when @skb is NULL.
  */
-static int amber_fq_put(struct sk_buff *skb, size_t *size, u64 ino,
+static int amber_fq_put(struct sk_buff *skb, size_t *size, const struct amber_fq *q,
 			const u8 *data, size_t len, bool msg)
 {
 	size_t off = 0, n;
@@ -80,8 +83,8 @@ static int amber_fq_put(struct sk_buff *skb, size_t *size, u64 ino,
 		n = min_t(size_t, len - off, AMBER_QUEUE_CHUNK);
 		eor = msg && off + n == len;
 		if (!skb)
-			*size += amber_fq_chunk_size(n, eor);
-		else if (amber_fq_fill_chunk(skb, ino, data + off, n, eor))
+			*size += amber_fq_chunk_size(q, n, eor);
+		else if (amber_fq_fill_chunk(skb, q, data + off, n, eor))
 			return -EMSGSIZE;
 		off += n;
 	} while (off < len);
@@ -96,9 +99,9 @@ static int amber_fq_put_all(struct sk_buff *skb, size_t *size,
 	u32 i;
 
 	if (!q->nr_msgs)
-		return q->len ? amber_fq_put(skb, size, q->ino, data, q->len, false) : 0;
+		return q->len ? amber_fq_put(skb, size, q, data, q->len, false) : 0;
 	for (i = 0; i < q->nr_msgs; i++) {
-		if (amber_fq_put(skb, size, q->ino, data, q->msg_len[i], true))
+		if (amber_fq_put(skb, size, q, data, q->msg_len[i], true))
 			return -EMSGSIZE;
 		data += q->msg_len[i];
 	}
@@ -116,6 +119,31 @@ static size_t amber_fq_size(const struct amber_fq *q)
 
 	amber_fq_put_all(NULL, &size, q);
 	return size;
+}
+
+/* The UNIX_* and SOCK_* options of a UNIX socket's fd, as amber_fill_unix() puts them. */
+static size_t amber_unix_fd_size(const struct amber_unix_fd *u)
+{
+	/* RCVBUF, SNDBUF, USERLOCKS, RCVLOWAT; RCVTIMEO, SNDTIMEO */
+	size_t size = 4 * AMBER_U32_SIZE + 2 * AMBER_U64_SIZE;
+
+	if (u->name_len)
+		size += nla_total_size(u->name_len);
+	if (u->accepted)
+		size += nla_total_size(0);
+	if (u->path[0])	/* PATH; FILE_MODE, FILE_UID, FILE_GID */
+		size += nla_total_size(strlen(u->path) + 1) + 3 * AMBER_U32_SIZE;
+	if (u->listening)
+		size += AMBER_U32_SIZE;
+	if (u->no_peer)
+		size += nla_total_size(0);
+	if (u->peer_name_len)
+		size += nla_total_size(u->peer_name_len);
+	if (u->passcred)
+		size += nla_total_size(0);
+	if (u->passsec)
+		size += nla_total_size(0);
+	return size + u->nr_embryos * AMBER_U64_SIZE;
 }
 
 /* The AMBER_A_FD nest of @fd, header included, as amber_fill_fd() puts it. */
@@ -159,6 +187,8 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 	for (i = 0; fd->inotify && i < fd->nr_inotify; i++)
 		size += NLA_HDRLEN + 3 * AMBER_U32_SIZE + 2 * AMBER_U64_SIZE +
 			nla_total_size(fd->inotify_watches[i].handle_bytes);
+	if (fd->un)
+		size += amber_unix_fd_size(fd->un);
 	return size;
 }
 
@@ -208,6 +238,39 @@ static int amber_fill_inotify(struct sk_buff *skb, const struct amber_fd *fd)
 	return 0;
 }
 
+static int amber_fill_unix(struct sk_buff *skb, const struct amber_unix_fd *u)
+{
+	u32 i;
+
+	if ((u->name_len && nla_put(skb, AMBER_FD_UNIX_NAME, u->name_len, u->name)) ||
+	    (u->accepted && nla_put_flag(skb, AMBER_FD_UNIX_ACCEPTED)))
+		return -EMSGSIZE;
+	if (u->path[0] &&
+	    (nla_put_string(skb, AMBER_FD_UNIX_PATH, u->path) ||
+	     nla_put_u32(skb, AMBER_FD_UNIX_FILE_MODE, u->file_mode) ||
+	     nla_put_u32(skb, AMBER_FD_UNIX_FILE_UID, u->file_uid) ||
+	     nla_put_u32(skb, AMBER_FD_UNIX_FILE_GID, u->file_gid)))
+		return -EMSGSIZE;
+	if ((u->listening && nla_put_u32(skb, AMBER_FD_UNIX_BACKLOG, u->backlog)) ||
+	    (u->no_peer && nla_put_flag(skb, AMBER_FD_UNIX_NO_PEER)) ||
+	    (u->peer_name_len &&
+	     nla_put(skb, AMBER_FD_UNIX_PEER_NAME, u->peer_name_len, u->peer_name)))
+		return -EMSGSIZE;
+	if (nla_put_u32(skb, AMBER_FD_SOCK_RCVBUF, u->rcvbuf) ||
+	    nla_put_u32(skb, AMBER_FD_SOCK_SNDBUF, u->sndbuf) ||
+	    nla_put_u32(skb, AMBER_FD_SOCK_USERLOCKS, u->userlocks) ||
+	    nla_put_u32(skb, AMBER_FD_SOCK_RCVLOWAT, u->rcvlowat) ||
+	    amber_put_u64(skb, AMBER_FD_SOCK_RCVTIMEO, u->rcvtimeo) ||
+	    amber_put_u64(skb, AMBER_FD_SOCK_SNDTIMEO, u->sndtimeo) ||
+	    (u->passcred && nla_put_flag(skb, AMBER_FD_SOCK_PASSCRED)) ||
+	    (u->passsec && nla_put_flag(skb, AMBER_FD_SOCK_PASSSEC)))
+		return -EMSGSIZE;
+	for (i = 0; i < u->nr_embryos; i++)
+		if (amber_put_u64(skb, AMBER_FD_UNIX_EMBRYO, u->embryos[i]))
+			return -EMSGSIZE;
+	return 0;
+}
+
 static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 {
 	struct nlattr *nest = nla_nest_start(skb, AMBER_A_FD);
@@ -242,6 +305,8 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	     (fd->eventfd_sem && nla_put_flag(skb, AMBER_FD_EVENTFD_SEMAPHORE))))
 		return -EMSGSIZE;
 	if (fd->epoll && amber_fill_epoll(skb, fd))
+		return -EMSGSIZE;
+	if (fd->un && amber_fill_unix(skb, fd->un))
 		return -EMSGSIZE;
 	if (fd->timerfd &&
 	    (nla_put_u32(skb, AMBER_FD_TIMERFD_CLOCKID, fd->timerfd_clockid) ||

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Sockets: UNIX sockets' attributes (family, type, peer, shutdown) and the
- * bytes queued in them, read without consuming anything; every other
- * socket is refused. The tool recreates the pair and sends the bytes back.
+ * Sockets: UNIX sockets' attributes (family, type, peer, shutdown, names,
+ * the bound socket file, a listener's backlog and the connections waiting
+ * in it, options) and the bytes queued in them, read without consuming
+ * anything; every other socket is refused. The tool recreates the sockets
+ * and sends the bytes back.
  *
  * A queue is captured once per inode and request (the first process of the
  * group to capture an fd of it carries it, see amber_fileids_claim()),
@@ -10,11 +12,14 @@
  * only to walk the list). Writers outside the group may still append; the
  * group's own are stopped.
  *
- * Refused, by fd number and name: sockets other than AF_UNIX, bound or
- * listening UNIX sockets, queued SCM_RIGHTS (the files in flight would have
- * to be checkpointed too), out-of-band data, SO_PEEK_OFF, and more than
- * AMBER_QUEUE_MAX_BYTES queued in a request or AMBER_FILES_PROC_QUEUE_MAX in
- * one process.
+ * Refused, by fd number and name: sockets other than AF_UNIX, a name
+ * unlinked from the file system, more than AMBER_UNIX_EMBRYOS_MAX
+ * connections waiting in a backlog, queued SCM_RIGHTS (the files in flight
+ * would have to be checkpointed too) and SCM_CREDENTIALS (bytes sent to a
+ * connection waiting in a backlog carry them), a queued message the
+ * restore could not send from the same sender, out-of-band data,
+ * SO_PEEK_OFF, and more than AMBER_QUEUE_MAX_BYTES queued in a request or
+ * AMBER_FILES_PROC_QUEUE_MAX in one process.
  */
 #include <linux/fs.h>
 #include <linux/mutex.h>
@@ -86,15 +91,41 @@ static unsigned int amber_unix_skb_len(const struct sk_buff *skb, bool stream)
 }
 
 /*
- * Sizes the receive queue of @sk: messages (skbs with unread bytes for a
- * stream) and bytes. Fails on SCM_RIGHTS in flight and out-of-band data.
+ * Why the queued @skb of @sk (connected to @peer, NULL if never) cannot be
+ * sent again at restore, or NULL: files in flight, credentials, or a sender
+ * the restored socket's sender would not be (restore sends a connected
+ * socket's queue from its peer, an unconnected one's from an unnamed
+ * socket).
  */
-static int amber_unix_size(struct sock *sk, bool stream, const struct amber_fd *fd,
-			   u32 *nr, size_t *len, struct amber_err *e)
+static const char *amber_unix_skb_refusal(const struct sk_buff *skb,
+					  const struct sock *peer)
+{
+	if (UNIXCB(skb).fp)
+		return "file descriptors queued (SCM_RIGHTS) are not supported";
+	if (UNIXCB(skb).pid)
+		return "queued credentials (SCM_CREDENTIALS, SO_PASSCRED) are not supported";
+	if (peer && skb->sk != peer)
+		return "a message queued from another socket than its peer is not supported";
+	/* Acquire: pairs with the release that publishes a bound address. */
+	if (!peer && skb->sk && smp_load_acquire(&unix_sk(skb->sk)->addr))
+		return "a message queued from a named socket is not supported";
+	return NULL;
+}
+
+/*
+ * Sizes the receive queue of @sk (@embryo: the connection waiting in a
+ * backlog it is): messages (skbs with unread bytes for a stream) and bytes.
+ * Fails on what amber_unix_skb_refusal() refuses, out-of-band data and
+ * bytes in a connection waiting in a backlog.
+ */
+static int amber_unix_size(struct sock *sk, struct sock *peer, bool stream,
+			   const struct amber_fd *fd, u32 embryo, u32 *nr, size_t *len,
+			   struct amber_err *e)
 {
 	struct sk_buff_head *queue = &sk->sk_receive_queue;
-	bool fds = false, oob = false;
+	const char *refusal = NULL;
 	struct sk_buff *skb;
+	bool oob = false;
 
 	*nr = 0;
 	*len = 0;
@@ -103,18 +134,26 @@ static int amber_unix_size(struct sock *sk, bool stream, const struct amber_fd *
 	oob = READ_ONCE(unix_sk(sk)->oob_skb);
 #endif
 	skb_queue_walk(queue, skb) {
-		if (UNIXCB(skb).fp)
-			fds = true;
+		if (!refusal)
+			refusal = amber_unix_skb_refusal(skb, peer);
 		if (stream && !amber_unix_skb_len(skb, stream))
 			continue;
 		(*nr)++;
 		*len += amber_unix_skb_len(skb, stream);
 	}
 	spin_unlock(&queue->lock);
-	if (fds)
+	/*
+	 * What a client sends to a connection not yet accepted always carries
+	 * its credentials (the connection has no socket to ask for
+	 * SO_PASSCRED): nothing in its queue can be sent again as it was.
+	 */
+	if (embryo && *nr)
 		return amber_fail(e, -EOPNOTSUPP,
-				  amber_msg("fd %u: %s: file descriptors queued (SCM_RIGHTS) are not supported",
-					    fd->num, fd->path));
+				  amber_msg("fd %u: %s: connection %u waiting in its accept backlog holds bytes, which carry their sender's credentials (SCM_CREDENTIALS): not supported",
+					    fd->num, fd->path, embryo));
+	if (refusal)
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("fd %u: %s: %s", fd->num, fd->path, refusal));
 	if (oob)
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("fd %u: %s: queued out-of-band data (MSG_OOB) is not supported",
@@ -127,8 +166,8 @@ static int amber_unix_size(struct sock *sk, bool stream, const struct amber_fd *
  * which was sized for them. False, with nothing usable in @q, when the
  * queue no longer starts with skbs of those sizes.
  */
-static bool amber_unix_copy(struct sock *sk, bool stream, u32 nr,
-			    struct amber_fq *q)
+static bool amber_unix_copy(struct sock *sk, struct sock *peer, bool stream,
+			    u32 nr, struct amber_fq *q)
 {
 	struct sk_buff_head *queue = &sk->sk_receive_queue;
 	unsigned int skb_len;
@@ -146,7 +185,7 @@ static bool amber_unix_copy(struct sock *sk, bool stream, u32 nr,
 			continue;
 		if (n == nr)
 			break;
-		if (UNIXCB(skb).fp)
+		if (amber_unix_skb_refusal(skb, peer))
 			goto out_unlock;
 		len += skb_len;
 		n++;
@@ -184,26 +223,31 @@ out_unlock:
  */
 static int amber_unix_queue(struct amber_files_state *st,
 			    struct amber_fileids *ids, const struct amber_fd *fd,
-			    struct sock *sk, struct amber_err *e)
+			    struct sock *sk, u32 embryo, struct amber_err *e)
 {
 	bool stream = sk->sk_type == SOCK_STREAM;
+	struct sock *peer = unix_peer_get(sk);
 	struct amber_fq *q = NULL;
 	int tries, err = 0;
 	size_t len;
 	u32 nr;
 
-	if (mutex_lock_killable(&unix_sk(sk)->iolock))
-		return amber_fail(e, -EINTR,
-				  amber_msg("fd %u: %s: interrupted waiting for the socket",
-					    fd->num, fd->path));
+	if (mutex_lock_killable(&unix_sk(sk)->iolock)) {
+		err = amber_fail(e, -EINTR,
+				 amber_msg("fd %u: %s: interrupted waiting for the socket",
+					   fd->num, fd->path));
+		goto out_put;
+	}
 	for (tries = 0; tries < AMBER_UNIX_TRIES; tries++) {
-		err = amber_unix_size(sk, stream, fd, &nr, &len, e);
+		err = amber_unix_size(sk, peer, stream, fd, embryo, &nr, &len, e);
 		if (err || !nr)
 			goto out_unlock;
 		err = amber_fq_charge(st, ids, fd, len, e);
 		if (err)
 			goto out_unlock;
 		q = amber_fq_alloc(fd->ino, len, stream ? 0 : nr);
+		if (q)
+			q->embryo = embryo;
 		if (!q) {
 			amber_fileids_charge(ids, -(ssize_t)len);
 			err = amber_fail(e, -ENOMEM,
@@ -211,7 +255,7 @@ static int amber_unix_queue(struct amber_files_state *st,
 						   fd->num, fd->path, len));
 			goto out_unlock;
 		}
-		if (amber_unix_copy(sk, stream, nr, q)) {
+		if (amber_unix_copy(sk, peer, stream, nr, q)) {
 			amber_fq_add(st, q);
 			goto out_unlock;
 		}
@@ -223,18 +267,200 @@ static int amber_unix_queue(struct amber_files_state *st,
 				   fd->num, fd->path));
 out_unlock:
 	mutex_unlock(&unix_sk(sk)->iolock);
+out_put:
+	if (peer)
+		sock_put(peer);
+	return err;
+}
+
+/* Copies the sun_path bytes of @addr (NULL: unnamed) to @buf, of UNIX_PATH_MAX. */
+static u8 amber_unix_copy_name(char *buf, const struct unix_address *addr)
+{
+	int len;
+
+	if (!addr)
+		return 0;
+	len = addr->len - (int)offsetof(struct sockaddr_un, sun_path);
+	len = clamp(len, 0, UNIX_PATH_MAX);
+	memcpy(buf, addr->name->sun_path, len);
+	return len;
+}
+
+/*
+ * Whether @sk's name came from accept() rather than bind(): an accepted
+ * socket shares its listener's address but is in no bind table, neither
+ * the file system's (sk_bind_node) nor the abstract one (whose hashes are
+ * above UNIX_HASH_MOD; unbound sockets hash below).
+ */
+static bool amber_unix_accepted(struct sock *sk, const struct unix_address *addr)
+{
+	if (addr->name->sun_path[0])
+		return hlist_unhashed(&sk->sk_bind_node);
+	return READ_ONCE(sk->sk_hash) <= UNIX_HASH_MOD;
+}
+
+/* Microseconds of a socket timeout, as getsockopt() reports it; 0 = none. */
+static u64 amber_sock_timeo(long timeo)
+{
+	if (timeo == MAX_SCHEDULE_TIMEOUT)
+		return 0;
+	return (u64)(timeo / HZ) * USEC_PER_SEC +
+	       (u64)(timeo % HZ) * USEC_PER_SEC / HZ;
+}
+
+static void amber_sock_options(struct amber_unix_fd *u, struct sock *sk)
+{
+	struct socket *sock = sk->sk_socket;
+
+	u->rcvbuf = READ_ONCE(sk->sk_rcvbuf);
+	u->sndbuf = READ_ONCE(sk->sk_sndbuf);
+	u->userlocks = sk->sk_userlocks & (SOCK_SNDBUF_LOCK | SOCK_RCVBUF_LOCK);
+	u->rcvlowat = READ_ONCE(sk->sk_rcvlowat);
+	u->rcvtimeo = amber_sock_timeo(READ_ONCE(sk->sk_rcvtimeo));
+	u->sndtimeo = amber_sock_timeo(READ_ONCE(sk->sk_sndtimeo));
+	u->passcred = sock && test_bit(SOCK_PASSCRED, &sock->flags);
+	u->passsec = sock && test_bit(SOCK_PASSSEC, &sock->flags);
+}
+
+/*
+ * The socket file of @sk, bound to a name in the file system: its absolute
+ * path (kmalloc'ed, in *@path) and inode attributes. Refuses a name whose
+ * file was unlinked: nothing could bind it again.
+ */
+static int amber_unix_bound_file(struct amber_fd *fd, struct sock *sk,
+				 struct amber_unix_fd *attrs, char **path,
+				 struct amber_err *e)
+{
+	struct path p;
+	struct inode *inode;
+	int err = 0;
+
+	unix_state_lock(sk);
+	p = unix_sk(sk)->path;
+	path_get(&p);
+	unix_state_unlock(sk);
+	if (!p.dentry)
+		goto out;	/* cannot be: a file system name has a path */
+	if (d_unlinked(p.dentry)) {
+		err = amber_fail(e, -EOPNOTSUPP,
+				 amber_msg("fd %u: %s: its name %.*s was unlinked from the file system",
+					   fd->num, fd->path, (int)attrs->name_len, attrs->name));
+		goto out;
+	}
+	inode = d_inode(p.dentry);
+	attrs->file_mode = inode->i_mode;
+	attrs->file_uid = i_uid_read(inode);
+	attrs->file_gid = i_gid_read(inode);
+	*path = amber_path_dup(&p);
+	if (IS_ERR(*path)) {
+		err = amber_fail(e, PTR_ERR(*path),
+				 amber_msg("fd %u: %s: cannot resolve the path of its name",
+					   fd->num, fd->path));
+		*path = NULL;
+	}
+out:
+	path_put(&p);
 	return err;
 }
 
 /*
+ * Holds the connections waiting in listener @sk's backlog (their embryo
+ * sockets, in accept() order) in @out, at most AMBER_UNIX_EMBRYOS_MAX;
+ * returns how many there are, which may be more.
+ */
+static u32 amber_unix_embryos(struct sock *sk, struct sock **out)
+{
+	struct sk_buff_head *queue = &sk->sk_receive_queue;
+	struct sk_buff *skb;
+	u32 n = 0;
+
+	spin_lock(&queue->lock);
+	skb_queue_walk(queue, skb) {
+		if (n < AMBER_UNIX_EMBRYOS_MAX && skb->sk) {
+			sock_hold(skb->sk);
+			out[n] = skb->sk;
+		}
+		n++;
+	}
+	spin_unlock(&queue->lock);
+	return n;
+}
+
+static void amber_unix_put_embryos(struct sock **embryos, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < min_t(u32, n, AMBER_UNIX_EMBRYOS_MAX); i++)
+		if (embryos[i])
+			sock_put(embryos[i]);
+}
+
+/*
+ * Fills a kzalloc()ed fd->un from @attrs, the file's @path (maybe NULL)
+ * and, for a listener, the clients of the connections in its backlog.
+ */
+static int amber_unix_keep(struct amber_fd *fd, struct sock *sk,
+			   const struct amber_unix_fd *attrs, const char *path,
+			   struct amber_err *e)
+{
+	size_t len = path ? strlen(path) + 1 : 1;
+	struct sock **embryos = NULL, *client;
+	u32 n = 0, i;
+
+	if (attrs->listening) {
+		embryos = kcalloc(AMBER_UNIX_EMBRYOS_MAX, sizeof(*embryos), GFP_KERNEL);
+		if (!embryos)
+			goto err_nomem;
+		n = amber_unix_embryos(sk, embryos);
+		if (n > AMBER_UNIX_EMBRYOS_MAX) {
+			amber_unix_put_embryos(embryos, n);
+			kfree(embryos);
+			return amber_fail(e, -EOPNOTSUPP,
+					  amber_msg("fd %u: %s: more than %u connections wait in its accept backlog",
+						    fd->num, fd->path, AMBER_UNIX_EMBRYOS_MAX));
+		}
+	}
+	fd->un = kzalloc(sizeof(*fd->un) + n * sizeof(u64) + len, GFP_KERNEL);
+	if (!fd->un) {
+		amber_unix_put_embryos(embryos, n);
+		kfree(embryos);
+		goto err_nomem;
+	}
+	*fd->un = *attrs;
+	fd->un->nr_embryos = n;
+	fd->un->embryos = (u64 *)(fd->un + 1);
+	fd->un->path = (char *)(fd->un->embryos + n);
+	if (path)
+		memcpy(fd->un->path, path, len);
+	for (i = 0; i < n; i++) {
+		client = unix_peer_get(embryos[i]);
+		/* 0 once the client is closed. */
+		fd->un->embryos[i] = client ? sock_i_ino(client) : 0;
+		if (client)
+			sock_put(client);
+	}
+	amber_unix_put_embryos(embryos, n);
+	kfree(embryos);
+	return 0;
+
+err_nomem:
+	return amber_fail(e, -ENOMEM,
+			  amber_msg("fd %u: %s: out of memory", fd->num, fd->path));
+}
+
+/*
  * The socket's attributes, and the refusals that need no look at its
- * queue: everything but connected or unnamed UNIX sockets.
+ * queue: other families, a file name unlinked, more connections waiting
+ * in a listener's backlog than are captured, SO_PEEK_OFF.
  */
 static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 			    struct amber_err *e)
 {
-	bool listening, bound;
+	struct amber_unix_fd attrs = {};
+	struct unix_address *addr;
 	struct sock *peer;
+	char *path = NULL;
+	int err;
 
 	fd->sock_family = sk->sk_family;
 	fd->sock_type = sk->sk_type;
@@ -242,29 +468,41 @@ static int amber_unix_attrs(struct amber_fd *fd, struct sock *sk,
 		return amber_unix_refuse_family(fd, e);
 
 	unix_state_lock(sk);
-	listening = sk->sk_state == TCP_LISTEN;
-	bound = unix_sk(sk)->addr;
+	attrs.listening = sk->sk_state == TCP_LISTEN;
+	if (attrs.listening)
+		attrs.backlog = READ_ONCE(sk->sk_max_ack_backlog);
+	/* Acquire: pairs with the release in bind(), autobind and accept(). */
+	addr = smp_load_acquire(&unix_sk(sk)->addr);
+	attrs.name_len = amber_unix_copy_name(attrs.name, addr);
+	attrs.accepted = addr && amber_unix_accepted(sk, addr);
 	fd->shutdown = READ_ONCE(sk->sk_shutdown);
 	peer = unix_peer(sk);
 	if (peer)
 		sock_hold(peer);
+	attrs.no_peer = !peer;
 	unix_state_unlock(sk);
+	amber_sock_options(&attrs, sk);
 	if (peer) {
 		/* 0 once the peer is closed: no inode to name. */
 		fd->peer_ino = sock_i_ino(peer);
+		/* Acquire: pairs with the release that publishes its address. */
+		addr = smp_load_acquire(&unix_sk(peer)->addr);
+		attrs.peer_name_len = amber_unix_copy_name(attrs.peer_name, addr);
 		sock_put(peer);
 	}
-	if (listening || bound)
-		return amber_fail(e, -EOPNOTSUPP,
-				  amber_msg("fd %u: %s: %s UNIX sockets are not supported",
-					    fd->num, fd->path,
-					    listening ? "listening" : "bound"));
 	/* The peek position would be lost: recv(MSG_PEEK) would start over. */
 	if (READ_ONCE(sk->sk_peek_off) >= 0)
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("fd %u: %s: SO_PEEK_OFF is not supported",
 					    fd->num, fd->path));
-	return 0;
+	if (attrs.name_len && attrs.name[0] && !attrs.accepted) {
+		err = amber_unix_bound_file(fd, sk, &attrs, &path, e);
+		if (err)
+			return err;
+	}
+	err = amber_unix_keep(fd, sk, &attrs, path, e);
+	kfree(path);
+	return err;
 }
 
 /* The socket of an open socket file, or NULL (an O_PATH fd is none). */
@@ -276,6 +514,32 @@ static struct sock *amber_sock_of(struct file *file)
 		return NULL;
 	sock = sock_from_file(file);
 	return sock ? sock->sk : NULL;
+}
+
+/*
+ * The queues of the connections waiting in listener @sk's backlog (the
+ * listener's own receive queue holds only them), each keyed by its place.
+ */
+static int amber_unix_embryo_queues(struct amber_files_state *st,
+				    struct amber_fileids *ids, const struct amber_fd *fd,
+				    struct sock *sk, struct amber_err *e)
+{
+	struct sock **embryos;
+	int err = 0;
+	u32 n, i;
+
+	embryos = kcalloc(AMBER_UNIX_EMBRYOS_MAX, sizeof(*embryos), GFP_KERNEL);
+	if (!embryos)
+		return amber_fail(e, -ENOMEM,
+				  amber_msg("fd %u: %s: out of memory", fd->num, fd->path));
+	n = amber_unix_embryos(sk, embryos);
+	/* More than were listed: one connected since; it will not be restored. */
+	for (i = 0; i < min_t(u32, n, fd->un->nr_embryos) && !err; i++)
+		if (embryos[i])
+			err = amber_unix_queue(st, ids, fd, embryos[i], i + 1, e);
+	amber_unix_put_embryos(embryos, n);
+	kfree(embryos);
+	return err;
 }
 
 int amber_unix_capture(struct amber_files_state *st, struct amber_fileids *ids,
@@ -293,7 +557,11 @@ int amber_unix_capture(struct amber_files_state *st, struct amber_fileids *ids,
 	claim = amber_fileids_claim(ids, file_inode(file));
 	if (claim < 0)
 		return amber_fail(e, claim, "out of memory for the file ids");
-	return claim ? amber_unix_queue(st, ids, fd, sk, e) : 0;
+	if (!claim)
+		return 0;
+	if (fd->un && fd->un->listening)
+		return amber_unix_embryo_queues(st, ids, fd, sk, e);
+	return amber_unix_queue(st, ids, fd, sk, 0, e);
 }
 
 int amber_unix_precheck(unsigned int num, struct file *file, struct amber_err *e)
@@ -310,6 +578,7 @@ int amber_unix_precheck(unsigned int num, struct file *file, struct amber_err *e
 				  amber_msg("fd %u: cannot resolve its path", num));
 	/* amber_msg() copied the path if it failed. */
 	err = amber_unix_attrs(&fd, sk, e);
+	kfree(fd.un);
 	kfree(fd.path);
 	return err;
 }

@@ -17,7 +17,9 @@
  *   - 2000 fds (the FDS nest splits); a pipe and a socket that a process
  *     outside the group keeps writing to and reading from;
  *   - refusals, by fd number and name, with the target left running: a TCP
- *     socket, a bound and a listening UNIX socket, SCM_RIGHTS in flight,
+ *     socket, a UNIX socket bound to a name since unlinked, queued
+ *     credentials, a datagram from a named sender to an unconnected socket,
+ *     bytes sent to a connection waiting to be accepted, SCM_RIGHTS in flight,
  *     MSG_OOB data, SO_PEEK_OFF, packets in an O_DIRECT pipe, and more
  *     queued bytes than one process's reply can carry.
  * Each target is a child that sets its fds up at fixed numbers and, when
@@ -924,27 +926,58 @@ static void setup_tcp(void)
 	xdup2(socket(AF_INET, SOCK_STREAM, 0), BAD);
 }
 
-static void setup_bound(void)
+/* Bound to a file system name that is then unlinked: nothing can bind it again. */
+static void setup_unlinked(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int s = socket(AF_UNIX, SOCK_DGRAM, 0);
 
-	/* Abstract: nothing to clean up on disk. */
-	snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "amber-fileq-%d", getpid());
-	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)))
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/amber-fileq-%d.sock", getpid());
+	unlink(sa.sun_path);
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) || unlink(sa.sun_path))
 		_exit(80);
 	xdup2(s, BAD);
 }
 
-static void setup_listen(void)
+/* A message queued with credentials (the receiver has SO_PASSCRED). */
+static void setup_creds(void)
+{
+	int s[2], one = 1;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, s) ||
+	    setsockopt(s[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ||
+	    send(s[1], "c", 1, 0) != 1)
+		_exit(81);
+	xdup2(s[0], BAD);
+}
+
+/* A datagram from a named sender (its address would be lost) to an unconnected socket. */
+static void setup_named_sender(void)
+{
+	struct sockaddr_un to = { .sun_family = AF_UNIX }, from = { .sun_family = AF_UNIX };
+	int r = socket(AF_UNIX, SOCK_DGRAM, 0), s = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+	snprintf(to.sun_path + 1, sizeof(to.sun_path) - 1, "amber-fileq-r%d", getpid());
+	snprintf(from.sun_path + 1, sizeof(from.sun_path) - 1, "amber-fileq-s%d", getpid());
+	if (bind(r, (struct sockaddr *)&to, sizeof(to)) ||
+	    bind(s, (struct sockaddr *)&from, sizeof(from)) ||
+	    sendto(s, "n", 1, 0, (struct sockaddr *)&to, sizeof(to)) != 1)
+		_exit(88);
+	xdup2(r, BAD);
+}
+
+/* Bytes sent to a connection not yet accepted (they carry credentials). */
+static void setup_early(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0), c = socket(AF_UNIX, SOCK_STREAM, 0);
 
 	snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "amber-fileq-l%d", getpid());
-	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) || listen(s, 4))
-		_exit(81);
-	xdup2(s, BAD);
+	if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 4) ||
+	    connect(c, (struct sockaddr *)&sa, sizeof(sa)) || send(c, "e", 1, 0) != 1)
+		_exit(89);
+	xdup2(l, BAD);
+	xdup2(c, BAD + 1);
 }
 
 static void setup_scm_rights(void)
@@ -1027,13 +1060,21 @@ FIXTURE_VARIANT_ADD(refused, tcp) {
 	.setup = setup_tcp, .error = -EOPNOTSUPP,
 	.what = "AF_INET SOCK_STREAM sockets are not supported",
 };
-FIXTURE_VARIANT_ADD(refused, bound) {
-	.setup = setup_bound, .error = -EOPNOTSUPP,
-	.what = "bound UNIX sockets are not supported",
+FIXTURE_VARIANT_ADD(refused, unlinked) {
+	.setup = setup_unlinked, .error = -EOPNOTSUPP,
+	.what = ".sock was unlinked from the file system",
 };
-FIXTURE_VARIANT_ADD(refused, listening) {
-	.setup = setup_listen, .error = -EOPNOTSUPP,
-	.what = "listening UNIX sockets are not supported",
+FIXTURE_VARIANT_ADD(refused, creds) {
+	.setup = setup_creds, .error = -EOPNOTSUPP,
+	.what = "queued credentials (SCM_CREDENTIALS, SO_PASSCRED) are not supported",
+};
+FIXTURE_VARIANT_ADD(refused, named_sender) {
+	.setup = setup_named_sender, .error = -EOPNOTSUPP,
+	.what = "a message queued from a named socket is not supported",
+};
+FIXTURE_VARIANT_ADD(refused, early) {
+	.setup = setup_early, .error = -EOPNOTSUPP,
+	.what = "connection 1 waiting in its accept backlog holds bytes",
 };
 FIXTURE_VARIANT_ADD(refused, scm_rights) {
 	.setup = setup_scm_rights, .error = -EOPNOTSUPP,

@@ -404,9 +404,9 @@ Result<void> check_supported(const CheckpointReply &r)
 			// Pipes and FIFOs are recreated with their queued bytes.
 			break;
 		case AMBER_FD_SOCK:
-			// UNIX socketpairs and connected UNIX sockets are recreated;
-			// the kernel refuses bound and listening ones. Anything it did
-			// not describe (an older module) cannot be.
+			// UNIX sockets are recreated (restore/unix.cc); the kernel
+			// refuses what it cannot describe. Anything it did not
+			// describe (an older module) cannot be.
 			if (!f.sock_family)
 				return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
 			if (f.sock_family != AF_UNIX)
@@ -421,8 +421,10 @@ Result<void> check_supported(const CheckpointReply &r)
 			// Without a peer it is restored as one end of a socketpair whose
 			// other end is closed: right when the peer was closed (a stream's
 			// reads and writes both shut down), wrong for a socket that was
-			// never connected (it could still connect()).
-			if (!f.peer_ino && (f.sock_type == SOCK_DGRAM || f.shutdown != 3))
+			// never connected (it could still connect()). A module that
+			// reports socket options tells the two apart (UNIX_NO_PEER).
+			if (!f.peer_ino && !f.sock_opts &&
+			    (f.sock_type == SOCK_DGRAM || f.shutdown != 3))
 				return fail(EOPNOTSUPP, fd + fd_name(f) + ": an unconnected " +
 							    sock_name(f.sock_family, f.sock_type) +
 							    " socket is not supported");

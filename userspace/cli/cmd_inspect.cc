@@ -30,6 +30,68 @@ namespace amber {
 
 namespace {
 
+// A UNIX socket name as ss(8) prints it: a path, or @ and the abstract
+// name with its NUL bytes shown as @.
+std::string unix_name_str(const Bytes &n)
+{
+	std::string s;
+	for (size_t i = 0; i < n.size(); i++) {
+		if (!n[i] && i && i + 1 == n.size() && n[0])
+			break;	// the path's terminating NUL
+		s += n[i] ? char(n[i]) : '@';
+	}
+	return s;
+}
+
+// The socket line of an fd: its state, names, queue and options.
+std::string socket_str(const FdInfo &f, const Checkpoint &c)
+{
+	std::string s = fmt::format(" ({} {}", family_name(f.sock_family),
+				    sock_type_name(f.sock_type));
+	if (f.unix_listening)
+		s += fmt::format(", listening, backlog {}, {} waiting", f.unix_backlog,
+				 f.unix_embryos.size());
+	else if (f.unix_no_peer)
+		s += ", unconnected";
+	else if (f.peer_ino)
+		s += fmt::format(", peer socket:[{}]", f.peer_ino);
+	else
+		s += ", peer closed";
+	if (!f.unix_name.empty())
+		s += fmt::format(", {} {}", f.unix_accepted ? "accepted on" : "bound to",
+				 unix_name_str(f.unix_name));
+	if (!f.unix_path.empty())
+		s += fmt::format(" (file {:o} {}:{})", f.unix_file_mode & 07777,
+				 f.unix_file_uid, f.unix_file_gid);
+	if (!f.unix_peer_name.empty())
+		s += ", peer name " + unix_name_str(f.unix_peer_name);
+	if (f.shutdown)
+		s += fmt::format(", shutdown {}", f.shutdown);
+	uint64_t bytes = 0, msgs = 0;
+	for (const QueueChunk &q : c.queues)
+		if (q.ino == f.ino)
+			bytes += q.data.size(), msgs += q.eor;
+	if (bytes)
+		s += fmt::format(", {} bytes queued{}", bytes,
+				 msgs ? fmt::format(" in {} messages", msgs) : "");
+	if (f.sock_opts) {
+		s += fmt::format(", rcvbuf {}{}, sndbuf {}{}", f.sock_rcvbuf,
+				 f.sock_userlocks & 2 ? " (set)" : "", f.sock_sndbuf,
+				 f.sock_userlocks & 1 ? " (set)" : "");
+		if (f.sock_rcvlowat != 1)
+			s += fmt::format(", rcvlowat {}", f.sock_rcvlowat);
+		if (f.sock_rcvtimeo)
+			s += fmt::format(", rcvtimeo {} us", f.sock_rcvtimeo);
+		if (f.sock_sndtimeo)
+			s += fmt::format(", sndtimeo {} us", f.sock_sndtimeo);
+		if (f.sock_passcred)
+			s += ", passcred";
+		if (f.sock_passsec)
+			s += ", passsec";
+	}
+	return s + ")";
+}
+
 struct InspectOptions {
 	std::string dir;
 	uint32_t checkpoint = 0;	// 0: latest
@@ -304,6 +366,8 @@ void print_checkpoint(const Checkpoint &c, const std::string &chain)
 			       f.timerfd_interval, f.timerfd_ticks);
 		if (f.signalfd)
 			printf(" (mask %016" PRIx64 ")", f.signalfd_mask);
+		if (f.type == AMBER_FD_SOCK && f.sock_family)
+			printf("%s", socket_str(f, c).c_str());
 		printf(" %s%s%s\n", open_flags_str(f.flags).c_str(), f.cloexec ? " cloexec" : "",
 		       f.tty ? " tty" : "");
 		for (const EpollTfd &t : f.epoll_tfds)

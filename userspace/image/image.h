@@ -154,6 +154,24 @@ struct FdInfo {
 	// Issue 14: an inotify (AMBER_FD_INOTIFY) and its watches.
 	bool inotify = false;
 	std::vector<InotifyWatch> inotify_watches{};
+	// Issue 14: UNIX socket names (AMBER_FD_UNIX_*), empty / false when
+	// unnamed or from an older module.
+	Bytes unix_name{};		// sun_path bytes; abstract: starts with NUL
+	bool unix_accepted = false;	// the name is its listener's (accept())
+	std::string unix_path{};	// bound file's absolute path
+	uint32_t unix_file_mode = 0, unix_file_uid = 0, unix_file_gid = 0;
+	bool unix_listening = false;	// AMBER_FD_UNIX_BACKLOG present
+	uint32_t unix_backlog = 0;
+	bool unix_no_peer = false;	// never connected
+	Bytes unix_peer_name{};		// the connected peer's name
+	// Listeners: the client inode (0: closed) of each connection waiting
+	// in the backlog, in accept() order.
+	std::vector<uint64_t> unix_embryos{};
+	// Issue 14: socket options (AMBER_FD_SOCK_RCVBUF present: all of them).
+	bool sock_opts = false;
+	uint32_t sock_rcvbuf = 0, sock_sndbuf = 0, sock_userlocks = 0, sock_rcvlowat = 0;
+	uint64_t sock_rcvtimeo = 0, sock_sndtimeo = 0;	// us, 0 = none
+	bool sock_passcred = false, sock_passsec = false;
 };
 
 // Registers indexed by enum amber_reg (index 0 unused).
@@ -237,6 +255,7 @@ struct QueueChunk {
 	uint64_t ino = 0;
 	Bytes data;
 	bool eor = false;		// ends a datagram / seqpacket record
+	uint32_t embryo = 0;		// N: of the N-th connection waiting on listener ino
 };
 
 // A regular file that was open but deleted at the checkpoint, with its

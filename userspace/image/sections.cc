@@ -243,6 +243,23 @@ constexpr Field<FdInfo> kFdFields[] = {
 	{AMBER_FD_SIGNALFD_MASK, &FdInfo::signalfd_mask},
 	{AMBER_FD_EPOLL, &FdInfo::epoll},
 	{AMBER_FD_INOTIFY, &FdInfo::inotify},
+	{AMBER_FD_UNIX_NAME, &FdInfo::unix_name},
+	{AMBER_FD_UNIX_ACCEPTED, &FdInfo::unix_accepted},
+	{AMBER_FD_UNIX_PATH, &FdInfo::unix_path},
+	{AMBER_FD_UNIX_FILE_MODE, &FdInfo::unix_file_mode},
+	{AMBER_FD_UNIX_FILE_UID, &FdInfo::unix_file_uid},
+	{AMBER_FD_UNIX_FILE_GID, &FdInfo::unix_file_gid},
+	{AMBER_FD_UNIX_BACKLOG, &FdInfo::unix_backlog},
+	{AMBER_FD_UNIX_NO_PEER, &FdInfo::unix_no_peer},
+	{AMBER_FD_UNIX_PEER_NAME, &FdInfo::unix_peer_name},
+	{AMBER_FD_SOCK_RCVBUF, &FdInfo::sock_rcvbuf},
+	{AMBER_FD_SOCK_SNDBUF, &FdInfo::sock_sndbuf},
+	{AMBER_FD_SOCK_USERLOCKS, &FdInfo::sock_userlocks},
+	{AMBER_FD_SOCK_RCVLOWAT, &FdInfo::sock_rcvlowat},
+	{AMBER_FD_SOCK_RCVTIMEO, &FdInfo::sock_rcvtimeo},
+	{AMBER_FD_SOCK_SNDTIMEO, &FdInfo::sock_sndtimeo},
+	{AMBER_FD_SOCK_PASSCRED, &FdInfo::sock_passcred},
+	{AMBER_FD_SOCK_PASSSEC, &FdInfo::sock_passsec},
 };
 
 constexpr Field<EpollTfd> kEpollFields[] = {
@@ -291,6 +308,7 @@ constexpr Field<ProcInfo> kProcFields[] = {
 constexpr Field<QueueChunk> kQueueFields[] = {
 	{AMBER_QUEUE_INO, &QueueChunk::ino},
 	{AMBER_QUEUE_EOR, &QueueChunk::eor},
+	{AMBER_QUEUE_EMBRYO, &QueueChunk::embryo},
 };
 
 Result<Rlimit> parse_rlimit(ByteView buf)
@@ -477,6 +495,10 @@ Result<FdInfo> parse_fd(ByteView buf)
 			f.inotify_watches.push_back(AMBER_TRY(parse_inotify_watch(a.data)));
 			return true;
 		}
+		if (a.type == AMBER_FD_UNIX_EMBRYO) {
+			f.unix_embryos.push_back(AMBER_TRY(a.u64()));
+			return true;
+		}
 		if (a.type != AMBER_FD_EPOLL_TFD)
 			return false;
 		EpollTfd t;
@@ -503,6 +525,21 @@ Result<FdInfo> parse_fd(ByteView buf)
 		return fail(EBADMSG, "fd " + std::to_string(f.num) + ": eventfd count out of range");
 	f.timerfd = find_attr(attrs, AMBER_FD_TIMERFD_CLOCKID) != nullptr;
 	f.signalfd = find_attr(attrs, AMBER_FD_SIGNALFD_MASK) != nullptr;
+	f.unix_listening = find_attr(attrs, AMBER_FD_UNIX_BACKLOG) != nullptr;
+	if (!f.unix_listening && !f.unix_embryos.empty())
+		return fail(EBADMSG, "fd " + std::to_string(f.num) +
+					     ": UNIX_EMBRYO on a socket that does not listen");
+	f.sock_opts = find_attr(attrs, AMBER_FD_SOCK_RCVBUF) != nullptr;
+	if (f.unix_name.size() > 108 || f.unix_peer_name.size() > 108)
+		return fail(EBADMSG, "fd " + std::to_string(f.num) +
+					     ": UNIX socket name longer than 108 bytes");
+	if (!f.unix_path.empty() && f.unix_path[0] != '/')
+		return fail(EBADMSG, "fd " + std::to_string(f.num) +
+					     ": UNIX_PATH is not absolute");
+	if (f.sock_opts && (f.sock_rcvbuf > INT_MAX || f.sock_sndbuf > INT_MAX ||
+			    f.sock_rcvlowat > INT_MAX || f.sock_userlocks & ~3u))
+		return fail(EBADMSG, "fd " + std::to_string(f.num) +
+					     ": socket option out of range");
 	if (int(f.eventfd) + int(f.timerfd) + int(f.signalfd) > 1)
 		return fail(EBADMSG, "fd " + std::to_string(f.num) +
 					     ": more than one of eventfd, timerfd, signalfd");

@@ -71,6 +71,7 @@ struct SharedBuild {
 	std::map<uint64_t, int> sock_file;			// socket ino -> sp.files
 	std::map<uint64_t, std::pair<int, int>> sock_side;	// ino -> (sp.sockets, side)
 	std::map<uint64_t, Bytes> partial;			// unterminated socket message
+	std::map<std::pair<uint64_t, uint32_t>, int> embryo_sock;	// (listener ino, N) -> sp.sockets
 	std::map<std::pair<uint64_t, uint64_t>, int> ghost_by_ino;	// (dev, ino) -> ghosts
 	std::map<uint64_t, int> outside_fd;			// file id -> fd (stdio outside)
 };

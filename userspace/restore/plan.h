@@ -129,8 +129,21 @@ struct SharedPipe {
 	std::vector<int> files;		// SharedFile indexes of its descriptions
 };
 
-// A UNIX socketpair, by its two inodes.
+// A UNIX socket, or a connected pair of them, by inodes. How it is made:
+// Pair: socketpair() (both sides in the checkpoint and connected to each
+// other, or side 1 a stand-in closed once side 0's queue is sent), then
+// named sides bound. Single: socket(), bound, then listen() (a listener)
+// or connect() to connect_name (a datagram socket whose peer is not
+// connected back, or outside the checkpoint). Accept: side 0 came from
+// accept() on listener, side 1 is the client (or a stand-in): the client
+// is bound if named, connects to the listener and side 0 is accepted.
+// Embryo: a connection waiting in listener's backlog: side 0 is its client
+// (or a stand-in, closed once its bytes are sent), bound if named, which
+// connects after the accepted ones and sends queue[1] (what the connection
+// holds) in.
+enum class SocketHow { Pair, Single, Accept, Embryo };
 struct SharedSocket {
+	SocketHow how = SocketHow::Pair;
 	uint32_t family = 0;
 	uint32_t type = 0;		// SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
 	uint64_t ino[2] = {0, 0};	// ino[1] 0: the peer is not in the checkpoint
@@ -139,6 +152,14 @@ struct SharedSocket {
 	// What side i has to receive: one entry per message for DGRAM and
 	// SEQPACKET, at most one (all bytes) for STREAM.
 	std::vector<Bytes> queue[2];
+	// Each side's fd as captured (names, options); empty for a stand-in.
+	FdInfo info[2];
+	int listener = -1;		// Accept, Embryo: index into SharedPlan::sockets
+	Bytes connect_name;		// Single: connect() to this name
+	int sender = -1;		// Single, connected: the peer's index, if here
+	// Names in the file system: the directory to bind a relative name
+	// from, per side ("" for absolute and abstract names).
+	std::string bind_dir[2];
 };
 
 // A shared anonymous memory object (shmem inode) mapped by tree members.

@@ -281,6 +281,12 @@ enum amber_queue_attr {
 	 * SOCK_STREAM sockets, whose bytes simply concatenate.
 	 */
 	AMBER_QUEUE_EOR,
+	/*
+	 * u32, UNIX listeners: the chunk is the queue of the N-th (from 1)
+	 * connection waiting in the accept backlog of the listener INO, the
+	 * bytes its client sent before it was accepted.
+	 */
+	AMBER_QUEUE_EMBRYO,
 
 	__AMBER_QUEUE_MAX,
 	AMBER_QUEUE_MAX = __AMBER_QUEUE_MAX - 1
@@ -644,6 +650,51 @@ enum amber_fd_attr {
 	 * read are not reported (restore drops them, as CRIU does).
 	 */
 	AMBER_FD_INOTIFY_WATCH,
+	/*
+	 * UNIX sockets (kmod/unix.c). UNIX_NAME (binary, at most 108 bytes):
+	 * the socket's address, sun_path as getsockname() returns it (an
+	 * abstract name starts with a NUL byte; autobound names are abstract),
+	 * absent when unnamed. UNIX_ACCEPTED (flag): the name is its
+	 * listener's, inherited from accept(), not bound. For a name in the
+	 * file system bound by this socket: UNIX_PATH (string) the socket
+	 * file's absolute path, UNIX_FILE_MODE, _UID, _GID (u32) its inode's
+	 * st_mode, owner and group. UNIX_BACKLOG (u32): a listening socket's
+	 * listen() backlog, present only then. UNIX_NO_PEER (flag): never
+	 * connected (no peer at all, not even a closed one). UNIX_PEER_NAME
+	 * (binary): the name of the connected peer, when it has one.
+	 */
+	AMBER_FD_UNIX_NAME,
+	AMBER_FD_UNIX_ACCEPTED,
+	AMBER_FD_UNIX_PATH,
+	AMBER_FD_UNIX_FILE_MODE,
+	AMBER_FD_UNIX_FILE_UID,
+	AMBER_FD_UNIX_FILE_GID,
+	AMBER_FD_UNIX_BACKLOG,
+	AMBER_FD_UNIX_NO_PEER,
+	AMBER_FD_UNIX_PEER_NAME,
+	/*
+	 * Socket options, every socket the kernel describes: SOCK_RCVBUF,
+	 * SOCK_SNDBUF (u32, sk_rcvbuf / sk_sndbuf: what getsockopt() returns,
+	 * already doubled), SOCK_USERLOCKS (u32, sk_userlocks: SOCK_SNDBUF_LOCK
+	 * 1 and SOCK_RCVBUF_LOCK 2 when the program set them), SOCK_RCVLOWAT
+	 * (u32), SOCK_RCVTIMEO, SOCK_SNDTIMEO (u64, microseconds as
+	 * getsockopt() reports them, 0 = none), SOCK_PASSCRED, SOCK_PASSSEC
+	 * (flags).
+	 */
+	AMBER_FD_SOCK_RCVBUF,
+	AMBER_FD_SOCK_SNDBUF,
+	AMBER_FD_SOCK_USERLOCKS,
+	AMBER_FD_SOCK_RCVLOWAT,
+	AMBER_FD_SOCK_RCVTIMEO,
+	AMBER_FD_SOCK_SNDTIMEO,
+	AMBER_FD_SOCK_PASSCRED,
+	AMBER_FD_SOCK_PASSSEC,
+	/*
+	 * u64, UNIX listeners, one per connection waiting in the accept
+	 * backlog, in accept() order: the inode of its client socket, 0 when
+	 * the client was closed. Their queues are AMBER_QUEUE_EMBRYO chunks.
+	 */
+	AMBER_FD_UNIX_EMBRYO,
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0
+// How plan_shared() groups UNIX sockets (restore/unix.cc): listeners,
+// accepted connections, connections waiting in a backlog, lone and
+// one-way connected datagram sockets, and what it refuses by name.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <linux/amber.h>
+
+#include "restore/plan.h"
+
+using namespace amber;
+
+namespace {
+
+Bytes name(const std::string &s, bool path = true)
+{
+	Bytes b(s.begin(), s.end());
+	if (path)
+		b.push_back(0);
+	else
+		b.insert(b.begin(), 0);	// abstract
+	return b;
+}
+
+FdInfo sock(uint32_t num, uint64_t ino, uint64_t peer, uint32_t type = SOCK_STREAM)
+{
+	FdInfo f;
+	f.num = num;
+	f.type = AMBER_FD_SOCK;
+	f.file_id = num;
+	f.path = "socket:[" + std::to_string(ino) + "]";
+	f.flags = O_RDWR;
+	f.ino = ino;
+	f.peer_ino = peer;
+	f.sock_family = AF_UNIX;
+	f.sock_type = type;
+	f.sock_opts = true;
+	f.unix_no_peer = !peer;
+	return f;
+}
+
+FdInfo listener(uint32_t num, uint64_t ino, const Bytes &n, const std::string &path)
+{
+	FdInfo f = sock(num, ino, 0);
+	f.unix_listening = true;
+	f.unix_backlog = 5;
+	f.unix_name = n;
+	f.unix_path = path;
+	return f;
+}
+
+QueueChunk chunk(uint64_t ino, const std::string &s, bool eor = false, uint32_t embryo = 0)
+{
+	QueueChunk q;
+	q.ino = ino;
+	q.data.assign(s.begin(), s.end());
+	q.eor = eor;
+	q.embryo = embryo;
+	return q;
+}
+
+Result<SharedPlan> plan(const Checkpoint &c)
+{
+	return plan_shared({{1, &c}}, false);
+}
+
+std::string msg(const Checkpoint &c)
+{
+	auto r = plan(c);
+	return r ? std::string("accepted") : r.error().msg;
+}
+
+const SharedSocket &sock_of(const SharedPlan &sp, uint32_t fd)
+{
+	return sp.sockets[size_t(sp.files[size_t(sp.fd_file[0].at(fd))].sock)];
+}
+
+} // namespace
+
+// A listener bound by a relative name, a connection accepted on it with its
+// client, one waiting (with a stand-in for a closed client after it).
+TEST(UnixPlan, ListenerAcceptedAndWaiting)
+{
+	Checkpoint c;
+	FdInfo l = listener(10, 100, name("srv.sock"), "/run/app/srv.sock");
+	l.unix_embryos = {103, 0};
+	FdInfo cli = sock(11, 101, 102);
+	cli.unix_no_peer = false;
+	cli.unix_peer_name = name("srv.sock");
+	FdInfo acc = sock(12, 102, 101);
+	acc.unix_no_peer = false;
+	acc.unix_name = name("srv.sock");
+	acc.unix_accepted = true;
+	FdInfo wait = sock(13, 103, 0);
+	wait.unix_no_peer = false;
+	wait.unix_peer_name = name("srv.sock");
+	c.fds = {l, cli, acc, wait};
+	c.queues = {chunk(102, "hello"), chunk(101, "hi")};
+
+	auto sp = plan(c);
+	ASSERT_TRUE(sp) << sp.error().str();
+	const SharedSocket &ls = sock_of(*sp, 10);
+	EXPECT_EQ(SocketHow::Single, ls.how);
+	EXPECT_EQ("/run/app/", ls.bind_dir[0]);
+	const SharedSocket &as = sock_of(*sp, 12);
+	EXPECT_EQ(SocketHow::Accept, as.how);
+	EXPECT_EQ(&ls, &sp->sockets[size_t(as.listener)]);
+	EXPECT_EQ(102u, as.ino[0]);
+	EXPECT_EQ(101u, as.ino[1]);
+	ASSERT_EQ(1u, as.queue[0].size());
+	EXPECT_EQ("hello", std::string(as.queue[0][0].begin(), as.queue[0][0].end()));
+	const SharedSocket &ws = sock_of(*sp, 13);
+	EXPECT_EQ(SocketHow::Embryo, ws.how);
+	// The stand-in for the closed client comes after it, in order.
+	int embryos = 0;
+	for (const SharedSocket &s : sp->sockets)
+		if (s.how == SocketHow::Embryo)
+			embryos++;
+	EXPECT_EQ(2, embryos);
+	EXPECT_EQ(SocketHow::Embryo, sp->sockets.back().how);
+	EXPECT_EQ(-1, sp->sockets.back().file[0]);
+}
+
+// A datagram server, a client connected to it one way (its queue is sent
+// from the server), and one connected to a logger outside the checkpoint.
+TEST(UnixPlan, DatagramOneWay)
+{
+	Checkpoint c;
+	FdInfo srv = sock(10, 100, 0, SOCK_DGRAM);
+	srv.unix_name = name("/run/d.sock");
+	srv.unix_path = "/run/d.sock";
+	FdInfo cli = sock(11, 101, 100, SOCK_DGRAM);
+	cli.unix_name = name("cli", false);
+	cli.unix_peer_name = name("/run/d.sock");
+	FdInfo log = sock(12, 102, 555, SOCK_DGRAM);
+	log.unix_peer_name = name("/dev/log");
+	c.fds = {srv, cli, log};
+	c.queues = {chunk(100, "m1", true), chunk(101, "r", true)};
+
+	auto sp = plan(c);
+	ASSERT_TRUE(sp) << sp.error().str();
+	const SharedSocket &cs = sock_of(*sp, 11);
+	EXPECT_EQ(SocketHow::Single, cs.how);
+	EXPECT_EQ(name("/run/d.sock"), cs.connect_name);
+	EXPECT_EQ(sp->fd_file[0].at(10), cs.sender);
+	const SharedSocket &gs = sock_of(*sp, 12);
+	EXPECT_EQ(name("/dev/log"), gs.connect_name);
+	EXPECT_EQ(-1, gs.sender);
+
+	// Messages from the logger cannot be sent again.
+	c.queues.push_back(chunk(102, "x", true));
+	EXPECT_EQ("pid 1: fd 12: socket:[102]: messages queued from its peer /dev/log, which "
+		  "is not in the checkpoint",
+		  msg(c));
+}
+
+TEST(UnixPlan, Refusals)
+{
+	Checkpoint c;
+	FdInfo acc = sock(3, 100, 0);
+	acc.unix_no_peer = false;
+	acc.unix_name = name("srv.sock");
+	acc.unix_accepted = true;
+	c.fds = {acc};
+	EXPECT_EQ("pid 1: fd 3: socket:[100]: accepted on srv.sock, whose listener is not in the "
+		  "checkpoint",
+		  msg(c));
+
+	FdInfo cli = sock(3, 100, 0);
+	cli.unix_no_peer = false;
+	cli.unix_peer_name = name("lst", false);
+	c.fds = {cli};
+	EXPECT_EQ("pid 1: fd 3: socket:[100]: connected to @lst, which is not in the checkpoint",
+		  msg(c));
+
+	FdInfo l = listener(3, 100, name("srv.sock"), "/run/srv.sock");
+	l.unix_embryos = {777};
+	c.fds = {l};
+	EXPECT_EQ("pid 1: fd 3: socket:[100]: a connection from socket:[777], which is not in "
+		  "the checkpoint, waits in its accept backlog",
+		  msg(c));
+
+	FdInfo rel = sock(3, 100, 0, SOCK_DGRAM);
+	rel.unix_name = name("a.sock");
+	rel.unix_path = "/run/b.sock";
+	c.fds = {rel};
+	EXPECT_EQ("pid 1: fd 3: socket:[100]: bound by the relative name a.sock, which does not "
+		  "end its file's path /run/b.sock",
+		  msg(c));
+
+	FdInfo d = sock(3, 100, 101, SOCK_DGRAM);
+	FdInfo e = sock(4, 101, 102, SOCK_DGRAM);
+	FdInfo f = sock(5, 102, 101, SOCK_DGRAM);
+	c.fds = {d, e, f};
+	EXPECT_EQ("pid 1: fd 3: socket:[100]: connected to the unnamed pid 1: fd 4: socket:[101], "
+		  "which is not connected back",
+		  msg(c));
+}
