@@ -294,8 +294,9 @@ static int start_logger(struct name *n)
 		char buf[64];
 		ssize_t len;
 
+		/* Its own session: as a group member it would keep the pid in use. */
 		out = open(log_out, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (s < 0 || out < 0 || bind(s, (void *)&n->a, n->len))
+		if (setsid() < 0 || s < 0 || out < 0 || bind(s, (void *)&n->a, n->len))
 			_exit(1);
 		while ((len = recv(s, buf, sizeof(buf), 0)) > 0) {
 			if (len == 4 && !memcmp(buf, "quit", 4))

@@ -200,7 +200,13 @@ Result<void> SocketBuild::accepted(uint64_t ino,
 	s.how = SocketHow::Accept;
 	s.listener = b.sock_side.at(l->second).first;
 	auto peer = info.find(f.peer_ino);
-	bool pair = f.peer_ino && peer != info.end() && peer->second->peer_ino == ino;
+	// A client alive outside the checkpoint would see its connection
+	// closed: only a closed one (no inode) gets a stand-in.
+	if (f.peer_ino && peer == info.end())
+		return fail(EOPNOTSUPP, name(ino) + ": its client socket:[" +
+						std::to_string(f.peer_ino) +
+						"] is not in the checkpoint");
+	bool pair = f.peer_ino && peer->second->peer_ino == ino;
 	return add(std::move(s), ino, pair ? f.peer_ino : 0);
 }
 

@@ -169,6 +169,12 @@ TEST(UnixPlan, Refusals)
 		  "checkpoint",
 		  msg(c));
 
+	FdInfo l0 = listener(4, 99, name("srv.sock"), "/run/srv.sock");
+	acc.peer_ino = 555;
+	c.fds = {acc, l0};
+	EXPECT_EQ("pid 1: fd 3: socket:[100]: its client socket:[555] is not in the checkpoint",
+		  msg(c));
+
 	FdInfo cli = sock(3, 100, 0);
 	cli.unix_no_peer = false;
 	cli.unix_peer_name = name("lst", false);
