@@ -52,6 +52,25 @@ static const char *amber_tcp_state_name(int state)
 	return "?";
 }
 
+/* A connection: established, or half-closed by either side or both. */
+static bool amber_tcp_conn_state(int state)
+{
+	return (1 << state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 |
+			       TCPF_CLOSE_WAIT | TCPF_LAST_ACK | TCPF_CLOSING);
+}
+
+/* Our FIN is in the sequence space (write_seq counts it). */
+static bool amber_tcp_fin_sent(int state)
+{
+	return (1 << state) & (TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 | TCPF_LAST_ACK | TCPF_CLOSING);
+}
+
+/* The peer's FIN was received (rcv_nxt counts it). */
+static bool amber_tcp_fin_rcvd(int state)
+{
+	return (1 << state) & (TCPF_CLOSE_WAIT | TCPF_LAST_ACK | TCPF_CLOSING);
+}
+
 static struct sock *amber_inet_sock_of(struct file *file)
 {
 	struct socket *sock;
@@ -100,7 +119,7 @@ static int amber_inet_check(const struct amber_fd *fd, struct sock *sk,
 	if (sk->sk_protocol == IPPROTO_TCP) {
 		int state = READ_ONCE(sk->sk_state);
 
-		if (state != TCP_LISTEN && state != TCP_ESTABLISHED && state != TCP_CLOSE)
+		if (state != TCP_LISTEN && state != TCP_CLOSE && !amber_tcp_conn_state(state))
 			return amber_fail(e, -EOPNOTSUPP,
 					  amber_msg("fd %u: %s: TCP connections in state %s are not supported",
 						    fd->num, fd->path,
@@ -119,12 +138,14 @@ static int amber_inet_check(const struct amber_fd *fd, struct sock *sk,
 }
 
 /* Addresses, ports and socket options (sk locked). */
-static void amber_inet_common(struct amber_inet *in, struct sock *sk)
+static void amber_inet_common(struct amber_fd *fd, struct sock *sk)
 {
+	struct amber_inet *in = fd->inet;
 	const struct inet_sock *inet = inet_sk(sk);
 
 	in->proto = sk->sk_protocol;
 	in->state = sk->sk_state;
+	fd->shutdown = sk->sk_shutdown;
 	in->sport = ntohs(inet->inet_sport);
 	in->dport = ntohs(inet->inet_dport);
 	if (!inet->inet_num)
@@ -189,7 +210,7 @@ static int amber_tcp_copy(struct sk_buff *skb, u32 seq, u32 from, u32 to,
 	return 0;
 }
 
-/* The unread bytes [copied_seq, rcv_nxt) of the receive queue. */
+/* The unread bytes [copied_seq, copied_seq + q->len) of the receive queue. */
 static int amber_tcp_recvq(struct sock *sk, struct amber_fq *q)
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
@@ -202,30 +223,35 @@ static int amber_tcp_recvq(struct sock *sk, struct amber_fq *q)
 		seq = TCP_SKB_CB(skb)->seq;
 		if (TCP_SKB_CB(skb)->tcp_flags & TCPHDR_SYN)
 			seq++;
-		err = amber_tcp_copy(skb, seq, tp->copied_seq, tp->rcv_nxt, q, &covered);
+		err = amber_tcp_copy(skb, seq, tp->copied_seq, tp->copied_seq + q->len, q,
+				     &covered);
 		if (err)
 			return err;
 	}
 	return covered == q->len ? 0 : -EFAULT;
 }
 
-/* The bytes [snd_una, write_seq): sent and unacknowledged, then unsent. */
+/*
+ * The bytes [snd_una, snd_una + q->len): sent and unacknowledged, then
+ * unsent (a FIN ends the last skb, beyond its len).
+ */
 static int amber_tcp_sendq(struct sock *sk, struct amber_fq *q)
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
+	u32 end = tp->snd_una + q->len;
 	struct sk_buff *skb;
 	size_t covered = 0;
 	int err;
 
 	skb_rbtree_walk(skb, &sk->tcp_rtx_queue) {
-		err = amber_tcp_copy(skb, TCP_SKB_CB(skb)->seq, tp->snd_una,
-				     tp->write_seq, q, &covered);
+		err = amber_tcp_copy(skb, TCP_SKB_CB(skb)->seq, tp->snd_una, end, q,
+				     &covered);
 		if (err)
 			return err;
 	}
 	skb_queue_walk(&sk->sk_write_queue, skb) {
-		err = amber_tcp_copy(skb, TCP_SKB_CB(skb)->seq, tp->snd_una,
-				     tp->write_seq, q, &covered);
+		err = amber_tcp_copy(skb, TCP_SKB_CB(skb)->seq, tp->snd_una, end, q,
+				     &covered);
 		if (err)
 			return err;
 	}
@@ -276,6 +302,7 @@ static int amber_tcp_conn(struct amber_files_state *st, struct amber_fileids *id
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
 	struct amber_inet *in = fd->inet;
+	u32 unread, unacked;
 	int err;
 
 	if (tp->urg_data || tp->snd_up != tp->snd_una)
@@ -302,10 +329,17 @@ static int amber_tcp_conn(struct amber_files_state *st, struct amber_fileids *id
 	in->rcv_wup = tp->rcv_wup;
 	if (!queues)
 		return 0;
-	err = amber_tcp_queue(st, ids, fd, sk, tp->rcv_nxt - tp->copied_seq, false, e);
+	/* Data only: a FIN not yet read, or not yet acknowledged, is no byte. */
+	unread = tp->rcv_nxt - tp->copied_seq;
+	if (unread && amber_tcp_fin_rcvd(sk->sk_state))
+		unread--;
+	unacked = tp->write_seq - tp->snd_una;
+	if (unacked && amber_tcp_fin_sent(sk->sk_state))
+		unacked--;
+	err = amber_tcp_queue(st, ids, fd, sk, unread, false, e);
 	if (err)
 		return err;
-	return amber_tcp_queue(st, ids, fd, sk, tp->write_seq - tp->snd_una, true, e);
+	return amber_tcp_queue(st, ids, fd, sk, unacked, true, e);
 }
 
 static int amber_tcp_capture(struct amber_files_state *st, struct amber_fileids *ids,
@@ -331,12 +365,12 @@ static int amber_tcp_capture(struct amber_files_state *st, struct amber_fileids 
 					   amber_tcp_state_name(sk->sk_state)));
 		goto out_release;
 	}
-	amber_inet_common(fd->inet, sk);
+	amber_inet_common(fd, sk);
 	/* A connection may have come in since the first look. */
 	err = amber_inet_check(fd, sk, e);
 	if (err)
 		goto out_release;
-	if (state == TCP_ESTABLISHED) {
+	if (amber_tcp_conn_state(state)) {
 		err = amber_tcp_conn(st, ids, fd, sk, first, e);
 		if (err)
 			goto out_release;
@@ -377,7 +411,7 @@ int amber_inet_capture(struct amber_files_state *st, struct amber_fileids *ids,
 		return amber_tcp_capture(st, ids, fd, sk, first, hold, e);
 	/* UDP: queued datagrams are not kept (see design.md). */
 	lock_sock(sk);
-	amber_inet_common(fd->inet, sk);
+	amber_inet_common(fd, sk);
 	release_sock(sk);
 	return 0;
 }
@@ -495,4 +529,68 @@ int amber_inet_net_release(u32 fd, const struct nlattr *attr,
 	release_sock(sock->sk);
 	sockfd_put(sock);
 	return 0;
+}
+
+/*
+ * The peer's FIN, on a connection being rebuilt in repair mode: queued
+ * after the receive queue's bytes as the kernel queues a received FIN (the
+ * program reads the end of the stream after them), and the state moves as
+ * tcp_fin() moves it. Nothing is sent.
+ */
+static int amber_tcp_peer_fin(struct sock *sk, const struct nlattr *attr,
+			      struct netlink_ext_ack *extack)
+{
+	struct tcp_sock *tp = tcp_sk(sk);
+	struct sk_buff *skb;
+
+	if (!tp->repair || !((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1)) ||
+	    (sk->sk_shutdown & RCV_SHUTDOWN)) {
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "SOCK_FD is not an established TCP socket in repair mode with its receiving side open");
+		return -EINVAL;
+	}
+	skb = alloc_skb(0, GFP_KERNEL);
+	if (!skb) {
+		NL_SET_ERR_MSG(extack, "out of memory for the FIN");
+		return -ENOMEM;
+	}
+	memset(TCP_SKB_CB(skb), 0, sizeof(struct tcp_skb_cb));
+	TCP_SKB_CB(skb)->seq = tp->rcv_nxt;
+	TCP_SKB_CB(skb)->end_seq = tp->rcv_nxt + 1;
+	TCP_SKB_CB(skb)->tcp_flags = TCPHDR_FIN | TCPHDR_ACK;
+	skb_set_owner_r(skb, sk);
+	__skb_queue_tail(&sk->sk_receive_queue, skb);
+	WRITE_ONCE(tp->rcv_nxt, tp->rcv_nxt + 1);
+	WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | RCV_SHUTDOWN);
+	sock_set_flag(sk, SOCK_DONE);
+	if (sk->sk_state == TCP_ESTABLISHED) {
+		tcp_set_state(sk, TCP_CLOSE_WAIT);
+		inet_csk_enter_pingpong_mode(sk);
+	} else {
+		tcp_set_state(sk, TCP_CLOSING);
+	}
+	return 0;
+}
+
+int amber_inet_peer_fin(u32 fd, const struct nlattr *attr, struct netlink_ext_ack *extack)
+{
+	struct socket *sock;
+	int err;
+
+	sock = sockfd_lookup(fd, &err);
+	if (!sock) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a socket of the caller");
+		return err;
+	}
+	if ((sock->sk->sk_family != AF_INET && sock->sk->sk_family != AF_INET6) ||
+	    sock->sk->sk_protocol != IPPROTO_TCP || sock->sk->sk_type != SOCK_STREAM) {
+		sockfd_put(sock);
+		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a TCP socket");
+		return -EINVAL;
+	}
+	lock_sock(sock->sk);
+	err = amber_tcp_peer_fin(sock->sk, attr, extack);
+	release_sock(sock->sk);
+	sockfd_put(sock);
+	return err;
 }

@@ -52,6 +52,12 @@ int amber_inet_precheck(unsigned int num, struct file *file, struct amber_err *e
 int amber_inet_net_release(u32 fd, const struct nlattr *attr,
 			   struct netlink_ext_ack *extack);
 
+/*
+ * AMBER_CMD_TCP_PEER_FIN of the caller's socket @fd: a connection rebuilt in
+ * repair mode takes its peer's FIN as received.
+ */
+int amber_inet_peer_fin(u32 fd, const struct nlattr *attr, struct netlink_ext_ack *extack);
+
 int amber_inet_fill(struct sk_buff *skb, const struct amber_inet *in);
 size_t amber_inet_size(const struct amber_inet *in);
 

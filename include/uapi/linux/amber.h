@@ -74,6 +74,13 @@ enum amber_cmd {
 	 * Needs CAP_NET_ADMIN.
 	 */
 	AMBER_CMD_NET_RELEASE,
+	/*
+	 * SOCK_FD: the caller's TCP socket, being rebuilt in repair mode
+	 * (TCP_REPAIR) in state ESTABLISHED or FIN_WAIT1, takes its peer's FIN
+	 * as received after the bytes of its receive queue: CLOSE_WAIT, or
+	 * CLOSING. Linux has no repair option for that. Needs CAP_NET_ADMIN.
+	 */
+	AMBER_CMD_TCP_PEER_FIN,
 
 	__AMBER_CMD_MAX,
 	AMBER_CMD_MAX = __AMBER_CMD_MAX - 1
