@@ -10,13 +10,16 @@
  * leaves its sockets untouched. With a held checkpoint (--kill) each
  * connection is held first (nethold.c) and left in repair mode, so that the
  * kill closes it without a FIN or RST. The tool rebuilds each connection
- * with the kernel's TCP_REPAIR interface (userspace/restore/inet.cc).
+ * with the kernel's TCP_REPAIR interface (userspace/restore/inet.cc); the
+ * peer's FIN of a half-closed one with amber_inet_peer_fin(), which no
+ * repair option does. See design.md, "TCP and UDP sockets".
  *
  * Refused, by fd number and name: other protocols (raw, SCTP, MPTCP, ICMP,
- * UDP-Lite), TCP states other than LISTEN, ESTABLISHED and CLOSE, a
- * listener with connections waiting in its accept queue, urgent data, a
- * socket already in repair mode, SO_BINDTODEVICE, IP_TOS / IPV6_TCLASS,
- * multicast memberships; and queues beyond the request's bounds.
+ * UDP-Lite), TCP states other than LISTEN, CLOSE, ESTABLISHED and the
+ * half-closed ones (FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING), a listener
+ * with connections waiting in its accept queue, urgent data, a socket
+ * already in repair mode, SO_BINDTODEVICE, IP_TOS / IPV6_TCLASS, multicast
+ * memberships; and queues beyond the request's bounds.
  */
 #include <linux/fs.h>
 #include <linux/net.h>
