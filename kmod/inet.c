@@ -10,7 +10,7 @@
  * leaves its sockets untouched. With a held checkpoint (--kill) each
  * connection is held first (nethold.c) and left in repair mode, so that the
  * kill closes it without a FIN or RST. The tool rebuilds each connection
- * with the kernel's TCP_REPAIR interface (userspace/restore/inet.cc); the
+ * with the kernel's TCP_REPAIR interface (userspace/restore/); the
  * peer's FIN of a half-closed one with amber_inet_peer_fin(), which no
  * repair option does. See design.md, "TCP and UDP sockets".
  *
@@ -154,19 +154,17 @@ static void amber_inet_common(struct amber_fd *fd, struct sock *sk)
 	if (!inet->inet_num)
 		in->sport = 0;
 	in->bound_addr = sk->sk_userlocks & SOCK_BINDADDR_LOCK;
+	in->alen = 4;
+	memcpy(in->src, &inet->inet_rcv_saddr, 4);
+	memcpy(in->dst, &inet->inet_daddr, 4);
 #if IS_ENABLED(CONFIG_IPV6)
 	if (sk->sk_family == AF_INET6) {
 		in->alen = 16;
 		memcpy(in->src, &sk->sk_v6_rcv_saddr, 16);
 		memcpy(in->dst, &sk->sk_v6_daddr, 16);
 		in->v6only = sk->sk_ipv6only;
-	} else
-#endif
-	{
-		in->alen = 4;
-		memcpy(in->src, &inet->inet_rcv_saddr, 4);
-		memcpy(in->dst, &inet->inet_daddr, 4);
 	}
+#endif
 	in->reuseaddr = sk->sk_reuse != SK_NO_REUSE;
 	in->reuseport = sk->sk_reuseport;
 	in->mark = sk->sk_mark;
