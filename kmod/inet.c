@@ -19,7 +19,8 @@
  * half-closed ones (FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING), a listener
  * with connections waiting in its accept queue, urgent data, a socket
  * already in repair mode, SO_BINDTODEVICE, IP_TOS / IPV6_TCLASS, multicast
- * memberships; and queues beyond the request's bounds.
+ * memberships, the options of amber_inet_unkept_option(); and queues
+ * beyond the request's bounds.
  */
 #include <linux/fs.h>
 #include <linux/net.h>
@@ -93,11 +94,52 @@ static const char *amber_af(const struct sock *sk)
 	return sk->sk_family == AF_INET ? "AF_INET" : "AF_INET6";
 }
 
+/*
+ * The name of an option the program set that restore does not set again,
+ * or NULL. Read without the lock: a program changing it concurrently races
+ * with the checkpoint anyway.
+ */
+static const char *amber_inet_unkept_option(struct sock *sk)
+{
+	const struct inet_sock *inet = inet_sk(sk);
+
+	if (inet->uc_ttl != -1)
+		return "IP_TTL";
+	if (inet->cmsg_flags)
+		return "IP_PKTINFO / IP_RECV* (control messages)";
+	if (inet->freebind || inet->transparent)
+		return "IP_FREEBIND / IP_TRANSPARENT";
+	if (sock_flag(sk, SOCK_BROADCAST))
+		return "SO_BROADCAST";
+	if (READ_ONCE(sk->sk_rcvlowat) != 1)
+		return "SO_RCVLOWAT";
+#if IS_ENABLED(CONFIG_IPV6)
+	if (sk->sk_family == AF_INET6 &&
+	    (inet6_sk(sk)->hop_limit != -1 || inet6_sk(sk)->rxopt.all))
+		return "IPV6_UNICAST_HOPS / IPV6_RECV* (control messages)";
+#endif
+	if (sk->sk_protocol == IPPROTO_TCP) {
+		const struct tcp_sock *tp = tcp_sk(sk);
+		const struct inet_connection_sock *icsk = inet_csk(sk);
+
+		if (READ_ONCE(tp->rx_opt.user_mss))
+			return "TCP_MAXSEG";
+		if (READ_ONCE(tp->notsent_lowat))
+			return "TCP_NOTSENT_LOWAT";
+		if (READ_ONCE(icsk->icsk_accept_queue.rskq_defer_accept))
+			return "TCP_DEFER_ACCEPT";
+		if (READ_ONCE(icsk->icsk_accept_queue.fastopenq.max_qlen))
+			return "TCP_FASTOPEN";
+	}
+	return NULL;
+}
+
 /* What needs no lock: protocol, and options restore cannot set. */
 static int amber_inet_check(const struct amber_fd *fd, struct sock *sk,
 			    struct amber_err *e)
 {
 	const struct inet_sock *inet = inet_sk(sk);
+	const char *opt;
 
 	if (!((sk->sk_type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP) ||
 	      (sk->sk_type == SOCK_DGRAM && sk->sk_protocol == IPPROTO_UDP)))
@@ -119,6 +161,11 @@ static int amber_inet_check(const struct amber_fd *fd, struct sock *sk,
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("fd %u: %s: multicast group memberships are not supported",
 					    fd->num, fd->path));
+	opt = amber_inet_unkept_option(sk);
+	if (opt)
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("fd %u: %s: the socket option %s is not supported",
+					    fd->num, fd->path, opt));
 	if (sk->sk_protocol == IPPROTO_TCP) {
 		int state = READ_ONCE(sk->sk_state);
 

@@ -23,6 +23,8 @@
  *                 the restore, bytes, end of stream and the last words
  *                 arrive as they would have.
  *   udp           bound and connected UDP sockets, IPv4 and IPv6.
+ *   refused       a listener with an option restore would not set again
+ *                 (TCP_DEFER_ACCEPT): refused by name, nothing killed.
  *   crash         the workload is checkpointed without --kill, then
  *                 SIGKILLed (its peer sees the connection reset) and
  *                 restored: the restore succeeds, the old connection
@@ -60,6 +62,7 @@ FIXTURE_VARIANT(inet) {
 	enum peer_kind peer;
 	int family;		/* PEER_CONN */
 	bool crash;		/* checkpoint without --kill, then SIGKILL */
+	const char *refused;	/* the checkpoint is refused, naming this */
 };
 
 FIXTURE_VARIANT_ADD(inet, conn4) { .mode = "--conn4", .peer = PEER_CONN, .family = AF_INET };
@@ -68,6 +71,7 @@ FIXTURE_VARIANT_ADD(inet, listen) { .mode = "--listen", .peer = PEER_LISTEN };
 FIXTURE_VARIANT_ADD(inet, pair) { .mode = "--pair", .tree = true };
 FIXTURE_VARIANT_ADD(inet, udp) { .mode = "--udp" };
 FIXTURE_VARIANT_ADD(inet, half) { .mode = "--half", .peer = PEER_HALF };
+FIXTURE_VARIANT_ADD(inet, refused) { .mode = "--refused", .refused = "TCP_DEFER_ACCEPT" };
 FIXTURE_VARIANT_ADD(inet, crash) { .mode = "--crash", .peer = PEER_LISTEN, .crash = true };
 
 static unsigned char peer_byte(size_t i) { return (i * 11 + 5) & 0xff; }
@@ -292,6 +296,12 @@ TEST_F_TIMEOUT(inet, restore, 240)
 		}
 	}
 	sc_start(_metadata, &self->sc, variant->mode);
+	if (variant->refused) {
+		const char *const want[] = { ": socket:[", variant->refused, NULL };
+
+		sc_refused(_metadata, &self->sc, NULL, want);
+		return;
+	}
 	sc_restore_check(_metadata, &self->sc,
 			 variant->crash ? checkpoint_crash(_metadata, &self->sc)
 					: sc_checkpoint_kill(_metadata, &self->sc));

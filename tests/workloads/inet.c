@@ -27,6 +27,8 @@
  *                     After the restore: the states (then BASE/checked), the
  *                     bytes, then the end of the stream; the peer closes the
  *                     first and reads "bye" and the end on the second.
+ *   --refused         a listener with TCP_DEFER_ACCEPT, which a checkpoint
+ *                     refuses: after go it still listens, with the option.
  *   --udp             bound and connected UDP sockets over IPv4 and IPv6,
  *                     one datagram queued (dropped by design); after the
  *                     restore datagrams flow between them again.
@@ -556,6 +558,18 @@ static int run_half(void)
 	return sc_done();
 }
 
+static int run_refused(void)
+{
+	int port, l = listener(&port), secs = 5;
+
+	if (setsockopt(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)))
+		return 130;
+	sc_parent_ready(getenv("GO"), 0);
+	CHECK(getopt_int(l, IPPROTO_TCP, TCP_DEFER_ACCEPT) > 0, "TCP_DEFER_ACCEPT is gone");
+	CHECK(tcp_state(l) == TCP_LISTEN, "state %d", tcp_state(l));
+	return sc_done();
+}
+
 static int run_udp(void)
 {
 	int a4 = udp_socket(AF_INET, 0), b4, a6 = udp_socket(AF_INET6, 0), b6;
@@ -615,5 +629,7 @@ int main(int argc, char **argv)
 		return run_udp();
 	if (!strcmp(mode, "--half"))
 		return run_half();
+	if (!strcmp(mode, "--refused"))
+		return run_refused();
 	return 2;
 }
