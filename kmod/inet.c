@@ -233,6 +233,7 @@ static void amber_inet_common(struct amber_fd *fd, struct sock *sk)
 		in->cork = tp->nonagle & TCP_NAGLE_CORK;
 		in->user_timeout = inet_csk(sk)->icsk_user_timeout;
 		in->backlog = sk->sk_max_ack_backlog;
+		strscpy(in->cc, inet_csk(sk)->icsk_ca_ops->name, sizeof(in->cc));
 	}
 }
 
@@ -514,7 +515,8 @@ int amber_inet_fill(struct sk_buff *skb, const struct amber_inet *in)
 	    amber_inet_put_flag(skb, AMBER_INET_NODELAY, in->nodelay) ||
 	    amber_inet_put_flag(skb, AMBER_INET_CORK, in->cork) ||
 	    nla_put_u32(skb, AMBER_INET_USER_TIMEOUT, in->user_timeout) ||
-	    amber_inet_put_flag(skb, AMBER_INET_HELD, in->held))
+	    amber_inet_put_flag(skb, AMBER_INET_HELD, in->held) ||
+	    (in->cc[0] && nla_put_string(skb, AMBER_INET_CONGESTION, in->cc)))
 		return -EMSGSIZE;
 	if (in->conn &&
 	    (nla_put_u32(skb, AMBER_INET_SND_UNA, in->snd_una) ||
@@ -552,7 +554,8 @@ size_t amber_inet_size(const struct amber_inet *in)
 		flags += in->sack + in->wscale_ok + in->tstamp;
 	}
 	return NLA_HDRLEN + 2 * nla_total_size(in->alen) +
-	       u32s * nla_total_size(sizeof(u32)) + flags * nla_total_size(0);
+	       u32s * nla_total_size(sizeof(u32)) + flags * nla_total_size(0) +
+	       (in->cc[0] ? nla_total_size(strlen(in->cc) + 1) : 0);
 }
 
 int amber_inet_net_release(u32 fd, const struct nlattr *attr,

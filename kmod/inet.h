@@ -4,6 +4,7 @@
 #define _AMBER_INET_H
 
 #include <linux/types.h>
+#include <net/tcp.h>
 
 #include "msg.h"
 
@@ -29,6 +30,7 @@ struct amber_inet {
 	u32 snd_una, snd_nxt, write_seq, rcv_nxt, copied_seq;
 	u32 mss, snd_wscale, rcv_wscale, timestamp;
 	u32 snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup;
+	char cc[TCP_CA_NAME_MAX];	/* TCP: congestion control, "" for UDP */
 };
 
 /*

@@ -61,6 +61,7 @@ static unsigned char our_byte(size_t i) { return (i * 7 + 13) & 0xff; }
 struct snap {
 	int reuseaddr, reuseport, nodelay, keepalive, keepidle, keepintvl, keepcnt;
 	int sndbuf, rcvbuf, mark, v6only, fl, cork;
+	char cc[16];
 	struct sockaddr_storage name, peer;
 	socklen_t namelen, peerlen;
 };
@@ -91,6 +92,9 @@ static void take_snap(int fd, struct snap *s, bool tcp)
 		s->keepidle = getopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE);
 		s->keepintvl = getopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL);
 		s->keepcnt = getopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT);
+		socklen_t l = sizeof(s->cc);
+
+		getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, s->cc, &l);
 	}
 	s->fl = fcntl(fd, F_GETFL);
 	s->namelen = sizeof(s->name);
@@ -126,6 +130,8 @@ static void check_snap(int fd, const char *what, const struct snap *before, bool
 	SAME(mark); SAME(nodelay); SAME(cork); SAME(keepidle);
 	SAME(keepintvl); SAME(keepcnt); SAME(fl); SAME(namelen); SAME(peerlen);
 #undef SAME
+	CHECK(!strncmp(now.cc, before->cc, sizeof(now.cc)), "%s: TCP_CONGESTION %.16s, was %.16s",
+	      what, now.cc, before->cc);
 	CHECK(!memcmp(&now.name, &before->name, now.namelen), "%s: another local address",
 	      what);
 	CHECK(!memcmp(&now.peer, &before->peer, now.peerlen), "%s: another peer address",
@@ -218,7 +224,8 @@ static void set_options(int fd)
 	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rbuf, sizeof(rbuf)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)))
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "reno", 4))
 		exit(94);
 }
 

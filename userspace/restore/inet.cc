@@ -163,6 +163,10 @@ Result<void> set_tcp_options(int fd, const InetInfo &in, const std::string &name
 		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_NODELAY, 1, name, "TCP_NODELAY"));
 	if (in.cork)
 		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_CORK, 1, name, "TCP_CORK"));
+	if (!in.congestion.empty() &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, in.congestion.data(),
+		       socklen_t(in.congestion.size())))
+		return fail_errno(name + ": TCP_CONGESTION " + in.congestion);
 	return {};
 }
 

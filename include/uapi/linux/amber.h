@@ -727,6 +727,7 @@ enum amber_inet_attr {
 	AMBER_INET_RCV_WUP,		/* u32 */
 	/* flag: the connection is held (kmod/nethold.c) until NET_RELEASE */
 	AMBER_INET_HELD,
+	AMBER_INET_CONGESTION,		/* string: TCP_CONGESTION (TCP) */
 
 	__AMBER_INET_MAX,
 	AMBER_INET_MAX = __AMBER_INET_MAX - 1
