@@ -278,6 +278,8 @@ void amber_nethold_commit(const void *owner)
 {
 	struct amber_hold *h;
 
+	if (!owner)
+		return;	/* NULL marks committed holds: none to take over */
 	spin_lock_bh(&amber_holds_lock);
 	list_for_each_entry(h, &amber_holds, node) {
 		if (h->owner != owner)

@@ -202,38 +202,53 @@ Result<UniqueFd> new_socket(const SharedInet &s, int type, const std::string &na
 	return UniqueFd(fd);
 }
 
-Result<void> send_repair_queue(int fd, int queue, ByteView data, const std::string &name,
-			       const char *what)
+// Room in the socket's buffer (SO_SNDBUF or SO_RCVBUF) for bytes queued
+// at once: raised with the FORCE option (which locks it). Only when the
+// queue did not fit: a buffer the kernel tunes stays tuned otherwise. The
+// caller sets a size the program chose back afterwards.
+Result<void> make_room(int fd, int opt, int force, size_t bytes, const std::string &name)
 {
-	AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue, name, "TCP_REPAIR_QUEUE"));
+	int cur = 0;
+	socklen_t l = sizeof(cur);
+	if (getsockopt(fd, SOL_SOCKET, opt, &cur, &l))
+		return fail_errno(name + ": getsockopt");
+	const size_t want = std::min<size_t>(2 * bytes + 65536, INT_MAX / 2);
+	if (size_t(cur) >= want)
+		return fail(ENOSPC, name + ": " + std::to_string(bytes) +
+					    " queued bytes do not fit in a buffer of " +
+					    std::to_string(cur));
+	return setopt(fd, SOL_SOCKET, force, int(want / 2), name, "making room for its queue");
+}
+
+// Sends data into the socket: with queue >= 0 into that repair queue
+// (TCP_REPAIR_QUEUE), else as the program writes. A buffer too small for
+// it is raised once (make_room()).
+Result<void> put_queue(int fd, int queue, ByteView data, const std::string &name,
+		       const char *what)
+{
+	const bool recv = queue == TCP_RECV_QUEUE;
+	bool raised = false;
+	if (queue >= 0)
+		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue, name,
+				 "TCP_REPAIR_QUEUE"));
 	for (size_t off = 0; off < data.size();) {
 		size_t n = std::min<size_t>(data.size() - off, 65536);
 		ssize_t r = send(fd, data.data() + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0 && (errno == ENOMEM || errno == EAGAIN) && !raised) {
+			raised = true;
+			AMBER_TRY(make_room(fd, recv ? SO_RCVBUF : SO_SNDBUF,
+					    recv ? SO_RCVBUFFORCE : SO_SNDBUFFORCE, data.size(),
+					    name));
+			continue;
+		}
 		if (r <= 0)
 			return fail_errno(name + ": putting back " + std::to_string(data.size()) +
 					  " bytes of its " + what + " queue");
 		off += size_t(r);
 	}
 	return {};
-}
-
-// Room in the socket's buffer (SO_SNDBUF or SO_RCVBUF) for bytes queued
-// at once: raised with the FORCE option when short. The caller sets a size
-// the program chose back afterwards; one the kernel tuned stays raised.
-Result<void> make_room(int fd, int opt, int force, size_t bytes, const std::string &name)
-{
-	int cur = 0;
-	socklen_t l = sizeof(cur);
-	if (!bytes)
-		return {};
-	if (getsockopt(fd, SOL_SOCKET, opt, &cur, &l))
-		return fail_errno(name + ": getsockopt");
-	const size_t want = std::min<size_t>(2 * bytes + 65536, INT_MAX / 2);
-	if (size_t(cur) >= want)
-		return {};
-	return setopt(fd, SOL_SOCKET, force, int(want / 2), name, "making room for its queue");
 }
 
 struct TcpRepairOpt {
@@ -315,17 +330,14 @@ Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name)
 		       socklen_t(opts.size() * sizeof(opts[0]))))
 		return fail_errno(name + ": TCP_REPAIR_OPTIONS");
 
-	AMBER_TRY(make_room(f, SO_RCVBUF, SO_RCVBUFFORCE, s.recvq.size(), name));
-	AMBER_TRY(make_room(f, SO_SNDBUF, SO_SNDBUFFORCE, s.sendq.size(), name));
-	AMBER_TRY(send_repair_queue(f, TCP_RECV_QUEUE, s.recvq, name, "receive"));
+	AMBER_TRY(put_queue(f, TCP_RECV_QUEUE, s.recvq, name, "receive"));
 	const size_t sent = std::min<size_t>(s.sendq.size(), in.snd_nxt - send_seq(s));
-	AMBER_TRY(send_repair_queue(f, TCP_SEND_QUEUE, ByteView(s.sendq).subspan(0, sent), name,
-				    "send"));
+	AMBER_TRY(put_queue(f, TCP_SEND_QUEUE, ByteView(s.sendq).subspan(0, sent), name, "send"));
 	// Never sent: written as the program wrote it (before our FIN, if any).
 	if (sent < s.sendq.size()) {
 		AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_REPAIR, kRepairOffNoProbe, name,
 				 "TCP_REPAIR off"));
-		AMBER_TRY(write_queue(f, ByteView(s.sendq).subspan(sent), true, name));
+		AMBER_TRY(put_queue(f, -1, ByteView(s.sendq).subspan(sent), name, "unsent"));
 		AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_REPAIR, kRepairOn, name, "TCP_REPAIR"));
 	}
 	// The FINs, in the order they came: CLOSING is ours first.
