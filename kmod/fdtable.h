@@ -10,6 +10,7 @@
 struct amber_epoll_tfd;
 struct amber_inotify_watch;
 struct amber_unix_fd;
+struct amber_inet;
 struct file;
 struct inode;
 struct task_struct;
@@ -53,6 +54,7 @@ struct amber_fd {
 	bool tty;
 	char *path;
 	struct amber_unix_fd *un;	/* kzalloc()ed, UNIX sockets only */
+	struct amber_inet *inet;	/* TCP/UDP socket (inet.c), kzalloc()ed */
 };
 
 /*
@@ -66,6 +68,7 @@ struct amber_fq {
 	u32 embryo;		/* 0, or AMBER_QUEUE_EMBRYO: ino is the listener */
 	size_t len;		/* bytes in data */
 	u32 nr_msgs;		/* 0 for pipes, FIFOs and SOCK_STREAM */
+	bool send;		/* a TCP socket's send queue (AMBER_QUEUE_SEND) */
 	u32 *msg_len;
 	u8 *data;
 };
@@ -92,13 +95,18 @@ void amber_fileids_free(struct amber_fileids *ids);
  * a reference on it the first time; 0 without memory.
  */
 u64 amber_fileids_get(struct amber_fileids *ids, struct file *file);
+/*
+ * The request holds its processes after capture (AMBER_CKPT_F_HOLD): its
+ * TCP connections are held too (inet.c, nethold.c), on behalf of @ids.
+ */
+void amber_fileids_set_hold(struct amber_fileids *ids);
 
 /*
  * Captures current's fd table. Runs in the target's context while its
  * group is stopped; processes of one group may call it concurrently with
  * the same @ids. Refuses (by fd number and name, in @e) what cannot be
- * checkpointed: sockets other than UNIX ones, and UNIX sockets and queued
- * data that cannot be restored (see pipe.c and unix.c).
+ * checkpointed: sockets other than UNIX, TCP and UDP ones, and sockets and
+ * queued data that cannot be restored (see pipe.c, unix.c and inet.c).
  */
 /*
  * Runs @file's own ->show_fdinfo (the text of /proc/PID/fdinfo/N after its

@@ -19,6 +19,7 @@
 #include "checkpoint.h"
 #include "epoll.h"
 #include "inotify.h"
+#include "inet.h"
 #include "netlink.h"
 #include "unix.h"
 
@@ -45,12 +46,12 @@ static size_t amber_str_size(const char *s)
 #define AMBER_U32_SIZE	nla_total_size(sizeof(u32))
 #define AMBER_U64_SIZE	nla_total_size_64bit(sizeof(u64))
 
-/* One AMBER_A_QUEUE nest: INO, DATA, EOR, EMBRYO. */
+/* One AMBER_A_QUEUE nest: INO, DATA, EOR, EMBRYO, SEND. */
 static size_t amber_fq_chunk_size(const struct amber_fq *q, size_t len, bool eor)
 {
 	return NLA_HDRLEN + nla_total_size_64bit(sizeof(u64)) +
 	       nla_total_size(len) + (eor ? nla_total_size(0) : 0) +
-	       (q->embryo ? AMBER_U32_SIZE : 0);
+	       (q->embryo ? AMBER_U32_SIZE : 0) + (q->send ? nla_total_size(0) : 0);
 }
 
 static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
@@ -62,7 +63,8 @@ static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
 	    amber_put_u64(skb, AMBER_QUEUE_INO, q->ino) ||
 	    nla_put(skb, AMBER_QUEUE_DATA, len, data) ||
 	    (eor && nla_put_flag(skb, AMBER_QUEUE_EOR)) ||
-	    (q->embryo && nla_put_u32(skb, AMBER_QUEUE_EMBRYO, q->embryo)))
+	    (q->embryo && nla_put_u32(skb, AMBER_QUEUE_EMBRYO, q->embryo)) ||
+	    (q->send && nla_put_flag(skb, AMBER_QUEUE_SEND)))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
@@ -189,6 +191,8 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 			nla_total_size(fd->inotify_watches[i].handle_bytes);
 	if (fd->un)
 		size += amber_unix_fd_size(fd->un);
+	if (fd->inet)
+		size += amber_inet_size(fd->inet);
 	return size;
 }
 
@@ -319,6 +323,7 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	    amber_put_u64(skb, AMBER_FD_SIGNALFD_MASK, fd->signalfd_mask))
 		return -EMSGSIZE;
 	if (fd->inotify && amber_fill_inotify(skb, fd))
+	if (fd->inet && amber_inet_fill(skb, fd->inet))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
