@@ -323,6 +323,7 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 	    amber_put_u64(skb, AMBER_FD_SIGNALFD_MASK, fd->signalfd_mask))
 		return -EMSGSIZE;
 	if (fd->inotify && amber_fill_inotify(skb, fd))
+		return -EMSGSIZE;
 	if (fd->inet && amber_inet_fill(skb, fd->inet))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
