@@ -10,7 +10,7 @@ PKGS=(
 	libnl-3-dev libnl-genl-3-dev libcli11-dev libexpected-dev libxxhash-dev
 	googletest libgtest-dev libfmt-dev
 	criu python3 gzip iproute2 util-linux procps gnuplot-nox
-	redis-server redis-tools nginx-light
+	redis-server redis-tools nginx-light iptables
 )
 
 missing=()
