@@ -59,6 +59,7 @@
 #include "access.h"
 #include "checkpoint.h"
 #include "ksyms.h"
+#include "nethold.h"
 #include "tree.h"
 
 /*
@@ -139,8 +140,10 @@ static void amber_req_release(struct kref *ref)
 	if (req->root_pages)
 		fput(req->root_pages);
 	kfree(req->parents);
-	if (req->fileids)
+	if (req->fileids) {
+		amber_nethold_abort(req->fileids);
 		amber_fileids_free(req->fileids);
+	}
 	put_pid_ns(req->ns);
 	/* Last: module exit waits for every session to be gone. */
 	amber_session_del(&req->session);
@@ -155,6 +158,13 @@ void amber_req_put(struct amber_req *req)
 static void amber_req_set_phase(struct amber_req *req, enum amber_phase ph)
 {
 	lockdep_assert_held(&amber_reqs_lock);
+	/* Held connections: kept for a kill, back to normal before a resume. */
+	if (ph == AMBER_PH_RESUME) {
+		if (req->action == AMBER_RELEASE_KILL)
+			amber_nethold_commit(req->fileids);
+		else
+			amber_nethold_abort(req->fileids);
+	}
 	WRITE_ONCE(req->phase, ph);
 	wake_up_all(&req->thr_wq);
 	wake_up_all(&req->req_wq);
@@ -1181,6 +1191,8 @@ static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 	init_waitqueue_head(&req->thr_wq);
 	req->pid = args->pid;
 	req->flags = args->flags;
+	if (req->flags & AMBER_CKPT_F_HOLD)
+		amber_fileids_set_hold(req->fileids);
 	req->hold_ms = max_t(u32, args->timeout_ms, AMBER_HOLD_MIN_MS);
 	req->park_ms = args->timeout_ms + AMBER_CAPTURE_MAX_MS + AMBER_PARK_SLACK_MS;
 	req->ns = get_pid_ns(task_active_pid_ns(current));

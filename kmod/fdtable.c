@@ -40,6 +40,7 @@
 #include "pipe.h"
 #include "restore.h"
 #include "signalfd.h"
+#include "inet.h"
 #include "timerfd.h"
 #include "unix.h"
 
@@ -60,7 +61,13 @@ struct amber_fileids {
 	DECLARE_HASHTABLE(inodes, 8);	/* struct amber_fileino by inode */
 	u64 last_id;
 	size_t queued;			/* bytes of the queues captured */
+	bool hold;			/* set before any capture, then read-only */
 };
+
+void amber_fileids_set_hold(struct amber_fileids *ids)
+{
+	ids->hold = true;
+}
 
 struct amber_fileids *amber_fileids_new(void)
 {
@@ -313,6 +320,9 @@ static int amber_fd_capture(struct amber_files_state *st,
 	err = amber_signalfd_capture(f, file, e);
 	if (err)
 		return err;
+	err = amber_inet_capture(st, ids, f, file, ids->hold, e);
+	if (err || f->inet)
+		return err;
 	return amber_unix_capture(st, ids, f, file, e);
 }
 
@@ -366,8 +376,12 @@ int amber_files_precheck(struct task_struct *task, struct amber_err *e)
 			return 0;
 		if (IS_ERR(file))
 			continue;
-		err = amber_unix_precheck(fd, file, e);
+		err = amber_inet_precheck(fd, file, e);
+		if (!err)
+			err = amber_unix_precheck(fd, file, e);
 		fput(file);
+		if (err > 0)
+			continue;	/* an inet socket: checked */
 		if (err)
 			return err;
 	}
@@ -382,6 +396,7 @@ void amber_files_free(struct amber_files_state *st)
 	for (i = 0; i < st->nr; i++) {
 		kfree(st->fds[i].path);
 		kfree(st->fds[i].epoll_tfds);
+		kfree(st->fds[i].inet);
 	}
 	kvfree(st->fds);
 	st->fds = NULL;

@@ -8,6 +8,7 @@
 #include "msg.h"
 
 struct amber_epoll_tfd;
+struct amber_inet;
 struct file;
 struct inode;
 struct task_struct;
@@ -47,6 +48,7 @@ struct amber_fd {
 	bool cloexec;
 	bool tty;
 	char *path;
+	struct amber_inet *inet;	/* TCP/UDP socket (inet.c), kzalloc()ed */
 };
 
 /*
@@ -59,6 +61,7 @@ struct amber_fq {
 	u64 ino;		/* as AMBER_FD_INO of the fds that refer to it */
 	size_t len;		/* bytes in data */
 	u32 nr_msgs;		/* 0 for pipes, FIFOs and SOCK_STREAM */
+	bool send;		/* a TCP socket's send queue (AMBER_QUEUE_SEND) */
 	u32 *msg_len;
 	u8 *data;
 };
@@ -85,6 +88,11 @@ void amber_fileids_free(struct amber_fileids *ids);
  * a reference on it the first time; 0 without memory.
  */
 u64 amber_fileids_get(struct amber_fileids *ids, struct file *file);
+/*
+ * The request holds its processes after capture (AMBER_CKPT_F_HOLD): its
+ * TCP connections are held too (inet.c, nethold.c), on behalf of @ids.
+ */
+void amber_fileids_set_hold(struct amber_fileids *ids);
 
 /*
  * Captures current's fd table. Runs in the target's context while its

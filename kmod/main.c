@@ -12,6 +12,7 @@
 
 #include "ksyms.h"
 #include "netlink.h"
+#include "nethold.h"
 #include "session.h"
 #include "track.h"
 
@@ -25,12 +26,17 @@ static int __init amber_init(void)
 	err = amber_sessions_init();
 	if (err)
 		return err;
-	err = amber_netlink_init();
+	err = amber_nethold_init();
 	if (err)
 		goto err_sessions_exit;
+	err = amber_netlink_init();
+	if (err)
+		goto err_nethold_exit;
 	pr_info("version %s loaded\n", AMBER_VERSION_STRING);
 	return 0;
 
+err_nethold_exit:
+	amber_nethold_exit();
 err_sessions_exit:
 	amber_sessions_exit();
 	return err;
@@ -44,6 +50,8 @@ static void __exit amber_exit(void)
 	amber_sessions_exit();
 	/* No callback is left to use the table. */
 	amber_track_exit();
+	/* Every request is gone: drop the holds no restore released. */
+	amber_nethold_exit();
 }
 
 module_init(amber_init);

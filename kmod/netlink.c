@@ -21,6 +21,7 @@
 #include <linux/amber.h>
 
 #include "checkpoint.h"
+#include "inet.h"
 #include "netlink.h"
 #include "restore.h"
 #include "session.h"
@@ -78,6 +79,15 @@ static const struct nla_policy amber_checkpoint_policy[AMBER_A_MAX + 1] = {
 
 static const struct nla_policy amber_untrack_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_PID]		= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
+};
+
+/* SOCK_FDS: u32 SOCK_FD attributes. */
+static const struct nla_policy amber_sock_fds_policy[AMBER_A_SOCK_FD + 1] = {
+	[AMBER_A_SOCK_FD]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_fd_range),
+};
+
+static const struct nla_policy amber_net_release_policy[AMBER_A_MAX + 1] = {
+	[AMBER_A_SOCK_FDS]	= NLA_POLICY_NESTED(amber_sock_fds_policy),
 };
 
 static const struct nla_policy amber_release_policy[AMBER_A_MAX + 1] = {
@@ -497,6 +507,27 @@ static int amber_nl_untrack_doit(struct sk_buff *skb, struct genl_info *info)
 			     info->attrs[AMBER_A_PID], info->extack);
 }
 
+static int amber_nl_net_release_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	const struct nlattr *a;
+	int rem, err;
+
+	if (GENL_REQ_ATTR_CHECK(info, AMBER_A_SOCK_FDS)) {
+		NL_SET_ERR_MSG(info->extack, "missing SOCK_FDS");
+		return -EINVAL;
+	}
+	nla_for_each_nested(a, info->attrs[AMBER_A_SOCK_FDS], rem) {
+		if (nla_type(a) != AMBER_A_SOCK_FD) {
+			NL_SET_ERR_MSG_ATTR(info->extack, a, "SOCK_FDS holds only SOCK_FD");
+			return -EINVAL;
+		}
+		err = amber_inet_net_release(nla_get_u32(a), a, info->extack);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 static const struct genl_ops amber_ops[] = {
 	{
 		.cmd	= AMBER_CMD_GET_VERSION,
@@ -526,6 +557,13 @@ static const struct genl_ops amber_ops[] = {
 		.doit	= amber_nl_untrack_doit,
 		.policy	= amber_untrack_policy,
 		.maxattr = AMBER_A_MAX,
+	},
+	{
+		.cmd	= AMBER_CMD_NET_RELEASE,
+		.doit	= amber_nl_net_release_doit,
+		.policy	= amber_net_release_policy,
+		.maxattr = AMBER_A_MAX,
+		.flags	= GENL_ADMIN_PERM,
 	},
 };
 

@@ -18,6 +18,7 @@
 
 #include "checkpoint.h"
 #include "epoll.h"
+#include "inet.h"
 #include "netlink.h"
 
 /* x86-64 never pads 64-bit attributes; AMBER_A_PAD only exists for others. */
@@ -43,22 +44,24 @@ static size_t amber_str_size(const char *s)
 #define AMBER_U32_SIZE	nla_total_size(sizeof(u32))
 #define AMBER_U64_SIZE	nla_total_size_64bit(sizeof(u64))
 
-/* One AMBER_A_QUEUE nest: INO, DATA, EOR. */
-static size_t amber_fq_chunk_size(size_t len, bool eor)
+/* One AMBER_A_QUEUE nest: INO, DATA, EOR, SEND. */
+static size_t amber_fq_chunk_size(size_t len, bool eor, bool send)
 {
 	return NLA_HDRLEN + nla_total_size_64bit(sizeof(u64)) +
-	       nla_total_size(len) + (eor ? nla_total_size(0) : 0);
+	       nla_total_size(len) + (eor ? nla_total_size(0) : 0) +
+	       (send ? nla_total_size(0) : 0);
 }
 
 static int amber_fq_fill_chunk(struct sk_buff *skb, u64 ino, const u8 *data,
-			       size_t len, bool eor)
+			       size_t len, bool eor, bool send)
 {
 	struct nlattr *nest = nla_nest_start(skb, AMBER_A_QUEUE);
 
 	if (!nest ||
 	    amber_put_u64(skb, AMBER_QUEUE_INO, ino) ||
 	    nla_put(skb, AMBER_QUEUE_DATA, len, data) ||
-	    (eor && nla_put_flag(skb, AMBER_QUEUE_EOR)))
+	    (eor && nla_put_flag(skb, AMBER_QUEUE_EOR)) ||
+	    (send && nla_put_flag(skb, AMBER_QUEUE_SEND)))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
@@ -69,7 +72,7 @@ static int amber_fq_fill_chunk(struct sk_buff *skb, u64 ino, const u8 *data,
  * (a message's last with EOR, an empty message as one empty chunk), or
  * only adds their size to *@size when @skb is NULL.
  */
-static int amber_fq_put(struct sk_buff *skb, size_t *size, u64 ino,
+static int amber_fq_put(struct sk_buff *skb, size_t *size, const struct amber_fq *q,
 			const u8 *data, size_t len, bool msg)
 {
 	size_t off = 0, n;
@@ -79,8 +82,8 @@ static int amber_fq_put(struct sk_buff *skb, size_t *size, u64 ino,
 		n = min_t(size_t, len - off, AMBER_QUEUE_CHUNK);
 		eor = msg && off + n == len;
 		if (!skb)
-			*size += amber_fq_chunk_size(n, eor);
-		else if (amber_fq_fill_chunk(skb, ino, data + off, n, eor))
+			*size += amber_fq_chunk_size(n, eor, q->send);
+		else if (amber_fq_fill_chunk(skb, q->ino, data + off, n, eor, q->send))
 			return -EMSGSIZE;
 		off += n;
 	} while (off < len);
@@ -95,9 +98,9 @@ static int amber_fq_put_all(struct sk_buff *skb, size_t *size,
 	u32 i;
 
 	if (!q->nr_msgs)
-		return q->len ? amber_fq_put(skb, size, q->ino, data, q->len, false) : 0;
+		return q->len ? amber_fq_put(skb, size, q, data, q->len, false) : 0;
 	for (i = 0; i < q->nr_msgs; i++) {
-		if (amber_fq_put(skb, size, q->ino, data, q->msg_len[i], true))
+		if (amber_fq_put(skb, size, q, data, q->msg_len[i], true))
 			return -EMSGSIZE;
 		data += q->msg_len[i];
 	}
@@ -151,6 +154,8 @@ static size_t amber_fd_size(const struct amber_fd *fd)
 		size += 2 * AMBER_U32_SIZE + 3 * AMBER_U64_SIZE;
 	if (fd->signalfd)
 		size += AMBER_U64_SIZE;
+	if (fd->inet)
+		size += amber_inet_size(fd->inet);
 	return size;
 }
 
@@ -220,6 +225,8 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 		return -EMSGSIZE;
 	if (fd->signalfd &&
 	    amber_put_u64(skb, AMBER_FD_SIGNALFD_MASK, fd->signalfd_mask))
+		return -EMSGSIZE;
+	if (fd->inet && amber_inet_fill(skb, fd->inet))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;

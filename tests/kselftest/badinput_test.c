@@ -261,9 +261,10 @@ TEST_F_TIMEOUT(bad, unsupported_fd, 90)
 
 	REQUIRE_AMBER();
 	/*
-	 * UNIX sockets are checkpointed since issue 5; a TCP socket still is
-	 * not. tcpchild's child listens on TCP: the tree checkpoint names that
-	 * fd and its kind, and both processes run on.
+	 * UNIX sockets are checkpointed since issue 5, TCP ones since issue 14,
+	 * but not a listener with a connection waiting in its accept queue.
+	 * tcpchild's child has one: the tree checkpoint names that fd and its
+	 * kind, and both processes run on.
 	 */
 	{
 		char *argv[] = { workload_path("tcpchild"), "--ms", "100", NULL };

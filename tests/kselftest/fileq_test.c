@@ -919,9 +919,10 @@ TEST(many_fds)
 
 /* ---- refusals: each setup leaves its bad fd at BAD ---- */
 
-static void setup_tcp(void)
+/* TCP and UDP are checkpointed (inet_test); a raw IP socket is not. */
+static void setup_raw(void)
 {
-	xdup2(socket(AF_INET, SOCK_STREAM, 0), BAD);
+	xdup2(socket(AF_INET, SOCK_RAW, IPPROTO_RAW), BAD);
 }
 
 static void setup_bound(void)
@@ -1023,9 +1024,9 @@ FIXTURE_VARIANT(refused) {
 	int error;
 };
 
-FIXTURE_VARIANT_ADD(refused, tcp) {
-	.setup = setup_tcp, .error = -EOPNOTSUPP,
-	.what = "AF_INET SOCK_STREAM sockets are not supported",
+FIXTURE_VARIANT_ADD(refused, raw) {
+	.setup = setup_raw, .error = -EOPNOTSUPP,
+	.what = "AF_INET sockets of type 3 protocol 255 are not supported (only TCP and UDP)",
 };
 FIXTURE_VARIANT_ADD(refused, bound) {
 	.setup = setup_bound, .error = -EOPNOTSUPP,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * A parent whose child holds a TCP socket (listening on 127.0.0.1, any
- * port): a tree that amber must refuse by name. Both tick forever:
+ * A parent whose child holds a TCP socket listening on 127.0.0.1 (any port)
+ * with a connection waiting in its accept queue: a tree that amber must
+ * refuse by name (an empty accept queue would be checkpointed). Both tick forever:
  *   child socket fd N     once the socket is there
  *   parent tick K / child tick K   every --ms milliseconds (default 50)
  */
@@ -41,10 +42,13 @@ int main(int argc, char **argv)
 		return 1;
 	if (pid == 0) {
 		struct sockaddr_in a = { .sin_family = AF_INET };
-		int s = socket(AF_INET, SOCK_STREAM, 0);
+		int s = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+		socklen_t len = sizeof(a);
 
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) || listen(s, 1)) {
+		if (s < 0 || c < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) || listen(s, 1) ||
+		    getsockname(s, (struct sockaddr *)&a, &len) ||
+		    connect(c, (struct sockaddr *)&a, sizeof(a))) {
 			printf("child socket: %s\n", strerror(errno));
 			return 1;
 		}

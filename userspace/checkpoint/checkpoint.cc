@@ -409,6 +409,9 @@ Result<void> check_supported(const CheckpointReply &r)
 			// not describe (an older module) cannot be.
 			if (!f.sock_family)
 				return fail(EOPNOTSUPP, fd + fd_name(f) + " is not supported yet");
+			// TCP and UDP: restore/inet.cc (plan_inet()) decides.
+			if (f.is_inet)
+				break;
 			if (f.sock_family != AF_UNIX)
 				return fail(EOPNOTSUPP, fd + fd_name(f) + ": " +
 							    sock_name(f.sock_family, f.sock_type) +

@@ -104,6 +104,32 @@ struct EpollTfd {
 	uint64_t file_id = 0;		// the target's FdInfo::file_id
 };
 
+// A TCP or UDP socket over IPv4/IPv6 (AMBER_FD_INET, enum amber_inet_attr).
+struct InetInfo {
+	uint32_t proto = 0;		// IPPROTO_TCP or IPPROTO_UDP
+	uint32_t state = 0;		// TCP_* (TCP_ESTABLISHED: connected)
+	Bytes src, dst;			// 4 or 16 bytes, network order
+	uint32_t sport = 0, dport = 0;	// host order
+	bool bound_addr = false;
+	uint32_t backlog = 0;
+	bool reuseaddr = false, reuseport = false, v6only = false;
+	uint32_t mark = 0, priority = 0;
+	uint32_t sndbuf = 0, rcvbuf = 0;	// 0: not set by the program
+	bool linger_on = false;
+	uint32_t linger = 0;
+	bool keepalive = false;
+	uint32_t keepidle = 0, keepintvl = 0, keepcnt = 0;
+	bool nodelay = false, cork = false;
+	uint32_t user_timeout = 0;
+	bool conn = false;		// SND_UNA present: a TCP connection's state
+	uint32_t snd_una = 0, snd_nxt = 0, write_seq = 0, rcv_nxt = 0, copied_seq = 0;
+	uint32_t mss = 0, snd_wscale = 0, rcv_wscale = 0;
+	bool sack = false, wscale_ok = false, tstamp = false;
+	uint32_t timestamp = 0;
+	uint32_t snd_wl1 = 0, snd_wnd = 0, max_window = 0, rcv_wnd = 0, rcv_wup = 0;
+	bool held = false;
+};
+
 struct FdInfo {
 	uint32_t num = 0;
 	uint32_t type = 0;		// enum amber_fd_type
@@ -142,6 +168,9 @@ struct FdInfo {
 	// Issue 14: a signalfd (AMBER_FD_SIGNALFD_MASK present).
 	bool signalfd = false;
 	uint64_t signalfd_mask = 0;	// bit N-1: signal N
+	// Issue 14: a TCP/UDP socket (AMBER_FD_INET present).
+	bool is_inet = false;
+	InetInfo inet{};
 };
 
 // Registers indexed by enum amber_reg (index 0 unused).
@@ -225,6 +254,7 @@ struct QueueChunk {
 	uint64_t ino = 0;
 	Bytes data;
 	bool eor = false;		// ends a datagram / seqpacket record
+	bool send = false;		// a TCP socket's send queue (else receive)
 };
 
 // A regular file that was open but deleted at the checkpoint, with its

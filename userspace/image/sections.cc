@@ -9,6 +9,7 @@
 #include <set>
 #include <unordered_set>
 
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include <linux/amber.h>
@@ -281,6 +282,51 @@ constexpr Field<ProcInfo> kProcFields[] = {
 constexpr Field<QueueChunk> kQueueFields[] = {
 	{AMBER_QUEUE_INO, &QueueChunk::ino},
 	{AMBER_QUEUE_EOR, &QueueChunk::eor},
+	{AMBER_QUEUE_SEND, &QueueChunk::send},
+};
+
+constexpr Field<InetInfo> kInetFields[] = {
+	{AMBER_INET_PROTO, &InetInfo::proto},
+	{AMBER_INET_STATE, &InetInfo::state},
+	{AMBER_INET_SRC, &InetInfo::src},
+	{AMBER_INET_SPORT, &InetInfo::sport},
+	{AMBER_INET_DST, &InetInfo::dst},
+	{AMBER_INET_DPORT, &InetInfo::dport},
+	{AMBER_INET_BOUND_ADDR, &InetInfo::bound_addr},
+	{AMBER_INET_BACKLOG, &InetInfo::backlog},
+	{AMBER_INET_REUSEADDR, &InetInfo::reuseaddr},
+	{AMBER_INET_REUSEPORT, &InetInfo::reuseport},
+	{AMBER_INET_V6ONLY, &InetInfo::v6only},
+	{AMBER_INET_MARK, &InetInfo::mark},
+	{AMBER_INET_PRIORITY, &InetInfo::priority},
+	{AMBER_INET_SNDBUF, &InetInfo::sndbuf},
+	{AMBER_INET_RCVBUF, &InetInfo::rcvbuf},
+	{AMBER_INET_LINGER, &InetInfo::linger},
+	{AMBER_INET_KEEPALIVE, &InetInfo::keepalive},
+	{AMBER_INET_KEEPIDLE, &InetInfo::keepidle},
+	{AMBER_INET_KEEPINTVL, &InetInfo::keepintvl},
+	{AMBER_INET_KEEPCNT, &InetInfo::keepcnt},
+	{AMBER_INET_NODELAY, &InetInfo::nodelay},
+	{AMBER_INET_CORK, &InetInfo::cork},
+	{AMBER_INET_USER_TIMEOUT, &InetInfo::user_timeout},
+	{AMBER_INET_SND_UNA, &InetInfo::snd_una},
+	{AMBER_INET_SND_NXT, &InetInfo::snd_nxt},
+	{AMBER_INET_WRITE_SEQ, &InetInfo::write_seq},
+	{AMBER_INET_RCV_NXT, &InetInfo::rcv_nxt},
+	{AMBER_INET_COPIED_SEQ, &InetInfo::copied_seq},
+	{AMBER_INET_MSS, &InetInfo::mss},
+	{AMBER_INET_SND_WSCALE, &InetInfo::snd_wscale},
+	{AMBER_INET_RCV_WSCALE, &InetInfo::rcv_wscale},
+	{AMBER_INET_SACK, &InetInfo::sack},
+	{AMBER_INET_WSCALE_OK, &InetInfo::wscale_ok},
+	{AMBER_INET_TSTAMP, &InetInfo::tstamp},
+	{AMBER_INET_TIMESTAMP, &InetInfo::timestamp},
+	{AMBER_INET_SND_WL1, &InetInfo::snd_wl1},
+	{AMBER_INET_SND_WND, &InetInfo::snd_wnd},
+	{AMBER_INET_MAX_WINDOW, &InetInfo::max_window},
+	{AMBER_INET_RCV_WND, &InetInfo::rcv_wnd},
+	{AMBER_INET_RCV_WUP, &InetInfo::rcv_wup},
+	{AMBER_INET_HELD, &InetInfo::held},
 };
 
 Result<Rlimit> parse_rlimit(ByteView buf)
@@ -442,6 +488,26 @@ Result<FdInfo> parse_fd(ByteView buf)
 {
 	FdInfo f;
 	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type == AMBER_FD_INET) {
+			auto ia = AMBER_TRY(read_fields<InetInfo>(a.data, kInetFields, f.inet, "INET",
+								  Unknown::Skip, no_extra));
+			InetInfo &in = f.inet;
+			in.linger_on = find_attr(ia, AMBER_INET_LINGER) != nullptr;
+			in.conn = find_attr(ia, AMBER_INET_SND_UNA) != nullptr;
+			if (in.proto != IPPROTO_TCP && in.proto != IPPROTO_UDP)
+				return fail(EBADMSG, "INET: protocol " + std::to_string(in.proto));
+			if (in.src.size() != in.dst.size() ||
+			    (in.src.size() != 4 && in.src.size() != 16))
+				return fail(EBADMSG, "INET: addresses of " +
+							     std::to_string(in.src.size()) + " and " +
+							     std::to_string(in.dst.size()) + " bytes");
+			if (in.sport > 65535 || in.dport > 65535)
+				return fail(EBADMSG, "INET: port out of range");
+			if (in.snd_wscale > 14 || in.rcv_wscale > 14)
+				return fail(EBADMSG, "INET: window scale out of range");
+			f.is_inet = true;
+			return true;
+		}
 		if (a.type != AMBER_FD_EPOLL_TFD)
 			return false;
 		EpollTfd t;

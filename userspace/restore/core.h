@@ -73,7 +73,21 @@ struct SharedBuild {
 	std::map<uint64_t, Bytes> partial;			// unterminated socket message
 	std::map<std::pair<uint64_t, uint64_t>, int> ghost_by_ino;	// (dev, ino) -> ghosts
 	std::map<uint64_t, int> outside_fd;			// file id -> fd (stdio outside)
+	std::map<uint64_t, int> inet_by_ino;			// -> sp.inets
 };
+
+// ---- TCP and UDP sockets: inet.cc. ----
+
+// Description idx (s) of TCP/UDP socket f; refuses what cannot be rebuilt.
+Result<void> plan_inet(SharedBuild &b, const FdInfo &f, int idx, const std::string &name,
+		       SharedFile &s);
+// Appends the chunk to its TCP socket's receive or send queue; false if it
+// is no inet socket's.
+bool queue_inet(SharedBuild &b, const QueueChunk &q);
+// Each connection's queues match its sequence numbers.
+Result<void> check_inet_queues(const SharedBuild &b);
+// Rebuilds every socket, then releases the connections the checkpoint held.
+Result<void> create_inets(const SharedPlan &sp, SharedFds &out);
 
 // ---- Regular files, directories, devices: files.cc. ----
 

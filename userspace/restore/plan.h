@@ -83,7 +83,7 @@ struct ProcImage {
 	const Checkpoint *ckpt = nullptr;
 };
 
-enum class SharedKind { File, Pipe, Socket, Eventfd, Epoll, Timerfd, Signalfd };
+enum class SharedKind { File, Pipe, Socket, Eventfd, Epoll, Timerfd, Signalfd, Inet };
 
 // One registration of an epoll description, its target resolved.
 struct SharedEpollTfd {
@@ -104,6 +104,7 @@ struct SharedFile {
 	int pipe = -1;			// Pipe: index into SharedPlan::pipes
 	int sock = -1;			// Socket: index into SharedPlan::sockets
 	int side = 0;			// Socket: 0 or 1
+	int inet = -1;			// Inet: index into SharedPlan::inets
 	int ghost = -1;			// File: index into SharedPlan::ghosts (deleted)
 	uint64_t eventfd_count = 0;	// Eventfd
 	bool eventfd_sem = false;	// Eventfd: EFD_SEMAPHORE
@@ -139,6 +140,15 @@ struct SharedSocket {
 	std::vector<Bytes> queue[2];
 };
 
+// A TCP or UDP socket (restore/inet.cc), by inode.
+struct SharedInet {
+	uint64_t ino = 0;
+	uint32_t family = 0;		// AF_INET or AF_INET6
+	InetInfo info;
+	Bytes recvq, sendq;		// TCP: unread, and unacknowledged + unsent
+	int file = -1;			// its SharedFile
+};
+
 // A shared anonymous memory object (shmem inode) mapped by tree members.
 struct SharedMem {
 	uint64_t dev = 0, ino = 0;
@@ -150,6 +160,7 @@ struct SharedPlan {
 	std::vector<SharedFile> files;
 	std::vector<SharedPipe> pipes;
 	std::vector<SharedSocket> sockets;
+	std::vector<SharedInet> inets;
 	std::vector<SharedMem> shmem;
 	// Deleted regular files, by inode (each from the GHOSTS section of
 	// the image that saved it): recreated, opened for each description

@@ -64,7 +64,7 @@ bool outside(const SharedBuild &b, const FdInfo &f)
 		return true;
 	if (f.type == AMBER_FD_FIFO)
 		return pipe_is_outside(b, f);
-	if (f.type == AMBER_FD_SOCK)
+	if (f.type == AMBER_FD_SOCK && !f.is_inet)
 		return socket_is_outside(b, f);
 	return false;
 }
@@ -94,6 +94,8 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				kind = SharedKind::File;
 			else if (f.type == AMBER_FD_FIFO)
 				kind = SharedKind::Pipe;
+			else if (f.type == AMBER_FD_SOCK && f.is_inet)
+				kind = SharedKind::Inet;
 			else if (f.type == AMBER_FD_SOCK)
 				kind = SharedKind::Socket;
 			else if (f.type == AMBER_FD_OTHER && f.eventfd)
@@ -140,6 +142,8 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				AMBER_TRY(plan_timerfd(f, name, s));
 			else if (kind == SharedKind::Signalfd)
 				plan_signalfd(f, s);
+			else if (kind == SharedKind::Inet)
+				AMBER_TRY(plan_inet(b, f, idx, name, s));
 			else
 				AMBER_TRY(plan_socket(b, f, idx, name));
 			sp.files.push_back(s);
@@ -156,7 +160,7 @@ Result<void> plan_queues(SharedBuild &b, const std::vector<ProcImage> &procs,
 {
 	for (const ProcImage &pi : procs)
 		for (const QueueChunk &q : pi.ckpt->queues) {
-			if (queue_pipe(b, q) || queue_socket(b, q))
+			if (queue_pipe(b, q) || queue_socket(b, q) || queue_inet(b, q))
 				continue;
 			if (inherited.count(q.ino))
 				continue;	// stdio to the outside: not ours
@@ -164,6 +168,7 @@ Result<void> plan_queues(SharedBuild &b, const std::vector<ProcImage> &procs,
 							       "inode " +
 						    std::to_string(q.ino) + " that no fd refers to");
 		}
+	AMBER_TRY(check_inet_queues(b));
 	return check_socket_queues(b);
 }
 
@@ -284,6 +289,7 @@ Result<SharedFds> create_shared(const SharedPlan &sp, const std::vector<PageInpu
 	AMBER_TRY(create_files(sp, out));
 	AMBER_TRY(create_pipes(sp, out));
 	AMBER_TRY(create_sockets(sp, out));
+	AMBER_TRY(create_inets(sp, out));
 	AMBER_TRY(create_eventfds(sp, out));
 	AMBER_TRY(create_timerfds(sp, out));
 	AMBER_TRY(create_signalfds(sp, out));

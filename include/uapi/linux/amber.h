@@ -66,6 +66,14 @@ enum amber_cmd {
 	 * ENOENT if it was not tracked.
 	 */
 	AMBER_CMD_UNTRACK,
+	/*
+	 * SOCK_FDS: the caller's restored TCP sockets. Ends the hold on their
+	 * connections (and listening ports) that a held CHECKPOINT put on them
+	 * (see AMBER_CKPT_F_HOLD and kmod/nethold.c): packets of those
+	 * 4-tuples flow again. A socket with no hold is no error.
+	 * Needs CAP_NET_ADMIN.
+	 */
+	AMBER_CMD_NET_RELEASE,
 
 	__AMBER_CMD_MAX,
 	AMBER_CMD_MAX = __AMBER_CMD_MAX - 1
@@ -172,6 +180,9 @@ enum amber_attr {
 	 * unlinks it.
 	 */
 	AMBER_A_GHOST,
+	/* NET_RELEASE: nest of AMBER_A_SOCK_FD. */
+	AMBER_A_SOCK_FDS,
+	AMBER_A_SOCK_FD,		/* u32: fd of a socket of the caller */
 
 	__AMBER_A_MAX,
 	AMBER_A_MAX = __AMBER_A_MAX - 1
@@ -281,6 +292,13 @@ enum amber_queue_attr {
 	 * SOCK_STREAM sockets, whose bytes simply concatenate.
 	 */
 	AMBER_QUEUE_EOR,
+	/*
+	 * flag: the chunk is from a TCP socket's send queue (bytes written and
+	 * not yet acknowledged by the peer, from snd_una on); without it,
+	 * from its receive queue (not yet read, from copied_seq on). A
+	 * socket's receive chunks come before its send chunks.
+	 */
+	AMBER_QUEUE_SEND,
 
 	__AMBER_QUEUE_MAX,
 	AMBER_QUEUE_MAX = __AMBER_QUEUE_MAX - 1
@@ -636,9 +654,75 @@ enum amber_fd_attr {
 	 * only then.
 	 */
 	AMBER_FD_SIGNALFD_MASK,
+	/*
+	 * nest (enum amber_inet_attr): an AF_INET/AF_INET6 TCP or UDP socket
+	 * (kmod/inet.c); present for every such socket, and only then.
+	 */
+	AMBER_FD_INET,
 
 	__AMBER_FD_MAX_ATTR,
 	AMBER_FD_MAX = __AMBER_FD_MAX_ATTR - 1
+};
+
+/*
+ * AMBER_FD_INET. Addresses are in network byte order, 4 bytes for AF_INET
+ * sockets and 16 for AF_INET6 ones (v4-mapped for IPv4 peers); ports in
+ * host byte order. TCP sequence numbers and window fields are those of
+ * struct tcp_sock at capture (as TCP_REPAIR_WINDOW and TCP_QUEUE_SEQ take
+ * them). Flags are present when set; SNDBUF/RCVBUF only when the program
+ * set them (SO_SNDBUF/SO_RCVBUF lock them), LINGER only with SO_LINGER on.
+ */
+enum amber_inet_attr {
+	AMBER_INET_PROTO = 1,		/* u32: IPPROTO_TCP or IPPROTO_UDP */
+	/*
+	 * u32: sk_state: TCP_LISTEN, TCP_ESTABLISHED (TCP, or a connected
+	 * UDP socket), TCP_CLOSE (unconnected), or a half-closed TCP state
+	 */
+	AMBER_INET_STATE,
+	AMBER_INET_SRC,			/* binary: local address */
+	AMBER_INET_SPORT,		/* u32: local port, 0: not bound */
+	AMBER_INET_DST,			/* binary: peer address */
+	AMBER_INET_DPORT,		/* u32: peer port, 0: not connected */
+	AMBER_INET_BOUND_ADDR,		/* flag: bind() named the address */
+	AMBER_INET_BACKLOG,		/* u32: listen() backlog */
+	AMBER_INET_REUSEADDR,		/* flag */
+	AMBER_INET_REUSEPORT,		/* flag */
+	AMBER_INET_V6ONLY,		/* flag */
+	AMBER_INET_MARK,		/* u32: SO_MARK */
+	AMBER_INET_PRIORITY,		/* u32: SO_PRIORITY */
+	AMBER_INET_SNDBUF,		/* u32: sk_sndbuf (SO_SNDBUF set) */
+	AMBER_INET_RCVBUF,		/* u32: sk_rcvbuf (SO_RCVBUF set) */
+	AMBER_INET_LINGER,		/* u32: seconds (SO_LINGER on) */
+	AMBER_INET_KEEPALIVE,		/* flag: SO_KEEPALIVE */
+	AMBER_INET_KEEPIDLE,		/* u32: seconds, 0: the default */
+	AMBER_INET_KEEPINTVL,		/* u32: seconds, 0: the default */
+	AMBER_INET_KEEPCNT,		/* u32: 0: the default */
+	AMBER_INET_NODELAY,		/* flag: TCP_NODELAY */
+	AMBER_INET_CORK,		/* flag: TCP_CORK */
+	AMBER_INET_USER_TIMEOUT,	/* u32: TCP_USER_TIMEOUT, ms */
+	/* TCP connections (not LISTEN or CLOSE): */
+	AMBER_INET_SND_UNA,		/* u32 */
+	AMBER_INET_SND_NXT,		/* u32 */
+	AMBER_INET_WRITE_SEQ,		/* u32 */
+	AMBER_INET_RCV_NXT,		/* u32 */
+	AMBER_INET_COPIED_SEQ,		/* u32 */
+	AMBER_INET_MSS,			/* u32: mss_clamp */
+	AMBER_INET_SND_WSCALE,		/* u32 */
+	AMBER_INET_RCV_WSCALE,		/* u32 */
+	AMBER_INET_SACK,		/* flag: SACK permitted */
+	AMBER_INET_WSCALE_OK,		/* flag: window scaling on */
+	AMBER_INET_TSTAMP,		/* flag: timestamps on */
+	AMBER_INET_TIMESTAMP,		/* u32: TCP_TIMESTAMP (clock + tsoffset) */
+	AMBER_INET_SND_WL1,		/* u32 */
+	AMBER_INET_SND_WND,		/* u32 */
+	AMBER_INET_MAX_WINDOW,		/* u32 */
+	AMBER_INET_RCV_WND,		/* u32 */
+	AMBER_INET_RCV_WUP,		/* u32 */
+	/* flag: the connection is held (kmod/nethold.c) until NET_RELEASE */
+	AMBER_INET_HELD,
+
+	__AMBER_INET_MAX,
+	AMBER_INET_MAX = __AMBER_INET_MAX - 1
 };
 
 /*

@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: GPL-2.0
+// TCP and UDP sockets over IPv4 and IPv6 on restore (kmod/inet.c captures
+// them). A TCP connection is rebuilt with the kernel's TCP_REPAIR
+// interface (CAP_NET_ADMIN): sequence numbers before connect() (which then
+// sends nothing), the negotiated options, the receive queue and the sent
+// part of the send queue as they were, the window, then repair off (a
+// window probe) and the unsent part written normally. A listening socket
+// is bound in repair mode, which ignores the TIME_WAIT and FIN_WAIT
+// leftovers of the killed process on its port. Connections the checkpoint
+// held (--kill) are released once their socket exists
+// (AMBER_CMD_NET_RELEASE). UDP sockets are bound and connected again;
+// their queued datagrams are not kept (UDP may lose datagrams).
+//
+// After a crash (a checkpoint that did not hold its connections), the
+// peer has seen the end of the connection: if its 4-tuple is still taken,
+// or it cannot be rebuilt, the fd gets a TCP socket that reports the reset
+// (ECONNRESET, then end of file) as the program would have seen after the
+// crash, and a warning names it; otherwise the rebuilt connection's window
+// probe draws the peer's RST, with the same effect.
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/amber.h>
+
+#include "common/io.h"
+#include "restore/core.h"
+
+namespace amber {
+
+namespace {
+
+// Not in every libc's netinet/tcp.h.
+constexpr int kRepairOn = 1, kRepairOff = 0, kRepairOffNoProbe = -1;
+
+struct SockAddr {
+	sockaddr_storage ss{};
+	socklen_t len = 0;
+};
+
+SockAddr make_addr(uint32_t family, const Bytes &addr, uint32_t port)
+{
+	SockAddr a;
+	if (family == AF_INET) {
+		auto *in = reinterpret_cast<sockaddr_in *>(&a.ss);
+		in->sin_family = AF_INET;
+		in->sin_port = htons(uint16_t(port));
+		std::memcpy(&in->sin_addr, addr.data(), 4);
+		a.len = sizeof(*in);
+	} else {
+		auto *in6 = reinterpret_cast<sockaddr_in6 *>(&a.ss);
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(uint16_t(port));
+		std::memcpy(&in6->sin6_addr, addr.data(), 16);
+		a.len = sizeof(*in6);
+	}
+	return a;
+}
+
+std::string addr_text(uint32_t family, const Bytes &addr, uint32_t port)
+{
+	char buf[INET6_ADDRSTRLEN] = "?";
+	inet_ntop(int(family), addr.data(), buf, sizeof(buf));
+	return family == AF_INET6 ? "[" + std::string(buf) + "]:" + std::to_string(port)
+				  : std::string(buf) + ":" + std::to_string(port);
+}
+
+Result<void> setopt(int fd, int level, int opt, int val, const std::string &name,
+		    const char *what)
+{
+	if (setsockopt(fd, level, opt, &val, sizeof(val)))
+		return fail_errno(name + ": " + what);
+	return {};
+}
+
+// What the program set on the socket itself, before bind().
+Result<void> set_bind_options(int fd, const SharedInet &s, const std::string &name)
+{
+	const InetInfo &in = s.info;
+	AMBER_TRY(setopt(fd, SOL_SOCKET, SO_REUSEADDR, in.reuseaddr, name, "SO_REUSEADDR"));
+	AMBER_TRY(setopt(fd, SOL_SOCKET, SO_REUSEPORT, in.reuseport, name, "SO_REUSEPORT"));
+	if (s.family == AF_INET6)
+		AMBER_TRY(setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, in.v6only, name, "IPV6_V6ONLY"));
+	if (in.mark)
+		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_MARK, int(in.mark), name, "SO_MARK"));
+	if (in.priority)
+		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_PRIORITY, int(in.priority), name,
+				 "SO_PRIORITY"));
+	// The kernel doubles what is asked: ask half of what it had.
+	if (in.sndbuf)
+		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
+				 "SO_SNDBUFFORCE"));
+	if (in.rcvbuf)
+		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
+				 "SO_RCVBUFFORCE"));
+	if (in.linger_on) {
+		linger l{1, int(in.linger)};
+		if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)))
+			return fail_errno(name + ": SO_LINGER");
+	}
+	if (in.keepalive)
+		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_KEEPALIVE, 1, name, "SO_KEEPALIVE"));
+	return {};
+}
+
+// TCP options that may be set at any time.
+Result<void> set_tcp_options(int fd, const InetInfo &in, const std::string &name)
+{
+	if (in.keepidle)
+		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, int(in.keepidle), name,
+				 "TCP_KEEPIDLE"));
+	if (in.keepintvl)
+		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, int(in.keepintvl), name,
+				 "TCP_KEEPINTVL"));
+	if (in.keepcnt)
+		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_KEEPCNT, int(in.keepcnt), name,
+				 "TCP_KEEPCNT"));
+	if (in.user_timeout)
+		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, int(in.user_timeout), name,
+				 "TCP_USER_TIMEOUT"));
+	if (in.nodelay)
+		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_NODELAY, 1, name, "TCP_NODELAY"));
+	if (in.cork)
+		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_CORK, 1, name, "TCP_CORK"));
+	return {};
+}
+
+// Binds in repair mode: the port's leftovers of the killed process (TIME_WAIT,
+// FIN_WAIT) do not stand in the way. Repair mode stays on.
+Result<void> repair_bind(int fd, const SharedInet &s, const Bytes &addr, const std::string &name)
+{
+	AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_REPAIR, kRepairOn, name, "TCP_REPAIR"));
+	SockAddr a = make_addr(s.family, addr, s.info.sport);
+	if (bind(fd, reinterpret_cast<sockaddr *>(&a.ss), a.len))
+		return fail_errno(name + ": bind to " + addr_text(s.family, addr, s.info.sport));
+	return {};
+}
+
+// Repair off without a probe, then SO_REUSEADDR as it was (repair mode
+// forced it, leaving it resets it).
+Result<void> repair_off(int fd, const InetInfo &in, int how, const std::string &name)
+{
+	AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_REPAIR, how, name, "TCP_REPAIR off"));
+	return setopt(fd, SOL_SOCKET, SO_REUSEADDR, in.reuseaddr, name, "SO_REUSEADDR");
+}
+
+Bytes any_addr(const SharedInet &s)
+{
+	return Bytes(s.family == AF_INET ? 4 : 16, 0);
+}
+
+Result<UniqueFd> new_socket(const SharedInet &s, int type, const std::string &name)
+{
+	int fd = socket(int(s.family), type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail_errno(name + ": socket");
+	return UniqueFd(fd);
+}
+
+Result<void> send_repair_queue(int fd, int queue, ByteView data, const std::string &name,
+			       const char *what)
+{
+	AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue, name, "TCP_REPAIR_QUEUE"));
+	for (size_t off = 0; off < data.size();) {
+		size_t n = std::min<size_t>(data.size() - off, 65536);
+		ssize_t r = send(fd, data.data() + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return fail_errno(name + ": putting back " + std::to_string(data.size()) +
+					  " bytes of its " + what + " queue");
+		off += size_t(r);
+	}
+	return {};
+}
+
+// Room in the socket's buffer (SO_SNDBUF or SO_RCVBUF) for bytes queued
+// at once: raised with the FORCE option when short. The caller sets a size
+// the program chose back afterwards; one the kernel tuned stays raised.
+Result<void> make_room(int fd, int opt, int force, size_t bytes, const std::string &name)
+{
+	int cur = 0;
+	socklen_t l = sizeof(cur);
+	if (!bytes)
+		return {};
+	if (getsockopt(fd, SOL_SOCKET, opt, &cur, &l))
+		return fail_errno(name + ": getsockopt");
+	const size_t want = std::min<size_t>(2 * bytes + 65536, INT_MAX / 2);
+	if (size_t(cur) >= want)
+		return {};
+	return setopt(fd, SOL_SOCKET, force, int(want / 2), name, "making room for its queue");
+}
+
+struct TcpRepairOpt {
+	uint32_t code, val;
+};
+
+// A connection that ended: the reset the program would have seen after a
+// crash, on a socket of the same family and type.
+Result<UniqueFd> reset_socket(const SharedInet &s, const std::string &name)
+{
+	UniqueFd lst = AMBER_TRY(new_socket(s, SOCK_STREAM, name));
+	Bytes lo = any_addr(s);
+	if (s.family == AF_INET)
+		lo = {127, 0, 0, 1};
+	else
+		lo[15] = 1;
+	SockAddr a = make_addr(s.family, lo, 0);
+	if (bind(lst.get(), reinterpret_cast<sockaddr *>(&a.ss), a.len) || listen(lst.get(), 1) ||
+	    getsockname(lst.get(), reinterpret_cast<sockaddr *>(&a.ss), &a.len))
+		return fail_errno(name + ": a loopback listener for the reset");
+	UniqueFd c = AMBER_TRY(new_socket(s, SOCK_STREAM, name));
+	if (connect(c.get(), reinterpret_cast<sockaddr *>(&a.ss), a.len))
+		return fail_errno(name + ": connecting for the reset");
+	int acc = accept4(lst.get(), nullptr, nullptr, SOCK_CLOEXEC);
+	if (acc < 0)
+		return fail_errno(name + ": accepting for the reset");
+	UniqueFd peer(acc);
+	linger l{1, 0};
+	setsockopt(peer.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	peer.reset();	// RST
+	pollfd p{c.get(), POLLERR | POLLHUP, 0};
+	if (poll(&p, 1, 2000) != 1)
+		return fail(ETIMEDOUT, name + ": the reset did not arrive");
+	return c;
+}
+
+// An established connection, back through TCP_REPAIR.
+Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name)
+{
+	const InetInfo &in = s.info;
+	UniqueFd fd = AMBER_TRY(new_socket(s, SOCK_STREAM, name));
+	int f = fd.get();
+	AMBER_TRY(set_bind_options(f, s, name));
+	AMBER_TRY(repair_bind(f, s, in.src, name));
+	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, name,
+			 "TCP_REPAIR_QUEUE"));
+	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_QUEUE_SEQ, int(in.snd_una), name, "TCP_QUEUE_SEQ"));
+	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, name,
+			 "TCP_REPAIR_QUEUE"));
+	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_QUEUE_SEQ, int(in.copied_seq), name,
+			 "TCP_QUEUE_SEQ"));
+	if (in.tstamp)
+		AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_TIMESTAMP, int(in.timestamp), name,
+				 "TCP_TIMESTAMP"));
+	SockAddr peer = make_addr(s.family, in.dst, in.dport);
+	if (connect(f, reinterpret_cast<sockaddr *>(&peer.ss), peer.len))
+		return fail_errno(name + ": connect (repair) to " +
+				  addr_text(s.family, in.dst, in.dport));
+
+	std::vector<TcpRepairOpt> opts = {{TCPOPT_MAXSEG, in.mss}};
+	if (in.wscale_ok)
+		opts.push_back({TCPOPT_WINDOW, in.snd_wscale | (in.rcv_wscale << 16)});
+	if (in.sack)
+		opts.push_back({TCPOPT_SACK_PERMITTED, 0});
+	if (in.tstamp)
+		opts.push_back({TCPOPT_TIMESTAMP, 0});
+	if (setsockopt(f, IPPROTO_TCP, TCP_REPAIR_OPTIONS, opts.data(),
+		       socklen_t(opts.size() * sizeof(opts[0]))))
+		return fail_errno(name + ": TCP_REPAIR_OPTIONS");
+
+	AMBER_TRY(make_room(f, SO_RCVBUF, SO_RCVBUFFORCE, s.recvq.size(), name));
+	AMBER_TRY(make_room(f, SO_SNDBUF, SO_SNDBUFFORCE, s.sendq.size(), name));
+	AMBER_TRY(send_repair_queue(f, TCP_RECV_QUEUE, s.recvq, name, "receive"));
+	const size_t sent = std::min<size_t>(s.sendq.size(), in.snd_nxt - in.snd_una);
+	AMBER_TRY(send_repair_queue(f, TCP_SEND_QUEUE, ByteView(s.sendq).subspan(0, sent), name,
+				    "send"));
+	tcp_repair_window w{in.snd_wl1, in.snd_wnd, in.max_window, in.rcv_wnd, in.rcv_wup};
+	if (setsockopt(f, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)))
+		return fail_errno(name + ": TCP_REPAIR_WINDOW");
+	AMBER_TRY(set_tcp_options(f, in, name));
+	AMBER_TRY(repair_off(f, in, kRepairOff, name));
+	// Never sent: written as the program wrote it.
+	if (sent < s.sendq.size())
+		AMBER_TRY(write_queue(f, ByteView(s.sendq).subspan(sent), true, name));
+	// The sizes the program set (a queue above them just waits).
+	if (in.sndbuf)
+		AMBER_TRY(setopt(f, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
+				 "SO_SNDBUFFORCE"));
+	if (in.rcvbuf)
+		AMBER_TRY(setopt(f, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
+				 "SO_RCVBUFFORCE"));
+	return fd;
+}
+
+Result<UniqueFd> create_tcp(const SharedInet &s, const std::string &name)
+{
+	const InetInfo &in = s.info;
+	if (in.state == TCP_ESTABLISHED) {
+		auto c = create_tcp_conn(s, name);
+		if (c || s.info.held)
+			return c;
+		std::cerr << "amber: warning: " << c.error().str()
+			  << ": the connection ended with the crash; the program sees it reset\n";
+		return reset_socket(s, name);
+	}
+	UniqueFd fd = AMBER_TRY(new_socket(s, SOCK_STREAM, name));
+	AMBER_TRY(set_bind_options(fd.get(), s, name));
+	if (in.sport) {
+		AMBER_TRY(repair_bind(fd.get(), s, in.bound_addr ? in.src : any_addr(s), name));
+		AMBER_TRY(repair_off(fd.get(), in, kRepairOffNoProbe, name));
+	}
+	AMBER_TRY(set_tcp_options(fd.get(), in, name));
+	if (in.state == TCP_LISTEN && listen(fd.get(), int(in.backlog)))
+		return fail_errno(name + ": listen");
+	return fd;
+}
+
+Result<UniqueFd> create_udp(const SharedInet &s, const std::string &name)
+{
+	const InetInfo &in = s.info;
+	UniqueFd fd = AMBER_TRY(new_socket(s, SOCK_DGRAM, name));
+	AMBER_TRY(set_bind_options(fd.get(), s, name));
+	if (in.sport) {
+		const Bytes addr = in.bound_addr ? in.src : any_addr(s);
+		SockAddr a = make_addr(s.family, addr, in.sport);
+		if (bind(fd.get(), reinterpret_cast<sockaddr *>(&a.ss), a.len))
+			return fail_errno(name + ": bind to " + addr_text(s.family, addr, in.sport));
+	}
+	if (in.state == TCP_ESTABLISHED) {
+		SockAddr a = make_addr(s.family, in.dst, in.dport);
+		if (connect(fd.get(), reinterpret_cast<sockaddr *>(&a.ss), a.len))
+			return fail_errno(name + ": connect to " +
+					  addr_text(s.family, in.dst, in.dport));
+	}
+	return fd;
+}
+
+// Ends the holds the checkpoint put on these sockets' connections and ports.
+Result<void> net_release(const std::vector<int> &fds)
+{
+	if (fds.empty())
+		return {};
+	NetlinkClient nl = AMBER_TRY(connect_module());
+	AttrWriter w;
+	size_t n = w.begin_nest(AMBER_A_SOCK_FDS);
+	for (int fd : fds)
+		w.put_u32(AMBER_A_SOCK_FD, uint32_t(fd));
+	w.end_nest(n);
+	auto r = nl.transact(AMBER_CMD_NET_RELEASE, w.view(), 10000);
+	if (!r)
+		return wrap(r.error(), "releasing the held connections: ");
+	return {};
+}
+
+} // namespace
+
+Result<void> plan_inet(SharedBuild &b, const FdInfo &f, int idx, const std::string &name,
+		       SharedFile &s)
+{
+	const InetInfo &in = f.inet;
+	const bool tcp = in.proto == IPPROTO_TCP;
+	if ((f.sock_family != AF_INET && f.sock_family != AF_INET6) ||
+	    in.src.size() != (f.sock_family == AF_INET ? 4u : 16u))
+		return fail(EINVAL, name + ": an inet socket of family " +
+					    std::to_string(f.sock_family) + " with a " +
+					    std::to_string(in.src.size()) + "-byte address");
+	if (f.sock_type != (tcp ? SOCK_STREAM : SOCK_DGRAM))
+		return fail(EINVAL, name + ": protocol and socket type do not match");
+	if (tcp && in.state != TCP_LISTEN && in.state != TCP_CLOSE &&
+	    !(in.state == TCP_ESTABLISHED && in.conn))
+		return fail(EOPNOTSUPP, name + ": TCP state " + std::to_string(in.state) +
+						" cannot be restored");
+	if (!tcp && in.state != TCP_ESTABLISHED && in.state != TCP_CLOSE)
+		return fail(EOPNOTSUPP, name + ": UDP state " + std::to_string(in.state) +
+						" cannot be restored");
+	if (in.state == TCP_ESTABLISHED && (!in.sport || !in.dport))
+		return fail(EINVAL, name + ": connected without both ports");
+	if (!b.inet_by_ino.emplace(f.ino, int(b.sp.inets.size())).second)
+		return fail(EOPNOTSUPP, name + ": the socket is open in two descriptions");
+	SharedInet si;
+	si.ino = f.ino;
+	si.family = f.sock_family;
+	si.info = in;
+	si.file = idx;
+	s.inet = int(b.sp.inets.size());
+	b.sp.inets.push_back(std::move(si));
+	return {};
+}
+
+bool queue_inet(SharedBuild &b, const QueueChunk &q)
+{
+	auto it = b.inet_by_ino.find(q.ino);
+	if (it == b.inet_by_ino.end())
+		return false;
+	SharedInet &s = b.sp.inets[it->second];
+	Bytes &to = q.send ? s.sendq : s.recvq;
+	to.insert(to.end(), q.data.begin(), q.data.end());
+	return true;
+}
+
+Result<void> check_inet_queues(const SharedBuild &b)
+{
+	for (const SharedInet &s : b.sp.inets) {
+		const std::string name = b.sp.files[s.file].owner + ": " + b.sp.files[s.file].path;
+		const InetInfo &in = s.info;
+		if (!in.conn) {
+			if (!s.recvq.empty() || !s.sendq.empty())
+				return fail(EINVAL, name + ": queued bytes without a connection");
+			continue;
+		}
+		if (s.recvq.size() != uint32_t(in.rcv_nxt - in.copied_seq) ||
+		    s.sendq.size() != uint32_t(in.write_seq - in.snd_una) ||
+		    uint32_t(in.snd_nxt - in.snd_una) > s.sendq.size())
+			return fail(EINVAL, name + ": its queues (" + std::to_string(s.recvq.size()) +
+						    " and " + std::to_string(s.sendq.size()) +
+						    " bytes) do not match its sequence numbers");
+	}
+	return {};
+}
+
+Result<void> create_inets(const SharedPlan &sp, SharedFds &out)
+{
+	std::vector<int> held;
+	for (const SharedInet &s : sp.inets) {
+		const SharedFile &f = sp.files[s.file];
+		const std::string name = f.owner + ": " + f.path;
+		UniqueFd fd = AMBER_TRY(s.info.proto == IPPROTO_TCP ? create_tcp(s, name)
+								     : create_udp(s, name));
+		AMBER_TRY(set_fl(fd.get(), f.flags, name));
+		if (s.info.held)
+			held.push_back(fd.get());
+		out.files[s.file] = std::move(fd);
+	}
+	return net_release(held);
+}
+
+} // namespace amber
