@@ -116,8 +116,10 @@ static int resp_fill(struct resp *c)
 {
 	ssize_t n;
 
-	if (c->pos == c->len)
-		c->pos = c->len = 0;
+	if (c->pos == c->len) {
+		c->pos = 0;
+		c->len = 0;
+	}
 	if (c->len == sizeof(c->buf))
 		return -1;
 	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
@@ -271,7 +273,8 @@ static void server_setup(struct __test_metadata *_metadata, struct server *s)
 	snprintf(s->out, sizeof(s->out), "%s/out", s->base);
 	snprintf(s->rout, sizeof(s->rout), "%s/restore.out", s->base);
 	snprintf(s->rerr, sizeof(s->rerr), "%s/restore.err", s->base);
-	s->pid = s->restorer = -1;
+	s->pid = -1;
+	s->restorer = -1;
 	s->refusal[0] = 0;
 	ASSERT_EQ(0, fresh_dir(s->base));
 	ASSERT_EQ(0, fresh_dir(s->img));
@@ -481,8 +484,14 @@ static char *http_get(int port, char *status, size_t cap)
 		goto fail;
 	while ((n = recv(fd, buf + len, size - len - 1, 0)) > 0) {
 		len += n;
-		if (len + 1 == size && !(buf = realloc(buf, size *= 2)))
-			goto fail;
+		if (len + 1 == size) {
+			char *more = realloc(buf, size * 2);
+
+			if (!more)
+				goto fail;
+			buf = more;
+			size *= 2;
+		}
 	}
 	if (n < 0)
 		goto fail;
@@ -579,7 +588,8 @@ TEST_F_TIMEOUT(servers, nginx, 300)
 	}
 	EXPECT_EQ(3, tree_pids(self->s.pid, pids + 3, 5));
 	for (int i = 0; i < 3; i++) {
-		EXPECT_EQ(pids[i], pids[3 + i]) TH_LOG("nginx process %d is not pid %d", i, pids[i]);
+		EXPECT_EQ(pids[i], pids[3 + i])
+			TH_LOG("nginx process %d is not pid %d", i, pids[i]);
 	}
 	free(page);
 }
@@ -641,8 +651,8 @@ static int echo_pump(struct echo_client *c, int nr, size_t upto, size_t want, in
 				c[i].sent += k > 0 ? k : 0;
 			}
 			if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-				k = recv(c[i].fd, c[i].got + c[i].got_len, PAYLOAD + 128 - c[i].got_len,
-					 MSG_DONTWAIT);
+				k = recv(c[i].fd, c[i].got + c[i].got_len,
+					 PAYLOAD + 128 - c[i].got_len, MSG_DONTWAIT);
 				if (k == 0 || (k < 0 && errno != EAGAIN))
 					return -1;
 				c[i].got_len += k > 0 ? k : 0;
@@ -791,7 +801,8 @@ static void run_check(struct __test_metadata *_metadata, struct resp *kept, int 
 	}
 	close(kept->fd);
 	kept->fd = tcp_wait_connect(RUN_PORT, 30000);
-	kept->len = kept->pos = 0;
+	kept->len = 0;
+	kept->pos = 0;
 	c->fd = tcp_wait_connect(RUN_PORT, 30000);
 	ASSERT_LE(0, c->fd) TH_LOG("the restored redis-server does not accept");
 	ASSERT_LE(0, kept->fd);
