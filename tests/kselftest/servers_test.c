@@ -258,9 +258,8 @@ static int redis_spot_check(struct resp *c, const char *prefix, int n)
 /* --- one server under test --- */
 
 struct server {
-	char base[256], img[300], out[300], rout[300], rerr[300];
+	char base[256], img[300], out[300];
 	pid_t pid;		/* the server's root process (its session) */
-	pid_t restorer;		/* amber restore */
 	char refusal[4096];	/* the checkpoint's stderr, when refused */
 };
 
@@ -271,10 +270,7 @@ static void server_setup(struct __test_metadata *_metadata, struct server *s)
 	snprintf(s->base, sizeof(s->base), "%s/%s", SERVERS_TMP, _metadata->name);
 	snprintf(s->img, sizeof(s->img), "%s/img", s->base);
 	snprintf(s->out, sizeof(s->out), "%s/out", s->base);
-	snprintf(s->rout, sizeof(s->rout), "%s/restore.out", s->base);
-	snprintf(s->rerr, sizeof(s->rerr), "%s/restore.err", s->base);
 	s->pid = -1;
-	s->restorer = -1;
 	s->refusal[0] = 0;
 	ASSERT_EQ(0, fresh_dir(s->base));
 	ASSERT_EQ(0, fresh_dir(s->img));
@@ -290,7 +286,6 @@ static void server_teardown(struct __test_metadata *_metadata, struct server *s)
 		kill(-s->pid, SIGKILL);
 		reap_gone(s->pid, 10000);
 	}
-	kill_and_reap(s->restorer);
 	if (_metadata->passed)
 		rm_rf(s->base);
 }
@@ -337,35 +332,33 @@ static int server_checkpoint_kill(struct __test_metadata *_metadata, struct serv
 	return 0;
 }
 
-/* `amber restore -D img`; 0 once every pid of @pids is back. */
+/*
+ * `amber restore -D img --detach`: it returns once every process is
+ * restored and released (they are then reparented to this test, a
+ * subreaper). 0 when it said so for @pids[0] and every pid of @pids runs.
+ */
 static int server_restore(struct __test_metadata *_metadata, struct server *s,
 			  const pid_t *pids, int n)
 {
-	struct spawn_opts ro = { .out_path = s->rout, .err_path = s->rerr };
-	struct args a = { 0 };
-	long long end = now_ms() + 120000;
-	int status, i = 0;
+	struct cmd_result r = { 0 };
+	pid_t pid = 0;
+	int ret = 0;
 
-	args_add(&a, AMBER_BIN, "restore", "-D", s->img, NULL);
-	s->restorer = spawn(ARGV(&a), &ro);
-	if (s->restorer < 0)
+	if (run_cmdl(120000, &r, AMBER_BIN, "restore", "-D", s->img, "--detach", NULL))
 		return -1;
-	while (i < n && now_ms() < end) {
-		if (pid_alive(pids[i])) {
-			i++;
-			continue;
-		}
-		if (waitpid(s->restorer, &status, WNOHANG) == s->restorer) {
-			char *e = slurp(s->rerr, NULL);
-
-			s->restorer = -1;
-			TH_LOG("amber restore ended with %d: %s", exit_code(status), e);
-			free(e);
-			return -1;
-		}
-		sleep_ms(20);
+	if (exit_code(r.status) || parse_restored_line(r.out, &pid) || pid != pids[0]) {
+		TH_LOG("amber restore: status %d, stdout '%s', stderr '%s'", exit_code(r.status),
+		       r.out, r.err);
+		ret = -1;
 	}
-	return i == n ? 0 : -1;
+	cmd_result_free(&r);
+	for (int i = 0; i < n && !ret; i++) {
+		if (!pid_alive(pids[i])) {
+			TH_LOG("pid %d is not running after the restore", pids[i]);
+			ret = -1;
+		}
+	}
+	return ret;
 }
 
 #define CHECKPOINT_KILL(s, pids, n)						\
@@ -437,7 +430,7 @@ TEST_F_TIMEOUT(servers, redis, 600)
 	RESTORE(&self->s, pids, n);
 
 	/* A new client is answered, and sees every key. */
-	fresh->fd = tcp_wait_connect(REDIS_PORT, 30000);
+	fresh->fd = tcp_connect(REDIS_PORT);
 	ASSERT_LE(0, fresh->fd) TH_LOG("the restored redis-server does not accept");
 	ASSERT_EQ(0, redis_cmd(fresh, got, sizeof(got), "PING"));
 	ASSERT_STREQ("+PONG", got);
