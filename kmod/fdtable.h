@@ -98,8 +98,9 @@ void amber_fileids_set_hold(struct amber_fileids *ids);
  * Captures current's fd table. Runs in the target's context while its
  * group is stopped; processes of one group may call it concurrently with
  * the same @ids. Refuses (by fd number and name, in @e) what cannot be
- * checkpointed: sockets other than connected or unnamed UNIX ones, and
- * queued data that cannot be restored (see pipe.c and unix.c).
+ * checkpointed: sockets other than connected or unnamed UNIX ones and TCP
+ * and UDP ones, and queued data that cannot be restored (see pipe.c,
+ * unix.c and inet.c).
  */
 /*
  * Runs @file's own ->show_fdinfo (the text of /proc/PID/fdinfo/N after its

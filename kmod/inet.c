@@ -10,13 +10,17 @@
  * leaves its sockets untouched. With a held checkpoint (--kill) each
  * connection is held first (nethold.c) and left in repair mode, so that the
  * kill closes it without a FIN or RST. The tool rebuilds each connection
- * with the kernel's TCP_REPAIR interface (userspace/restore/inet.cc).
+ * with the kernel's TCP_REPAIR interface (userspace/restore/); the
+ * peer's FIN of a half-closed one with amber_inet_peer_fin(), which no
+ * repair option does. See design.md, "TCP and UDP sockets".
  *
  * Refused, by fd number and name: other protocols (raw, SCTP, MPTCP, ICMP,
- * UDP-Lite), TCP states other than LISTEN, ESTABLISHED and CLOSE, a
- * listener with connections waiting in its accept queue, urgent data, a
- * socket already in repair mode, SO_BINDTODEVICE, IP_TOS / IPV6_TCLASS,
- * multicast memberships; and queues beyond the request's bounds.
+ * UDP-Lite), TCP states other than LISTEN, CLOSE, ESTABLISHED and the
+ * half-closed ones (FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING), a listener
+ * with connections waiting in its accept queue, urgent data, a socket
+ * already in repair mode, SO_BINDTODEVICE, IP_TOS / IPV6_TCLASS, multicast
+ * memberships, the options of amber_inet_unkept_option(); and queues
+ * beyond the request's bounds.
  */
 #include <linux/fs.h>
 #include <linux/net.h>
@@ -52,6 +56,25 @@ static const char *amber_tcp_state_name(int state)
 	return "?";
 }
 
+/* A connection: established, or half-closed by either side or both. */
+static bool amber_tcp_conn_state(int state)
+{
+	return (1 << state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 |
+			       TCPF_CLOSE_WAIT | TCPF_LAST_ACK | TCPF_CLOSING);
+}
+
+/* Our FIN is in the sequence space (write_seq counts it). */
+static bool amber_tcp_fin_sent(int state)
+{
+	return (1 << state) & (TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 | TCPF_LAST_ACK | TCPF_CLOSING);
+}
+
+/* The peer's FIN was received (rcv_nxt counts it). */
+static bool amber_tcp_fin_rcvd(int state)
+{
+	return (1 << state) & (TCPF_CLOSE_WAIT | TCPF_LAST_ACK | TCPF_CLOSING);
+}
+
 static struct sock *amber_inet_sock_of(struct file *file)
 {
 	struct socket *sock;
@@ -71,11 +94,52 @@ static const char *amber_af(const struct sock *sk)
 	return sk->sk_family == AF_INET ? "AF_INET" : "AF_INET6";
 }
 
+/*
+ * The name of an option the program set that restore does not set again,
+ * or NULL. Read without the lock: a program changing it concurrently races
+ * with the checkpoint anyway.
+ */
+static const char *amber_inet_unkept_option(struct sock *sk)
+{
+	const struct inet_sock *inet = inet_sk(sk);
+
+	if (inet->uc_ttl != -1)
+		return "IP_TTL";
+	if (inet->cmsg_flags)
+		return "IP_PKTINFO / IP_RECV* (control messages)";
+	if (inet->freebind || inet->transparent)
+		return "IP_FREEBIND / IP_TRANSPARENT";
+	if (sock_flag(sk, SOCK_BROADCAST))
+		return "SO_BROADCAST";
+	if (READ_ONCE(sk->sk_rcvlowat) != 1)
+		return "SO_RCVLOWAT";
+#if IS_ENABLED(CONFIG_IPV6)
+	if (sk->sk_family == AF_INET6 &&
+	    (inet6_sk(sk)->hop_limit != -1 || inet6_sk(sk)->rxopt.all))
+		return "IPV6_UNICAST_HOPS / IPV6_RECV* (control messages)";
+#endif
+	if (sk->sk_protocol == IPPROTO_TCP) {
+		const struct tcp_sock *tp = tcp_sk(sk);
+		const struct inet_connection_sock *icsk = inet_csk(sk);
+
+		if (READ_ONCE(tp->rx_opt.user_mss))
+			return "TCP_MAXSEG";
+		if (READ_ONCE(tp->notsent_lowat))
+			return "TCP_NOTSENT_LOWAT";
+		if (READ_ONCE(icsk->icsk_accept_queue.rskq_defer_accept))
+			return "TCP_DEFER_ACCEPT";
+		if (READ_ONCE(icsk->icsk_accept_queue.fastopenq.max_qlen))
+			return "TCP_FASTOPEN";
+	}
+	return NULL;
+}
+
 /* What needs no lock: protocol, and options restore cannot set. */
 static int amber_inet_check(const struct amber_fd *fd, struct sock *sk,
 			    struct amber_err *e)
 {
 	const struct inet_sock *inet = inet_sk(sk);
+	const char *opt;
 
 	if (!((sk->sk_type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP) ||
 	      (sk->sk_type == SOCK_DGRAM && sk->sk_protocol == IPPROTO_UDP)))
@@ -97,10 +161,15 @@ static int amber_inet_check(const struct amber_fd *fd, struct sock *sk,
 		return amber_fail(e, -EOPNOTSUPP,
 				  amber_msg("fd %u: %s: multicast group memberships are not supported",
 					    fd->num, fd->path));
+	opt = amber_inet_unkept_option(sk);
+	if (opt)
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("fd %u: %s: the socket option %s is not supported",
+					    fd->num, fd->path, opt));
 	if (sk->sk_protocol == IPPROTO_TCP) {
 		int state = READ_ONCE(sk->sk_state);
 
-		if (state != TCP_LISTEN && state != TCP_ESTABLISHED && state != TCP_CLOSE)
+		if (state != TCP_LISTEN && state != TCP_CLOSE && !amber_tcp_conn_state(state))
 			return amber_fail(e, -EOPNOTSUPP,
 					  amber_msg("fd %u: %s: TCP connections in state %s are not supported",
 						    fd->num, fd->path,
@@ -119,30 +188,30 @@ static int amber_inet_check(const struct amber_fd *fd, struct sock *sk,
 }
 
 /* Addresses, ports and socket options (sk locked). */
-static void amber_inet_common(struct amber_inet *in, struct sock *sk)
+static void amber_inet_common(struct amber_fd *fd, struct sock *sk)
 {
+	struct amber_inet *in = fd->inet;
 	const struct inet_sock *inet = inet_sk(sk);
 
 	in->proto = sk->sk_protocol;
 	in->state = sk->sk_state;
+	fd->shutdown = sk->sk_shutdown;
 	in->sport = ntohs(inet->inet_sport);
 	in->dport = ntohs(inet->inet_dport);
 	if (!inet->inet_num)
 		in->sport = 0;
 	in->bound_addr = sk->sk_userlocks & SOCK_BINDADDR_LOCK;
+	in->alen = 4;
+	memcpy(in->src, &inet->inet_rcv_saddr, 4);
+	memcpy(in->dst, &inet->inet_daddr, 4);
 #if IS_ENABLED(CONFIG_IPV6)
 	if (sk->sk_family == AF_INET6) {
 		in->alen = 16;
 		memcpy(in->src, &sk->sk_v6_rcv_saddr, 16);
 		memcpy(in->dst, &sk->sk_v6_daddr, 16);
 		in->v6only = sk->sk_ipv6only;
-	} else
-#endif
-	{
-		in->alen = 4;
-		memcpy(in->src, &inet->inet_rcv_saddr, 4);
-		memcpy(in->dst, &inet->inet_daddr, 4);
 	}
+#endif
 	in->reuseaddr = sk->sk_reuse != SK_NO_REUSE;
 	in->reuseport = sk->sk_reuseport;
 	in->mark = sk->sk_mark;
@@ -164,6 +233,7 @@ static void amber_inet_common(struct amber_inet *in, struct sock *sk)
 		in->cork = tp->nonagle & TCP_NAGLE_CORK;
 		in->user_timeout = inet_csk(sk)->icsk_user_timeout;
 		in->backlog = sk->sk_max_ack_backlog;
+		strscpy(in->cc, inet_csk(sk)->icsk_ca_ops->name, sizeof(in->cc));
 	}
 }
 
@@ -189,7 +259,7 @@ static int amber_tcp_copy(struct sk_buff *skb, u32 seq, u32 from, u32 to,
 	return 0;
 }
 
-/* The unread bytes [copied_seq, rcv_nxt) of the receive queue. */
+/* The unread bytes [copied_seq, copied_seq + q->len) of the receive queue. */
 static int amber_tcp_recvq(struct sock *sk, struct amber_fq *q)
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
@@ -202,30 +272,35 @@ static int amber_tcp_recvq(struct sock *sk, struct amber_fq *q)
 		seq = TCP_SKB_CB(skb)->seq;
 		if (TCP_SKB_CB(skb)->tcp_flags & TCPHDR_SYN)
 			seq++;
-		err = amber_tcp_copy(skb, seq, tp->copied_seq, tp->rcv_nxt, q, &covered);
+		err = amber_tcp_copy(skb, seq, tp->copied_seq, tp->copied_seq + q->len, q,
+				     &covered);
 		if (err)
 			return err;
 	}
 	return covered == q->len ? 0 : -EFAULT;
 }
 
-/* The bytes [snd_una, write_seq): sent and unacknowledged, then unsent. */
+/*
+ * The bytes [snd_una, snd_una + q->len): sent and unacknowledged, then
+ * unsent (a FIN ends the last skb, beyond its len).
+ */
 static int amber_tcp_sendq(struct sock *sk, struct amber_fq *q)
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
+	u32 end = tp->snd_una + q->len;
 	struct sk_buff *skb;
 	size_t covered = 0;
 	int err;
 
 	skb_rbtree_walk(skb, &sk->tcp_rtx_queue) {
-		err = amber_tcp_copy(skb, TCP_SKB_CB(skb)->seq, tp->snd_una,
-				     tp->write_seq, q, &covered);
+		err = amber_tcp_copy(skb, TCP_SKB_CB(skb)->seq, tp->snd_una, end, q,
+				     &covered);
 		if (err)
 			return err;
 	}
 	skb_queue_walk(&sk->sk_write_queue, skb) {
-		err = amber_tcp_copy(skb, TCP_SKB_CB(skb)->seq, tp->snd_una,
-				     tp->write_seq, q, &covered);
+		err = amber_tcp_copy(skb, TCP_SKB_CB(skb)->seq, tp->snd_una, end, q,
+				     &covered);
 		if (err)
 			return err;
 	}
@@ -276,6 +351,7 @@ static int amber_tcp_conn(struct amber_files_state *st, struct amber_fileids *id
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
 	struct amber_inet *in = fd->inet;
+	u32 unread, unacked;
 	int err;
 
 	if (tp->urg_data || tp->snd_up != tp->snd_una)
@@ -302,10 +378,17 @@ static int amber_tcp_conn(struct amber_files_state *st, struct amber_fileids *id
 	in->rcv_wup = tp->rcv_wup;
 	if (!queues)
 		return 0;
-	err = amber_tcp_queue(st, ids, fd, sk, tp->rcv_nxt - tp->copied_seq, false, e);
+	/* Data only: a FIN not yet read, or not yet acknowledged, is no byte. */
+	unread = tp->rcv_nxt - tp->copied_seq;
+	if (unread && amber_tcp_fin_rcvd(sk->sk_state))
+		unread--;
+	unacked = tp->write_seq - tp->snd_una;
+	if (unacked && amber_tcp_fin_sent(sk->sk_state))
+		unacked--;
+	err = amber_tcp_queue(st, ids, fd, sk, unread, false, e);
 	if (err)
 		return err;
-	return amber_tcp_queue(st, ids, fd, sk, tp->write_seq - tp->snd_una, true, e);
+	return amber_tcp_queue(st, ids, fd, sk, unacked, true, e);
 }
 
 static int amber_tcp_capture(struct amber_files_state *st, struct amber_fileids *ids,
@@ -331,12 +414,12 @@ static int amber_tcp_capture(struct amber_files_state *st, struct amber_fileids 
 					   amber_tcp_state_name(sk->sk_state)));
 		goto out_release;
 	}
-	amber_inet_common(fd->inet, sk);
+	amber_inet_common(fd, sk);
 	/* A connection may have come in since the first look. */
 	err = amber_inet_check(fd, sk, e);
 	if (err)
 		goto out_release;
-	if (state == TCP_ESTABLISHED) {
+	if (amber_tcp_conn_state(state)) {
 		err = amber_tcp_conn(st, ids, fd, sk, first, e);
 		if (err)
 			goto out_release;
@@ -377,7 +460,7 @@ int amber_inet_capture(struct amber_files_state *st, struct amber_fileids *ids,
 		return amber_tcp_capture(st, ids, fd, sk, first, hold, e);
 	/* UDP: queued datagrams are not kept (see design.md). */
 	lock_sock(sk);
-	amber_inet_common(fd->inet, sk);
+	amber_inet_common(fd, sk);
 	release_sock(sk);
 	return 0;
 }
@@ -432,7 +515,8 @@ int amber_inet_fill(struct sk_buff *skb, const struct amber_inet *in)
 	    amber_inet_put_flag(skb, AMBER_INET_NODELAY, in->nodelay) ||
 	    amber_inet_put_flag(skb, AMBER_INET_CORK, in->cork) ||
 	    nla_put_u32(skb, AMBER_INET_USER_TIMEOUT, in->user_timeout) ||
-	    amber_inet_put_flag(skb, AMBER_INET_HELD, in->held))
+	    amber_inet_put_flag(skb, AMBER_INET_HELD, in->held) ||
+	    (in->cc[0] && nla_put_string(skb, AMBER_INET_CONGESTION, in->cc)))
 		return -EMSGSIZE;
 	if (in->conn &&
 	    (nla_put_u32(skb, AMBER_INET_SND_UNA, in->snd_una) ||
@@ -470,7 +554,8 @@ size_t amber_inet_size(const struct amber_inet *in)
 		flags += in->sack + in->wscale_ok + in->tstamp;
 	}
 	return NLA_HDRLEN + 2 * nla_total_size(in->alen) +
-	       u32s * nla_total_size(sizeof(u32)) + flags * nla_total_size(0);
+	       u32s * nla_total_size(sizeof(u32)) + flags * nla_total_size(0) +
+	       (in->cc[0] ? nla_total_size(strlen(in->cc) + 1) : 0);
 }
 
 int amber_inet_net_release(u32 fd, const struct nlattr *attr,
@@ -495,4 +580,68 @@ int amber_inet_net_release(u32 fd, const struct nlattr *attr,
 	release_sock(sock->sk);
 	sockfd_put(sock);
 	return 0;
+}
+
+/*
+ * The peer's FIN, on a connection being rebuilt in repair mode: queued
+ * after the receive queue's bytes as the kernel queues a received FIN (the
+ * program reads the end of the stream after them), and the state moves as
+ * tcp_fin() moves it. Nothing is sent.
+ */
+static int amber_tcp_peer_fin(struct sock *sk, const struct nlattr *attr,
+			      struct netlink_ext_ack *extack)
+{
+	struct tcp_sock *tp = tcp_sk(sk);
+	struct sk_buff *skb;
+
+	if (!tp->repair || !((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1)) ||
+	    (sk->sk_shutdown & RCV_SHUTDOWN)) {
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "SOCK_FD is not an established TCP socket in repair mode with its receiving side open");
+		return -EINVAL;
+	}
+	skb = alloc_skb(0, GFP_KERNEL);
+	if (!skb) {
+		NL_SET_ERR_MSG(extack, "out of memory for the FIN");
+		return -ENOMEM;
+	}
+	memset(TCP_SKB_CB(skb), 0, sizeof(struct tcp_skb_cb));
+	TCP_SKB_CB(skb)->seq = tp->rcv_nxt;
+	TCP_SKB_CB(skb)->end_seq = tp->rcv_nxt + 1;
+	TCP_SKB_CB(skb)->tcp_flags = TCPHDR_FIN | TCPHDR_ACK;
+	skb_set_owner_r(skb, sk);
+	__skb_queue_tail(&sk->sk_receive_queue, skb);
+	WRITE_ONCE(tp->rcv_nxt, tp->rcv_nxt + 1);
+	WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | RCV_SHUTDOWN);
+	sock_set_flag(sk, SOCK_DONE);
+	if (sk->sk_state == TCP_ESTABLISHED) {
+		tcp_set_state(sk, TCP_CLOSE_WAIT);
+		inet_csk_enter_pingpong_mode(sk);
+	} else {
+		tcp_set_state(sk, TCP_CLOSING);
+	}
+	return 0;
+}
+
+int amber_inet_peer_fin(u32 fd, const struct nlattr *attr, struct netlink_ext_ack *extack)
+{
+	struct socket *sock;
+	int err;
+
+	sock = sockfd_lookup(fd, &err);
+	if (!sock) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a socket of the caller");
+		return err;
+	}
+	if ((sock->sk->sk_family != AF_INET && sock->sk->sk_family != AF_INET6) ||
+	    sock->sk->sk_protocol != IPPROTO_TCP || sock->sk->sk_type != SOCK_STREAM) {
+		sockfd_put(sock);
+		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a TCP socket");
+		return -EINVAL;
+	}
+	lock_sock(sock->sk);
+	err = amber_tcp_peer_fin(sock->sk, attr, extack);
+	release_sock(sock->sk);
+	sockfd_put(sock);
+	return err;
 }

@@ -4,6 +4,7 @@
 #define _AMBER_INET_H
 
 #include <linux/types.h>
+#include <net/tcp.h>
 
 #include "msg.h"
 
@@ -29,6 +30,7 @@ struct amber_inet {
 	u32 snd_una, snd_nxt, write_seq, rcv_nxt, copied_seq;
 	u32 mss, snd_wscale, rcv_wscale, timestamp;
 	u32 snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup;
+	char cc[TCP_CA_NAME_MAX];	/* TCP: congestion control, "" for UDP */
 };
 
 /*
@@ -51,6 +53,12 @@ int amber_inet_precheck(unsigned int num, struct file *file, struct amber_err *e
  */
 int amber_inet_net_release(u32 fd, const struct nlattr *attr,
 			   struct netlink_ext_ack *extack);
+
+/*
+ * AMBER_CMD_TCP_PEER_FIN of the caller's socket @fd: a connection rebuilt in
+ * repair mode takes its peer's FIN as received.
+ */
+int amber_inet_peer_fin(u32 fd, const struct nlattr *attr, struct netlink_ext_ack *extack);
 
 int amber_inet_fill(struct sk_buff *skb, const struct amber_inet *in);
 size_t amber_inet_size(const struct amber_inet *in);

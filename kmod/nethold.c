@@ -95,30 +95,34 @@ static bool amber_addr_any(const struct amber_tuple *t, const struct in6_addr *a
 	return t->family == AF_INET ? !a->s6_addr32[0] : ipv6_addr_any(a);
 }
 
-/* One side of a packet (@p's local = its source) against hold @h. */
+/* One orientation of a packet against connection hold @h. */
 static bool amber_hold_side(const struct amber_tuple *h, const struct amber_tuple *p,
 			    const struct in6_addr *src, __be16 sport,
 			    const struct in6_addr *dst, __be16 dport)
 {
-	if (h->listen)
-		return sport == h->lport &&
-		       (amber_addr_any(h, &h->laddr) || amber_addr_eq(p, src, &h->laddr));
 	return sport == h->lport && dport == h->rport &&
 	       amber_addr_eq(p, src, &h->laddr) && amber_addr_eq(p, dst, &h->raddr);
 }
 
-/* Whether packet @p (laddr/lport its source) belongs to hold @h. */
+/*
+ * Whether packet @p belongs to hold @h: to its connection, either way (both
+ * ends may be held, in a tree), or for a listening port, to that port on
+ * this host (@p's laddr/lport are the local end).
+ */
 static bool amber_hold_match(const struct amber_tuple *h, const struct amber_tuple *p)
 {
 	if (h->net != p->net)
 		return false;
 	if (h->family != p->family && !(h->any_v4 && p->family == AF_INET))
 		return false;
+	if (h->listen)
+		return p->lport == h->lport &&
+		       (amber_addr_any(h, &h->laddr) || amber_addr_eq(p, &p->laddr, &h->laddr));
 	return amber_hold_side(h, p, &p->laddr, p->lport, &p->raddr, p->rport) ||
 	       amber_hold_side(h, p, &p->raddr, p->rport, &p->laddr, p->lport);
 }
 
-/* The TCP 4-tuple of @skb (source as local), or false if it is not TCP. */
+/* The TCP 4-tuple of @skb (its source as laddr/lport), or false if not TCP. */
 static bool amber_tuple_of_skb(struct sk_buff *skb, u8 pf, struct amber_tuple *t)
 {
 	__be16 ports[2], *pp;
@@ -167,6 +171,11 @@ static unsigned int amber_nethold_hook(void *priv, struct sk_buff *skb,
 	if (!amber_tuple_of_skb(skb, state->pf, &p))
 		return NF_ACCEPT;
 	p.net = state->net->net_cookie;
+	/* Arriving: the local end is the destination. */
+	if (state->hook == NF_INET_PRE_ROUTING) {
+		swap(p.laddr, p.raddr);
+		swap(p.lport, p.rport);
+	}
 	rcu_read_lock();
 	list_for_each_entry_rcu(h, &amber_holds, node) {
 		if (amber_hold_match(&h->t, &p)) {

@@ -90,6 +90,10 @@ static const struct nla_policy amber_net_release_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_SOCK_FDS]	= NLA_POLICY_NESTED(amber_sock_fds_policy),
 };
 
+static const struct nla_policy amber_peer_fin_policy[AMBER_A_MAX + 1] = {
+	[AMBER_A_SOCK_FD]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_fd_range),
+};
+
 static const struct nla_policy amber_release_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_PID]		= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
 	[AMBER_A_ACTION]	= NLA_POLICY_RANGE(NLA_U32, AMBER_RELEASE_RESUME,
@@ -528,6 +532,16 @@ static int amber_nl_net_release_doit(struct sk_buff *skb, struct genl_info *info
 	return 0;
 }
 
+static int amber_nl_tcp_peer_fin_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	if (GENL_REQ_ATTR_CHECK(info, AMBER_A_SOCK_FD)) {
+		NL_SET_ERR_MSG(info->extack, "missing SOCK_FD");
+		return -EINVAL;
+	}
+	return amber_inet_peer_fin(nla_get_u32(info->attrs[AMBER_A_SOCK_FD]),
+				   info->attrs[AMBER_A_SOCK_FD], info->extack);
+}
+
 static const struct genl_ops amber_ops[] = {
 	{
 		.cmd	= AMBER_CMD_GET_VERSION,
@@ -562,6 +576,13 @@ static const struct genl_ops amber_ops[] = {
 		.cmd	= AMBER_CMD_NET_RELEASE,
 		.doit	= amber_nl_net_release_doit,
 		.policy	= amber_net_release_policy,
+		.maxattr = AMBER_A_MAX,
+		.flags	= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd	= AMBER_CMD_TCP_PEER_FIN,
+		.doit	= amber_nl_tcp_peer_fin_doit,
+		.policy	= amber_peer_fin_policy,
 		.maxattr = AMBER_A_MAX,
 		.flags	= GENL_ADMIN_PERM,
 	},

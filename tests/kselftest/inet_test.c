@@ -18,7 +18,13 @@
  *                 listener accepts a new client.
  *   pair          both ends inside a --tree --kill checkpoint (IPv6, with
  *                 IPV6_V6ONLY), bytes queued in both directions.
+ *   half          half-closed connections to the peer, by us (FIN_WAIT2)
+ *                 and by the peer (CLOSE_WAIT), with unread bytes: after
+ *                 the restore, bytes, end of stream and the last words
+ *                 arrive as they would have.
  *   udp           bound and connected UDP sockets, IPv4 and IPv6.
+ *   refused       a listener with an option restore would not set again
+ *                 (TCP_DEFER_ACCEPT): refused by name, nothing killed.
  *   crash         the workload is checkpointed without --kill, then
  *                 SIGKILLed (its peer sees the connection reset) and
  *                 restored: the restore succeeds, the old connection
@@ -43,7 +49,7 @@
 #define INET_TMP	TEST_TMP "/inet"
 #define PEER_BYTES	3000
 
-enum peer_kind { PEER_NONE, PEER_CONN, PEER_LISTEN };
+enum peer_kind { PEER_NONE, PEER_CONN, PEER_LISTEN, PEER_HALF };
 
 FIXTURE(inet) {
 	struct selfcheck sc;
@@ -56,6 +62,7 @@ FIXTURE_VARIANT(inet) {
 	enum peer_kind peer;
 	int family;		/* PEER_CONN */
 	bool crash;		/* checkpoint without --kill, then SIGKILL */
+	const char *refused;	/* the checkpoint is refused, naming this */
 };
 
 FIXTURE_VARIANT_ADD(inet, conn4) { .mode = "--conn4", .peer = PEER_CONN, .family = AF_INET };
@@ -63,6 +70,8 @@ FIXTURE_VARIANT_ADD(inet, conn6) { .mode = "--conn6", .peer = PEER_CONN, .family
 FIXTURE_VARIANT_ADD(inet, listen) { .mode = "--listen", .peer = PEER_LISTEN };
 FIXTURE_VARIANT_ADD(inet, pair) { .mode = "--pair", .tree = true };
 FIXTURE_VARIANT_ADD(inet, udp) { .mode = "--udp" };
+FIXTURE_VARIANT_ADD(inet, half) { .mode = "--half", .peer = PEER_HALF };
+FIXTURE_VARIANT_ADD(inet, refused) { .mode = "--refused", .refused = "TCP_DEFER_ACCEPT" };
 FIXTURE_VARIANT_ADD(inet, crash) { .mode = "--crash", .peer = PEER_LISTEN, .crash = true };
 
 static unsigned char peer_byte(size_t i) { return (i * 11 + 5) & 0xff; }
@@ -166,6 +175,7 @@ static void peer_conn(const char *base, const char *go, int family)
 	send_all(c, PEER_BYTES);
 	wait_go(go);
 	expect_stream(c, read_num(base, "wrote"));
+	close(c);
 	_exit(0);
 }
 
@@ -195,6 +205,39 @@ static void peer_listen(const char *base, const char *go)
 	if (recv(d, buf, 5, MSG_WAITALL) != 5 || memcmp(buf, "world", 5))
 		peer_die("no answer from the restored listener");
 	close(c);
+	_exit(0);
+}
+
+/* The far end of --half: the second connection it half-closes itself. */
+static void peer_half(const char *base, const char *go)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0), a, b;
+	char port[16], path[400], buf[8];
+
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, len) || listen(l, 2) ||
+	    getsockname(l, (struct sockaddr *)&sa, &len))
+		peer_die("listen");
+	snprintf(port, sizeof(port), "%d", ntohs(sa.sin_port));
+	snprintf(path, sizeof(path), "%s/port", base);
+	if (write_file(path, port, strlen(port)))
+		peer_die("port file");
+	a = accept(l, NULL, NULL);
+	b = accept(l, NULL, NULL);
+	if (a < 0 || b < 0)
+		peer_die("accept");
+	send_all(a, PEER_BYTES);
+	send_all(b, PEER_BYTES);
+	if (shutdown(b, SHUT_WR))
+		peer_die("shutdown");
+	wait_go(go);
+	read_num(base, "checked");	/* the states are seen before it closes */
+	expect_stream(a, 1000);
+	close(a);
+	if (recv(b, buf, sizeof(buf), MSG_WAITALL) != 3 || memcmp(buf, "bye", 3))
+		peer_die("no \"bye\" then the end on the connection it half-closed");
 	_exit(0);
 }
 
@@ -247,10 +290,18 @@ TEST_F_TIMEOUT(inet, restore, 240)
 		if (self->peer == 0) {
 			if (variant->peer == PEER_CONN)
 				peer_conn(self->sc.base, self->sc.go, variant->family);
+			if (variant->peer == PEER_HALF)
+				peer_half(self->sc.base, self->sc.go);
 			peer_listen(self->sc.base, self->sc.go);
 		}
 	}
 	sc_start(_metadata, &self->sc, variant->mode);
+	if (variant->refused) {
+		const char *const want[] = { ": socket:[", variant->refused, NULL };
+
+		sc_refused(_metadata, &self->sc, NULL, want);
+		return;
+	}
 	sc_restore_check(_metadata, &self->sc,
 			 variant->crash ? checkpoint_crash(_metadata, &self->sc)
 					: sc_checkpoint_kill(_metadata, &self->sc));

@@ -9,9 +9,9 @@
  *                     without blocking until the socket is full (bytes in
  *                     the send queue, count in BASE/wrote). After the
  *                     restore: the options, addresses and flags are the
- *                     same, the peer's bytes read back in order, and the
- *                     socket is closed (the peer checks it gets every byte
- *                     once, then the end of the stream).
+ *                     same, the peer's bytes read back in order, and our
+ *                     side is shut down (the peer checks it gets every byte
+ *                     once, then the end of the stream, and closes).
  *   --listen          listen on 127.0.0.1 (port in BASE/port), accept the
  *                     peer's first connection, leave its PEER_BYTES unread.
  *                     After the restore: read them, then accept a new
@@ -21,6 +21,14 @@
  *   --pair (--fork)   both ends inside a tree: the parent listens, the child
  *                     connects, each writes to the other without reading
  *                     (IPv6); after the restore each reads its bytes back.
+ *   --half            two connections to the test's peer, half-closed: one
+ *                     by us (shutdown(SHUT_WR), FIN_WAIT2), one by the peer
+ *                     (CLOSE_WAIT), each with the peer's bytes unread.
+ *                     After the restore: the states (then BASE/checked), the
+ *                     bytes, then the end of the stream; the peer closes the
+ *                     first and reads "bye" and the end on the second.
+ *   --refused         a listener with TCP_DEFER_ACCEPT, which a checkpoint
+ *                     refuses: after go it still listens, with the option.
  *   --udp             bound and connected UDP sockets over IPv4 and IPv6,
  *                     one datagram queued (dropped by design); after the
  *                     restore datagrams flow between them again.
@@ -53,6 +61,7 @@ static unsigned char our_byte(size_t i) { return (i * 7 + 13) & 0xff; }
 struct snap {
 	int reuseaddr, reuseport, nodelay, keepalive, keepidle, keepintvl, keepcnt;
 	int sndbuf, rcvbuf, mark, v6only, fl, cork;
+	char cc[16];
 	struct sockaddr_storage name, peer;
 	socklen_t namelen, peerlen;
 };
@@ -83,6 +92,9 @@ static void take_snap(int fd, struct snap *s, bool tcp)
 		s->keepidle = getopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE);
 		s->keepintvl = getopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL);
 		s->keepcnt = getopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT);
+		socklen_t l = sizeof(s->cc);
+
+		getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, s->cc, &l);
 	}
 	s->fl = fcntl(fd, F_GETFL);
 	s->namelen = sizeof(s->name);
@@ -118,6 +130,8 @@ static void check_snap(int fd, const char *what, const struct snap *before, bool
 	SAME(mark); SAME(nodelay); SAME(cork); SAME(keepidle);
 	SAME(keepintvl); SAME(keepcnt); SAME(fl); SAME(namelen); SAME(peerlen);
 #undef SAME
+	CHECK(!strncmp(now.cc, before->cc, sizeof(now.cc)), "%s: TCP_CONGESTION %.16s, was %.16s",
+	      what, now.cc, before->cc);
 	CHECK(!memcmp(&now.name, &before->name, now.namelen), "%s: another local address",
 	      what);
 	CHECK(!memcmp(&now.peer, &before->peer, now.peerlen), "%s: another peer address",
@@ -210,7 +224,8 @@ static void set_options(int fd)
 	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rbuf, sizeof(rbuf)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)))
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "reno", 4))
 		exit(94);
 }
 
@@ -224,7 +239,7 @@ static void read_pattern(int fd, size_t n, unsigned char (*byte)(size_t), const 
 		struct pollfd p = { fd, POLLIN, 0 };
 		ssize_t r;
 
-		if (poll(&p, 1, 20000) != 1) {
+		if (poll(&p, 1, 60000) != 1) {
 			CHECK(0, "%s: %zu of %zu bytes, then nothing", what, got, n);
 			return;
 		}
@@ -273,6 +288,20 @@ static size_t fill(int fd)
 	}
 }
 
+static void read_eof(int fd, const char *what);
+
+/*
+ * Ends our side once the peer has read everything: a socket closed with
+ * bytes still queued would be an orphan, which the kernel may abort while
+ * the receiver keeps its window shut.
+ */
+static void finish(int fd, const char *what)
+{
+	CHECK(!shutdown(fd, SHUT_WR), "%s: shutdown: %s", what, strerror(errno));
+	read_eof(fd, what);
+	close(fd);
+}
+
 static int run_conn(int family)
 {
 	struct sockaddr_storage ss;
@@ -292,7 +321,7 @@ static int run_conn(int family)
 	check_snap(fd, "connection", &before, true, true, family == AF_INET6);
 	CHECK(inq(fd) == PEER_BYTES, "%d bytes queued, not %d", inq(fd), PEER_BYTES);
 	read_pattern(fd, PEER_BYTES, peer_byte, "connection");
-	close(fd);
+	finish(fd, "connection");
 	return sc_done();
 }
 
@@ -391,7 +420,7 @@ static int run_pair(void)
 		sc_child_ready(getenv("GO"));
 		check_snap(c, "child", &csnap, true, true, true);
 		read_pattern(c, PEER_BYTES, peer_byte, "child");
-		close(c);
+		finish(c, "child");
 		_exit(failed);
 	}
 	a = accept(l, NULL, NULL);
@@ -419,6 +448,8 @@ static int run_pair(void)
 		if (f)
 			fclose(f);
 		read_pattern(a, w, our_byte, "accepted");
+		read_eof(a, "accepted");
+		close(a);
 	}
 	{
 		int status = 0;
@@ -467,6 +498,83 @@ static void udp_check(int a, int b, const char *what, const char *msg)
 	CHECK(n == (ssize_t)strlen(msg) && !memcmp(buf, msg, n), "%s: received %zd bytes%s",
 	      what, n, n > 0 ? " (the datagram queued at the checkpoint?)" : "");
 	CHECK(fl == bl && !memcmp(&from, &bname, fl), "%s: from another address", what);
+}
+
+static int tcp_state(int fd)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l))
+		return -1;
+	return ti.tcpi_state;
+}
+
+static void wait_state(int fd, int state)
+{
+	for (int i = 0; i < 3000 && tcp_state(fd) != state; i++)
+		usleep(10000);
+	if (tcp_state(fd) != state)
+		exit(120);
+}
+
+/* Reads the end of the stream (within 20 s). */
+static void read_eof(int fd, const char *what)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char x;
+	int n;
+
+	poll(&p, 1, 60000);
+	n = recv(fd, &x, 1, MSG_DONTWAIT);
+	CHECK(n == 0, "%s: recv %d (%s), not the end of the stream", what, n,
+	      n < 0 ? strerror(errno) : "data");
+}
+
+static int run_half(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(&ss, AF_INET, read_port());
+	int a = socket(AF_INET, SOCK_STREAM, 0), b = socket(AF_INET, SOCK_STREAM, 0), st;
+	unsigned char buf[1000];
+
+	if (a < 0 || b < 0 || connect(a, (struct sockaddr *)&ss, len) ||
+	    connect(b, (struct sockaddr *)&ss, len))
+		return 121;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = our_byte(i);
+	if (send(a, buf, sizeof(buf), 0) != sizeof(buf) || shutdown(a, SHUT_WR))
+		return 122;
+	wait_state(a, TCP_FIN_WAIT2);
+	wait_state(b, TCP_CLOSE_WAIT);
+	wait_inq(a, PEER_BYTES);
+	wait_inq(b, PEER_BYTES);
+	sc_parent_ready(getenv("GO"), 0);
+	st = tcp_state(a);
+	CHECK(st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2, "ours: state %d", st);
+	CHECK(tcp_state(b) == TCP_CLOSE_WAIT, "theirs: state %d", tcp_state(b));
+	CHECK(inq(b) == PEER_BYTES, "theirs: %d bytes queued", inq(b));
+	write_num("checked", 1);	/* the peer goes on now */
+	read_pattern(b, PEER_BYTES, peer_byte, "theirs");
+	read_eof(b, "theirs");
+	CHECK(send(b, "bye", 3, MSG_NOSIGNAL) == 3, "theirs: send: %s", strerror(errno));
+	close(b);
+	read_pattern(a, PEER_BYTES, peer_byte, "ours");
+	read_eof(a, "ours");
+	close(a);
+	return sc_done();
+}
+
+static int run_refused(void)
+{
+	int port, l = listener(&port), secs = 5;
+
+	if (setsockopt(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)))
+		return 130;
+	sc_parent_ready(getenv("GO"), 0);
+	CHECK(getopt_int(l, IPPROTO_TCP, TCP_DEFER_ACCEPT) > 0, "TCP_DEFER_ACCEPT is gone");
+	CHECK(tcp_state(l) == TCP_LISTEN, "state %d", tcp_state(l));
+	return sc_done();
 }
 
 static int run_udp(void)
@@ -526,5 +634,9 @@ int main(int argc, char **argv)
 		return run_pair();
 	if (!strcmp(mode, "--udp"))
 		return run_udp();
+	if (!strcmp(mode, "--half"))
+		return run_half();
+	if (!strcmp(mode, "--refused"))
+		return run_refused();
 	return 2;
 }

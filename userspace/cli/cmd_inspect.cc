@@ -11,8 +11,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/amber.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -225,6 +227,51 @@ const char *clock_name(uint32_t c)
 	return "clock ?";
 }
 
+// A TCP/UDP socket: protocol, state, addresses, queue sizes, options.
+void print_inet(const FdInfo &f, const Checkpoint &c)
+{
+	static const char *const states[] = {"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV",
+					     "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
+					     "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"};
+	const InetInfo &in = f.inet;
+	auto addr = [&](const Bytes &a, uint32_t port) {
+		char buf[INET6_ADDRSTRLEN] = "?";
+		inet_ntop(a.size() == 4 ? AF_INET : AF_INET6, a.data(), buf, sizeof(buf));
+		return a.size() == 4 ? fmt::format("{}:{}", buf, port)
+				     : fmt::format("[{}]:{}", buf, port);
+	};
+	const bool tcp = in.proto == IPPROTO_TCP;
+	const char *state = in.state < std::size(states) ? states[in.state] : "?";
+	if (!tcp)
+		state = in.state == 1 ? "connected" : "unconnected";
+	std::string line = fmt::format("        {} {} {}", tcp ? "tcp" : "udp", state,
+				       in.sport ? addr(in.src, in.sport) : "unbound");
+	if (in.dport)
+		line += " -> " + addr(in.dst, in.dport);
+	if (in.state == 10)
+		line += fmt::format(", backlog {}", in.backlog);
+	if (in.conn) {
+		uint64_t recvq = 0, sendq = 0;
+		for (const QueueChunk &q : c.queues)
+			if (q.ino == f.ino)
+				(q.send ? sendq : recvq) += q.data.size();
+		line += fmt::format(", recv-q {}, send-q {} ({} sent)", recvq, sendq,
+				    std::min<uint64_t>(sendq, in.snd_nxt - in.snd_una));
+	}
+	for (auto [on, name] : {std::pair{in.reuseaddr, "reuseaddr"}, {in.reuseport, "reuseport"},
+				{in.v6only, "v6only"}, {in.keepalive, "keepalive"},
+				{in.nodelay, "nodelay"}, {in.cork, "cork"}, {in.held, "held"}})
+		if (on)
+			line += std::string(", ") + name;
+	if (in.sndbuf)
+		line += fmt::format(", sndbuf {}", in.sndbuf);
+	if (in.rcvbuf)
+		line += fmt::format(", rcvbuf {}", in.rcvbuf);
+	if (in.mark)
+		line += fmt::format(", mark {}", in.mark);
+	printf("%s\n", line.c_str());
+}
+
 void print_timers(const Timers &t)
 {
 	const struct {
@@ -309,6 +356,8 @@ void print_checkpoint(const Checkpoint &c, const std::string &chain)
 			printf("        watches fd %u (file %" PRIu64 ") events %08x data %016" PRIx64
 			       "\n",
 			       t.tfd, t.file_id, t.events, t.data);
+		if (f.is_inet)
+			print_inet(f, c);
 	}
 
 	print_regs(c.regs);

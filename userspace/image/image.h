@@ -128,6 +128,7 @@ struct InetInfo {
 	uint32_t timestamp = 0;
 	uint32_t snd_wl1 = 0, snd_wnd = 0, max_window = 0, rcv_wnd = 0, rcv_wup = 0;
 	bool held = false;
+	std::string congestion;		// TCP_CONGESTION, TCP only
 };
 
 struct FdInfo {

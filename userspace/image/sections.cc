@@ -327,6 +327,7 @@ constexpr Field<InetInfo> kInetFields[] = {
 	{AMBER_INET_RCV_WND, &InetInfo::rcv_wnd},
 	{AMBER_INET_RCV_WUP, &InetInfo::rcv_wup},
 	{AMBER_INET_HELD, &InetInfo::held},
+	{AMBER_INET_CONGESTION, &InetInfo::congestion},
 };
 
 Result<Rlimit> parse_rlimit(ByteView buf)

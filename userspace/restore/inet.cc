@@ -44,6 +44,36 @@ namespace {
 // Not in every libc's netinet/tcp.h.
 constexpr int kRepairOn = 1, kRepairOff = 0, kRepairOffNoProbe = -1;
 
+bool tcp_conn_state(uint32_t st)
+{
+	return st == TCP_ESTABLISHED || st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 ||
+	       st == TCP_CLOSE_WAIT || st == TCP_LAST_ACK || st == TCP_CLOSING;
+}
+
+// Our FIN is in the sequence space (write_seq counts it).
+bool fin_sent(uint32_t st)
+{
+	return st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_LAST_ACK ||
+	       st == TCP_CLOSING;
+}
+
+// The peer's FIN was received (rcv_nxt counts it).
+bool fin_rcvd(uint32_t st)
+{
+	return st == TCP_CLOSE_WAIT || st == TCP_LAST_ACK || st == TCP_CLOSING;
+}
+
+// Where each queue starts: the sequence numbers without the FINs.
+uint32_t send_seq(const SharedInet &s)
+{
+	return s.info.write_seq - fin_sent(s.info.state) - uint32_t(s.sendq.size());
+}
+
+uint32_t recv_seq(const SharedInet &s)
+{
+	return s.info.rcv_nxt - fin_rcvd(s.info.state) - uint32_t(s.recvq.size());
+}
+
 struct SockAddr {
 	sockaddr_storage ss{};
 	socklen_t len = 0;
@@ -133,6 +163,10 @@ Result<void> set_tcp_options(int fd, const InetInfo &in, const std::string &name
 		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_NODELAY, 1, name, "TCP_NODELAY"));
 	if (in.cork)
 		AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_CORK, 1, name, "TCP_CORK"));
+	if (!in.congestion.empty() &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, in.congestion.data(),
+		       socklen_t(in.congestion.size())))
+		return fail_errno(name + ": TCP_CONGESTION " + in.congestion);
 	return {};
 }
 
@@ -206,6 +240,18 @@ struct TcpRepairOpt {
 	uint32_t code, val;
 };
 
+// The peer's FIN as received (AMBER_CMD_TCP_PEER_FIN): no repair option does it.
+Result<void> peer_fin(int fd, const std::string &name)
+{
+	NetlinkClient nl = AMBER_TRY(connect_module());
+	AttrWriter w;
+	w.put_u32(AMBER_A_SOCK_FD, uint32_t(fd));
+	auto r = nl.transact(AMBER_CMD_TCP_PEER_FIN, w.view(), 10000);
+	if (!r)
+		return wrap(r.error(), name + ": its peer's FIN: ");
+	return {};
+}
+
 // A connection that ended: the reset the program would have seen after a
 // crash, on a socket of the same family and type.
 Result<UniqueFd> reset_socket(const SharedInet &s, const std::string &name)
@@ -246,11 +292,10 @@ Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name)
 	AMBER_TRY(repair_bind(f, s, in.src, name));
 	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, name,
 			 "TCP_REPAIR_QUEUE"));
-	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_QUEUE_SEQ, int(in.snd_una), name, "TCP_QUEUE_SEQ"));
+	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_QUEUE_SEQ, int(send_seq(s)), name, "TCP_QUEUE_SEQ"));
 	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, name,
 			 "TCP_REPAIR_QUEUE"));
-	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_QUEUE_SEQ, int(in.copied_seq), name,
-			 "TCP_QUEUE_SEQ"));
+	AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_QUEUE_SEQ, int(recv_seq(s)), name, "TCP_QUEUE_SEQ"));
 	if (in.tstamp)
 		AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_TIMESTAMP, int(in.timestamp), name,
 				 "TCP_TIMESTAMP"));
@@ -273,17 +318,36 @@ Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name)
 	AMBER_TRY(make_room(f, SO_RCVBUF, SO_RCVBUFFORCE, s.recvq.size(), name));
 	AMBER_TRY(make_room(f, SO_SNDBUF, SO_SNDBUFFORCE, s.sendq.size(), name));
 	AMBER_TRY(send_repair_queue(f, TCP_RECV_QUEUE, s.recvq, name, "receive"));
-	const size_t sent = std::min<size_t>(s.sendq.size(), in.snd_nxt - in.snd_una);
+	const size_t sent = std::min<size_t>(s.sendq.size(), in.snd_nxt - send_seq(s));
 	AMBER_TRY(send_repair_queue(f, TCP_SEND_QUEUE, ByteView(s.sendq).subspan(0, sent), name,
 				    "send"));
+	// Never sent: written as the program wrote it (before our FIN, if any).
+	if (sent < s.sendq.size()) {
+		AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_REPAIR, kRepairOffNoProbe, name,
+				 "TCP_REPAIR off"));
+		AMBER_TRY(write_queue(f, ByteView(s.sendq).subspan(sent), true, name));
+		AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_REPAIR, kRepairOn, name, "TCP_REPAIR"));
+	}
+	// The FINs, in the order they came: CLOSING is ours first.
+	if (fin_rcvd(in.state) && in.state != TCP_CLOSING)
+		AMBER_TRY(peer_fin(f, name));
+	if (fin_sent(in.state)) {
+		// Queued as sent; the peer acknowledges it (again) when it comes again.
+		AMBER_TRY(setopt(f, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, name,
+				 "TCP_REPAIR_QUEUE"));
+		if (shutdown(f, SHUT_WR))
+			return fail_errno(name + ": shutdown (its FIN)");
+	}
+	if (in.state == TCP_CLOSING)
+		AMBER_TRY(peer_fin(f, name));
 	tcp_repair_window w{in.snd_wl1, in.snd_wnd, in.max_window, in.rcv_wnd, in.rcv_wup};
 	if (setsockopt(f, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)))
 		return fail_errno(name + ": TCP_REPAIR_WINDOW");
 	AMBER_TRY(set_tcp_options(f, in, name));
 	AMBER_TRY(repair_off(f, in, kRepairOff, name));
-	// Never sent: written as the program wrote it.
-	if (sent < s.sendq.size())
-		AMBER_TRY(write_queue(f, ByteView(s.sendq).subspan(sent), true, name));
+	// shutdown(SHUT_RD) without a FIN from the peer.
+	if ((s.shutdown & 1) && !fin_rcvd(in.state) && shutdown(f, SHUT_RD))
+		return fail_errno(name + ": shutdown(SHUT_RD)");
 	// The sizes the program set (a queue above them just waits).
 	if (in.sndbuf)
 		AMBER_TRY(setopt(f, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
@@ -297,7 +361,7 @@ Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name)
 Result<UniqueFd> create_tcp(const SharedInet &s, const std::string &name)
 {
 	const InetInfo &in = s.info;
-	if (in.state == TCP_ESTABLISHED) {
+	if (tcp_conn_state(in.state)) {
 		auto c = create_tcp_conn(s, name);
 		if (c || s.info.held)
 			return c;
@@ -369,13 +433,13 @@ Result<void> plan_inet(SharedBuild &b, const FdInfo &f, int idx, const std::stri
 	if (f.sock_type != (tcp ? SOCK_STREAM : SOCK_DGRAM))
 		return fail(EINVAL, name + ": protocol and socket type do not match");
 	if (tcp && in.state != TCP_LISTEN && in.state != TCP_CLOSE &&
-	    !(in.state == TCP_ESTABLISHED && in.conn))
+	    !(tcp_conn_state(in.state) && in.conn))
 		return fail(EOPNOTSUPP, name + ": TCP state " + std::to_string(in.state) +
 						" cannot be restored");
 	if (!tcp && in.state != TCP_ESTABLISHED && in.state != TCP_CLOSE)
 		return fail(EOPNOTSUPP, name + ": UDP state " + std::to_string(in.state) +
 						" cannot be restored");
-	if (in.state == TCP_ESTABLISHED && (!in.sport || !in.dport))
+	if ((in.state == TCP_ESTABLISHED || in.conn) && (!in.sport || !in.dport))
 		return fail(EINVAL, name + ": connected without both ports");
 	if (!b.inet_by_ino.emplace(f.ino, int(b.sp.inets.size())).second)
 		return fail(EOPNOTSUPP, name + ": the socket is open in two descriptions");
@@ -383,6 +447,7 @@ Result<void> plan_inet(SharedBuild &b, const FdInfo &f, int idx, const std::stri
 	si.ino = f.ino;
 	si.family = f.sock_family;
 	si.info = in;
+	si.shutdown = f.shutdown;
 	si.file = idx;
 	s.inet = int(b.sp.inets.size());
 	b.sp.inets.push_back(std::move(si));
@@ -410,9 +475,14 @@ Result<void> check_inet_queues(const SharedBuild &b)
 				return fail(EINVAL, name + ": queued bytes without a connection");
 			continue;
 		}
-		if (s.recvq.size() != uint32_t(in.rcv_nxt - in.copied_seq) ||
-		    s.sendq.size() != uint32_t(in.write_seq - in.snd_una) ||
-		    uint32_t(in.snd_nxt - in.snd_una) > s.sendq.size())
+		// Without the FINs (one not yet read, or not yet acknowledged).
+		uint32_t unread = in.rcv_nxt - in.copied_seq, unacked = in.write_seq - in.snd_una;
+		if (unread && fin_rcvd(in.state))
+			unread--;
+		if (unacked && fin_sent(in.state))
+			unacked--;
+		if (s.recvq.size() != unread || s.sendq.size() != unacked ||
+		    uint32_t(in.snd_nxt - in.snd_una) > unacked + fin_sent(in.state))
 			return fail(EINVAL, name + ": its queues (" + std::to_string(s.recvq.size()) +
 						    " and " + std::to_string(s.sendq.size()) +
 						    " bytes) do not match its sequence numbers");

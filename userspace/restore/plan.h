@@ -145,6 +145,7 @@ struct SharedInet {
 	uint64_t ino = 0;
 	uint32_t family = 0;		// AF_INET or AF_INET6
 	InetInfo info;
+	uint32_t shutdown = 0;		// sk_shutdown: 1 RCV, 2 SEND
 	Bytes recvq, sendq;		// TCP: unread, and unacknowledged + unsent
 	int file = -1;			// its SharedFile
 };

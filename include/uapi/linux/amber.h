@@ -74,6 +74,13 @@ enum amber_cmd {
 	 * Needs CAP_NET_ADMIN.
 	 */
 	AMBER_CMD_NET_RELEASE,
+	/*
+	 * SOCK_FD: the caller's TCP socket, being rebuilt in repair mode
+	 * (TCP_REPAIR) in state ESTABLISHED or FIN_WAIT1, takes its peer's FIN
+	 * as received after the bytes of its receive queue: CLOSE_WAIT, or
+	 * CLOSING. Linux has no repair option for that. Needs CAP_NET_ADMIN.
+	 */
+	AMBER_CMD_TCP_PEER_FIN,
 
 	__AMBER_CMD_MAX,
 	AMBER_CMD_MAX = __AMBER_CMD_MAX - 1
@@ -720,6 +727,7 @@ enum amber_inet_attr {
 	AMBER_INET_RCV_WUP,		/* u32 */
 	/* flag: the connection is held (kmod/nethold.c) until NET_RELEASE */
 	AMBER_INET_HELD,
+	AMBER_INET_CONGESTION,		/* string: TCP_CONGESTION (TCP) */
 
 	__AMBER_INET_MAX,
 	AMBER_INET_MAX = __AMBER_INET_MAX - 1
