@@ -464,7 +464,10 @@ TEST_F_TIMEOUT(servers, redis, 600)
 
 #define NGINX_PORT	18080
 
-/* An HTTP/1.0 GET of / : the response body (malloc'ed), NULL on error. */
+/*
+ * An HTTP/1.0 GET of / : the response body (malloc'ed), NULL on error
+ * (with what failed in @status).
+ */
 static char *http_get(int port, char *status, size_t cap)
 {
 	static const char req[] = "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n";
@@ -473,8 +476,13 @@ static char *http_get(int port, char *status, size_t cap)
 	int fd = tcp_connect(port);
 	ssize_t n;
 
-	if (fd < 0 || !buf || send_all(fd, req, sizeof(req) - 1))
+	snprintf(status, cap, "connect: %s", strerror(errno));
+	if (fd < 0 || !buf)
 		goto fail;
+	if (send_all(fd, req, sizeof(req) - 1)) {
+		snprintf(status, cap, "send: %s", strerror(errno));
+		goto fail;
+	}
 	while ((n = recv(fd, buf + len, size - len - 1, 0)) > 0) {
 		len += n;
 		if (len + 1 == size) {
@@ -486,9 +494,12 @@ static char *http_get(int port, char *status, size_t cap)
 			size *= 2;
 		}
 	}
-	if (n < 0)
+	if (n < 0) {
+		snprintf(status, cap, "recv after %zu bytes: %s", len, strerror(errno));
 		goto fail;
+	}
 	buf[len] = 0;
+	snprintf(status, cap, "malformed response of %zu bytes", len);
 	close(fd);
 	body = strstr(buf, "\r\n\r\n");
 	eol = strstr(buf, "\r\n");
@@ -574,7 +585,14 @@ TEST_F_TIMEOUT(servers, nginx, 300)
 
 	for (int i = 0; i < 4; i++) {
 		page2 = http_get(NGINX_PORT, status2, sizeof(status2));
-		ASSERT_NE(NULL, page2) TH_LOG("request %d after the restore failed", i);
+		if (!page2) {
+			char *log = slurp(errlog, NULL);
+
+			TH_LOG("request %d after the restore failed: %s; error.log:\n%s", i, status2,
+			       log);
+			free(log);
+		}
+		ASSERT_NE(NULL, page2);
 		EXPECT_STREQ(status, status2);
 		EXPECT_STREQ(page, page2);
 		free(page2);
