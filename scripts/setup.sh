@@ -10,6 +10,7 @@ PKGS=(
 	libnl-3-dev libnl-genl-3-dev libcli11-dev libexpected-dev libxxhash-dev
 	googletest libgtest-dev libfmt-dev
 	criu python3 gzip iproute2 util-linux procps gnuplot-nox
+	redis-server redis-tools nginx-light iptables
 )
 
 missing=()
@@ -21,6 +22,15 @@ done
 if ((${#missing[@]})); then
 	echo "setup: installing ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
+	# redis-server and nginx start a system service when installed: the tests
+	# run their own instances in the guest, so tell invoke-rc.d to start none
+	# here (unless a policy is already in place).
+	policy=/usr/sbin/policy-rc.d
+	if [ ! -e "$policy" ]; then
+		trap 'rm -f "$policy"' EXIT
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+	fi
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
