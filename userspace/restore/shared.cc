@@ -119,6 +119,12 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 								    std::to_string(f.file_id) +
 								    " is also " + s.owner + ": " + s.path);
 				sp.fd_file[pi][f.num] = it->second;
+				// The kernel marks a held connection or port in the fd
+				// of whichever process captured it first (processes
+				// are captured concurrently), not always this plan's
+				// first: any of them makes the restore release it.
+				if (kind == SharedKind::Inet && f.inet.held && s.inet >= 0)
+					sp.inets[size_t(s.inet)].info.held = true;
 				continue;
 			}
 			SharedFile s;

@@ -133,3 +133,26 @@ TEST(InetPlan, RefusesStatesItCannotRebuild)
 	c.fds = {*parse_fd(conn_fd(TCP_SYN_SENT))};
 	EXPECT_EQ("pid 1: fd 3: socket:[20]: TCP state 2 cannot be restored", plan_msg(c));
 }
+
+// A socket shared by two processes (nginx's listener in the master and its
+// workers): the kernel marks it held in whichever process it captured
+// first, which need not be the first the plan sees. Either makes the
+// restore release its hold.
+TEST(InetPlan, HeldInAnyProcessIsHeld)
+{
+	Checkpoint first, second;
+	first.fds = {*parse_fd(conn_fd())};
+	first.fds[0].inet.held = false;
+	first.queues = {chunk("abc", false), chunk("xy", true)};
+	second.fds = {*parse_fd(conn_fd())};
+	ASSERT_TRUE(second.fds[0].inet.held);
+	auto sp = plan_shared({{1, &first}, {2, &second}}, false);
+	ASSERT_TRUE(sp) << sp.error().msg;
+	ASSERT_EQ(1u, sp->inets.size());
+	EXPECT_TRUE(sp->inets[0].info.held);
+
+	second.fds[0].inet.held = false;
+	sp = plan_shared({{1, &first}, {2, &second}}, false);
+	ASSERT_TRUE(sp) << sp.error().msg;
+	EXPECT_FALSE(sp->inets[0].info.held);
+}
