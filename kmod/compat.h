@@ -16,6 +16,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/version.h>
+
+/* The one test of the kernel version: @major.@minor or newer. */
+#define AMBER_KERNEL_AT_LEAST(major, minor) \
+	(LINUX_VERSION_CODE >= KERNEL_VERSION(major, minor, 0))
 #include <linux/capability.h>
 #include <linux/fdtable.h>
 #include <linux/file.h>
@@ -35,7 +39,7 @@
  */
 static inline u64 amber_cap_to_u64(kernel_cap_t cap)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 3)
 	return cap.val;
 #else
 	BUILD_BUG_ON(_KERNEL_CAPABILITY_U32S != 2);
@@ -45,7 +49,7 @@ static inline u64 amber_cap_to_u64(kernel_cap_t cap)
 
 static inline void amber_cap_from_u64(kernel_cap_t *cap, u64 v)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 3)
 	cap->val = v;
 #else
 	cap->cap[0] = lower_32_bits(v);
@@ -68,7 +72,7 @@ static inline struct file *amber_task_next_file(struct task_struct *task,
 	struct file *file;
 
 	rcu_read_lock();
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 7)
 	file = task_lookup_next_fdget_rcu(task, fd);
 #else
 	for (;; (*fd)++) {
@@ -91,7 +95,7 @@ static inline struct file *amber_get_mm_exe_file(struct mm_struct *mm)
 	struct file *exe;
 
 	rcu_read_lock();
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 7)
 	exe = get_file_rcu(&mm->exe_file);
 #else
 	exe = rcu_dereference(mm->exe_file);
@@ -107,7 +111,7 @@ static inline struct file *amber_get_mm_exe_file(struct mm_struct *mm)
  * ("posix-timers: Convert timer list to hlist", 6.10); k_itimer.list
  * follows it.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 10)
 #define amber_for_each_posix_timer(timr, sig) \
 	hlist_for_each_entry(timr, &(sig)->posix_timers, list)
 #else
@@ -122,7 +126,7 @@ static inline struct file *amber_get_mm_exe_file(struct mm_struct *mm)
  */
 static inline int amber_file_permission(struct file *file, int mask)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 3)
 	return inode_permission(file_mnt_idmap(file), file_inode(file), mask);
 #else
 	return inode_permission(file_mnt_user_ns(file), file_inode(file), mask);
@@ -140,7 +144,7 @@ static inline int amber_file_permission(struct file *file, int mask)
 static inline void amber_vm_flags_set(struct vm_area_struct *vma,
 				      vm_flags_t flags)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 3)
 	vm_flags_set(vma, flags);
 #else
 	vma->vm_flags |= flags;
@@ -150,7 +154,7 @@ static inline void amber_vm_flags_set(struct vm_area_struct *vma,
 static inline void amber_vm_flags_clear(struct vm_area_struct *vma,
 					vm_flags_t flags)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 3)
 	vm_flags_clear(vma, flags);
 #else
 	vma->vm_flags &= ~flags;
@@ -164,7 +168,7 @@ static inline void amber_vm_flags_clear(struct vm_area_struct *vma,
  */
 static inline void amber_vma_start_write(struct vm_area_struct *vma)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 4)
 	vma_start_write(vma);
 #endif
 }
@@ -178,7 +182,7 @@ static inline void amber_vma_start_write(struct vm_area_struct *vma)
  */
 static inline int amber_try_share_anon_pte(struct page *page)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 8)
 	return folio_try_share_anon_rmap_pte(page_folio(page), page);
 #else
 	return page_try_share_anon_rmap(page);
@@ -187,7 +191,7 @@ static inline int amber_try_share_anon_pte(struct page *page)
 
 static inline int amber_try_share_anon_pmd(struct page *head)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 8)
 	return folio_try_share_anon_rmap_pmd(page_folio(head), head);
 #else
 	return page_try_share_anon_rmap(head);
@@ -205,7 +209,7 @@ static inline int amber_try_share_anon_pmd(struct page *head)
  * pmd_clear_bad() on a bad PMD (not exported; the PMD is left as it is and
  * treated as no table). Unmap with pte_unmap() / pte_unmap_unlock() as usual.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+#if AMBER_KERNEL_AT_LEAST(6, 5)
 static inline pte_t *amber_pte_offset_map_pmd(pmd_t *pmdp, unsigned long addr,
 					      pmd_t *pmdvalp)
 {
@@ -234,7 +238,7 @@ static inline pte_t *amber_pte_offset_map_lock(struct mm_struct *mm,
 					       pmd_t *pmdp, unsigned long addr,
 					       spinlock_t **ptlp)
 {
-	spinlock_t *ptl;
+	spinlock_t *ptl;	/* the table's lock, taken here */
 	pmd_t pmdval;
 	pte_t *pte;
 
