@@ -32,6 +32,8 @@
 #include <linux/sched/signal.h>
 #include <linux/swap.h>
 #include <linux/swapops.h>
+#include <net/inet_sock.h>
+#include <net/tcp.h>
 
 /*
  * kernel_cap_t: a u32 pair (cap[0], cap[1]) in 6.1, one u64 (val) since 6.3
@@ -260,5 +262,58 @@ static inline pte_t *amber_pte_offset_map_lock(struct mm_struct *mm,
 #define amber_pte_offset_map_lock(mm, pmdp, addr, ptlp) \
 	pte_offset_map_lock(mm, pmdp, addr, ptlp)
 #endif
+
+/*
+ * For kmod/inet.c (issue 14). The IPv4 socket options that were bitfields of
+ * struct inet_sock in 6.1 (cmsg_flags, freebind, transparent, ...) are bits
+ * of the atomic inet->inet_flags since 6.6 (the "inet: move inet->... to
+ * inet->inet_flags" series), read with inet_cmsg_flags() / inet_test_bit().
+ */
+static inline unsigned long amber_inet_cmsg_flags(struct sock *sk)
+{
+#if AMBER_KERNEL_AT_LEAST(6, 6)
+	return inet_cmsg_flags(inet_sk(sk));
+#else
+	return inet_sk(sk)->cmsg_flags;
+#endif
+}
+
+static inline bool amber_inet_freebind(struct sock *sk)
+{
+#if AMBER_KERNEL_AT_LEAST(6, 6)
+	return inet_test_bit(FREEBIND, sk);
+#else
+	return inet_sk(sk)->freebind;
+#endif
+}
+
+static inline bool amber_inet_transparent(struct sock *sk)
+{
+#if AMBER_KERNEL_AT_LEAST(6, 6)
+	return inet_test_bit(TRANSPARENT, sk);
+#else
+	return inet_sk(sk)->transparent;
+#endif
+}
+
+/*
+ * What getsockopt(TCP_TIMESTAMP) returns, the value a repaired socket is
+ * given back with setsockopt(TCP_TIMESTAMP). 6.1: tcp_time_stamp_raw() +
+ * tsoffset, in milliseconds. Since 6.7 ("tcp: add support for usec
+ * resolution in TCP TS values") a socket may use microsecond timestamps
+ * (tp->tcp_usec_ts): the clock is tcp_clock_ts(usec), tcp_time_stamp_raw()
+ * is gone, and the lowest bit of the value says whether the socket uses
+ * microseconds (setsockopt reads it back the same way).
+ */
+static inline u32 amber_tcp_timestamp(const struct tcp_sock *tp)
+{
+#if AMBER_KERNEL_AT_LEAST(6, 7)
+	u32 val = tcp_clock_ts(tp->tcp_usec_ts) + READ_ONCE(tp->tsoffset);
+
+	return tp->tcp_usec_ts ? val | 1 : val & ~1U;
+#else
+	return tcp_time_stamp_raw() + READ_ONCE(tp->tsoffset);
+#endif
+}
 
 #endif /* AMBER_COMPAT_H */
