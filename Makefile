@@ -8,7 +8,9 @@
 #   make vm-selftest   check scripts/vm-run itself
 #
 # Each part has its own Makefile; a part that does not exist yet is skipped with a note.
-# KVER (the target kernel) is chosen by each part; override with `make KVER=...`.
+# KERNEL=6.1|6.12 (default 6.1) picks the target kernel for every part (kmod/Makefile, scripts/vm-run,
+# scripts/run-tests): `make check KERNEL=6.12` builds build/kmod-6.12/amber.ko and runs the tests on
+# Debian's 6.12. KVER=<uname -r> names an exact kernel for the module build.
 
 SUBDIRS := kmod userspace tests
 KSELFTEST := build/kselftest/kselftest_harness.h

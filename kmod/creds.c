@@ -146,8 +146,7 @@ static int amber_cap_get(struct amber_restore *r, const struct amber_nl_u64 *a, 
 		amber_restore_err(r, a->nla, "capability set 0x%llx has unknown bits", v);
 		return -EINVAL;
 	}
-	c->cap[0] = lower_32_bits(v);
-	c->cap[1] = upper_32_bits(v);
+	amber_cap_from_u64(c, v);
 	return 0;
 }
 

@@ -300,7 +300,8 @@ static bool amber_next_fd(struct files_struct *files, unsigned int *fd,
 	if (*fd < fdt->max_fds) {
 		*fd = find_next_bit(fdt->open_fds, fdt->max_fds, *fd);
 		if (*fd < fdt->max_fds) {
-			*cloexec = close_on_exec(*fd, fdt);
+			/* close_on_exec() takes the files_struct since 6.8 */
+			*cloexec = test_bit(*fd, fdt->close_on_exec);
 			found = true;
 		}
 	}
@@ -392,15 +393,9 @@ int amber_files_precheck(struct task_struct *task, struct amber_err *e)
 	int err;
 
 	for (fd = 0; n < AMBER_MAX_FDS; fd++, n++) {
-		rcu_read_lock();
-		file = task_lookup_next_fd_rcu(task, &fd);
-		if (file && !get_file_rcu(file))
-			file = ERR_PTR(-ENOENT);	/* being closed: skip it */
-		rcu_read_unlock();
+		file = amber_task_next_file(task, &fd);
 		if (!file)
 			return 0;
-		if (IS_ERR(file))
-			continue;
 		err = amber_inet_precheck(fd, file, e);
 		if (!err)
 			err = amber_unix_precheck(fd, file, e);

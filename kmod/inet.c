@@ -105,9 +105,9 @@ static const char *amber_inet_unkept_option(struct sock *sk)
 
 	if (inet->uc_ttl != -1)
 		return "IP_TTL";
-	if (inet->cmsg_flags)
+	if (amber_inet_cmsg_flags(sk))
 		return "IP_PKTINFO / IP_RECV* (control messages)";
-	if (inet->freebind || inet->transparent)
+	if (amber_inet_freebind(sk) || amber_inet_transparent(sk))
 		return "IP_FREEBIND / IP_TRANSPARENT";
 	if (sock_flag(sk, SOCK_BROADCAST))
 		return "SO_BROADCAST";
@@ -370,7 +370,7 @@ static int amber_tcp_conn(struct amber_files_state *st, struct amber_fileids *id
 	in->sack = tp->rx_opt.sack_ok;
 	in->wscale_ok = tp->rx_opt.wscale_ok;
 	in->tstamp = tp->rx_opt.tstamp_ok;
-	in->timestamp = tcp_time_stamp_raw() + tp->tsoffset;
+	in->timestamp = amber_tcp_timestamp(tp);
 	in->snd_wl1 = tp->snd_wl1;
 	in->snd_wnd = tp->snd_wnd;
 	in->max_window = tp->max_window;

@@ -12,15 +12,21 @@
  * removed at once. If anything here fails, the module refuses to load rather
  * than run without the check.
  *
- * The pointer is called indirectly. The Debian 6.1 kernel is built without
- * CONFIG_X86_KERNEL_IBT. On a kernel with IBT, objtool seals functions whose
- * address is never taken (their ENDBR becomes a NOP) and this call would
- * trap: such a kernel would need another route, which is why this stays the
- * only use and is refused at load if the symbol is missing.
+ * The pointers are called indirectly. The Debian 6.1 kernel is built without
+ * CONFIG_X86_KERNEL_IBT; Debian's 6.12 has it. With IBT enforced (a CPU with
+ * CET-IBT, not disabled by ibt=off), an indirect call must land on an ENDBR
+ * instruction: a kprobe's address skips a leading ENDBR
+ * (arch_adjust_kprobe_addr()), so the function start is taken 4 bytes back,
+ * and objtool seals functions whose address is never taken (their ENDBR
+ * becomes a NOP), so a target without ENDBR is refused at load rather than
+ * called into a #CP fault. This is why this stays the only use.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/kprobes.h>
+#include <linux/uaccess.h>
+#include <asm/cpufeature.h>
+#include <asm/ibt.h>
 #include <linux/module.h>
 #include <linux/ptrace.h>
 
@@ -33,10 +39,32 @@ typedef bool (*amber_ptrace_may_access_t)(struct task_struct *task,
 /* Written once in amber_ksyms_init(), read-only afterwards. */
 static amber_ptrace_may_access_t amber_ptrace_may_access_fn __ro_after_init;
 
+/* Whether *@addr starts with ENDBR64 (always false without IBT support). */
+static bool amber_at_endbr(unsigned long addr)
+{
+	u32 insn;
+
+	return !copy_from_kernel_nofault(&insn, (void *)addr, sizeof(insn)) &&
+	       is_endbr(insn);
+}
+
+/*
+ * Whether an indirect call to @addr is safe: with IBT enforced it must land
+ * on ENDBR.
+ */
+static bool amber_callable(const char *name, unsigned long addr)
+{
+	if (!cpu_feature_enabled(X86_FEATURE_IBT) || amber_at_endbr(addr))
+		return true;
+	pr_err("%s has no ENDBR and IBT is enforced: cannot call it\n", name);
+	return false;
+}
+
 static unsigned long amber_lookup(const char *name)
 {
 	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
 	amber_kallsyms_lookup_name_t lookup;
+	unsigned long addr;
 	int ret;
 
 	ret = register_kprobe(&kp);
@@ -45,16 +73,24 @@ static unsigned long amber_lookup(const char *name)
 		       ret);
 		return 0;
 	}
-	lookup = (amber_kallsyms_lookup_name_t)kp.addr;
+	addr = (unsigned long)kp.addr;
 	unregister_kprobe(&kp);
-	return lookup ? lookup(name) : 0;
+	if (!addr)
+		return 0;
+	/* The probe sits after a leading ENDBR: the function starts there. */
+	if (IS_ENABLED(CONFIG_X86_KERNEL_IBT) && amber_at_endbr(addr - 4))
+		addr -= 4;
+	if (!amber_callable("kallsyms_lookup_name", addr))
+		return 0;
+	lookup = (amber_kallsyms_lookup_name_t)addr;
+	return lookup(name);
 }
 
 int amber_ksyms_init(void)
 {
 	unsigned long addr = amber_lookup("ptrace_may_access");
 
-	if (!addr) {
+	if (!addr || !amber_callable("ptrace_may_access", addr)) {
 		pr_err("cannot resolve ptrace_may_access, refusing to load\n");
 		return -ENOENT;
 	}

@@ -206,7 +206,7 @@ static bool amber_pte_pinned(struct vm_area_struct *vma, pte_t pte)
 		return false;
 	if (pte_special(pte) || !pfn_valid(pfn))
 		return false;
-	return page_maybe_dma_pinned(pfn_to_page(pfn));
+	return folio_maybe_dma_pinned(page_folio(pfn_to_page(pfn)));
 }
 
 /* Under the PTE lock: clear_soft_dirty() of fs/proc/task_mmu.c. */
@@ -239,7 +239,7 @@ static void amber_pte_clear(struct vm_area_struct *vma, unsigned long addr,
  * Under the PTE lock, for a dirty page to save: instead of copying it while
  * the target is stopped, keep a reference and make the page copy-on-write,
  * as fork() does for the parent's pages. The PTE is write-protected and the
- * page marked possibly shared with page_try_share_anon_rmap(), between
+ * page marked possibly shared with amber_try_share_anon_pte(), between
  * clearing and restoring the PTE so that GUP-fast backs off; a write by the
  * target after it resumes then copies the page (do_wp_page()), and the
  * reference keeps what it held at the checkpoint. Returns NULL if the page
@@ -269,7 +269,7 @@ static struct page *amber_pte_snapshot(struct vm_area_struct *vma,
 	}
 	get_page(page);
 	old = ptep_modify_prot_start(vma, addr, ptep);
-	if (page_try_share_anon_rmap(page)) {
+	if (amber_try_share_anon_pte(page)) {
 		/* Pinned: it stays writable and is copied now. */
 		ptep_modify_prot_commit(vma, addr, ptep, old, old);
 		put_page(page);
@@ -281,8 +281,11 @@ static struct page *amber_pte_snapshot(struct vm_area_struct *vma,
 	return page;
 }
 
-/* Classifies (and clears) the PTEs of [addr, end), one page table. */
-static void amber_scan_ptes(struct amber_walk *w, pmd_t *pmdp,
+/*
+ * Classifies (and clears) the PTEs of [addr, end), one page table. Returns
+ * false if there is no page table there any more.
+ */
+static bool amber_scan_ptes(struct amber_walk *w, pmd_t *pmdp,
 			    unsigned long addr, unsigned long end,
 			    struct amber_ptes *b)
 {
@@ -291,9 +294,17 @@ static void amber_scan_ptes(struct amber_walk *w, pmd_t *pmdp,
 	unsigned int i;
 
 	if (w->clear)
-		start = pte_offset_map_lock(w->mm, pmdp, addr, &ptl);
+		start = amber_pte_offset_map_lock(w->mm, pmdp, addr, &ptl);
 	else
-		start = pte_offset_map(pmdp, addr);
+		start = amber_pte_offset_map(pmdp, addr);
+	/*
+	 * Since 6.5 ("mm/pgtable: allow pte_offset_map[_lock]() to fail") the
+	 * page table may be gone (the PMD became none or huge meanwhile, e.g.
+	 * khugepaged retracting a file's page table without mmap_lock): the
+	 * caller reads the PMD again. Never NULL in 6.1.
+	 */
+	if (!start)
+		return false;
 	for (ptep = start, i = 0; addr < end; ptep++, i++, addr += PAGE_SIZE) {
 		pte_t pte = ptep_get(ptep);
 		bool cleared = false;
@@ -319,6 +330,7 @@ static void amber_scan_ptes(struct amber_walk *w, pmd_t *pmdp,
 		pte_unmap_unlock(start, ptl);
 	else
 		pte_unmap(start);
+	return true;
 }
 
 static int amber_snaps_push(struct amber_walk *w, unsigned long addr,
@@ -341,7 +353,8 @@ static int amber_walk_pte(struct amber_walk *w, pmd_t *pmdp,
 	bitmap_zero(b.data, PTRS_PER_PTE);
 	bitmap_zero(b.dirty, PTRS_PER_PTE);
 	/* Runs are added after the PTE lock is dropped: they allocate. */
-	amber_scan_ptes(w, pmdp, addr, end, &b);
+	if (!amber_scan_ptes(w, pmdp, addr, end, &b))
+		return -EAGAIN;
 	for_each_set_bit(i, b.data, n) {
 		err = amber_runs_add_pages(w, addr + i * PAGE_SIZE, 1,
 					   !test_bit(i, b.dirty));
@@ -387,7 +400,7 @@ static bool amber_pmd_snapshot(struct vm_area_struct *vma, unsigned long haddr,
 		return false;
 	/* Clear the entry first so that GUP-fast backs off (see rmap.h). */
 	old = pmdp_establish(vma, haddr, pmdp, pmd_mkinvalid(pmd));
-	if (page_try_share_anon_rmap(head)) {
+	if (amber_try_share_anon_pmd(head)) {
 		set_pmd_at(vma->vm_mm, haddr, pmdp, old);
 		return false;
 	}
@@ -488,6 +501,12 @@ static int amber_walk_pmd(struct amber_walk *w, pud_t *pudp,
 		if (pmd_bad(pmd))
 			continue;
 		err = amber_walk_pte(w, pmdp, addr, next);
+		if (err == -EAGAIN) {
+			/* The page table went away (amber_scan_ptes()): this PMD again. */
+			err = 0;
+			next = addr;
+			pmdp--;
+		}
 		cond_resched();
 	}
 	return err;
@@ -506,7 +525,7 @@ static int amber_walk_pud(struct amber_walk *w, p4d_t *p4dp,
 		next = pud_addr_end(addr, end);
 		if (pud_none(pud))
 			continue;
-		if (pud_large(pud)) {
+		if (pud_leaf(pud)) {
 			/* Only DAX maps huge PUDs outside hugetlb: file data. */
 			if (w->mode == AMBER_WALK_ALL)
 				err = amber_runs_add(w, addr,
@@ -880,6 +899,13 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 			continue;
 		w->mode = mode;
 		w->vma = st->nr_vmas - 1;
+		/*
+		 * Clearing write-protects PTEs and relies on no fault
+		 * running meanwhile: since 6.4 the mmap write lock alone
+		 * does not keep out faults under the per-VMA lock.
+		 */
+		if (w->clear)
+			amber_vma_start_write(vma);
 		amber_walk_vma(w, vma, t);
 		if (mode == AMBER_WALK_SHMEM)
 			err = amber_walk_shmem(w, vma);
@@ -889,7 +915,7 @@ static int amber_mm_collect(struct amber_mm_state *st, struct amber_walk *w,
 			return amber_fail(e, err, "out of memory for the page list");
 		/* New writes to this VMA fault and set soft-dirty again. */
 		if (w->clear)
-			vma->vm_flags &= ~VM_SOFTDIRTY;
+			amber_vm_flags_clear(vma, VM_SOFTDIRTY);
 		cond_resched();
 	}
 	return 0;

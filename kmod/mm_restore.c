@@ -472,7 +472,7 @@ static int amber_restore_exe_prepare(struct amber_restore *r, const struct amber
 	/* The checks of prctl(PR_SET_MM_EXE_FILE). */
 	err = -EACCES;
 	if (!S_ISREG(file_inode(file)->i_mode) ||
-	    inode_permission(file_mnt_user_ns(file), file_inode(file), MAY_EXEC)) {
+	    amber_file_permission(file, MAY_EXEC)) {
 		amber_restore_err(r, attr, "exe fd %u is not an executable regular file", fd);
 		goto err_put;
 	}
@@ -630,7 +630,7 @@ static int amber_rvma_drop_write(struct amber_rvma *v)
 	    !(vma->vm_flags & VM_ACCOUNT)) {
 		err = -EEXIST;
 	} else {
-		vma->vm_flags &= ~VM_WRITE;
+		amber_vm_flags_clear(vma, VM_WRITE);
 		vma->vm_page_prot = vm_get_page_prot(vma->vm_flags);
 	}
 	mmap_write_unlock(mm);
@@ -720,7 +720,7 @@ static int amber_rvma_advise(struct amber_rvma *v)
 			goto out;
 		set |= VM_MERGEABLE;
 	}
-	vma->vm_flags |= set;
+	amber_vm_flags_set(vma, set);
 out:
 	mmap_write_unlock(mm);
 	return err;

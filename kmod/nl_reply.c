@@ -416,8 +416,7 @@ static size_t amber_reply_size(const struct amber_proc *p)
 
 static u64 amber_cap(kernel_cap_t cap)
 {
-	BUILD_BUG_ON(_KERNEL_CAPABILITY_U32S != 2);
-	return (u64)cap.cap[1] << 32 | cap.cap[0];
+	return amber_cap_to_u64(cap);
 }
 
 /* Credentials as seen from the caller's user namespace. */

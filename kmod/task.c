@@ -42,11 +42,7 @@ static char *amber_exe_path(struct mm_struct *mm)
 	struct file *exe;
 	char *path;
 
-	rcu_read_lock();
-	exe = rcu_dereference(mm->exe_file);
-	if (exe && !get_file_rcu(exe))
-		exe = NULL;
-	rcu_read_unlock();
+	exe = amber_get_mm_exe_file(mm);
 	if (!exe)
 		return NULL;
 	path = amber_path_dup(&exe->f_path);

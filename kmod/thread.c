@@ -17,6 +17,7 @@
  * returns unchanged and its system call restarts; after a failure past the
  * point of no return it dies with the process.
  */
+#include <linux/mutex.h> /* 6.12's futex.h uses mutex_init() without it */
 #include <linux/futex.h>
 #include <linux/module.h>
 #include <linux/rcupdate.h>

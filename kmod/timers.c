@@ -216,7 +216,7 @@ static int amber_ptimer_cmp(const void *a, const void *b)
 int amber_timers_capture(struct amber_timers_state *st, pid_t pid,
 			 struct pid_namespace *ns, struct amber_err *e)
 {
-	struct list_head *head = &current->signal->posix_timers;
+	struct signal_struct *sig = current->signal;
 	struct k_itimer *timr;
 	unsigned int n = 0;
 	int err;
@@ -226,7 +226,7 @@ int amber_timers_capture(struct amber_timers_state *st, pid_t pid,
 		return err;
 
 	spin_lock_irq(&current->sighand->siglock);
-	list_for_each_entry(timr, head, list)
+	amber_for_each_posix_timer(timr, sig)
 		n++;
 	spin_unlock_irq(&current->sighand->siglock);
 	if (!n)
@@ -239,7 +239,7 @@ int amber_timers_capture(struct amber_timers_state *st, pid_t pid,
 	if (!st->timers)
 		return amber_fail(e, -ENOMEM, "out of memory for the POSIX timers");
 
-	list_for_each_entry(timr, head, list) {
+	amber_for_each_posix_timer(timr, sig) {
 		struct amber_ptimer *t = &st->timers[st->nr];
 		unsigned long flags;
 		const char *why;

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install every Debian package amber needs to build, boot its test VM and run its tests.
+# Kernels: Debian 12's default 6.1 (linux-image-amd64) and its 6.12 LTS (linux-image-6.12-amd64,
+# from bookworm-security), images, headers and sources, side by side; scripts/lib/kver picks one.
 # Idempotent: packages already present are left alone; safe to run on every invocation.
 set -euo pipefail
 
 PKGS=(
 	build-essential pkg-config kmod cpio xz-utils
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
+	linux-image-6.12-amd64 linux-headers-6.12-amd64 linux-source-6.12
 	qemu-system-x86 busybox-static
 	libnl-3-dev libnl-genl-3-dev libcli11-dev libexpected-dev libxxhash-dev
 	googletest libgtest-dev libfmt-dev
