@@ -558,8 +558,12 @@ size_t amber_inet_size(const struct amber_inet *in)
 	       (in->cc[0] ? nla_total_size(strlen(in->cc) + 1) : 0);
 }
 
-int amber_inet_net_release(u32 fd, const struct nlattr *attr,
-			   struct netlink_ext_ack *extack)
+/*
+ * The TCP socket of the caller's fd @fd (SOCK_FD, @attr), with a reference
+ * for sockfd_put(); an ERR_PTR, told in @extack, if it is none.
+ */
+static struct socket *amber_tcp_sockfd(u32 fd, const struct nlattr *attr,
+				       struct netlink_ext_ack *extack)
 {
 	struct socket *sock;
 	int err;
@@ -567,14 +571,24 @@ int amber_inet_net_release(u32 fd, const struct nlattr *attr,
 	sock = sockfd_lookup(fd, &err);
 	if (!sock) {
 		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a socket of the caller");
-		return err;
+		return ERR_PTR(err);
 	}
 	if ((sock->sk->sk_family != AF_INET && sock->sk->sk_family != AF_INET6) ||
 	    sock->sk->sk_protocol != IPPROTO_TCP || sock->sk->sk_type != SOCK_STREAM) {
 		sockfd_put(sock);
 		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a TCP socket");
-		return -EINVAL;
+		return ERR_PTR(-EINVAL);
 	}
+	return sock;
+}
+
+int amber_inet_net_release(u32 fd, const struct nlattr *attr,
+			   struct netlink_ext_ack *extack)
+{
+	struct socket *sock = amber_tcp_sockfd(fd, attr, extack);
+
+	if (IS_ERR(sock))
+		return PTR_ERR(sock);
 	lock_sock(sock->sk);
 	amber_nethold_release(sock->sk);
 	release_sock(sock->sk);
@@ -625,20 +639,11 @@ static int amber_tcp_peer_fin(struct sock *sk, const struct nlattr *attr,
 
 int amber_inet_peer_fin(u32 fd, const struct nlattr *attr, struct netlink_ext_ack *extack)
 {
-	struct socket *sock;
+	struct socket *sock = amber_tcp_sockfd(fd, attr, extack);
 	int err;
 
-	sock = sockfd_lookup(fd, &err);
-	if (!sock) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a socket of the caller");
-		return err;
-	}
-	if ((sock->sk->sk_family != AF_INET && sock->sk->sk_family != AF_INET6) ||
-	    sock->sk->sk_protocol != IPPROTO_TCP || sock->sk->sk_type != SOCK_STREAM) {
-		sockfd_put(sock);
-		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a TCP socket");
-		return -EINVAL;
-	}
+	if (IS_ERR(sock))
+		return PTR_ERR(sock);
 	lock_sock(sock->sk);
 	err = amber_tcp_peer_fin(sock->sk, attr, extack);
 	release_sock(sock->sk);
