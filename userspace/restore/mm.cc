@@ -74,8 +74,30 @@ const Vma *find_vma_flag(const std::vector<Vma> &vmas, uint32_t flag)
 	return nullptr;
 }
 
-bool prefill_eligible(const Vma &v, const std::vector<Range> &busy)
+// A VMA amber.ko maps first and then madvise()s (AMBER_VMA_F_ADVICE in
+// kmod/mm_restore.c): mapped next to a prefilled VMA with the same flags
+// before the advice, the kernel merges the two and the restore fails with
+// EEXIST. A thread stack on Linux 6.7 and later is such a VMA (MAP_STACK
+// sets VM_NOHUGEPAGE), next to the TLS block glibc maps above it. (A
+// read-only charged VMA that merges is mapped again by the kernel.)
+static bool advised(const Vma &v)
 {
+	const uint32_t advice = AMBER_VMA_F_DONTFORK | AMBER_VMA_F_DONTDUMP |
+				AMBER_VMA_F_HUGEPAGE | AMBER_VMA_F_NOHUGEPAGE |
+				AMBER_VMA_F_SEQ_READ | AMBER_VMA_F_RAND_READ |
+				AMBER_VMA_F_WIPEONFORK | AMBER_VMA_F_MERGEABLE |
+				AMBER_VMA_F_LOCKONFAULT;
+
+	return v.flags & advice;
+}
+
+bool prefill_eligible(const std::vector<Vma> &vmas, size_t k, const std::vector<Range> &busy)
+{
+	const Vma &v = vmas[k];
+	if ((k > 0 && vmas[k - 1].end == v.start && advised(vmas[k - 1])) ||
+	    (k + 1 < vmas.size() && vmas[k + 1].start == v.end && advised(vmas[k + 1])))
+		return false;
+
 	const uint32_t plain = AMBER_VMA_F_ANON | AMBER_VMA_F_HEAP | AMBER_VMA_F_MAYWRITE |
 			       AMBER_VMA_F_ACCOUNT;
 	Range r{v.start, v.end};
@@ -247,7 +269,7 @@ std::vector<std::vector<PrefillPick>> plan_prefill(const std::vector<const std::
 		if (!vmas[i])
 			continue;
 		for (size_t k = 0; k < vmas[i]->size(); k++)
-			if (prefill_eligible((*vmas[i])[k], busy))
+			if (prefill_eligible(*vmas[i], k, busy))
 				elig[i][{(*vmas[i])[k].start, (*vmas[i])[k].end}] = k;
 	}
 
