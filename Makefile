@@ -1,8 +1,10 @@
 # amber: transparent checkpoint/restart for unmodified Linux processes.
 #
 #   make          build kmod/amber.ko, build/amber, build/unit-tests, build/tests/*, build/workloads/*
-#   make check    install what is missing (scripts/setup.sh), build, run every test
-#                 (scripts/run-tests; ends with `N passed, N failed, N skipped`)
+#   make check    install what is missing (scripts/setup.sh), build, run every test on 6.1,
+#                 a subset on 6.12 and the cross-kernel image test (scripts/run-tests; ends
+#                 with `N passed, N failed, N skipped`)
+#   make check-6.12   every test on Debian's 6.12
 #   make demo     checkpoint, kill and restore a running program inside the test VM
 #   make clean    remove build outputs
 #   make vm-selftest   check scripts/vm-run itself
@@ -15,7 +17,7 @@
 SUBDIRS := kmod userspace tests
 KSELFTEST := build/kselftest/kselftest_harness.h
 
-.PHONY: all check demo clean setup vm-selftest $(SUBDIRS)
+.PHONY: all check check-6.12 demo clean setup vm-selftest kmod-6.12 $(SUBDIRS)
 
 all: $(SUBDIRS)
 
@@ -24,6 +26,16 @@ $(SUBDIRS):
 		$(MAKE) -C $@; \
 	else \
 		echo "note: $@/Makefile does not exist yet, skipping $@"; \
+	fi
+
+# The module for the second kernel too (build/kmod-6.12/amber.ko; make check runs a subset of
+# the tests on it), when its headers are installed (scripts/setup.sh installs them).
+all: kmod-6.12
+kmod-6.12: | kmod
+	@if scripts/lib/kver 6.12 >/dev/null 2>&1; then \
+		$(MAKE) -C kmod modules KERNEL=6.12; \
+	else \
+		echo "note: no Linux 6.12 headers installed (scripts/setup.sh), skipping the 6.12 module"; \
 	fi
 
 # The tests need the kselftest headers (extracted by setup.sh) and the uapi header only.
@@ -41,6 +53,13 @@ check: setup
 	@rc=0; $(MAKE) all || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "make check: the build failed (status $$rc)"; fi; \
 	AMBER_BUILD_FAILED=$$rc scripts/run-tests
+
+# Every test on Debian's 6.12 (make check runs the e2e, tree, incremental and bad-input tests
+# on it; this runs the rest too).
+check-6.12: setup
+	@rc=0; $(MAKE) all || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "make check-6.12: the build failed (status $$rc)"; fi; \
+	KERNEL=6.12 AMBER_BUILD_FAILED=$$rc scripts/run-tests
 
 demo:
 	scripts/demo.sh

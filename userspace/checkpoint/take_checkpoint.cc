@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/io.h"
+#include "common/kernel.h"
 #include "image/image.h"
 #include "netlink/netlink.h"
 #include "image/store.h"
@@ -371,6 +372,9 @@ Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 	char host[256] = {};
 	gethostname(host, sizeof(host) - 1);
 	info.hostname = host;
+	const KernelId kernel = AMBER_TRY(this_kernel());
+	info.kernel = kernel.release;
+	info.vdso_xxh64 = kernel.vdso_xxh64;
 	meta.info = encode_info(info);
 	meta.core = r.core;
 	meta.vmas = r.vmas;

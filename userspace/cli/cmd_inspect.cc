@@ -373,6 +373,9 @@ void print_checkpoint(const Checkpoint &c, const std::string &chain)
 	printf("checkpoint %u: %s\n", c.number, c.dir.c_str());
 	printf("  pid %u, comm \"%s\", taken %s on %s, tools %s\n", in.pid, c.task.comm.c_str(),
 	       time_str(in.time_ns).c_str(), in.hostname.c_str(), in.tool_version.c_str());
+	if (!in.kernel.empty())
+		printf("  kernel Linux %s, vDSO xxh64 %016" PRIx64 "\n", in.kernel.c_str(),
+		       in.vdso_xxh64);
 	printf("  stopped %.3f ms, pages %s", in.stopped_ns / 1e6, human_size(in.pages_bytes).c_str());
 	if (in.parent)
 		printf(", incremental on checkpoint %u: %" PRIu64 " pages saved, %" PRIu64

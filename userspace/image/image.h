@@ -39,6 +39,8 @@ struct InfoSection {
 	uint64_t pages_nr = 0;		// pages with data in this link
 	uint64_t parent_pages_nr = 0;	// pages taken from the parent
 	std::string full_reason;	// why full although a parent was asked
+	std::string kernel;		// uname -r of the kernel it ran on ("" in older images)
+	uint64_t vdso_xxh64 = 0;	// its vDSO's bytes (0: not recorded)
 };
 
 struct Rlimit {

@@ -105,6 +105,8 @@ constexpr Field<InfoSection> kInfoFields[] = {
 	{AMBER_INFO_PAGES_NR, &InfoSection::pages_nr},
 	{AMBER_INFO_PARENT_PAGES_NR, &InfoSection::parent_pages_nr},
 	{AMBER_INFO_FULL_REASON, &InfoSection::full_reason, true},
+	{AMBER_INFO_KERNEL, &InfoSection::kernel, true},
+	{AMBER_INFO_VDSO_XXH64, &InfoSection::vdso_xxh64, true},
 };
 
 constexpr Field<Rlimit> kRlimitFields[] = {

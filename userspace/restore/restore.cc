@@ -41,6 +41,7 @@
 #include <linux/netlink.h>
 
 #include "common/io.h"
+#include "common/kernel.h"
 #include "common/names.h"
 #include "image/image.h"
 #include "netlink/netlink.h"
@@ -512,6 +513,7 @@ Result<RestoredProcess> restore_process(const RestoreRequest &req)
 	// VMAs, CORE and FDS come from the restored checkpoint, the pages from
 	// every link of its chain (PAGE_FDS, oldest first).
 	Checkpoint meta = AMBER_TRY(store.load_meta(req.number));
+	AMBER_TRY(check_kernel({meta.info.kernel, meta.info.vdso_xxh64}, AMBER_TRY(this_kernel())));
 	if (meta.is_tree())
 		return restore_tree(req, store, meta);	// verifies the chains in parallel
 	return restore_single(req, AMBER_TRY(load_chain(store, meta.number)));

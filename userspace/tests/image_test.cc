@@ -340,8 +340,12 @@ TEST(ImageV2, InfoRoundTrip)
 	in.pages_nr = 12;
 	in.parent_pages_nr = 300;
 	in.full_reason = "the process executed a new program";
+	in.kernel = "6.12.118+deb12-amd64";
+	in.vdso_xxh64 = 0x0123456789abcdefull;
 	auto out = parse_info(encode_info(in));
 	ASSERT_TRUE(out);
+	EXPECT_EQ(in.kernel, out->kernel);
+	EXPECT_EQ(in.vdso_xxh64, out->vdso_xxh64);
 	EXPECT_EQ(6u, out->parent);
 	EXPECT_EQ(in.track_id, out->track_id);
 	EXPECT_EQ(12u, out->pages_nr);

@@ -950,6 +950,14 @@ enum amber_info_attr {
 	AMBER_INFO_PAGES_NR,		/* u64: pages with data in this link */
 	AMBER_INFO_PARENT_PAGES_NR,	/* u64: pages taken from the parent */
 	AMBER_INFO_FULL_REASON,		/* string: why a full checkpoint, if asked incremental */
+	/*
+	 * The kernel the process ran on: its release (uname -r) and the XXH64
+	 * of its 64-bit vDSO's bytes. The restored process keeps calling the
+	 * vDSO through addresses it resolved on that kernel, so restore
+	 * refuses a vDSO that differs (a different kernel build).
+	 */
+	AMBER_INFO_KERNEL,		/* string */
+	AMBER_INFO_VDSO_XXH64,		/* u64 */
 
 	__AMBER_INFO_MAX,
 	AMBER_INFO_MAX = __AMBER_INFO_MAX - 1
