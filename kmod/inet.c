@@ -415,8 +415,8 @@ static int amber_tcp_child(struct amber_files_state *st, struct amber_fileids *i
 
 	if (child->sk_state != TCP_ESTABLISHED)
 		return amber_fail(e, -EOPNOTSUPP,
-				  amber_msg("fd %u: %s: waiting connection %u is in state %s (reset or closed by its peer before accept()); only ESTABLISHED ones are supported",
-					    fd->num, fd->path, n,
+				  amber_msg("fd %u: %s: an %s listening socket whose waiting connection %u is in state %s (reset or closed by its peer before accept()) is not supported, only ESTABLISHED ones",
+					    fd->num, fd->path, amber_af(child), n,
 					    amber_tcp_state_name(child->sk_state)));
 	if (rcu_access_pointer(tp->fastopen_rsk))
 		return amber_fail(e, -EOPNOTSUPP,
