@@ -31,6 +31,7 @@
 #include <linux/fs.h>
 #include <linux/memcontrol.h>
 #include <linux/net.h>
+#include <linux/security.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/tcp.h>
@@ -719,24 +720,31 @@ size_t amber_inet_size(const struct amber_inet *in)
 }
 
 /*
- * The TCP socket of the caller's fd @fd (SOCK_FD, @attr), with a reference
+ * The TCP socket of the caller's fd @fd (SOCK_FD or TCP_CHILD_FD, @attr), with a reference
  * for sockfd_put(); an ERR_PTR, told in @extack, if it is none.
  */
 static struct socket *amber_tcp_sockfd(u32 fd, const struct nlattr *attr,
 				       struct netlink_ext_ack *extack)
 {
+	bool child = nla_type(attr) == AMBER_A_TCP_CHILD_FD;
 	struct socket *sock;
 	int err;
 
 	sock = sockfd_lookup(fd, &err);
 	if (!sock) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a socket of the caller");
+		if (child)
+			NL_SET_ERR_MSG_ATTR(extack, attr, "TCP_CHILD_FD is not a socket of the caller");
+		else
+			NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a socket of the caller");
 		return ERR_PTR(err);
 	}
 	if ((sock->sk->sk_family != AF_INET && sock->sk->sk_family != AF_INET6) ||
 	    sock->sk->sk_protocol != IPPROTO_TCP || sock->sk->sk_type != SOCK_STREAM) {
 		sockfd_put(sock);
-		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a TCP socket");
+		if (child)
+			NL_SET_ERR_MSG_ATTR(extack, attr, "TCP_CHILD_FD is not a TCP socket");
+		else
+			NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a TCP socket");
 		return ERR_PTR(-EINVAL);
 	}
 	return sock;
@@ -883,7 +891,14 @@ static void amber_tcp_graft(struct sock *l, struct sock *c, struct socket *csock
 	write_unlock_bh(&c->sk_callback_lock);
 	c->sk_reuse = l->sk_reuse;
 	spare->sk = NULL;
-	sock_graft(fresh, csock);
+	/* sock_graft(), but the socket never shows no sock (it WARNs on one). */
+	write_lock_bh(&fresh->sk_callback_lock);
+	rcu_assign_pointer(fresh->sk_wq, &csock->wq);
+	sk_set_socket(fresh, csock);
+	fresh->sk_uid = SOCK_INODE(csock)->i_uid;
+	security_sock_graft(fresh, csock);
+	WRITE_ONCE(csock->sk, fresh);
+	write_unlock_bh(&fresh->sk_callback_lock);
 	csock->state = SS_UNCONNECTED;
 
 	/* What inet_csk_accept() and reqsk_put() read; the rest as allocated. */

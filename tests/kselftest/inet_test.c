@@ -278,6 +278,7 @@ static void peer_queue(const char *base, const char *go)
 	if (write_file(path, "1", 1))
 		peer_die("sent file");
 	wait_go(go);
+	read_num(base, "accepted");	/* the bytes before were seen alone */
 	for (k = 0; k < QUEUE_CLIENTS; k++) {
 		snprintf(want, sizeof(want), "more%d", k);
 		if (send(c[k], want, 5, MSG_NOSIGNAL) != 5)

@@ -32,8 +32,8 @@
  *                     one after the other and each sends its bytes (then
  *                     BASE/sent). After the restore: accept() returns them
  *                     in the order they connected, each with its bytes
- *                     unread; each then reads the client's "more" and
- *                     answers it.
+ *                     unread (then BASE/accepted); each then reads the
+ *                     client's "more" and answers it.
  *   --many            a listener with 65 connections of its own waiting in
  *                     its accept queue, one more than a checkpoint takes:
  *                     refused; after go it still accepts them.
@@ -583,7 +583,7 @@ static size_t client_len(int k) { return 1000 + 700 * k; }
 
 static int run_queue(void)
 {
-	int port, l = listener(&port), k, n;
+	int port, l = listener(&port), k, n, c[QUEUE_CLIENTS];
 	unsigned char buf[4096];
 	char path[300];
 
@@ -595,19 +595,17 @@ static int run_queue(void)
 	sc_parent_ready(getenv("GO"), 0);
 	for (k = 0; k < QUEUE_CLIENTS; k++) {
 		size_t len = client_len(k), got = 0;
-		char more[8], want[8];
 		struct pollfd p = { l, POLLIN, 0 };
-		int c;
 
 		CHECK(poll(&p, 1, 0) == 1, "connection %d is not waiting", k);
-		c = accept(l, NULL, NULL);
-		CHECK(c >= 0, "accept %d: %s", k, strerror(errno));
-		if (c < 0)
-			break;
-		CHECK(inq(c) == (int)len, "connection %d: %d bytes waiting, not %zu", k, inq(c),
-		      len);
+		c[k] = accept(l, NULL, NULL);
+		CHECK(c[k] >= 0, "accept %d: %s", k, strerror(errno));
+		if (c[k] < 0)
+			return sc_done();
+		CHECK(inq(c[k]) == (int)len, "connection %d: %d bytes waiting, not %zu", k,
+		      inq(c[k]), len);
 		while (got < len) {
-			n = recv(c, buf, sizeof(buf) < len - got ? sizeof(buf) : len - got, 0);
+			n = recv(c[k], buf, sizeof(buf) < len - got ? sizeof(buf) : len - got, 0);
 			if (n <= 0)
 				break;
 			for (int i = 0; i < n; i++)
@@ -619,13 +617,19 @@ static int run_queue(void)
 				}
 			got += n;
 		}
+	}
+	/* The clients talk again only now: their bytes came before, alone. */
+	write_num("accepted", 1);
+	for (k = 0; k < QUEUE_CLIENTS; k++) {
+		char more[8], want[8];
+
 		snprintf(want, sizeof(want), "more%d", k);
-		n = recv(c, more, 5, MSG_WAITALL);
+		n = recv(c[k], more, 5, MSG_WAITALL);
 		CHECK(n == 5 && !memcmp(more, want, 5), "connection %d: read %d, not \"%s\"",
 		      k, n, want);
 		snprintf(want, sizeof(want), "ok%d", k);
-		CHECK(send(c, want, 3, MSG_NOSIGNAL) == 3, "send %d: %s", k, strerror(errno));
-		close(c);
+		CHECK(send(c[k], want, 3, MSG_NOSIGNAL) == 3, "send %d: %s", k, strerror(errno));
+		close(c[k]);
 	}
 	return sc_done();
 }
