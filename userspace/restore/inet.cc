@@ -389,6 +389,8 @@ Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name, b
 // is left out, as the crash left it out.
 Result<void> create_children(int lfd, const SharedInet &s, const std::string &name)
 {
+	if (s.info.children.empty())
+		return {};
 	NetlinkClient nl = AMBER_TRY(connect_module());
 	for (size_t i = 0; i < s.info.children.size(); i++) {
 		const std::string cname = name + ": waiting connection " + std::to_string(i + 1);
