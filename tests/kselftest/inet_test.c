@@ -335,8 +335,28 @@ static struct fid_snap *checkpoint_crash(struct __test_metadata *_metadata, stru
 	return before;
 }
 
+/* `amber inspect` lists the listener's waiting connections, held, with their bytes. */
+static void inspect_waiting(struct __test_metadata *_metadata, struct selfcheck *sc)
+{
+	const char *const want[] = { "3 waiting to be accepted", "waiting 1: 127.0.0.1:",
+				     "recv-q 1000, held", "waiting 2: ", "recv-q 1700, held",
+				     "waiting 3: ", "recv-q 2400, held", NULL };
+	struct cmd_result r = { 0 };
+
+	ASSERT_EQ(0, run_cmdl(60000, &r, AMBER_BIN, "inspect", "-D", sc->dir, NULL));
+	EXPECT_EQ(0, exit_code(r.status)) TH_LOG("inspect: %s", r.err);
+	for (int i = 0; want[i]; i++) {
+		const char *w = want[i];
+
+		EXPECT_TRUE(r.out && strstr(r.out, w))
+			TH_LOG("inspect does not show \"%s\":\n%s", w, r.out);
+	}
+	cmd_result_free(&r);
+}
+
 TEST_F_TIMEOUT(inet, restore, 240)
 {
+	struct fid_snap *before;
 	int status;
 
 	REQUIRE_AMBER();
@@ -360,9 +380,11 @@ TEST_F_TIMEOUT(inet, restore, 240)
 		sc_refused(_metadata, &self->sc, NULL, want);
 		return;
 	}
-	sc_restore_check(_metadata, &self->sc,
-			 variant->crash ? checkpoint_crash(_metadata, &self->sc)
-					: sc_checkpoint_kill(_metadata, &self->sc));
+	before = variant->crash ? checkpoint_crash(_metadata, &self->sc)
+				: sc_checkpoint_kill(_metadata, &self->sc);
+	if (variant->peer == PEER_QUEUE)
+		inspect_waiting(_metadata, &self->sc);
+	sc_restore_check(_metadata, &self->sc, before);
 	if (self->peer > 0) {
 		ASSERT_EQ(0, wait_child(self->peer, 60000, &status));
 		self->peer = -1;
