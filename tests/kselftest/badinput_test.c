@@ -266,7 +266,8 @@ TEST_F_TIMEOUT(bad, unsupported_fd, 90)
 	REQUIRE_AMBER();
 	/*
 	 * UNIX sockets are checkpointed since issue 5, TCP ones since issue 14,
-	 * but not a listener with a connection waiting in its accept queue.
+	 * listeners with connections waiting in their accept queue too, but not
+	 * one whose waiting connection its client reset (state CLOSE).
 	 * tcpchild's child has one: the tree checkpoint names that fd and its
 	 * kind, and both processes run on.
 	 */
