@@ -34,13 +34,6 @@
 #include <linux/swapops.h>
 #include <net/inet_sock.h>
 #include <net/tcp.h>
-/*
- * sk_memory_allocated_add() and the other protocol memory helpers moved
- * from net/sock.h to net/proto_memory.h in 6.10.
- */
-#if AMBER_KERNEL_AT_LEAST(6, 10)
-#include <net/proto_memory.h>
-#endif
 
 /*
  * kernel_cap_t: a u32 pair (cap[0], cap[1]) in 6.1, one u64 (val) since 6.3
