@@ -418,7 +418,7 @@ void amber_files_free(struct amber_files_state *st)
 		kfree(st->fds[i].epoll_tfds);
 		kvfree(st->fds[i].inotify_watches);
 		kfree(st->fds[i].un);
-		kfree(st->fds[i].inet);
+		amber_inet_free(st->fds[i].inet);
 	}
 	kvfree(st->fds);
 	st->fds = NULL;

@@ -12,18 +12,26 @@
  * kill closes it without a FIN or RST. The tool rebuilds each connection
  * with the kernel's TCP_REPAIR interface (userspace/restore/); the
  * peer's FIN of a half-closed one with amber_inet_peer_fin(), which no
- * repair option does. See design.md, "TCP and UDP sockets".
+ * repair option does. A listener's waiting connections (its accept queue)
+ * are captured like established ones; the tool rebuilds each and hands it
+ * back with amber_inet_tcp_graft(), which no system call does. See
+ * design.md, "TCP and UDP sockets".
  *
  * Refused, by fd number and name: other protocols (raw, SCTP, MPTCP, ICMP,
  * UDP-Lite), TCP states other than LISTEN, CLOSE, ESTABLISHED and the
  * half-closed ones (FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING), a listener
- * with connections waiting in its accept queue, urgent data, a socket
+ * with more than AMBER_INET_CHILDREN_MAX connections waiting in its accept
+ * queue or with one that is not ESTABLISHED (reset, or closed by its peer),
+ * has bytes to send or came by TCP Fast Open, urgent data, a socket
  * already in repair mode, SO_BINDTODEVICE, IP_TOS / IPV6_TCLASS, multicast
  * memberships, the options of amber_inet_unkept_option(); and queues
  * beyond the request's bounds.
  */
+#include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/memcontrol.h>
 #include <linux/net.h>
+#include <linux/security.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/tcp.h>
@@ -178,24 +186,24 @@ static int amber_inet_check(const struct amber_fd *fd, struct sock *sk,
 			return amber_fail(e, -EOPNOTSUPP,
 					  amber_msg("fd %u: %s: a TCP socket in repair mode (TCP_REPAIR) is not supported",
 						    fd->num, fd->path));
-		if (state == TCP_LISTEN && READ_ONCE(sk->sk_ack_backlog))
+		if (state == TCP_LISTEN &&
+		    READ_ONCE(sk->sk_ack_backlog) > AMBER_INET_CHILDREN_MAX)
 			return amber_fail(e, -EOPNOTSUPP,
-					  amber_msg("fd %u: %s: an %s listening socket with %u connection(s) waiting in its accept queue is not supported",
+					  amber_msg("fd %u: %s: an %s listening socket with %u connections waiting in its accept queue is not supported (at most %u)",
 						    fd->num, fd->path, amber_af(sk),
-						    READ_ONCE(sk->sk_ack_backlog)));
+						    READ_ONCE(sk->sk_ack_backlog),
+						    AMBER_INET_CHILDREN_MAX));
 	}
 	return 0;
 }
 
 /* Addresses, ports and socket options (sk locked). */
-static void amber_inet_common(struct amber_fd *fd, struct sock *sk)
+static void amber_inet_common(struct amber_inet *in, struct sock *sk)
 {
-	struct amber_inet *in = fd->inet;
 	const struct inet_sock *inet = inet_sk(sk);
 
 	in->proto = sk->sk_protocol;
 	in->state = sk->sk_state;
-	fd->shutdown = sk->sk_shutdown;
 	in->sport = ntohs(inet->inet_sport);
 	in->dport = ntohs(inet->inet_dport);
 	if (!inet->inet_num)
@@ -313,8 +321,8 @@ static int amber_tcp_sendq(struct sock *sk, struct amber_fq *q)
  * semantics (softirqs queue to the backlog), so it does.
  */
 static int amber_tcp_queue(struct amber_files_state *st, struct amber_fileids *ids,
-			   const struct amber_fd *fd, struct sock *sk, size_t len,
-			   bool send, struct amber_err *e)
+			   const struct amber_fd *fd, struct sock *sk, u32 embryo,
+			   size_t len, bool send, struct amber_err *e)
 {
 	struct amber_fq *q;
 	int err;
@@ -332,6 +340,7 @@ static int amber_tcp_queue(struct amber_files_state *st, struct amber_fileids *i
 					    fd->num, fd->path, len));
 	}
 	q->send = send;
+	q->embryo = embryo;
 	err = send ? amber_tcp_sendq(sk, q) : amber_tcp_recvq(sk, q);
 	if (err) {
 		amber_fq_free(q);
@@ -344,13 +353,15 @@ static int amber_tcp_queue(struct amber_files_state *st, struct amber_fileids *i
 	return 0;
 }
 
-/* An established connection's state and queues (sk locked). */
+/*
+ * An established connection's state into @in and its queues (sk locked);
+ * @embryo: its place in the accept queue of listener @fd, 0 if it is @fd's.
+ */
 static int amber_tcp_conn(struct amber_files_state *st, struct amber_fileids *ids,
-			  struct amber_fd *fd, struct sock *sk, bool queues,
-			  struct amber_err *e)
+			  struct amber_fd *fd, struct amber_inet *in, struct sock *sk,
+			  u32 embryo, bool queues, struct amber_err *e)
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
-	struct amber_inet *in = fd->inet;
 	u32 unread, unacked;
 	int err;
 
@@ -385,10 +396,133 @@ static int amber_tcp_conn(struct amber_files_state *st, struct amber_fileids *id
 	unacked = tp->write_seq - tp->snd_una;
 	if (unacked && amber_tcp_fin_sent(sk->sk_state))
 		unacked--;
-	err = amber_tcp_queue(st, ids, fd, sk, unread, false, e);
+	err = amber_tcp_queue(st, ids, fd, sk, embryo, unread, false, e);
 	if (err)
 		return err;
-	return amber_tcp_queue(st, ids, fd, sk, unacked, true, e);
+	return amber_tcp_queue(st, ids, fd, sk, embryo, unacked, true, e);
+}
+
+/*
+ * Waiting connection @n (from 1) of listener @fd, @child, locked: what
+ * amber_tcp_conn() captures of an accepted one, if restore can rebuild it.
+ */
+static int amber_tcp_child(struct amber_files_state *st, struct amber_fileids *ids,
+			   struct amber_fd *fd, struct sock *child, u32 n, bool hold,
+			   struct amber_err *e)
+{
+	struct amber_inet *in = &fd->inet->children[n - 1];
+	struct tcp_sock *tp = tcp_sk(child);
+	int err;
+
+	if (child->sk_state != TCP_ESTABLISHED)
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("fd %u: %s: an %s listening socket whose waiting connection %u is in state %s (reset or closed by its peer before accept()) is not supported, only ESTABLISHED ones",
+					    fd->num, fd->path, amber_af(child), n,
+					    amber_tcp_state_name(child->sk_state)));
+	if (rcu_access_pointer(tp->fastopen_rsk))
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("fd %u: %s: waiting connection %u came by TCP Fast Open, which is not supported",
+					    fd->num, fd->path, n));
+	if (tp->write_seq != tp->snd_una)
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("fd %u: %s: waiting connection %u has bytes to send, which is not supported",
+					    fd->num, fd->path, n));
+	err = amber_inet_check(fd, child, e);
+	if (err)
+		return err;
+	amber_inet_common(in, child);
+	err = amber_tcp_conn(st, ids, fd, in, child, n, true, e);
+	if (err)
+		return err;
+	in->held = hold;
+	if (hold) {
+		/* The listener's close (the kill) sends it nothing. */
+		tp->repair = 1;
+		tp->repair_queue = TCP_NO_QUEUE;
+	}
+	return 0;
+}
+
+/*
+ * Takes a reference on each connection waiting in listener @sk's accept
+ * queue (locked: accept() cannot take them meanwhile) into @kids, in
+ * accept() order, at most AMBER_INET_CHILDREN_MAX. Returns how many are
+ * waiting; *@tfo: one came by TCP Fast Open (its handshake may still be
+ * going on).
+ */
+static int amber_tcp_kids(struct sock *sk, struct sock **kids, bool *tfo)
+{
+	struct request_sock_queue *queue = &inet_csk(sk)->icsk_accept_queue;
+	struct request_sock *req;
+	int n = 0;
+
+	*tfo = false;
+	spin_lock_bh(&queue->rskq_lock);
+	for (req = queue->rskq_accept_head; req; req = req->dl_next) {
+		if (!req->sk || tcp_rsk(req)->tfo_listener)
+			*tfo = true;
+		else if (n < AMBER_INET_CHILDREN_MAX)
+			sock_hold(kids[n] = req->sk);
+		n++;
+	}
+	spin_unlock_bh(&queue->rskq_lock);
+	return n;
+}
+
+/* Listener @fd's waiting connections (sk locked), held with @hold. */
+static int amber_tcp_children(struct amber_files_state *st, struct amber_fileids *ids,
+			      struct amber_fd *fd, struct sock *sk, bool hold,
+			      struct amber_err *e)
+{
+	struct sock **kids;
+	int n, i, err = 0;
+	bool tfo;
+
+	kids = kcalloc(AMBER_INET_CHILDREN_MAX, sizeof(*kids), GFP_KERNEL);
+	if (!kids)
+		return amber_fail(e, -ENOMEM, "out of memory for a listener's connections");
+	n = amber_tcp_kids(sk, kids, &tfo);
+	if (tfo) {
+		err = amber_fail(e, -EOPNOTSUPP,
+				 amber_msg("fd %u: %s: a connection waiting in its accept queue came by TCP Fast Open, which is not supported",
+					   fd->num, fd->path));
+		goto out_put;
+	}
+	if (n > AMBER_INET_CHILDREN_MAX) {
+		err = amber_fail(e, -EOPNOTSUPP,
+				 amber_msg("fd %u: %s: %d connections waiting in its accept queue are not supported (at most %u)",
+					   fd->num, fd->path, n, AMBER_INET_CHILDREN_MAX));
+		goto out_put;
+	}
+	if (n) {
+		fd->inet->children = kcalloc(n, sizeof(*fd->inet->children),
+					     GFP_KERNEL_ACCOUNT);
+		if (!fd->inet->children) {
+			err = amber_fail(e, -ENOMEM, "out of memory for a listener's connections");
+			goto out_put;
+		}
+	}
+	for (i = 0; i < n && !err; i++) {
+		/* The listener's hold already drops their packets: no race. */
+		if (hold) {
+			err = amber_nethold_add(kids[i], ids);
+			if (err) {
+				err = amber_fail(e, err, "out of memory for the held connections");
+				break;
+			}
+		}
+		/* Nested in the listener's lock as inet_csk_listen_stop() is. */
+		lock_sock_nested(kids[i], SINGLE_DEPTH_NESTING);
+		err = amber_tcp_child(st, ids, fd, kids[i], i + 1, hold, e);
+		release_sock(kids[i]);
+		fd->inet->nr_children = i + 1;
+	}
+out_put:
+	for (i = 0; i < AMBER_INET_CHILDREN_MAX; i++)
+		if (kids[i])
+			sock_put(kids[i]);
+	kfree(kids);
+	return err;
 }
 
 static int amber_tcp_capture(struct amber_files_state *st, struct amber_fileids *ids,
@@ -414,13 +548,19 @@ static int amber_tcp_capture(struct amber_files_state *st, struct amber_fileids 
 					   amber_tcp_state_name(sk->sk_state)));
 		goto out_release;
 	}
-	amber_inet_common(fd, sk);
+	amber_inet_common(fd->inet, sk);
+	fd->shutdown = sk->sk_shutdown;
 	/* A connection may have come in since the first look. */
 	err = amber_inet_check(fd, sk, e);
 	if (err)
 		goto out_release;
+	if (state == TCP_LISTEN && first) {
+		err = amber_tcp_children(st, ids, fd, sk, hold, e);
+		if (err)
+			goto out_release;
+	}
 	if (amber_tcp_conn_state(state)) {
-		err = amber_tcp_conn(st, ids, fd, sk, first, e);
+		err = amber_tcp_conn(st, ids, fd, fd->inet, sk, 0, first, e);
 		if (err)
 			goto out_release;
 		if (held) {
@@ -460,7 +600,8 @@ int amber_inet_capture(struct amber_files_state *st, struct amber_fileids *ids,
 		return amber_tcp_capture(st, ids, fd, sk, first, hold, e);
 	/* UDP: queued datagrams are not kept (see design.md). */
 	lock_sock(sk);
-	amber_inet_common(fd, sk);
+	amber_inet_common(fd->inet, sk);
+	fd->shutdown = sk->sk_shutdown;
 	release_sock(sk);
 	return 0;
 }
@@ -487,9 +628,18 @@ static int amber_inet_put_flag(struct sk_buff *skb, int type, bool set)
 	return set ? nla_put_flag(skb, type) : 0;
 }
 
-int amber_inet_fill(struct sk_buff *skb, const struct amber_inet *in)
+void amber_inet_free(struct amber_inet *in)
 {
-	struct nlattr *nest = nla_nest_start(skb, AMBER_FD_INET);
+	if (in)
+		kfree(in->children);
+	kfree(in);
+}
+
+/* The attributes of @in, in a nest of type @type. */
+static int amber_inet_put(struct sk_buff *skb, int type, const struct amber_inet *in)
+{
+	struct nlattr *nest = nla_nest_start(skb, type);
+	u32 i;
 
 	if (!nest ||
 	    nla_put_u32(skb, AMBER_INET_PROTO, in->proto) ||
@@ -537,14 +687,23 @@ int amber_inet_fill(struct sk_buff *skb, const struct amber_inet *in)
 	     nla_put_u32(skb, AMBER_INET_RCV_WND, in->rcv_wnd) ||
 	     nla_put_u32(skb, AMBER_INET_RCV_WUP, in->rcv_wup)))
 		return -EMSGSIZE;
+	for (i = 0; i < in->nr_children; i++)
+		if (amber_inet_put(skb, AMBER_INET_CHILD, &in->children[i]))
+			return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
+}
+
+int amber_inet_fill(struct sk_buff *skb, const struct amber_inet *in)
+{
+	return amber_inet_put(skb, AMBER_FD_INET, in);
 }
 
 size_t amber_inet_size(const struct amber_inet *in)
 {
 	/* Exactly what amber_inet_fill() puts: the reply is sized by it. */
-	size_t u32s = 11, flags = 0;
+	size_t u32s = 11, flags = 0, kids = 0;
+	u32 i;
 
 	u32s += !!in->sndbuf + !!in->rcvbuf + in->linger_on;
 	flags += in->bound_addr + in->reuseaddr + in->reuseport + in->v6only +
@@ -553,30 +712,39 @@ size_t amber_inet_size(const struct amber_inet *in)
 		u32s += 14;
 		flags += in->sack + in->wscale_ok + in->tstamp;
 	}
-	return NLA_HDRLEN + 2 * nla_total_size(in->alen) +
+	for (i = 0; i < in->nr_children; i++)
+		kids += amber_inet_size(&in->children[i]);
+	return kids + NLA_HDRLEN + 2 * nla_total_size(in->alen) +
 	       u32s * nla_total_size(sizeof(u32)) + flags * nla_total_size(0) +
 	       (in->cc[0] ? nla_total_size(strlen(in->cc) + 1) : 0);
 }
 
 /*
- * The TCP socket of the caller's fd @fd (SOCK_FD, @attr), with a reference
+ * The TCP socket of the caller's fd @fd (SOCK_FD or TCP_CHILD_FD, @attr), with a reference
  * for sockfd_put(); an ERR_PTR, told in @extack, if it is none.
  */
 static struct socket *amber_tcp_sockfd(u32 fd, const struct nlattr *attr,
 				       struct netlink_ext_ack *extack)
 {
+	bool child = nla_type(attr) == AMBER_A_TCP_CHILD_FD;
 	struct socket *sock;
 	int err;
 
 	sock = sockfd_lookup(fd, &err);
 	if (!sock) {
-		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a socket of the caller");
+		if (child)
+			NL_SET_ERR_MSG_ATTR(extack, attr, "TCP_CHILD_FD is not a socket of the caller");
+		else
+			NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a socket of the caller");
 		return ERR_PTR(err);
 	}
 	if ((sock->sk->sk_family != AF_INET && sock->sk->sk_family != AF_INET6) ||
 	    sock->sk->sk_protocol != IPPROTO_TCP || sock->sk->sk_type != SOCK_STREAM) {
 		sockfd_put(sock);
-		NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a TCP socket");
+		if (child)
+			NL_SET_ERR_MSG_ATTR(extack, attr, "TCP_CHILD_FD is not a TCP socket");
+		else
+			NL_SET_ERR_MSG_ATTR(extack, attr, "SOCK_FD is not a TCP socket");
 		return ERR_PTR(-EINVAL);
 	}
 	return sock;
@@ -648,5 +816,205 @@ int amber_inet_peer_fin(u32 fd, const struct nlattr *attr, struct netlink_ext_ac
 	err = amber_tcp_peer_fin(sock->sk, attr, extack);
 	release_sock(sock->sk);
 	sockfd_put(sock);
+	return err;
+}
+
+/*
+ * The memory cgroup charge of @child, made for the caller who created it:
+ * dropped, as inet_csk_accept() charges a connection it takes from the
+ * queue to the accepting program's cgroup (what it charges: its forward
+ * allocation and received bytes; a waiting connection has nothing to send).
+ * __sk_mem_reclaim() uncharges the cgroup together with the protocol's
+ * total, which stays: added back (the connection keeps its memory).
+ */
+static void amber_tcp_uncharge(struct sock *child)
+{
+	int amt;
+
+	if (!mem_cgroup_sockets_enabled || !child->sk_memcg)
+		return;
+	amt = sk_mem_pages(child->sk_forward_alloc + atomic_read(&child->sk_rmem_alloc));
+	if (amt) {
+		sk_forward_alloc_add(child, amt << PAGE_SHIFT);
+		__sk_mem_reclaim(child, amt << PAGE_SHIFT);
+		/* What sk_memory_allocated_add() flushes to (its per-cpu cache is internal). */
+		atomic_long_add(amt, child->sk_prot->memory_allocated);
+	}
+	css_put(&child->sk_memcg->css);
+	child->sk_memcg = NULL;
+}
+
+/* Why connection @c (locked) cannot join listener @l's queue, or NULL. */
+static const char *amber_tcp_graft_check(struct sock *l, struct sock *c, struct socket *csock)
+{
+	if (l->sk_state != TCP_LISTEN)
+		return "SOCK_FD is not a listening socket";
+	if (c->sk_family != l->sk_family)
+		return "TCP_CHILD_FD and SOCK_FD are of different address families";
+	if (!net_eq(sock_net(c), sock_net(l)))
+		return "TCP_CHILD_FD and SOCK_FD are in different network namespaces";
+	if (c->sk_state != TCP_ESTABLISHED)
+		return "TCP_CHILD_FD is not an ESTABLISHED connection";
+	if (c->sk_socket != csock)
+		return "TCP_CHILD_FD's connection is not its socket's";
+	if (inet_sk(c)->inet_num != inet_sk(l)->inet_num)
+		return "TCP_CHILD_FD's local port is not SOCK_FD's";
+	if (l->sk_family == AF_INET && inet_sk(l)->inet_rcv_saddr &&
+	    inet_sk(l)->inet_rcv_saddr != inet_sk(c)->inet_rcv_saddr)
+		return "TCP_CHILD_FD's local address is not the one SOCK_FD is bound to";
+#if IS_ENABLED(CONFIG_IPV6)
+	if (l->sk_family == AF_INET6 && !ipv6_addr_any(&l->sk_v6_rcv_saddr) &&
+	    !ipv6_addr_equal(&l->sk_v6_rcv_saddr, &c->sk_v6_rcv_saddr))
+		return "TCP_CHILD_FD's local address is not the one SOCK_FD is bound to";
+#endif
+	if (sk_acceptq_is_full(l))
+		return "SOCK_FD's accept queue is full (its listen() backlog)";
+	return NULL;
+}
+
+/*
+ * Moves @c (locked) from the caller's socket @csock to the accept queue of
+ * @l (locked) through @req; @csock gets @spare's fresh sock, so that a
+ * system call or epoll on the caller's fd never finds a socket without
+ * one.
+ */
+static void amber_tcp_graft(struct sock *l, struct sock *c, struct socket *csock,
+			    struct socket *spare, struct request_sock *req)
+{
+	struct sock *fresh = spare->sk;
+
+	amber_tcp_uncharge(c);
+	/* As a connection the kernel queues: no socket yet, as sock_orphan() leaves it. */
+	write_lock_bh(&c->sk_callback_lock);
+	sk_set_socket(c, NULL);
+	RCU_INIT_POINTER(c->sk_wq, NULL);
+	write_unlock_bh(&c->sk_callback_lock);
+	c->sk_reuse = l->sk_reuse;
+	spare->sk = NULL;
+	/* sock_graft(), but the socket never shows no sock (it WARNs on one). */
+	write_lock_bh(&fresh->sk_callback_lock);
+	rcu_assign_pointer(fresh->sk_wq, &csock->wq);
+	sk_set_socket(fresh, csock);
+	fresh->sk_uid = SOCK_INODE(csock)->i_uid;
+	security_sock_graft(fresh, csock);
+	WRITE_ONCE(csock->sk, fresh);
+	write_unlock_bh(&fresh->sk_callback_lock);
+	csock->state = SS_UNCONNECTED;
+
+	/* What inet_csk_accept() and reqsk_put() read; the rest as allocated. */
+	memset((char *)req + sizeof(struct inet_request_sock), 0,
+	       sizeof(struct tcp_request_sock) - sizeof(struct inet_request_sock));
+	req->syncookie = 0;
+	refcount_set(&req->rsk_refcnt, 1);
+	/* The queue's lock is taken in softirqs. */
+	local_bh_disable();
+	inet_csk_reqsk_queue_add(l, req, c);
+	local_bh_enable();
+	l->sk_data_ready(l);
+}
+
+/* NL_SET_ERR_MSG_ATTR() for a message chosen at run time (@why: static). */
+static void amber_tcp_graft_refuse(struct netlink_ext_ack *extack,
+				   const struct nlattr *attr, const char *why)
+{
+	NL_SET_BAD_ATTR(extack, attr);
+	if (extack)
+		extack->_msg = why;
+}
+
+int amber_inet_tcp_graft(u32 lfd, const struct nlattr *lattr, u32 cfd,
+			 const struct nlattr *cattr, struct netlink_ext_ack *extack)
+{
+	struct socket *lsock, *csock, *spare;
+	struct request_sock *req;
+	struct sock *l, *c;
+	const char *why;
+	int off = TCP_REPAIR_OFF, err;
+
+	lsock = amber_tcp_sockfd(lfd, lattr, extack);
+	if (IS_ERR(lsock))
+		return PTR_ERR(lsock);
+	csock = amber_tcp_sockfd(cfd, cattr, extack);
+	if (IS_ERR(csock)) {
+		err = PTR_ERR(csock);
+		goto out_lsock;
+	}
+	l = lsock->sk;
+	c = csock->sk;
+	err = -EINVAL;
+	if (l == c) {
+		NL_SET_ERR_MSG_ATTR(extack, cattr, "TCP_CHILD_FD is SOCK_FD's socket");
+		goto out_csock;
+	}
+	err = -EPERM;
+	if (!ns_capable(sock_net(l)->user_ns, CAP_NET_ADMIN)) {
+		NL_SET_ERR_MSG(extack, "needs CAP_NET_ADMIN in the sockets' network namespace");
+		goto out_csock;
+	}
+	/* Our reference and the caller's fd: no other fd, thread or message has it. */
+	err = -EBUSY;
+	if (file_count(csock->file) != 2) {
+		NL_SET_ERR_MSG_ATTR(extack, cattr,
+				    "TCP_CHILD_FD's socket is also open elsewhere (another fd, process or message)");
+		goto out_csock;
+	}
+	/* The listener first, as everywhere (inet_csk_listen_stop()). */
+	lock_sock(l);
+	lock_sock_nested(c, SINGLE_DEPTH_NESTING);
+	why = tcp_sk(c)->repair ? amber_tcp_graft_check(l, c, csock) :
+				  "TCP_CHILD_FD is not in repair mode (TCP_REPAIR)";
+	release_sock(c);
+	release_sock(l);
+	err = -EINVAL;
+	if (why) {
+		amber_tcp_graft_refuse(extack, cattr, why);
+		goto out_csock;
+	}
+	err = __sock_create(sock_net(c), c->sk_family, SOCK_STREAM, IPPROTO_TCP, &spare, 0);
+	if (err) {
+		NL_SET_ERR_MSG(extack, "cannot create the socket left on TCP_CHILD_FD");
+		goto out_csock;
+	}
+	err = -ENOMEM;
+	req = inet_reqsk_alloc(l->sk_prot->rsk_prot, l, true);
+	if (!req) {
+		NL_SET_ERR_MSG(extack, "out of memory for the accept queue's entry");
+		goto out_spare;
+	}
+	/*
+	 * TCP_REPAIR off, window probe included (takes c's lock), through the
+	 * protocol as setsockopt() goes (tcp_setsockopt() is not exported in 6.12).
+	 */
+	err = c->sk_prot->setsockopt(c, SOL_TCP, TCP_REPAIR, KERNEL_SOCKPTR(&off), sizeof(off));
+	if (err) {
+		NL_SET_ERR_MSG_ATTR(extack, cattr, "TCP_CHILD_FD cannot leave repair mode");
+		goto out_req;
+	}
+	lock_sock(l);
+	lock_sock_nested(c, SINGLE_DEPTH_NESTING);
+	why = tcp_sk(c)->repair ? "TCP_CHILD_FD went back to repair mode" :
+				  amber_tcp_graft_check(l, c, csock);
+	if (!why) {
+		amber_tcp_graft(l, c, csock, spare, req);
+		req = NULL;
+		/* The checkpoint's hold on it ends (the listener's port may stay held). */
+		amber_nethold_release(c);
+	}
+	release_sock(c);
+	release_sock(l);
+	err = 0;
+	if (why) {
+		amber_tcp_graft_refuse(extack, cattr, why);
+		err = -EINVAL;
+	}
+out_req:
+	if (req)
+		reqsk_free(req);
+out_spare:
+	sock_release(spare);
+out_csock:
+	sockfd_put(csock);
+out_lsock:
+	sockfd_put(lsock);
 	return err;
 }

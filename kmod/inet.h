@@ -31,6 +31,9 @@ struct amber_inet {
 	u32 mss, snd_wscale, rcv_wscale, timestamp;
 	u32 snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup;
 	char cc[TCP_CA_NAME_MAX];	/* TCP: congestion control, "" for UDP */
+	/* TCP listeners: the connections waiting in the accept queue, in order */
+	u32 nr_children;
+	struct amber_inet *children;
 };
 
 /*
@@ -60,6 +63,14 @@ int amber_inet_net_release(u32 fd, const struct nlattr *attr,
  */
 int amber_inet_peer_fin(u32 fd, const struct nlattr *attr, struct netlink_ext_ack *extack);
 
+/*
+ * AMBER_CMD_TCP_GRAFT: the caller's repaired connection @cfd goes to the
+ * accept queue of its listening socket @lfd (@lattr, @cattr for extack).
+ */
+int amber_inet_tcp_graft(u32 lfd, const struct nlattr *lattr, u32 cfd,
+			 const struct nlattr *cattr, struct netlink_ext_ack *extack);
+
+void amber_inet_free(struct amber_inet *in);
 int amber_inet_fill(struct sk_buff *skb, const struct amber_inet *in);
 size_t amber_inet_size(const struct amber_inet *in);
 

@@ -94,6 +94,11 @@ static const struct nla_policy amber_peer_fin_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_SOCK_FD]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_fd_range),
 };
 
+static const struct nla_policy amber_tcp_graft_policy[AMBER_A_MAX + 1] = {
+	[AMBER_A_SOCK_FD]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_fd_range),
+	[AMBER_A_TCP_CHILD_FD]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_fd_range),
+};
+
 static const struct nla_policy amber_release_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_PID]		= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
 	[AMBER_A_ACTION]	= NLA_POLICY_RANGE(NLA_U32, AMBER_RELEASE_RESUME,
@@ -542,6 +547,22 @@ static int amber_nl_tcp_peer_fin_doit(struct sk_buff *skb, struct genl_info *inf
 				   info->attrs[AMBER_A_SOCK_FD], info->extack);
 }
 
+static int amber_nl_tcp_graft_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	if (GENL_REQ_ATTR_CHECK(info, AMBER_A_SOCK_FD)) {
+		NL_SET_ERR_MSG(info->extack, "missing SOCK_FD");
+		return -EINVAL;
+	}
+	if (GENL_REQ_ATTR_CHECK(info, AMBER_A_TCP_CHILD_FD)) {
+		NL_SET_ERR_MSG(info->extack, "missing TCP_CHILD_FD");
+		return -EINVAL;
+	}
+	return amber_inet_tcp_graft(nla_get_u32(info->attrs[AMBER_A_SOCK_FD]),
+				    info->attrs[AMBER_A_SOCK_FD],
+				    nla_get_u32(info->attrs[AMBER_A_TCP_CHILD_FD]),
+				    info->attrs[AMBER_A_TCP_CHILD_FD], info->extack);
+}
+
 static const struct genl_ops amber_ops[] = {
 	{
 		.cmd	= AMBER_CMD_GET_VERSION,
@@ -583,6 +604,13 @@ static const struct genl_ops amber_ops[] = {
 		.cmd	= AMBER_CMD_TCP_PEER_FIN,
 		.doit	= amber_nl_tcp_peer_fin_doit,
 		.policy	= amber_peer_fin_policy,
+		.maxattr = AMBER_A_MAX,
+		.flags	= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd	= AMBER_CMD_TCP_GRAFT,
+		.doit	= amber_nl_tcp_graft_doit,
+		.policy	= amber_tcp_graft_policy,
 		.maxattr = AMBER_A_MAX,
 		.flags	= GENL_ADMIN_PERM,
 	},

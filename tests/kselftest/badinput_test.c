@@ -5,16 +5,21 @@
  * changed since the checkpoint, and hand-made netlink requests.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/amber.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -262,7 +267,8 @@ TEST_F_TIMEOUT(bad, unsupported_fd, 90)
 	REQUIRE_AMBER();
 	/*
 	 * UNIX sockets are checkpointed since issue 5, TCP ones since issue 14,
-	 * but not a listener with a connection waiting in its accept queue.
+	 * listeners with connections waiting in their accept queue too, but not
+	 * one whose waiting connection its client reset (state CLOSE).
 	 * tcpchild's child has one: the tree checkpoint names that fd and its
 	 * kind, and both processes run on.
 	 */
@@ -1151,6 +1157,138 @@ TEST_F_TIMEOUT(bad, netlink_release_unheld, 60)
 	ASSERT_EQ(0, nl_transact(self->nl, &b, &r, 30000));
 	EXPECT_EQ(-ESRCH, r.error);
 	EXPECT_TRUE(pid_alive(getpid()));
+}
+
+/* --- AMBER_CMD_TCP_GRAFT --- */
+
+static int graft_sock(int port, int listening)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(s, (struct sockaddr *)&a, sizeof(a)) || (listening && listen(s, 4)))
+		return -1;
+	return s;
+}
+
+static int graft_port(int s)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	return getsockname(s, (struct sockaddr *)&a, &len) ? -1 : ntohs(a.sin_port);
+}
+
+/* A connection to 127.0.0.1:@to from local port @port, made in repair mode (nothing sent). */
+static int graft_repaired(int port, int to)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int s = socket(AF_INET, SOCK_STREAM, 0), on = 1;
+
+	if (s < 0 || setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ||
+	    bind(s, (struct sockaddr *)&a, sizeof(a)))
+		return -1;
+	a.sin_port = htons(to);
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)))
+		return -1;
+	return s;
+}
+
+static void expect_graft(struct __test_metadata *_metadata, FIXTURE_DATA(bad) *self,
+			 int lfd, int cfd, int err, const char *msg)
+{
+	static struct nlbuf b;
+	struct nl_reply r;
+
+	nl_start(&b, self->family, AMBER_CMD_TCP_GRAFT, 0);
+	if (lfd >= 0)
+		nl_put_u32(&b, AMBER_A_SOCK_FD, lfd);
+	if (cfd >= 0)
+		nl_put_u32(&b, AMBER_A_TCP_CHILD_FD, cfd);
+	ASSERT_EQ(0, nl_transact(self->nl, &b, &r, 30000)) TH_LOG("%s: no answer", msg);
+	TH_LOG("graft: error %d (%s), extack '%s'", r.error, strerror(-r.error), r.msg);
+	EXPECT_EQ(err, r.error) TH_LOG("expected %d for '%s'", err, msg);
+	EXPECT_TRUE(strstr(r.msg, msg) != NULL) TH_LOG("expected '%s'", msg);
+}
+
+/*
+ * Each check of TCP_GRAFT: wrong kinds of fd, a listener that is not one, a
+ * connection not in repair mode or on another port, the same socket twice,
+ * a caller without CAP_NET_ADMIN; nothing is grafted, and the connection
+ * refused for not being in repair mode still works.
+ */
+TEST_F_TIMEOUT(bad, netlink_tcp_graft, 60)
+{
+	int l, other, plain, acc, rep, rep_other, pipefd[2], un[2], port, status;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	pid_t pid;
+	char c;
+
+	REQUIRE_AMBER();
+	system("ip link set lo up 2>/dev/null");
+	nl_setup(_metadata, self);
+	l = graft_sock(0, 1);
+	ASSERT_LE(0, l);
+	port = graft_port(l);
+	other = graft_sock(0, 0);	/* bound, not listening */
+	ASSERT_LE(0, other);
+	ASSERT_EQ(0, pipe(pipefd));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, un));
+	a.sin_port = htons(port);
+	plain = socket(AF_INET, SOCK_STREAM, 0);
+	ASSERT_EQ(0, connect(plain, (struct sockaddr *)&a, sizeof(a)));
+	acc = accept(l, NULL, NULL);
+	ASSERT_LE(0, acc);
+	rep = graft_repaired(port, 9);
+	ASSERT_LE(0, rep);
+	rep_other = graft_repaired(graft_port(other) + 1, 9);
+	ASSERT_LE(0, rep_other);
+
+	expect_graft(_metadata, self, l, -1, -EINVAL, "missing TCP_CHILD_FD");
+	expect_graft(_metadata, self, -1, rep, -EINVAL, "missing SOCK_FD");
+	expect_graft(_metadata, self, pipefd[0], rep, -ENOTSOCK, "not a socket");
+	expect_graft(_metadata, self, l, un[0], -EINVAL, "not a TCP socket");
+	expect_graft(_metadata, self, l, 999, -EBADF, "not a socket");
+	expect_graft(_metadata, self, l, l, -EINVAL, "is SOCK_FD's socket");
+	expect_graft(_metadata, self, l, acc, -EINVAL, "not in repair mode");
+	expect_graft(_metadata, self, other, rep, -EINVAL, "not a listening socket");
+	expect_graft(_metadata, self, l, rep_other, -EINVAL, "local port is not SOCK_FD's");
+
+	/* Not taken: the refused connection still carries bytes both ways. */
+	ASSERT_EQ(1, send(plain, "x", 1, 0));
+	ASSERT_EQ(1, recv(acc, &c, 1, 0));
+	ASSERT_EQ(1, send(acc, "y", 1, 0));
+	ASSERT_EQ(1, recv(plain, &c, 1, 0));
+	EXPECT_EQ('y', c);
+
+	/* Without CAP_NET_ADMIN: refused before the module looks at the fds. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(2);
+		self->nl = nl_open();	/* its own: the opener's rights count too */
+		expect_graft(_metadata, self, l, rep, -EPERM, "");
+		_exit(_metadata->passed ? 0 : 1);
+	}
+	ASSERT_EQ(0, wait_child(pid, 30000, &status));
+	EXPECT_EQ(0, exit_code(status)) TH_LOG("the unprivileged graft was not refused with EPERM");
+	/* Nothing was queued on the listener. */
+	{
+		struct pollfd p = { l, POLLIN, 0 };
+
+		EXPECT_EQ(0, poll(&p, 1, 200)) TH_LOG("a refused graft reached the accept queue");
+	}
+	close(rep);
+	close(rep_other);
+	close(plain);
+	close(acc);
+	close(other);
+	close(l);
 }
 
 TEST_HARNESS_MAIN

@@ -25,6 +25,14 @@
  *   udp           bound and connected UDP sockets, IPv4 and IPv6.
  *   refused       a listener with an option restore would not set again
  *                 (TCP_DEFER_ACCEPT): refused by name, nothing killed.
+ *   queue         a listener with three connections completed by the
+ *                 peer's clients but not accepted, each with the client's
+ *                 bytes unread: after the --kill checkpoint and restore the
+ *                 workload accepts them in order, reads the bytes and the
+ *                 clients' "more", and answers; the clients, which kept
+ *                 their sockets, get the answers (no reset, no reconnect).
+ *   many          65 waiting connections, one more than a checkpoint
+ *                 takes: refused by name, nothing killed.
  *   crash         the workload is checkpointed without --kill, then
  *                 SIGKILLed (its peer sees the connection reset) and
  *                 restored: the restore succeeds, the old connection
@@ -49,7 +57,7 @@
 #define INET_TMP	TEST_TMP "/inet"
 #define PEER_BYTES	3000
 
-enum peer_kind { PEER_NONE, PEER_CONN, PEER_LISTEN, PEER_HALF };
+enum peer_kind { PEER_NONE, PEER_CONN, PEER_LISTEN, PEER_HALF, PEER_QUEUE };
 
 FIXTURE(inet) {
 	struct selfcheck sc;
@@ -72,6 +80,10 @@ FIXTURE_VARIANT_ADD(inet, pair) { .mode = "--pair", .tree = true };
 FIXTURE_VARIANT_ADD(inet, udp) { .mode = "--udp" };
 FIXTURE_VARIANT_ADD(inet, half) { .mode = "--half", .peer = PEER_HALF };
 FIXTURE_VARIANT_ADD(inet, refused) { .mode = "--refused", .refused = "TCP_DEFER_ACCEPT" };
+FIXTURE_VARIANT_ADD(inet, queue) { .mode = "--queue", .peer = PEER_QUEUE };
+FIXTURE_VARIANT_ADD(inet, many) {
+	.mode = "--many", .refused = "65 connections waiting in its accept queue"
+};
 FIXTURE_VARIANT_ADD(inet, crash) { .mode = "--crash", .peer = PEER_LISTEN, .crash = true };
 
 static unsigned char peer_byte(size_t i) { return (i * 11 + 5) & 0xff; }
@@ -241,6 +253,50 @@ static void peer_half(const char *base, const char *go)
 	_exit(0);
 }
 
+#define QUEUE_CLIENTS	3
+
+/* As the workload's client_byte() and client_len(). */
+static unsigned char client_byte(int k, size_t i) { return i ? (i * 13 + k) & 0xff : k; }
+static size_t client_len(int k) { return 1000 + 700 * k; }
+
+/* The clients of --queue: connected and sent before the checkpoint, never accepted. */
+static void peer_queue(const char *base, const char *go)
+{
+	int port = read_num(base, "port"), c[QUEUE_CLIENTS], k;
+	char path[400], buf[8], want[8];
+
+	for (k = 0; k < QUEUE_CLIENTS; k++) {
+		c[k] = connect_port(port);
+		for (size_t i = 0; i < client_len(k); i++) {
+			unsigned char b = client_byte(k, i);
+
+			if (send(c[k], &b, 1, MSG_NOSIGNAL) != 1)
+				peer_die("send");
+		}
+	}
+	snprintf(path, sizeof(path), "%s/sent", base);
+	if (write_file(path, "1", 1))
+		peer_die("sent file");
+	wait_go(go);
+	read_num(base, "accepted");	/* the bytes before were seen alone */
+	for (k = 0; k < QUEUE_CLIENTS; k++) {
+		snprintf(want, sizeof(want), "more%d", k);
+		if (send(c[k], want, 5, MSG_NOSIGNAL) != 5)
+			peer_die("send more (the connection was reset?)");
+	}
+	for (k = 0; k < QUEUE_CLIENTS; k++) {
+		snprintf(want, sizeof(want), "ok%d", k);
+		if (recv(c[k], buf, 3, MSG_WAITALL) != 3 || memcmp(buf, want, 3)) {
+			fprintf(stderr, "peer: client %d: no answer \"%s\"\n", k, want);
+			_exit(1);
+		}
+		if (recv(c[k], buf, 1, 0) != 0)
+			peer_die("client: no clean end of the stream");
+		close(c[k]);
+	}
+	_exit(0);
+}
+
 FIXTURE_SETUP(inet)
 {
 	char tmp[200];
@@ -279,8 +335,28 @@ static struct fid_snap *checkpoint_crash(struct __test_metadata *_metadata, stru
 	return before;
 }
 
+/* `amber inspect` lists the listener's waiting connections, held, with their bytes. */
+static void inspect_waiting(struct __test_metadata *_metadata, struct selfcheck *sc)
+{
+	const char *const want[] = { "3 waiting to be accepted", "waiting 1: 127.0.0.1:",
+				     "recv-q 1000, held", "waiting 2: ", "recv-q 1700, held",
+				     "waiting 3: ", "recv-q 2400, held", NULL };
+	struct cmd_result r = { 0 };
+
+	ASSERT_EQ(0, run_cmdl(60000, &r, AMBER_BIN, "inspect", "-D", sc->dir, NULL));
+	EXPECT_EQ(0, exit_code(r.status)) TH_LOG("inspect: %s", r.err);
+	for (int i = 0; want[i]; i++) {
+		const char *w = want[i];
+
+		EXPECT_TRUE(r.out && strstr(r.out, w))
+			TH_LOG("inspect does not show \"%s\":\n%s", w, r.out);
+	}
+	cmd_result_free(&r);
+}
+
 TEST_F_TIMEOUT(inet, restore, 240)
 {
+	struct fid_snap *before;
 	int status;
 
 	REQUIRE_AMBER();
@@ -292,6 +368,8 @@ TEST_F_TIMEOUT(inet, restore, 240)
 				peer_conn(self->sc.base, self->sc.go, variant->family);
 			if (variant->peer == PEER_HALF)
 				peer_half(self->sc.base, self->sc.go);
+			if (variant->peer == PEER_QUEUE)
+				peer_queue(self->sc.base, self->sc.go);
 			peer_listen(self->sc.base, self->sc.go);
 		}
 	}
@@ -302,9 +380,11 @@ TEST_F_TIMEOUT(inet, restore, 240)
 		sc_refused(_metadata, &self->sc, NULL, want);
 		return;
 	}
-	sc_restore_check(_metadata, &self->sc,
-			 variant->crash ? checkpoint_crash(_metadata, &self->sc)
-					: sc_checkpoint_kill(_metadata, &self->sc));
+	before = variant->crash ? checkpoint_crash(_metadata, &self->sc)
+				: sc_checkpoint_kill(_metadata, &self->sc);
+	if (variant->peer == PEER_QUEUE)
+		inspect_waiting(_metadata, &self->sc);
+	sc_restore_check(_metadata, &self->sc, before);
 	if (self->peer > 0) {
 		ASSERT_EQ(0, wait_child(self->peer, 60000, &status));
 		self->peer = -1;

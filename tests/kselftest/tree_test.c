@@ -15,8 +15,9 @@
  *     binary runs;
  *   - incremental: the second tree checkpoint is incremental for every
  *     process, and restores;
- *   - refused: a tree whose child holds a TCP socket is refused naming the
- *     fd, and keeps running;
+ *   - refused: a tree whose child holds a TCP listener with a reset
+ *     connection waiting in its accept queue is refused naming the fd, and
+ *     keeps running;
  *   - cow_shared: a parent and two children sharing 32 MiB of private
  *     anonymous memory copy-on-write (each with a few pages of its own):
  *     restored, the tree's Pss grows by less than half the region (the
@@ -937,7 +938,10 @@ TEST_F_TIMEOUT(tree, incremental, 150)
 	restores_as_reference(_metadata, self, ref, n);
 }
 
-/* A child with a TCP socket: refused naming the fd; nothing stays stopped. */
+/*
+ * A child with a TCP listener whose waiting connection its client reset:
+ * refused naming the fd; nothing stays stopped.
+ */
 TEST_F_TIMEOUT(tree, refused_tcp, 60)
 {
 	struct cmd_result r = { 0 };

@@ -27,6 +27,16 @@
  *                     After the restore: the states (then BASE/checked), the
  *                     bytes, then the end of the stream; the peer closes the
  *                     first and reads "bye" and the end on the second.
+ *   --queue           listen on 127.0.0.1 (port in BASE/port) without
+ *                     accepting; the test's QUEUE_CLIENTS clients connect
+ *                     one after the other and each sends its bytes (then
+ *                     BASE/sent). After the restore: accept() returns them
+ *                     in the order they connected, each with its bytes
+ *                     unread (then BASE/accepted); each then reads the
+ *                     client's "more" and answers it.
+ *   --many            a listener with 65 connections of its own waiting in
+ *                     its accept queue, one more than a checkpoint takes:
+ *                     refused; after go it still accepts them.
  *   --refused         a listener with TCP_DEFER_ACCEPT, which a checkpoint
  *                     refuses: after go it still listens, with the option.
  *   --udp             bound and connected UDP sockets over IPv4 and IPv6,
@@ -565,6 +575,91 @@ static int run_half(void)
 	return sc_done();
 }
 
+#define QUEUE_CLIENTS	3
+
+/* Client @k's bytes before the checkpoint: its number, then a pattern. */
+static unsigned char client_byte(int k, size_t i) { return i ? (i * 13 + k) & 0xff : k; }
+static size_t client_len(int k) { return 1000 + 700 * k; }
+
+static int run_queue(void)
+{
+	int port, l = listener(&port), k, n, c[QUEUE_CLIENTS];
+	unsigned char buf[4096];
+	char path[300];
+
+	write_num("port", port);
+	snprintf(path, sizeof(path), "%s/sent", base);
+	while (access(path, F_OK))
+		usleep(10000);
+	usleep(200000);	/* the last bytes are in on loopback */
+	sc_parent_ready(getenv("GO"), 0);
+	for (k = 0; k < QUEUE_CLIENTS; k++) {
+		size_t len = client_len(k), got = 0;
+		struct pollfd p = { l, POLLIN, 0 };
+
+		CHECK(poll(&p, 1, 0) == 1, "connection %d is not waiting", k);
+		c[k] = accept(l, NULL, NULL);
+		CHECK(c[k] >= 0, "accept %d: %s", k, strerror(errno));
+		if (c[k] < 0)
+			return sc_done();
+		CHECK(inq(c[k]) == (int)len, "connection %d: %d bytes waiting, not %zu", k,
+		      inq(c[k]), len);
+		while (got < len) {
+			n = recv(c[k], buf, sizeof(buf) < len - got ? sizeof(buf) : len - got, 0);
+			if (n <= 0)
+				break;
+			for (int i = 0; i < n; i++)
+				if (buf[i] != client_byte(k, got + i)) {
+					CHECK(0, "connection %d: byte %zu is wrong (accepted out of order?)",
+					      k, got + i);
+					got = len;
+					break;
+				}
+			got += n;
+		}
+	}
+	/* The clients talk again only now: their bytes came before, alone. */
+	write_num("accepted", 1);
+	for (k = 0; k < QUEUE_CLIENTS; k++) {
+		char more[8], want[8];
+
+		snprintf(want, sizeof(want), "more%d", k);
+		n = recv(c[k], more, 5, MSG_WAITALL);
+		CHECK(n == 5 && !memcmp(more, want, 5), "connection %d: read %d, not \"%s\"",
+		      k, n, want);
+		snprintf(want, sizeof(want), "ok%d", k);
+		CHECK(send(c[k], want, 3, MSG_NOSIGNAL) == 3, "send %d: %s", k, strerror(errno));
+		close(c[k]);
+	}
+	return sc_done();
+}
+
+static int run_many(void)
+{
+	int port, l = socket(AF_INET, SOCK_STREAM, 0), c[65], i;
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(&ss, AF_INET, 0);
+
+	if (l < 0 || bind(l, (struct sockaddr *)&ss, len) || listen(l, 100))
+		return 140;
+	port = port_of(l);
+	len = make_addr(&ss, AF_INET, port);
+	for (i = 0; i < 65; i++) {
+		c[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (c[i] < 0 || connect(c[i], (struct sockaddr *)&ss, len))
+			return 141;
+	}
+	sc_parent_ready(getenv("GO"), 0);
+	for (i = 0; i < 65; i++) {
+		int a = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+
+		CHECK(a >= 0, "accept %d: %s", i, strerror(errno));
+		close(a);
+		close(c[i]);
+	}
+	return sc_done();
+}
+
 static int run_refused(void)
 {
 	int port, l = listener(&port), secs = 5;
@@ -638,5 +733,9 @@ int main(int argc, char **argv)
 		return run_half();
 	if (!strcmp(mode, "--refused"))
 		return run_refused();
+	if (!strcmp(mode, "--queue"))
+		return run_queue();
+	if (!strcmp(mode, "--many"))
+		return run_many();
 	return 2;
 }

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * A parent whose child holds a TCP socket listening on 127.0.0.1 (any port)
- * with a connection waiting in its accept queue: a tree that amber must
- * refuse by name (an empty accept queue would be checkpointed). Both tick forever:
+ * with a connection waiting in its accept queue that its client reset
+ * (SO_LINGER 0, then close) before it was accepted: the waiting connection
+ * is in state CLOSE, which restore cannot bring back, so amber must refuse
+ * the tree by name (dropping the connection would hide the reset from the
+ * program). Both tick forever:
  *   child socket fd N     once the socket is there
  *   parent tick K / child tick K   every --ms milliseconds (default 50)
  */
@@ -52,6 +55,14 @@ int main(int argc, char **argv)
 			printf("child socket: %s\n", strerror(errno));
 			return 1;
 		}
+		struct linger lg = { 1, 0 };
+
+		/* The reset reaches the waiting connection before the first look. */
+		if (setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) || close(c)) {
+			printf("child socket: %s\n", strerror(errno));
+			return 1;
+		}
+		usleep(200000);
 		printf("child socket fd %d\n", s);
 		tick("child", ms);
 	}

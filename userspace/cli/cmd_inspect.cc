@@ -316,7 +316,7 @@ void print_inet(const FdInfo &f, const Checkpoint &c)
 	if (in.conn) {
 		uint64_t recvq = 0, sendq = 0;
 		for (const QueueChunk &q : c.queues)
-			if (q.ino == f.ino)
+			if (q.ino == f.ino && !q.embryo)
 				(q.send ? sendq : recvq) += q.data.size();
 		line += fmt::format(", recv-q {}, send-q {} ({} sent)", recvq, sendq,
 				    std::min<uint64_t>(sendq, in.snd_nxt - in.snd_una));
@@ -332,7 +332,19 @@ void print_inet(const FdInfo &f, const Checkpoint &c)
 		line += fmt::format(", rcvbuf {}", in.rcvbuf);
 	if (in.mark)
 		line += fmt::format(", mark {}", in.mark);
+	if (!in.children.empty())
+		line += fmt::format(", {} waiting to be accepted", in.children.size());
 	printf("%s\n", line.c_str());
+	for (size_t i = 0; i < in.children.size(); i++) {
+		const InetInfo &k = in.children[i];
+		uint64_t recvq = 0;
+		for (const QueueChunk &q : c.queues)
+			if (q.ino == f.ino && q.embryo == i + 1)
+				recvq += q.data.size();
+		printf("          waiting %zu: %s <- %s, recv-q %llu%s\n", i + 1,
+		       addr(k.src, k.sport).c_str(), addr(k.dst, k.dport).c_str(),
+		       (unsigned long long)recvq, k.held ? ", held" : "");
+	}
 }
 
 void print_timers(const Timers &t)

@@ -23,7 +23,8 @@ using XxhStatePtr = std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)>;
 constexpr uint32_t kMaxSections = 64;
 
 // meta.img version written, and the oldest one read (see image-format.md,
-// "Versioning": 3 adds THREADS, TREE, QUEUES and the fd extras).
+// "Versioning": 3 adds THREADS, TREE, QUEUES and the fd extras, 4 the
+// connections waiting in TCP listeners' accept queues).
 constexpr uint32_t kImageVersion = AMBER_IMAGE_VERSION;
 constexpr uint32_t kImageVersionMin = AMBER_IMAGE_VERSION_MIN;
 // Sections every image has; THREADS, TREE and QUEUES are optional.

@@ -140,6 +140,10 @@ struct InetInfo {
 	uint32_t snd_wl1 = 0, snd_wnd = 0, max_window = 0, rcv_wnd = 0, rcv_wup = 0;
 	bool held = false;
 	std::string congestion;		// TCP_CONGESTION, TCP only
+	// TCP listeners: the connections waiting in the accept queue
+	// (AMBER_INET_CHILD), in accept() order, each ESTABLISHED with its
+	// connection state; their bytes are QUEUE chunks with EMBRYO = place.
+	std::vector<InetInfo> children;
 };
 
 struct FdInfo {

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 
 #include <linux/amber.h>
@@ -360,6 +361,46 @@ constexpr Field<InetInfo> kInetFields[] = {
 	{AMBER_INET_CONGESTION, &InetInfo::congestion},
 };
 
+// AMBER_FD_INET (@outer) or one of its AMBER_INET_CHILD nests.
+Result<void> parse_inet(ByteView buf, InetInfo &in, const char *what, bool outer)
+{
+	auto child = [&](const Attr &a) -> Result<bool> {
+		if (a.type != AMBER_INET_CHILD || !outer)
+			return false;
+		if (in.children.size() >= AMBER_INET_CHILDREN_MAX)
+			return fail(EBADMSG, "more than " + std::to_string(AMBER_INET_CHILDREN_MAX) +
+						     " waiting connections");
+		InetInfo c;
+		AMBER_TRY(parse_inet(a.data, c, "CHILD", false));
+		if (c.proto != IPPROTO_TCP || c.state != TCP_ESTABLISHED || !c.conn)
+			return fail(EBADMSG, "a waiting connection that is not an "
+					     "ESTABLISHED TCP one");
+		in.children.push_back(std::move(c));
+		return true;
+	};
+	auto ia = AMBER_TRY(read_fields<InetInfo>(buf, kInetFields, in, what, Unknown::Skip, child));
+	in.linger_on = find_attr(ia, AMBER_INET_LINGER) != nullptr;
+	in.conn = find_attr(ia, AMBER_INET_SND_UNA) != nullptr;
+	if (in.proto != IPPROTO_TCP && in.proto != IPPROTO_UDP)
+		return fail(EBADMSG, std::string(what) + ": protocol " + std::to_string(in.proto));
+	if (in.src.size() != in.dst.size() || (in.src.size() != 4 && in.src.size() != 16))
+		return fail(EBADMSG, std::string(what) + ": addresses of " +
+					     std::to_string(in.src.size()) + " and " +
+					     std::to_string(in.dst.size()) + " bytes");
+	if (in.sport > 65535 || in.dport > 65535)
+		return fail(EBADMSG, std::string(what) + ": port out of range");
+	if (in.snd_wscale > 14 || in.rcv_wscale > 14)
+		return fail(EBADMSG, std::string(what) + ": window scale out of range");
+	if (!in.children.empty() && (in.proto != IPPROTO_TCP || in.state != TCP_LISTEN))
+		return fail(EBADMSG, std::string(what) + ": waiting connections on a socket "
+							 "that is not a TCP listener");
+	for (const InetInfo &c : in.children)
+		if (c.src.size() != in.src.size() || c.sport != in.sport)
+			return fail(EBADMSG, std::string(what) + ": a waiting connection on "
+								 "another port or family");
+	return {};
+}
+
 Result<Rlimit> parse_rlimit(ByteView buf)
 {
 	Rlimit rl;
@@ -549,22 +590,7 @@ Result<FdInfo> parse_fd(ByteView buf)
 			return true;
 		}
 		if (a.type == AMBER_FD_INET) {
-			auto ia = AMBER_TRY(read_fields<InetInfo>(a.data, kInetFields, f.inet, "INET",
-								  Unknown::Skip, no_extra));
-			InetInfo &in = f.inet;
-			in.linger_on = find_attr(ia, AMBER_INET_LINGER) != nullptr;
-			in.conn = find_attr(ia, AMBER_INET_SND_UNA) != nullptr;
-			if (in.proto != IPPROTO_TCP && in.proto != IPPROTO_UDP)
-				return fail(EBADMSG, "INET: protocol " + std::to_string(in.proto));
-			if (in.src.size() != in.dst.size() ||
-			    (in.src.size() != 4 && in.src.size() != 16))
-				return fail(EBADMSG, "INET: addresses of " +
-							     std::to_string(in.src.size()) + " and " +
-							     std::to_string(in.dst.size()) + " bytes");
-			if (in.sport > 65535 || in.dport > 65535)
-				return fail(EBADMSG, "INET: port out of range");
-			if (in.snd_wscale > 14 || in.rcv_wscale > 14)
-				return fail(EBADMSG, "INET: window scale out of range");
+			AMBER_TRY(parse_inet(a.data, f.inet, "INET", true));
 			f.is_inet = true;
 			return true;
 		}

@@ -8,7 +8,11 @@
 // is bound in repair mode, which ignores the TIME_WAIT and FIN_WAIT
 // leftovers of the killed process on its port. Connections the checkpoint
 // held (--kill) are released once their socket exists
-// (AMBER_CMD_NET_RELEASE). UDP sockets are bound and connected again;
+// (AMBER_CMD_NET_RELEASE). A listener's waiting connections are rebuilt
+// like established ones, left in repair mode and handed to the module
+// (AMBER_CMD_TCP_GRAFT), which queues them on the listener in their order:
+// no system call puts a connection into an accept queue. UDP sockets are
+// bound and connected again;
 // their queued datagrams are not kept (UDP may lose datagrams).
 //
 // After a crash (a checkpoint that did not hold its connections), the
@@ -297,8 +301,9 @@ Result<UniqueFd> reset_socket(const SharedInet &s, const std::string &name)
 	return c;
 }
 
-// An established connection, back through TCP_REPAIR.
-Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name)
+// An established connection, back through TCP_REPAIR; with @graft left in
+// repair mode for AMBER_CMD_TCP_GRAFT, which leaves it.
+Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name, bool graft = false)
 {
 	const InetInfo &in = s.info;
 	UniqueFd fd = AMBER_TRY(new_socket(s, SOCK_STREAM, name));
@@ -356,6 +361,15 @@ Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name)
 	if (setsockopt(f, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)))
 		return fail_errno(name + ": TCP_REPAIR_WINDOW");
 	AMBER_TRY(set_tcp_options(f, in, name));
+	if (graft) {
+		if (in.sndbuf)
+			AMBER_TRY(setopt(f, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
+					 "SO_SNDBUFFORCE"));
+		if (in.rcvbuf)
+			AMBER_TRY(setopt(f, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
+					 "SO_RCVBUFFORCE"));
+		return fd;
+	}
 	AMBER_TRY(repair_off(f, in, kRepairOff, name));
 	// shutdown(SHUT_RD) without a FIN from the peer.
 	if ((s.shutdown & 1) && !fin_rcvd(in.state) && shutdown(f, SHUT_RD))
@@ -368,6 +382,38 @@ Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name)
 		AMBER_TRY(setopt(f, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
 				 "SO_RCVBUFFORCE"));
 	return fd;
+}
+
+// Listener @lfd's waiting connections, rebuilt and queued in their order.
+// After a crash (not held) the peer saw a reset: one that cannot be rebuilt
+// is left out, as the crash left it out.
+Result<void> create_children(int lfd, const SharedInet &s, const std::string &name)
+{
+	if (s.info.children.empty())
+		return {};
+	NetlinkClient nl = AMBER_TRY(connect_module());
+	for (size_t i = 0; i < s.info.children.size(); i++) {
+		const std::string cname = name + ": waiting connection " + std::to_string(i + 1);
+		SharedInet c;
+		c.family = s.family;
+		c.info = s.info.children[i];
+		c.recvq = s.child_recvq[i];
+		auto fd = create_tcp_conn(c, cname, true);
+		if (!fd && !c.info.held) {
+			std::cerr << "amber: warning: " << fd.error().str()
+				  << ": the connection ended with the crash; left out\n";
+			continue;
+		}
+		if (!fd)
+			return tl::unexpected(fd.error());
+		AttrWriter w;
+		w.put_u32(AMBER_A_SOCK_FD, uint32_t(lfd));
+		w.put_u32(AMBER_A_TCP_CHILD_FD, uint32_t(fd->get()));
+		auto r = nl.transact(AMBER_CMD_TCP_GRAFT, w.view(), 10000);
+		if (!r)
+			return wrap(r.error(), cname + ": putting it back in the accept queue: ");
+	}
+	return {};
 }
 
 Result<UniqueFd> create_tcp(const SharedInet &s, const std::string &name)
@@ -390,6 +436,8 @@ Result<UniqueFd> create_tcp(const SharedInet &s, const std::string &name)
 	AMBER_TRY(set_tcp_options(fd.get(), in, name));
 	if (in.state == TCP_LISTEN && listen(fd.get(), int(in.backlog)))
 		return fail_errno(name + ": listen");
+	if (in.state == TCP_LISTEN)
+		AMBER_TRY(create_children(fd.get(), s, name));
 	return fd;
 }
 
@@ -461,6 +509,7 @@ Result<void> plan_inet(SharedBuild &b, const FdInfo &f, int idx, const std::stri
 	si.info = in;
 	si.shutdown = f.shutdown;
 	si.file = idx;
+	si.child_recvq.resize(in.children.size());
 	s.inet = int(b.sp.inets.size());
 	b.sp.inets.push_back(std::move(si));
 	return {};
@@ -472,6 +521,14 @@ bool queue_inet(SharedBuild &b, const QueueChunk &q)
 	if (it == b.inet_by_ino.end())
 		return false;
 	SharedInet &s = b.sp.inets[it->second];
+	if (q.embryo) {
+		// A waiting connection's unread bytes (it has sent nothing).
+		if (q.send || q.embryo > s.child_recvq.size())
+			return false;
+		Bytes &to = s.child_recvq[q.embryo - 1];
+		to.insert(to.end(), q.data.begin(), q.data.end());
+		return true;
+	}
 	Bytes &to = q.send ? s.sendq : s.recvq;
 	to.insert(to.end(), q.data.begin(), q.data.end());
 	return true;
@@ -482,6 +539,14 @@ Result<void> check_inet_queues(const SharedBuild &b)
 	for (const SharedInet &s : b.sp.inets) {
 		const std::string name = b.sp.files[s.file].owner + ": " + b.sp.files[s.file].path;
 		const InetInfo &in = s.info;
+		for (size_t i = 0; i < in.children.size(); i++) {
+			const InetInfo &c = in.children[i];
+			if (s.child_recvq[i].size() != uint32_t(c.rcv_nxt - c.copied_seq) ||
+			    c.write_seq != c.snd_una || c.snd_nxt != c.snd_una)
+				return fail(EINVAL, name + ": waiting connection " +
+							    std::to_string(i + 1) +
+							    ": its queues do not match its sequence numbers");
+		}
 		if (!in.conn) {
 			if (!s.recvq.empty() || !s.sendq.empty())
 				return fail(EINVAL, name + ": queued bytes without a connection");

@@ -171,6 +171,8 @@ struct SharedInet {
 	uint32_t shutdown = 0;		// sk_shutdown: 1 RCV, 2 SEND
 	Bytes recvq, sendq;		// TCP: unread, and unacknowledged + unsent
 	int file = -1;			// its SharedFile
+	// TCP listeners: the unread bytes of each of info.children
+	std::vector<Bytes> child_recvq;
 };
 
 // A shared anonymous memory object (shmem inode) mapped by tree members.

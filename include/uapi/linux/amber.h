@@ -81,6 +81,19 @@ enum amber_cmd {
 	 * CLOSING. Linux has no repair option for that. Needs CAP_NET_ADMIN.
 	 */
 	AMBER_CMD_TCP_PEER_FIN,
+	/*
+	 * SOCK_FD: the caller's TCP listening socket; TCP_CHILD_FD: the
+	 * caller's TCP socket rebuilt in repair mode (TCP_REPAIR), ESTABLISHED,
+	 * on the listener's port and family, a connection that was waiting in
+	 * the listener's accept queue. The module leaves repair mode on the
+	 * connection (as TCP_REPAIR off does, window probe included), takes it
+	 * from the caller's socket (the fd is left with a fresh unconnected
+	 * TCP socket, which closing does not affect the connection) and
+	 * appends it to the listener's accept queue: the program's accept()
+	 * returns it, after the ones grafted before. Ends the hold on its
+	 * connection (see NET_RELEASE). Needs CAP_NET_ADMIN.
+	 */
+	AMBER_CMD_TCP_GRAFT,
 
 	__AMBER_CMD_MAX,
 	AMBER_CMD_MAX = __AMBER_CMD_MAX - 1
@@ -190,6 +203,7 @@ enum amber_attr {
 	/* NET_RELEASE: nest of AMBER_A_SOCK_FD. */
 	AMBER_A_SOCK_FDS,
 	AMBER_A_SOCK_FD,		/* u32: fd of a socket of the caller */
+	AMBER_A_TCP_CHILD_FD,		/* u32: TCP_GRAFT: the connection's fd */
 
 	__AMBER_A_MAX,
 	AMBER_A_MAX = __AMBER_A_MAX - 1
@@ -300,9 +314,9 @@ enum amber_queue_attr {
 	 */
 	AMBER_QUEUE_EOR,
 	/*
-	 * u32, UNIX listeners: the chunk is the queue of the N-th (from 1)
-	 * connection waiting in the accept backlog of the listener INO, the
-	 * bytes its client sent before it was accepted.
+	 * u32, UNIX and TCP listeners: the chunk is the queue of the N-th
+	 * (from 1) connection waiting in the accept backlog of the listener
+	 * INO, the bytes its client sent before it was accepted.
 	 */
 	AMBER_QUEUE_EMBRYO,
 	/*
@@ -787,10 +801,22 @@ enum amber_inet_attr {
 	/* flag: the connection is held (kmod/nethold.c) until NET_RELEASE */
 	AMBER_INET_HELD,
 	AMBER_INET_CONGESTION,		/* string: TCP_CONGESTION (TCP) */
+	/*
+	 * nest, repeated, TCP listeners only (enum amber_inet_attr again, no
+	 * CHILD inside): a connection waiting in the accept queue, completed
+	 * but not yet accepted, in accept() order, at most
+	 * AMBER_INET_CHILDREN_MAX. Always ESTABLISHED, with the connection
+	 * attributes; its received bytes travel as AMBER_A_QUEUE chunks of
+	 * the listener's INO with AMBER_QUEUE_EMBRYO = its place (from 1).
+	 */
+	AMBER_INET_CHILD,
 
 	__AMBER_INET_MAX,
 	AMBER_INET_MAX = __AMBER_INET_MAX - 1
 };
+
+/* Most connections a TCP listener's accept queue may hold at a checkpoint. */
+#define AMBER_INET_CHILDREN_MAX	64
 
 /*
  * AMBER_FD_EPOLL_TFD: one registration (EPOLL_CTL_ADD) of an epoll's
@@ -884,7 +910,8 @@ struct amber_page_run {
  * netlink attributes (struct nlattr, 4-byte aligned) as above.
  */
 #define AMBER_IMAGE_MAGIC	"AMBERIMG"
-#define AMBER_IMAGE_VERSION	3
+/* 4: TCP listeners carry their waiting connections (AMBER_INET_CHILD). */
+#define AMBER_IMAGE_VERSION	4
 /* Oldest meta.img version the tools still read (2: issue 4, single-threaded). */
 #define AMBER_IMAGE_VERSION_MIN	2
 
