@@ -1067,7 +1067,7 @@ FIXTURE_VARIANT_ADD(refused, unlinked) {
 };
 FIXTURE_VARIANT_ADD(refused, creds) {
 	.setup = setup_creds, .error = -EOPNOTSUPP,
-	.what = "queued credentials (SCM_CREDENTIALS, SO_PASSCRED) are not supported",
+	.what = "a queued message carries credentials (SCM_CREDENTIALS) of pid ",
 };
 FIXTURE_VARIANT_ADD(refused, named_sender) {
 	.setup = setup_named_sender, .error = -EOPNOTSUPP,
