@@ -15,7 +15,7 @@
  * Refused, by fd number and name: sockets other than AF_UNIX, a name
  * unlinked from the file system, more than AMBER_UNIX_EMBRYOS_MAX
  * connections waiting in a backlog, queued SCM_RIGHTS (the files in flight
- * would have to be checkpointed too), queued SCM_CREDENTIALS (bytes sent to
+ * would have to be checkpointed too; the first one's kind is named), queued SCM_CREDENTIALS (bytes sent to
  * a connection waiting in a backlog always carry them) but those of a live
  * process of a --tree checkpoint, a queued message the restore could not
  * send from the same sender, out-of-band data,
@@ -24,9 +24,9 @@
  */
 #include <linux/cred.h>
 #include <linux/fs.h>
-#include <linux/pid.h>
 #include <linux/mutex.h>
 #include <linux/net.h>
+#include <linux/pid.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <net/af_unix.h>
@@ -104,7 +104,7 @@ static const char *amber_unix_skb_refusal(const struct sk_buff *skb,
 					  const struct sock *peer)
 {
 	if (UNIXCB(skb).fp)
-		return "file descriptors queued (SCM_RIGHTS) are not supported";
+		return "SCM_RIGHTS";	/* amber_unix_refuse_rights() says what */
 	if (peer && skb->sk != peer)
 		return "a message queued from another socket than its peer is not supported";
 	/* Acquire: pairs with the release that publishes a bound address. */
@@ -134,6 +134,38 @@ static bool amber_unix_skb_cred(struct amber_fileids *ids, const struct sk_buff 
 	c->uid = from_kuid_munged(ns, UNIXCB(skb).uid);
 	c->gid = from_kgid_munged(ns, UNIXCB(skb).gid);
 	return c->pid;
+}
+
+/*
+ * What the first file in flight in @skb is, into @buf: its type, or an
+ * anonymous inode's name ("[eventfd]"). The skb holds the file; its queue's
+ * lock holds the skb.
+ */
+static void amber_unix_flight_kind(const struct sk_buff *skb, char *buf, size_t size)
+{
+	const struct scm_fp_list *fpl = UNIXCB(skb).fp;
+	const struct file *f = fpl && fpl->count ? fpl->fp[0] : NULL;
+	umode_t mode;
+
+	if (!f) {
+		strscpy(buf, "file", size);
+		return;
+	}
+	mode = file_inode(f)->i_mode;
+	if (S_ISREG(mode))
+		strscpy(buf, "regular file", size);
+	else if (S_ISFIFO(mode))
+		strscpy(buf, "pipe or FIFO", size);
+	else if (S_ISSOCK(mode))
+		strscpy(buf, "socket", size);
+	else if (S_ISCHR(mode))
+		strscpy(buf, "character device", size);
+	else if (S_ISBLK(mode))
+		strscpy(buf, "block device", size);
+	else if (S_ISDIR(mode))
+		strscpy(buf, "directory", size);
+	else	/* anon inodes have no type: their name is fixed */
+		strscpy(buf, f->f_path.dentry->d_name.name, size);
 }
 
 /* What amber_unix_size() found in a queue. */
@@ -182,6 +214,7 @@ static int amber_unix_size(struct amber_fileids *ids, struct sock *sk, struct so
 	struct amber_fq_cred c;
 	struct sk_buff *skb;
 	bool oob = false;
+	char kind[32];
 	int err = 0;
 
 	memset(z, 0, sizeof(*z));
@@ -192,8 +225,11 @@ static int amber_unix_size(struct amber_fileids *ids, struct sock *sk, struct so
 	skb_queue_walk(queue, skb) {
 		if (stream && !amber_unix_skb_len(skb, stream))
 			continue;
-		if (!refusal)
+		if (!refusal) {
 			refusal = amber_unix_skb_refusal(skb, peer);
+			if (UNIXCB(skb).fp)
+				amber_unix_flight_kind(skb, kind, sizeof(kind));
+		}
 		if (!z->bad_cred && !amber_unix_skb_cred(ids, skb, &c))
 			z->bad_cred = get_pid(UNIXCB(skb).pid);
 		z->creds |= !!UNIXCB(skb).pid;
@@ -201,7 +237,11 @@ static int amber_unix_size(struct amber_fileids *ids, struct sock *sk, struct so
 		z->len += amber_unix_skb_len(skb, stream);
 	}
 	spin_unlock(&queue->lock);
-	if (refusal)
+	if (refusal && !strcmp(refusal, "SCM_RIGHTS"))
+		err = amber_fail(e, -EOPNOTSUPP,
+				 amber_msg("fd %u: %s: a queued message carries a %s in flight (SCM_RIGHTS): not supported",
+					   fd->num, fd->path, kind));
+	else if (refusal)
 		err = amber_fail(e, -EOPNOTSUPP,
 				 amber_msg("fd %u: %s: %s", fd->num, fd->path, refusal));
 	else if (z->bad_cred)

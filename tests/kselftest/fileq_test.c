@@ -1079,7 +1079,7 @@ FIXTURE_VARIANT_ADD(refused, early) {
 };
 FIXTURE_VARIANT_ADD(refused, scm_rights) {
 	.setup = setup_scm_rights, .error = -EOPNOTSUPP,
-	.what = "(SCM_RIGHTS) are not supported",
+	.what = "in flight (SCM_RIGHTS): not supported",
 };
 FIXTURE_VARIANT_ADD(refused, oob) {
 	.setup = setup_oob, .error = -EOPNOTSUPP,

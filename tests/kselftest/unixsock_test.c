@@ -77,7 +77,12 @@ FIXTURE_VARIANT_ADD(unixsock, creds_outside) {
 	.refused = "(SCM_CREDENTIALS) of pid 1, not a live process of the checkpoint: not supported",
 };
 FIXTURE_VARIANT_ADD(unixsock, rights) {
-	.kind = "--rights", .refused = "(SCM_RIGHTS) are not supported",
+	.kind = "--rights",
+	.refused = "a queued message carries a character device in flight (SCM_RIGHTS): not supported",
+};
+FIXTURE_VARIANT_ADD(unixsock, rights_eventfd) {
+	.kind = "--rights-eventfd",
+	.refused = "a queued message carries a [eventfd] in flight (SCM_RIGHTS): not supported",
 };
 FIXTURE_VARIANT_ADD(unixsock, backlog) {
 	.kind = "--backlog", .refused = "which is not in the checkpoint, waits in its accept backlog",

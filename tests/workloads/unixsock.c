@@ -32,7 +32,9 @@
  * Refused kinds (the checkpoint must fail; the workload runs on and checks
  * its queue is still there): --creds (a message queued with SO_PASSCRED
  * set, single process), --creds-outside (with --fork: a message with the
- * credentials of pid 1, outside the checkpoint), --rights (an fd in flight), --backlog (a connection waiting to be
+ * credentials of pid 1, outside the checkpoint), --rights (an fd of
+ * /dev/null in flight), --rights-eventfd (an eventfd in flight),
+ * --backlog (a connection waiting to be
  * accepted whose client is in a child outside the checkpoint), --early (bytes
  * sent to a connection not yet accepted: they carry credentials),
  * --unlinked (bound to a name since unlinked).
@@ -53,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -604,8 +607,8 @@ static int setup_refused(const char *kind)
 		       place(sv[1], 11) ||
 		       setsockopt(11, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ||
 		       send_cred(10, "out", 1, getuid(), getgid()) ? -1 : 0;
-	if (!strcmp(kind, "--rights")) {
-		fd = open("/dev/null", O_RDONLY);
+	if (!strcmp(kind, "--rights") || !strcmp(kind, "--rights-eventfd")) {
+		fd = strcmp(kind, "--rights") ? eventfd(3, 0) : open("/dev/null", O_RDONLY);
 		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 		struct iovec iov = { "r", 1 };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -654,7 +657,7 @@ static void check_refused(const char *kind)
 		check_recv(11, "cred");
 	if (!strcmp(kind, "--creds-outside"))
 		check_cred_msg(11, "out", 1, getuid(), getgid());
-	if (!strcmp(kind, "--rights"))
+	if (!strcmp(kind, "--rights") || !strcmp(kind, "--rights-eventfd"))
 		check_recv(11, "r");
 	if (!strcmp(kind, "--backlog")) {
 		int a = accept(10, NULL, NULL);
