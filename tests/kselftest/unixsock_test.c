@@ -65,6 +65,9 @@ FIXTURE_VARIANT_ADD(unixsock, options) {
 };
 FIXTURE_VARIANT_ADD(unixsock, creds_tree) {
 	.kind = "--creds-tree", .tree = true,
+	.inspect = { "bytes queued in 3 messages (message 1: credentials pid ",
+		     ", message 2: credentials pid ", " uid 1234 gid 5678, message 3: credentials pid ",
+		     "passcred" },
 };
 FIXTURE_VARIANT_ADD(unixsock, creds) {
 	.kind = "--creds", .refused = "(SCM_CREDENTIALS) of pid ",

@@ -727,8 +727,13 @@ int main(int argc, char **argv)
 			return 2;
 		if (child == 0) {
 			/* A message of its own, with its credentials. */
-			if (!strcmp(kind, "--creds-tree") && send(10, "kid", 3, 0) != 3)
-				_exit(2);
+			if (!strcmp(kind, "--creds-tree")) {
+				if (send(10, "kid", 3, 0) != 3)
+					_exit(2);
+				/* The parent's image alone holds (and shows) the queues. */
+				for (int fd = 10; fd <= 13; fd++)
+					close(fd);
+			}
 			sc_child_ready(go);
 			/* The credentials kinds' fds 10, 11 are an unnamed socketpair. */
 			if (strncmp(kind, "--creds", 7))
