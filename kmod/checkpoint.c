@@ -1166,6 +1166,21 @@ static const struct amber_session_ops amber_req_session_ops = {
 	.exit		= amber_req_session_cancel,
 };
 
+/*
+ * The number of the live process of @ctx (a request) whose thread group id
+ * is @pid, or 0. Captures run once the scan is over: the list is final.
+ */
+static pid_t amber_req_member(const void *ctx, struct pid *pid)
+{
+	const struct amber_req *req = ctx;
+	unsigned int i;
+
+	for (i = 0; i < req->nr_procs; i++)
+		if (!req->procs[i]->zombie && task_tgid(req->procs[i]->task) == pid)
+			return req->procs[i]->pid;
+	return 0;
+}
+
 static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 				       struct file *pages)
 {
@@ -1193,6 +1208,8 @@ static struct amber_req *amber_req_new(const struct amber_ckpt_args *args,
 	req->flags = args->flags;
 	if (req->flags & AMBER_CKPT_F_HOLD)
 		amber_fileids_set_hold(req->fileids);
+	amber_fileids_set_members(req->fileids, amber_req_member, req,
+				  req->flags & AMBER_CKPT_F_TREE);
 	req->hold_ms = max_t(u32, args->timeout_ms, AMBER_HOLD_MIN_MS);
 	req->park_ms = args->timeout_ms + AMBER_CAPTURE_MAX_MS + AMBER_PARK_SLACK_MS;
 	req->ns = get_pid_ns(task_active_pid_ns(current));

@@ -63,11 +63,34 @@ struct amber_fileids {
 	u64 last_id;
 	size_t queued;			/* bytes of the queues captured */
 	bool hold;			/* set before any capture, then read-only */
+	/* Set before any capture, then read-only: see amber_fileids_set_members(). */
+	pid_t (*member)(const void *ctx, struct pid *pid);
+	const void *member_ctx;
+	bool tree;
 };
 
 void amber_fileids_set_hold(struct amber_fileids *ids)
 {
 	ids->hold = true;
+}
+
+void amber_fileids_set_members(struct amber_fileids *ids,
+			       pid_t (*member)(const void *ctx, struct pid *pid),
+			       const void *ctx, bool tree)
+{
+	ids->member = member;
+	ids->member_ctx = ctx;
+	ids->tree = tree;
+}
+
+pid_t amber_fileids_member(const struct amber_fileids *ids, struct pid *pid)
+{
+	return ids->member ? ids->member(ids->member_ctx, pid) : 0;
+}
+
+bool amber_fileids_tree(const struct amber_fileids *ids)
+{
+	return ids->tree;
 }
 
 struct amber_fileids *amber_fileids_new(void)
@@ -440,6 +463,7 @@ void amber_fq_free(struct amber_fq *q)
 		return;
 	kvfree(q->data);
 	kvfree(q->msg_len);
+	kvfree(q->cred);
 	kfree(q);
 }
 

@@ -70,7 +70,15 @@ struct amber_fq {
 	u32 nr_msgs;		/* 0 for pipes, FIFOs and SOCK_STREAM */
 	bool send;		/* a TCP socket's send queue (AMBER_QUEUE_SEND) */
 	u32 *msg_len;
+	/* NULL, or per message: the credentials it carries (AMBER_QUEUE_CRED_*). */
+	struct amber_fq_cred *cred;
 	u8 *data;
+};
+
+/* Credentials of a queued message (SCM_CREDENTIALS); pid 0: none. */
+struct amber_fq_cred {
+	u32 pid;		/* in the caller's pid namespace */
+	u32 uid, gid;		/* in the target's user namespace */
 };
 
 struct amber_files_state {
@@ -100,6 +108,18 @@ u64 amber_fileids_get(struct amber_fileids *ids, struct file *file);
  * TCP connections are held too (inet.c, nethold.c), on behalf of @ids.
  */
 void amber_fileids_set_hold(struct amber_fileids *ids);
+/*
+ * The processes the request restores: @member(@ctx, pid) returns the number
+ * (in the caller's pid namespace) of the live process of the request whose
+ * thread group id is @pid, or 0. @tree: a --tree request, whose restore
+ * creates every process before any of them runs. Set before any capture.
+ */
+void amber_fileids_set_members(struct amber_fileids *ids,
+			       pid_t (*member)(const void *ctx, struct pid *pid),
+			       const void *ctx, bool tree);
+/* As amber_fileids_set_members()'s callback; 0 when none was set. */
+pid_t amber_fileids_member(const struct amber_fileids *ids, struct pid *pid);
+bool amber_fileids_tree(const struct amber_fileids *ids);
 
 /*
  * Captures current's fd table. Runs in the target's context while its

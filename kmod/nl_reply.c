@@ -46,16 +46,30 @@ static size_t amber_str_size(const char *s)
 #define AMBER_U32_SIZE	nla_total_size(sizeof(u32))
 #define AMBER_U64_SIZE	nla_total_size_64bit(sizeof(u64))
 
-/* One AMBER_A_QUEUE nest: INO, DATA, EOR, EMBRYO, SEND. */
-static size_t amber_fq_chunk_size(const struct amber_fq *q, size_t len, bool eor)
+/* One AMBER_A_QUEUE nest: INO, DATA, EOR, EMBRYO, SEND, CRED_* (@cred). */
+static size_t amber_fq_chunk_size(const struct amber_fq *q, size_t len, bool eor,
+				  const struct amber_fq_cred *cred)
 {
 	return NLA_HDRLEN + nla_total_size_64bit(sizeof(u64)) +
 	       nla_total_size(len) + (eor ? nla_total_size(0) : 0) +
-	       (q->embryo ? AMBER_U32_SIZE : 0) + (q->send ? nla_total_size(0) : 0);
+	       (q->embryo ? AMBER_U32_SIZE : 0) + (q->send ? nla_total_size(0) : 0) +
+	       (cred ? 3 * AMBER_U32_SIZE : 0);
+}
+
+static int amber_fq_put_cred(struct sk_buff *skb, const struct amber_fq_cred *cred)
+{
+	if (!cred)
+		return 0;
+	if (nla_put_u32(skb, AMBER_QUEUE_CRED_PID, cred->pid) ||
+	    nla_put_u32(skb, AMBER_QUEUE_CRED_UID, cred->uid) ||
+	    nla_put_u32(skb, AMBER_QUEUE_CRED_GID, cred->gid))
+		return -EMSGSIZE;
+	return 0;
 }
 
 static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
-			       const u8 *data, size_t len, bool eor)
+			       const u8 *data, size_t len, bool eor,
+			       const struct amber_fq_cred *cred)
 {
 	struct nlattr *nest = nla_nest_start(skb, AMBER_A_QUEUE);
 
@@ -64,7 +78,8 @@ static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
 	    nla_put(skb, AMBER_QUEUE_DATA, len, data) ||
 	    (eor && nla_put_flag(skb, AMBER_QUEUE_EOR)) ||
 	    (q->embryo && nla_put_u32(skb, AMBER_QUEUE_EMBRYO, q->embryo)) ||
-	    (q->send && nla_put_flag(skb, AMBER_QUEUE_SEND)))
+	    (q->send && nla_put_flag(skb, AMBER_QUEUE_SEND)) ||
+	    amber_fq_put_cred(skb, cred))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
@@ -76,17 +91,21 @@ static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
  * only adds their size to *@size when @skb is NULL.
  */
 static int amber_fq_put(struct sk_buff *skb, size_t *size, const struct amber_fq *q,
-			const u8 *data, size_t len, bool msg)
+			const u8 *data, size_t len, bool msg,
+			const struct amber_fq_cred *cred)
 {
+	const struct amber_fq_cred *c;
 	size_t off = 0, n;
 	bool eor;
 
 	do {
 		n = min_t(size_t, len - off, AMBER_QUEUE_CHUNK);
 		eor = msg && off + n == len;
+		/* On the message's last chunk, which ends it. */
+		c = eor && cred && cred->pid ? cred : NULL;
 		if (!skb)
-			*size += amber_fq_chunk_size(q, n, eor);
-		else if (amber_fq_fill_chunk(skb, q, data + off, n, eor))
+			*size += amber_fq_chunk_size(q, n, eor, c);
+		else if (amber_fq_fill_chunk(skb, q, data + off, n, eor, c))
 			return -EMSGSIZE;
 		off += n;
 	} while (off < len);
@@ -101,9 +120,10 @@ static int amber_fq_put_all(struct sk_buff *skb, size_t *size,
 	u32 i;
 
 	if (!q->nr_msgs)
-		return q->len ? amber_fq_put(skb, size, q, data, q->len, false) : 0;
+		return q->len ? amber_fq_put(skb, size, q, data, q->len, false, NULL) : 0;
 	for (i = 0; i < q->nr_msgs; i++) {
-		if (amber_fq_put(skb, size, q, data, q->msg_len[i], true))
+		if (amber_fq_put(skb, size, q, data, q->msg_len[i], true,
+				 q->cred ? &q->cred[i] : NULL))
 			return -EMSGSIZE;
 		data += q->msg_len[i];
 	}

@@ -15,15 +15,18 @@
  * Refused, by fd number and name: sockets other than AF_UNIX, a name
  * unlinked from the file system, more than AMBER_UNIX_EMBRYOS_MAX
  * connections waiting in a backlog, queued SCM_RIGHTS (the files in flight
- * would have to be checkpointed too) and SCM_CREDENTIALS (bytes sent to a
- * connection waiting in a backlog carry them), a queued message the
- * restore could not send from the same sender, out-of-band data,
- * SO_PEEK_OFF, and more than AMBER_QUEUE_MAX_BYTES queued in a request or
- * AMBER_FILES_PROC_QUEUE_MAX in one process.
+ * would have to be checkpointed too; the first one's kind is named),
+ * queued SCM_CREDENTIALS (bytes sent to a connection waiting in a backlog
+ * always carry them) but those of a live process of a --tree checkpoint,
+ * a queued message the restore could not send from the same sender,
+ * out-of-band data, SO_PEEK_OFF, and more than AMBER_QUEUE_MAX_BYTES
+ * queued in a request or AMBER_FILES_PROC_QUEUE_MAX in one process.
  */
+#include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/mutex.h>
 #include <linux/net.h>
+#include <linux/pid.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <net/af_unix.h>
@@ -92,18 +95,16 @@ static unsigned int amber_unix_skb_len(const struct sk_buff *skb, bool stream)
 
 /*
  * Why the queued @skb of @sk (connected to @peer, NULL if never) cannot be
- * sent again at restore, or NULL: files in flight, credentials, or a sender
- * the restored socket's sender would not be (restore sends a connected
- * socket's queue from its peer, an unconnected one's from an unnamed
- * socket).
+ * sent again at restore, or NULL: files in flight, or a sender the restored
+ * socket's sender would not be (restore sends a connected socket's queue
+ * from its peer, an unconnected one's from an unnamed socket). Credentials
+ * are amber_unix_skb_cred()'s.
  */
 static const char *amber_unix_skb_refusal(const struct sk_buff *skb,
 					  const struct sock *peer)
 {
 	if (UNIXCB(skb).fp)
-		return "file descriptors queued (SCM_RIGHTS) are not supported";
-	if (UNIXCB(skb).pid)
-		return "queued credentials (SCM_CREDENTIALS, SO_PASSCRED) are not supported";
+		return "SCM_RIGHTS";	/* amber_unix_refuse_rights() says what */
 	if (peer && skb->sk != peer)
 		return "a message queued from another socket than its peer is not supported";
 	/* Acquire: pairs with the release that publishes a bound address. */
@@ -113,63 +114,158 @@ static const char *amber_unix_skb_refusal(const struct sk_buff *skb,
 }
 
 /*
- * Sizes the receive queue of @sk (@embryo: the connection waiting in a
- * backlog it is): messages (skbs with unread bytes for a stream) and bytes.
- * Fails on what amber_unix_skb_refusal() refuses, out-of-band data and
- * bytes in a connection waiting in a backlog.
+ * The credentials @skb carries (SCM_CREDENTIALS, or attached because an
+ * end had SO_PASSCRED) into @c: pid 0 when none. False when the restore
+ * could not send them again: their pid is no live process of a --tree
+ * request (the restore creates those before any of them runs, and only a
+ * pid that exists can be sent; any other could be gone or reused by then).
  */
-static int amber_unix_size(struct sock *sk, struct sock *peer, bool stream,
-			   const struct amber_fd *fd, u32 embryo, u32 *nr, size_t *len,
-			   struct amber_err *e)
+static bool amber_unix_skb_cred(struct amber_fileids *ids, const struct sk_buff *skb,
+				struct amber_fq_cred *c)
+{
+	struct user_namespace *ns = current_user_ns();
+
+	c->pid = 0;
+	if (!UNIXCB(skb).pid)
+		return true;
+	if (!amber_fileids_tree(ids))
+		return false;
+	c->pid = amber_fileids_member(ids, UNIXCB(skb).pid);
+	c->uid = from_kuid_munged(ns, UNIXCB(skb).uid);
+	c->gid = from_kgid_munged(ns, UNIXCB(skb).gid);
+	return c->pid;
+}
+
+/*
+ * What the first file in flight in @skb is, into @buf: its type, or an
+ * anonymous inode's name ("[eventfd]"). The skb holds the file; its queue's
+ * lock holds the skb.
+ */
+static void amber_unix_flight_kind(const struct sk_buff *skb, char *buf, size_t size)
+{
+	const struct scm_fp_list *fpl = UNIXCB(skb).fp;
+	const struct file *f = fpl && fpl->count ? fpl->fp[0] : NULL;
+	umode_t mode;
+
+	if (!f) {
+		strscpy(buf, "file", size);
+		return;
+	}
+	mode = file_inode(f)->i_mode;
+	if (S_ISREG(mode))
+		strscpy(buf, "regular file", size);
+	else if (S_ISFIFO(mode))
+		strscpy(buf, "pipe or FIFO", size);
+	else if (S_ISSOCK(mode))
+		strscpy(buf, "socket", size);
+	else if (S_ISCHR(mode))
+		strscpy(buf, "character device", size);
+	else if (S_ISBLK(mode))
+		strscpy(buf, "block device", size);
+	else if (S_ISDIR(mode))
+		strscpy(buf, "directory", size);
+	else	/* anon inodes have no type: their name is fixed */
+		strscpy(buf, f->f_path.dentry->d_name.name, size);
+}
+
+/* What amber_unix_size() found in a queue. */
+struct amber_unix_sizes {
+	u32 nr;			/* messages: skbs with unread bytes for a stream */
+	size_t len;		/* their bytes */
+	bool creds;		/* one of them carries credentials */
+	struct pid *bad_cred;	/* the first pid amber_unix_skb_cred() refuses */
+};
+
+/* Refuses the credentials of z->bad_cred, in @fd (@embryo: of that connection). */
+static int amber_unix_refuse_cred(struct amber_fileids *ids, const struct amber_fd *fd,
+				  u32 embryo, const struct amber_unix_sizes *z,
+				  struct amber_err *e)
+{
+	const char *why = amber_fileids_tree(ids) ?
+		", not a live process of the checkpoint: not supported" :
+		", which only a --tree checkpoint restores";
+	pid_t nr = pid_vnr(z->bad_cred);
+	char who[32];
+
+	if (nr)
+		snprintf(who, sizeof(who), "pid %d", nr);
+	else
+		strscpy(who, "an exited process", sizeof(who));
+	if (embryo)
+		return amber_fail(e, -EOPNOTSUPP,
+				  amber_msg("fd %u: %s: connection %u waiting in its accept backlog holds bytes with credentials (SCM_CREDENTIALS) of %s%s",
+					    fd->num, fd->path, embryo, who, why));
+	return amber_fail(e, -EOPNOTSUPP,
+			  amber_msg("fd %u: %s: a queued message carries credentials (SCM_CREDENTIALS) of %s%s",
+				    fd->num, fd->path, who, why));
+}
+
+/*
+ * Sizes the receive queue of @sk (@embryo: the connection waiting in a
+ * backlog it is) into @z. Fails on what amber_unix_skb_refusal() and
+ * amber_unix_skb_cred() refuse, and out-of-band data.
+ */
+static int amber_unix_size(struct amber_fileids *ids, struct sock *sk, struct sock *peer,
+			   bool stream, const struct amber_fd *fd, u32 embryo,
+			   struct amber_unix_sizes *z, struct amber_err *e)
 {
 	struct sk_buff_head *queue = &sk->sk_receive_queue;
 	const char *refusal = NULL;
+	struct amber_fq_cred c;
 	struct sk_buff *skb;
 	bool oob = false;
+	char kind[32];
+	int err = 0;
 
-	*nr = 0;
-	*len = 0;
+	memset(z, 0, sizeof(*z));
 	spin_lock(&queue->lock);
 #if IS_ENABLED(CONFIG_AF_UNIX_OOB)
 	oob = READ_ONCE(unix_sk(sk)->oob_skb);
 #endif
 	skb_queue_walk(queue, skb) {
-		if (!refusal)
-			refusal = amber_unix_skb_refusal(skb, peer);
 		if (stream && !amber_unix_skb_len(skb, stream))
 			continue;
-		(*nr)++;
-		*len += amber_unix_skb_len(skb, stream);
+		if (!refusal) {
+			refusal = amber_unix_skb_refusal(skb, peer);
+			if (UNIXCB(skb).fp)
+				amber_unix_flight_kind(skb, kind, sizeof(kind));
+		}
+		if (!z->bad_cred && !amber_unix_skb_cred(ids, skb, &c))
+			z->bad_cred = get_pid(UNIXCB(skb).pid);
+		z->creds |= !!UNIXCB(skb).pid;
+		z->nr++;
+		z->len += amber_unix_skb_len(skb, stream);
 	}
 	spin_unlock(&queue->lock);
-	/*
-	 * What a client sends to a connection not yet accepted always carries
-	 * its credentials (the connection has no socket to ask for
-	 * SO_PASSCRED): nothing in its queue can be sent again as it was.
-	 */
-	if (embryo && *nr)
-		return amber_fail(e, -EOPNOTSUPP,
-				  amber_msg("fd %u: %s: connection %u waiting in its accept backlog holds bytes, which carry their sender's credentials (SCM_CREDENTIALS): not supported",
-					    fd->num, fd->path, embryo));
-	if (refusal)
-		return amber_fail(e, -EOPNOTSUPP,
-				  amber_msg("fd %u: %s: %s", fd->num, fd->path, refusal));
-	if (oob)
-		return amber_fail(e, -EOPNOTSUPP,
-				  amber_msg("fd %u: %s: queued out-of-band data (MSG_OOB) is not supported",
-					    fd->num, fd->path));
-	return 0;
+	if (refusal && !strcmp(refusal, "SCM_RIGHTS"))
+		err = amber_fail(e, -EOPNOTSUPP,
+				 amber_msg("fd %u: %s: a queued message carries a %s in flight (SCM_RIGHTS): not supported",
+					   fd->num, fd->path, kind));
+	else if (refusal)
+		err = amber_fail(e, -EOPNOTSUPP,
+				 amber_msg("fd %u: %s: %s", fd->num, fd->path, refusal));
+	else if (z->bad_cred)
+		err = amber_unix_refuse_cred(ids, fd, embryo, z, e);
+	else if (oob)
+		err = amber_fail(e, -EOPNOTSUPP,
+				 amber_msg("fd %u: %s: queued out-of-band data (MSG_OOB) is not supported",
+					   fd->num, fd->path));
+	put_pid(z->bad_cred);
+	z->bad_cred = NULL;
+	return err;
 }
 
 /*
  * Copies the first @nr skbs with unread bytes of @sk's receive queue to @q,
- * which was sized for them. False, with nothing usable in @q, when the
- * queue no longer starts with skbs of those sizes.
+ * which was sized for them (with q->cred, their credentials too). False,
+ * with nothing usable in @q, when the queue no longer starts with skbs of
+ * those sizes and kinds.
  */
-static bool amber_unix_copy(struct sock *sk, struct sock *peer, bool stream,
-			    u32 nr, struct amber_fq *q)
+static bool amber_unix_copy(struct amber_fileids *ids, struct sock *sk, struct sock *peer,
+			    bool stream, u32 nr, struct amber_fq *q)
 {
 	struct sk_buff_head *queue = &sk->sk_receive_queue;
+	struct amber_fq_cred c;
 	unsigned int skb_len;
 	struct sk_buff *skb;
 	bool ok = false;
@@ -185,7 +281,8 @@ static bool amber_unix_copy(struct sock *sk, struct sock *peer, bool stream,
 			continue;
 		if (n == nr)
 			break;
-		if (amber_unix_skb_refusal(skb, peer))
+		if (amber_unix_skb_refusal(skb, peer) || !amber_unix_skb_cred(ids, skb, &c) ||
+		    (c.pid && !q->cred))
 			goto out_unlock;
 		len += skb_len;
 		n++;
@@ -203,8 +300,10 @@ static bool amber_unix_copy(struct sock *sk, struct sock *peer, bool stream,
 			break;
 		if (skb_copy_bits(skb, stream ? UNIXCB(skb).consumed : 0, to, skb_len))
 			goto out_unlock;
-		if (!stream)
+		if (q->nr_msgs)
 			q->msg_len[n] = skb_len;
+		if (q->cred)
+			amber_unix_skb_cred(ids, skb, &q->cred[n]);
 		to += skb_len;
 		n++;
 	}
@@ -212,6 +311,29 @@ static bool amber_unix_copy(struct sock *sk, struct sock *peer, bool stream,
 out_unlock:
 	spin_unlock(&queue->lock);
 	return ok;
+}
+
+/*
+ * A queue of @z for @fd's inode: a stream's bytes concatenate unless one
+ * of its skbs carries credentials (a reader sees each skb's then).
+ */
+static struct amber_fq *amber_unix_fq_alloc(const struct amber_fd *fd, bool stream,
+					    u32 embryo, const struct amber_unix_sizes *z)
+{
+	struct amber_fq *q;
+
+	q = amber_fq_alloc(fd->ino, z->len, stream && !z->creds ? 0 : z->nr);
+	if (!q)
+		return NULL;
+	q->embryo = embryo;
+	if (z->creds) {
+		q->cred = kvcalloc(z->nr, sizeof(*q->cred), GFP_KERNEL_ACCOUNT);
+		if (!q->cred) {
+			amber_fq_free(q);
+			return NULL;
+		}
+	}
+	return q;
 }
 
 /*
@@ -227,10 +349,9 @@ static int amber_unix_queue(struct amber_files_state *st,
 {
 	bool stream = sk->sk_type == SOCK_STREAM;
 	struct sock *peer = unix_peer_get(sk);
+	struct amber_unix_sizes z;
 	struct amber_fq *q = NULL;
 	int tries, err = 0;
-	size_t len;
-	u32 nr;
 
 	if (mutex_lock_killable(&unix_sk(sk)->iolock)) {
 		err = amber_fail(e, -EINTR,
@@ -239,28 +360,26 @@ static int amber_unix_queue(struct amber_files_state *st,
 		goto out_put;
 	}
 	for (tries = 0; tries < AMBER_UNIX_TRIES; tries++) {
-		err = amber_unix_size(sk, peer, stream, fd, embryo, &nr, &len, e);
-		if (err || !nr)
+		err = amber_unix_size(ids, sk, peer, stream, fd, embryo, &z, e);
+		if (err || !z.nr)
 			goto out_unlock;
-		err = amber_fq_charge(st, ids, fd, len, e);
+		err = amber_fq_charge(st, ids, fd, z.len, e);
 		if (err)
 			goto out_unlock;
-		q = amber_fq_alloc(fd->ino, len, stream ? 0 : nr);
-		if (q)
-			q->embryo = embryo;
+		q = amber_unix_fq_alloc(fd, stream, embryo, &z);
 		if (!q) {
-			amber_fileids_charge(ids, -(ssize_t)len);
+			amber_fileids_charge(ids, -(ssize_t)z.len);
 			err = amber_fail(e, -ENOMEM,
 					 amber_msg("fd %u: %s: out of memory for its %zu queued bytes",
-						   fd->num, fd->path, len));
+						   fd->num, fd->path, z.len));
 			goto out_unlock;
 		}
-		if (amber_unix_copy(sk, peer, stream, nr, q)) {
+		if (amber_unix_copy(ids, sk, peer, stream, z.nr, q)) {
 			amber_fq_add(st, q);
 			goto out_unlock;
 		}
 		amber_fq_free(q);
-		amber_fileids_charge(ids, -(ssize_t)len);
+		amber_fileids_charge(ids, -(ssize_t)z.len);
 	}
 	err = amber_fail(e, -EAGAIN,
 			 amber_msg("fd %u: %s: its receive queue kept changing while it was read",

@@ -1067,7 +1067,7 @@ FIXTURE_VARIANT_ADD(refused, unlinked) {
 };
 FIXTURE_VARIANT_ADD(refused, creds) {
 	.setup = setup_creds, .error = -EOPNOTSUPP,
-	.what = "queued credentials (SCM_CREDENTIALS, SO_PASSCRED) are not supported",
+	.what = "a queued message carries credentials (SCM_CREDENTIALS) of pid ",
 };
 FIXTURE_VARIANT_ADD(refused, named_sender) {
 	.setup = setup_named_sender, .error = -EOPNOTSUPP,
@@ -1079,7 +1079,7 @@ FIXTURE_VARIANT_ADD(refused, early) {
 };
 FIXTURE_VARIANT_ADD(refused, scm_rights) {
 	.setup = setup_scm_rights, .error = -EOPNOTSUPP,
-	.what = "(SCM_RIGHTS) are not supported",
+	.what = "in flight (SCM_RIGHTS): not supported",
 };
 FIXTURE_VARIANT_ADD(refused, oob) {
 	.setup = setup_oob, .error = -EOPNOTSUPP,

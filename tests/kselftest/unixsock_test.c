@@ -13,8 +13,13 @@
  * sender addresses, connections waiting in a backlog (with their bytes,
  * one from a closed client), listen backlogs, new connections, options.
  *
+ * Queued credentials (--creds-tree, --tree --kill): messages from the
+ * parent, with another uid and gid, from the child, and bytes waiting in
+ * a backlog come back with their pid, uid, gid and boundaries.
+ *
  * The refused kinds must fail the checkpoint by name with nothing killed:
- * queued credentials, an fd in flight, a connection from outside the
+ * queued credentials of a single-process checkpoint or of a pid outside
+ * the checkpoint, an fd in flight, a connection from outside the
  * checkpoint waiting in an accept backlog, bytes sent to a waiting
  * connection (they carry credentials), a name unlinked from the file
  * system.
@@ -58,11 +63,29 @@ FIXTURE_VARIANT_ADD(unixsock, options) {
 	.kind = "--options",
 	.inspect = { "rcvbuf 200000 (set)", "rcvlowat 5", "passcred" },
 };
+FIXTURE_VARIANT_ADD(unixsock, creds_tree) {
+	.kind = "--creds-tree", .tree = true,
+	.inspect = { "bytes queued in 3 messages (message 1: credentials pid ",
+		     ", message 2: credentials pid ", " uid 1234 gid 5678, message 3: credentials pid ",
+		     "passcred" },
+};
 FIXTURE_VARIANT_ADD(unixsock, creds) {
-	.kind = "--creds", .refused = "queued credentials (SCM_CREDENTIALS, SO_PASSCRED) are not supported",
+	.kind = "--creds", .refused = "(SCM_CREDENTIALS) of pid ",
+};
+FIXTURE_VARIANT_ADD(unixsock, creds_single) {
+	.kind = "--creds", .refused = ", which only a --tree checkpoint restores",
+};
+FIXTURE_VARIANT_ADD(unixsock, creds_outside) {
+	.kind = "--creds-outside", .tree = true,
+	.refused = "(SCM_CREDENTIALS) of pid 1, not a live process of the checkpoint: not supported",
 };
 FIXTURE_VARIANT_ADD(unixsock, rights) {
-	.kind = "--rights", .refused = "(SCM_RIGHTS) are not supported",
+	.kind = "--rights",
+	.refused = "a queued message carries a character device in flight (SCM_RIGHTS): not supported",
+};
+FIXTURE_VARIANT_ADD(unixsock, rights_eventfd) {
+	.kind = "--rights-eventfd",
+	.refused = "a queued message carries a [eventfd] in flight (SCM_RIGHTS): not supported",
 };
 FIXTURE_VARIANT_ADD(unixsock, backlog) {
 	.kind = "--backlog", .refused = "which is not in the checkpoint, waits in its accept backlog",

@@ -23,9 +23,18 @@
  *   a client, fd 12 accepted; records queued both ways.
  * --options: a stream socketpair (fds 10, 11) with SO_RCVBUF, SO_SNDBUF,
  *   SO_RCVLOWAT, SO_RCVTIMEO, SO_SNDTIMEO, SO_PASSCRED and O_NONBLOCK.
+ * --creds-tree (with --fork, checkpointed --tree): a stream socketpair (fds
+ *   10, 11), fd 11 with SO_PASSCRED, holding "par" from the parent, "uid"
+ *   sent with SCM_CREDENTIALS of uid 1234 gid 5678, "kid" from the child;
+ *   a listener (fd 12) on an abstract name whose waiting connection holds
+ *   "early" from the parent's client (fd 13). After restore each message
+ *   comes back alone with its sender's pid, uid and gid.
  * Refused kinds (the checkpoint must fail; the workload runs on and checks
  * its queue is still there): --creds (a message queued with SO_PASSCRED
- * set), --rights (an fd in flight), --backlog (a connection waiting to be
+ * set, single process), --creds-outside (with --fork: a message with the
+ * credentials of pid 1, outside the checkpoint), --rights (an fd of
+ * /dev/null in flight), --rights-eventfd (an eventfd in flight),
+ * --backlog (a connection waiting to be
  * accepted whose client is in a child outside the checkpoint), --early (bytes
  * sent to a connection not yet accepted: they carry credentials),
  * --unlinked (bound to a name since unlinked).
@@ -46,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -502,6 +512,84 @@ static void check_options(void)
 	}
 }
 
+/* --- credentials in flight --- */
+
+/* Sends @msg from @fd with SCM_CREDENTIALS of @pid, @uid, @gid. */
+static int send_cred(int fd, const char *msg, pid_t pid, uid_t uid, gid_t gid)
+{
+	char cbuf[CMSG_SPACE(sizeof(struct ucred))] = { 0 };
+	struct ucred cr = { .pid = pid, .uid = uid, .gid = gid };
+	struct iovec iov = { (void *)msg, strlen(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_CREDENTIALS;
+	c->cmsg_len = CMSG_LEN(sizeof(cr));
+	memcpy(CMSG_DATA(c), &cr, sizeof(cr));
+	return sendmsg(fd, &mh, 0) == (ssize_t)strlen(msg) ? 0 : -1;
+}
+
+static int setup_creds_tree(void)
+{
+	struct name lname = abstract("crl");
+	int sv[2], one = 1;
+
+	return socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || place(sv[0], 10) ||
+	       place(sv[1], 11) ||
+	       setsockopt(11, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ||
+	       send(10, "par", 3, 0) != 3 || send_cred(10, "uid", getpid(), 1234, 5678) ||
+	       sock(SOCK_STREAM, 12, &lname) < 0 || listen(12, 4) ||
+	       sock(SOCK_STREAM, 13, NULL) < 0 || conn(13, &lname) ||
+	       send(13, "early", 5, 0) != 5 ? -1 : 0;
+}
+
+/* The next message on @fd: @want, with the credentials of @pid, @uid, @gid. */
+static void check_cred_msg(int fd, const char *want, pid_t pid, uid_t uid, gid_t gid)
+{
+	char buf[64], cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct ucred cr = { 0 };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	n = recvmsg(fd, &mh, MSG_DONTWAIT);
+	c = CMSG_FIRSTHDR(&mh);
+	CHECK(n == (ssize_t)strlen(want) && !memcmp(buf, want, n),
+	      "fd %d: read %zd '%.*s', want '%s'", fd, n, (int)(n > 0 ? n : 0), buf, want);
+	CHECK(c && c->cmsg_type == SCM_CREDENTIALS, "fd %d: '%s' without credentials", fd, want);
+	if (c)
+		memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+	CHECK(cr.pid == pid && cr.uid == uid && cr.gid == gid,
+	      "fd %d: '%s' from pid %d uid %u gid %u, want pid %d uid %u gid %u", fd, want,
+	      cr.pid, cr.uid, cr.gid, pid, uid, gid);
+}
+
+static void check_creds_tree(pid_t child)
+{
+	int one = 1, a;
+
+	check_cred_msg(11, "par", getpid(), getuid(), getgid());
+	check_cred_msg(11, "uid", getpid(), 1234, 5678);
+	check_cred_msg(11, "kid", child, getuid(), getgid());
+	check_empty(11);
+	CHECK(opt(11, SO_PASSCRED) == 1 && opt(10, SO_PASSCRED) == 0,
+	      "SO_PASSCRED: fd 10 %d, fd 11 %d", opt(10, SO_PASSCRED), opt(11, SO_PASSCRED));
+	a = accept(12, NULL, NULL);
+	CHECK(a >= 0, "fd 12: the waiting connection is gone");
+	if (a < 0)
+		return;
+	CHECK(!setsockopt(a, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), "SO_PASSCRED");
+	check_cred_msg(a, "early", getpid(), getuid(), getgid());
+	close(a);
+	/* New messages carry their own sender's credentials again. */
+	CHECK(send(10, "new", 3, 0) == 3, "fd 10: send");
+	check_cred_msg(11, "new", getpid(), getuid(), getgid());
+}
+
 /* --- refused kinds: the queued state must survive the refusal --- */
 
 static int setup_refused(const char *kind)
@@ -514,8 +602,13 @@ static int setup_refused(const char *kind)
 		       place(sv[1], 11) ||
 		       setsockopt(11, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ||
 		       send(10, "cred", 4, 0) != 4 ? -1 : 0;
-	if (!strcmp(kind, "--rights")) {
-		fd = open("/dev/null", O_RDONLY);
+	if (!strcmp(kind, "--creds-outside"))
+		return socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) || place(sv[0], 10) ||
+		       place(sv[1], 11) ||
+		       setsockopt(11, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ||
+		       send_cred(10, "out", 1, getuid(), getgid()) ? -1 : 0;
+	if (!strcmp(kind, "--rights") || !strcmp(kind, "--rights-eventfd")) {
+		fd = strcmp(kind, "--rights") ? eventfd(3, 0) : open("/dev/null", O_RDONLY);
 		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 		struct iovec iov = { "r", 1 };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -562,7 +655,9 @@ static void check_refused(const char *kind)
 {
 	if (!strcmp(kind, "--creds"))
 		check_recv(11, "cred");
-	if (!strcmp(kind, "--rights"))
+	if (!strcmp(kind, "--creds-outside"))
+		check_cred_msg(11, "out", 1, getuid(), getgid());
+	if (!strcmp(kind, "--rights") || !strcmp(kind, "--rights-eventfd"))
 		check_recv(11, "r");
 	if (!strcmp(kind, "--backlog")) {
 		int a = accept(10, NULL, NULL);
@@ -618,6 +713,8 @@ int main(int argc, char **argv)
 		err = setup_seqpacket();
 	else if (!strcmp(kind, "--options"))
 		err = setup_options();
+	else if (!strcmp(kind, "--creds-tree"))
+		err = setup_creds_tree();
 	else
 		err = setup_refused(kind);
 	if (err) {
@@ -629,8 +726,18 @@ int main(int argc, char **argv)
 		if (child < 0)
 			return 2;
 		if (child == 0) {
+			/* A message of its own, with its credentials. */
+			if (!strcmp(kind, "--creds-tree")) {
+				if (send(10, "kid", 3, 0) != 3)
+					_exit(2);
+				/* The parent's image alone holds (and shows) the queues. */
+				for (int fd = 10; fd <= 13; fd++)
+					close(fd);
+			}
 			sc_child_ready(go);
-			check_names(10, 11);
+			/* The credentials kinds' fds 10, 11 are an unnamed socketpair. */
+			if (strncmp(kind, "--creds", 7))
+				check_names(10, 11);
 			_exit(failed);
 		}
 	}
@@ -643,6 +750,8 @@ int main(int argc, char **argv)
 		check_seqpacket();
 	else if (!strcmp(kind, "--options"))
 		check_options();
+	else if (!strcmp(kind, "--creds-tree"))
+		check_creds_tree(child);
 	else
 		check_refused(kind);
 	return sc_done();

@@ -70,12 +70,21 @@ std::string socket_str(const FdInfo &f, const Checkpoint &c)
 	if (f.shutdown)
 		s += fmt::format(", shutdown {}", f.shutdown);
 	uint64_t bytes = 0, msgs = 0;
-	for (const QueueChunk &q : c.queues)
-		if (q.ino == f.ino)
-			bytes += q.data.size(), msgs += q.eor;
+	std::string creds;
+	for (const QueueChunk &q : c.queues) {
+		if (q.ino != f.ino)
+			continue;
+		bytes += q.data.size(), msgs += q.eor;
+		if (q.cred_pid)
+			creds += fmt::format("{}message {}: credentials pid {} uid {} gid {}",
+					     creds.empty() ? "" : ", ", msgs, q.cred_pid,
+					     q.cred_uid, q.cred_gid);
+	}
 	if (bytes)
 		s += fmt::format(", {} bytes queued{}", bytes,
 				 msgs ? fmt::format(" in {} messages", msgs) : "");
+	if (!creds.empty())
+		s += " (" + creds + ")";
 	if (f.sock_opts) {
 		s += fmt::format(", rcvbuf {}{}, sndbuf {}{}", f.sock_rcvbuf,
 				 f.sock_userlocks & 2 ? " (set)" : "", f.sock_sndbuf,

@@ -293,6 +293,9 @@ struct QueueChunk {
 	bool eor = false;		// ends a datagram / seqpacket record
 	uint32_t embryo = 0;		// N: of the N-th connection waiting on listener ino
 	bool send = false;		// a TCP socket's send queue (else receive)
+	// UNIX sockets, on a message's EOR chunk: the credentials it carries
+	// (SCM_CREDENTIALS); cred_pid 0: none.
+	uint32_t cred_pid = 0, cred_uid = 0, cred_gid = 0;
 };
 
 // A regular file that was open but deleted at the checkpoint, with its

@@ -314,6 +314,9 @@ constexpr Field<QueueChunk> kQueueFields[] = {
 	{AMBER_QUEUE_EOR, &QueueChunk::eor},
 	{AMBER_QUEUE_EMBRYO, &QueueChunk::embryo},
 	{AMBER_QUEUE_SEND, &QueueChunk::send},
+	{AMBER_QUEUE_CRED_PID, &QueueChunk::cred_pid},
+	{AMBER_QUEUE_CRED_UID, &QueueChunk::cred_uid},
+	{AMBER_QUEUE_CRED_GID, &QueueChunk::cred_gid},
 };
 
 constexpr Field<InetInfo> kInetFields[] = {
@@ -804,6 +807,15 @@ Result<QueueChunk> parse_queue(ByteView buf)
 	// An empty chunk is only an empty datagram.
 	if (q.data.empty() && !q.eor)
 		return fail(EBADMSG, ino + "empty chunk");
+	int creds = bool(find_attr(attrs, AMBER_QUEUE_CRED_PID)) +
+		    bool(find_attr(attrs, AMBER_QUEUE_CRED_UID)) +
+		    bool(find_attr(attrs, AMBER_QUEUE_CRED_GID));
+	if (creds && creds != 3)
+		return fail(EBADMSG, ino + "credentials without all of CRED_PID, CRED_UID, CRED_GID");
+	if (creds && !q.cred_pid)
+		return fail(EBADMSG, ino + "credentials of pid 0");
+	if (creds && (!q.eor || q.send))
+		return fail(EBADMSG, ino + "credentials on a chunk that ends no UNIX message");
 	return q;
 }
 

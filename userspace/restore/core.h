@@ -31,12 +31,40 @@ namespace amber {
 
 // ---- Shared objects (plan.h), created once by the tool: shared.cc. ----
 
+// A UNIX socket queue whose messages carry credentials: sent once the
+// processes whose pids they name exist (every stub of the tree is Ready),
+// before any of them runs (unix.cc).
+struct DeferredQueue {
+	UniqueFd from;			// the tool's own copy of the sender
+	uint32_t type = 0;
+	std::vector<Bytes> msgs;
+	std::vector<MsgCred> creds;	// per msgs
+	bool to_name = false;		// sent to `to` (a socket from is not connected to)
+	Bytes to;
+	std::string name;		// "pid 12: socket:[34]", for messages
+};
+
+// Set after the deferred queues: a shutdown() or SO_PASSCRED now would
+// refuse them or attach the tool's credentials to the messages without.
+struct DeferredSetup {
+	UniqueFd fd;
+	int shutdown = -1;		// SHUT_*, or -1
+	bool passcred = false;
+	std::string name;
+};
+
 // The descriptions of a SharedPlan, by index.
 struct SharedFds {
 	std::vector<UniqueFd> files;	// per SharedPlan::files
 	std::vector<UniqueFd> shmem;	// per SharedPlan::shmem
 	std::vector<std::string> names;	// per files: "pipe:[12]" etc.
+	std::vector<DeferredQueue> deferred;
+	std::vector<DeferredSetup> deferred_setup;
 };
+
+// Sends the deferred queues, then their sockets' late shutdowns and
+// SO_PASSCRED; closes the tool's copies.
+Result<void> send_deferred(SharedFds &fds);
 
 // One live process's pages, for filling shared memory objects.
 struct PageInput {
@@ -71,6 +99,7 @@ struct SharedBuild {
 	std::map<uint64_t, int> sock_file;			// socket ino -> sp.files
 	std::map<uint64_t, std::pair<int, int>> sock_side;	// ino -> (sp.sockets, side)
 	std::map<uint64_t, Bytes> partial;			// unterminated socket message
+	std::map<std::pair<int, int>, Bytes> stream_part;	// (sp.sockets, side) -> unended bytes
 	std::map<std::pair<uint64_t, uint32_t>, int> embryo_sock;	// (listener ino, N) -> sp.sockets
 	std::map<std::pair<uint64_t, uint64_t>, int> ghost_by_ino;	// (dev, ino) -> ghosts
 	std::map<uint64_t, int> outside_fd;			// file id -> fd (stdio outside)
@@ -167,8 +196,9 @@ Result<void> plan_socket(SharedBuild &b, const FdInfo &f, int idx, const std::st
 Result<void> pair_sockets(SharedBuild &b, const std::vector<ProcImage> &procs);
 // Appends the chunk to its socket's queue; false if it is no socket's.
 bool queue_socket(SharedBuild &b, const QueueChunk &q);
-// Every datagram / record ended.
-Result<void> check_socket_queues(const SharedBuild &b);
+// Every datagram / record ended; a stream's unended bytes become its one
+// message.
+Result<void> check_socket_queues(SharedBuild &b);
 Result<void> create_sockets(const SharedPlan &sp, SharedFds &out);
 
 // ---- eventfd: eventfd.cc. ----

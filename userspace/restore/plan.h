@@ -143,6 +143,11 @@ struct SharedPipe {
 // connects after the accepted ones and sends queue[1] (what the connection
 // holds) in.
 enum class SocketHow { Pair, Single, Accept, Embryo };
+// The credentials a queued UNIX message carries (SCM_CREDENTIALS).
+struct MsgCred {
+	uint32_t pid = 0, uid = 0, gid = 0;	// pid 0: none
+};
+
 struct SharedSocket {
 	SocketHow how = SocketHow::Pair;
 	uint32_t family = 0;
@@ -153,6 +158,11 @@ struct SharedSocket {
 	// What side i has to receive: one entry per message for DGRAM and
 	// SEQPACKET, at most one (all bytes) for STREAM.
 	std::vector<Bytes> queue[2];
+	// Per message of queue[i] once one carries credentials (a stream's
+	// are then one entry per buffer the kernel had): what it is sent with
+	// (SCM_CREDENTIALS), pid 0 for none. Such a queue is sent once every
+	// process of the tree exists (SharedFds::deferred).
+	std::vector<MsgCred> creds[2];
 	// Each side's fd as captured (names, options); empty for a stand-in.
 	FdInfo info[2];
 	int listener = -1;		// Accept, Embryo: index into SharedPlan::sockets

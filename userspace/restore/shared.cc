@@ -182,6 +182,30 @@ Result<void> plan_queues(SharedBuild &b, const std::vector<ProcImage> &procs,
 	return check_socket_queues(b);
 }
 
+// Credentials in a queued message name a process the restore creates
+// before any runs: a live process of a tree (restore_tree() sends them
+// once every stub exists).
+Result<void> check_queue_creds(const std::vector<ProcImage> &procs, bool tree)
+{
+	std::set<uint32_t> live;
+	for (const ProcInfo &p : procs[0].ckpt->tree)
+		if (!p.zombie)
+			live.insert(p.pid);
+	for (const ProcImage &pi : procs)
+		for (const QueueChunk &q : pi.ckpt->queues) {
+			if (!q.cred_pid)
+				continue;
+			std::string what = pid_name(pi.pid) + ": image: QUEUES: socket:[" +
+					   std::to_string(q.ino) + "]: a message with the credentials of pid " +
+					   std::to_string(q.cred_pid);
+			if (!tree)
+				return fail(EOPNOTSUPP, what + ", which only a tree restore sends");
+			if (!live.count(q.cred_pid))
+				return fail(EINVAL, what + ", not a live process of the tree");
+		}
+	return {};
+}
+
 } // namespace
 
 Result<SharedPlan> plan_shared(const std::vector<ProcImage> &procs, bool with_shmem)
@@ -196,6 +220,7 @@ Result<SharedPlan> plan_shared(const std::vector<ProcImage> &procs, bool with_sh
 	AMBER_TRY(plan_epoll_targets(b));
 	AMBER_TRY(pair_sockets(b, procs));
 	AMBER_TRY(plan_queues(b, procs, inherited));
+	AMBER_TRY(check_queue_creds(procs, with_shmem));
 	if (with_shmem)
 		plan_shmem(b.sp, procs);
 	return std::move(b.sp);

@@ -279,9 +279,11 @@ std::string step_error(const TreeProc &p, const StubReport &rep)
 	return p.label + ": " + describe_step(p.pr.plan, rep);
 }
 
-// Runs the stubs from the Ready reports to every ACK.
+// Runs the stubs from the Ready reports to every ACK. Once every stub is
+// Ready (every pid exists) and before the barrier lets them on, sends the
+// socket queues whose messages carry credentials of these pids.
 Result<void> await_tree(std::vector<TreeProc> &procs, NetlinkClient &nl, int report_r,
-			UniqueFd &go_w, int timeout_s)
+			UniqueFd &go_w, SharedFds &shared, int timeout_s)
 {
 	std::map<uint32_t, int> by_seq, by_pid;
 	size_t live = 0;
@@ -369,6 +371,7 @@ Result<void> await_tree(std::vector<TreeProc> &procs, NetlinkClient &nl, int rep
 						return fail_errno(p.label + ": pidfd_open");
 				}
 				if (ready == procs.size()) {
+					AMBER_TRY(send_deferred(shared));
 					std::string go(procs.size(), 'g');
 					if (write(go_w.get(), go.data(), go.size()) !=
 					    ssize_t(go.size()))
@@ -679,7 +682,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	report.w.reset();
 	go.r.reset();
 
-	auto r = await_tree(procs, *nl, report.r.get(), go.w, req.timeout_s);
+	auto r = await_tree(procs, *nl, report.r.get(), go.w, shared, req.timeout_s);
 	if (r) {
 		ghosts.remove();
 		// Parents first; a failure leaves nothing running.

@@ -302,25 +302,31 @@ bool queue_socket(SharedBuild &b, const QueueChunk &q)
 	}
 	SharedSocket &sock = b.sp.sockets[size_t(k)];
 	auto &queue = sock.queue[side];
-	if (sock.type == SOCK_STREAM) {
-		if (queue.empty())
-			queue.emplace_back();
-		queue.back().insert(queue.back().end(), q.data.begin(), q.data.end());
-		return true;
-	}
-	Bytes &m = b.partial[q.ino];
+	// A stream's bytes concatenate, unless its buffers carried
+	// credentials: then each ends with EOR.
+	Bytes &m = sock.type == SOCK_STREAM ? b.stream_part[{k, side}] : b.partial[q.ino];
 	m.insert(m.end(), q.data.begin(), q.data.end());
-	if (q.eor)
+	if (q.eor) {
 		queue.push_back(std::move(m)), m.clear();
+		sock.creds[side].resize(queue.size() - 1);
+		sock.creds[side].push_back({q.cred_pid, q.cred_uid, q.cred_gid});
+	}
 	return true;
 }
 
-Result<void> check_socket_queues(const SharedBuild &b)
+Result<void> check_socket_queues(SharedBuild &b)
 {
 	for (auto &[ino, m] : b.partial)
 		if (!m.empty())
 			return fail(EINVAL, "image: QUEUES: socket:[" + std::to_string(ino) +
 						    "]: the last message has no end");
+	for (auto &[ks, m] : b.stream_part) {
+		if (m.empty())
+			continue;
+		SharedSocket &s = b.sp.sockets[size_t(ks.first)];
+		s.queue[ks.second].push_back(std::move(m));
+		m.clear();
+	}
 	// A lone socket's messages are sent to its name: from its peer when
 	// it is connected (the peer must be here), else from an unnamed one.
 	for (const SharedSocket &s : b.sp.sockets) {
@@ -465,7 +471,7 @@ Result<void> set_buf(int fd, int opt, uint32_t want, const std::string &name, co
 
 // The options of f, set after its queue (SO_PASSCRED would have attached
 // the tool's credentials to the messages sent in).
-Result<void> set_options(int fd, const FdInfo &f, const std::string &name)
+Result<void> set_options(int fd, const FdInfo &f, const std::string &name, bool passcred = true)
 {
 	if (!f.sock_opts)
 		return {};
@@ -477,7 +483,7 @@ Result<void> set_options(int fd, const FdInfo &f, const std::string &name)
 		AMBER_TRY(set_int(fd, SO_RCVLOWAT, int(f.sock_rcvlowat), name, "SO_RCVLOWAT"));
 	AMBER_TRY(set_timeo(fd, SO_RCVTIMEO, f.sock_rcvtimeo, name, "SO_RCVTIMEO"));
 	AMBER_TRY(set_timeo(fd, SO_SNDTIMEO, f.sock_sndtimeo, name, "SO_SNDTIMEO"));
-	if (f.sock_passcred)
+	if (f.sock_passcred && passcred)
 		AMBER_TRY(set_int(fd, SO_PASSCRED, 1, name, "SO_PASSCRED"));
 	if (f.sock_passsec)
 		AMBER_TRY(set_int(fd, SO_PASSSEC, 1, name, "SO_PASSSEC"));
@@ -501,37 +507,113 @@ void make_room(int from, const std::vector<Bytes> &q)
 	}
 }
 
+// Sends m from from (to a, when given) with c's credentials
+// (SCM_CREDENTIALS; the tool may name another process's pid, which must
+// exist). A stream's message may go in several parts, each with them.
+Result<void> send_cred_msg(int from, uint32_t type, const Bytes &m, const MsgCred &c,
+			   SockAddr *a, const std::string &qname)
+{
+	alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(ucred))] = {};
+	size_t off = 0;
+	do {
+		iovec iov = {const_cast<uint8_t *>(m.data()) + off, m.size() - off};
+		msghdr h{};
+		h.msg_iov = &iov;
+		h.msg_iovlen = 1;
+		if (a) {
+			h.msg_name = &a->sun;
+			h.msg_namelen = a->len;
+		}
+		if (c.pid) {
+			h.msg_control = cbuf;
+			h.msg_controllen = sizeof(cbuf);
+			cmsghdr *cm = CMSG_FIRSTHDR(&h);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_CREDENTIALS;
+			cm->cmsg_len = CMSG_LEN(sizeof(ucred));
+			ucred u = {pid_t(c.pid), uid_t(c.uid), gid_t(c.gid)};
+			memcpy(CMSG_DATA(cm), &u, sizeof(u));
+		}
+		ssize_t n = sendmsg(from, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		std::string what = std::to_string(m.size()) + "-byte message" +
+				   (c.pid ? " with the credentials of pid " + std::to_string(c.pid) +
+						    " uid " + std::to_string(c.uid) + " gid " +
+						    std::to_string(c.gid)
+					  : "");
+		if (n < 0)
+			return fail_errno(qname + ": queueing a " + what);
+		if (type != SOCK_STREAM && size_t(n) != m.size())
+			return fail(EMSGSIZE, qname + ": a " + what + " was cut");
+		off += size_t(n);
+	} while (off < m.size());
+	return {};
+}
+
 // Sends q from from: one write for a stream, one message each else (to
-// `to` when given, for a socket from is not connected to).
-Result<void> send_queue(int from, uint32_t type, const std::vector<Bytes> &q, const Bytes *to,
-			const std::string &qname)
+// `to` when given, for a socket from is not connected to); a message with
+// credentials (creds, per q) goes with them.
+Result<void> send_queue(int from, uint32_t type, const std::vector<Bytes> &q,
+			const std::vector<MsgCred> &creds, const Bytes *to, const std::string &qname)
 {
 	if (q.empty())
 		return {};
 	make_room(from, q);
 	SockAddr a = to ? sock_addr(*to) : SockAddr();
-	for (const Bytes &m : q) {
-		if (type == SOCK_STREAM) {
-			AMBER_TRY(write_queue(from, m, true, qname));
-			continue;
-		}
-		ssize_t n;
-		while ((n = sendto(from, m.data(), m.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-				   to ? reinterpret_cast<sockaddr *>(&a.sun) : nullptr,
-				   to ? a.len : 0)) < 0 &&
-		       errno == EINTR)
-			;
-		if (n < 0)
-			return fail_errno(qname + ": queueing a " + std::to_string(m.size()) +
-					  "-byte message");
-		if (size_t(n) != m.size())
-			return fail(EMSGSIZE, qname + ": a " + std::to_string(m.size()) +
-						      "-byte message was cut");
+	for (size_t i = 0; i < q.size(); i++) {
+		MsgCred c = i < creds.size() ? creds[i] : MsgCred{};
+		if (type == SOCK_STREAM && !c.pid)
+			AMBER_TRY(write_queue(from, q[i], true, qname));
+		else
+			AMBER_TRY(send_cred_msg(from, type, q[i], c, to ? &a : nullptr, qname));
 	}
 	return {};
 }
 
+bool has_creds(const std::vector<MsgCred> &creds)
+{
+	return std::any_of(creds.begin(), creds.end(), [](const MsgCred &c) { return c.pid; });
+}
+
+// Sends side's queue of s from from now, or, when a message carries
+// credentials, once the processes exist (out.deferred): true then.
+Result<bool> send_or_defer(int from, const SharedSocket &s, int side, const Bytes *to,
+			   const std::string &qname, SharedFds &out)
+{
+	if (!has_creds(s.creds[side])) {
+		AMBER_TRY(send_queue(from, s.type, s.queue[side], s.creds[side], to, qname));
+		return false;
+	}
+	DeferredQueue d;
+	d.from = UniqueFd(fcntl(from, F_DUPFD_CLOEXEC, 0));
+	if (!d.from)
+		return fail_errno(qname + ": dup");
+	d.type = s.type;
+	d.msgs = s.queue[side];
+	d.creds = s.creds[side];
+	d.to_name = to;
+	if (to)
+		d.to = *to;
+	d.name = qname;
+	out.deferred.push_back(std::move(d));
+	return true;
+}
+
 using Made = std::vector<std::array<UniqueFd, 2>>;
+
+Result<void> defer_setup(SharedFds &out, int fd, int how, bool passcred, const std::string &name)
+{
+	DeferredSetup d;
+	d.fd = UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+	if (!d.fd)
+		return fail_errno(name + ": dup");
+	d.shutdown = how;
+	d.passcred = passcred;
+	d.name = name;
+	out.deferred_setup.push_back(std::move(d));
+	return {};
+}
 
 std::string side_name(const SharedPlan &sp, const SharedSocket &s, int i)
 {
@@ -603,7 +685,8 @@ Result<void> accept_sockets(const SharedPlan &sp, Made &made)
 
 // Connections waiting in a backlog, after the accepted ones: the client
 // (or a stand-in) connects and sends what the connection held.
-Result<void> embryo_sockets(const SharedPlan &sp, Made &made)
+Result<void> embryo_sockets(const SharedPlan &sp, Made &made, SharedFds &out,
+			    std::set<size_t> &late)
 {
 	for (size_t k = 0; k < sp.sockets.size(); k++) {
 		const SharedSocket &s = sp.sockets[k];
@@ -620,7 +703,8 @@ Result<void> embryo_sockets(const SharedPlan &sp, Made &made)
 		if (connect(c.get(), reinterpret_cast<sockaddr *>(&a.sun), a.len))
 			return fail_errno(name + ": connecting to " +
 					  name_str(l.info[0].unix_name));
-		AMBER_TRY(send_queue(c.get(), s.type, s.queue[1], nullptr, name));
+		if (AMBER_TRY(send_or_defer(c.get(), s, 1, nullptr, name, out)))
+			late.insert(k);
 		made[k][0] = std::move(c);
 	}
 	return {};
@@ -628,12 +712,31 @@ Result<void> embryo_sockets(const SharedPlan &sp, Made &made)
 
 } // namespace
 
+Result<void> send_deferred(SharedFds &fds)
+{
+	for (DeferredQueue &d : fds.deferred)
+		AMBER_TRY(send_queue(d.from.get(), d.type, d.msgs, d.creds,
+				     d.to_name ? &d.to : nullptr, d.name));
+	for (DeferredSetup &d : fds.deferred_setup) {
+		if (d.shutdown >= 0 && shutdown(d.fd.get(), d.shutdown))
+			return fail_errno(d.name + ": shutdown");
+		if (d.passcred)
+			AMBER_TRY(set_int(d.fd.get(), SO_PASSCRED, 1, d.name, "SO_PASSCRED"));
+	}
+	fds.deferred.clear();
+	fds.deferred_setup.clear();
+	return {};
+}
+
 Result<void> create_sockets(const SharedPlan &sp, SharedFds &out)
 {
 	Made made(sp.sockets.size());
+	// Sockets with a queue sent late (send_or_defer()): their shutdowns
+	// and SO_PASSCRED come after it.
+	std::set<size_t> late;
 	AMBER_TRY(make_sockets(sp, made));
 	AMBER_TRY(accept_sockets(sp, made));
-	AMBER_TRY(embryo_sockets(sp, made));
+	AMBER_TRY(embryo_sockets(sp, made, out, late));
 	// Datagram sockets connected one way, once every name is bound.
 	for (size_t k = 0; k < sp.sockets.size(); k++) {
 		const SharedSocket &s = sp.sockets[k];
@@ -651,8 +754,9 @@ Result<void> create_sockets(const SharedPlan &sp, SharedFds &out)
 			continue;	// sent when it connected
 		if (s.how != SocketHow::Single) {
 			for (int i = 0; i < 2; i++)
-				AMBER_TRY(send_queue(made[k][1 - i].get(), s.type, s.queue[i], nullptr,
-						     side_name(sp, s, i)));
+				if (AMBER_TRY(send_or_defer(made[k][1 - i].get(), s, i, nullptr,
+							    side_name(sp, s, i), out)))
+					late.insert(k);
 			continue;
 		}
 		if (s.queue[0].empty())
@@ -660,16 +764,22 @@ Result<void> create_sockets(const SharedPlan &sp, SharedFds &out)
 		Bytes to = reach_name(s.info[0]);
 		UniqueFd anon;
 		int from;
+		int from_sock = -1;
 		if (s.sender >= 0) {
 			const SharedFile &pf = sp.files[size_t(s.sender)];
 			from = made[size_t(pf.sock)][pf.side].get();
+			from_sock = pf.sock;
 		} else {
 			anon = UniqueFd(socket(int(s.family), int(s.type) | SOCK_CLOEXEC, 0));
 			if (!anon)
 				return fail_errno(side_name(sp, s, 0) + ": socket");
 			from = anon.get();
 		}
-		AMBER_TRY(send_queue(from, s.type, s.queue[0], &to, side_name(sp, s, 0)));
+		if (AMBER_TRY(send_or_defer(from, s, 0, &to, side_name(sp, s, 0), out))) {
+			late.insert(k);
+			if (from_sock >= 0)
+				late.insert(size_t(from_sock));
+		}
 	}
 	for (size_t k = 0; k < sp.sockets.size(); k++) {
 		const SharedSocket &s = sp.sockets[k];
@@ -678,6 +788,11 @@ Result<void> create_sockets(const SharedPlan &sp, SharedFds &out)
 			if (!sh || s.file[i] < 0)
 				continue;
 			int how = sh == 1 ? SHUT_RD : sh == 2 ? SHUT_WR : SHUT_RDWR;
+			if (late.count(k)) {
+				AMBER_TRY(defer_setup(out, made[k][i].get(), how, false,
+						      side_name(sp, s, i)));
+				continue;
+			}
 			if (shutdown(made[k][i].get(), how))
 				return fail_errno(side_name(sp, s, i) + ": shutdown");
 		}
@@ -689,7 +804,11 @@ Result<void> create_sockets(const SharedPlan &sp, SharedFds &out)
 				continue;	// a stand-in: closes now
 			const SharedFile &f = sp.files[size_t(s.file[i])];
 			std::string name = f.owner + ": " + f.path;
-			AMBER_TRY(set_options(made[k][i].get(), s.info[i], name));
+			bool passcred_late = late.count(k) && s.info[i].sock_opts &&
+					     s.info[i].sock_passcred;
+			AMBER_TRY(set_options(made[k][i].get(), s.info[i], name, !passcred_late));
+			if (passcred_late)
+				AMBER_TRY(defer_setup(out, made[k][i].get(), -1, true, name));
 			AMBER_TRY(set_fl(made[k][i].get(), f.flags, name));
 		}
 	}

@@ -106,6 +106,8 @@ struct QueueSpec {
 	uint64_t ino;
 	std::string data;
 	bool eor = false;
+	// AMBER_QUEUE_CRED_PID, _UID, _GID, each put when not ~0.
+	uint32_t cred[3] = {~0u, ~0u, ~0u};
 };
 
 void put_queue(AttrWriter &w, const QueueSpec &q)
@@ -116,6 +118,9 @@ void put_queue(AttrWriter &w, const QueueSpec &q)
 		     ByteView(reinterpret_cast<const uint8_t *>(q.data.data()), q.data.size()));
 	if (q.eor)
 		w.put_flag(AMBER_QUEUE_EOR);
+	for (int i = 0; i < 3; i++)
+		if (q.cred[i] != ~0u)
+			w.put_u32(AMBER_QUEUE_CRED_PID + i, q.cred[i]);
 	w.end_nest(n);
 }
 
@@ -1081,6 +1086,21 @@ TEST_F(TreeImage, HostileThreadsAndQueuesSections)
 	EXPECT_EQ("meta.img: section QUEUES: chunk 1: inode 3: empty chunk",
 		  load_with({{AMBER_SEC_QUEUES,
 			      queues_of({{.ino = 3, .data = "q"}, {.ino = 3, .data = ""}})}}));
+	// Credentials: all three, on a message's EOR chunk, of a pid.
+	EXPECT_EQ("", load_with({{AMBER_SEC_QUEUES,
+				  queues_of({{.ino = 3, .data = "c", .eor = true,
+					      .cred = {12, 1234, 5678}}})}}));
+	EXPECT_EQ("meta.img: section QUEUES: chunk 0: inode 3: credentials without all of "
+		  "CRED_PID, CRED_UID, CRED_GID",
+		  load_with({{AMBER_SEC_QUEUES, queues_of({{.ino = 3, .data = "c", .eor = true,
+							     .cred = {12, 0, ~0u}}})}}));
+	EXPECT_EQ("meta.img: section QUEUES: chunk 0: inode 3: credentials of pid 0",
+		  load_with({{AMBER_SEC_QUEUES, queues_of({{.ino = 3, .data = "c", .eor = true,
+							     .cred = {0, 0, 0}}})}}));
+	EXPECT_EQ("meta.img: section QUEUES: chunk 0: inode 3: credentials on a chunk that "
+		  "ends no UNIX message",
+		  load_with({{AMBER_SEC_QUEUES,
+			      queues_of({{.ino = 3, .data = "c", .cred = {12, 0, 0}}})}}));
 	// More than AMBER_QUEUE_MAX_BYTES in all (a tree's queues are bounded).
 	std::vector<QueueSpec> big;
 	for (uint64_t i = 0; i <= AMBER_QUEUE_MAX_BYTES / AMBER_QUEUE_CHUNK; i++)

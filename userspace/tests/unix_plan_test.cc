@@ -205,3 +205,56 @@ TEST(UnixPlan, Refusals)
 		  "which is not connected back",
 		  msg(c));
 }
+
+// A stream's buffers with credentials stay messages of their own, in
+// order, each with its pid, uid and gid; a tree restore only, and only of
+// a live process of the tree.
+TEST(UnixPlan, Credentials)
+{
+	Checkpoint c;
+	FdInfo a = sock(10, 200, 201), b = sock(11, 201, 200);
+	a.unix_no_peer = b.unix_no_peer = false;
+	c.fds = {a, b};
+	auto cred = [](std::string s, uint32_t pid, uint32_t uid, uint32_t gid) {
+		QueueChunk q = chunk(201, s, true);
+		q.cred_pid = pid, q.cred_uid = uid, q.cred_gid = gid;
+		return q;
+	};
+	c.queues = {cred("par", 7, 0, 0), chunk(201, "no", true), cred("uid", 7, 1234, 5678),
+		    cred("kid", 8, 0, 0)};
+	ProcInfo p7, p8, z9;
+	p7.pid = 7;
+	p8.pid = 8;
+	p8.ppid = 7;
+	z9.pid = 9;
+	z9.ppid = 7;
+	z9.zombie = true;
+	c.tree = {p7, p8, z9};
+
+	auto sp = plan_shared({{7, &c}}, true);
+	ASSERT_TRUE(sp) << sp.error().str();
+	const SharedSocket &s = sock_of(*sp, 10);
+	ASSERT_EQ(4u, s.queue[1].size());
+	ASSERT_EQ(4u, s.creds[1].size());
+	const char *want[] = {"par", "no", "uid", "kid"};
+	const uint32_t pids[] = {7, 0, 7, 8};
+	for (size_t i = 0; i < 4; i++) {
+		EXPECT_EQ(want[i], std::string(s.queue[1][i].begin(), s.queue[1][i].end()));
+		EXPECT_EQ(pids[i], s.creds[1][i].pid);
+	}
+	EXPECT_EQ(1234u, s.creds[1][2].uid);
+	EXPECT_EQ(5678u, s.creds[1][2].gid);
+	EXPECT_TRUE(s.queue[0].empty());
+
+	// Not a tree: nothing would exist to send them in time.
+	EXPECT_EQ("pid 1: image: QUEUES: socket:[201]: a message with the credentials of pid 7, "
+		  "which only a tree restore sends",
+		  msg(c));
+	// A zombie's or an unknown pid.
+	c.queues = {cred("z", 9, 0, 0)};
+	auto z = plan_shared({{7, &c}}, true);
+	ASSERT_FALSE(z);
+	EXPECT_EQ("pid 7: image: QUEUES: socket:[201]: a message with the credentials of pid 9, "
+		  "not a live process of the tree",
+		  z.error().msg);
+}

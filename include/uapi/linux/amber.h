@@ -309,8 +309,10 @@ enum amber_queue_attr {
 	AMBER_QUEUE_DATA,		/* binary: at most AMBER_QUEUE_CHUNK bytes */
 	/*
 	 * flag: the last chunk of a message of a SOCK_DGRAM or SOCK_SEQPACKET
-	 * socket (every message ends with one); never set for pipes, FIFOs and
-	 * SOCK_STREAM sockets, whose bytes simply concatenate.
+	 * socket (every message ends with one); never set for pipes and FIFOs.
+	 * A SOCK_STREAM socket's bytes simply concatenate, unless one of its
+	 * queued buffers carries credentials (AMBER_QUEUE_CRED_PID): then each
+	 * buffer is a message of its own, ended by EOR.
 	 */
 	AMBER_QUEUE_EOR,
 	/*
@@ -326,6 +328,16 @@ enum amber_queue_attr {
 	 * socket's receive chunks come before its send chunks.
 	 */
 	AMBER_QUEUE_SEND,
+	/*
+	 * u32 each, on the last (EOR) chunk of a UNIX socket's message that
+	 * carries credentials (SCM_CREDENTIALS, or attached because an end
+	 * had SO_PASSCRED): the sender's pid, a live process of the
+	 * checkpoint, in the caller's pid namespace (never 0), and its uid
+	 * and gid in the target's user namespace. All three or none.
+	 */
+	AMBER_QUEUE_CRED_PID,
+	AMBER_QUEUE_CRED_UID,
+	AMBER_QUEUE_CRED_GID,
 
 	__AMBER_QUEUE_MAX,
 	AMBER_QUEUE_MAX = __AMBER_QUEUE_MAX - 1
