@@ -193,6 +193,18 @@ Result<void> repair_off(int fd, const InetInfo &in, int how, const std::string &
 	return setopt(fd, SOL_SOCKET, SO_REUSEADDR, in.reuseaddr, name, "SO_REUSEADDR");
 }
 
+// The buffer sizes the program set (a queue above them just waits).
+Result<void> set_buffers(int fd, const InetInfo &in, const std::string &name)
+{
+	if (in.sndbuf)
+		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
+				 "SO_SNDBUFFORCE"));
+	if (in.rcvbuf)
+		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
+				 "SO_RCVBUFFORCE"));
+	return {};
+}
+
 Bytes any_addr(const SharedInet &s)
 {
 	return Bytes(s.family == AF_INET ? 4 : 16, 0);
@@ -362,25 +374,14 @@ Result<UniqueFd> create_tcp_conn(const SharedInet &s, const std::string &name, b
 		return fail_errno(name + ": TCP_REPAIR_WINDOW");
 	AMBER_TRY(set_tcp_options(f, in, name));
 	if (graft) {
-		if (in.sndbuf)
-			AMBER_TRY(setopt(f, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
-					 "SO_SNDBUFFORCE"));
-		if (in.rcvbuf)
-			AMBER_TRY(setopt(f, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
-					 "SO_RCVBUFFORCE"));
+		AMBER_TRY(set_buffers(f, in, name));
 		return fd;
 	}
 	AMBER_TRY(repair_off(f, in, kRepairOff, name));
 	// shutdown(SHUT_RD) without a FIN from the peer.
 	if ((s.shutdown & 1) && !fin_rcvd(in.state) && shutdown(f, SHUT_RD))
 		return fail_errno(name + ": shutdown(SHUT_RD)");
-	// The sizes the program set (a queue above them just waits).
-	if (in.sndbuf)
-		AMBER_TRY(setopt(f, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
-				 "SO_SNDBUFFORCE"));
-	if (in.rcvbuf)
-		AMBER_TRY(setopt(f, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
-				 "SO_RCVBUFFORCE"));
+	AMBER_TRY(set_buffers(f, in, name));
 	return fd;
 }
 
