@@ -118,6 +118,19 @@ Result<void> setopt(int fd, int level, int opt, int val, const std::string &name
 	return {};
 }
 
+// The buffer sizes the program set (a queue above them just waits). The
+// kernel doubles what is asked: ask half of what it had.
+Result<void> set_buffers(int fd, const InetInfo &in, const std::string &name)
+{
+	if (in.sndbuf)
+		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
+				 "SO_SNDBUFFORCE"));
+	if (in.rcvbuf)
+		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
+				 "SO_RCVBUFFORCE"));
+	return {};
+}
+
 // What the program set on the socket itself, before bind().
 Result<void> set_bind_options(int fd, const SharedInet &s, const std::string &name)
 {
@@ -131,13 +144,7 @@ Result<void> set_bind_options(int fd, const SharedInet &s, const std::string &na
 	if (in.priority)
 		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_PRIORITY, int(in.priority), name,
 				 "SO_PRIORITY"));
-	// The kernel doubles what is asked: ask half of what it had.
-	if (in.sndbuf)
-		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
-				 "SO_SNDBUFFORCE"));
-	if (in.rcvbuf)
-		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
-				 "SO_RCVBUFFORCE"));
+	AMBER_TRY(set_buffers(fd, in, name));
 	if (in.linger_on) {
 		linger l{1, int(in.linger)};
 		if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)))
@@ -191,18 +198,6 @@ Result<void> repair_off(int fd, const InetInfo &in, int how, const std::string &
 {
 	AMBER_TRY(setopt(fd, IPPROTO_TCP, TCP_REPAIR, how, name, "TCP_REPAIR off"));
 	return setopt(fd, SOL_SOCKET, SO_REUSEADDR, in.reuseaddr, name, "SO_REUSEADDR");
-}
-
-// The buffer sizes the program set (a queue above them just waits).
-Result<void> set_buffers(int fd, const InetInfo &in, const std::string &name)
-{
-	if (in.sndbuf)
-		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, int(in.sndbuf / 2), name,
-				 "SO_SNDBUFFORCE"));
-	if (in.rcvbuf)
-		AMBER_TRY(setopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, int(in.rcvbuf / 2), name,
-				 "SO_RCVBUFFORCE"));
-	return {};
 }
 
 Bytes any_addr(const SharedInet &s)
