@@ -600,13 +600,6 @@ static int amber_restore_unmap(struct amber_restore *r)
 	return vm_munmap(lo, TASK_SIZE - lo);
 }
 
-/* madvise() flags of the image: set on the VMA once it is mapped. */
-#define AMBER_VMA_F_ADVICE	(AMBER_VMA_F_DONTFORK | AMBER_VMA_F_DONTDUMP | \
-				 AMBER_VMA_F_HUGEPAGE | AMBER_VMA_F_NOHUGEPAGE | \
-				 AMBER_VMA_F_SEQ_READ | AMBER_VMA_F_RAND_READ | \
-				 AMBER_VMA_F_WIPEONFORK | AMBER_VMA_F_MERGEABLE | \
-				 AMBER_VMA_F_LOCKONFAULT)
-
 /*
  * A read-only private VMA charged to the commit limit (AMBER_VMA_F_ACCOUNT):
  * mapped writable, so that mmap() charges it and sets VM_ACCOUNT, then made

@@ -74,21 +74,15 @@ const Vma *find_vma_flag(const std::vector<Vma> &vmas, uint32_t flag)
 	return nullptr;
 }
 
-// A VMA amber.ko maps first and then madvise()s (AMBER_VMA_F_ADVICE in
-// kmod/mm_restore.c): mapped next to a prefilled VMA with the same flags
-// before the advice, the kernel merges the two and the restore fails with
-// EEXIST. A thread stack on Linux 6.7 and later is such a VMA (MAP_STACK
-// sets VM_NOHUGEPAGE), next to the TLS block glibc maps above it. (A
-// read-only charged VMA that merges is mapped again by the kernel.)
+// A VMA amber.ko maps first and then madvise()s (AMBER_VMA_F_ADVICE):
+// mapped next to a prefilled VMA with the same flags before the advice,
+// the kernel merges the two and the restore fails with EEXIST. A thread
+// stack on Linux 6.7 and later is such a VMA (MAP_STACK sets
+// VM_NOHUGEPAGE), next to the TLS block glibc maps above it. (A read-only
+// charged VMA that merges is mapped again by the kernel.)
 static bool advised(const Vma &v)
 {
-	const uint32_t advice = AMBER_VMA_F_DONTFORK | AMBER_VMA_F_DONTDUMP |
-				AMBER_VMA_F_HUGEPAGE | AMBER_VMA_F_NOHUGEPAGE |
-				AMBER_VMA_F_SEQ_READ | AMBER_VMA_F_RAND_READ |
-				AMBER_VMA_F_WIPEONFORK | AMBER_VMA_F_MERGEABLE |
-				AMBER_VMA_F_LOCKONFAULT;
-
-	return v.flags & advice;
+	return v.flags & AMBER_VMA_F_ADVICE;
 }
 
 bool prefill_eligible(const std::vector<Vma> &vmas, size_t k, const std::vector<Range> &busy)

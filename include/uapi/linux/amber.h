@@ -479,6 +479,18 @@ enum amber_vma_flags {
 	__AMBER_VMA_F_ALL	= (1 << 22) - 1,
 };
 
+/*
+ * The VMA flags restore sets with madvise() semantics once the VMA is
+ * mapped (so it maps these VMAs first, and the tool keeps prefilled
+ * memory from touching them: a neighbour could merge before the flags
+ * are set).
+ */
+#define AMBER_VMA_F_ADVICE	(AMBER_VMA_F_DONTFORK | AMBER_VMA_F_DONTDUMP | \
+				 AMBER_VMA_F_HUGEPAGE | AMBER_VMA_F_NOHUGEPAGE | \
+				 AMBER_VMA_F_SEQ_READ | AMBER_VMA_F_RAND_READ | \
+				 AMBER_VMA_F_WIPEONFORK | AMBER_VMA_F_MERGEABLE | \
+				 AMBER_VMA_F_LOCKONFAULT)
+
 /* AMBER_A_VMA */
 enum amber_vma_attr {
 	AMBER_VMA_START = 1,		/* u64 */
