@@ -24,6 +24,7 @@
 #include <linux/magic.h>
 #include <linux/major.h>
 #include <linux/mutex.h>
+#include <linux/net.h>
 #include <linux/rcupdate.h>
 #include <linux/seq_file.h>
 #include <linux/sched.h>
@@ -431,18 +432,50 @@ int amber_files_precheck(struct task_struct *task, struct amber_err *e)
 	return 0;
 }
 
+int amber_fd_describe_flight(struct amber_files_state *st, struct amber_fileids *ids,
+			     const struct amber_fd *via, struct amber_fd *fd,
+			     struct file *file, struct amber_err *e)
+{
+	struct socket *sock;
+	int err;
+
+	fd->num = via->num;
+	err = amber_fd_fill(fd, file);
+	if (err)
+		return amber_fail(e, err,
+				  amber_msg("fd %u: %s: cannot resolve the path of a file in flight in its queue",
+					    via->num, via->path));
+	fd->file_id = amber_fileids_get(ids, file);
+	if (!fd->file_id)
+		return amber_fail(e, -ENOMEM, "out of memory for the file ids");
+	if (S_ISSOCK(file_inode(file)->i_mode)) {
+		/* Named for the tools; its own queue is its fd's, if any. */
+		sock = sock_from_file(file);
+		if (sock && sock->sk) {
+			fd->sock_family = sock->sk->sk_family;
+			fd->sock_type = sock->sk->sk_type;
+		}
+		return 0;
+	}
+	return amber_pipe_capture(st, ids, fd, file, e);
+}
+
+void amber_fd_release(struct amber_fd *fd)
+{
+	kfree(fd->path);
+	kfree(fd->epoll_tfds);
+	kvfree(fd->inotify_watches);
+	kfree(fd->un);
+	amber_inet_free(fd->inet);
+}
+
 void amber_files_free(struct amber_files_state *st)
 {
 	struct amber_fq *q, *next;
 	unsigned int i;
 
-	for (i = 0; i < st->nr; i++) {
-		kfree(st->fds[i].path);
-		kfree(st->fds[i].epoll_tfds);
-		kvfree(st->fds[i].inotify_watches);
-		kfree(st->fds[i].un);
-		amber_inet_free(st->fds[i].inet);
-	}
+	for (i = 0; i < st->nr; i++)
+		amber_fd_release(&st->fds[i]);
 	kvfree(st->fds);
 	st->fds = NULL;
 	st->nr = 0;
@@ -453,14 +486,25 @@ void amber_files_free(struct amber_files_state *st)
 	st->queues = NULL;
 	st->last_queue = NULL;
 	st->queue_bytes = 0;
+	st->queue_files = 0;
 }
 
 /* ---- queued bytes, shared by pipe.c and unix.c ---- */
 
 void amber_fq_free(struct amber_fq *q)
 {
+	u32 i;
+
 	if (!q)
 		return;
+	for (i = 0; q->flight && i < q->nr_files; i++)
+		if (q->flight[i])
+			fput(q->flight[i]);
+	for (i = 0; q->files && i < q->nr_files; i++)
+		amber_fd_release(&q->files[i]);
+	kvfree(q->flight);
+	kvfree(q->files);
+	kvfree(q->msg_files);
 	kvfree(q->data);
 	kvfree(q->msg_len);
 	kvfree(q->cred);
@@ -495,6 +539,7 @@ void amber_fq_add(struct amber_files_state *st, struct amber_fq *q)
 		st->queues = q;
 	st->last_queue = q;
 	st->queue_bytes += q->len;
+	st->queue_files += q->nr_files;
 }
 
 /*

@@ -72,6 +72,16 @@ struct amber_fq {
 	u32 *msg_len;
 	/* NULL, or per message: the credentials it carries (AMBER_QUEUE_CRED_*). */
 	struct amber_fq_cred *cred;
+	/*
+	 * Files in flight (SCM_RIGHTS, AMBER_QUEUE_FILE): nr_files of them,
+	 * described in files[], message after message; msg_files (NULL when
+	 * none) says how many each message carries. flight holds a reference
+	 * on each from the queue's copy until they are described.
+	 */
+	u32 nr_files;
+	u32 *msg_files;
+	struct amber_fd *files;
+	struct file **flight;
 	u8 *data;
 };
 
@@ -87,6 +97,7 @@ struct amber_files_state {
 	struct amber_fq *queues;	/* in capture order; NULL = none */
 	struct amber_fq *last_queue;
 	size_t queue_bytes;		/* sum of their len */
+	u32 queue_files;		/* sum of their nr_files */
 };
 
 /*
@@ -148,6 +159,17 @@ bool amber_is_anon_file(struct file *file, const char *name);
 
 int amber_files_capture(struct amber_files_state *st, struct amber_fileids *ids,
 			struct amber_err *e);
+/*
+ * Describes @file, in flight in a message queued on the socket of @via
+ * (unix.c), into the zeroed @fd: what an fd of it would say (num aside:
+ * @via's, for messages), its file id, and a pipe's queue, captured once per
+ * request as for an fd. Refusals name @via. Sleeps.
+ */
+int amber_fd_describe_flight(struct amber_files_state *st, struct amber_fileids *ids,
+			     const struct amber_fd *via, struct amber_fd *fd,
+			     struct file *file, struct amber_err *e);
+/* Frees what amber_files_capture() or amber_fd_describe_flight() put in @fd. */
+void amber_fd_release(struct amber_fd *fd);
 void amber_files_free(struct amber_files_state *st);
 
 /*

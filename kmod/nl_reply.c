@@ -46,14 +46,32 @@ static size_t amber_str_size(const char *s)
 #define AMBER_U32_SIZE	nla_total_size(sizeof(u32))
 #define AMBER_U64_SIZE	nla_total_size_64bit(sizeof(u64))
 
-/* One AMBER_A_QUEUE nest: INO, DATA, EOR, EMBRYO, SEND, CRED_* (@cred). */
+static size_t amber_fd_size(const struct amber_fd *fd);
+static int amber_fill_fd_as(struct sk_buff *skb, int type, const struct amber_fd *fd);
+
+/* The files in flight one queued message carries (AMBER_QUEUE_FILE). */
+struct amber_fq_files {
+	const struct amber_fd *fds;
+	u32 nr;
+};
+
+/*
+ * One AMBER_A_QUEUE nest: INO, DATA, EOR, EMBRYO, SEND, CRED_* (@cred),
+ * FILE per file of @files (an AMBER_A_FD nest without NUM).
+ */
 static size_t amber_fq_chunk_size(const struct amber_fq *q, size_t len, bool eor,
-				  const struct amber_fq_cred *cred)
+				  const struct amber_fq_cred *cred,
+				  const struct amber_fq_files *files)
 {
-	return NLA_HDRLEN + nla_total_size_64bit(sizeof(u64)) +
-	       nla_total_size(len) + (eor ? nla_total_size(0) : 0) +
-	       (q->embryo ? AMBER_U32_SIZE : 0) + (q->send ? nla_total_size(0) : 0) +
-	       (cred ? 3 * AMBER_U32_SIZE : 0);
+	size_t size = NLA_HDRLEN + nla_total_size_64bit(sizeof(u64)) +
+		      nla_total_size(len) + (eor ? nla_total_size(0) : 0) +
+		      (q->embryo ? AMBER_U32_SIZE : 0) + (q->send ? nla_total_size(0) : 0) +
+		      (cred ? 3 * AMBER_U32_SIZE : 0);
+	u32 i;
+
+	for (i = 0; files && i < files->nr; i++)
+		size += amber_fd_size(&files->fds[i]) - AMBER_U32_SIZE;
+	return size;
 }
 
 static int amber_fq_put_cred(struct sk_buff *skb, const struct amber_fq_cred *cred)
@@ -69,9 +87,11 @@ static int amber_fq_put_cred(struct sk_buff *skb, const struct amber_fq_cred *cr
 
 static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
 			       const u8 *data, size_t len, bool eor,
-			       const struct amber_fq_cred *cred)
+			       const struct amber_fq_cred *cred,
+			       const struct amber_fq_files *files)
 {
 	struct nlattr *nest = nla_nest_start(skb, AMBER_A_QUEUE);
+	u32 i;
 
 	if (!nest ||
 	    amber_put_u64(skb, AMBER_QUEUE_INO, q->ino) ||
@@ -81,8 +101,11 @@ static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
 	    (q->send && nla_put_flag(skb, AMBER_QUEUE_SEND)) ||
 	    amber_fq_put_cred(skb, cred))
 		return -EMSGSIZE;
-	nla_nest_end(skb, nest);
-	return 0;
+	for (i = 0; files && i < files->nr; i++)
+		if (amber_fill_fd_as(skb, AMBER_QUEUE_FILE, &files->fds[i]))
+			return -EMSGSIZE;
+	/* Bounded at capture (AMBER_QUEUE_FILES_MSG_MAX): check rather than trust. */
+	return amber_nest_end(skb, nest);
 }
 
 /*
@@ -92,8 +115,10 @@ static int amber_fq_fill_chunk(struct sk_buff *skb, const struct amber_fq *q,
  */
 static int amber_fq_put(struct sk_buff *skb, size_t *size, const struct amber_fq *q,
 			const u8 *data, size_t len, bool msg,
-			const struct amber_fq_cred *cred)
+			const struct amber_fq_cred *cred,
+			const struct amber_fq_files *files)
 {
+	const struct amber_fq_files *fs;
 	const struct amber_fq_cred *c;
 	size_t off = 0, n;
 	bool eor;
@@ -103,9 +128,10 @@ static int amber_fq_put(struct sk_buff *skb, size_t *size, const struct amber_fq
 		eor = msg && off + n == len;
 		/* On the message's last chunk, which ends it. */
 		c = eor && cred && cred->pid ? cred : NULL;
+		fs = eor && files && files->nr ? files : NULL;
 		if (!skb)
-			*size += amber_fq_chunk_size(q, n, eor, c);
-		else if (amber_fq_fill_chunk(skb, q, data + off, n, eor, c))
+			*size += amber_fq_chunk_size(q, n, eor, c, fs);
+		else if (amber_fq_fill_chunk(skb, q, data + off, n, eor, c, fs))
 			return -EMSGSIZE;
 		off += n;
 	} while (off < len);
@@ -116,16 +142,19 @@ static int amber_fq_put(struct sk_buff *skb, size_t *size, const struct amber_fq
 static int amber_fq_put_all(struct sk_buff *skb, size_t *size,
 			    const struct amber_fq *q)
 {
+	struct amber_fq_files files = { .fds = q->files };
 	const u8 *data = q->data;
 	u32 i;
 
 	if (!q->nr_msgs)
-		return q->len ? amber_fq_put(skb, size, q, data, q->len, false, NULL) : 0;
+		return q->len ? amber_fq_put(skb, size, q, data, q->len, false, NULL, NULL) : 0;
 	for (i = 0; i < q->nr_msgs; i++) {
+		files.nr = q->msg_files ? q->msg_files[i] : 0;
 		if (amber_fq_put(skb, size, q, data, q->msg_len[i], true,
-				 q->cred ? &q->cred[i] : NULL))
+				 q->cred ? &q->cred[i] : NULL, &files))
 			return -EMSGSIZE;
 		data += q->msg_len[i];
+		files.fds += files.nr;
 	}
 	return 0;
 }
@@ -295,12 +324,16 @@ static int amber_fill_unix(struct sk_buff *skb, const struct amber_unix_fd *u)
 	return 0;
 }
 
-static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
+/*
+ * The nest @type of @fd: an AMBER_A_FD, or an AMBER_QUEUE_FILE (a file in
+ * flight, which has no number).
+ */
+static int amber_fill_fd_as(struct sk_buff *skb, int type, const struct amber_fd *fd)
 {
-	struct nlattr *nest = nla_nest_start(skb, AMBER_A_FD);
+	struct nlattr *nest = nla_nest_start(skb, type);
 
 	if (!nest ||
-	    nla_put_u32(skb, AMBER_FD_NUM, fd->num) ||
+	    (type == AMBER_A_FD && nla_put_u32(skb, AMBER_FD_NUM, fd->num)) ||
 	    nla_put_u32(skb, AMBER_FD_TYPE, fd->type) ||
 	    nla_put_u32(skb, AMBER_FD_FLAGS, fd->flags) ||
 	    amber_put_u64(skb, AMBER_FD_POS, fd->pos) ||
@@ -348,6 +381,11 @@ static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
+}
+
+static int amber_fill_fd(struct sk_buff *skb, const struct amber_fd *fd)
+{
+	return amber_fill_fd_as(skb, AMBER_A_FD, fd);
 }
 
 static size_t amber_files_reply_size(const struct amber_files_state *st)

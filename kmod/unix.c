@@ -10,14 +10,18 @@
  * group to capture an fd of it carries it, see amber_fileids_claim()),
  * under the socket's iolock its readers take (its receive queue's spinlock
  * only to walk the list). Writers outside the group may still append; the
- * group's own are stopped.
+ * group's own are stopped. The files in flight in it (SCM_RIGHTS) are held
+ * while it is copied and described once the iolock is dropped (a pipe's
+ * mutex is taken before a socket's iolock by splice()); the tools decide
+ * which of them they can restore.
  *
  * Refused, by fd number and name: sockets other than AF_UNIX, a name
  * unlinked from the file system, more than AMBER_UNIX_EMBRYOS_MAX
- * connections waiting in a backlog, queued SCM_RIGHTS (the files in flight
- * would have to be checkpointed too; the first one's kind is named),
- * queued SCM_CREDENTIALS (bytes sent to a connection waiting in a backlog
- * always carry them) but those of a live process of a --tree checkpoint,
+ * connections waiting in a backlog, more files in flight (SCM_RIGHTS) than
+ * AMBER_QUEUE_FILES_MAX in one process or descriptions of them longer than
+ * AMBER_QUEUE_FILES_MSG_MAX in one message, queued SCM_CREDENTIALS
+ * (bytes sent to a connection waiting in a backlog always carry them) but
+ * those of a live process of a --tree checkpoint,
  * a queued message the restore could not send from the same sender,
  * out-of-band data, SO_PEEK_OFF, and more than AMBER_QUEUE_MAX_BYTES
  * queued in a request or AMBER_FILES_PROC_QUEUE_MAX in one process.
@@ -40,6 +44,15 @@
 
 /* Retries when a socket's queue changes between sizing it and copying it. */
 #define AMBER_UNIX_TRIES	4
+
+/*
+ * More than the attributes of a file in flight's description besides its
+ * path take (AMBER_QUEUE_FILE: nine scalars, a file id, a socket's or a
+ * pipe's few: about 170 bytes), to bound a message's descriptions by
+ * AMBER_QUEUE_FILES_MSG_MAX, so that they fit in one nest with the
+ * message's last AMBER_QUEUE_CHUNK of data.
+ */
+#define AMBER_UNIX_FLIGHT_ATTRS	192
 
 static const char *amber_af_name(int family)
 {
@@ -93,18 +106,22 @@ static unsigned int amber_unix_skb_len(const struct sk_buff *skb, bool stream)
 	return stream ? skb->len - UNIXCB(skb).consumed : skb->len;
 }
 
+/* Files in flight in @skb (SCM_RIGHTS). */
+static u32 amber_unix_skb_files(const struct sk_buff *skb)
+{
+	return UNIXCB(skb).fp ? UNIXCB(skb).fp->count : 0;
+}
+
 /*
  * Why the queued @skb of @sk (connected to @peer, NULL if never) cannot be
- * sent again at restore, or NULL: files in flight, or a sender the restored
- * socket's sender would not be (restore sends a connected socket's queue
- * from its peer, an unconnected one's from an unnamed socket). Credentials
- * are amber_unix_skb_cred()'s.
+ * sent again at restore, or NULL: a sender the restored socket's sender
+ * would not be (restore sends a connected socket's queue from its peer, an
+ * unconnected one's from an unnamed socket). Credentials are
+ * amber_unix_skb_cred()'s.
  */
 static const char *amber_unix_skb_refusal(const struct sk_buff *skb,
 					  const struct sock *peer)
 {
-	if (UNIXCB(skb).fp)
-		return "SCM_RIGHTS";	/* amber_unix_refuse_rights() says what */
 	if (peer && skb->sk != peer)
 		return "a message queued from another socket than its peer is not supported";
 	/* Acquire: pairs with the release that publishes a bound address. */
@@ -136,43 +153,12 @@ static bool amber_unix_skb_cred(struct amber_fileids *ids, const struct sk_buff 
 	return c->pid;
 }
 
-/*
- * What the first file in flight in @skb is, into @buf: its type, or an
- * anonymous inode's name ("[eventfd]"). The skb holds the file; its queue's
- * lock holds the skb.
- */
-static void amber_unix_flight_kind(const struct sk_buff *skb, char *buf, size_t size)
-{
-	const struct scm_fp_list *fpl = UNIXCB(skb).fp;
-	const struct file *f = fpl && fpl->count ? fpl->fp[0] : NULL;
-	umode_t mode;
-
-	if (!f) {
-		strscpy(buf, "file", size);
-		return;
-	}
-	mode = file_inode(f)->i_mode;
-	if (S_ISREG(mode))
-		strscpy(buf, "regular file", size);
-	else if (S_ISFIFO(mode))
-		strscpy(buf, "pipe or FIFO", size);
-	else if (S_ISSOCK(mode))
-		strscpy(buf, "socket", size);
-	else if (S_ISCHR(mode))
-		strscpy(buf, "character device", size);
-	else if (S_ISBLK(mode))
-		strscpy(buf, "block device", size);
-	else if (S_ISDIR(mode))
-		strscpy(buf, "directory", size);
-	else	/* anon inodes have no type: their name is fixed */
-		strscpy(buf, f->f_path.dentry->d_name.name, size);
-}
-
 /* What amber_unix_size() found in a queue. */
 struct amber_unix_sizes {
 	u32 nr;			/* messages: skbs with unread bytes for a stream */
 	size_t len;		/* their bytes */
 	bool creds;		/* one of them carries credentials */
+	u32 files;		/* files in flight in them */
 	struct pid *bad_cred;	/* the first pid amber_unix_skb_cred() refuses */
 };
 
@@ -214,7 +200,6 @@ static int amber_unix_size(struct amber_fileids *ids, struct sock *sk, struct so
 	struct amber_fq_cred c;
 	struct sk_buff *skb;
 	bool oob = false;
-	char kind[32];
 	int err = 0;
 
 	memset(z, 0, sizeof(*z));
@@ -225,23 +210,17 @@ static int amber_unix_size(struct amber_fileids *ids, struct sock *sk, struct so
 	skb_queue_walk(queue, skb) {
 		if (stream && !amber_unix_skb_len(skb, stream))
 			continue;
-		if (!refusal) {
+		if (!refusal)
 			refusal = amber_unix_skb_refusal(skb, peer);
-			if (UNIXCB(skb).fp)
-				amber_unix_flight_kind(skb, kind, sizeof(kind));
-		}
 		if (!z->bad_cred && !amber_unix_skb_cred(ids, skb, &c))
 			z->bad_cred = get_pid(UNIXCB(skb).pid);
 		z->creds |= !!UNIXCB(skb).pid;
+		z->files += amber_unix_skb_files(skb);
 		z->nr++;
 		z->len += amber_unix_skb_len(skb, stream);
 	}
 	spin_unlock(&queue->lock);
-	if (refusal && !strcmp(refusal, "SCM_RIGHTS"))
-		err = amber_fail(e, -EOPNOTSUPP,
-				 amber_msg("fd %u: %s: a queued message carries a %s in flight (SCM_RIGHTS): not supported",
-					   fd->num, fd->path, kind));
-	else if (refusal)
+	if (refusal)
 		err = amber_fail(e, -EOPNOTSUPP,
 				 amber_msg("fd %u: %s: %s", fd->num, fd->path, refusal));
 	else if (z->bad_cred)
@@ -256,10 +235,31 @@ static int amber_unix_size(struct amber_fileids *ids, struct sock *sk, struct so
 }
 
 /*
+ * Holds the files in flight in @skb, the @n-th message of @q, in q->flight
+ * from *@f on: false when they are more than @q was sized for.
+ */
+static bool amber_unix_hold_files(const struct sk_buff *skb, struct amber_fq *q,
+				  u32 n, u32 *f)
+{
+	const struct scm_fp_list *fpl = UNIXCB(skb).fp;
+	u32 i, count = amber_unix_skb_files(skb);
+
+	if (!count)
+		return true;
+	if (!q->msg_files || count > q->nr_files - *f)
+		return false;
+	q->msg_files[n] = count;
+	for (i = 0; i < count; i++)
+		q->flight[(*f)++] = get_file(fpl->fp[i]);
+	return true;
+}
+
+/*
  * Copies the first @nr skbs with unread bytes of @sk's receive queue to @q,
- * which was sized for them (with q->cred, their credentials too). False,
- * with nothing usable in @q, when the queue no longer starts with skbs of
- * those sizes and kinds.
+ * which was sized for them (with q->cred, their credentials too; with
+ * q->flight, references to their files in flight). False, with nothing
+ * usable in @q, when the queue no longer starts with skbs of those sizes
+ * and kinds.
  */
 static bool amber_unix_copy(struct amber_fileids *ids, struct sock *sk, struct sock *peer,
 			    bool stream, u32 nr, struct amber_fq *q)
@@ -270,7 +270,7 @@ static bool amber_unix_copy(struct amber_fileids *ids, struct sock *sk, struct s
 	struct sk_buff *skb;
 	bool ok = false;
 	size_t len = 0;
-	u32 n = 0;
+	u32 n = 0, f = 0;
 	u8 *to;
 
 	spin_lock(&queue->lock);
@@ -285,13 +285,15 @@ static bool amber_unix_copy(struct amber_fileids *ids, struct sock *sk, struct s
 		    (c.pid && !q->cred))
 			goto out_unlock;
 		len += skb_len;
+		f += amber_unix_skb_files(skb);
 		n++;
 	}
-	if (n != nr || len != q->len)
+	if (n != nr || len != q->len || f != q->nr_files)
 		goto out_unlock;
 
 	to = q->data;
 	n = 0;
+	f = 0;
 	skb_queue_walk(queue, skb) {
 		skb_len = amber_unix_skb_len(skb, stream);
 		if (stream && !skb_len)
@@ -304,6 +306,8 @@ static bool amber_unix_copy(struct amber_fileids *ids, struct sock *sk, struct s
 			q->msg_len[n] = skb_len;
 		if (q->cred)
 			amber_unix_skb_cred(ids, skb, &q->cred[n]);
+		if (!amber_unix_hold_files(skb, q, n, &f))
+			goto out_unlock;	/* amber_fq_free() drops them */
 		to += skb_len;
 		n++;
 	}
@@ -315,25 +319,77 @@ out_unlock:
 
 /*
  * A queue of @z for @fd's inode: a stream's bytes concatenate unless one
- * of its skbs carries credentials (a reader sees each skb's then).
+ * of its skbs carries credentials or files (a reader sees each skb's then).
  */
 static struct amber_fq *amber_unix_fq_alloc(const struct amber_fd *fd, bool stream,
 					    u32 embryo, const struct amber_unix_sizes *z)
 {
 	struct amber_fq *q;
 
-	q = amber_fq_alloc(fd->ino, z->len, stream && !z->creds ? 0 : z->nr);
+	q = amber_fq_alloc(fd->ino, z->len,
+			   stream && !z->creds && !z->files ? 0 : z->nr);
 	if (!q)
 		return NULL;
 	q->embryo = embryo;
 	if (z->creds) {
 		q->cred = kvcalloc(z->nr, sizeof(*q->cred), GFP_KERNEL_ACCOUNT);
-		if (!q->cred) {
-			amber_fq_free(q);
-			return NULL;
-		}
+		if (!q->cred)
+			goto err_free;
+	}
+	if (z->files) {
+		q->nr_files = z->files;
+		q->msg_files = kvcalloc(z->nr, sizeof(*q->msg_files), GFP_KERNEL_ACCOUNT);
+		q->flight = kvcalloc(z->files, sizeof(*q->flight), GFP_KERNEL_ACCOUNT);
+		q->files = kvcalloc(z->files, sizeof(*q->files), GFP_KERNEL_ACCOUNT);
+		if (!q->msg_files || !q->flight || !q->files)
+			goto err_free;
 	}
 	return q;
+
+err_free:
+	amber_fq_free(q);
+	return NULL;
+}
+
+/*
+ * Describes the files in flight of @q, a queue of @fd's socket captured
+ * into @st, and drops the references the copy took. Their descriptions
+ * count as queued bytes, and a message's are bounded.
+ */
+static int amber_unix_describe_flight(struct amber_files_state *st,
+				      struct amber_fileids *ids, const struct amber_fd *fd,
+				      struct amber_fq *q, struct amber_err *e)
+{
+	u32 n = 0, in_msg = 0, i;
+	size_t bytes = 0, msg = 0;
+	int err;
+
+	for (i = 0; i < q->nr_files; i++) {
+		err = amber_fd_describe_flight(st, ids, fd, &q->files[i], q->flight[i], e);
+		fput(q->flight[i]);
+		q->flight[i] = NULL;
+		if (err)
+			return err;
+	}
+	for (i = 0; i < q->nr_files; i++) {
+		/* The message this file is in: the next one carrying files. */
+		while (!in_msg && n < q->nr_msgs) {
+			in_msg = q->msg_files[n++];
+			msg = 0;
+		}
+		msg += strlen(q->files[i].path) + 1 + AMBER_UNIX_FLIGHT_ATTRS;
+		bytes += strlen(q->files[i].path) + 1 + AMBER_UNIX_FLIGHT_ATTRS;
+		if (msg > AMBER_QUEUE_FILES_MSG_MAX)
+			return amber_fail(e, -E2BIG,
+					  amber_msg("fd %u: %s: queued message %u carries files in flight (SCM_RIGHTS) whose descriptions take more than %u bytes",
+						    fd->num, fd->path, n,
+						    AMBER_QUEUE_FILES_MSG_MAX));
+		in_msg--;
+	}
+	err = amber_fq_charge(st, ids, fd, bytes, e);
+	if (!err)
+		st->queue_bytes += bytes;
+	return err;
 }
 
 /*
@@ -352,6 +408,7 @@ static int amber_unix_queue(struct amber_files_state *st,
 	struct amber_unix_sizes z;
 	struct amber_fq *q = NULL;
 	int tries, err = 0;
+	bool got = false;
 
 	if (mutex_lock_killable(&unix_sk(sk)->iolock)) {
 		err = amber_fail(e, -EINTR,
@@ -363,6 +420,12 @@ static int amber_unix_queue(struct amber_files_state *st,
 		err = amber_unix_size(ids, sk, peer, stream, fd, embryo, &z, e);
 		if (err || !z.nr)
 			goto out_unlock;
+		if (z.files > AMBER_QUEUE_FILES_MAX - st->queue_files) {
+			err = amber_fail(e, -E2BIG,
+					 amber_msg("fd %u: %s: more than %u files in flight (SCM_RIGHTS) in the queues of one process",
+						   fd->num, fd->path, AMBER_QUEUE_FILES_MAX));
+			goto out_unlock;
+		}
 		err = amber_fq_charge(st, ids, fd, z.len, e);
 		if (err)
 			goto out_unlock;
@@ -375,7 +438,9 @@ static int amber_unix_queue(struct amber_files_state *st,
 			goto out_unlock;
 		}
 		if (amber_unix_copy(ids, sk, peer, stream, z.nr, q)) {
+			/* @st owns it from here, and frees it on failure. */
 			amber_fq_add(st, q);
+			got = true;
 			goto out_unlock;
 		}
 		amber_fq_free(q);
@@ -386,6 +451,8 @@ static int amber_unix_queue(struct amber_files_state *st,
 				   fd->num, fd->path));
 out_unlock:
 	mutex_unlock(&unix_sk(sk)->iolock);
+	if (got && q->nr_files)
+		err = amber_unix_describe_flight(st, ids, fd, q, e);
 out_put:
 	if (peer)
 		sock_put(peer);

@@ -19,7 +19,8 @@
  *   - refusals, by fd number and name, with the target left running: a TCP
  *     socket, a UNIX socket bound to a name since unlinked, queued
  *     credentials, a datagram from a named sender to an unconnected socket,
- *     bytes sent to a connection waiting to be accepted, SCM_RIGHTS in flight,
+ *     bytes sent to a connection waiting to be accepted, more files in
+ *     flight (SCM_RIGHTS) than a process or one message may carry,
  *     MSG_OOB data, SO_PEEK_OFF, packets in an O_DIRECT pipe, and more
  *     queued bytes than one process's reply can carry.
  * Each target is a child that sets its fds up at fixed numbers and, when
@@ -981,24 +982,40 @@ static void setup_early(void)
 	xdup2(c, BAD + 1);
 }
 
-static void setup_scm_rights(void)
+/* Sends @msgs datagrams from a socketpair's end, each passing @n copies of /dev/null. */
+static void send_rights(int msgs, int n)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	char cbuf[CMSG_SPACE(253 * sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf) };
+			    .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	int s[2], fd = 0;
+	int s[2], fd = open("/dev/null", O_RDONLY), fds[253];
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, s))
+	if (fd < 0 || n > 253 || socketpair(AF_UNIX, SOCK_DGRAM, 0, s))
 		_exit(82);
+	for (int i = 0; i < n; i++)
+		fds[i] = fd;
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	if (sendmsg(s[1], &m, 0) != 1)
-		_exit(83);
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+	for (int i = 0; i < msgs; i++)
+		if (sendmsg(s[1], &m, 0) != 1)
+			_exit(83);
 	xdup2(s[0], BAD);
+}
+
+/* More files in flight than one process may carry (1024). */
+static void setup_rights_many(void)
+{
+	send_rights(9, 120);
+}
+
+/* One message passing more descriptions than fit beside its data. */
+static void setup_rights_msg(void)
+{
+	send_rights(1, 200);
 }
 
 static void setup_oob(void)
@@ -1077,9 +1094,13 @@ FIXTURE_VARIANT_ADD(refused, early) {
 	.setup = setup_early, .error = -EOPNOTSUPP,
 	.what = "connection 1 waiting in its accept backlog holds bytes",
 };
-FIXTURE_VARIANT_ADD(refused, scm_rights) {
-	.setup = setup_scm_rights, .error = -EOPNOTSUPP,
-	.what = "in flight (SCM_RIGHTS): not supported",
+FIXTURE_VARIANT_ADD(refused, rights_many) {
+	.setup = setup_rights_many, .error = -E2BIG,
+	.what = "more than 1024 files in flight (SCM_RIGHTS) in the queues of one process",
+};
+FIXTURE_VARIANT_ADD(refused, rights_msg) {
+	.setup = setup_rights_msg, .error = -E2BIG,
+	.what = "queued message 1 carries files in flight (SCM_RIGHTS) whose descriptions take more than 24576 bytes",
 };
 FIXTURE_VARIANT_ADD(refused, oob) {
 	.setup = setup_oob, .error = -EOPNOTSUPP,

@@ -17,9 +17,13 @@
  * parent, with another uid and gid, from the child, and bytes waiting in
  * a backlog come back with their pid, uid, gid and boundaries.
  *
+ * Files in flight (--rights, also --tree --kill): regular files, a
+ * device and pipe ends held only by queued messages, and fds of the
+ * process passed too, come back with the messages that pass them.
+ *
  * The refused kinds must fail the checkpoint by name with nothing killed:
  * queued credentials of a single-process checkpoint or of a pid outside
- * the checkpoint, an fd in flight, a connection from outside the
+ * the checkpoint, an eventfd or a socket in flight that no fd holds, a connection from outside the
  * checkpoint waiting in an accept backlog, bytes sent to a waiting
  * connection (they carry credentials), a name unlinked from the file
  * system.
@@ -81,11 +85,20 @@ FIXTURE_VARIANT_ADD(unixsock, creds_outside) {
 };
 FIXTURE_VARIANT_ADD(unixsock, rights) {
 	.kind = "--rights",
-	.refused = "a queued message carries a character device in flight (SCM_RIGHTS): not supported",
+	.inspect = { "4 bytes queued in 2 messages (message 1: passes [/tmp/amber-tests/unix/",
+		     "/rights.dat at offset 2, /dev/null], message 2: passes [pipe:[",
+		     "] (also fd 15), socket:[", "] (also fd 10)])",
+		     "20 bytes queued in 4 messages (message 2: passes [",
+		     "/rights.dat at offset 4], message 3: passes [pipe:[" },
 };
+FIXTURE_VARIANT_ADD(unixsock, rights_tree) { .kind = "--rights", .tree = true };
 FIXTURE_VARIANT_ADD(unixsock, rights_eventfd) {
 	.kind = "--rights-eventfd",
-	.refused = "a queued message carries a [eventfd] in flight (SCM_RIGHTS): not supported",
+	.refused = "anon_inode:[eventfd]: an anonymous inode passed in a queued message (SCM_RIGHTS) and held by no fd of the checkpoint: not supported",
+};
+FIXTURE_VARIANT_ADD(unixsock, rights_socket) {
+	.kind = "--rights-socket",
+	.refused = ": a socket passed in a queued message (SCM_RIGHTS) and held by no fd of the checkpoint",
 };
 FIXTURE_VARIANT_ADD(unixsock, backlog) {
 	.kind = "--backlog", .refused = "which is not in the checkpoint, waits in its accept backlog",

@@ -29,11 +29,23 @@
  *   a listener (fd 12) on an abstract name whose waiting connection holds
  *   "early" from the parent's client (fd 13). After restore each message
  *   comes back alone with its sender's pid, uid and gid.
+ * --rights: files in flight (SCM_RIGHTS). A stream socketpair (fds 10, 11)
+ *   holds "plain" (no files), "file" passing DIR/rights.dat open O_RDWR at
+ *   offset 4 (closed since: only in flight), "pipes" passing the read end
+ *   of a pipe whose writer is fd 15 (with "pa" queued) and both ends of a
+ *   pipe no fd holds (with "pb" queued), "shared" passing the eventfd on
+ *   fd 14; a datagram socketpair (fds 12, 13) holds "d1" passing
+ *   DIR/rights.dat O_RDONLY at offset 2 and /dev/null O_WRONLY (only in
+ *   flight), "d2" passing fd 15 and fd 10 themselves. After restore every
+ *   message comes back with its files: the same descriptions as the fds
+ *   they were (kcmp), offsets, modes, queued bytes and pipe pairings kept,
+ *   and no fd more or less than before the checkpoint.
  * Refused kinds (the checkpoint must fail; the workload runs on and checks
  * its queue is still there): --creds (a message queued with SO_PASSCRED
  * set, single process), --creds-outside (with --fork: a message with the
- * credentials of pid 1, outside the checkpoint), --rights (an fd of
- * /dev/null in flight), --rights-eventfd (an eventfd in flight),
+ * credentials of pid 1, outside the checkpoint), --rights-eventfd (an
+ * eventfd in flight that no fd holds), --rights-socket (a socket in flight
+ * that no fd holds),
  * --backlog (a connection waiting to be
  * accepted whose client is in a child outside the checkpoint), --early (bytes
  * sent to a connection not yet accepted: they carry credentials),
@@ -55,7 +67,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <linux/kcmp.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -78,7 +94,8 @@ static int place(int fd, int num)
 {
 	if (fd < 0 || dup2(fd, num) != num)
 		return -1;
-	close(fd);
+	if (fd != num)
+		close(fd);
 	return 0;
 }
 
@@ -590,6 +607,218 @@ static void check_creds_tree(pid_t child)
 	check_cred_msg(11, "new", getpid(), getuid(), getgid());
 }
 
+/* --- --rights: files in flight --- */
+
+static ino_t rights_ino;		/* DIR/rights.dat */
+static char fds_before[512];	/* the open fds, "0 1 2 10 ..." */
+
+/* The numbers of the open fds, in order, into @out. */
+static void open_fds(char *out, size_t size)
+{
+	DIR *d = opendir("/proc/self/fd");
+	bool open[1024] = { false };
+	struct dirent *e;
+	size_t len = 0;
+
+	out[0] = 0;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] != '.' && fd != dirfd(d) && fd >= 0 && fd < 1024)
+			open[fd] = true;
+	}
+	closedir(d);
+	for (int fd = 0; fd < 1024; fd++)
+		if (open[fd] && len < size)
+			len += snprintf(out + len, size - len, "%d ", fd);
+}
+
+/* Sends @msg from @s passing the @n files @fds (SCM_RIGHTS). */
+static int send_fds(int s, const char *msg, const int *fds, int n)
+{
+	char cbuf[CMSG_SPACE(4 * sizeof(int))] = { 0 };
+	struct iovec iov = { (void *)msg, strlen(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
+
+	if (n) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(n * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+	}
+	return sendmsg(s, &mh, 0) == (ssize_t)strlen(msg) ? 0 : -1;
+}
+
+/*
+ * Receives strlen(@want) bytes from @s, which must be @want, with exactly
+ * @n files (SCM_RIGHTS) into @fds.
+ */
+static void recv_fds(int s, const char *want, int *fds, int n)
+{
+	char buf[64] = { 0 }, cbuf[CMSG_SPACE(8 * sizeof(int))] = { 0 };
+	struct iovec iov = { buf, strlen(want) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	ssize_t got = recvmsg(s, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	int nr = 0;
+
+	CHECK(got == (ssize_t)strlen(want) && !memcmp(buf, want, got),
+	      "fd %d: read %zd '%s', want '%s'", s, got, buf, want);
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			nr = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			memcpy(fds, CMSG_DATA(c), (nr < n ? nr : n) * sizeof(int));
+		}
+	CHECK(nr == n, "fd %d: '%s' came with %d files in flight, want %d", s, want, nr, n);
+	CHECK(!(mh.msg_flags & MSG_CTRUNC), "fd %d: '%s': its files were cut", s, want);
+	for (int i = nr; i < n; i++)
+		fds[i] = -1;
+}
+
+/* @a and @b are one open file description. */
+static bool same_file(int a, int b)
+{
+	return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b) == 0;
+}
+
+/* Regular file @fd: DIR/rights.dat, at offset @pos, open @acc. */
+static void check_rights_file(int fd, off_t pos, int acc, const char *what)
+{
+	struct stat st;
+
+	CHECK(!fstat(fd, &st) && st.st_ino == rights_ino, "%s: not rights.dat", what);
+	CHECK(lseek(fd, 0, SEEK_CUR) == pos, "%s: offset %lld, want %lld", what,
+	      (long long)lseek(fd, 0, SEEK_CUR), (long long)pos);
+	CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == acc, "%s: access mode %#x, want %#x", what,
+	      fcntl(fd, F_GETFL) & O_ACCMODE, acc);
+}
+
+/* Reads @want (all of it, nothing more) from pipe end @fd. */
+static void check_pipe_read(int fd, const char *want, const char *what)
+{
+	char buf[16] = { 0 };
+	ssize_t n;
+
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	n = read(fd, buf, sizeof(buf) - 1);
+	CHECK(n == (ssize_t)strlen(want) && !memcmp(buf, want, n), "%s: read %zd '%s', want '%s'",
+	      what, n, buf, want);
+}
+
+static int setup_rights(void)
+{
+	int sv[2], dv[2], pa[2], pb[2], f, g, null, ev;
+	char file[300];
+
+	/* Hold fds 10-15 so that nothing below lands on them before place(). */
+	null = open("/dev/null", O_RDONLY);
+	for (int fd = 10; fd <= 15; fd++)
+		if (null < 0 || dup2(null, fd) != fd)
+			return -1;
+	close(null);
+	snprintf(file, sizeof(file), "%s/rights.dat", dir);
+	f = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (f < 0 || write(f, "0123456789", 10) != 10 || lseek(f, 4, SEEK_SET) != 4)
+		return -1;
+	g = open(file, O_RDONLY);
+	null = open("/dev/null", O_WRONLY);
+	ev = eventfd(5, 0);
+	if (g < 0 || lseek(g, 2, SEEK_SET) != 2 || null < 0 || ev < 0 || place(ev, 14) ||
+	    pipe(pa) || pipe(pb) || place(pa[1], 15) || write(15, "pa", 2) != 2 ||
+	    write(pb[1], "pb", 2) != 2 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) ||
+	    place(sv[0], 10) || place(sv[1], 11) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dv) ||
+	    place(dv[0], 12) || place(dv[1], 13))
+		return -1;
+	{
+		struct stat st;
+		int pipes[3] = { pa[0], pb[0], pb[1] }, d1[2] = { g, null }, d2[2] = { 15, 10 };
+		int shared = 14;
+
+		if (fstat(f, &st) || send_fds(10, "plain", NULL, 0) || send_fds(10, "file", &f, 1) ||
+		    send_fds(10, "pipes", pipes, 3) || send_fds(10, "shared", &shared, 1) ||
+		    send_fds(12, "d1", d1, 2) || send_fds(12, "d2", d2, 2))
+			return -1;
+		rights_ino = st.st_ino;
+	}
+	/* From here they are only in flight. */
+	close(f);
+	close(g);
+	close(null);
+	close(pa[0]);
+	close(pb[0]);
+	close(pb[1]);
+	record(10, 13);
+	open_fds(fds_before, sizeof(fds_before));
+	return 0;
+}
+
+static void check_rights(void)
+{
+	char now[512];
+	int fd[3];
+	struct stat st;
+
+	open_fds(now, sizeof(now));
+	CHECK(!strcmp(now, fds_before), "open fds '%s', were '%s'", now, fds_before);
+
+	recv_fds(11, "plain", fd, 0);
+	recv_fds(11, "file", fd, 1);
+	if (fd[0] >= 0) {
+		char buf[16] = { 0 };
+
+		check_rights_file(fd[0], 4, O_RDWR, "'file'");
+		CHECK(read(fd[0], buf, sizeof(buf)) == 6 && !strcmp(buf, "456789"),
+		      "'file': read '%s', want '456789'", buf);
+		close(fd[0]);
+	}
+	recv_fds(11, "pipes", fd, 3);
+	if (fd[0] >= 0 && fd[1] >= 0 && fd[2] >= 0) {
+		check_pipe_read(fd[0], "pa", "'pipes' 1 (fd 15's pipe)");
+		CHECK(write(15, "x", 1) == 1, "fd 15: write");
+		check_pipe_read(fd[0], "x", "'pipes' 1 after a write to fd 15");
+		check_pipe_read(fd[1], "pb", "'pipes' 2 (a pipe only in flight)");
+		CHECK(write(fd[2], "y", 1) == 1, "'pipes' 3: write");
+		check_pipe_read(fd[1], "y", "'pipes' 2 after a write to 'pipes' 3");
+		for (int i = 0; i < 3; i++)
+			close(fd[i]);
+	}
+	recv_fds(11, "shared", fd, 1);
+	if (fd[0] >= 0) {
+		uint64_t v = 0;
+
+		CHECK(same_file(fd[0], 14), "'shared': not fd 14's eventfd");
+		CHECK(read(fd[0], &v, sizeof(v)) == sizeof(v) && v == 5,
+		      "'shared': eventfd count %llu, want 5", (unsigned long long)v);
+		close(fd[0]);
+	}
+	check_empty(11);
+
+	recv_fds(13, "d1", fd, 2);
+	if (fd[0] >= 0 && fd[1] >= 0) {
+		check_rights_file(fd[0], 2, O_RDONLY, "'d1' 1");
+		CHECK(!fstat(fd[1], &st) && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3),
+		      "'d1' 2: not /dev/null");
+		CHECK((fcntl(fd[1], F_GETFL) & O_ACCMODE) == O_WRONLY, "'d1' 2: not O_WRONLY");
+		close(fd[0]);
+		close(fd[1]);
+	}
+	recv_fds(13, "d2", fd, 2);
+	if (fd[0] >= 0 && fd[1] >= 0) {
+		CHECK(same_file(fd[0], 15), "'d2' 1: not fd 15's pipe end");
+		CHECK(same_file(fd[1], 10), "'d2' 2: not fd 10's socket");
+		close(fd[0]);
+		close(fd[1]);
+	}
+	check_empty(13);
+}
+
 /* --- refused kinds: the queued state must survive the refusal --- */
 
 static int setup_refused(const char *kind)
@@ -607,8 +836,13 @@ static int setup_refused(const char *kind)
 		       place(sv[1], 11) ||
 		       setsockopt(11, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ||
 		       send_cred(10, "out", 1, getuid(), getgid()) ? -1 : 0;
-	if (!strcmp(kind, "--rights") || !strcmp(kind, "--rights-eventfd")) {
-		fd = strcmp(kind, "--rights") ? eventfd(3, 0) : open("/dev/null", O_RDONLY);
+	if (!strcmp(kind, "--rights-socket") || !strcmp(kind, "--rights-eventfd")) {
+		if (!strcmp(kind, "--rights-eventfd"))
+			fd = eventfd(3, 0);
+		else if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+			return -1;
+		else
+			fd = sv[0], close(sv[1]);
 		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 		struct iovec iov = { "r", 1 };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -619,8 +853,11 @@ static int setup_refused(const char *kind)
 		c->cmsg_type = SCM_RIGHTS;
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-		return socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) || place(sv[0], 10) ||
-		       place(sv[1], 11) || sendmsg(10, &mh, 0) != 1 ? -1 : 0;
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) || place(sv[0], 10) ||
+		    place(sv[1], 11) || sendmsg(10, &mh, 0) != 1)
+			return -1;
+		close(fd);	/* only in flight */
+		return 0;
 	}
 	if (!strcmp(kind, "--backlog")) {
 		struct pollfd pfd = { .fd = 10, .events = POLLIN };
@@ -657,7 +894,7 @@ static void check_refused(const char *kind)
 		check_recv(11, "cred");
 	if (!strcmp(kind, "--creds-outside"))
 		check_cred_msg(11, "out", 1, getuid(), getgid());
-	if (!strcmp(kind, "--rights") || !strcmp(kind, "--rights-eventfd"))
+	if (!strcmp(kind, "--rights-socket") || !strcmp(kind, "--rights-eventfd"))
 		check_recv(11, "r");
 	if (!strcmp(kind, "--backlog")) {
 		int a = accept(10, NULL, NULL);
@@ -715,6 +952,8 @@ int main(int argc, char **argv)
 		err = setup_options();
 	else if (!strcmp(kind, "--creds-tree"))
 		err = setup_creds_tree();
+	else if (!strcmp(kind, "--rights"))
+		err = setup_rights();
 	else
 		err = setup_refused(kind);
 	if (err) {
@@ -752,6 +991,8 @@ int main(int argc, char **argv)
 		check_options();
 	else if (!strcmp(kind, "--creds-tree"))
 		check_creds_tree(child);
+	else if (!strcmp(kind, "--rights"))
+		check_rights();
 	else
 		check_refused(kind);
 	return sc_done();

@@ -45,6 +45,24 @@ std::string unix_name_str(const Bytes &n)
 	return s;
 }
 
+// Files in flight in a message (SCM_RIGHTS): their paths, a regular
+// file's offset, and the fd of the process that is the same description.
+std::string flight_str(const std::vector<FdInfo> &files, const Checkpoint &c)
+{
+	std::string s;
+	for (const FdInfo &f : files) {
+		s += (s.empty() ? "" : ", ") + f.path;
+		if (f.type == AMBER_FD_REG)
+			s += fmt::format(" at offset {}", f.pos);
+		for (const FdInfo &fd : c.fds)
+			if (fd.file_id == f.file_id) {
+				s += fmt::format(" (also fd {})", fd.num);
+				break;
+			}
+	}
+	return s;
+}
+
 // The socket line of an fd: its state, names, queue and options.
 std::string socket_str(const FdInfo &f, const Checkpoint &c)
 {
@@ -75,10 +93,15 @@ std::string socket_str(const FdInfo &f, const Checkpoint &c)
 		if (q.ino != f.ino)
 			continue;
 		bytes += q.data.size(), msgs += q.eor;
+		if (!q.cred_pid && q.files.empty())
+			continue;
+		creds += fmt::format("{}message {}: ", creds.empty() ? "" : ", ", msgs);
 		if (q.cred_pid)
-			creds += fmt::format("{}message {}: credentials pid {} uid {} gid {}",
-					     creds.empty() ? "" : ", ", msgs, q.cred_pid,
+			creds += fmt::format("credentials pid {} uid {} gid {}", q.cred_pid,
 					     q.cred_uid, q.cred_gid);
+		if (!q.files.empty())
+			creds += (q.cred_pid ? ", passes [" : "passes [") +
+				 flight_str(q.files, c) + "]";
 	}
 	if (bytes)
 		s += fmt::format(", {} bytes queued{}", bytes,

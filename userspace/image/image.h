@@ -146,6 +146,11 @@ struct InetInfo {
 	std::vector<InetInfo> children;
 };
 
+// FdInfo::num of a file in flight in a queued message (QueueChunk::files).
+constexpr uint32_t kFlightFd = UINT32_MAX;
+// Most files one UNIX message passes (the kernel's SCM_MAX_FD).
+constexpr size_t kFlightPerMsgMax = 253;
+
 struct FdInfo {
 	uint32_t num = 0;
 	uint32_t type = 0;		// enum amber_fd_type
@@ -296,6 +301,9 @@ struct QueueChunk {
 	// UNIX sockets, on a message's EOR chunk: the credentials it carries
 	// (SCM_CREDENTIALS); cred_pid 0: none.
 	uint32_t cred_pid = 0, cred_uid = 0, cred_gid = 0;
+	// UNIX sockets, on a message's EOR chunk: the files it passes
+	// (SCM_RIGHTS), in order; each has num kFlightFd and a file_id.
+	std::vector<FdInfo> files;
 };
 
 // A regular file that was open but deleted at the checkpoint, with its

@@ -580,7 +580,10 @@ Result<InotifyWatch> parse_inotify_watch(ByteView buf)
 
 } // namespace
 
-Result<FdInfo> parse_fd(ByteView buf)
+namespace {
+
+// An AMBER_A_FD nest, or (flight) an AMBER_QUEUE_FILE one: no NUM, a FILE_ID.
+Result<FdInfo> parse_fd_attrs(ByteView buf, bool flight)
 {
 	FdInfo f;
 	auto extra = [&](const Attr &a) -> Result<bool> {
@@ -611,37 +614,43 @@ Result<FdInfo> parse_fd(ByteView buf)
 		return true;
 	};
 	auto attrs = AMBER_TRY(read_fields<FdInfo>(buf, kFdFields, f, "FD", Unknown::Skip, extra));
-	if (!find_attr(attrs, AMBER_FD_NUM))
+	if (flight && (find_attr(attrs, AMBER_FD_NUM) || !f.file_id))
+		return fail(EBADMSG, "a file in flight with a number or without a file id");
+	if (flight)
+		f.num = kFlightFd;
+	else if (!find_attr(attrs, AMBER_FD_NUM))
 		return fail(EBADMSG, "fd without a number");
+	const std::string label = flight ? "file in flight" : "fd " + std::to_string(f.num);
 	if (!f.epoll && !f.epoll_tfds.empty())
-		return fail(EBADMSG, "fd " + std::to_string(f.num) + ": EPOLL_TFD on a non-epoll");
+		return fail(EBADMSG, label + ": EPOLL_TFD on a non-epoll");
 	if (!f.inotify && !f.inotify_watches.empty())
-		return fail(EBADMSG, "fd " + std::to_string(f.num) +
-					     ": INOTIFY_WATCH on a non-inotify");
+		return fail(EBADMSG, label + ": INOTIFY_WATCH on a non-inotify");
 	f.eventfd = find_attr(attrs, AMBER_FD_EVENTFD_COUNT) != nullptr;
 	if (f.eventfd && f.eventfd_count == UINT64_MAX)
-		return fail(EBADMSG, "fd " + std::to_string(f.num) + ": eventfd count out of range");
+		return fail(EBADMSG, label + ": eventfd count out of range");
 	f.timerfd = find_attr(attrs, AMBER_FD_TIMERFD_CLOCKID) != nullptr;
 	f.signalfd = find_attr(attrs, AMBER_FD_SIGNALFD_MASK) != nullptr;
 	f.unix_listening = find_attr(attrs, AMBER_FD_UNIX_BACKLOG) != nullptr;
 	if (!f.unix_listening && !f.unix_embryos.empty())
-		return fail(EBADMSG, "fd " + std::to_string(f.num) +
-					     ": UNIX_EMBRYO on a socket that does not listen");
+		return fail(EBADMSG, label + ": UNIX_EMBRYO on a socket that does not listen");
 	f.sock_opts = find_attr(attrs, AMBER_FD_SOCK_RCVBUF) != nullptr;
 	if (f.unix_name.size() > 108 || f.unix_peer_name.size() > 108)
-		return fail(EBADMSG, "fd " + std::to_string(f.num) +
-					     ": UNIX socket name longer than 108 bytes");
+		return fail(EBADMSG, label + ": UNIX socket name longer than 108 bytes");
 	if (!f.unix_path.empty() && f.unix_path[0] != '/')
-		return fail(EBADMSG, "fd " + std::to_string(f.num) +
-					     ": UNIX_PATH is not absolute");
+		return fail(EBADMSG, label + ": UNIX_PATH is not absolute");
 	if (f.sock_opts && (f.sock_rcvbuf > INT_MAX || f.sock_sndbuf > INT_MAX ||
 			    f.sock_rcvlowat > INT_MAX || f.sock_userlocks & ~3u))
-		return fail(EBADMSG, "fd " + std::to_string(f.num) +
-					     ": socket option out of range");
+		return fail(EBADMSG, label + ": socket option out of range");
 	if (int(f.eventfd) + int(f.timerfd) + int(f.signalfd) > 1)
-		return fail(EBADMSG, "fd " + std::to_string(f.num) +
-					     ": more than one of eventfd, timerfd, signalfd");
+		return fail(EBADMSG, label + ": more than one of eventfd, timerfd, signalfd");
 	return f;
+}
+
+} // namespace
+
+Result<FdInfo> parse_fd(ByteView buf)
+{
+	return parse_fd_attrs(buf, false);
 }
 
 Result<std::vector<Vma>> parse_vmas(ByteView buf)
@@ -789,6 +798,13 @@ Result<QueueChunk> parse_queue(ByteView buf)
 {
 	QueueChunk q;
 	auto extra = [&](const Attr &a) -> Result<bool> {
+		if (a.type == AMBER_QUEUE_FILE) {
+			auto f = parse_fd_attrs(a.data, true);
+			if (!f)
+				return wrap(f.error(), "FILE: ");
+			q.files.push_back(std::move(*f));
+			return true;
+		}
 		if (a.type != AMBER_QUEUE_DATA)
 			return false;
 		q.data = a.bytes();
@@ -816,6 +832,12 @@ Result<QueueChunk> parse_queue(ByteView buf)
 		return fail(EBADMSG, ino + "credentials of pid 0");
 	if (creds && (!q.eor || q.send))
 		return fail(EBADMSG, ino + "credentials on a chunk that ends no UNIX message");
+	if (!q.files.empty() && (!q.eor || q.send))
+		return fail(EBADMSG, ino + "files in flight on a chunk that ends no UNIX message");
+	if (q.files.size() > kFlightPerMsgMax)
+		return fail(EBADMSG, ino + std::to_string(q.files.size()) +
+					     " files in flight in one message, at most " +
+					     std::to_string(kFlightPerMsgMax));
 	return q;
 }
 

@@ -31,14 +31,16 @@ namespace amber {
 
 // ---- Shared objects (plan.h), created once by the tool: shared.cc. ----
 
-// A UNIX socket queue whose messages carry credentials: sent once the
-// processes whose pids they name exist (every stub of the tree is Ready),
-// before any of them runs (unix.cc).
+// A UNIX socket queue whose messages carry credentials or files: sent
+// once the processes whose pids they name exist (every stub of the tree is
+// Ready), before any of them runs, or, with files only, once every
+// description exists (the end of create_shared()) (unix.cc).
 struct DeferredQueue {
 	UniqueFd from;			// the tool's own copy of the sender
 	uint32_t type = 0;
 	std::vector<Bytes> msgs;
 	std::vector<MsgCred> creds;	// per msgs
+	std::vector<std::vector<int>> rights;	// per msgs: SharedFds::files passed
 	bool to_name = false;		// sent to `to` (a socket from is not connected to)
 	Bytes to;
 	std::string name;		// "pid 12: socket:[34]", for messages
@@ -104,6 +106,7 @@ struct SharedBuild {
 	std::map<std::pair<uint64_t, uint64_t>, int> ghost_by_ino;	// (dev, ino) -> ghosts
 	std::map<uint64_t, int> outside_fd;			// file id -> fd (stdio outside)
 	std::map<uint64_t, int> inet_by_ino;			// -> sp.inets
+	std::map<uint64_t, int> file_by_id;			// file id -> sp.files
 };
 
 // ---- TCP and UDP sockets: inet.cc. ----

@@ -17,7 +17,8 @@
 // once (a deleted regular file recreated from its saved content first, and
 // unlinked again once its descriptions are open); pipes and FIFOs per inode (each end's description shared by every fd
 // of its FILE_ID, the queued bytes written in); UNIX socketpairs per pair of
-// inodes (each side's queue sent from the other side); eventfds, timerfds,
+// inodes (each side's queue sent from the other side, with the files in
+// flight in it: an fd's description, or a file or pipe end of their own); eventfds, timerfds,
 // signalfds and inotifies per description (count, timer and unread ticks,
 // mask, watches); one
 // memfd per shared anonymous memory object (tree restores only).
@@ -163,6 +164,11 @@ struct SharedSocket {
 	// (SCM_CREDENTIALS), pid 0 for none. Such a queue is sent once every
 	// process of the tree exists (SharedFds::deferred).
 	std::vector<MsgCred> creds[2];
+	// Per message of queue[i] once one passes files (SCM_RIGHTS; a
+	// stream's are then one entry per buffer the kernel had): the
+	// SharedPlan::files it passes, in order. Such a queue is sent once
+	// every description exists (SharedFds::deferred).
+	std::vector<std::vector<int>> rights[2];
 	// Each side's fd as captured (names, options); empty for a stand-in.
 	FdInfo info[2];
 	int listener = -1;		// Accept, Embryo: index into SharedPlan::sockets

@@ -54,6 +54,12 @@ void note_uses(SharedBuild &b, const std::vector<ProcImage> &procs)
 			else if (f.type == AMBER_FD_SOCK)
 				note_socket_use(b, f, sock_inos);
 		}
+	// A pipe end in flight is held too: its pipe is no stdio to the outside.
+	for (const ProcImage &pi : procs)
+		for (const QueueChunk &q : pi.ckpt->queues)
+			for (const FdInfo &f : q.files)
+				if (f.type == AMBER_FD_FIFO)
+					note_pipe_use(b, f);
 }
 
 bool outside(const SharedBuild &b, const FdInfo &f)
@@ -69,12 +75,77 @@ bool outside(const SharedBuild &b, const FdInfo &f)
 	return false;
 }
 
+// The kind of shared description f is; false: none (plan_fds() refuses it by name).
+bool shared_kind(const FdInfo &f, SharedKind &kind)
+{
+	if (is_file_type(f.type))
+		kind = SharedKind::File;
+	else if (f.type == AMBER_FD_FIFO)
+		kind = SharedKind::Pipe;
+	else if (f.type == AMBER_FD_SOCK && f.is_inet)
+		kind = SharedKind::Inet;
+	else if (f.type == AMBER_FD_SOCK)
+		kind = SharedKind::Socket;
+	else if (f.type == AMBER_FD_OTHER && f.eventfd)
+		kind = SharedKind::Eventfd;
+	else if (f.type == AMBER_FD_OTHER && f.epoll)
+		kind = SharedKind::Epoll;
+	else if (f.type == AMBER_FD_OTHER && f.timerfd)
+		kind = SharedKind::Timerfd;
+	else if (f.type == AMBER_FD_OTHER && f.signalfd)
+		kind = SharedKind::Signalfd;
+	else if (f.type == AMBER_FD_OTHER && f.inotify)
+		kind = SharedKind::Inotify;
+	else
+		return false;
+	return true;
+}
+
+// A new description of kind for f (first seen as owner), at b.sp.files' end.
+Result<void> add_description(SharedBuild &b, const std::vector<ProcImage> &procs,
+			     const FdInfo &f, SharedKind kind, const std::string &owner)
+{
+	SharedPlan &sp = b.sp;
+	std::string name = owner + ": " + f.path;
+	SharedFile s;
+	s.kind = kind;
+	s.file_id = f.file_id;
+	s.type = f.type;
+	s.path = f.path;
+	s.flags = int(f.flags & ~uint32_t(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
+	s.owner = owner;
+	int idx = int(sp.files.size());
+
+	if (kind == SharedKind::File) {
+		AMBER_TRY(plan_file(f, name, s));
+		if (is_ghost(f))
+			s.ghost = AMBER_TRY(plan_ghost(b, procs, f, name));
+	} else if (kind == SharedKind::Pipe)
+		plan_pipe(b, f, idx, s);
+	else if (kind == SharedKind::Eventfd)
+		plan_eventfd(f, s);
+	else if (kind == SharedKind::Epoll)
+		plan_epoll(f, s);
+	else if (kind == SharedKind::Timerfd)
+		AMBER_TRY(plan_timerfd(f, name, s));
+	else if (kind == SharedKind::Signalfd)
+		plan_signalfd(f, s);
+	else if (kind == SharedKind::Inotify)
+		AMBER_TRY(plan_inotify(f, name, s));
+	else if (kind == SharedKind::Inet)
+		AMBER_TRY(plan_inet(b, f, idx, name, s));
+	else
+		AMBER_TRY(plan_socket(b, f, idx, name));
+	sp.files.push_back(s);
+	b.file_by_id[f.file_id] = idx;
+	return {};
+}
+
 // One description per FILE_ID; fd_file maps every fd to it.
 Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &procs,
 			       std::set<uint64_t> &inherited)
 {
 	SharedPlan &sp = b.sp;
-	std::map<uint64_t, int> by_id;		// file_id -> files
 
 	for (size_t pi = 0; pi < procs.size(); pi++) {
 		const Checkpoint &c = *procs[pi].ckpt;
@@ -90,29 +161,11 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 				continue;
 			}
 			SharedKind kind;
-			if (is_file_type(f.type))
-				kind = SharedKind::File;
-			else if (f.type == AMBER_FD_FIFO)
-				kind = SharedKind::Pipe;
-			else if (f.type == AMBER_FD_SOCK && f.is_inet)
-				kind = SharedKind::Inet;
-			else if (f.type == AMBER_FD_SOCK)
-				kind = SharedKind::Socket;
-			else if (f.type == AMBER_FD_OTHER && f.eventfd)
-				kind = SharedKind::Eventfd;
-			else if (f.type == AMBER_FD_OTHER && f.epoll)
-				kind = SharedKind::Epoll;
-			else if (f.type == AMBER_FD_OTHER && f.timerfd)
-				kind = SharedKind::Timerfd;
-			else if (f.type == AMBER_FD_OTHER && f.signalfd)
-				kind = SharedKind::Signalfd;
-			else if (f.type == AMBER_FD_OTHER && f.inotify)
-				kind = SharedKind::Inotify;
-			else
+			if (!shared_kind(f, kind))
 				continue;	// plan_fds() refuses it by name
 
-			auto it = by_id.find(f.file_id);
-			if (it != by_id.end()) {
+			auto it = b.file_by_id.find(f.file_id);
+			if (it != b.file_by_id.end()) {
 				const SharedFile &s = sp.files[it->second];
 				if (s.type != f.type || s.path != f.path)
 					return fail(EINVAL, name + ": file id " +
@@ -127,40 +180,62 @@ Result<void> plan_descriptions(SharedBuild &b, const std::vector<ProcImage> &pro
 					sp.inets[size_t(s.inet)].info.held = true;
 				continue;
 			}
-			SharedFile s;
-			s.kind = kind;
-			s.file_id = f.file_id;
-			s.type = f.type;
-			s.path = f.path;
-			s.flags = int(f.flags & ~uint32_t(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC));
-			s.owner = owner;
-			int idx = int(sp.files.size());
-
-			if (kind == SharedKind::File) {
-				AMBER_TRY(plan_file(f, name, s));
-				if (is_ghost(f))
-					s.ghost = AMBER_TRY(plan_ghost(b, procs, f, name));
-			} else if (kind == SharedKind::Pipe)
-				plan_pipe(b, f, idx, s);
-			else if (kind == SharedKind::Eventfd)
-				plan_eventfd(f, s);
-			else if (kind == SharedKind::Epoll)
-				plan_epoll(f, s);
-			else if (kind == SharedKind::Timerfd)
-				AMBER_TRY(plan_timerfd(f, name, s));
-			else if (kind == SharedKind::Signalfd)
-				plan_signalfd(f, s);
-			else if (kind == SharedKind::Inotify)
-				AMBER_TRY(plan_inotify(f, name, s));
-			else if (kind == SharedKind::Inet)
-				AMBER_TRY(plan_inet(b, f, idx, name, s));
-			else
-				AMBER_TRY(plan_socket(b, f, idx, name));
-			sp.files.push_back(s);
-			by_id[f.file_id] = idx;
-			sp.fd_file[pi][f.num] = idx;
+			AMBER_TRY(add_description(b, procs, f, kind, owner));
+			sp.fd_file[pi][f.num] = b.file_by_id.at(f.file_id);
 		}
 	}
+	return {};
+}
+
+// Files in flight in queued UNIX messages (SCM_RIGHTS), after every fd:
+// one an fd of the checkpoint refers to is that fd's description (whatever
+// its kind); on its own, a regular file, directory or pipe end is created
+// like an fd's, anything else is refused by name.
+Result<void> plan_flight(SharedBuild &b, const std::vector<ProcImage> &procs)
+{
+	for (size_t pi = 0; pi < procs.size(); pi++)
+		for (const QueueChunk &q : procs[pi].ckpt->queues)
+			for (const FdInfo &f : q.files) {
+				// The socket's (a listener's, for a waiting connection) fd.
+				std::string sock = "socket:[" + std::to_string(q.ino) + "]";
+				for (const FdInfo &s : procs[pi].ckpt->fds)
+					if (s.type == AMBER_FD_SOCK && s.ino == q.ino) {
+						sock = "fd " + std::to_string(s.num) + ": " + s.path;
+						break;
+					}
+				std::string owner = pid_name(procs[pi].pid) + ": " + sock +
+						    ": a file in flight";
+				std::string name = owner + ": " + f.path;
+				auto it = b.file_by_id.find(f.file_id);
+				if (it != b.file_by_id.end()) {
+					const SharedFile &s = b.sp.files[it->second];
+					if (s.type != f.type || s.path != f.path)
+						return fail(EINVAL, name + ": file id " +
+									    std::to_string(f.file_id) +
+									    " is also " + s.owner + ": " +
+									    s.path);
+					continue;
+				}
+				if (b.outside_fd.count(f.file_id))
+					return fail(EOPNOTSUPP,
+						    name + ": a queued message passes (SCM_RIGHTS) stdio "
+							   "inherited from outside the checkpoint: not supported");
+				bool alone = is_file_type(f.type) || f.type == AMBER_FD_FIFO;
+				if (!alone || is_ghost(f)) {
+					std::string kind = is_ghost(f) ? "deleted file"
+								       : fd_type_name(f.type);
+					std::string a = kind[0] == 'a' ? "an " : "a ";
+					return fail(EOPNOTSUPP,
+						    name + ": " + a + kind +
+							    " passed in a queued message (SCM_RIGHTS) and held "
+							    "by no fd of the checkpoint: not supported (only "
+							    "regular files, directories, devices and pipes are "
+							    "restored on their own)");
+				}
+				SharedKind kind;
+				shared_kind(f, kind);
+				AMBER_TRY(add_description(b, procs, f, kind, owner));
+			}
 	return {};
 }
 
@@ -217,6 +292,7 @@ Result<SharedPlan> plan_shared(const std::vector<ProcImage> &procs, bool with_sh
 
 	note_uses(b, procs);
 	AMBER_TRY(plan_descriptions(b, procs, inherited));
+	AMBER_TRY(plan_flight(b, procs));
 	AMBER_TRY(plan_epoll_targets(b));
 	AMBER_TRY(pair_sockets(b, procs));
 	AMBER_TRY(plan_queues(b, procs, inherited));
@@ -331,6 +407,13 @@ Result<SharedFds> create_shared(const SharedPlan &sp, const std::vector<PageInpu
 	AMBER_TRY(create_inotifies(sp, out));
 	AMBER_TRY(create_epolls(sp, out));
 	AMBER_TRY(create_shmem(sp, procs, out));
+	// Files in flight exist now; credentials wait for the processes.
+	bool creds = std::any_of(out.deferred.begin(), out.deferred.end(), [](const DeferredQueue &d) {
+		return std::any_of(d.creds.begin(), d.creds.end(),
+				   [](const MsgCred &c) { return c.pid; });
+	});
+	if (!creds)
+		AMBER_TRY(send_deferred(out));
 	return out;
 }
 

@@ -310,6 +310,10 @@ bool queue_socket(SharedBuild &b, const QueueChunk &q)
 		queue.push_back(std::move(m)), m.clear();
 		sock.creds[side].resize(queue.size() - 1);
 		sock.creds[side].push_back({q.cred_pid, q.cred_uid, q.cred_gid});
+		auto &rights = sock.rights[side];
+		rights.resize(queue.size());
+		for (const FdInfo &f : q.files)	// plan_flight() gave each one
+			rights.back().push_back(b.file_by_id.at(f.file_id));
 	}
 	return true;
 }
@@ -509,12 +513,14 @@ void make_room(int from, const std::vector<Bytes> &q)
 
 // Sends m from from (to a, when given) with c's credentials
 // (SCM_CREDENTIALS; the tool may name another process's pid, which must
-// exist). A stream's message may go in several parts, each with them.
-Result<void> send_cred_msg(int from, uint32_t type, const Bytes &m, const MsgCred &c,
-			   SockAddr *a, const std::string &qname)
+// exist) and the files fds (SCM_RIGHTS). A stream's message may go in
+// several parts, each with the credentials, the first with the files.
+Result<void> send_msg(int from, uint32_t type, const Bytes &m, const MsgCred &c,
+		      const std::vector<int> &fds, SockAddr *a, const std::string &qname)
 {
-	alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(ucred))] = {};
+	std::vector<char> cbuf(CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * fds.size()));
 	size_t off = 0;
+	bool first = true;
 	do {
 		iovec iov = {const_cast<uint8_t *>(m.data()) + off, m.size() - off};
 		msghdr h{};
@@ -524,16 +530,30 @@ Result<void> send_cred_msg(int from, uint32_t type, const Bytes &m, const MsgCre
 			h.msg_name = &a->sun;
 			h.msg_namelen = a->len;
 		}
+		std::fill(cbuf.begin(), cbuf.end(), 0);
+		h.msg_control = cbuf.data();
+		h.msg_controllen = cbuf.size();
+		size_t used = 0;
+		cmsghdr *cm = CMSG_FIRSTHDR(&h);
 		if (c.pid) {
-			h.msg_control = cbuf;
-			h.msg_controllen = sizeof(cbuf);
-			cmsghdr *cm = CMSG_FIRSTHDR(&h);
 			cm->cmsg_level = SOL_SOCKET;
 			cm->cmsg_type = SCM_CREDENTIALS;
 			cm->cmsg_len = CMSG_LEN(sizeof(ucred));
 			ucred u = {pid_t(c.pid), uid_t(c.uid), gid_t(c.gid)};
 			memcpy(CMSG_DATA(cm), &u, sizeof(u));
+			used += CMSG_SPACE(sizeof(ucred));
+			cm = CMSG_NXTHDR(&h, cm);
 		}
+		if (first && !fds.empty()) {
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+			memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
+			used += CMSG_SPACE(sizeof(int) * fds.size());
+		}
+		h.msg_controllen = used;
+		if (!used)
+			h.msg_control = nullptr;
 		ssize_t n = sendmsg(from, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -541,21 +561,28 @@ Result<void> send_cred_msg(int from, uint32_t type, const Bytes &m, const MsgCre
 				   (c.pid ? " with the credentials of pid " + std::to_string(c.pid) +
 						    " uid " + std::to_string(c.uid) + " gid " +
 						    std::to_string(c.gid)
-					  : "");
+					  : "") +
+				   (fds.empty() ? "" : " passing " + std::to_string(fds.size()) +
+							       " files (SCM_RIGHTS)");
 		if (n < 0)
 			return fail_errno(qname + ": queueing a " + what);
 		if (type != SOCK_STREAM && size_t(n) != m.size())
 			return fail(EMSGSIZE, qname + ": a " + what + " was cut");
 		off += size_t(n);
+		first = false;
 	} while (off < m.size());
 	return {};
 }
 
 // Sends q from from: one write for a stream, one message each else (to
 // `to` when given, for a socket from is not connected to); a message with
-// credentials (creds, per q) goes with them.
+// credentials (creds, per q) or files (rights, per q: indexes into files)
+// goes with them.
 Result<void> send_queue(int from, uint32_t type, const std::vector<Bytes> &q,
-			const std::vector<MsgCred> &creds, const Bytes *to, const std::string &qname)
+			const std::vector<MsgCred> &creds,
+			const std::vector<std::vector<int>> &rights,
+			const std::vector<UniqueFd> &files, const Bytes *to,
+			const std::string &qname)
 {
 	if (q.empty())
 		return {};
@@ -563,10 +590,17 @@ Result<void> send_queue(int from, uint32_t type, const std::vector<Bytes> &q,
 	SockAddr a = to ? sock_addr(*to) : SockAddr();
 	for (size_t i = 0; i < q.size(); i++) {
 		MsgCred c = i < creds.size() ? creds[i] : MsgCred{};
-		if (type == SOCK_STREAM && !c.pid)
+		std::vector<int> fds;
+		for (int idx : i < rights.size() ? rights[i] : std::vector<int>()) {
+			if (size_t(idx) >= files.size() || !files[size_t(idx)])
+				return fail(EINVAL, qname + ": message " + std::to_string(i) +
+							    " passes a file that was not created");
+			fds.push_back(files[size_t(idx)].get());
+		}
+		if (type == SOCK_STREAM && !c.pid && fds.empty())
 			AMBER_TRY(write_queue(from, q[i], true, qname));
 		else
-			AMBER_TRY(send_cred_msg(from, type, q[i], c, to ? &a : nullptr, qname));
+			AMBER_TRY(send_msg(from, type, q[i], c, fds, to ? &a : nullptr, qname));
 	}
 	return {};
 }
@@ -576,13 +610,21 @@ bool has_creds(const std::vector<MsgCred> &creds)
 	return std::any_of(creds.begin(), creds.end(), [](const MsgCred &c) { return c.pid; });
 }
 
+bool has_rights(const std::vector<std::vector<int>> &rights)
+{
+	return std::any_of(rights.begin(), rights.end(),
+			   [](const std::vector<int> &r) { return !r.empty(); });
+}
+
 // Sends side's queue of s from from now, or, when a message carries
-// credentials, once the processes exist (out.deferred): true then.
+// credentials or files, once the processes (or the descriptions) exist
+// (out.deferred): true then.
 Result<bool> send_or_defer(int from, const SharedSocket &s, int side, const Bytes *to,
 			   const std::string &qname, SharedFds &out)
 {
-	if (!has_creds(s.creds[side])) {
-		AMBER_TRY(send_queue(from, s.type, s.queue[side], s.creds[side], to, qname));
+	if (!has_creds(s.creds[side]) && !has_rights(s.rights[side])) {
+		AMBER_TRY(send_queue(from, s.type, s.queue[side], s.creds[side], {}, {}, to,
+				     qname));
 		return false;
 	}
 	DeferredQueue d;
@@ -592,6 +634,7 @@ Result<bool> send_or_defer(int from, const SharedSocket &s, int side, const Byte
 	d.type = s.type;
 	d.msgs = s.queue[side];
 	d.creds = s.creds[side];
+	d.rights = s.rights[side];
 	d.to_name = to;
 	if (to)
 		d.to = *to;
@@ -715,7 +758,7 @@ Result<void> embryo_sockets(const SharedPlan &sp, Made &made, SharedFds &out,
 Result<void> send_deferred(SharedFds &fds)
 {
 	for (DeferredQueue &d : fds.deferred)
-		AMBER_TRY(send_queue(d.from.get(), d.type, d.msgs, d.creds,
+		AMBER_TRY(send_queue(d.from.get(), d.type, d.msgs, d.creds, d.rights, fds.files,
 				     d.to_name ? &d.to : nullptr, d.name));
 	for (DeferredSetup &d : fds.deferred_setup) {
 		if (d.shutdown >= 0 && shutdown(d.fd.get(), d.shutdown))

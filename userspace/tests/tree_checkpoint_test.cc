@@ -108,6 +108,10 @@ struct QueueSpec {
 	bool eor = false;
 	// AMBER_QUEUE_CRED_PID, _UID, _GID, each put when not ~0.
 	uint32_t cred[3] = {~0u, ~0u, ~0u};
+	// AMBER_QUEUE_FILE nests: a regular file of each file id (0: without
+	// FILE_ID), with AMBER_FD_NUM when file_num.
+	std::vector<uint64_t> files = {};
+	bool file_num = false;
 };
 
 void put_queue(AttrWriter &w, const QueueSpec &q)
@@ -121,6 +125,16 @@ void put_queue(AttrWriter &w, const QueueSpec &q)
 	for (int i = 0; i < 3; i++)
 		if (q.cred[i] != ~0u)
 			w.put_u32(AMBER_QUEUE_CRED_PID + i, q.cred[i]);
+	for (uint64_t id : q.files) {
+		size_t f = w.begin_nest(AMBER_QUEUE_FILE);
+		if (q.file_num)
+			w.put_u32(AMBER_FD_NUM, 7);
+		w.put_u32(AMBER_FD_TYPE, AMBER_FD_REG);
+		w.put_string(AMBER_FD_PATH, "/data/f");
+		if (id)
+			w.put_u64(AMBER_FD_FILE_ID, id);
+		w.end_nest(f);
+	}
 	w.end_nest(n);
 }
 
@@ -1101,6 +1115,28 @@ TEST_F(TreeImage, HostileThreadsAndQueuesSections)
 		  "ends no UNIX message",
 		  load_with({{AMBER_SEC_QUEUES,
 			      queues_of({{.ino = 3, .data = "c", .cred = {12, 0, 0}}})}}));
+	// Files in flight: on a message's EOR chunk, each with a file id and
+	// no number, at most SCM_MAX_FD of them.
+	auto loaded = load_with({{AMBER_SEC_QUEUES,
+				  queues_of({{.ino = 3, .data = "f", .eor = true, .files = {5, 6}}})}});
+	EXPECT_EQ("", loaded);
+	EXPECT_EQ("meta.img: section QUEUES: chunk 0: QUEUE attribute 9: FILE: a file in flight "
+		  "with a number or without a file id",
+		  load_with({{AMBER_SEC_QUEUES,
+			      queues_of({{.ino = 3, .data = "f", .eor = true, .files = {0}}})}}));
+	EXPECT_EQ("meta.img: section QUEUES: chunk 0: QUEUE attribute 9: FILE: a file in flight "
+		  "with a number or without a file id",
+		  load_with({{AMBER_SEC_QUEUES, queues_of({{.ino = 3, .data = "f", .eor = true,
+							     .files = {5}, .file_num = true}})}}));
+	EXPECT_EQ("meta.img: section QUEUES: chunk 0: inode 3: files in flight on a chunk that "
+		  "ends no UNIX message",
+		  load_with({{AMBER_SEC_QUEUES,
+			      queues_of({{.ino = 3, .data = "f", .files = {5}}})}}));
+	EXPECT_EQ("meta.img: section QUEUES: chunk 0: inode 3: 254 files in flight in one "
+		  "message, at most 253",
+		  load_with({{AMBER_SEC_QUEUES,
+			      queues_of({{.ino = 3, .data = "f", .eor = true,
+					  .files = std::vector<uint64_t>(254, 5)}})}}));
 	// More than AMBER_QUEUE_MAX_BYTES in all (a tree's queues are bounded).
 	std::vector<QueueSpec> big;
 	for (uint64_t i = 0; i <= AMBER_QUEUE_MAX_BYTES / AMBER_QUEUE_CHUNK; i++)

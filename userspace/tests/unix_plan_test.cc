@@ -258,3 +258,96 @@ TEST(UnixPlan, Credentials)
 		  "not a live process of the tree",
 		  z.error().msg);
 }
+
+namespace {
+
+// A file in flight (QueueChunk::files) of type, path and file id.
+FdInfo flight(uint32_t type, const std::string &path, uint64_t file_id, uint64_t ino = 500)
+{
+	FdInfo f;
+	f.num = kFlightFd;
+	f.type = type;
+	f.path = path;
+	f.file_id = file_id;
+	f.ino = ino;
+	f.flags = O_RDONLY;
+	return f;
+}
+
+} // namespace
+
+// Files in flight (SCM_RIGHTS): one an fd also refers to is that fd's
+// description; a regular file and both ends of a pipe on their own are
+// descriptions of their own, the pipe with both its ends; each message
+// keeps its files in order.
+TEST(UnixPlan, FilesInFlight)
+{
+	Checkpoint c;
+	FdInfo a = sock(10, 100, 101, SOCK_DGRAM), b = sock(11, 101, 100, SOCK_DGRAM);
+	a.unix_no_peer = b.unix_no_peer = false;
+	FdInfo ev;
+	ev.num = 12;
+	ev.type = AMBER_FD_OTHER;
+	ev.path = "anon_inode:[eventfd]";
+	ev.file_id = 12;
+	ev.eventfd = true;
+	c.fds = {a, b, ev};
+	QueueChunk m1 = chunk(101, "one", true), m2 = chunk(101, "two", true);
+	m1.files = {flight(AMBER_FD_REG, "/data/f", 40), flight(AMBER_FD_OTHER, ev.path, 12)};
+	FdInfo rd = flight(AMBER_FD_FIFO, "pipe:[77]", 41, 77), wr = rd;
+	wr.file_id = 42;
+	wr.flags = O_WRONLY;
+	m2.files = {rd, wr};
+	c.queues = {m1, chunk(101, "plain", true), m2};
+
+	auto sp = plan(c);
+	ASSERT_TRUE(sp) << sp.error().str();
+	const SharedSocket &s = sock_of(*sp, 11);
+	int side = s.ino[0] == 101 ? 0 : 1;
+	ASSERT_EQ(3u, s.queue[side].size());
+	ASSERT_EQ(3u, s.rights[side].size());
+	ASSERT_EQ(2u, s.rights[side][0].size());
+	const SharedFile &file = sp->files[size_t(s.rights[side][0][0])];
+	EXPECT_EQ(SharedKind::File, file.kind);
+	EXPECT_EQ("/data/f", file.path);
+	EXPECT_EQ(sp->fd_file[0].at(12), s.rights[side][0][1]);
+	EXPECT_TRUE(s.rights[side][1].empty());
+	ASSERT_EQ(2u, s.rights[side][2].size());
+	const SharedFile &r = sp->files[size_t(s.rights[side][2][0])];
+	const SharedFile &w = sp->files[size_t(s.rights[side][2][1])];
+	EXPECT_EQ(SharedKind::Pipe, r.kind);
+	EXPECT_EQ(r.pipe, w.pipe);
+	EXPECT_EQ(2u, sp->pipes[size_t(r.pipe)].files.size());
+	// No fd of the process is any of the files only in flight.
+	EXPECT_EQ(3u, sp->fd_file[0].size());
+}
+
+// What cannot be restored on its own is refused by name: an eventfd, a
+// socket or a deleted file that no fd holds, and a file id that an fd
+// has as something else.
+TEST(UnixPlan, FilesInFlightRefused)
+{
+	auto with = [](const FdInfo &f) {
+		Checkpoint c;
+		FdInfo a = sock(10, 100, 101, SOCK_DGRAM), b = sock(11, 101, 100, SOCK_DGRAM);
+		a.unix_no_peer = b.unix_no_peer = false;
+		c.fds = {a, b};
+		QueueChunk m = chunk(101, "m", true);
+		m.files = {f};
+		c.queues = {m};
+		return msg(c);
+	};
+	FdInfo ev = flight(AMBER_FD_OTHER, "anon_inode:[eventfd]", 40);
+	ev.eventfd = true;
+	EXPECT_EQ("pid 1: fd 11: socket:[101]: a file in flight: anon_inode:[eventfd]: an "
+		  "anonymous inode passed in a queued message (SCM_RIGHTS) and held by no fd of the "
+		  "checkpoint: not supported (only regular files, directories, devices and pipes "
+		  "are restored on their own)",
+		  with(ev));
+	EXPECT_NE(std::string::npos,
+		  with(flight(AMBER_FD_SOCK, "socket:[9]", 40)).find(": a socket passed in a queued"));
+	EXPECT_NE(std::string::npos, with(flight(AMBER_FD_REG, "/data/x (deleted)", 40))
+					     .find("/data/x (deleted): a deleted file passed"));
+	EXPECT_NE(std::string::npos, with(flight(AMBER_FD_REG, "/data/y", 10))
+					     .find("/data/y: file id 10 is also pid 1: fd 10: socket:[100]"));
+}

@@ -338,6 +338,20 @@ enum amber_queue_attr {
 	AMBER_QUEUE_CRED_PID,
 	AMBER_QUEUE_CRED_UID,
 	AMBER_QUEUE_CRED_GID,
+	/*
+	 * nest, repeated, on the last (EOR) chunk of a UNIX socket's message
+	 * that carries files in flight (SCM_RIGHTS), in the order the message
+	 * passes them: each the description of one file, enum amber_fd_attr
+	 * as in AMBER_A_FD but without NUM, always with FILE_ID (the id of
+	 * its open file description in the request, shared with every fd and
+	 * every file in flight of the request that refers to it). The module
+	 * describes what it can of any kind (a pipe's queue is captured as
+	 * for an fd); the tools decide what they can restore: a file that an
+	 * fd of the checkpoint also refers to, or a regular file, directory
+	 * or pipe on its own. A message carries at most
+	 * AMBER_QUEUE_FILES_MSG_MAX bytes of them.
+	 */
+	AMBER_QUEUE_FILE,
 
 	__AMBER_QUEUE_MAX,
 	AMBER_QUEUE_MAX = __AMBER_QUEUE_MAX - 1
@@ -346,6 +360,10 @@ enum amber_queue_attr {
 #define AMBER_QUEUE_CHUNK	32768
 /* Most bytes queued in pipes and sockets one CHECKPOINT captures. */
 #define AMBER_QUEUE_MAX_BYTES	(64U << 20)
+/* Most files in flight one process's queues may carry at a CHECKPOINT. */
+#define AMBER_QUEUE_FILES_MAX	1024
+/* Most bytes of AMBER_QUEUE_FILE descriptions one queued message may carry. */
+#define AMBER_QUEUE_FILES_MSG_MAX	24576
 
 enum amber_release_action {
 	AMBER_RELEASE_RESUME = 1,
@@ -934,8 +952,11 @@ struct amber_page_run {
  * netlink attributes (struct nlattr, 4-byte aligned) as above.
  */
 #define AMBER_IMAGE_MAGIC	"AMBERIMG"
-/* 4: TCP listeners carry their waiting connections (AMBER_INET_CHILD). */
-#define AMBER_IMAGE_VERSION	4
+/*
+ * 4: TCP listeners carry their waiting connections (AMBER_INET_CHILD).
+ * 5: queued UNIX messages carry their files in flight (AMBER_QUEUE_FILE).
+ */
+#define AMBER_IMAGE_VERSION	5
 /* Oldest meta.img version the tools still read (2: issue 4, single-threaded). */
 #define AMBER_IMAGE_VERSION_MIN	2
 
