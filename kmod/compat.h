@@ -201,6 +201,27 @@ static inline int amber_try_share_anon_pmd(struct page *head)
 }
 
 /*
+ * Splits the huge PMD mapping @addr of @mm into a page table (the huge page
+ * itself stays one folio), through GUP's FOLL_SPLIT_PMD, as uprobes does:
+ * split_huge_pmd() (__split_huge_pmd()) is exported by neither kernel.
+ * FOLL_NOFAULT: nothing is faulted in if the PMD changed meanwhile; no
+ * reference is taken (no pages array). Returns 1 when the address is
+ * mapped, else a negative errno. The caller holds mmap_lock.
+ * get_user_pages_remote() lost its vmas argument in 6.5 ("mm/gup: remove
+ * vmas parameter from get_user_pages_remote()").
+ */
+static inline long amber_split_huge_pmd(struct mm_struct *mm, unsigned long addr)
+{
+	unsigned int flags = FOLL_FORCE | FOLL_NOFAULT | FOLL_SPLIT_PMD;
+
+#if AMBER_KERNEL_AT_LEAST(6, 5)
+	return get_user_pages_remote(mm, addr, 1, flags, NULL, NULL);
+#else
+	return get_user_pages_remote(mm, addr, 1, flags, NULL, NULL, NULL);
+#endif
+}
+
+/*
  * pte_offset_map() and pte_offset_map_lock(): plain inline mappings in 6.1,
  * never NULL. Since 6.5 ("mm/pgtable: allow pte_offset_map[_lock]() to
  * fail") they return NULL when there is no page table at the PMD any more

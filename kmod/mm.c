@@ -23,7 +23,9 @@
  * incremental checkpoint copies only dirty pages and lists clean ones as
  * AMBER_RUN_F_PARENT runs (no data). Pages of shared VMAs, of VMAs with
  * VM_SOFTDIRTY (new, grown, moved since) and soft-dirty PTEs, swap entries
- * and huge PMDs are dirty; a huge PMD is one unit.
+ * and huge PMDs are dirty. Clearing first maps anonymous huge pages with
+ * PTEs (amber_split_huge()), so that writes are tracked in 4 KiB pages; a
+ * huge PMD that cannot be split is one unit.
  */
 #include <linux/fs.h>
 #include <linux/highmem.h>
@@ -462,6 +464,36 @@ static int amber_snaps_push_huge(struct amber_walk *w, struct page *head,
 	return err;
 }
 
+/*
+ * With clearing: maps an anonymous huge page with PTEs before it is
+ * classified, so that dirty tracking works in 4 KiB pages from now on. A
+ * huge PMD write-protected for tracking would otherwise be made writable
+ * and soft-dirty as a whole by the first write after the resume
+ * (do_huge_pmd_wp_page() reuses the huge page once amber's reference is
+ * gone), and the next checkpoint would save all 2 MiB for one 4 KiB page
+ * written. The split keeps the folio (no copy, no allocation: anonymous
+ * huge PMDs have their page table deposited) and each PTE inherits the
+ * PMD's soft-dirty, write and exclusive state, so the PTEs classify as the
+ * PMD would have. khugepaged may collapse the range again later; the new
+ * PMD is soft-dirty (collapse_huge_page() makes it dirty), is saved whole
+ * once and split again here. Returns the PMD as it is now.
+ */
+static pmd_t amber_split_huge(struct amber_walk *w, pmd_t *pmdp,
+			      unsigned long addr, pmd_t pmd)
+{
+	/*
+	 * Unlocked: struct pages are never freed, and a stale answer only
+	 * decides whether the split is tried. The split itself re-checks
+	 * under the PMD lock.
+	 */
+	if (!w->clear || !pmd_present(pmd) || !pmd_trans_huge(pmd) ||
+	    !PageAnon(pmd_page(pmd)))
+		return pmd;
+	/* On failure (a fatal signal) the PMD is handled as one unit. */
+	amber_split_huge_pmd(w->mm, addr);
+	return READ_ONCE(*pmdp);
+}
+
 static int amber_walk_pmd(struct amber_walk *w, pud_t *pudp,
 			  unsigned long addr, unsigned long end)
 {
@@ -470,7 +502,7 @@ static int amber_walk_pmd(struct amber_walk *w, pud_t *pudp,
 	int err = 0;
 
 	for (; addr < end && !err; pmdp++, addr = next) {
-		pmd_t pmd = READ_ONCE(*pmdp);
+		pmd_t pmd = amber_split_huge(w, pmdp, addr, READ_ONCE(*pmdp));
 
 		next = pmd_addr_end(addr, end);
 		if (pmd_none(pmd))

@@ -3,10 +3,13 @@
  * pagever: memory whose every page carries a version, for incremental
  * checkpoint chains.
  *
- * Usage: pagever --dir DIR [--mib N] [--regions R] [--thp] [--no-state] [--ms M]
+ * Usage: pagever --dir DIR [--mib N] [--regions R] [--thp] [--madv-hugepage]
+ *                [--no-state] [--ms M]
  *
- * Maps R anonymous private regions of N/R MiB (MADV_NOHUGEPAGE unless --thp)
- * and fills every page with version 1. A page of version v > 0 holds
+ * Maps R anonymous private regions of N/R MiB (MADV_NOHUGEPAGE unless --thp;
+ * with --thp each region starts on a 2 MiB boundary, so that every 2 MiB of
+ * it can be a transparent huge page in the kernel's default THP mode;
+ * --madv-hugepage adds MADV_HUGEPAGE) and fills every page with version 1. A page of version v > 0 holds
  * (region, index, v) in its first words and 8-byte words from a PRNG seeded
  * by them after; version 0 means "no data": the page must read as zeros. The
  * versions also live in a table on the heap, which a restore brings back
@@ -66,7 +69,7 @@ static int nreg;
 static unsigned int step;
 static unsigned long last_seq;
 static const char *dir;
-static int write_state = 1, thp;
+static int write_state = 1, thp, madv_hugepage;
 
 static uint64_t mix(uint64_t z)
 {
@@ -153,12 +156,31 @@ static char *guarded(size_t pages, int prot)
 	return m + PAGE;
 }
 
+#define HUGE		(2UL << 20)
+
+/* guarded(), with the usable part starting on a 2 MiB boundary. */
+static char *guarded_huge(size_t pages)
+{
+	char *m = guarded(pages + HUGE / PAGE, PROT_NONE);
+	char *a = (char *)(((uintptr_t)m + HUGE - 1) & ~(HUGE - 1));
+
+	if (mprotect(a, pages * PAGE, PROT_READ | PROT_WRITE))
+		fail("mprotect: %s", strerror(errno));
+	return a;
+}
+
 static void *map_anon(size_t pages)
 {
-	void *m = guarded(pages, PROT_READ | PROT_WRITE);
+	void *m;
 
-	if (!thp)
+	if (!thp) {
+		m = guarded(pages, PROT_READ | PROT_WRITE);
 		madvise(m, pages * PAGE, MADV_NOHUGEPAGE);
+		return m;
+	}
+	m = guarded_huge(pages);
+	if (madv_hugepage && madvise(m, pages * PAGE, MADV_HUGEPAGE))
+		fail("madvise(MADV_HUGEPAGE): %s", strerror(errno));
 	return m;
 }
 
@@ -423,6 +445,8 @@ int main(int argc, char **argv)
 			ms = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--thp"))
 			thp = 1;
+		else if (!strcmp(argv[i], "--madv-hugepage"))
+			thp = madv_hugepage = 1;
 		else if (!strcmp(argv[i], "--no-state"))
 			write_state = 0;
 		else
@@ -430,7 +454,7 @@ int main(int argc, char **argv)
 	}
 	if (!dir || mib < 1 || nregions < 1 || nregions > MAX_REGIONS / 2) {
 		fprintf(stderr, "usage: pagever --dir DIR [--mib N] [--regions R] [--thp] "
-			"[--no-state] [--ms M]\n");
+			"[--madv-hugepage] [--no-state] [--ms M]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
