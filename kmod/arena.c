@@ -213,23 +213,6 @@ int amber_arena_defer_page(struct amber_arena *a, struct page *page)
 	return err;
 }
 
-void amber_arena_fill(struct amber_arena *a)
-{
-	size_t i;
-
-	for (i = 0; i < a->nr_fix; i++) {
-		struct amber_fixup *f = &a->fix[i];
-		void *src = kmap_local_page(f->page);
-
-		memcpy(f->dst, src + f->off, f->len);
-		kunmap_local(src);
-		put_page(f->page);
-		if (!(i & 255))
-			cond_resched();
-	}
-	a->nr_fix = 0;
-}
-
 /* Drops the references of copies that will not be done. */
 static void amber_arena_drop_fixups(struct amber_arena *a)
 {
@@ -243,34 +226,88 @@ static void amber_arena_drop_fixups(struct amber_arena *a)
 	a->cap_fix = 0;
 }
 
+static int amber_arena_write(struct amber_arena *a, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (READ_ONCE(*a->cancelled))
+		return -ECANCELED;
+	if (fatal_signal_pending(current))
+		return -EINTR;
+	n = kernel_write(a->file, buf, len, &a->pos);
+	if (n < 0)
+		return n;
+	return n == len ? 0 : -EIO;
+}
+
+/*
+ * Writes the deferred pages from fix[*j] on, which start at @p in a chunk
+ * ending at @end, straight from the pages themselves: the copies a fill of
+ * the chunk would make are never made. Parts that follow each other both in
+ * the chunk and in memory (the subpages of a huge page) go in one write.
+ * x86-64 has no highmem: every page is in the direct map.
+ */
+static int amber_arena_write_fixups(struct amber_arena *a, size_t *j,
+				    void **p, void *end)
+{
+	const struct amber_fixup *f = &a->fix[*j];
+	const void *src = page_address(f->page) + f->off;
+	size_t len = f->len, k = *j + 1;
+	int err;
+
+	while (k < a->nr_fix && a->fix[k].dst == *p + len && *p + len < end &&
+	       page_address(a->fix[k].page) + a->fix[k].off == src + len)
+		len += a->fix[k++].len;
+	err = amber_arena_write(a, src, len);
+	if (err)
+		return err;
+	*j = k;
+	*p += len;
+	return 0;
+}
+
 /*
  * Writes what the arena holds to the file at the arena's position, in the
  * calling task's context (its RLIMIT_FSIZE applies), and empties the chunks
- * for reuse. Stops early when the checkpoint is cancelled or the caller is
- * killed.
+ * for reuse. Deferred pages are written from the pages, not copied into the
+ * chunks first (the places reserved for them are skipped), so a page goes
+ * from the target's memory to the file in one copy. Stops early when the
+ * checkpoint is cancelled or the caller is killed.
  */
 int amber_arena_flush(struct amber_arena *a)
 {
 	struct amber_chunk *c;
-	ssize_t n;
+	size_t i, j = 0;
+	int err;
 
-	amber_arena_fill(a);
 	list_for_each_entry(c, &a->chunks, node) {
-		if (!c->used)
-			continue;
-		if (READ_ONCE(*a->cancelled))
-			return -ECANCELED;
-		if (fatal_signal_pending(current))
-			return -EINTR;
-		n = kernel_write(a->file, c->data, c->used, &a->pos);
-		if (n < 0)
-			return n;
-		if (n != c->used)
-			return -EIO;
-		a->held -= n;
+		void *p = c->data, *end = c->data + c->used;
+
+		while (p < end) {
+			void *next = end;
+
+			if (j < a->nr_fix && a->fix[j].dst == p) {
+				err = amber_arena_write_fixups(a, &j, &p, end);
+				if (err)
+					return err;
+				continue;
+			}
+			if (j < a->nr_fix && a->fix[j].dst > p && a->fix[j].dst < end)
+				next = a->fix[j].dst;
+			err = amber_arena_write(a, p, next - p);
+			if (err)
+				return err;
+			p = next;
+		}
+		a->held -= c->used;
 		c->used = 0;
 		cond_resched();
 	}
+	if (WARN_ON_ONCE(j != a->nr_fix))
+		return -EIO;
+	for (i = 0; i < a->nr_fix; i++)
+		put_page(a->fix[i].page);
+	a->nr_fix = 0;
 	a->cur = NULL;
 	return 0;
 }
