@@ -185,32 +185,21 @@ static int amber_arena_add_fixup(struct amber_arena *a, void *dst,
 
 int amber_arena_defer_page(struct amber_arena *a, struct page *page)
 {
-	unsigned int off = 0;
 	int err = 0;
 
-	/* A page may straddle two chunks: each part holds a reference. */
-	while (off < PAGE_SIZE) {
-		size_t n = PAGE_SIZE - off;
-		void *dst = amber_arena_reserve(a, &n);
-
-		if (IS_ERR(dst)) {
-			err = PTR_ERR(dst);
-			break;
-		}
-		if (off + n < PAGE_SIZE)
-			get_page(page);
-		err = amber_arena_add_fixup(a, dst, page, off, n);
-		if (err) {
-			if (off + n < PAGE_SIZE)
-				put_page(page);
-			break;
-		}
-		amber_arena_commit(a, n);
-		off += n;
-	}
-	if (err)
+	/* The place is where the next byte would go; it takes no room. */
+	if (!a->cur)
+		err = amber_arena_next(a);
+	if (!err)
+		err = amber_arena_add_fixup(a, a->cur->data + a->cur->used, page, 0,
+					    PAGE_SIZE);
+	if (err) {
 		put_page(page);
-	return err;
+		return err;
+	}
+	a->bytes += PAGE_SIZE;
+	a->held += PAGE_SIZE;
+	return 0;
 }
 
 /* Drops the references of copies that will not be done. */
@@ -241,37 +230,35 @@ static int amber_arena_write(struct amber_arena *a, const void *buf, size_t len)
 }
 
 /*
- * Writes the deferred pages from fix[*j] on, which start at @p in a chunk
- * ending at @end, straight from the pages themselves: the copies a fill of
- * the chunk would make are never made. Parts that follow each other both in
- * the chunk and in memory (the subpages of a huge page) go in one write.
- * x86-64 has no highmem: every page is in the direct map.
+ * Writes the deferred pages from fix[*j] on that go at @p, straight from
+ * the pages themselves. Pages that follow each other in memory (the
+ * subpages of a huge page) go in one write. x86-64 has no highmem: every
+ * page is in the direct map.
  */
-static int amber_arena_write_fixups(struct amber_arena *a, size_t *j,
-				    void **p, void *end)
+static int amber_arena_write_fixups(struct amber_arena *a, size_t *j, const void *p)
 {
 	const struct amber_fixup *f = &a->fix[*j];
 	const void *src = page_address(f->page) + f->off;
 	size_t len = f->len, k = *j + 1;
 	int err;
 
-	while (k < a->nr_fix && a->fix[k].dst == *p + len && *p + len < end &&
+	while (k < a->nr_fix && a->fix[k].dst == p &&
 	       page_address(a->fix[k].page) + a->fix[k].off == src + len)
 		len += a->fix[k++].len;
 	err = amber_arena_write(a, src, len);
 	if (err)
 		return err;
+	a->held -= len;
 	*j = k;
-	*p += len;
 	return 0;
 }
 
 /*
  * Writes what the arena holds to the file at the arena's position, in the
  * calling task's context (its RLIMIT_FSIZE applies), and empties the chunks
- * for reuse. Deferred pages are written from the pages, not copied into the
- * chunks first (the places reserved for them are skipped), so a page goes
- * from the target's memory to the file in one copy. Stops early when the
+ * for reuse. A deferred page is written from the page itself where its
+ * place in the stream is (it takes no room in the chunks), so it goes from
+ * the target's memory to the file in one copy. Stops early when the
  * checkpoint is cancelled or the caller is killed.
  */
 int amber_arena_flush(struct amber_arena *a)
@@ -283,23 +270,25 @@ int amber_arena_flush(struct amber_arena *a)
 	list_for_each_entry(c, &a->chunks, node) {
 		void *p = c->data, *end = c->data + c->used;
 
-		while (p < end) {
+		for (;;) {
 			void *next = end;
 
 			if (j < a->nr_fix && a->fix[j].dst == p) {
-				err = amber_arena_write_fixups(a, &j, &p, end);
+				err = amber_arena_write_fixups(a, &j, p);
 				if (err)
 					return err;
 				continue;
 			}
+			if (p == end)
+				break;
 			if (j < a->nr_fix && a->fix[j].dst > p && a->fix[j].dst < end)
 				next = a->fix[j].dst;
 			err = amber_arena_write(a, p, next - p);
 			if (err)
 				return err;
+			a->held -= next - p;
 			p = next;
 		}
-		a->held -= c->used;
 		c->used = 0;
 		cond_resched();
 	}

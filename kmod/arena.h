@@ -17,10 +17,10 @@ struct file;
 /*
  * A page of the pages file that is written from the page itself when the
  * arena is flushed: the target only took a reference on it (see
- * amber_arena_defer_page()); its place in the chunk stays unused.
+ * amber_arena_defer_page()). It takes no room in the chunks.
  */
 struct amber_fixup {
-	void *dst;		/* in a chunk */
+	void *dst;		/* its place: before the chunk byte here */
 	struct page *page;	/* reference */
 	unsigned int off, len;	/* part of @page copied to @dst */
 };
@@ -48,9 +48,10 @@ void *amber_arena_reserve(struct amber_arena *a, size_t *len);
 void amber_arena_commit(struct amber_arena *a, size_t len);
 int amber_arena_append(struct amber_arena *a, const void *buf, size_t len);
 /*
- * Reserves a page of the stream for @page's contents without copying them:
- * amber_arena_flush() writes them from @page itself. Takes over the
- * caller's reference to @page (dropped on failure too).
+ * Appends @page's contents to the stream without copying them and without
+ * room in the chunks: amber_arena_flush() writes them from @page itself at
+ * their place. Takes over the caller's reference to @page (dropped on
+ * failure too).
  */
 int amber_arena_defer_page(struct amber_arena *a, struct page *page);
 int amber_arena_flush(struct amber_arena *a);
