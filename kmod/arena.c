@@ -185,49 +185,21 @@ static int amber_arena_add_fixup(struct amber_arena *a, void *dst,
 
 int amber_arena_defer_page(struct amber_arena *a, struct page *page)
 {
-	unsigned int off = 0;
 	int err = 0;
 
-	/* A page may straddle two chunks: each part holds a reference. */
-	while (off < PAGE_SIZE) {
-		size_t n = PAGE_SIZE - off;
-		void *dst = amber_arena_reserve(a, &n);
-
-		if (IS_ERR(dst)) {
-			err = PTR_ERR(dst);
-			break;
-		}
-		if (off + n < PAGE_SIZE)
-			get_page(page);
-		err = amber_arena_add_fixup(a, dst, page, off, n);
-		if (err) {
-			if (off + n < PAGE_SIZE)
-				put_page(page);
-			break;
-		}
-		amber_arena_commit(a, n);
-		off += n;
-	}
-	if (err)
+	/* The place is where the next byte would go; it takes no room. */
+	if (!a->cur)
+		err = amber_arena_next(a);
+	if (!err)
+		err = amber_arena_add_fixup(a, a->cur->data + a->cur->used, page, 0,
+					    PAGE_SIZE);
+	if (err) {
 		put_page(page);
-	return err;
-}
-
-void amber_arena_fill(struct amber_arena *a)
-{
-	size_t i;
-
-	for (i = 0; i < a->nr_fix; i++) {
-		struct amber_fixup *f = &a->fix[i];
-		void *src = kmap_local_page(f->page);
-
-		memcpy(f->dst, src + f->off, f->len);
-		kunmap_local(src);
-		put_page(f->page);
-		if (!(i & 255))
-			cond_resched();
+		return err;
 	}
-	a->nr_fix = 0;
+	a->bytes += PAGE_SIZE;
+	a->held += PAGE_SIZE;
+	return 0;
 }
 
 /* Drops the references of copies that will not be done. */
@@ -243,34 +215,88 @@ static void amber_arena_drop_fixups(struct amber_arena *a)
 	a->cap_fix = 0;
 }
 
+static int amber_arena_write(struct amber_arena *a, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (READ_ONCE(*a->cancelled))
+		return -ECANCELED;
+	if (fatal_signal_pending(current))
+		return -EINTR;
+	n = kernel_write(a->file, buf, len, &a->pos);
+	if (n < 0)
+		return n;
+	return n == len ? 0 : -EIO;
+}
+
+/*
+ * Writes the deferred pages from fix[*j] on that go at @p, straight from
+ * the pages themselves. Pages that follow each other in memory (the
+ * subpages of a huge page) go in one write. x86-64 has no highmem: every
+ * page is in the direct map.
+ */
+static int amber_arena_write_fixups(struct amber_arena *a, size_t *j, const void *p)
+{
+	const struct amber_fixup *f = &a->fix[*j];
+	const void *src = page_address(f->page) + f->off;
+	size_t len = f->len, k = *j + 1;
+	int err;
+
+	while (k < a->nr_fix && a->fix[k].dst == p &&
+	       page_address(a->fix[k].page) + a->fix[k].off == src + len)
+		len += a->fix[k++].len;
+	err = amber_arena_write(a, src, len);
+	if (err)
+		return err;
+	a->held -= len;
+	*j = k;
+	return 0;
+}
+
 /*
  * Writes what the arena holds to the file at the arena's position, in the
  * calling task's context (its RLIMIT_FSIZE applies), and empties the chunks
- * for reuse. Stops early when the checkpoint is cancelled or the caller is
- * killed.
+ * for reuse. A deferred page is written from the page itself where its
+ * place in the stream is (it takes no room in the chunks), so it goes from
+ * the target's memory to the file in one copy. Stops early when the
+ * checkpoint is cancelled or the caller is killed.
  */
 int amber_arena_flush(struct amber_arena *a)
 {
 	struct amber_chunk *c;
-	ssize_t n;
+	size_t i, j = 0;
+	int err;
 
-	amber_arena_fill(a);
 	list_for_each_entry(c, &a->chunks, node) {
-		if (!c->used)
-			continue;
-		if (READ_ONCE(*a->cancelled))
-			return -ECANCELED;
-		if (fatal_signal_pending(current))
-			return -EINTR;
-		n = kernel_write(a->file, c->data, c->used, &a->pos);
-		if (n < 0)
-			return n;
-		if (n != c->used)
-			return -EIO;
-		a->held -= n;
+		void *p = c->data, *end = c->data + c->used;
+
+		for (;;) {
+			void *next = end;
+
+			if (j < a->nr_fix && a->fix[j].dst == p) {
+				err = amber_arena_write_fixups(a, &j, p);
+				if (err)
+					return err;
+				continue;
+			}
+			if (p == end)
+				break;
+			if (j < a->nr_fix && a->fix[j].dst > p && a->fix[j].dst < end)
+				next = a->fix[j].dst;
+			err = amber_arena_write(a, p, next - p);
+			if (err)
+				return err;
+			a->held -= next - p;
+			p = next;
+		}
 		c->used = 0;
 		cond_resched();
 	}
+	if (WARN_ON_ONCE(j != a->nr_fix))
+		return -EIO;
+	for (i = 0; i < a->nr_fix; i++)
+		put_page(a->fix[i].page);
+	a->nr_fix = 0;
 	a->cur = NULL;
 	return 0;
 }

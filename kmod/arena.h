@@ -15,11 +15,12 @@ struct file;
  * short, the filler writes out what is held and reuses the chunks.
  */
 /*
- * A page of the pages file that is copied into the arena later: the target
- * only took a reference on its page (see amber_arena_defer_page()).
+ * A page of the pages file that is written from the page itself when the
+ * arena is flushed: the target only took a reference on it (see
+ * amber_arena_defer_page()). It takes no room in the chunks.
  */
 struct amber_fixup {
-	void *dst;		/* in a chunk */
+	void *dst;		/* its place: before the chunk byte here */
 	struct page *page;	/* reference */
 	unsigned int off, len;	/* part of @page copied to @dst */
 };
@@ -47,13 +48,12 @@ void *amber_arena_reserve(struct amber_arena *a, size_t *len);
 void amber_arena_commit(struct amber_arena *a, size_t len);
 int amber_arena_append(struct amber_arena *a, const void *buf, size_t len);
 /*
- * Reserves a page of the stream for @page's contents without copying them:
- * they are copied by amber_arena_fill(), which every flush runs first. Takes
- * over the caller's reference to @page (dropped on failure too).
+ * Appends @page's contents to the stream without copying them and without
+ * room in the chunks: amber_arena_flush() writes them from @page itself at
+ * their place. Takes over the caller's reference to @page (dropped on
+ * failure too).
  */
 int amber_arena_defer_page(struct amber_arena *a, struct page *page);
-/* Does the deferred copies and drops their page references. */
-void amber_arena_fill(struct amber_arena *a);
 int amber_arena_flush(struct amber_arena *a);
 void amber_arena_free(struct amber_arena *a);
 

@@ -648,7 +648,7 @@ static int amber_scan_new_proc(struct amber_req *req, struct task_struct *task,
 		p->st.track.parent_id = amber_parent_id_of(req, pid);
 	}
 	amber_mm_prepare(&p->st.mm, task, p->pages, p->st.track.parent_id,
-			 &req->cancelled);
+			 p->st.track.want, &req->cancelled);
 	return 0;
 
 wait:

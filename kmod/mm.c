@@ -1210,7 +1210,8 @@ void amber_mm_init(struct amber_mm_state *st)
 }
 
 void amber_mm_prepare(struct amber_mm_state *st, struct task_struct *task,
-		      struct file *pages, u64 parent_id, const bool *cancelled)
+		      struct file *pages, u64 parent_id, bool track,
+		      const bool *cancelled)
 {
 	struct mm_struct *mm;
 	u64 nr, hint;
@@ -1219,9 +1220,17 @@ void amber_mm_prepare(struct amber_mm_state *st, struct task_struct *task,
 	mm = get_task_mm(task);
 	if (!mm)
 		return;
-	/* Pages that can hold data; file pages that are not COWed are not saved. */
-	nr = get_mm_counter(mm, MM_ANONPAGES) + get_mm_counter(mm, MM_SHMEMPAGES) +
-	     get_mm_counter(mm, MM_SWAPENTS);
+	/*
+	 * Pages that can hold data; file pages that are not COWed are not
+	 * saved. A tracked checkpoint saves anonymous pages copy-on-write:
+	 * they take no room in the arena (amber_arena_defer_page()), only
+	 * shmem and swapped-out pages are copied while the target is stopped.
+	 * (An anonymous page that cannot be shared, pinned for DMA, is copied
+	 * too: the target allocates its room.)
+	 */
+	nr = get_mm_counter(mm, MM_SHMEMPAGES) + get_mm_counter(mm, MM_SWAPENTS);
+	if (!track)
+		nr += get_mm_counter(mm, MM_ANONPAGES);
 	mmput(mm);
 	/*
 	 * An incremental checkpoint copies what was written since the last

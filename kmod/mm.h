@@ -48,10 +48,12 @@ void amber_mm_init(struct amber_mm_state *st);
 /*
  * In the requester, before the capture: sets up st->arena for @pages and
  * allocates about as much memory as @task's pages will need (less when the
- * checkpoint is meant to be incremental on @parent_id, if not 0).
+ * checkpoint is meant to be incremental on @parent_id, if not 0; without
+ * its anonymous pages when @track: those are saved copy-on-write).
  */
 void amber_mm_prepare(struct amber_mm_state *st, struct task_struct *task,
-		      struct file *pages, u64 parent_id, const bool *cancelled);
+		      struct file *pages, u64 parent_id, bool track,
+		      const bool *cancelled);
 /*
  * Captures current's address space and copies the pages file's contents
  * into st->arena (writing part of it to the pages file if memory runs

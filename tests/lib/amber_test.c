@@ -685,6 +685,28 @@ int first_page_run(const char *path, off_t *data_off, uint64_t *bytes)
 	return 0;
 }
 
+static int largest_data(const struct amber_page_run *run, off_t data, uint64_t bytes, void *arg)
+{
+	struct first_run *f = arg;
+
+	if (!(run->flags & AMBER_RUN_F_PARENT) && bytes > f->bytes) {
+		f->data_off = data;
+		f->bytes = bytes;
+	}
+	return 0;
+}
+
+int largest_page_run(const char *path, off_t *data_off, uint64_t *bytes)
+{
+	struct first_run f = { 0 };
+
+	if (for_each_run(path, largest_data, &f) || !f.bytes)
+		return -1;
+	*data_off = f.data_off;
+	*bytes = f.bytes;
+	return 0;
+}
+
 struct run_counts {
 	uint64_t data, parent, page_size;
 };

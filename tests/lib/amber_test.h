@@ -163,6 +163,8 @@ const char *section_name(uint32_t type);
 int flip_byte(const char *path, off_t off);
 /* First page run of pages.img holding data: offset of its data and its size. */
 int first_page_run(const char *path, off_t *data_off, uint64_t *bytes);
+/* The same for the largest run with data. */
+int largest_page_run(const char *path, off_t *data_off, uint64_t *bytes);
 /* Pages of pages.img in data runs and in AMBER_RUN_F_PARENT runs. 0 on success. */
 int count_page_runs(const char *path, uint64_t *data_pages, uint64_t *parent_pages);
 

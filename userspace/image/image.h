@@ -447,6 +447,16 @@ Result<void> verify_checkpoint_dir(const std::string &ckpt_dir);
 // following chains and listing.
 Result<Checkpoint> load_checkpoint_meta(const std::string &ckpt_dir, uint32_t number);
 
+// The page size in the header of a pages file (checked as the loaders do).
+Result<uint32_t> pages_page_size(const std::string &path);
+
+// Verifies c's pages.img against its pagemap as load_checkpoint_dir() does
+// (header, every run header, offsets, size, errors named the same way), but
+// does not hash the runs marked in unhashed (by pagemap index; it may be
+// shorter than the pagemap): whoever reads those checks their XXH64 as it
+// reads them (the restore stub, restore/stub.cc). Sets c.page_size.
+Result<void> verify_pages_except(Checkpoint &c, const std::vector<bool> &unhashed);
+
 // Where the data of some pages of a chain's newest link is.
 struct PageSource {
 	uint64_t addr;		// first page

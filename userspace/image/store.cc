@@ -307,6 +307,12 @@ Result<std::vector<Checkpoint>> Store::load_chain(std::optional<uint32_t> number
 	return walk_chain(n, 0, 0, false);
 }
 
+Result<std::vector<Checkpoint>> Store::load_chain_meta(std::optional<uint32_t> number) const
+{
+	uint32_t n = AMBER_TRY(resolve(number));
+	return walk_chain(n, 0, 0, true);
+}
+
 Result<std::vector<Checkpoint>> Store::load_chain(uint32_t number, uint32_t pid,
 						  uint32_t root_pid) const
 {

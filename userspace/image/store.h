@@ -143,6 +143,11 @@ public:
 	Result<std::vector<Checkpoint>> load_chain(uint32_t number, uint32_t pid,
 						   uint32_t root_pid) const;
 
+	// The same links, meta.img of each verified and parsed, pages.img of
+	// none read (page_size 0): the caller verifies them (restore does it
+	// as it reads them, verify_pages_except()).
+	Result<std::vector<Checkpoint>> load_chain_meta(std::optional<uint32_t> number) const;
+
 	// Every link of every process chain of checkpoint `number` verified
 	// (checksums, parents present, pages resolvable): whether it can be
 	// restored. The first damage is the error, named as load_chain() does.

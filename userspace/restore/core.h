@@ -296,10 +296,10 @@ struct Reservation {
 // Which VMAs each process of a tree prefills (plan_prefill()), their
 // ranges reserved: vmas[i] process i's (nullptr for a zombie), parent[i]
 // its parent's index. A range the tool cannot reserve is left out (its
-// pages are then copied).
+// pages are then copied). all: see plan_prefill().
 Result<std::vector<std::vector<PrefillPick>>> reserve_prefill(
 	const std::vector<const std::vector<Vma> *> &vmas, const std::vector<int> &parent,
-	Reservation &res);
+	Reservation &res, bool all = false);
 
 // ---- Signals: signals.cc; the task: task.cc; threads: threads.cc. ----
 

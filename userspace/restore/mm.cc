@@ -251,7 +251,7 @@ int pick_scratch_chunk(uint64_t base, uint64_t span, const Range &a, const Range
 
 std::vector<std::vector<PrefillPick>> plan_prefill(const std::vector<const std::vector<Vma> *> &vmas,
 						   const std::vector<int> &parent,
-						   const std::vector<Range> &busy)
+						   const std::vector<Range> &busy, bool all)
 {
 	const size_t n = vmas.size();
 	// Eligible ranges of each process: (start, end) -> VMA index.
@@ -286,7 +286,7 @@ std::vector<std::vector<PrefillPick>> plan_prefill(const std::vector<const std::
 		int p = parent[i];
 		for (const auto &[range, k] : elig[i]) {
 			bool inherited = p >= 0 && size_t(p) < n && picked[p].count(range);
-			bool wanted = inherited ||
+			bool wanted = all || inherited ||
 				      std::any_of(children[i].begin(), children[i].end(),
 						  [&](size_t c) { return elig[c].count(range) > 0; });
 			if (!wanted)
@@ -427,7 +427,7 @@ Result<void> map_anon(AnonMapping &m, size_t size, const std::string &what, bool
 
 Result<std::vector<std::vector<PrefillPick>>> reserve_prefill(
 	const std::vector<const std::vector<Vma> *> &vmas, const std::vector<int> &parent,
-	Reservation &res)
+	Reservation &res, bool all)
 {
 	std::vector<Range> busy;
 	for (const std::vector<Vma> *vs : vmas)
@@ -438,7 +438,7 @@ Result<std::vector<std::vector<PrefillPick>>> reserve_prefill(
 		busy.push_back(m.range);
 
 	for (int attempt = 0; attempt < 4; attempt++) {
-		auto picks = plan_prefill(vmas, parent, busy);
+		auto picks = plan_prefill(vmas, parent, busy, all);
 		std::vector<Range> want;
 		for (size_t i = 0; i < picks.size(); i++)
 			for (const PrefillPick &k : picks[i])

@@ -406,23 +406,89 @@ void kill_and_reap(int pidfd, pid_t pid)
 		;
 }
 
-// Loads the chain of the checkpoint to restore (oldest first, every link
-// verified) and checks that it holds every page the checkpoint needs, before
-// anything is created. Errors name the link: "checkpoint 3: ...".
-Result<std::vector<Checkpoint>> load_chain(const Store &store, std::optional<uint32_t> number)
+// The chain of the checkpoint to restore, oldest first, and where each of
+// its pages is: every meta.img verified, the pages files' headers read,
+// the chain resolved, before anything is created. The pages files are
+// verified by verify_chain() once it is known which runs the stub checks
+// itself. Errors name the link: "checkpoint 3: ...".
+struct LoadedChain {
+	std::vector<Checkpoint> links;
+	std::vector<PageSource> sources;
+};
+
+Result<LoadedChain> load_chain(const Store &store, std::optional<uint32_t> number)
 {
-	std::vector<Checkpoint> chain = AMBER_TRY(store.load_chain(number));
-	if (chain.empty())
+	LoadedChain lc;
+	lc.links = AMBER_TRY(store.load_chain_meta(number));
+	if (lc.links.empty())
 		return fail(EPROTO, store.dir() + ": empty checkpoint chain");
 	std::vector<const Checkpoint *> links;
-	for (const Checkpoint &c : chain)
+	for (Checkpoint &c : lc.links) {
+		auto ps = pages_page_size(c.pages_path);
+		if (!ps)
+			return wrap(ps.error(), "checkpoint " + std::to_string(c.number) + ": ");
+		c.page_size = *ps;
 		links.push_back(&c);
-	AMBER_TRY(resolve_chain(links));
-	return chain;
+	}
+	lc.sources = AMBER_TRY(resolve_chain(links));
+	return lc;
 }
 
-Result<RestoredProcess> restore_single(const RestoreRequest &req, std::vector<Checkpoint> chain)
+// Verifies every pages file of the chain but the runs of its last link
+// that the stub checks (unhashed, by pagemap index), as load_chain() of the
+// store would have: any damage fails the restore here, before the stub exists.
+Result<void> verify_chain(LoadedChain &lc, const std::vector<bool> &unhashed)
 {
+	for (size_t k = 0; k < lc.links.size(); k++) {
+		Checkpoint &c = lc.links[k];
+		auto r = verify_pages_except(c, k + 1 == lc.links.size() ? unhashed
+									 : std::vector<bool>{});
+		if (!r)
+			return wrap(r.error(), "checkpoint " + std::to_string(c.number) + ": ");
+	}
+	return {};
+}
+
+// The stub's prefill of a single process: every picked VMA with its page
+// data and the runs of the restored checkpoint that lie wholly inside it,
+// whose checksums the stub checks on the memory it filled (marked in
+// *unhashed).
+std::vector<StubPrefill> single_prefill(const LoadedChain &lc, const std::vector<PrefillPick> &picks,
+					const std::vector<int> &link_fds, std::vector<bool> *unhashed)
+{
+	const Checkpoint &c = lc.links.back();
+	const uint64_t ps = c.page_size;
+	std::vector<StubPrefill> out;
+	unhashed->assign(c.pagemap.size(), false);
+	size_t run = 0;
+	for (const PrefillPick &k : picks) {
+		const Vma &v = c.vmas[k.vma];
+		Range r{v.start, v.end};
+		StubPrefill f;
+		f.range = r;
+		f.prot = int(v.prot);
+		f.segs = prefill_segs(lc.sources, r, ps, link_fds);
+		// picks and pagemap are both in address order
+		while (run < c.pagemap.size() && c.pagemap[run].addr < r.start)
+			run++;
+		for (; run < c.pagemap.size(); run++) {
+			const amber_pagemap_entry &e = c.pagemap[run];
+			const uint64_t len = uint64_t(e.nr_pages) * ps;
+			if (e.addr >= r.end)
+				break;
+			if ((e.flags & AMBER_RUN_F_PARENT) || e.addr + len > r.end)
+				continue;
+			f.checks.push_back({e.addr, len, e.xxh64, c.number, uint32_t(run)});
+			(*unhashed)[run] = true;
+		}
+		out.push_back(std::move(f));
+	}
+	return out;
+}
+
+Result<RestoredProcess> restore_single(const RestoreRequest &req, LoadedChain lc)
+{
+	const std::vector<Checkpoint> &chain = lc.links;
 	std::vector<std::string> pages;
 	std::vector<uint32_t> links;
 	for (const Checkpoint &l : chain) {
@@ -440,6 +506,14 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, std::vector<Ch
 	AMBER_TRY(check_files(c, fds));
 	AMBER_TRY(check_pid_free(pid));
 	AMBER_TRY(check_threads(c, pid));
+	// Private anonymous memory the stub maps and fills itself, checking
+	// the checksums of the runs in it (StubPrefill); every other page is
+	// verified now, before anything is created.
+	Reservation reserved;
+	auto picks = AMBER_TRY(reserve_prefill({&c.vmas}, {-1}, reserved, true));
+	std::vector<bool> unhashed;
+	single_prefill(lc, picks[0], {}, &unhashed);
+	AMBER_TRY(verify_chain(lc, unhashed));
 
 	auto nl = connect_module();
 	if (!nl)
@@ -450,6 +524,10 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, std::vector<Ch
 	if (!c.threads.empty())
 		AMBER_TRY(map_thread_stack(stack));
 	Prepared pr = AMBER_TRY(prepare_open(c, pages, std::move(fds), stack));
+	std::vector<int> link_fds;
+	for (const UniqueFd &fd : pr.helpers.pages)
+		link_fds.push_back(fd.get());
+	pr.plan.prefill = single_prefill(lc, picks[0], link_fds, &unhashed);
 	// A deleted cwd: the stub enters a ghost directory and removes it.
 	GhostDirs ghosts;
 	if (is_deleted(c.task.cwd)) {
@@ -463,6 +541,7 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, std::vector<Ch
 	in.report_w = report.w.get();
 	in.max_open = max_fd;
 	in.shared = &shared;
+	in.prefill = &picks[0];
 	AMBER_TRY(prepare_request(pr, c, pages, *nl, in));
 	// Last, so no later allocation of ours can land where the stub moves
 	// the vDSO to: the stub's mappings are ours at clone3() time.

@@ -87,10 +87,13 @@ struct PrefillPick {
 // mappings, every image's vvar and vDSO). Eligible: private anonymous
 // memory (the heap included, nothing else special) with some protection,
 // clear of busy. Prefilled: an eligible VMA whose exact range the parent
-// prefills (inherited) or some child has as an eligible VMA.
+// prefills (inherited) or some child has as an eligible VMA; with all,
+// every eligible VMA (a single process's restore: the stub fills its memory
+// from the pages files faster than the kernel does, and checks the
+// checksums as it goes).
 std::vector<std::vector<PrefillPick>> plan_prefill(const std::vector<const std::vector<Vma> *> &vmas,
 						   const std::vector<int> &parent,
-						   const std::vector<Range> &busy);
+						   const std::vector<Range> &busy, bool all = false);
 
 // Page data of a prefilled range, from a pages file.
 struct PrefillSeg {
@@ -106,11 +109,23 @@ struct PrefillSeg {
 std::vector<PrefillSeg> prefill_segs(const std::vector<PageSource> &sources, Range r,
 				     uint64_t page_size, const std::vector<int> &link_fds);
 
+// A run of a pages file whose XXH64 the stub checks on the memory it
+// filled (the tool did not hash it): [addr, addr + len) lies in one
+// prefilled range.
+struct StubPageCheck {
+	uint64_t addr = 0;
+	uint64_t len = 0;
+	uint64_t xxh64 = 0;
+	uint32_t number = 0;		// its checkpoint, for the message
+	uint32_t run = 0;		// its index in that checkpoint's pagemap
+};
+
 struct StubPrefill {
 	Range range;
 	int prot = 0;			// PROT_*, set once filled
 	bool inherited = false;
 	std::vector<PrefillSeg> segs;
+	std::vector<StubPageCheck> checks;	// not inherited ranges only
 };
 
 // Gaps between sorted, distinct kept fds, as close_range() arguments.
@@ -326,6 +341,7 @@ enum class StubStep : uint32_t {
 	ITimer,		// index: ITIMER_*
 	Timer,		// index: the POSIX timer id
 	TimerId,	// index: the id wanted (timer_create handed out another)
+	PagesChecksum,	// index: of the check, counted over every prefill[]'s
 };
 
 // Fixed-size record written to the report pipe (atomic: < PIPE_BUF).
@@ -371,9 +387,11 @@ Result<std::vector<StubThreadSig>> plan_thread_signals(const Checkpoint &c);
 
 // Maps and fills plan.prefill[i], or fixes it up where inherited (pages
 // that differ from the image rewritten, resident pages that must be zero
-// dropped), then sets its protection. The stub's own step, without
-// allocation; false with errno set on failure.
-bool prefill_one(const StubPlan &plan, size_t i);
+// dropped), then sets its protection; checks plan.prefill[i].checks on the
+// filled memory. The stub's own step, without allocation; false with errno
+// set on failure, EBADMSG and *bad_check the index of the check for a
+// checksum mismatch (-1 otherwise).
+bool prefill_one(const StubPlan &plan, size_t i, int *bad_check = nullptr);
 
 // Runs in the child after clone3(): never returns.
 [[noreturn]] void run_stub(const StubPlan &plan);

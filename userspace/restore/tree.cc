@@ -662,7 +662,8 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 			Range r{v.start, v.end};
 			plan.prefill.push_back({r, int(v.prot), k.inherited,
 						prefill_segs(procs[i].sources, r,
-							     procs[i].ckpt().page_size, link_fds)});
+							     procs[i].ckpt().page_size, link_fds),
+						{}});
 		}
 		plan.scratch = uint64_t(scratch.addr);
 		plan.scratch_size = scratch.size;

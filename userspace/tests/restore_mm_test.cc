@@ -21,7 +21,9 @@
 #include <unistd.h>
 
 #include <linux/amber.h>
+#include <xxhash.h>
 
+#include "common/names.h"
 #include "fixtures.h"
 #include "restore/stub.h"
 
@@ -225,6 +227,67 @@ TEST(RestorePrefill, NothingNextToAVmaFlaggedAfterMmap)
 	using V = std::vector<std::pair<size_t, bool>>;
 	EXPECT_EQ((V{{3, false}, {6, false}}), picks_of(p[0]));
 	EXPECT_EQ((V{{3, true}, {6, true}}), picks_of(p[1]));
+}
+
+// A single process's restore prefills every eligible VMA, not only those
+// shared along a tree.
+TEST(RestorePrefill, AllPicksEveryEligibleVma)
+{
+	std::vector<Vma> root = {anon_vma(0x10000, 0x20000), anon_vma(0x30000, 0x40000),
+				 anon_vma(0x50000, 0x60000, AMBER_VMA_F_GROWSDOWN),
+				 anon_vma(0x70000, 0x80000, AMBER_VMA_F_HEAP)};
+	auto p = plan_prefill({&root}, {-1}, {{0x38000, 0x39000}}, true);
+	using V = std::vector<std::pair<size_t, bool>>;
+	ASSERT_EQ(1u, p.size());
+	EXPECT_EQ((V{{0, false}, {3, false}}), picks_of(p[0]));	// not busy, not the stack
+	EXPECT_TRUE(plan_prefill({&root}, {-1}, {}, false)[0].empty());
+}
+
+// The stub checks the XXH64 of the runs it filled on the memory itself: a
+// run whose data differs from its checksum fails the fill with EBADMSG,
+// naming the check.
+TEST(RestorePrefill, ChecksTheRunsItFilled)
+{
+	const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+	const size_t pages = 4;
+	FILE *img = tmpfile();
+	ASSERT_NE(nullptr, img);
+	std::string data(32, 'h');	// a header, then pages 0-2 of the range
+	for (char c : {'a', 'b', 'c'})
+		data += std::string(ps, c);
+	ASSERT_EQ(data.size(), fwrite(data.data(), 1, data.size(), img));
+	fflush(img);
+	auto *mem = static_cast<uint8_t *>(mmap(nullptr, pages * ps, PROT_NONE,
+						 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+	ASSERT_NE(MAP_FAILED, mem);
+	const uint64_t base = uint64_t(mem);
+
+	StubPlan plan;
+	StubPrefill f;
+	f.range = {base, base + pages * ps};
+	f.prot = PROT_READ | PROT_WRITE;
+	f.segs = {{base, 3 * ps, fileno(img), 32}};
+	// Two runs: page 0, pages 1-2.
+	f.checks = {{base, ps, XXH64(data.data() + 32, ps, 0), 1, 0},
+		    {base + ps, 2 * ps, XXH64(data.data() + 32 + ps, 2 * ps, 0), 1, 1}};
+	plan.prefill.push_back(f);
+	int bad = 7;
+	ASSERT_TRUE(prefill_one(plan, 0, &bad)) << strerror(errno);
+	EXPECT_EQ(-1, bad);
+	EXPECT_EQ('a', mem[0]);
+	EXPECT_EQ('c', mem[2 * ps + 1]);
+	EXPECT_EQ(0, mem[3 * ps]);
+
+	plan.prefill[0].checks[1].xxh64 ^= 1;
+	errno = 0;
+	EXPECT_FALSE(prefill_one(plan, 0, &bad));
+	EXPECT_EQ(EBADMSG, errno);
+	EXPECT_EQ(1, bad);
+	StubReport rep{uint32_t(StubStep::PagesChecksum), 1, EBADMSG, 0};
+	EXPECT_EQ("checkpoint 1: pages.img: run 1 at " + hex(base + ps) + ": checksum mismatch",
+		  describe_step(plan, rep));
+	munmap(mem, pages * ps);
+	fclose(img);
 }
 
 TEST(RestorePrefill, SegmentsClipToTheRange)
