@@ -360,8 +360,9 @@ static int amber_unix_describe_flight(struct amber_files_state *st,
 				      struct amber_fileids *ids, const struct amber_fd *fd,
 				      struct amber_fq *q, struct amber_err *e)
 {
-	u32 n = 0, in_msg = 0, i;
-	size_t bytes = 0, msg = 0;
+	const struct amber_fd *f = q->files;
+	size_t bytes = 0, msg;
+	u32 n, i;
 	int err;
 
 	for (i = 0; i < q->nr_files; i++) {
@@ -371,20 +372,15 @@ static int amber_unix_describe_flight(struct amber_files_state *st,
 		if (err)
 			return err;
 	}
-	for (i = 0; i < q->nr_files; i++) {
-		/* The message this file is in: the next one carrying files. */
-		while (!in_msg && n < q->nr_msgs) {
-			in_msg = q->msg_files[n++];
-			msg = 0;
-		}
-		msg += strlen(q->files[i].path) + 1 + AMBER_UNIX_FLIGHT_ATTRS;
-		bytes += strlen(q->files[i].path) + 1 + AMBER_UNIX_FLIGHT_ATTRS;
+	for (n = 0; n < q->nr_msgs; n++) {
+		for (msg = 0, i = 0; i < q->msg_files[n]; i++, f++)
+			msg += strlen(f->path) + 1 + AMBER_UNIX_FLIGHT_ATTRS;
 		if (msg > AMBER_QUEUE_FILES_MSG_MAX)
 			return amber_fail(e, -E2BIG,
 					  amber_msg("fd %u: %s: queued message %u carries files in flight (SCM_RIGHTS) whose descriptions take more than %u bytes",
-						    fd->num, fd->path, n,
+						    fd->num, fd->path, n + 1,
 						    AMBER_QUEUE_FILES_MSG_MAX));
-		in_msg--;
+		bytes += msg;
 	}
 	err = amber_fq_charge(st, ids, fd, bytes, e);
 	if (!err)

@@ -31,7 +31,6 @@ constexpr uint32_t kImageVersionMin = AMBER_IMAGE_VERSION_MIN;
 // Sections every image has; THREADS, TREE and QUEUES are optional.
 constexpr uint32_t kLastRequiredSection = AMBER_SEC_PAGEMAP;
 constexpr size_t kChunk = 1 << 20;
-constexpr uint64_t kMapWindow = uint64_t(64) << 20;
 constexpr off_t kMaxMetaSize = off_t(1) << 30;
 
 size_t align8(size_t n)
@@ -53,34 +52,20 @@ Result<void> hash_read(XXH64_state_t *st, int fd, uint64_t off, uint64_t len)
 	return {};
 }
 
-// XXH64 of len bytes at off. The file is mapped (read-only, in windows of
-// kMapWindow) and hashed where it lies, in the page cache: read() would
-// copy every byte once more, which costs more than the hash itself (in the
-// TCG test guest, 256 MiB: 1.2 s against 0.1 s). What cannot be mapped is
-// read. The caller checked that off + len is within the file; the store's
-// files are never truncated in place (that would raise SIGBUS here).
+// XXH64 of len bytes at off, hashed where they lie in the page cache
+// (for_each_mapped()); what cannot be mapped is read. The caller checked
+// that off + len is within the file.
 Result<uint64_t> hash_range(int fd, uint64_t off, uint64_t len)
 {
-	static const uint64_t ps = uint64_t(sysconf(_SC_PAGESIZE));
 	XxhStatePtr st(XXH64_createState(), &XXH64_freeState);
 	if (!st)
 		return fail(ENOMEM, "xxhash state");
 	XXH64_reset(st.get(), 0);
-	while (len) {
-		const uint64_t base = off & ~(ps - 1);
-		const uint64_t n = std::min<uint64_t>(len, kMapWindow - (off - base));
-		const size_t maplen = size_t(off - base + n);
-		void *m = mmap(nullptr, maplen, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
-			       off_t(base));
-		if (m == MAP_FAILED) {
-			AMBER_TRY(hash_read(st.get(), fd, off, len));
-			break;
-		}
-		XXH64_update(st.get(), static_cast<const uint8_t *>(m) + (off - base), n);
-		munmap(m, maplen);
-		off += n;
-		len -= n;
-	}
+	uint64_t left = for_each_mapped(fd, off, len, [&](const uint8_t *p, size_t n) {
+		XXH64_update(st.get(), p, n);
+	});
+	if (left)
+		AMBER_TRY(hash_read(st.get(), fd, off + len - left, left));
 	return XXH64_digest(st.get());
 }
 

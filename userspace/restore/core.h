@@ -67,6 +67,8 @@ struct SharedFds {
 // Sends the deferred queues, then their sockets' late shutdowns and
 // SO_PASSCRED; closes the tool's copies.
 Result<void> send_deferred(SharedFds &fds);
+// Whether a message of a queue carries credentials (SCM_CREDENTIALS).
+bool has_creds(const std::vector<MsgCred> &creds);
 
 // One live process's pages, for filling shared memory objects.
 struct PageInput {

@@ -408,10 +408,8 @@ Result<SharedFds> create_shared(const SharedPlan &sp, const std::vector<PageInpu
 	AMBER_TRY(create_epolls(sp, out));
 	AMBER_TRY(create_shmem(sp, procs, out));
 	// Files in flight exist now; credentials wait for the processes.
-	bool creds = std::any_of(out.deferred.begin(), out.deferred.end(), [](const DeferredQueue &d) {
-		return std::any_of(d.creds.begin(), d.creds.end(),
-				   [](const MsgCred &c) { return c.pid; });
-	});
+	bool creds = std::any_of(out.deferred.begin(), out.deferred.end(),
+				 [](const DeferredQueue &d) { return has_creds(d.creds); });
 	if (!creds)
 		AMBER_TRY(send_deferred(out));
 	return out;

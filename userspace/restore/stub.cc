@@ -468,39 +468,19 @@ void add_and_wake(int32_t *v)
 
 namespace {
 
-// Copies len bytes of file fd at off to addr. The file is mapped read-only,
-// a window at a time, and copied in user space: read() would zero each new
-// page and then copy into it with the kernel's copy_to_user(), the slowest
-// copy there is where the guest's CPU is emulated (rep movsb), while the
-// mapping lends the page cache's pages without a copy and the user-space
-// memcpy() runs at the speed of its vector loops. A file that cannot be
-// mapped is read. Allocates nothing.
+// Copies len bytes of file fd at off to addr from where they lie in the
+// page cache (for_each_mapped()), with a user-space memcpy(): read() would
+// copy with the kernel's copy_to_user() instead, the slowest copy there is
+// where the guest's CPU is emulated (rep movsb). What cannot be mapped is
+// read. Allocates nothing.
 bool fill_from_file(int fd, uint64_t addr, uint64_t len, uint64_t off)
 {
-	constexpr uint64_t kWindow = uint64_t(64) << 20;
-	const uint64_t ps = uint64_t(sysconf(_SC_PAGESIZE));
-	while (len) {
-		const uint64_t base = off & ~(ps - 1);
-		const uint64_t n = std::min<uint64_t>(len, kWindow - (off - base));
-		const size_t maplen = size_t(off - base + n);
-		void *m = mmap(nullptr, maplen, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
-			       off_t(base));
-		if (m == MAP_FAILED)
-			return pread_pages(fd, reinterpret_cast<void *>(addr), len, off);
-		// A file shorter than the window's end would fault past its end.
-		struct stat st;
-		if (fstat(fd, &st) || uint64_t(st.st_size) < off + n) {
-			munmap(m, maplen);
-			return pread_pages(fd, reinterpret_cast<void *>(addr), len, off);
-		}
-		memcpy(reinterpret_cast<void *>(addr), static_cast<const uint8_t *>(m) + (off - base),
-		       size_t(n));
-		munmap(m, maplen);
-		addr += n;
-		off += n;
-		len -= n;
-	}
-	return true;
+	uint8_t *to = reinterpret_cast<uint8_t *>(addr);
+	uint64_t left = for_each_mapped(fd, off, len, [&](const uint8_t *p, size_t n) {
+		memcpy(to, p, n);
+		to += n;
+	});
+	return !left || pread_pages(fd, to, left, off + len - left);
 }
 
 } // namespace

@@ -605,11 +605,6 @@ Result<void> send_queue(int from, uint32_t type, const std::vector<Bytes> &q,
 	return {};
 }
 
-bool has_creds(const std::vector<MsgCred> &creds)
-{
-	return std::any_of(creds.begin(), creds.end(), [](const MsgCred &c) { return c.pid; });
-}
-
 bool has_rights(const std::vector<std::vector<int>> &rights)
 {
 	return std::any_of(rights.begin(), rights.end(),
@@ -754,6 +749,11 @@ Result<void> embryo_sockets(const SharedPlan &sp, Made &made, SharedFds &out,
 }
 
 } // namespace
+
+bool has_creds(const std::vector<MsgCred> &creds)
+{
+	return std::any_of(creds.begin(), creds.end(), [](const MsgCred &c) { return c.pid; });
+}
 
 Result<void> send_deferred(SharedFds &fds)
 {
