@@ -30,6 +30,9 @@
  *                        back to read-write if it already is
  *   map PAGES            a new region of PAGES pages, version 1
  *   dontneed R           MADV_DONTNEED on the second quarter of region R
+ *   collapse R           MADV_COLLAPSE on region R: its pages become huge
+ *                        pages now, as khugepaged would make them (no
+ *                        page changes)
  *   verify               check every page against the table, and the table
  *                        against DIR/state-S of the current step
  *   exit                 exit 0
@@ -50,6 +53,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25	/* Linux 6.1 */
+#endif
 
 #define PAGE		4096
 #define WORDS		(PAGE / 8)
@@ -419,6 +426,11 @@ static int poll_cmd(void)
 			fail("madvise: %s", strerror(errno));
 		for (p = q; p < 2 * q; p++)
 			g->ver[p] = 0;
+	} else if (!strcmp(op, "collapse")) {
+		struct region *g = region_arg(a1);
+
+		if (madvise(g->mem, g->npages * PAGE, MADV_COLLAPSE))
+			fail("madvise(MADV_COLLAPSE): %s", strerror(errno));
 	} else {
 		fail("unknown command '%s'", op);
 	}

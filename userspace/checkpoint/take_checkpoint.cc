@@ -309,11 +309,66 @@ struct ImageStats {
 	std::string full_reason;
 };
 
+// Huge pages that khugepaged collapsed between two checkpoints come back
+// dirty as a whole (the new PMD is dirty); amber_split_huge() in the module
+// splits them again, but their 4 KiB pages were all saved. Those of them
+// whose bytes equal the parent chain's become AMBER_RUN_F_PARENT runs:
+// pages.img is rewritten beside the kernel's and renamed over it, after the
+// target resumed. Looks only at 2 MiB blocks a data run covers whole, so an
+// incremental without such blocks costs nothing more. Returns whether
+// pages.img changed (*map then indexes the new file).
+Result<bool> drop_unchanged_huge(const Store &store, const std::string &pages_path,
+				 uint32_t parent, uint32_t pid, uint32_t root_pid, uint32_t page_size,
+				 std::vector<amber_pagemap_entry> *map)
+{
+	constexpr uint64_t kHugeBytes = 2 << 20;
+	bool any = false;
+	for (const amber_pagemap_entry &e : *map)
+		if (!(e.flags & AMBER_RUN_F_PARENT) &&
+		    uint64_t(e.nr_pages) * page_size >= kHugeBytes)
+			any = true;
+	if (!any)
+		return false;
+	const std::vector<uint32_t> numbers =
+		AMBER_TRY(pid == root_pid ? store.chain_numbers(parent)
+					  : store.chain_numbers(parent, pid, root_pid));
+	std::vector<Checkpoint> links;
+	for (uint32_t n : numbers) {
+		Checkpoint c = AMBER_TRY(load_checkpoint_meta(store.process_path(n, pid, root_pid), n));
+		c.page_size = page_size;
+		links.push_back(std::move(c));
+	}
+	std::vector<const Checkpoint *> chain;
+	for (const Checkpoint &c : links)
+		chain.push_back(&c);
+	UniqueFd in(open(pages_path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!in)
+		return fail_errno("cannot open " + pages_path);
+	const std::vector<PageRange> same =
+		AMBER_TRY(find_unchanged(in.get(), *map, chain, page_size, kHugeBytes));
+	if (same.empty())
+		return false;
+	const std::string tmp = pages_path + ".tmp";
+	UniqueFd out(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+	if (!out)
+		return fail_errno("cannot create " + tmp);
+	auto runs = rewrite_unchanged(in.get(), out.get(), *map, same, page_size);
+	if (!runs)
+		return wrap(runs.error(), tmp + ": ");
+	if (fsync(out.get()) < 0)
+		return fail_errno("fsync " + tmp);
+	if (rename(tmp.c_str(), pages_path.c_str()) < 0)
+		return fail_errno("cannot rename " + tmp + " to " + pages_path);
+	*map = std::move(*runs);
+	return true;
+}
+
 // Writes process r's image into dir (pages.img already there, from the
 // kernel): checks and indexes pages.img, writes meta.img, fsyncs both.
 Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 			       const ParentChoice *asked, const GroupReply &g, bool tree,
-			       uint32_t number, uint64_t time_ns, const Bytes &ghosts)
+			       uint32_t number, uint64_t time_ns, const Bytes &ghosts,
+			       const Store &store, uint32_t root_pid)
 {
 	const std::string pages_path = dir + "/" + kPagesFile;
 	const ParentChoice none;
@@ -340,7 +395,7 @@ Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 	uint32_t page_size = 0;
 	MetaSections meta;
 	meta.pagemap = AMBER_TRY(scan_pages(pages.get(), &page_size));
-	const PageCounts pc = count_pages(meta.pagemap);
+	PageCounts pc = count_pages(meta.pagemap);
 	if (r.pages_nr && pc.data != r.pages_nr)
 		return fail(EIO, "pages.img: amber.ko wrote " + std::to_string(r.pages_nr) +
 					 " pages, the file holds " + std::to_string(pc.data));
@@ -348,6 +403,15 @@ Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 		return fail(EIO, "pages.img: amber.ko left " + std::to_string(r.pages_parent_nr) +
 					 " pages to the parent, the file says " +
 					 std::to_string(pc.parent));
+	uint64_t pages_bytes = r.pages_bytes;
+	if (incremental && AMBER_TRY(drop_unchanged_huge(store, pages_path, asked->parent, r.pid(),
+							 root_pid, page_size, &meta.pagemap))) {
+		pages = UniqueFd(open(pages_path.c_str(), O_RDONLY | O_CLOEXEC));
+		if (!pages || fstat(pages.get(), &st) < 0)
+			return fail_errno("cannot open " + pages_path);
+		pages_bytes = st.st_size;
+		pc = count_pages(meta.pagemap);
+	}
 
 	ImageStats s;
 	s.full_reason = incremental ? std::string()
@@ -366,7 +430,7 @@ Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 	info.full_reason = s.full_reason;
 	info.time_ns = time_ns;
 	info.stopped_ns = g.root().stopped_ns;
-	info.pages_bytes = r.pages_bytes;
+	info.pages_bytes = pages_bytes;
 	info.tool_version = AMBER_VERSION_STRING;
 	info.pid = r.pid();
 	char host[256] = {};
@@ -488,7 +552,7 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 			from.clear();
 		}
 		auto img = write_image(*dir, r, ch.of(r.pid(), o.pid), g, o.tree, s.number, time_ns,
-				       ghosts[i]);
+				       ghosts[i], store, o.pid);
 		if (!img)
 			return wrap(img.error(), name);
 		written.emplace_back(r.pid(), *dir);

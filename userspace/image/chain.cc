@@ -214,4 +214,144 @@ Result<std::vector<amber_pagemap_entry>> write_full_pages(
 	return map;
 }
 
+Result<std::vector<PageRange>> find_unchanged(int new_fd,
+					      const std::vector<amber_pagemap_entry> &map,
+					      const std::vector<const Checkpoint *> &parent,
+					      uint32_t page_size, uint64_t unit)
+{
+	const uint64_t ps = page_size;
+	if (ps == 0 || unit < ps || unit % ps)
+		return fail(EINVAL, "unit " + std::to_string(unit) + " is not a multiple of the page size");
+	std::vector<PageRange> out;
+	// The blocks a data run covers whole: address and offset in new_fd.
+	std::vector<std::pair<uint64_t, uint64_t>> blocks;
+	for (const amber_pagemap_entry &e : map) {
+		if (e.flags & AMBER_RUN_F_PARENT)
+			continue;
+		const uint64_t end = e.addr + e.nr_pages * ps;
+		for (uint64_t a = (e.addr + unit - 1) / unit * unit; a + unit <= end; a += unit)
+			blocks.emplace_back(a, e.offset + (a - e.addr));
+	}
+	if (blocks.empty() || parent.empty())
+		return out;
+
+	const std::vector<PageSource> src = AMBER_TRY(resolve_chain(parent));
+	std::vector<UniqueFd> in(parent.size());
+	std::unique_ptr<uint8_t[]> now(new uint8_t[unit]), was(new uint8_t[unit]);
+	auto add = [&](uint64_t addr, uint64_t nr) {
+		if (!out.empty() && out.back().addr + out.back().nr_pages * ps == addr)
+			out.back().nr_pages += nr;
+		else
+			out.push_back({addr, nr});
+	};
+	for (const auto &[base, offset] : blocks) {
+		bool read = false;
+		// The first source that ends after base.
+		auto it = std::upper_bound(src.begin(), src.end(), base,
+					   [ps](uint64_t a, const PageSource &s) {
+						   return a < s.addr + s.nr_pages * ps;
+					   });
+		for (uint64_t a = base; a < base + unit && it != src.end();) {
+			if (it->addr >= base + unit)
+				break;
+			if (it->addr > a)
+				a = it->addr;
+			const uint64_t end = std::min(base + unit, it->addr + it->nr_pages * ps);
+			if (!read) {
+				if (auto r = pread_full(new_fd, now.get(), unit, offset); !r)
+					return wrap(r.error(), "pages.img: ");
+				read = true;
+			}
+			UniqueFd &fd = in[it->link];
+			const Checkpoint &link = *parent[it->link];
+			if (!fd) {
+				fd = UniqueFd(open(link.pages_path.c_str(), O_RDONLY | O_CLOEXEC));
+				if (!fd)
+					return fail_errno("cannot open " + link.pages_path);
+			}
+			const uint64_t len = end - a;
+			if (auto r = pread_full(fd.get(), was.get(), len, it->offset + (a - it->addr)); !r)
+				return wrap(r.error(), link.pages_path + ": ");
+			for (uint64_t p = 0; p < len; p += ps)
+				if (!memcmp(now.get() + (a - base) + p, was.get() + p, ps))
+					add(a + p, 1);
+			a = end;
+			++it;
+		}
+	}
+	return out;
+}
+
+Result<std::vector<amber_pagemap_entry>> rewrite_unchanged(
+	int in, int out, const std::vector<amber_pagemap_entry> &map,
+	const std::vector<PageRange> &unchanged, uint32_t page_size)
+{
+	const uint64_t ps = page_size;
+	// The runs to write: data runs keep their offset in `in`.
+	std::vector<amber_pagemap_entry> runs;
+	auto push = [&](uint64_t addr, uint64_t nr, uint32_t flags, uint64_t from) {
+		if (!nr)
+			return;
+		if ((flags & AMBER_RUN_F_PARENT) && !runs.empty() &&
+		    (runs.back().flags & AMBER_RUN_F_PARENT) &&
+		    runs.back().addr + uint64_t(runs.back().nr_pages) * ps == addr &&
+		    runs.back().nr_pages + nr <= UINT32_MAX) {
+			runs.back().nr_pages += uint32_t(nr);
+			return;
+		}
+		runs.push_back({addr, uint32_t(nr), flags, from, 0});
+	};
+	size_t u = 0;
+	for (const amber_pagemap_entry &e : map) {
+		const uint64_t end = e.addr + uint64_t(e.nr_pages) * ps;
+		if (e.flags & AMBER_RUN_F_PARENT) {
+			push(e.addr, e.nr_pages, e.flags, 0);
+			continue;
+		}
+		uint64_t a = e.addr;
+		for (; u < unchanged.size() && unchanged[u].addr < end; u++) {
+			const PageRange &r = unchanged[u];
+			const uint64_t r_end = r.addr + r.nr_pages * ps;
+			if (r.addr < a || r_end > end || r.nr_pages == 0)
+				return fail(EINVAL, "unchanged pages " + hex(r.addr) + "-" + hex(r_end) +
+							    " are not inside one data run");
+			push(a, (r.addr - a) / ps, 0, e.offset + (a - e.addr));
+			push(r.addr, r.nr_pages, AMBER_RUN_F_PARENT, 0);
+			a = r_end;
+		}
+		push(a, (end - a) / ps, 0, e.offset + (a - e.addr));
+	}
+	if (u != unchanged.size())
+		return fail(EINVAL, "unchanged pages " + hex(unchanged[u].addr) +
+					    " are not inside a data run");
+
+	amber_pages_hdr hdr = {AMBER_PAGES_MAGIC, AMBER_PAGES_VERSION, page_size};
+	AMBER_TRY(pwrite_full(out, &hdr, sizeof(hdr), 0));
+	uint64_t pos = sizeof(hdr);
+	XxhStatePtr st(XXH64_createState(), &XXH64_freeState);
+	if (!st)
+		return fail(ENOMEM, "xxhash state");
+	std::unique_ptr<uint8_t[]> buf(new uint8_t[kChunk]);
+	for (amber_pagemap_entry &e : runs) {
+		amber_page_run run = {e.addr, e.nr_pages, e.flags};
+		AMBER_TRY(pwrite_full(out, &run, sizeof(run), pos));
+		pos += sizeof(run);
+		const uint64_t from = e.offset;
+		e.offset = pos;
+		if (e.flags & AMBER_RUN_F_PARENT)
+			continue;
+		XXH64_reset(st.get(), 0);
+		for (uint64_t done = 0, bytes = uint64_t(e.nr_pages) * ps; done < bytes;) {
+			const size_t n = std::min<uint64_t>(bytes - done, kChunk);
+			AMBER_TRY(pread_full(in, buf.get(), n, from + done));
+			XXH64_update(st.get(), buf.get(), n);
+			AMBER_TRY(pwrite_full(out, buf.get(), n, pos));
+			pos += n;
+			done += n;
+		}
+		e.xxh64 = XXH64_digest(st.get());
+	}
+	return runs;
+}
+
 } // namespace amber

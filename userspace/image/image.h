@@ -488,4 +488,32 @@ Result<std::vector<amber_pagemap_entry>> write_full_pages(
 	int out, const std::vector<const Checkpoint *> &links,
 	const std::vector<PageSource> &sources, uint32_t page_size);
 
+// Pages [addr, addr + nr_pages * page size).
+struct PageRange {
+	uint64_t addr;
+	uint64_t nr_pages;
+};
+
+// The pages of a new incremental link (map: its pagemap, new_fd: its
+// pages.img) that hold the same bytes as its parent's chain (parent: the
+// links oldest first, the parent last, pagemaps loaded, page_size set),
+// looked for only in the naturally aligned blocks of `unit` bytes that a
+// data run covers whole: a huge page that khugepaged collapsed between two
+// checkpoints comes back dirty as a whole, although few of its 4 KiB pages
+// were written. Compared byte for byte (no checksum: equal means equal).
+// Pages the parent chain does not have are never in the answer. Ascending,
+// adjacent pages merged.
+Result<std::vector<PageRange>> find_unchanged(int new_fd,
+					      const std::vector<amber_pagemap_entry> &map,
+					      const std::vector<const Checkpoint *> &parent,
+					      uint32_t page_size, uint64_t unit);
+
+// Writes to out (an empty file) the pages file in (indexed by map) with the
+// pages of `unchanged` (ascending, inside data runs of map) turned into
+// AMBER_RUN_F_PARENT runs, and returns the new pagemap (offsets and XXH64
+// of the new file).
+Result<std::vector<amber_pagemap_entry>> rewrite_unchanged(
+	int in, int out, const std::vector<amber_pagemap_entry> &map,
+	const std::vector<PageRange> &unchanged, uint32_t page_size);
+
 } // namespace amber
