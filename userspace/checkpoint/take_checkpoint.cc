@@ -364,11 +364,15 @@ Result<bool> drop_unchanged_huge(const Store &store, const std::string &pages_pa
 }
 
 // Writes process r's image into dir (pages.img already there, from the
-// kernel): checks and indexes pages.img, writes meta.img, fsyncs both.
+// kernel): checks and indexes pages.img (followed: its index, if a
+// PagesFollower made one; scanned here otherwise), writes meta.img, fsyncs
+// both.
 Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 			       const ParentChoice *asked, const GroupReply &g, bool tree,
 			       uint32_t number, uint64_t time_ns, const Bytes &ghosts,
-			       const Store &store, uint32_t root_pid)
+			       const Store &store, uint32_t root_pid,
+			       Result<std::vector<amber_pagemap_entry>> *followed,
+			       uint32_t followed_page_size)
 {
 	const std::string pages_path = dir + "/" + kPagesFile;
 	const ParentChoice none;
@@ -394,7 +398,12 @@ Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 					 " bytes, the file has " + std::to_string(st.st_size));
 	uint32_t page_size = 0;
 	MetaSections meta;
-	meta.pagemap = AMBER_TRY(scan_pages(pages.get(), &page_size));
+	if (followed && *followed) {
+		meta.pagemap = std::move(**followed);
+		page_size = followed_page_size;
+	} else {
+		meta.pagemap = AMBER_TRY(scan_pages(pages.get(), &page_size));
+	}
 	PageCounts pc = count_pages(meta.pagemap);
 	if (r.pages_nr && pc.data != r.pages_nr)
 		return fail(EIO, "pages.img: amber.ko wrote " + std::to_string(r.pages_nr) +
@@ -490,14 +499,25 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 	// a member that exited or executed a program during the stop is tried
 	// again a few times too (with_retries()).
 	PagesPool pool;
+	// One process: its pages are hashed as the kernel writes them.
+	UniqueFd follow_fd;
+	std::unique_ptr<PagesFollower> follower;
+	if (!o.tree) {
+		follow_fd = UniqueFd(open(pages_path.c_str(), O_RDONLY | O_CLOEXEC));
+		if (!follow_fd)
+			return fail_errno("cannot open " + pages_path);
+	}
 	const uint64_t time_ns = now_ns(CLOCK_REALTIME);
 	HoldGuard hold(nl, o.pid);
 	Result<std::vector<Reply>> reply = fail(EINVAL, "no request sent");
 	auto attempt = [&](size_t pool_size) -> Result<void> {
 		AMBER_TRY(make_room_for_fds(pool_size));
 		AMBER_TRY(pool.create(pending, pool_size));
+		follower.reset();
 		if (ftruncate(pages.get(), 0) < 0 || lseek(pages.get(), 0, SEEK_SET) < 0)
 			return fail_errno("cannot truncate " + pages_path);
+		if (follow_fd)
+			follower = std::make_unique<PagesFollower>(follow_fd.get());
 		(void)nl.set_rcvbuf(reply_buffer(pool_size));
 		const Bytes req = AMBER_TRY(build_request(o, ch, pages.get(), pool));
 		reply = nl.transact_multi(AMBER_CMD_CHECKPOINT, req, int(o.timeout_ms) + kReplySlackMs);
@@ -517,6 +537,12 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 	if (o.kill)
 		hold.arm();
 	pages.reset();
+	uint32_t followed_page_size = 0;
+	Result<std::vector<amber_pagemap_entry>> followed = fail(EINVAL, "not followed");
+	if (follower)
+		followed = follower->finish(&followed_page_size);
+	follower.reset();
+	follow_fd.reset();
 
 	std::vector<Bytes> messages;
 	for (Reply &r : *reply)
@@ -552,7 +578,8 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 			from.clear();
 		}
 		auto img = write_image(*dir, r, ch.of(r.pid(), o.pid), g, o.tree, s.number, time_ns,
-				       ghosts[i], store, o.pid);
+				       ghosts[i], store, o.pid, is_root ? &followed : nullptr,
+				       followed_page_size);
 		if (!img)
 			return wrap(img.error(), name);
 		written.emplace_back(r.pid(), *dir);

@@ -5,13 +5,16 @@
 #include "common/names.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <unordered_set>
 
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -244,6 +247,113 @@ Result<std::vector<amber_pagemap_entry>> scan_pages(int fd, uint32_t *page_size)
 		pos += *len;
 	}
 	return map;
+}
+
+struct PagesFollower::State {
+	int fd;
+	std::atomic<bool> done{false};	// the writer finished
+	std::atomic<bool> stop{false};	// give up (destructor)
+	Result<std::vector<amber_pagemap_entry>> result = fail(EINVAL, "not finished");
+	uint32_t page_size = 0;
+	std::thread thread;
+
+	// Waits until the file holds `want` bytes: false when it never will
+	// (the writer is done and the file is shorter) or on stop.
+	bool wait_size(uint64_t want, uint64_t *size)
+	{
+		for (;;) {
+			// done first: a size read after it is final.
+			const bool final = done.load();
+			struct stat st;
+			if (fstat(fd, &st) < 0)
+				return false;
+			*size = uint64_t(st.st_size);
+			if (*size >= want)
+				return true;
+			if (final || stop.load())
+				return false;
+			const struct timespec ts = {0, 2 * 1000 * 1000};
+			nanosleep(&ts, nullptr);
+		}
+	}
+
+	Result<std::vector<amber_pagemap_entry>> follow()
+	{
+		// What is hashed at once: not too little, to map few windows.
+		constexpr uint64_t kPiece = uint64_t(8) << 20;
+		uint64_t size = 0;
+		if (!wait_size(sizeof(amber_pages_hdr), &size))
+			return fail(EBADMSG, "pages.img: truncated header");
+		auto hdr = read_pages_hdr(fd);
+		if (!hdr)
+			return wrap(hdr.error(), "pages.img: ");
+		page_size = hdr->page_size;
+		XxhStatePtr st(XXH64_createState(), &XXH64_freeState);
+		if (!st)
+			return fail(ENOMEM, "xxhash state");
+		std::vector<amber_pagemap_entry> map;
+		uint64_t pos = sizeof(amber_pages_hdr);
+		for (;;) {
+			if (!wait_size(pos + 1, &size)) {
+				if (stop.load())
+					return fail(ECANCELED, "stopped");
+				break;	// the end of the file
+			}
+			const std::string where = "pages.img: run " + std::to_string(map.size());
+			amber_page_run run;
+			if (!wait_size(pos + sizeof(run), &size))
+				return fail(EBADMSG, where + ": truncated");
+			AMBER_TRY(pread_full(fd, &run, sizeof(run), pos));
+			const std::string at = where + " at " + hex(run.addr) + ": ";
+			auto len = check_run(run.addr, run.nr_pages, run.flags,
+					     map.empty() ? nullptr : &map.back(), page_size);
+			if (!len)
+				return wrap(len.error(), at);
+			pos += sizeof(run);
+			XXH64_reset(st.get(), 0);
+			for (uint64_t done_bytes = 0; done_bytes < *len;) {
+				const uint64_t left = *len - done_bytes;
+				if (!wait_size(pos + done_bytes + std::min(left, kPiece), &size) &&
+				    size <= pos + done_bytes)
+					return fail(EBADMSG, at + "truncated");
+				const uint64_t n = std::min(left, size - (pos + done_bytes));
+				const uint64_t off = pos + done_bytes;
+				uint64_t rest = for_each_mapped(fd, off, n, [&](const uint8_t *p, size_t k) {
+					XXH64_update(st.get(), p, k);
+				});
+				if (rest)
+					AMBER_TRY(hash_read(st.get(), fd, off + n - rest, rest));
+				done_bytes += n;
+			}
+			map.push_back({run.addr, run.nr_pages, run.flags, pos,
+				       *len ? XXH64_digest(st.get()) : 0});
+			pos += *len;
+		}
+		return map;
+	}
+};
+
+PagesFollower::PagesFollower(int fd) : s_(std::make_unique<State>())
+{
+	s_->fd = fd;
+	s_->thread = std::thread([st = s_.get()] { st->result = st->follow(); });
+}
+
+PagesFollower::~PagesFollower()
+{
+	if (s_->thread.joinable()) {
+		s_->stop = true;
+		s_->thread.join();
+	}
+}
+
+Result<std::vector<amber_pagemap_entry>> PagesFollower::finish(uint32_t *page_size)
+{
+	s_->done = true;
+	s_->thread.join();
+	if (page_size)
+		*page_size = s_->page_size;
+	return std::move(s_->result);
 }
 
 PageCounts count_pages(const std::vector<amber_pagemap_entry> &map)

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -487,6 +488,30 @@ Result<std::vector<PageSource>> resolve_chain(const std::vector<const Checkpoint
 Result<std::vector<amber_pagemap_entry>> write_full_pages(
 	int out, const std::vector<const Checkpoint *> &links,
 	const std::vector<PageSource> &sources, uint32_t page_size);
+
+// Indexes and hashes a pages file while amber.ko appends to it, from a
+// thread reading behind the writer, so that a checkpoint does not read its
+// pages again once they are written (the hashing runs on another CPU
+// meanwhile). finish(), once the writer is done, gives what scan_pages()
+// would give for the finished file. The writer only appends: every byte
+// below the file's size is final when the thread reads it.
+class PagesFollower {
+public:
+	// fd: the pages file, open for reading (kept open by the caller).
+	explicit PagesFollower(int fd);
+	~PagesFollower();
+	PagesFollower(const PagesFollower &) = delete;
+	PagesFollower &operator=(const PagesFollower &) = delete;
+
+	// The writer is done: hashes what is left and returns the index, or
+	// the first error found (the caller then scans the file itself, for
+	// scan_pages()'s own answer).
+	Result<std::vector<amber_pagemap_entry>> finish(uint32_t *page_size);
+
+private:
+	struct State;
+	std::unique_ptr<State> s_;
+};
 
 // Pages [addr, addr + nr_pages * page size).
 struct PageRange {
