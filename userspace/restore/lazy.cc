@@ -257,6 +257,7 @@ public:
 	}
 
 	Result<void> run();
+	std::string done_;	// the line saying it is complete
 
 private:
 	struct Target {
@@ -445,7 +446,23 @@ Result<void> Filler::serve(size_t t, uint64_t addr)
 Result<void> Filler::run()
 {
 	const int64_t start = now_ms();
+	if (f_.log_done) {
+		std::string m = "lazy restore of pid " + std::to_string(f_.pid) + ": filling " +
+				std::to_string(targets_[0].map.bytes() >> 20) + " MiB (filler pid " +
+				std::to_string(getpid()) + ")\n";
+		(void)!write(f_.log_fd, m.data(), m.size());
+	}
 	for (;;) {
+		if (f_.stall) {
+			// Faults only, until the process is gone.
+			std::vector<struct pollfd> p = {{f_.pidfd.get(), POLLIN, 0}};
+			for (const Target &t : targets_)
+				p.push_back({t.gone ? -1 : t.uffd, POLLIN, 0});
+			if (poll(p.data(), p.size(), 1000) < 0 && errno != EINTR)
+				return fail_errno("poll");
+			if (p[0].revents)
+				break;
+		}
 		for (size_t t = 0; t < targets_.size(); t++)
 			if (!targets_[t].gone)
 				AMBER_TRY(drain(t));
@@ -455,6 +472,8 @@ Result<void> Filler::run()
 			if (!targets_[fl.target].gone)
 				AMBER_TRY(serve(fl.target, fl.addr));
 		}
+		if (f_.stall)
+			continue;
 		size_t t = 0;
 		while (t < targets_.size() && targets_[t].map.empty())
 			t++;
@@ -462,13 +481,10 @@ Result<void> Filler::run()
 			break;
 		AMBER_TRY(copy(t, *targets_[t].map.first(kChunk)));
 	}
-	if (f_.log_done) {
-		std::string m = "lazy restore of pid " + std::to_string(f_.pid) + ": complete, " +
-				std::to_string(filled_ >> 20) + " MiB filled in " +
-				std::to_string(now_ms() - start) + " ms" +
-				(targets_[0].gone ? " (the process is gone)" : "") + "\n";
-		(void)!write(f_.log_fd, m.data(), m.size());
-	}
+	done_ = "lazy restore of pid " + std::to_string(f_.pid) + ": complete, " +
+		std::to_string(filled_ >> 20) + " MiB filled in " +
+		std::to_string(now_ms() - start) + " ms" +
+		(targets_[0].gone ? " (the process is gone)" : "") + "\n";
 	return {};
 }
 
@@ -476,17 +492,25 @@ Result<void> Filler::run()
 
 Result<void> LazyFiller::run()
 {
-	Filler f(*this);
-	auto r = f.run();
-	if (!r)
-		return r;
-	// No page is missing any more: the pin can go, and with our copy of
-	// the userfaultfd its registration (the process is on its own).
+	std::string done;
+	{
+		Filler f(*this);
+		auto r = f.run();
+		if (!r)
+			return r;
+		done = f.done_;
+	}
+	// No page is missing any more: our copies of the userfaultfds go,
+	// then the pin, and with it the registration (the last reference: the
+	// process is on its own, and may be checkpointed again).
+	uffd.reset();
 	if (nl) {
 		auto d = lazy_fill_request(*nl, pid, -1);
 		if (!d && d.error().err != ENOENT)
 			return wrap(d.error(), "lazy restore: telling amber.ko the fill is complete: ");
 	}
+	if (log_done)
+		(void)!write(log_fd, done.data(), done.size());
 	return {};
 }
 

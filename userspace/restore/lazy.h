@@ -112,7 +112,10 @@ struct LazyFiller {
 	LazyPlan plan;
 	std::map<int, std::string> paths;	// pages file fd -> path
 	int log_fd = 2;				// where the filler's messages go
-	bool log_done = false;			// also say when it is complete
+	bool log_done = false;			// also say when it starts and ends
+	// For the tests (AMBER_FAULT=lazy-stall:PID): faults are served, the
+	// background fill never runs, so the fill never completes.
+	bool stall = false;
 
 	// Maps the pages files (every extent's fd).
 	Result<void> map_files();

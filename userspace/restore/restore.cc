@@ -535,6 +535,7 @@ Result<void> start_lazy(const RestoreRequest &req, const StubPlan &plan, int rep
 	if (!lf.pidfd)
 		return fail_errno("dup");
 	lf.plan = plan_lazy(plan.prefill);
+	lf.stall = fault_pid("lazy-stall") == pid;
 	for (size_t i = 0; i < link_fds.size(); i++)
 		lf.paths[link_fds[i]] = pages[i];
 	AMBER_TRY(lf.map_files());
