@@ -19,6 +19,7 @@
 #include <linux/netlink.h>
 #include <linux/notifier.h>
 #include <linux/pid.h>
+#include <linux/rcupdate.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -125,20 +126,45 @@ int amber_lazy_done(pid_t pid, const struct nlattr *pid_attr, u32 portid,
 
 	mutex_lock(&amber_lazy_lock);
 	list_for_each_entry_safe(l, tmp, &amber_lazies, node) {
-		/* A pid gone from the namespace: done is the only answer. */
+		/* A pid gone from the namespace: its fills end too. */
 		if (l->portid != portid || l->net != net || (want && l->pid != want))
 			continue;
 		if (!want && pid_task(l->pid, PIDTYPE_TGID))
 			continue;
 		amber_lazy_free(l);
 		err = 0;
-		break;
 	}
 	mutex_unlock(&amber_lazy_lock);
 	put_pid(want);
 	if (err)
 		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "this socket fills no process with that pid");
 	return err;
+}
+
+/*
+ * SIGKILLs the process of @pid and every process descended from it: a child
+ * it forked during the fill misses the same pages (its userfaultfd is pinned
+ * under the same pid, see AMBER_CMD_LAZY_FILL).
+ */
+static void amber_lazy_kill(struct pid *pid)
+{
+	struct task_struct *root, *p, *a;
+
+	/* tasklist_lock is not exported: the process list is walked under RCU. */
+	rcu_read_lock();
+	root = pid_task(pid, PIDTYPE_TGID);
+	if (root) {
+		pr_warn("pid %d: its lazy restore's filler went away, killing it\n",
+			pid_nr(pid));
+		for_each_process(p) {
+			for (a = p; a != &init_task && a != root;
+			     a = rcu_dereference(a->real_parent)->group_leader)
+				;
+			if (a == root)
+				kill_pid(task_tgid(p), SIGKILL, 1);
+		}
+	}
+	rcu_read_unlock();
 }
 
 /* The filling socket closed: its processes cannot get their pages any more. */
@@ -155,11 +181,7 @@ static int amber_lazy_netlink_event(struct notifier_block *nb, unsigned long eve
 		if (l->portid != n->portid || l->net != n->net)
 			continue;
 		/* Killed before the userfaultfd can be released. */
-		if (pid_task(l->pid, PIDTYPE_TGID)) {
-			pr_warn("pid %d: its lazy restore's filler went away, killing it\n",
-				pid_nr(l->pid));
-			kill_pid(l->pid, SIGKILL, 1);
-		}
+		amber_lazy_kill(l->pid);
 		amber_lazy_free(l);
 	}
 	mutex_unlock(&amber_lazy_lock);

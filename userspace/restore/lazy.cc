@@ -310,6 +310,11 @@ Result<void> Filler::drain(size_t t)
 			c.uffd = int(msg.arg.fork.ufd);
 			c.map = targets_[t].map;
 			targets_.push_back(std::move(c));
+			// Pinned under the restored pid: if we die, amber.ko
+			// kills it and its descendants. Best effort: it fails
+			// only once the restored process is gone.
+			if (f_.nl)
+				(void)lazy_fill_request(*f_.nl, f_.pid, int(msg.arg.fork.ufd));
 			break;
 		}
 		case UFFD_EVENT_REMAP:

@@ -99,12 +99,14 @@ enum amber_cmd {
 	 * userfaultfd (`amber restore --lazy`, AMBER_RESTORE_F_LAZY). The
 	 * module keeps a reference on the userfaultfd, so that the process
 	 * never sees its missing pages as zero (as it would once the last
-	 * reference went away), and SIGKILLs the process if the caller's
-	 * socket closes before it says the fill is complete.
-	 * PID alone, from the same socket: the fill is complete (or the
-	 * process is gone); the reference is dropped. ENOENT if this socket
-	 * holds no fill of that pid. Needs CAP_CHECKPOINT_RESTORE and ptrace
-	 * access to the process.
+	 * reference went away), and SIGKILLs the process and its descendants
+	 * if the caller's socket closes before it says the fill is complete.
+	 * Sent again with the userfaultfd of a child the process forked
+	 * during the fill, under the same PID. PID alone, from the same
+	 * socket: the fill is complete (or the process is gone); every
+	 * reference held for PID is dropped. ENOENT if this socket holds no
+	 * fill of that pid. Needs CAP_CHECKPOINT_RESTORE and ptrace access to
+	 * the process.
 	 */
 	AMBER_CMD_LAZY_FILL,
 
