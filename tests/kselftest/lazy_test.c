@@ -15,6 +15,9 @@
  *     AMBER_FAULT=lazy-stall:PID, so it never completes) is SIGKILLed:
  *     amber.ko kills the process instead of letting it read zeros; while the
  *     fill was incomplete, a checkpoint was refused naming userfaultfd;
+ *   - fork_during_fill: a child forked before the fill completes gets its
+ *     pages through its own userfaultfd and checks them; the filler's death
+ *     kills it too;
  *   - tree_refused: --lazy of a process tree is refused by name.
  *
  * Runs as root (userfaultfd for kernel-mode faults and clone3 set_tid).
@@ -239,6 +242,64 @@ TEST_F_TIMEOUT(lazy, filler_killed_kills, 240)
 	reap_gone(filler, 10000);
 	self->pid = -1;
 	EXPECT_EQ(0, count_text(self->out, "FAIL"));
+}
+
+/*
+ * A process restored lazily forks while most of its memory is missing (the
+ * filler in faults-only mode): the child's pages come through its own
+ * userfaultfd (the fork event), it checks every word of them. Then the
+ * filler dies: amber.ko kills the process and the forked child with it.
+ */
+TEST_F_TIMEOUT(lazy, fork_during_fill, 240)
+{
+	char *argv[] = { WORKLOAD_DIR "/forkcheck", "--mib", "32", NULL };
+	struct cmd_result r;
+	struct ckpt_line c;
+	char fault[64], *text, *at;
+	pid_t pid, restored, filler, child;
+
+	REQUIRE_AMBER();
+	self->pid = spawn_workload(argv, self->out);
+	ASSERT_LT(0, self->pid);
+	ASSERT_EQ(0, wait_for_text(self->out, "tick 1", 60000));
+	ASSERT_EQ(0, amber_checkpoint(self->pid, self->dir, true, &r, &c))
+		TH_LOG("checkpoint: %s", r.err);
+	cmd_result_free(&r);
+	pid = self->pid;
+	ASSERT_EQ(0, wait_child(pid, 10000, NULL));
+	self->pid = -1;
+
+	snprintf(fault, sizeof(fault), "lazy-stall:%d", pid);
+	ASSERT_EQ(0, setenv("AMBER_FAULT", fault, 1));
+	restored = restore_lazy(_metadata, self, self->dir, &r);
+	unsetenv("AMBER_FAULT");
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore --lazy: %s", r.err);
+	cmd_result_free(&r);
+	ASSERT_EQ(pid, restored);
+	self->pid = restored;
+
+	ASSERT_EQ(0, kill(pid, SIGUSR1));
+	ASSERT_EQ(0, wait_for_text(self->out, "child ", 120000));
+	text = slurp(self->out, NULL);
+	ASSERT_NE(NULL, text);
+	at = strstr(text, "child ");
+	child = (pid_t)atoi(at + strlen("child "));
+	EXPECT_NE(NULL, strstr(at, " ok")) TH_LOG("%s", at);
+	EXPECT_EQ(NULL, strstr(text, "BAD"));
+	free(text);
+	ASSERT_LT(0, child);
+	ASSERT_TRUE(pid_alive(child));
+
+	filler = filler_pid(self->log);
+	ASSERT_LT(0, filler);
+	ASSERT_EQ(0, kill(filler, SIGKILL));
+	EXPECT_EQ(0, wait_gone(pid, 10000)) TH_LOG("pid %d survived its filler", pid);
+	EXPECT_EQ(0, wait_gone(child, 10000)) TH_LOG("child %d survived the filler", child);
+	kill(child, SIGKILL);
+	reap_gone(child, 10000);
+	reap_gone(pid, 10000);
+	reap_gone(filler, 10000);
+	self->pid = -1;
 }
 
 TEST_F_TIMEOUT(lazy, tree_refused, 120)
