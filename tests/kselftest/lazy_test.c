@@ -18,6 +18,8 @@
  *   - fork_during_fill: a child forked before the fill completes gets its
  *     pages through its own userfaultfd and checks them; the filler's death
  *     kills it too;
+ *   - netlink_refuses: AMBER_CMD_LAZY_FILL without PID, with an fd that is
+ *     not a userfaultfd or not open, or saying done for nothing held;
  *   - tree_refused: --lazy of a process tree is refused by name.
  *
  * Runs as root (userfaultfd for kernel-mode faults and clone3 set_tid).
@@ -25,6 +27,8 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/amber.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,6 +304,62 @@ TEST_F_TIMEOUT(lazy, fork_during_fill, 240)
 	reap_gone(pid, 10000);
 	reap_gone(filler, 10000);
 	self->pid = -1;
+}
+
+/* AMBER_CMD_LAZY_FILL checks what it is given, and says why it refuses. */
+TEST_F_TIMEOUT(lazy, netlink_refuses, 60)
+{
+	struct nl_reply rep;
+	struct nlbuf b;
+	int sk, family, fd;
+
+	REQUIRE_AMBER();
+	sk = nl_open();
+	ASSERT_LE(0, sk);
+	family = nl_family(sk);
+	ASSERT_LT(0, family);
+	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+
+	/* no PID */
+	nl_start(&b, family, AMBER_CMD_LAZY_FILL, 0);
+	nl_put_u32(&b, AMBER_A_UFFD_FD, fd);
+	ASSERT_EQ(0, nl_transact(sk, &b, &rep, 5000));
+	EXPECT_EQ(-EINVAL, rep.error);
+	EXPECT_TRUE(contains_ci(rep.msg, "PID")) TH_LOG("%s", rep.msg);
+
+	/* not a userfaultfd */
+	nl_start(&b, family, AMBER_CMD_LAZY_FILL, 0);
+	nl_put_u32(&b, AMBER_A_PID, getpid());
+	nl_put_u32(&b, AMBER_A_UFFD_FD, fd);
+	ASSERT_EQ(0, nl_transact(sk, &b, &rep, 5000));
+	EXPECT_EQ(-EINVAL, rep.error);
+	EXPECT_TRUE(contains_ci(rep.msg, "not a userfaultfd")) TH_LOG("%s", rep.msg);
+
+	/* not an open fd */
+	nl_start(&b, family, AMBER_CMD_LAZY_FILL, 0);
+	nl_put_u32(&b, AMBER_A_PID, getpid());
+	nl_put_u32(&b, AMBER_A_UFFD_FD, 100000);
+	ASSERT_EQ(0, nl_transact(sk, &b, &rep, 5000));
+	EXPECT_EQ(-EBADF, rep.error);
+	EXPECT_TRUE(contains_ci(rep.msg, "UFFD_FD")) TH_LOG("%s", rep.msg);
+
+	/* no such process */
+	nl_start(&b, family, AMBER_CMD_LAZY_FILL, 0);
+	nl_put_u32(&b, AMBER_A_PID, 4000000);
+	nl_put_u32(&b, AMBER_A_UFFD_FD, fd);
+	ASSERT_EQ(0, nl_transact(sk, &b, &rep, 5000));
+	EXPECT_NE(0, rep.error);
+
+	/* done for a fill this socket does not hold */
+	nl_start(&b, family, AMBER_CMD_LAZY_FILL, 0);
+	nl_put_u32(&b, AMBER_A_PID, getpid());
+	ASSERT_EQ(0, nl_transact(sk, &b, &rep, 5000));
+	EXPECT_EQ(-ENOENT, rep.error);
+	EXPECT_TRUE(contains_ci(rep.msg, "fills no process")) TH_LOG("%s", rep.msg);
+
+	close(fd);
+	close(sk);
 }
 
 TEST_F_TIMEOUT(lazy, tree_refused, 120)
