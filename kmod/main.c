@@ -12,6 +12,7 @@
 
 #include "ksyms.h"
 #include "netlink.h"
+#include "lazy.h"
 #include "nethold.h"
 #include "session.h"
 #include "track.h"
@@ -29,12 +30,17 @@ static int __init amber_init(void)
 	err = amber_nethold_init();
 	if (err)
 		goto err_sessions_exit;
-	err = amber_netlink_init();
+	err = amber_lazy_init();
 	if (err)
 		goto err_nethold_exit;
+	err = amber_netlink_init();
+	if (err)
+		goto err_lazy_exit;
 	pr_info("version %s loaded\n", AMBER_VERSION_STRING);
 	return 0;
 
+err_lazy_exit:
+	amber_lazy_exit();
 err_nethold_exit:
 	amber_nethold_exit();
 err_sessions_exit:
@@ -46,6 +52,8 @@ static void __exit amber_exit(void)
 {
 	/* No new requests, and every running handler has returned. */
 	amber_netlink_exit();
+	/* Lazy fills lose their pin; fillers still running go on. */
+	amber_lazy_exit();
 	/* Resume held checkpoints, kill held restores, wait for their task_works. */
 	amber_sessions_exit();
 	/* No callback is left to use the table. */

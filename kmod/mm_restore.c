@@ -182,13 +182,17 @@ static int amber_rvma_check_file(struct amber_restore *r, struct amber_rvma *v,
  * A PREFILLED VMA is kept as the caller mapped it, which must be private
  * anonymous memory with the VMA's protection and nothing special, without
  * holes (it may be several VMAs: the kernel merges and splits them).
+ * With @lazy (AMBER_RESTORE_F_LAZY) it may be registered with a userfaultfd
+ * for missing pages: the caller fills it on first touch.
  * Returns 0, or -EINVAL with *bad the first address that is not.
  */
-static int amber_rvma_check_prefilled(const struct amber_rvma *v, unsigned long *bad)
+static int amber_rvma_check_prefilled(const struct amber_rvma *v, bool lazy,
+				      unsigned long *bad)
 {
 	const unsigned long odd = VM_SHARED | VM_MAYSHARE | VM_GROWSDOWN | VM_GROWSUP |
 				  VM_LOCKED | VM_IO | VM_PFNMAP | VM_MIXEDMAP | VM_HUGETLB |
-				  VM_DONTCOPY | VM_WIPEONFORK | VM_UFFD_MISSING | VM_UFFD_WP;
+				  VM_DONTCOPY | VM_WIPEONFORK | VM_UFFD_WP |
+				  (lazy ? 0 : VM_UFFD_MISSING);
 	const unsigned long cmp = VM_READ | VM_WRITE | VM_EXEC | VM_ACCOUNT;
 	unsigned long want = calc_vm_prot_bits(v->prot, 0);
 	struct mm_struct *mm = current->mm;
@@ -306,7 +310,7 @@ static int amber_rvma_parse(struct amber_restore *r, const struct amber_vma_args
 			return -EINVAL;
 		}
 		/* Checked before the point of no return: unmapping keeps it. */
-		err = amber_rvma_check_prefilled(v, &bad);
+		err = amber_rvma_check_prefilled(v, r->flags & AMBER_RESTORE_F_LAZY, &bad);
 		if (err)
 			amber_restore_err(r, nla,
 					  "prefilled VMA 0x%lx-0x%lx: the caller's memory at 0x%lx is not private anonymous memory with prot %u",

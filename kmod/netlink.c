@@ -22,6 +22,7 @@
 
 #include "checkpoint.h"
 #include "inet.h"
+#include "lazy.h"
 #include "netlink.h"
 #include "restore.h"
 #include "session.h"
@@ -103,6 +104,11 @@ static const struct nla_policy amber_release_policy[AMBER_A_MAX + 1] = {
 	[AMBER_A_PID]		= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
 	[AMBER_A_ACTION]	= NLA_POLICY_RANGE(NLA_U32, AMBER_RELEASE_RESUME,
 						   AMBER_RELEASE_MAX),
+};
+
+static const struct nla_policy amber_lazy_fill_policy[AMBER_A_MAX + 1] = {
+	[AMBER_A_PID]		= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_pid_range),
+	[AMBER_A_UFFD_FD]	= NLA_POLICY_FULL_RANGE(NLA_U32, &amber_fd_range),
 };
 
 static int amber_nl_get_version_doit(struct sk_buff *skb, struct genl_info *info)
@@ -563,6 +569,24 @@ static int amber_nl_tcp_graft_doit(struct sk_buff *skb, struct genl_info *info)
 				    info->attrs[AMBER_A_TCP_CHILD_FD], info->extack);
 }
 
+static int amber_nl_lazy_fill_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **attrs = info->attrs;
+	pid_t pid;
+
+	if (GENL_REQ_ATTR_CHECK(info, AMBER_A_PID)) {
+		NL_SET_ERR_MSG(info->extack, "missing PID");
+		return -EINVAL;
+	}
+	pid = nla_get_u32(attrs[AMBER_A_PID]);
+	if (!attrs[AMBER_A_UFFD_FD])
+		return amber_lazy_done(pid, attrs[AMBER_A_PID], info->snd_portid,
+				       genl_info_net(info), info->extack);
+	return amber_lazy_hold(pid, attrs[AMBER_A_PID], nla_get_u32(attrs[AMBER_A_UFFD_FD]),
+			       attrs[AMBER_A_UFFD_FD], info->snd_portid, genl_info_net(info),
+			       info->extack);
+}
+
 static const struct genl_ops amber_ops[] = {
 	{
 		.cmd	= AMBER_CMD_GET_VERSION,
@@ -613,6 +637,12 @@ static const struct genl_ops amber_ops[] = {
 		.policy	= amber_tcp_graft_policy,
 		.maxattr = AMBER_A_MAX,
 		.flags	= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd	= AMBER_CMD_LAZY_FILL,
+		.doit	= amber_nl_lazy_fill_doit,
+		.policy	= amber_lazy_fill_policy,
+		.maxattr = AMBER_A_MAX,
 	},
 };
 

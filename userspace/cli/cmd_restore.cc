@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-// amber restore -D DIR [--checkpoint N] [--detach]: bring a checkpointed
-// process back with its original PID (restore/restore.cc), then wait for it
-// and exit with its status, or print its PID with --detach.
+// amber restore -D DIR [--checkpoint N] [--detach] [--lazy [--lazy-log FILE]]:
+// bring a checkpointed process back with its original PID
+// (restore/restore.cc), then wait for it and exit with its status, or print
+// its PID with --detach. --lazy runs it before its memory is filled
+// (restore/lazy.h).
 #include <cerrno>
 #include <cstdio>
 
@@ -24,6 +26,8 @@ struct RestoreOptions {
 	bool detach = false;
 	std::string pid_conflict = "fail";
 	int timeout_s = 60;
+	bool lazy = false;
+	std::string lazy_log;
 };
 
 // "128 + signal" for a killed child, its exit code otherwise.
@@ -43,6 +47,8 @@ Result<int> restore(const RestoreOptions &o)
 	if (o.checkpoint)
 		req.number = o.checkpoint;
 	req.timeout_s = o.timeout_s;
+	req.lazy = o.lazy;
+	req.lazy_log = o.lazy_log;
 	RestoredProcess p = AMBER_TRY(restore_process(req));
 	if (o.detach) {
 		printf("restored pid %d\n", p.pid);
@@ -87,6 +93,16 @@ void setup_restore(CLI::App &app)
 			"Seconds to wait for amber.ko to answer the restore request")
 		->check(CLI::Range(1, 3600))
 		->capture_default_str();
+	sub->add_flag("--lazy", opt->lazy,
+		      "Run the process before its private anonymous memory is filled: a "
+		      "background child of this command fills each page on first touch and "
+		      "the rest in address order, checking every run's checksum first (a "
+		      "damaged run kills the process, naming the pages file, run and pid). "
+		      "Single processes only");
+	sub->add_option("--lazy-log", opt->lazy_log,
+			"With --lazy: append the filler's messages, and a line once the fill "
+			"is complete, to this file instead of stderr")
+		->needs("--lazy");
 	sub->callback([opt] { run_restore(*opt); });
 }
 

@@ -343,6 +343,7 @@ struct ProcFds {
 	const std::map<int, int> *vma_shmem = nullptr;	// VMA -> shmem
 	const std::vector<PrefillPick> *prefill = nullptr;
 	bool hold = false;
+	bool lazy = false;		// AMBER_RESTORE_F_LAZY (lazy.h)
 	bool fault_refused = false;	// AMBER_FAULT (fault_pid())
 };
 

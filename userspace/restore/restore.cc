@@ -47,6 +47,7 @@
 #include "netlink/netlink.h"
 #include "image/store.h"
 #include "restore/core.h"
+#include "restore/lazy.h"
 
 namespace amber {
 
@@ -268,6 +269,7 @@ Result<void> prepare_request(Prepared &pr, const Checkpoint &c,
 			break;
 		}
 	rf.hold = in.hold;
+	rf.lazy = in.lazy;
 	Bytes attrs = AMBER_TRY(build_restore_attrs(c, rf));
 	Request req = AMBER_TRY(nl.make_request(AMBER_CMD_RESTORE, attrs));
 	const struct nlmsghdr *hdr = nlmsg_hdr(req.msg.get());
@@ -486,6 +488,100 @@ std::vector<StubPrefill> single_prefill(const LoadedChain &lc, const std::vector
 	return out;
 }
 
+// Lazy restore, once the stub runs: waits for its userfaultfd (LazyReady),
+// takes a copy, pins it in amber.ko and forks the filler, which is serving
+// faults when this returns. Failing, nothing is left: the caller kills the
+// stub, the filler (if any) finds the process gone.
+Result<void> start_lazy(const RestoreRequest &req, const StubPlan &plan, int report_fd,
+			int pidfd, pid_t pid, const std::vector<std::string> &pages,
+			const std::vector<int> &link_fds)
+{
+	int64_t deadline = now_ms() + int64_t(req.timeout_s) * 1000;
+	int stub_fd = -1;
+	while (stub_fd < 0) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return fail(ETIMEDOUT, "lazy restore: the stub of pid " + std::to_string(pid) +
+						       " did not register its memory in time");
+		struct pollfd fds[2] = {{report_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+		int n = poll(fds, 2, int(std::min<int64_t>(left, INT_MAX)));
+		if (n < 0 && errno != EINTR)
+			return fail_errno("poll");
+		if (n <= 0)
+			continue;
+		if (fds[0].revents) {
+			StubReport rep;
+			ssize_t k = read(report_fd, &rep, sizeof(rep));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k != ssize_t(sizeof(rep)))
+				return fail(0, "restore stub (pid " + std::to_string(pid) +
+						       ") exited before registering its memory");
+			if (StubStep(rep.step) != StubStep::LazyReady)
+				return fail(rep.err, describe_step(plan, rep));
+			stub_fd = rep.index;
+		} else if (fds[1].revents) {
+			return fail(0, "restore stub (pid " + std::to_string(pid) +
+					       ") exited before registering its memory");
+		}
+	}
+
+	LazyFiller lf;
+	lf.pid = pid;
+	lf.uffd = UniqueFd(int(syscall(SYS_pidfd_getfd, pidfd, stub_fd, 0)));
+	if (!lf.uffd)
+		return fail_errno("lazy restore: pidfd_getfd of the stub's userfaultfd");
+	lf.pidfd = UniqueFd(fcntl(pidfd, F_DUPFD_CLOEXEC, 3));
+	if (!lf.pidfd)
+		return fail_errno("dup");
+	lf.plan = plan_lazy(plan.prefill);
+	lf.stall = fault_pid("lazy-stall") == pid;
+	for (size_t i = 0; i < link_fds.size(); i++)
+		lf.paths[link_fds[i]] = pages[i];
+	AMBER_TRY(lf.map_files());
+	UniqueFd log;
+	if (!req.lazy_log.empty()) {
+		log = AMBER_TRY(open_file(req.lazy_log, O_WRONLY | O_CREAT | O_APPEND));
+		lf.log_done = true;
+	}
+	auto nl = connect_module();
+	if (!nl)
+		return tl::unexpected(nl.error());
+	lf.nl.emplace(std::move(*nl));
+	auto held = lazy_fill_request(*lf.nl, pid, lf.uffd.get());
+	if (!held)
+		return wrap(held.error(), "lazy restore: amber.ko refused the userfaultfd: ");
+
+	fflush(nullptr);
+	pid_t filler = fork();
+	if (filler < 0)
+		return fail_errno("lazy restore: fork of the filler");
+	if (filler > 0)
+		return {};	// our copies of the fds close here; the filler's stay
+
+	// The filler: the fds it needs, nothing else (0 and 1 on /dev/null,
+	// 2 on the log), so that nobody waits for its output to end.
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+	}
+	if (log)
+		dup2(log.get(), 2);
+	std::vector<int> keep = {0, 1, 2, lf.uffd.get(), lf.pidfd.get(), lf.nl->fd()};
+	for (const auto &[fd, path] : lf.paths)
+		keep.push_back(fd);
+	std::sort(keep.begin(), keep.end());
+	for (const auto &[lo, hi] : close_ranges(keep))
+		syscall(SYS_close_range, lo, hi, 0);
+	auto r = lf.run();
+	if (!r) {
+		std::string m = "amber restore: " + r.error().str() + "\n";
+		(void)!write(2, m.data(), m.size());
+	}
+	_exit(r ? 0 : 1);
+}
+
 Result<RestoredProcess> restore_single(const RestoreRequest &req, LoadedChain lc)
 {
 	const std::vector<Checkpoint> &chain = lc.links;
@@ -528,6 +624,14 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, LoadedChain lc
 	for (const UniqueFd &fd : pr.helpers.pages)
 		link_fds.push_back(fd.get());
 	pr.plan.prefill = single_prefill(lc, picks[0], link_fds, &unhashed);
+	// Lazy: the stub waits on go once its memory is registered.
+	PipeFds go;
+	if (req.lazy) {
+		go = AMBER_TRY(make_pipe("pipe"));
+		pr.plan.lazy = true;
+		pr.plan.lazy_go_fd = go.r.get();
+		pr.plan.lazy_go_w_fd = go.w.get();
+	}
 	// A deleted cwd: the stub enters a ghost directory and removes it.
 	GhostDirs ghosts;
 	if (is_deleted(c.task.cwd)) {
@@ -542,6 +646,7 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, LoadedChain lc
 	in.max_open = max_fd;
 	in.shared = &shared;
 	in.prefill = &picks[0];
+	in.lazy = req.lazy;
 	AMBER_TRY(prepare_request(pr, c, pages, *nl, in));
 	// Last, so no later allocation of ours can land where the stub moves
 	// the vDSO to: the stub's mappings are ours at clone3() time.
@@ -552,6 +657,21 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, LoadedChain lc
 	// Only the stub keeps the write end: EOF once it exits or the kernel
 	// closes its helper fds.
 	report.w.reset();
+	if (req.lazy) {
+		go.r.reset();
+		auto l = start_lazy(req, pr.plan, report.r.get(), pidfd.get(), child, pages,
+				    link_fds);
+		if (!l) {
+			kill_and_reap(pidfd.get(), child);
+			return tl::unexpected(l.error());
+		}
+		char b = 1;
+		if (write(go.w.get(), &b, 1) != 1) {
+			kill_and_reap(pidfd.get(), child);
+			return fail_errno("lazy restore: releasing the stub");
+		}
+		go.w.reset();
+	}
 
 	auto r = wait_outcome(*nl, pr.seq, pr.plan, pr.fd_names, links, report.r.get(),
 			      pidfd.get(), child, req.timeout_s);
@@ -593,8 +713,13 @@ Result<RestoredProcess> restore_process(const RestoreRequest &req)
 	// every link of its chain (PAGE_FDS, oldest first).
 	Checkpoint meta = AMBER_TRY(store.load_meta(req.number));
 	AMBER_TRY(check_kernel({meta.info.kernel, meta.info.vdso_xxh64}, AMBER_TRY(this_kernel())));
-	if (meta.is_tree())
+	if (meta.is_tree()) {
+		if (req.lazy)
+			return fail(EOPNOTSUPP, "--lazy restores a single process; checkpoint " +
+							std::to_string(meta.number) +
+							" is a process tree (restore it without --lazy)");
 		return restore_tree(req, store, meta);	// verifies the chains in parallel
+	}
 	return restore_single(req, AMBER_TRY(load_chain(store, meta.number)));
 }
 

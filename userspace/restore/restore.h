@@ -17,6 +17,12 @@ struct RestoreRequest {
 	std::string dir;			// image store
 	std::optional<uint32_t> number;		// nullopt: the latest
 	int timeout_s = 60;			// for amber.ko's answer
+	// Lazy restore (restore/lazy.h): the process runs before its private
+	// anonymous memory is filled; a child of the caller fills it. Its
+	// messages go to lazy_log (appended) if set, else to stderr; with
+	// lazy_log it also says when the fill is complete.
+	bool lazy = false;
+	std::string lazy_log;
 };
 
 // A restored process: a child of the caller (it exits with SIGCHLD, wait for

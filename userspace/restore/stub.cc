@@ -28,7 +28,11 @@
 #include <unistd.h>
 
 #include <linux/amber.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <xxhash.h>
+
+#include "restore/lazy.h"
 
 namespace amber {
 
@@ -177,6 +181,14 @@ std::string describe_step(const StubPlan &plan, const StubReport &r)
 		}
 		return "pages.img: checksum mismatch";
 	}
+	case StubStep::Userfaultfd:
+		if (r.index >= 0 && size_t(r.index) < plan.prefill.size())
+			return "lazy restore: registering " + range_str(plan.prefill[r.index].range) +
+			       " with the userfaultfd";
+		return "lazy restore: creating a userfaultfd (root, or "
+		       "/proc/sys/vm/unprivileged_userfaultfd)";
+	case StubStep::LazyReady:
+		return "stub: userfaultfd ready";
 	}
 	return "stub: step " + std::to_string(r.step);
 }
@@ -289,8 +301,9 @@ Result<Bytes> build_restore_attrs(const Checkpoint &c, const RequestFds &fds)
 		}
 		w.end_nest(n);
 	}
-	if (fds.hold)
-		w.put_u32(AMBER_A_FLAGS, AMBER_RESTORE_F_HOLD);
+	if (fds.hold || fds.lazy)
+		w.put_u32(AMBER_A_FLAGS, (fds.hold ? AMBER_RESTORE_F_HOLD : 0) |
+						 (fds.lazy ? AMBER_RESTORE_F_LAZY : 0));
 	if (!w.ok())
 		return fail(E2BIG, "restore request: an attribute exceeds 64 KiB");
 	return w.take();
@@ -502,12 +515,14 @@ bool prefill_one(const StubPlan &plan, size_t i, int *bad_check)
 		// stub prefilled for itself only.
 		ok = mmap(at, f.range.size(), rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
 		     at;
-		for (size_t k = 0; ok && k < f.segs.size(); k++)
+		// Lazy: the tool fills it through the userfaultfd, checking
+		// each run before any of its pages is handed over.
+		for (size_t k = 0; ok && !plan.lazy && k < f.segs.size(); k++)
 			ok = fill_from_file(f.segs[k].fd, f.segs[k].addr, f.segs[k].len,
 					    f.segs[k].off);
 		// The runs the tool left to us, checked on the memory the
 		// process will run with, before it exists.
-		for (size_t k = 0; ok && k < f.checks.size(); k++) {
+		for (size_t k = 0; ok && !plan.lazy && k < f.checks.size(); k++) {
 			const StubPageCheck &c = f.checks[k];
 			if (XXH64(reinterpret_cast<const void *>(c.addr), size_t(c.len), 0) !=
 			    c.xxh64) {
@@ -539,6 +554,44 @@ void prefill(const StubPlan &plan)
 		}
 		checks += int(plan.prefill[i].checks.size());
 	}
+}
+
+// Lazy restore: the prefilled (still empty) memory registered with a new
+// userfaultfd, which the tool copies with pidfd_getfd() once it has it
+// (LazyReady). The tool's byte on lazy_go_fd says it holds it and serves
+// faults; then ours is closed, leaving no trace in the process.
+void lazy_register(const StubPlan &plan)
+{
+	close(plan.lazy_go_w_fd);	// EOF on go once the tool gives up
+	int uffd = int(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+	if (uffd < 0)
+		stub_fail(plan, StubStep::Userfaultfd, -1);
+	struct uffdio_api api = {};
+	api.api = UFFD_API;
+	api.features = kLazyUffdFeatures;
+	if (ioctl(uffd, UFFDIO_API, &api))
+		stub_fail(plan, StubStep::Userfaultfd, -1);
+	for (size_t i = 0; i < plan.prefill.size(); i++) {
+		const StubPrefill &f = plan.prefill[i];
+		struct uffdio_register reg = {};
+		reg.range.start = f.range.start;
+		reg.range.len = f.range.size();
+		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+			stub_fail(plan, StubStep::Userfaultfd, int(i));
+		if (!(reg.ioctls & (uint64_t(1) << _UFFDIO_COPY))) {
+			errno = EOPNOTSUPP;
+			stub_fail(plan, StubStep::Userfaultfd, int(i));
+		}
+	}
+	report(StubStep::LazyReady, uffd, 0);
+	char go;
+	ssize_t n;
+	while ((n = read(plan.lazy_go_fd, &go, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		_exit(126);	// the tool gave up: no report
+	close(uffd);
 }
 
 // Tree part of a stub, before it restores itself: session and group,
@@ -710,6 +763,8 @@ void run_stub(const StubPlan &plan)
 		run_tree_stub(plan);
 	else
 		prefill(plan);
+	if (plan.lazy)
+		lazy_register(plan);
 
 	// A shared fd table is set up once, by its owner (StubFilesSync).
 	if (plan.files_sync) {

@@ -305,6 +305,13 @@ struct StubPlan {
 	// Filled before the children are forked (tree restores only), with
 	// a scratch buffer of the tool's for comparing inherited pages.
 	std::vector<StubPrefill> prefill;
+	// Lazy restore (lazy.h): prefill maps the memory without filling it
+	// and registers it with a userfaultfd, reports LazyReady with the
+	// userfaultfd's number, then waits for one byte on lazy_go_fd (the
+	// tool's number) and closes the userfaultfd; the tool took a copy.
+	bool lazy = false;
+	int lazy_go_fd = -1;
+	int lazy_go_w_fd = -1;			// the tool's write end: closed at once
 	uint64_t scratch = 0;
 	uint64_t scratch_size = 0;
 	Bytes msg;				// complete netlink message
@@ -342,6 +349,8 @@ enum class StubStep : uint32_t {
 	Timer,		// index: the POSIX timer id
 	TimerId,	// index: the id wanted (timer_create handed out another)
 	PagesChecksum,	// index: of the check, counted over every prefill[]'s
+	Userfaultfd,	// index: prefill[] being registered, -1 creating it
+	LazyReady,	// not a failure: index is the userfaultfd's number
 };
 
 // Fixed-size record written to the report pipe (atomic: < PIPE_BUF).
@@ -369,7 +378,8 @@ struct RequestFds {
 	std::vector<int> close;					// every helper fd
 	std::map<int, int> shmem;	// VMA index -> memfd (tree restores)
 	std::vector<bool> prefilled;	// by VMA index: AMBER_VMA_F_PREFILLED
-	bool hold = false;		// AMBER_A_FLAGS = AMBER_RESTORE_F_HOLD
+	bool hold = false;		// AMBER_A_FLAGS has AMBER_RESTORE_F_HOLD
+	bool lazy = false;		// AMBER_A_FLAGS has AMBER_RESTORE_F_LAZY
 };
 
 // Payload of AMBER_CMD_RESTORE: TASK, MM, REGS, FPU and SIGNALS copied from

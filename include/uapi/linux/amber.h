@@ -94,6 +94,21 @@ enum amber_cmd {
 	 * connection (see NET_RELEASE). Needs CAP_NET_ADMIN.
 	 */
 	AMBER_CMD_TCP_GRAFT,
+	/*
+	 * PID, UFFD_FD: the caller fills PID's memory lazily through that
+	 * userfaultfd (`amber restore --lazy`, AMBER_RESTORE_F_LAZY). The
+	 * module keeps a reference on the userfaultfd, so that the process
+	 * never sees its missing pages as zero (as it would once the last
+	 * reference went away), and SIGKILLs the process and its descendants
+	 * if the caller's socket closes before it says the fill is complete.
+	 * Sent again with the userfaultfd of a child the process forked
+	 * during the fill, under the same PID. PID alone, from the same
+	 * socket: the fill is complete (or the process is gone); every
+	 * reference held for PID is dropped. ENOENT if this socket holds no
+	 * fill of that pid. Needs CAP_CHECKPOINT_RESTORE and ptrace access to
+	 * the process.
+	 */
+	AMBER_CMD_LAZY_FILL,
 
 	__AMBER_CMD_MAX,
 	AMBER_CMD_MAX = __AMBER_CMD_MAX - 1
@@ -204,6 +219,7 @@ enum amber_attr {
 	AMBER_A_SOCK_FDS,
 	AMBER_A_SOCK_FD,		/* u32: fd of a socket of the caller */
 	AMBER_A_TCP_CHILD_FD,		/* u32: TCP_GRAFT: the connection's fd */
+	AMBER_A_UFFD_FD,		/* u32: LAZY_FILL: the caller's userfaultfd */
 
 	__AMBER_A_MAX,
 	AMBER_A_MAX = __AMBER_A_MAX - 1
@@ -241,8 +257,14 @@ enum amber_ckpt_flags {
  */
 enum amber_restore_flags {
 	AMBER_RESTORE_F_HOLD = 1 << 0,
+	/*
+	 * The PREFILLED VMAs may be registered with a userfaultfd
+	 * (UFFDIO_REGISTER_MODE_MISSING) by the stub: their pages are filled
+	 * on first touch by whoever holds it (see AMBER_CMD_LAZY_FILL).
+	 */
+	AMBER_RESTORE_F_LAZY = 1 << 1,
 
-	__AMBER_RESTORE_F_ALL = AMBER_RESTORE_F_HOLD,
+	__AMBER_RESTORE_F_ALL = AMBER_RESTORE_F_HOLD | AMBER_RESTORE_F_LAZY,
 };
 
 #define AMBER_RESTORE_HOLD_MAX_MS	120000
