@@ -314,6 +314,53 @@ std::vector<PrefillSeg> prefill_segs(const std::vector<PageSource> &sources, Ran
 	return out;
 }
 
+std::vector<std::vector<StubPageCheck>> plan_page_checks(const Checkpoint &c,
+							 const std::vector<PrefillPick> &picks,
+							 std::vector<bool> *unhashed)
+{
+	const uint64_t ps = c.page_size;
+	std::vector<std::vector<StubPageCheck>> out(picks.size());
+	unhashed->assign(c.pagemap.size(), false);
+	size_t run = 0;
+	for (size_t i = 0; i < picks.size(); i++) {
+		const Vma &v = c.vmas.at(picks[i].vma);
+		while (run < c.pagemap.size() && c.pagemap[run].addr < v.start)
+			run++;
+		for (; run < c.pagemap.size(); run++) {
+			const amber_pagemap_entry &e = c.pagemap[run];
+			const uint64_t len = uint64_t(e.nr_pages) * ps;
+			if (e.addr >= v.end)
+				break;
+			if ((e.flags & AMBER_RUN_F_PARENT) || e.addr + len > v.end)
+				continue;
+			out[i].push_back({e.addr, len, e.xxh64, c.number, uint32_t(run)});
+			(*unhashed)[run] = true;
+		}
+	}
+	return out;
+}
+
+std::vector<StubPrefill> plan_stub_prefill(const Checkpoint &c,
+					   const std::vector<PageSource> &sources,
+					   const std::vector<PrefillPick> &picks,
+					   const std::vector<int> &link_fds,
+					   std::vector<std::vector<StubPageCheck>> checks)
+{
+	std::vector<StubPrefill> out;
+	for (size_t i = 0; i < picks.size(); i++) {
+		const Vma &v = c.vmas.at(picks[i].vma);
+		StubPrefill f;
+		f.range = {v.start, v.end};
+		f.prot = int(v.prot);
+		f.inherited = picks[i].inherited;
+		f.segs = prefill_segs(sources, f.range, c.page_size, link_fds);
+		if (i < checks.size())
+			f.checks = std::move(checks[i]);
+		out.push_back(std::move(f));
+	}
+	return out;
+}
+
 bool vma_has_file(const Vma &v)
 {
 	constexpr uint32_t no_file = AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM |

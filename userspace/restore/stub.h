@@ -122,10 +122,13 @@ struct StubPageCheck {
 
 struct StubPrefill {
 	Range range;
-	int prot = 0;			// PROT_*, set once filled
+	int prot = 0;			// PROT_*, set once filled and checked
 	bool inherited = false;
 	std::vector<PrefillSeg> segs;
-	std::vector<StubPageCheck> checks;	// not inherited ranges only
+	std::vector<StubPageCheck> checks;	// checked once filled (or fixed up)
+	// A child inherits it: filled before the stub creates its children,
+	// checked after (concurrently with theirs).
+	bool before_fork = false;
 };
 
 // Gaps between sorted, distinct kept fds, as close_range() arguments.
@@ -302,11 +305,13 @@ struct StubPlan {
 	StubFilesSync *files_sync = nullptr;
 	int files_members = 0;			// the owner: members, itself included
 	bool files_follower = false;		// not the owner: skips steps 2 and 3
-	// Filled before the children are forked (tree restores only), with
-	// a scratch buffer of the tool's for comparing inherited pages.
+	// Private memory the stub maps, fills and checks itself (in a tree,
+	// what a child inherits before the children are created), with a
+	// scratch buffer of the tool's for fixing up inherited pages.
 	std::vector<StubPrefill> prefill;
 	uint64_t scratch = 0;
 	uint64_t scratch_size = 0;
+	std::string pages_prefix;		// of pages.img in messages: "proc/PID/" in a tree
 	Bytes msg;				// complete netlink message
 };
 
@@ -387,8 +392,8 @@ Result<std::vector<StubThreadSig>> plan_thread_signals(const Checkpoint &c);
 
 // Maps and fills plan.prefill[i], or fixes it up where inherited (pages
 // that differ from the image rewritten, resident pages that must be zero
-// dropped), then sets its protection; checks plan.prefill[i].checks on the
-// filled memory. The stub's own step, without allocation; false with errno
+// dropped), checks plan.prefill[i].checks on that memory, then sets its
+// protection. The stub's own step, without allocation; false with errno
 // set on failure, EBADMSG and *bad_check the index of the check for a
 // checksum mismatch (-1 otherwise).
 bool prefill_one(const StubPlan &plan, size_t i, int *bad_check = nullptr);
