@@ -303,6 +303,14 @@ Result<std::vector<std::vector<PrefillPick>>> reserve_prefill(
 	const std::vector<const std::vector<Vma> *> &vmas, const std::vector<int> &parent,
 	Reservation &res, bool all = false);
 
+// Whether range r of a child, the exact range of a VMA its parent prefills,
+// is worth inheriting copy-on-write: at least half of a sample of its pages
+// (32, evenly spread, read from both images) are equal in both. Memory a
+// child allocated after the fork at its parent's address, with contents of
+// its own, is filled afresh instead of inherited and rewritten page by
+// page (and then its parent need not fill it before creating the child).
+bool mostly_shared(const PageInput &parent, const PageInput &child, Range r);
+
 // The runs of c (the newest link of a chain, page_size set) that lie wholly
 // in one of the picked VMAs, by pick (picks in address order): the stub
 // checks their XXH64 on the memory it filled. *unhashed marks them by

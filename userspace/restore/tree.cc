@@ -539,7 +539,8 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 
 	// Private anonymous memory each stub maps and fills itself (all of it:
 	// plan_prefill()), shared copy-on-write along the tree where a child
-	// has the parent's exact range. The stubs check the runs in it on the
+	// has the parent's exact range with mostly the same pages. The stubs
+	// check the runs in it on the
 	// memory they filled; every other page is verified now, before anything
 	// is created, by a few threads at once.
 	Reservation reserved;
@@ -552,6 +553,16 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 			vmas[i] = &procs[i].ckpt().vmas;
 	}
 	auto prefill = AMBER_TRY(reserve_prefill(vmas, parent, reserved, true));
+	auto input = [&](size_t i) {
+		return PageInput{procs[i].label, &procs[i].ckpt(), &procs[i].chain, &procs[i].sources};
+	};
+	for (size_t i = 0; i < procs.size(); i++)
+		for (PrefillPick &k : prefill[i]) {
+			const Vma &v = procs[i].ckpt().vmas[k.vma];
+			if (k.inherited && !mostly_shared(input(size_t(parent[i])), input(i),
+							  {v.start, v.end}))
+				k.inherited = false;
+		}
 	std::vector<std::vector<std::vector<StubPageCheck>>> checks(procs.size());
 	std::vector<std::vector<bool>> unhashed(procs.size());
 	for (int i : live)

@@ -386,6 +386,57 @@ TEST(RestorePrefill, ChecksInheritedMemoryOnceFixed)
 	fclose(img);
 }
 
+// A child's range is inherited only when most of its pages are its
+// parent's too (a sample read from both images); memory the child filled on
+// its own at the same address is filled afresh.
+TEST(RestorePrefill, InheritsOnlyMostlySharedRanges)
+{
+	const uint64_t ps = 0x1000, pages = 64;
+	auto write_img = [&](const std::string &path, uint64_t differ_from, uint64_t skip) {
+		std::string data;
+		for (uint64_t k = 0; k < pages; k++)
+			data += std::string(ps, char(k >= differ_from ? 'x' + (k & 1) : 'a' + k % 20));
+		data = std::string(skip, 'h') + data;
+		FILE *f = fopen(path.c_str(), "w");
+		ASSERT_NE(nullptr, f);
+		ASSERT_EQ(data.size(), fwrite(data.data(), 1, data.size(), f));
+		fclose(f);
+	};
+	char dir[] = "/tmp/amber-shared-XXXXXX";
+	ASSERT_NE(nullptr, mkdtemp(dir));
+	const std::string pa = std::string(dir) + "/parent", pb = std::string(dir) + "/same",
+			  pc = std::string(dir) + "/other";
+	write_img(pa, pages, 16);
+	write_img(pb, pages - 4, 32);	// 4 of 64 pages its own
+	write_img(pc, 0, 32);			// every page its own
+
+	const uint64_t base = 0x7f0000000000;
+	auto make = [&](const std::string &path, uint64_t off) {
+		Checkpoint c;
+		c.page_size = ps;
+		c.pages_path = path;
+		return std::make_pair(std::vector<Checkpoint>{c},
+				      std::vector<PageSource>{{base, pages, 0, off}});
+	};
+	auto [ca, sa] = make(pa, 16);
+	auto [cb, sb] = make(pb, 32);
+	auto [cc, sc] = make(pc, 32);
+	PageInput parent{"pid 1", &ca[0], &ca, &sa}, same{"pid 2", &cb[0], &cb, &sb},
+		other{"pid 3", &cc[0], &cc, &sc};
+	Range r{base, base + pages * ps};
+	EXPECT_TRUE(mostly_shared(parent, parent, r));
+	EXPECT_TRUE(mostly_shared(parent, same, r));
+	EXPECT_FALSE(mostly_shared(parent, other, r));
+	// Pages without data in both images are equal (zero); in one only, not.
+	std::vector<PageSource> none;
+	PageInput empty{"pid 4", &cc[0], &cc, &none};
+	EXPECT_TRUE(mostly_shared(empty, empty, r));
+	EXPECT_FALSE(mostly_shared(parent, empty, r));
+	for (const std::string &p : {pa, pb, pc})
+		unlink(p.c_str());
+	rmdir(dir);
+}
+
 TEST(RestorePrefill, SegmentsClipToTheRange)
 {
 	std::vector<PageSource> src = {{0x1000, 4, 0, 100}, {0x6000, 2, 1, 8192}, {0x9000, 1, 0, 0}};
