@@ -71,11 +71,12 @@ Result<VdsoPlan> plan_vdso(const std::vector<MapEntry> &own, const std::vector<V
 // targets are at most span long.
 int pick_scratch_chunk(uint64_t base, uint64_t span, const Range &a, const Range &b);
 
-// Private anonymous memory that the stubs of a tree restore map and fill
-// themselves, before forking their children, and hand to the kernel as
-// AMBER_VMA_F_PREFILLED: a child inherits it copy-on-write and rewrites only
-// the pages where its image differs, so pages a parent and its child shared
-// at checkpoint time stay shared instead of being copied once per process.
+// Private anonymous memory that the stubs map, fill and check themselves
+// and hand to the kernel as AMBER_VMA_F_PREFILLED. In a tree, a child may
+// inherit its parent's copy-on-write (filled before the children are
+// created) and rewrite only the pages where its image differs, so pages a
+// parent and its child shared at checkpoint time stay shared instead of
+// being copied once per process.
 struct PrefillPick {
 	size_t vma = 0;			// index into the process's VMAs
 	bool inherited = false;		// its parent prefills the same range

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 // Process trees on restore: plan_process_tree() (pure, plan.h) decides
 // creation order, sessions, groups and zombies; restore_tree() loads every
-// chain, plans the shared objects and each stub, creates the root's stub
-// (which creates its children, and so on: stub.cc) and runs them through
-// the barrier to every kernel ACK, then releases them parents first.
+// chain, plans the shared objects and each stub (the private memory it
+// fills and checks itself, every other page verified here), creates the
+// root's stub (which creates its children, and so on: stub.cc) and runs
+// them through the barrier to every kernel ACK, then releases them parents
+// first.
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -540,9 +542,8 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	// Private anonymous memory each stub maps and fills itself (all of it:
 	// plan_prefill()), shared copy-on-write along the tree where a child
 	// has the parent's exact range with mostly the same pages. The stubs
-	// check the runs in it on the
-	// memory they filled; every other page is verified now, before anything
-	// is created, by a few threads at once.
+	// check the runs in it on the memory they filled; every other page is
+	// verified now, before anything is created, by a few threads at once.
 	Reservation reserved;
 	std::vector<int> parent(procs.size(), -1);
 	std::vector<const std::vector<Vma> *> vmas(procs.size(), nullptr);
@@ -559,8 +560,8 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	for (size_t i = 0; i < procs.size(); i++)
 		for (PrefillPick &k : prefill[i]) {
 			const Vma &v = procs[i].ckpt().vmas[k.vma];
-			if (k.inherited && !mostly_shared(input(size_t(parent[i])), input(i),
-							  {v.start, v.end}))
+			if (k.inherited && parent[i] >= 0 &&
+			    !mostly_shared(input(size_t(parent[i])), input(i), {v.start, v.end}))
 				k.inherited = false;
 		}
 	std::vector<std::vector<std::vector<StubPageCheck>>> checks(procs.size());
