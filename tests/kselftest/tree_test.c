@@ -29,7 +29,11 @@
  *     TID, and run;
  *   - failed_restore_leaves_nothing: amber.ko refuses one worker of the
  *     family tree (AMBER_FAULT): the error names it, no process is left,
- *     and the image then restores.
+ *     and the image then restores;
+ *   - damaged_run_in_child: a byte flipped in the pages file of cowshare's
+ *     first child, in a run its stub checks and then in one the tool
+ *     checks: refused naming the child and its pages file, no process is
+ *     left, and the image undamaged again restores.
  *
  * Reference outputs (the workloads run directly) are cached per boot under
  * TEST_TMP/tree/. Each test works in TEST_TMP/tree/<test>/, removed when it
@@ -837,6 +841,95 @@ TEST_F_TIMEOUT(tree, cow_shared, 120)
 	EXPECT_EQ(0, files_differ(ref, self->out))
 		TH_LOG("%s differs from %s (first difference at byte %lld)", self->out, ref,
 		       files_differ(ref, self->out) - 1);
+}
+
+/*
+ * amber restore with a damaged image fails naming want_pid, the pages file
+ * and the checksum, and leaves nothing behind: every PID free, nothing ran
+ * (the output has not grown).
+ */
+static void damaged_restore_fails(struct __test_metadata *_metadata, FIXTURE_DATA(tree) *self,
+				  pid_t want_pid, const char *pages)
+{
+	struct cmd_result r = { 0 };
+	char who[32];
+	off_t size = file_size(self->out);
+	int i;
+
+	ASSERT_EQ(0, run_cmdl(120000, &r, AMBER_BIN, "restore", "-D", self->dir, NULL));
+	TH_LOG("amber restore: status %d, stderr: %s", exit_code(r.status), r.err ? r.err : "");
+	EXPECT_NE(0, exit_code(r.status));
+	snprintf(who, sizeof(who), "pid %d", want_pid);
+	EXPECT_NE(NULL, r.err ? strstr(r.err, who) : NULL) TH_LOG("the error does not name %s", who);
+	EXPECT_NE(NULL, r.err ? strstr(r.err, pages) : NULL)
+		TH_LOG("the error does not name %s", pages);
+	EXPECT_NE(NULL, r.err ? strstr(r.err, "checksum mismatch") : NULL)
+		TH_LOG("the error does not say what is wrong");
+	cmd_result_free(&r);
+	for (i = 0; i < self->nbefore; i++)
+		EXPECT_EQ(0, reap_gone(self->before[i].pid, 10000))
+			TH_LOG("pid %d is left behind", self->before[i].pid);
+	EXPECT_EQ(size, file_size(self->out)) TH_LOG("a process ran after the failed restore");
+}
+
+/*
+ * A damaged run in the pages file of the second process of a tree (cowshare:
+ * its largest run lies in the memory it inherits from the root, which its
+ * stub fixes up and checks itself while the other stubs fill theirs; its
+ * first run, in the program's data, is checked by the tool before any stub
+ * exists): the restore is refused naming that process and its pages file,
+ * and no process of the tree is left. Undamaged again, the image restores.
+ */
+TEST_F_TIMEOUT(tree, damaged_run_in_child, 180)
+{
+	struct cmd_result r = { 0 };
+	struct ckpt_line c;
+	char ref[256], pidf[320], pages[400], name[64], *s;
+	pid_t p[2];
+	uint64_t bytes, big_bytes;
+	off_t off, big_off;
+	int n;
+
+	REQUIRE_AMBER();
+	ASSERT_EQ(0, reference("cowshare", ref, sizeof(ref)))
+		TH_LOG("uninterrupted run of cowshare failed");
+	snprintf(pidf, sizeof(pidf), "%s/pids", self->base);
+	ASSERT_EQ(0, start_workload(self, "cowshare", "--pids", pidf, "ready\n"))
+		TH_LOG("cowshare never got ready");
+	n = snapshot(self->root, self->before, MAXP);
+	ASSERT_EQ(COW_PROCS, n);
+	self->nbefore = n;
+	s = slurp(pidf, NULL);
+	ASSERT_NE(NULL, s);
+	ASSERT_EQ(2, sscanf(s, "%d %d", &p[0], &p[1]));
+	free(s);
+	ASSERT_EQ(self->root, p[0]);
+	ASSERT_NE(NULL, find_ids(self->before, n, p[1]));
+
+	ASSERT_EQ(0, fid_before(self));
+	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c))
+		log_cmd(_metadata, "checkpoint --tree", &r);
+	cmd_result_free(&r);
+	ASSERT_EQ(0, kill_all(self));
+
+	snprintf(pages, sizeof(pages), "%s/%u/proc/%d/pages.img", self->dir, c.number, p[1]);
+	snprintf(name, sizeof(name), "proc/%d/pages.img", p[1]);
+	ASSERT_EQ(0, largest_page_run(pages, &big_off, &big_bytes));
+	ASSERT_LE(COW_MIB << 19, big_bytes) TH_LOG("largest run: %llu bytes",
+						    (unsigned long long)big_bytes);
+	ASSERT_EQ(0, first_page_run(pages, &off, &bytes));
+	ASSERT_NE(big_off, off);
+
+	/* in the memory the child's stub checks */
+	ASSERT_EQ(0, flip_byte(pages, big_off + big_bytes / 2));
+	damaged_restore_fails(_metadata, self, p[1], name);
+	ASSERT_EQ(0, flip_byte(pages, big_off + big_bytes / 2));
+	/* in a page the tool checks */
+	ASSERT_EQ(0, flip_byte(pages, off + bytes / 2));
+	damaged_restore_fails(_metadata, self, p[1], name);
+	ASSERT_EQ(0, flip_byte(pages, off + bytes / 2));
+
+	restores_as_reference(_metadata, self, ref, n);
 }
 
 /*

@@ -319,6 +319,12 @@ Result<std::vector<Checkpoint>> Store::load_chain(uint32_t number, uint32_t pid,
 	return walk_chain(number, pid, root_pid, false);
 }
 
+Result<std::vector<Checkpoint>> Store::load_chain_meta(uint32_t number, uint32_t pid,
+						       uint32_t root_pid) const
+{
+	return walk_chain(number, pid, root_pid, true);
+}
+
 Result<Checkpoint> Store::load_meta(std::optional<uint32_t> number) const
 {
 	uint32_t n = AMBER_TRY(resolve(number));

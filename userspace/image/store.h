@@ -147,6 +147,9 @@ public:
 	// none read (page_size 0): the caller verifies them (restore does it
 	// as it reads them, verify_pages_except()).
 	Result<std::vector<Checkpoint>> load_chain_meta(std::optional<uint32_t> number) const;
+	// The same for one process of a tree checkpoint (see load_chain()).
+	Result<std::vector<Checkpoint>> load_chain_meta(uint32_t number, uint32_t pid,
+							uint32_t root_pid) const;
 
 	// Every link of every process chain of checkpoint `number` verified
 	// (checksums, parents present, pages resolvable): whether it can be

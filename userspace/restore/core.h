@@ -303,6 +303,31 @@ Result<std::vector<std::vector<PrefillPick>>> reserve_prefill(
 	const std::vector<const std::vector<Vma> *> &vmas, const std::vector<int> &parent,
 	Reservation &res, bool all = false);
 
+// Whether range r of a child, the exact range of a VMA its parent prefills,
+// is worth inheriting copy-on-write: at least half of a sample of its pages
+// (32, evenly spread, read from both images) are equal in both. Memory a
+// child allocated after the fork at its parent's address, with contents of
+// its own, is filled afresh instead of inherited and rewritten page by
+// page (and then its parent need not fill it before creating the child).
+bool mostly_shared(const PageInput &parent, const PageInput &child, Range r);
+
+// The runs of c (the newest link of a chain, page_size set) that lie wholly
+// in one of the picked VMAs, by pick (picks in address order): the stub
+// checks their XXH64 on the memory it filled. *unhashed marks them by
+// pagemap index, for verify_pages_except().
+std::vector<std::vector<StubPageCheck>> plan_page_checks(const Checkpoint &c,
+							 const std::vector<PrefillPick> &picks,
+							 std::vector<bool> *unhashed);
+
+// The stub's prefill of c's picked VMAs: their page data in the resolved
+// chain (link_fds[k]: the fd of link k's pages file) and their checks from
+// plan_page_checks().
+std::vector<StubPrefill> plan_stub_prefill(const Checkpoint &c,
+					   const std::vector<PageSource> &sources,
+					   const std::vector<PrefillPick> &picks,
+					   const std::vector<int> &link_fds,
+					   std::vector<std::vector<StubPageCheck>> checks);
+
 // ---- Signals: signals.cc; the task: task.cc; threads: threads.cc. ----
 
 // Signal state the stub installs with raw system calls.

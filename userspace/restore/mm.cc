@@ -314,6 +314,100 @@ std::vector<PrefillSeg> prefill_segs(const std::vector<PageSource> &sources, Ran
 	return out;
 }
 
+std::vector<std::vector<StubPageCheck>> plan_page_checks(const Checkpoint &c,
+							 const std::vector<PrefillPick> &picks,
+							 std::vector<bool> *unhashed)
+{
+	const uint64_t ps = c.page_size;
+	std::vector<std::vector<StubPageCheck>> out(picks.size());
+	unhashed->assign(c.pagemap.size(), false);
+	size_t run = 0;
+	for (size_t i = 0; i < picks.size(); i++) {
+		const Vma &v = c.vmas.at(picks[i].vma);
+		while (run < c.pagemap.size() && c.pagemap[run].addr < v.start)
+			run++;
+		for (; run < c.pagemap.size(); run++) {
+			const amber_pagemap_entry &e = c.pagemap[run];
+			const uint64_t len = uint64_t(e.nr_pages) * ps;
+			if (e.addr >= v.end)
+				break;
+			if ((e.flags & AMBER_RUN_F_PARENT) || e.addr + len > v.end)
+				continue;
+			out[i].push_back({e.addr, len, e.xxh64, c.number, uint32_t(run)});
+			(*unhashed)[run] = true;
+		}
+	}
+	return out;
+}
+
+std::vector<StubPrefill> plan_stub_prefill(const Checkpoint &c,
+					   const std::vector<PageSource> &sources,
+					   const std::vector<PrefillPick> &picks,
+					   const std::vector<int> &link_fds,
+					   std::vector<std::vector<StubPageCheck>> checks)
+{
+	std::vector<StubPrefill> out;
+	for (size_t i = 0; i < picks.size(); i++) {
+		const Vma &v = c.vmas.at(picks[i].vma);
+		StubPrefill f;
+		f.range = {v.start, v.end};
+		f.prot = int(v.prot);
+		f.inherited = picks[i].inherited;
+		f.segs = prefill_segs(sources, f.range, c.page_size, link_fds);
+		if (i < checks.size())
+			f.checks = std::move(checks[i]);
+		out.push_back(std::move(f));
+	}
+	return out;
+}
+
+namespace {
+
+// The data of p's page at addr (its resolved chain) into buf; false for a
+// page without data (zero) or one that cannot be read.
+bool read_page(const PageInput &p, uint64_t addr, std::map<uint32_t, UniqueFd> &fds,
+	       std::vector<uint8_t> &buf)
+{
+	const uint64_t ps = p.ckpt->page_size;
+	const std::vector<PageSource> &src = *p.sources;
+	auto it = std::upper_bound(src.begin(), src.end(), addr,
+				   [](uint64_t a, const PageSource &s) { return a < s.addr; });
+	if (it == src.begin() || addr >= (--it)->addr + it->nr_pages * ps ||
+	    it->link >= p.chain->size())
+		return false;
+	UniqueFd &fd = fds[it->link];
+	if (!fd) {
+		auto f = open_file((*p.chain)[it->link].pages_path, O_RDONLY);
+		if (!f)
+			return false;
+		fd = std::move(*f);
+	}
+	buf.resize(ps);
+	return pread_exact(fd.get(), buf.data(), ps, it->offset + (addr - it->addr)) == 0;
+}
+
+} // namespace
+
+bool mostly_shared(const PageInput &parent, const PageInput &child, Range r)
+{
+	constexpr uint64_t kSamples = 32;
+	const uint64_t ps = child.ckpt->page_size;
+	if (!ps || ps != parent.ckpt->page_size)
+		return true;
+	const uint64_t pages = r.size() / ps;
+	std::map<uint32_t, UniqueFd> pfds, cfds;
+	std::vector<uint8_t> a, b;
+	uint64_t n = std::min(kSamples, pages), equal = 0;
+	for (uint64_t k = 0; k < n; k++) {
+		const uint64_t addr = r.start + (k * pages / n) * ps;
+		const bool pa = read_page(parent, addr, pfds, a);
+		const bool ca = read_page(child, addr, cfds, b);
+		if (pa == ca && (!pa || a == b))
+			equal++;
+	}
+	return 2 * equal >= n;
+}
+
 bool vma_has_file(const Vma &v)
 {
 	constexpr uint32_t no_file = AMBER_VMA_F_ANON | AMBER_VMA_F_SHMEM |

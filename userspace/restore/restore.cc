@@ -451,43 +451,6 @@ Result<void> verify_chain(LoadedChain &lc, const std::vector<bool> &unhashed)
 	return {};
 }
 
-// The stub's prefill of a single process: every picked VMA with its page
-// data and the runs of the restored checkpoint that lie wholly inside it,
-// whose checksums the stub checks on the memory it filled (marked in
-// *unhashed).
-std::vector<StubPrefill> single_prefill(const LoadedChain &lc, const std::vector<PrefillPick> &picks,
-					const std::vector<int> &link_fds, std::vector<bool> *unhashed)
-{
-	const Checkpoint &c = lc.links.back();
-	const uint64_t ps = c.page_size;
-	std::vector<StubPrefill> out;
-	unhashed->assign(c.pagemap.size(), false);
-	size_t run = 0;
-	for (const PrefillPick &k : picks) {
-		const Vma &v = c.vmas[k.vma];
-		Range r{v.start, v.end};
-		StubPrefill f;
-		f.range = r;
-		f.prot = int(v.prot);
-		f.segs = prefill_segs(lc.sources, r, ps, link_fds);
-		// picks and pagemap are both in address order
-		while (run < c.pagemap.size() && c.pagemap[run].addr < r.start)
-			run++;
-		for (; run < c.pagemap.size(); run++) {
-			const amber_pagemap_entry &e = c.pagemap[run];
-			const uint64_t len = uint64_t(e.nr_pages) * ps;
-			if (e.addr >= r.end)
-				break;
-			if ((e.flags & AMBER_RUN_F_PARENT) || e.addr + len > r.end)
-				continue;
-			f.checks.push_back({e.addr, len, e.xxh64, c.number, uint32_t(run)});
-			(*unhashed)[run] = true;
-		}
-		out.push_back(std::move(f));
-	}
-	return out;
-}
-
 // Lazy restore, once the stub runs: waits for its userfaultfd (LazyReady),
 // takes a copy, pins it in amber.ko and forks the filler, which is serving
 // faults when this returns. Failing, nothing is left: the caller kills the
@@ -608,7 +571,7 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, LoadedChain lc
 	Reservation reserved;
 	auto picks = AMBER_TRY(reserve_prefill({&c.vmas}, {-1}, reserved, true));
 	std::vector<bool> unhashed;
-	single_prefill(lc, picks[0], {}, &unhashed);
+	auto checks = plan_page_checks(c, picks[0], &unhashed);
 	AMBER_TRY(verify_chain(lc, unhashed));
 
 	auto nl = connect_module();
@@ -623,7 +586,7 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, LoadedChain lc
 	std::vector<int> link_fds;
 	for (const UniqueFd &fd : pr.helpers.pages)
 		link_fds.push_back(fd.get());
-	pr.plan.prefill = single_prefill(lc, picks[0], link_fds, &unhashed);
+	pr.plan.prefill = plan_stub_prefill(c, lc.sources, picks[0], link_fds, std::move(checks));
 	// Lazy: the stub waits on go once its memory is registered.
 	PipeFds go;
 	if (req.lazy) {

@@ -166,14 +166,15 @@ std::string describe_step(const StubPlan &plan, const StubReport &r)
 	case StubStep::Prefill:
 		if (r.index >= 0 && size_t(r.index) < plan.prefill.size())
 			return "private memory " + range_str(plan.prefill[r.index].range) +
-			       ": filling it before forking the children";
-		return "private memory: filling it before forking the children";
+			       ": mapping and filling it";
+		return "private memory: mapping and filling it";
 	case StubStep::PagesChecksum: {
 		int32_t k = r.index;
 		for (const StubPrefill &f : plan.prefill) {
 			if (k >= 0 && size_t(k) < f.checks.size()) {
 				const StubPageCheck &c = f.checks[size_t(k)];
-				return "checkpoint " + std::to_string(c.number) + ": pages.img: run " +
+				return "checkpoint " + std::to_string(c.number) + ": " +
+				       plan.pages_prefix + "pages.img: run " +
 				       std::to_string(c.run) + " at " + hex(c.addr) +
 				       ": checksum mismatch";
 			}
@@ -438,7 +439,22 @@ bool zero_pages(const StubPlan &plan, uint64_t addr, uint64_t end, size_t ps)
 	return true;
 }
 
-// Inherited memory: a page is written only where it differs from the image.
+// Writes what differs of src[0, n) to dst, a page of dst at a time.
+void copy_differing(uint8_t *dst, const uint8_t *src, size_t n, size_t ps)
+{
+	while (n) {
+		size_t k = std::min(n, ps - (uintptr_t(dst) & (ps - 1)));
+		if (memcmp(dst, src, k))
+			memcpy(dst, src, k);
+		dst += k;
+		src += k;
+		n -= k;
+	}
+}
+
+// Inherited memory: a page is written only where it differs from the image,
+// compared with the pages file where it lies in the page cache
+// (for_each_mapped()); what cannot be mapped goes through the scratch buffer.
 bool fix_inherited(const StubPlan &plan, const StubPrefill &f, size_t ps)
 {
 	auto *scratch = reinterpret_cast<uint8_t *>(plan.scratch);
@@ -447,15 +463,16 @@ bool fix_inherited(const StubPlan &plan, const StubPrefill &f, size_t ps)
 	for (const PrefillSeg &s : f.segs) {
 		if (!zero_pages(plan, at, s.addr, ps))
 			return false;
-		for (uint64_t done = 0; done < s.len;) {
+		auto *mem = reinterpret_cast<uint8_t *>(s.addr);
+		uint64_t left = for_each_mapped(s.fd, s.off, s.len, [&](const uint8_t *p, size_t n) {
+			copy_differing(mem, p, n, ps);
+			mem += n;
+		});
+		for (uint64_t done = s.len - left; done < s.len;) {
 			uint64_t n = std::min<uint64_t>(s.len - done, plan.scratch_size);
 			if (!pread_pages(s.fd, scratch, n, s.off + done))
 				return false;
-			for (uint64_t k = 0; k < n; k += ps) {
-				auto *mem = reinterpret_cast<uint8_t *>(s.addr + done + k);
-				if (memcmp(mem, scratch + k, ps))
-					memcpy(mem, scratch + k, ps);
-			}
+			copy_differing(reinterpret_cast<uint8_t *>(s.addr + done), scratch, n, ps);
 			done += n;
 		}
 		at = s.addr + s.len;
@@ -498,61 +515,83 @@ bool fill_from_file(int fd, uint64_t addr, uint64_t len, uint64_t off)
 
 } // namespace
 
-bool prefill_one(const StubPlan &plan, size_t i, int *bad_check)
+namespace {
+
+// Maps and fills plan.prefill[i] (read-write), or fixes it up where inherited.
+bool fill_one(const StubPlan &plan, size_t i)
 {
-	const size_t ps = size_t(sysconf(_SC_PAGESIZE));
-	const int rw = PROT_READ | PROT_WRITE;
 	const StubPrefill &f = plan.prefill.at(i);
 	void *at = reinterpret_cast<void *>(f.range.start);
-	bool ok;
+	const int rw = PROT_READ | PROT_WRITE;
 
-	if (bad_check)
-		*bad_check = -1;
-	if (f.inherited) {
-		ok = !mprotect(at, f.range.size(), rw) && fix_inherited(plan, f, ps);
-	} else {
-		// Over the tool's PROT_NONE reservation, or over what the parent's
-		// stub prefilled for itself only.
-		ok = mmap(at, f.range.size(), rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
-		     at;
-		// Lazy: the tool fills it through the userfaultfd, checking
-		// each run before any of its pages is handed over.
-		for (size_t k = 0; ok && !plan.lazy && k < f.segs.size(); k++)
-			ok = fill_from_file(f.segs[k].fd, f.segs[k].addr, f.segs[k].len,
-					    f.segs[k].off);
-		// The runs the tool left to us, checked on the memory the
-		// process will run with, before it exists.
-		for (size_t k = 0; ok && !plan.lazy && k < f.checks.size(); k++) {
-			const StubPageCheck &c = f.checks[k];
-			if (XXH64(reinterpret_cast<const void *>(c.addr), size_t(c.len), 0) !=
-			    c.xxh64) {
-				if (bad_check)
-					*bad_check = int(k);
-				errno = EBADMSG;
-				ok = false;
-			}
+	if (f.inherited)
+		return !mprotect(at, f.range.size(), rw) &&
+		       fix_inherited(plan, f, size_t(sysconf(_SC_PAGESIZE)));
+	// Over the tool's PROT_NONE reservation, or over what the parent's stub
+	// prefilled for itself only.
+	if (mmap(at, f.range.size(), rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != at)
+		return false;
+	// Lazy: the tool fills it through the userfaultfd, checking each run
+	// before any of its pages is handed over.
+	if (plan.lazy)
+		return true;
+	for (const PrefillSeg &s : f.segs)
+		if (!fill_from_file(s.fd, s.addr, s.len, s.off))
+			return false;
+	return true;
+}
+
+// Checks the runs the tool left to us on the memory the process will run
+// with, before it exists, then sets the protection of plan.prefill[i].
+bool finish_one(const StubPlan &plan, size_t i, int *bad_check)
+{
+	const StubPrefill &f = plan.prefill.at(i);
+
+	for (size_t k = 0; !plan.lazy && k < f.checks.size(); k++) {
+		const StubPageCheck &c = f.checks[k];
+		if (XXH64(reinterpret_cast<const void *>(c.addr), size_t(c.len), 0) != c.xxh64) {
+			*bad_check = int(k);
+			errno = EBADMSG;
+			return false;
 		}
 	}
-	if (ok && f.prot != rw)
-		ok = !mprotect(at, f.range.size(), f.prot);
+	return f.prot == (PROT_READ | PROT_WRITE) ||
+	       !mprotect(reinterpret_cast<void *>(f.range.start), f.range.size(), f.prot);
+}
+
+} // namespace
+
+bool prefill_one(const StubPlan &plan, size_t i, int *bad_check)
+{
+	int bad = -1;
+	bool ok = fill_one(plan, i) && finish_one(plan, i, &bad);
+	if (bad_check)
+		*bad_check = bad;
 	return ok;
 }
 
 namespace {
 
 // Maps and fills the prefilled VMAs (see StubPrefill), or fixes up those
-// inherited from the parent's stub.
-void prefill(const StubPlan &plan)
+// inherited from the parent's stub. before_fork: only those a child
+// inherits, left read-write and unchecked; then (after the children are
+// created) every other one is filled, and every one is checked and gets its
+// protection.
+void prefill(const StubPlan &plan, bool before_fork = false)
 {
 	int checks = 0;
 	for (size_t i = 0; i < plan.prefill.size(); i++) {
-		int bad;
-		if (!prefill_one(plan, i, &bad)) {
+		const StubPrefill &f = plan.prefill[i];
+		int bad = -1;
+		bool ok = before_fork ? !f.before_fork || fill_one(plan, i)
+				      : (f.before_fork || fill_one(plan, i)) &&
+						finish_one(plan, i, &bad);
+		if (!ok) {
 			if (bad >= 0)
 				stub_fail(plan, StubStep::PagesChecksum, checks + bad);
 			stub_fail(plan, StubStep::Prefill, int(i));
 		}
-		checks += int(plan.prefill[i].checks.size());
+		checks += int(f.checks.size());
 	}
 }
 
@@ -605,7 +644,7 @@ void run_tree_stub(const StubPlan &plan)
 		stub_fail(plan, StubStep::Setsid, 0);
 	if (t.setpgid_self && setpgid(0, 0))
 		stub_fail(plan, StubStep::Setpgid, plan.pid);
-	prefill(plan);
+	prefill(plan, true);
 
 	for (const auto &[pid, child] : t.children) {
 		pid_t tid = pid;
@@ -620,6 +659,8 @@ void run_tree_stub(const StubPlan &plan)
 		if (r < 0)
 			stub_fail(plan, StubStep::Fork, pid);
 	}
+	// The rest of its memory, while the children fill theirs.
+	prefill(plan);
 
 	// Every process exists once the tool has all Ready reports.
 	report(StubStep::Ready, 0, 0);

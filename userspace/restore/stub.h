@@ -71,11 +71,12 @@ Result<VdsoPlan> plan_vdso(const std::vector<MapEntry> &own, const std::vector<V
 // targets are at most span long.
 int pick_scratch_chunk(uint64_t base, uint64_t span, const Range &a, const Range &b);
 
-// Private anonymous memory that the stubs of a tree restore map and fill
-// themselves, before forking their children, and hand to the kernel as
-// AMBER_VMA_F_PREFILLED: a child inherits it copy-on-write and rewrites only
-// the pages where its image differs, so pages a parent and its child shared
-// at checkpoint time stay shared instead of being copied once per process.
+// Private anonymous memory that the stubs map, fill and check themselves
+// and hand to the kernel as AMBER_VMA_F_PREFILLED. In a tree, a child may
+// inherit its parent's copy-on-write (filled before the children are
+// created) and rewrite only the pages where its image differs, so pages a
+// parent and its child shared at checkpoint time stay shared instead of
+// being copied once per process.
 struct PrefillPick {
 	size_t vma = 0;			// index into the process's VMAs
 	bool inherited = false;		// its parent prefills the same range
@@ -122,10 +123,13 @@ struct StubPageCheck {
 
 struct StubPrefill {
 	Range range;
-	int prot = 0;			// PROT_*, set once filled
+	int prot = 0;			// PROT_*, set once filled and checked
 	bool inherited = false;
 	std::vector<PrefillSeg> segs;
-	std::vector<StubPageCheck> checks;	// not inherited ranges only
+	std::vector<StubPageCheck> checks;	// checked once filled (or fixed up)
+	// A child inherits it: filled before the stub creates its children,
+	// checked after (concurrently with theirs).
+	bool before_fork = false;
 };
 
 // Gaps between sorted, distinct kept fds, as close_range() arguments.
@@ -302,8 +306,9 @@ struct StubPlan {
 	StubFilesSync *files_sync = nullptr;
 	int files_members = 0;			// the owner: members, itself included
 	bool files_follower = false;		// not the owner: skips steps 2 and 3
-	// Filled before the children are forked (tree restores only), with
-	// a scratch buffer of the tool's for comparing inherited pages.
+	// Private memory the stub maps, fills and checks itself (in a tree,
+	// what a child inherits before the children are created), with a
+	// scratch buffer of the tool's for fixing up inherited pages.
 	std::vector<StubPrefill> prefill;
 	// Lazy restore (lazy.h): prefill maps the memory without filling it
 	// and registers it with a userfaultfd, reports LazyReady with the
@@ -314,6 +319,7 @@ struct StubPlan {
 	int lazy_go_w_fd = -1;			// the tool's write end: closed at once
 	uint64_t scratch = 0;
 	uint64_t scratch_size = 0;
+	std::string pages_prefix;		// of pages.img in messages: "proc/PID/" in a tree
 	Bytes msg;				// complete netlink message
 };
 
@@ -397,8 +403,8 @@ Result<std::vector<StubThreadSig>> plan_thread_signals(const Checkpoint &c);
 
 // Maps and fills plan.prefill[i], or fixes it up where inherited (pages
 // that differ from the image rewritten, resident pages that must be zero
-// dropped), then sets its protection; checks plan.prefill[i].checks on the
-// filled memory. The stub's own step, without allocation; false with errno
+// dropped), checks plan.prefill[i].checks on that memory, then sets its
+// protection. The stub's own step, without allocation; false with errno
 // set on failure, EBADMSG and *bad_check the index of the check for a
 // checksum mismatch (-1 otherwise).
 bool prefill_one(const StubPlan &plan, size_t i, int *bad_check = nullptr);

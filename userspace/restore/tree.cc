@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 // Process trees on restore: plan_process_tree() (pure, plan.h) decides
 // creation order, sessions, groups and zombies; restore_tree() loads every
-// chain, plans the shared objects and each stub, creates the root's stub
-// (which creates its children, and so on: stub.cc) and runs them through
-// the barrier to every kernel ACK, then releases them parents first.
+// chain, plans the shared objects and each stub (the private memory it
+// fills and checks itself, every other page verified here), creates the
+// root's stub (which creates its children, and so on: stub.cc) and runs
+// them through the barrier to every kernel ACK, then releases them parents
+// first.
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -410,6 +412,40 @@ Result<void> await_tree(std::vector<TreeProc> &procs, NetlinkClient &nl, int rep
 	return {};
 }
 
+// Runs work(i) for every i < n on as many threads as CPUs (at most 8).
+template <class F>
+void parallel_for(size_t n, F &&work)
+{
+	std::atomic<size_t> next{0};
+	auto loop = [&] {
+		for (size_t i; (i = next++) < n;)
+			work(i);
+	};
+	size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+	std::vector<std::thread> pool;
+	for (size_t k = 1; k < std::min(threads, n); k++)
+		pool.emplace_back(loop);
+	loop();
+	for (std::thread &t : pool)
+		t.join();
+}
+
+// Verifies every pages file of p's chain but the runs of its newest link
+// that its stub checks (unhashed), as Store::load_chain() would have, errors
+// named the same way: "checkpoint 3: proc/1234/pages.img: run 2 ...".
+Result<void> verify_links(TreeProc &p, uint32_t root_pid, const std::vector<bool> &unhashed)
+{
+	for (size_t k = 0; k < p.chain.size(); k++) {
+		Checkpoint &c = p.chain[k];
+		auto r = verify_pages_except(c, k + 1 == p.chain.size() ? unhashed
+									 : std::vector<bool>{});
+		if (!r)
+			return wrap(r.error(), "checkpoint " + std::to_string(c.number) + ": " +
+						       process_prefix(p.pid, root_pid));
+	}
+	return {};
+}
+
 } // namespace
 
 Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &store,
@@ -423,28 +459,17 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 					    std::to_string(tree.procs[0].info.pid) + ", not pid " +
 					    std::to_string(root_pid));
 
-	// Every process's chain, verified and resolved. Verifying reads and
-	// hashes every page: the chains are loaded by a few threads at once.
+	// Every process's chain: the meta.img of every link verified and
+	// parsed, the pages resolved. The pages files are verified below, once
+	// it is known which runs the stubs check themselves.
 	std::vector<TreeProc> procs(tree.procs.size());
 	std::vector<std::optional<Result<std::vector<Checkpoint>>>> loaded(procs.size());
-	{
-		std::atomic<size_t> next{0};
-		auto work = [&] {
-			for (size_t i; (i = next++) < procs.size();)
-				if (i == 0)
-					loaded[i] = store.load_chain(std::optional<uint32_t>(number));
-				else if (!tree.procs[i].info.zombie)
-					loaded[i] = store.load_chain(number, tree.procs[i].info.pid,
-								     root_pid);
-		};
-		size_t n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
-		std::vector<std::thread> pool;
-		for (size_t k = 1; k < std::min(n, procs.size()); k++)
-			pool.emplace_back(work);
-		work();
-		for (std::thread &t : pool)
-			t.join();
-	}
+	parallel_for(procs.size(), [&](size_t i) {
+		if (i == 0)
+			loaded[i] = store.load_chain_meta(std::optional<uint32_t>(number));
+		else if (!tree.procs[i].info.zombie)
+			loaded[i] = store.load_chain_meta(number, tree.procs[i].info.pid, root_pid);
+	});
 	for (size_t i = 0; i < procs.size(); i++) {
 		TreeProc &p = procs[i];
 		const ProcInfo &info = tree.procs[i].info;
@@ -459,7 +484,12 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		if (p.chain.empty())
 			return fail(EPROTO, store.dir() + ": empty checkpoint chain");
 		std::vector<const Checkpoint *> links;
-		for (const Checkpoint &l : p.chain) {
+		for (Checkpoint &l : p.chain) {
+			auto ps = pages_page_size(l.pages_path);
+			if (!ps)
+				return wrap(ps.error(), "checkpoint " + std::to_string(l.number) + ": " +
+								process_prefix(p.pid, root_pid));
+			l.page_size = *ps;
 			links.push_back(&l);
 			p.pages.push_back(l.pages_path);
 			p.links.push_back(l.number);
@@ -509,6 +539,53 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 			AMBER_TRY(check_threads(p.ckpt(), pid_t(p.pid)));
 	}
 
+	// Private anonymous memory each stub maps and fills itself (all of it:
+	// plan_prefill()), shared copy-on-write along the tree where a child
+	// has the parent's exact range with mostly the same pages. The stubs
+	// check the runs in it on the memory they filled; every other page is
+	// verified now, before anything is created, by a few threads at once.
+	Reservation reserved;
+	std::vector<int> parent(procs.size(), -1);
+	std::vector<const std::vector<Vma> *> vmas(procs.size(), nullptr);
+	for (size_t i = 0; i < procs.size(); i++) {
+		for (int c : tree.procs[i].children)
+			parent.at(size_t(c)) = int(i);
+		if (!procs[i].zombie)
+			vmas[i] = &procs[i].ckpt().vmas;
+	}
+	auto prefill = AMBER_TRY(reserve_prefill(vmas, parent, reserved, true));
+	auto input = [&](size_t i) {
+		return PageInput{procs[i].label, &procs[i].ckpt(), &procs[i].chain, &procs[i].sources};
+	};
+	for (size_t i = 0; i < procs.size(); i++)
+		for (PrefillPick &k : prefill[i]) {
+			const Vma &v = procs[i].ckpt().vmas[k.vma];
+			if (k.inherited && parent[i] >= 0 &&
+			    !mostly_shared(input(size_t(parent[i])), input(i), {v.start, v.end}))
+				k.inherited = false;
+		}
+	std::vector<std::vector<std::vector<StubPageCheck>>> checks(procs.size());
+	std::vector<std::vector<bool>> unhashed(procs.size());
+	for (int i : live)
+		checks[i] = plan_page_checks(procs[i].ckpt(), prefill[i], &unhashed[i]);
+	std::vector<Result<void>> verified(procs.size());
+	parallel_for(procs.size(), [&](size_t i) {
+		if (!procs[i].zombie)
+			verified[i] = verify_links(procs[i], root_pid, unhashed[i]);
+	});
+	for (int i : live)
+		if (!verified[i])
+			return wrap(verified[i].error(), procs[i].label + ": ");
+	// The ranges a child inherits: filled before the stub creates its
+	// children, checked after.
+	std::vector<std::set<std::pair<uint64_t, uint64_t>>> handed_down(procs.size());
+	for (size_t i = 0; i < procs.size(); i++)
+		for (const PrefillPick &k : prefill[i])
+			if (k.inherited && parent[i] >= 0) {
+				const Vma &v = procs[i].ckpt().vmas[k.vma];
+				handed_down[size_t(parent[i])].insert({v.start, v.end});
+			}
+
 	auto nl = connect_module();
 	if (!nl)
 		return tl::unexpected(nl.error());
@@ -525,17 +602,6 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 	AMBER_TRY(map_anon(sync, std::max<size_t>(procs.size() * sizeof(StubFilesSync), 4096),
 			   "the fd tables' synchronisation", true));
 	auto *syncs = static_cast<StubFilesSync *>(sync.addr);
-	// Private memory shared copy-on-write along the tree (StubPrefill).
-	Reservation reserved;
-	std::vector<int> parent(procs.size(), -1);
-	std::vector<const std::vector<Vma> *> vmas(procs.size(), nullptr);
-	for (size_t i = 0; i < procs.size(); i++) {
-		for (int c : tree.procs[i].children)
-			parent.at(size_t(c)) = int(i);
-		if (!procs[i].zombie)
-			vmas[i] = &procs[i].ckpt().vmas;
-	}
-	auto prefill = AMBER_TRY(reserve_prefill(vmas, parent, reserved));
 	// Deleted cwds: entered by the stubs before they are ready, removed
 	// before any process runs (the stubs are held until released).
 	GhostDirs ghosts;
@@ -657,14 +723,11 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		std::vector<int> link_fds;
 		for (const UniqueFd &fd : procs[i].pr.helpers.pages)
 			link_fds.push_back(fd.get());
-		for (const PrefillPick &k : prefill[i]) {
-			const Vma &v = procs[i].ckpt().vmas[k.vma];
-			Range r{v.start, v.end};
-			plan.prefill.push_back({r, int(v.prot), k.inherited,
-						prefill_segs(procs[i].sources, r,
-							     procs[i].ckpt().page_size, link_fds),
-						{}});
-		}
+		plan.prefill = plan_stub_prefill(procs[i].ckpt(), procs[i].sources, prefill[i],
+						 link_fds, std::move(checks[i]));
+		for (StubPrefill &f : plan.prefill)
+			f.before_fork = handed_down[i].count({f.range.start, f.range.end}) > 0;
+		plan.pages_prefix = process_prefix(procs[i].pid, root_pid);
 		plan.scratch = uint64_t(scratch.addr);
 		plan.scratch_size = scratch.size;
 	}

@@ -25,6 +25,7 @@
 
 #include "common/names.h"
 #include "fixtures.h"
+#include "restore/core.h"
 #include "restore/stub.h"
 
 using namespace amber;
@@ -288,6 +289,152 @@ TEST(RestorePrefill, ChecksTheRunsItFilled)
 		  describe_step(plan, rep));
 	munmap(mem, pages * ps);
 	fclose(img);
+}
+
+// The runs the stub checks: those of the restored link wholly inside a
+// picked VMA, by pick; runs of older links and runs crossing a VMA's end are
+// left to the tool (not marked unhashed). Computed once, before the fds exist.
+TEST(RestorePrefill, PageChecksAreTheRunsInsideThePicks)
+{
+	Checkpoint c;
+	c.number = 5;
+	c.page_size = 0x1000;
+	c.vmas = {anon_vma(0x10000, 0x20000), anon_vma(0x20000, 0x30000), anon_vma(0x40000, 0x50000),
+		  anon_vma(0x60000, 0x70000)};
+	c.pagemap = {
+		{0x8000, 2, 0, 0, 1},				// before every VMA
+		{0x10000, 2, 0, 0, 2},				// in VMA 0
+		{0x1e000, 4, 0, 0, 3},				// crosses into VMA 1
+		{0x24000, 1, AMBER_RUN_F_PARENT, 0, 0},		// an older link's
+		{0x25000, 3, 0, 0, 4},				// in VMA 1
+		{0x40000, 16, 0, 0, 5},				// all of VMA 2 (not picked)
+		{0x6f000, 1, 0, 0, 6},				// VMA 3's last page
+	};
+	std::vector<PrefillPick> picks = {{0, false}, {1, true}, {3, false}};
+	std::vector<bool> unhashed;
+	auto checks = plan_page_checks(c, picks, &unhashed);
+	ASSERT_EQ(3u, checks.size());
+	ASSERT_EQ(1u, checks[0].size());
+	EXPECT_EQ(0x10000u, checks[0][0].addr);
+	EXPECT_EQ(0x2000u, checks[0][0].len);
+	EXPECT_EQ(2u, checks[0][0].xxh64);
+	EXPECT_EQ(5u, checks[0][0].number);
+	EXPECT_EQ(1u, checks[0][0].run);
+	ASSERT_EQ(1u, checks[1].size());	// inherited ranges are checked too
+	EXPECT_EQ(4u, checks[1][0].run);
+	EXPECT_EQ(0x3000u, checks[1][0].len);
+	ASSERT_EQ(1u, checks[2].size());
+	EXPECT_EQ(6u, checks[2][0].run);
+	EXPECT_EQ((std::vector<bool>{false, true, false, false, true, false, true}), unhashed);
+
+	// The plan carries them with the segments.
+	std::vector<PageSource> src = {{0x10000, 2, 0, 100}, {0x25000, 3, 1, 200}};
+	auto f = plan_stub_prefill(c, src, picks, {7, 9}, checks);
+	ASSERT_EQ(3u, f.size());
+	EXPECT_EQ(0x20000u, f[1].range.start);
+	EXPECT_TRUE(f[1].inherited);
+	ASSERT_EQ(1u, f[1].segs.size());
+	EXPECT_EQ(9, f[1].segs[0].fd);
+	EXPECT_EQ(4u, f[1].checks[0].run);
+	EXPECT_FALSE(f[0].before_fork);
+	EXPECT_TRUE(f[2].segs.empty());
+}
+
+// An inherited range is checked too, on the memory once fixed up: damage in
+// the child's own pages fails it, the same pages undamaged pass.
+TEST(RestorePrefill, ChecksInheritedMemoryOnceFixed)
+{
+	const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+	const size_t pages = 2;
+	FILE *img = tmpfile();
+	ASSERT_NE(nullptr, img);
+	std::string data = std::string(ps, 'a') + std::string(ps, 'b');
+	ASSERT_EQ(data.size(), fwrite(data.data(), 1, data.size(), img));
+	fflush(img);
+	void *scratch = mmap(nullptr, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, scratch);
+	auto *mem = static_cast<uint8_t *>(mmap(nullptr, pages * ps, PROT_READ | PROT_WRITE,
+						 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+	ASSERT_NE(MAP_FAILED, mem);
+	memset(mem, 'p', pages * ps);	// the parent's view
+	const uint64_t base = uint64_t(mem);
+
+	StubPlan plan;
+	plan.scratch = uint64_t(scratch);
+	plan.scratch_size = 4 * ps;
+	StubPrefill f;
+	f.range = {base, base + pages * ps};
+	f.prot = PROT_READ;
+	f.inherited = true;
+	f.segs = {{base, pages * ps, fileno(img), 0}};
+	f.checks = {{base, pages * ps, XXH64(data.data(), data.size(), 0), 2, 7}};
+	plan.prefill.push_back(f);
+	int bad = 5;
+	ASSERT_TRUE(prefill_one(plan, 0, &bad)) << strerror(errno);
+	EXPECT_EQ(-1, bad);
+	EXPECT_EQ('b', mem[ps]);
+
+	ASSERT_EQ(0, mprotect(mem, pages * ps, PROT_READ | PROT_WRITE));
+	memset(mem, 'p', pages * ps);
+	plan.prefill[0].checks[0].xxh64 ^= 1;
+	errno = 0;
+	EXPECT_FALSE(prefill_one(plan, 0, &bad));
+	EXPECT_EQ(EBADMSG, errno);
+	EXPECT_EQ(0, bad);
+	munmap(mem, pages * ps);
+	munmap(scratch, 4 * ps);
+	fclose(img);
+}
+
+// A child's range is inherited only when most of its pages are its
+// parent's too (a sample read from both images); memory the child filled on
+// its own at the same address is filled afresh.
+TEST(RestorePrefill, InheritsOnlyMostlySharedRanges)
+{
+	const uint64_t ps = 0x1000, pages = 64;
+	auto write_img = [&](const std::string &path, uint64_t differ_from, uint64_t skip) {
+		std::string data;
+		for (uint64_t k = 0; k < pages; k++)
+			data += std::string(ps, char(k >= differ_from ? 'x' + (k & 1) : 'a' + k % 20));
+		data = std::string(skip, 'h') + data;
+		FILE *f = fopen(path.c_str(), "w");
+		ASSERT_NE(nullptr, f);
+		ASSERT_EQ(data.size(), fwrite(data.data(), 1, data.size(), f));
+		fclose(f);
+	};
+	char dir[] = "/tmp/amber-shared-XXXXXX";
+	ASSERT_NE(nullptr, mkdtemp(dir));
+	const std::string pa = std::string(dir) + "/parent", pb = std::string(dir) + "/same",
+			  pc = std::string(dir) + "/other";
+	write_img(pa, pages, 16);
+	write_img(pb, pages - 4, 32);	// 4 of 64 pages its own
+	write_img(pc, 0, 32);			// every page its own
+
+	const uint64_t base = 0x7f0000000000;
+	auto make = [&](const std::string &path, uint64_t off) {
+		Checkpoint c;
+		c.page_size = ps;
+		c.pages_path = path;
+		return std::make_pair(std::vector<Checkpoint>{c},
+				      std::vector<PageSource>{{base, pages, 0, off}});
+	};
+	auto [ca, sa] = make(pa, 16);
+	auto [cb, sb] = make(pb, 32);
+	auto [cc, sc] = make(pc, 32);
+	PageInput parent{"pid 1", &ca[0], &ca, &sa}, same{"pid 2", &cb[0], &cb, &sb},
+		other{"pid 3", &cc[0], &cc, &sc};
+	Range r{base, base + pages * ps};
+	EXPECT_TRUE(mostly_shared(parent, parent, r));
+	EXPECT_TRUE(mostly_shared(parent, same, r));
+	EXPECT_FALSE(mostly_shared(parent, other, r));
+	// Pages without data in both images are equal (zero); in one only, not.
+	std::vector<PageSource> none;
+	PageInput empty{"pid 4", &cc[0], &cc, &none};
+	EXPECT_TRUE(mostly_shared(empty, empty, r));
+	EXPECT_FALSE(mostly_shared(parent, empty, r));
+	for (const std::string &p : {pa, pb, pc})
+		unlink(p.c_str());
+	rmdir(dir);
 }
 
 TEST(RestorePrefill, SegmentsClipToTheRange)
