@@ -13,17 +13,20 @@
  * the arena writes out what it holds right there and reuses the chunks:
  * slower, still correct.
  */
+#include <linux/bvec.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/uio.h>
 
 #include "arena.h"
 #include "array.h"
 
 #define AMBER_ARENA_ORDER	8	/* 1 MiB with 4 KiB pages */
+#define AMBER_ARENA_BVECS	256	/* deferred pages per write */
 
 struct amber_chunk {
 	struct list_head node;	/* on the arena's list */
@@ -231,23 +234,52 @@ static int amber_arena_write(struct amber_arena *a, const void *buf, size_t len)
 
 /*
  * Writes the deferred pages from fix[*j] on that go at @p, straight from
- * the pages themselves. Pages that follow each other in memory (the
- * subpages of a huge page) go in one write. x86-64 has no highmem: every
- * page is in the direct map.
+ * the pages themselves, up to AMBER_ARENA_BVECS of them in one write of a
+ * bio_vec iterator (the path splice() takes from a pipe of user pages: the
+ * file system copies each page once, as for a kernel buffer). Without the
+ * bio_vec array (no memory for it), pages that follow each other in memory
+ * (the subpages of a huge page) go in one write of a kernel buffer.
  */
 static int amber_arena_write_fixups(struct amber_arena *a, size_t *j, const void *p)
 {
 	const struct amber_fixup *f = &a->fix[*j];
 	const void *src = page_address(f->page) + f->off;
 	size_t len = f->len, k = *j + 1;
+	struct iov_iter iter;
+	unsigned int n = 0;
+	ssize_t done;
 	int err;
 
-	while (k < a->nr_fix && a->fix[k].dst == p &&
-	       page_address(a->fix[k].page) + a->fix[k].off == src + len)
-		len += a->fix[k++].len;
-	err = amber_arena_write(a, src, len);
-	if (err)
-		return err;
+	if (!a->bv) {
+		while (k < a->nr_fix && a->fix[k].dst == p &&
+		       page_address(a->fix[k].page) + a->fix[k].off == src + len)
+			len += a->fix[k++].len;
+		err = amber_arena_write(a, src, len);
+		if (err)
+			return err;
+		a->held -= len;
+		*j = k;
+		return 0;
+	}
+	len = 0;
+	for (k = *j; k < a->nr_fix && a->fix[k].dst == p && n < AMBER_ARENA_BVECS; k++) {
+		f = &a->fix[k];
+		a->bv[n].bv_page = f->page;
+		a->bv[n].bv_offset = f->off;
+		a->bv[n].bv_len = f->len;
+		len += f->len;
+		n++;
+	}
+	if (READ_ONCE(*a->cancelled))
+		return -ECANCELED;
+	if (fatal_signal_pending(current))
+		return -EINTR;
+	iov_iter_bvec(&iter, ITER_SOURCE, a->bv, n, len);
+	done = amber_iter_write(a->file, &iter, &a->pos);
+	if (done < 0)
+		return done;
+	if (done != len)
+		return -EIO;
 	a->held -= len;
 	*j = k;
 	return 0;
@@ -266,6 +298,10 @@ int amber_arena_flush(struct amber_arena *a)
 	struct amber_chunk *c;
 	size_t i, j = 0;
 	int err;
+
+	if (a->nr_fix && !a->bv)
+		a->bv = kmalloc_array(AMBER_ARENA_BVECS, sizeof(*a->bv),
+				      GFP_KERNEL | __GFP_NOWARN);
 
 	list_for_each_entry(c, &a->chunks, node) {
 		void *p = c->data, *end = c->data + c->used;
@@ -306,6 +342,8 @@ void amber_arena_free(struct amber_arena *a)
 	struct amber_chunk *c, *tmp;
 
 	amber_arena_drop_fixups(a);
+	kfree(a->bv);
+	a->bv = NULL;
 	list_for_each_entry_safe(c, tmp, &a->chunks, node) {
 		list_del(&c->node);
 		free_pages((unsigned long)c->data, c->order);

@@ -38,6 +38,7 @@ struct amber_arena {
 	const bool *cancelled;		/* polled while writing */
 	struct amber_fixup *fix;	/* deferred copies, not yet done */
 	size_t nr_fix, cap_fix;
+	struct bio_vec *bv;		/* AMBER_ARENA_BVECS, for writing them */
 };
 
 void amber_arena_init(struct amber_arena *a);

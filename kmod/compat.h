@@ -337,4 +337,24 @@ static inline u32 amber_tcp_timestamp(const struct tcp_sock *tp)
 #endif
 }
 
+/*
+ * vfs_iter_write() of a kernel iov_iter: 6.1's leaves file_start_write() to
+ * its caller (as do_splice() does for iter_file_splice_write()); since 6.8
+ * ("fs: move file_start_write() into vfs_iter_write()") it takes it itself.
+ */
+static inline ssize_t amber_iter_write(struct file *file, struct iov_iter *iter,
+				       loff_t *pos)
+{
+#if AMBER_KERNEL_AT_LEAST(6, 8)
+	return vfs_iter_write(file, iter, pos, 0);
+#else
+	ssize_t n;
+
+	file_start_write(file);
+	n = vfs_iter_write(file, iter, pos, 0);
+	file_end_write(file);
+	return n;
+#endif
+}
+
 #endif /* AMBER_COMPAT_H */
