@@ -147,6 +147,24 @@ uint64_t run_length(const std::vector<PageSource> &sources, size_t si, uint64_t 
 	return nr;
 }
 
+// Copies bytes from in at from to out at to through buf (kChunk bytes),
+// feeding them to st. A read error is prefixed "in_name: " (unless empty).
+Result<void> copy_hashed(int in, const std::string &in_name, uint64_t from, int out, uint64_t to,
+			 uint64_t bytes, XXH64_state_t *st, uint8_t *buf)
+{
+	while (bytes) {
+		const size_t n = bytes < kChunk ? bytes : kChunk;
+		if (auto r = pread_full(in, buf, n, from); !r)
+			return in_name.empty() ? r : wrap(r.error(), in_name + ": ");
+		XXH64_update(st, buf, n);
+		AMBER_TRY(pwrite_full(out, buf, n, to));
+		from += n;
+		to += n;
+		bytes -= n;
+	}
+	return {};
+}
+
 } // namespace
 
 Result<std::vector<amber_pagemap_entry>> write_full_pages(
@@ -191,17 +209,10 @@ Result<std::vector<amber_pagemap_entry>> write_full_pages(
 		for (uint64_t left = nr; left;) {
 			const PageSource &s = sources[si];
 			const uint64_t take = std::min<uint64_t>(s.nr_pages - sdone, left);
-			uint64_t from = s.offset + sdone * ps;
-			for (uint64_t bytes = take * ps; bytes;) {
-				const size_t n = bytes < kChunk ? bytes : kChunk;
-				if (auto r = pread_full(in[s.link].get(), buf.get(), n, from); !r)
-					return wrap(r.error(), links[s.link]->pages_path + ": ");
-				XXH64_update(st.get(), buf.get(), n);
-				AMBER_TRY(pwrite_full(out, buf.get(), n, pos));
-				from += n;
-				pos += n;
-				bytes -= n;
-			}
+			AMBER_TRY(copy_hashed(in[s.link].get(), links[s.link]->pages_path,
+					      s.offset + sdone * ps, out, pos, take * ps, st.get(),
+					      buf.get()));
+			pos += take * ps;
 			left -= take;
 			sdone += take;
 			if (sdone == s.nr_pages) {
@@ -340,15 +351,10 @@ Result<std::vector<amber_pagemap_entry>> rewrite_unchanged(
 		e.offset = pos;
 		if (e.flags & AMBER_RUN_F_PARENT)
 			continue;
+		const uint64_t bytes = uint64_t(e.nr_pages) * ps;
 		XXH64_reset(st.get(), 0);
-		for (uint64_t done = 0, bytes = uint64_t(e.nr_pages) * ps; done < bytes;) {
-			const size_t n = std::min<uint64_t>(bytes - done, kChunk);
-			AMBER_TRY(pread_full(in, buf.get(), n, from + done));
-			XXH64_update(st.get(), buf.get(), n);
-			AMBER_TRY(pwrite_full(out, buf.get(), n, pos));
-			pos += n;
-			done += n;
-		}
+		AMBER_TRY(copy_hashed(in, "", from, out, pos, bytes, st.get(), buf.get()));
+		pos += bytes;
 		e.xxh64 = XXH64_digest(st.get());
 	}
 	return runs;

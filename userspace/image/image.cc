@@ -55,20 +55,27 @@ Result<void> hash_read(XXH64_state_t *st, int fd, uint64_t off, uint64_t len)
 	return {};
 }
 
-// XXH64 of len bytes at off, hashed where they lie in the page cache
+// Hashes len bytes at off into st where they lie in the page cache
 // (for_each_mapped()); what cannot be mapped is read. The caller checked
 // that off + len is within the file.
+Result<void> hash_into(XXH64_state_t *st, int fd, uint64_t off, uint64_t len)
+{
+	uint64_t left = for_each_mapped(fd, off, len, [&](const uint8_t *p, size_t n) {
+		XXH64_update(st, p, n);
+	});
+	if (left)
+		AMBER_TRY(hash_read(st, fd, off + len - left, left));
+	return {};
+}
+
+// XXH64 of len bytes at off (hash_into()).
 Result<uint64_t> hash_range(int fd, uint64_t off, uint64_t len)
 {
 	XxhStatePtr st(XXH64_createState(), &XXH64_freeState);
 	if (!st)
 		return fail(ENOMEM, "xxhash state");
 	XXH64_reset(st.get(), 0);
-	uint64_t left = for_each_mapped(fd, off, len, [&](const uint8_t *p, size_t n) {
-		XXH64_update(st.get(), p, n);
-	});
-	if (left)
-		AMBER_TRY(hash_read(st.get(), fd, off + len - left, left));
+	AMBER_TRY(hash_into(st.get(), fd, off, len));
 	return XXH64_digest(st.get());
 }
 
@@ -317,12 +324,7 @@ struct PagesFollower::State {
 				    size <= pos + done_bytes)
 					return fail(EBADMSG, at + "truncated");
 				const uint64_t n = std::min(left, size - (pos + done_bytes));
-				const uint64_t off = pos + done_bytes;
-				uint64_t rest = for_each_mapped(fd, off, n, [&](const uint8_t *p, size_t k) {
-					XXH64_update(st.get(), p, k);
-				});
-				if (rest)
-					AMBER_TRY(hash_read(st.get(), fd, off + n - rest, rest));
+				AMBER_TRY(hash_into(st.get(), fd, pos + done_bytes, n));
 				done_bytes += n;
 			}
 			map.push_back({run.addr, run.nr_pages, run.flags, pos,
