@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Who may checkpoint what (CHECKPOINT, UNTRACK): the caller's capability,
+ * Who may checkpoint what (CHECKPOINT, UNTRACK, LAZY_FILL): the caller's capability,
  * its ptrace access to each process, the root process and the pages file
  * it names, and the identity a process had when its access was checked.
  */
@@ -42,8 +42,8 @@ void amber_ident_get(struct task_struct *task, struct amber_ident *id)
 	task_unlock(task);
 }
 
-/* Whether the caller may checkpoint at all (CHECKPOINT, UNTRACK). */
-int amber_check_caps(struct netlink_ext_ack *extack)
+/* Whether the caller may checkpoint at all (CHECKPOINT, UNTRACK, LAZY_FILL). */
+static int amber_check_caps(struct netlink_ext_ack *extack)
 {
 	if (!checkpoint_restore_ns_capable(task_active_pid_ns(current)->user_ns)) {
 		NL_SET_ERR_MSG(extack,
@@ -53,9 +53,12 @@ int amber_check_caps(struct netlink_ext_ack *extack)
 	return 0;
 }
 
-/* Whether the caller may trace @task, as it is now (CHECKPOINT, UNTRACK). */
-int amber_check_ptrace(struct task_struct *task, const struct nlattr *attr,
-		       struct netlink_ext_ack *extack)
+/*
+ * -EPERM, said at @attr, unless the caller may ptrace-attach to @task as it
+ * is now.
+ */
+static int amber_check_ptrace(struct task_struct *task, const struct nlattr *attr,
+			      struct netlink_ext_ack *extack)
 {
 	if (!amber_ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS)) {
 		NL_SET_ERR_MSG_ATTR(extack, attr,
@@ -63,6 +66,32 @@ int amber_check_ptrace(struct task_struct *task, const struct nlattr *attr,
 		return -EPERM;
 	}
 	return 0;
+}
+
+/*
+ * The process an UNTRACK or LAZY_FILL request names at @attr, a reference:
+ * the caller needs the capability and ptrace access to it, as it is now.
+ */
+struct task_struct *amber_find_traceable(pid_t pid, const struct nlattr *attr,
+					 struct netlink_ext_ack *extack)
+{
+	struct task_struct *task;
+	int err;
+
+	err = amber_check_caps(extack);
+	if (err)
+		return ERR_PTR(err);
+	task = amber_find_task(pid);
+	if (!task) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "no such process");
+		return ERR_PTR(-ESRCH);
+	}
+	err = amber_check_ptrace(task, attr, extack);
+	if (err) {
+		put_task_struct(task);
+		return ERR_PTR(err);
+	}
+	return task;
 }
 
 struct file *amber_get_pages_file(int fd, const struct nlattr *fd_attr,

@@ -27,10 +27,9 @@ struct amber_ident {
 struct task_struct *amber_find_task(pid_t pid);
 /* Takes a reference on the target's cred into @id, even on failure. */
 void amber_ident_get(struct task_struct *task, struct amber_ident *id);
-int amber_check_caps(struct netlink_ext_ack *extack);
-/* -EPERM, said at @attr, unless the caller may ptrace-attach to @task. */
-int amber_check_ptrace(struct task_struct *task, const struct nlattr *attr,
-		       struct netlink_ext_ack *extack);
+/* Caps, lookup and ptrace access in one: a reference or an ERR_PTR. */
+struct task_struct *amber_find_traceable(pid_t pid, const struct nlattr *attr,
+					 struct netlink_ext_ack *extack);
 int amber_check_root(struct task_struct *task, const struct nlattr *attr,
 		     struct netlink_ext_ack *extack);
 /* PAGES_FD: a reference on a regular file open for writing, or an ERR_PTR. */

@@ -68,17 +68,9 @@ int amber_lazy_hold(pid_t pid, const struct nlattr *pid_attr, int fd,
 	struct file *file;
 	int err;
 
-	err = amber_check_caps(extack);
-	if (err)
-		return err;
-	task = amber_find_task(pid);
-	if (!task) {
-		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "no such process");
-		return -ESRCH;
-	}
-	err = amber_check_ptrace(task, pid_attr, extack);
-	if (err)
-		goto err_put_task;
+	task = amber_find_traceable(pid, pid_attr, extack);
+	if (IS_ERR(task))
+		return PTR_ERR(task);
 	file = fget(fd);
 	if (!file) {
 		NL_SET_ERR_MSG_ATTR(extack, fd_attr, "UFFD_FD is not an open file descriptor");

@@ -288,20 +288,12 @@ int amber_untrack(pid_t pid, const struct nlattr *pid_attr,
 	struct task_struct *task;
 	int err;
 
-	err = amber_check_caps(extack);
+	task = amber_find_traceable(pid, pid_attr, extack);
+	if (IS_ERR(task))
+		return PTR_ERR(task);
+	err = amber_track_drop(task_pid(task));
 	if (err)
-		return err;
-	task = amber_find_task(pid);
-	if (!task) {
-		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "no such process");
-		return -ESRCH;
-	}
-	err = amber_check_ptrace(task, pid_attr, extack);
-	if (!err) {
-		err = amber_track_drop(task_pid(task));
-		if (err)
-			NL_SET_ERR_MSG_ATTR(extack, pid_attr, "the process is not tracked");
-	}
+		NL_SET_ERR_MSG_ATTR(extack, pid_attr, "the process is not tracked");
 	put_task_struct(task);
 	return err;
 }
