@@ -3,6 +3,7 @@
 
 #include "common/io.h"
 #include "common/names.h"
+#include "image/compress.h"
 
 #include <algorithm>
 #include <atomic>
@@ -370,13 +371,14 @@ PageCounts count_pages(const std::vector<amber_pagemap_entry> &map)
 // same data, nothing more.
 // Runs marked in unhashed (by index; may be shorter than map) are checked
 // but not hashed.
-static Result<uint32_t> verify_pages(const std::string &path,
+static Result<uint32_t> verify_pages(const Checkpoint &c,
 				     const std::vector<amber_pagemap_entry> &map,
 				     const std::vector<bool> &unhashed = {})
 {
-	UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd)
-		return fail_errno("pages.img: cannot open " + path);
+	auto opened = open_pages(c);
+	if (!opened)
+		return wrap(opened.error(), "pages.img: ");
+	UniqueFd fd = std::move(*opened);
 	struct stat st;
 	if (fstat(fd.get(), &st) < 0)
 		return fail_errno("pages.img: stat");
@@ -628,6 +630,13 @@ Result<Checkpoint> load_meta_only(const std::string &ckpt_dir, uint32_t number, 
 	if (!info)
 		return wrap(info.error(), "meta.img: section INFO: ");
 	c.info = std::move(*info);
+	if (c.info.pages_zstd) {
+		if (m.version < 6)
+			return fail(EBADMSG, "meta.img: section INFO: a compressed pages file in a "
+					     "version " + std::to_string(m.version) + " image");
+		c.pages_path = ckpt_dir + "/" + kPagesZstFile;
+		c.pages_cache = new_pages_cache();
+	}
 	if (auto r = parse_core(c); !r)
 		return wrap(r.error(), "meta.img: section CORE: ");
 	auto vmas = parse_vmas(c.vmas_raw);
@@ -660,13 +669,13 @@ Result<Checkpoint> load_checkpoint_dir(const std::string &ckpt_dir, uint32_t num
 {
 	MetaFile m;
 	Checkpoint c = AMBER_TRY(load_meta_only(ckpt_dir, number, m));
-	c.page_size = AMBER_TRY(verify_pages(c.pages_path, c.pagemap));
+	c.page_size = AMBER_TRY(verify_pages(c, c.pagemap));
 	return c;
 }
 
 Result<void> verify_pages_except(Checkpoint &c, const std::vector<bool> &unhashed)
 {
-	c.page_size = AMBER_TRY(verify_pages(c.pages_path, c.pagemap, unhashed));
+	c.page_size = AMBER_TRY(verify_pages(c, c.pagemap, unhashed));
 	return {};
 }
 
@@ -676,6 +685,17 @@ Result<uint32_t> pages_page_size(const std::string &path)
 	if (!fd)
 		return fail_errno("pages.img: cannot open " + path);
 	auto hdr = read_pages_hdr(fd.get());
+	if (!hdr)
+		return wrap(hdr.error(), "pages.img: ");
+	return hdr->page_size;
+}
+
+Result<uint32_t> pages_page_size(const Checkpoint &c)
+{
+	auto fd = open_pages(c);
+	if (!fd)
+		return wrap(fd.error(), "pages.img: ");
+	auto hdr = read_pages_hdr(fd->get());
 	if (!hdr)
 		return wrap(hdr.error(), "pages.img: ");
 	return hdr->page_size;
@@ -693,7 +713,13 @@ Result<void> verify_checkpoint_dir(const std::string &ckpt_dir)
 	auto pm = parse_pagemap(m.section(AMBER_SEC_PAGEMAP));
 	if (!pm)
 		return wrap(pm.error(), "meta.img: section PAGEMAP: ");
-	AMBER_TRY(verify_pages(ckpt_dir + "/" + kPagesFile, *pm));
+	auto info = parse_info(m.copy(AMBER_SEC_INFO));
+	if (!info)
+		return wrap(info.error(), "meta.img: section INFO: ");
+	Checkpoint c;
+	c.info = std::move(*info);
+	c.pages_path = ckpt_dir + "/" + (c.info.pages_zstd ? kPagesZstFile : kPagesFile);
+	AMBER_TRY(verify_pages(c, *pm));
 	return {};
 }
 
