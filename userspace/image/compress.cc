@@ -77,6 +77,9 @@ Result<CompressStats> compress_file(const std::string &in_path, const std::strin
 	const std::string what = "compress " + in_path;
 	AMBER_TRY(zstd_check(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level),
 			     what));
+	// zstd's own XXH64 of the content: damage is found while
+	// decompressing, before the runs' checksums are.
+	AMBER_TRY(zstd_check(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1), what));
 	if (int w = zstd_workers())
 		AMBER_TRY(zstd_check(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_nbWorkers, w), what));
 	AMBER_TRY(zstd_check(ZSTD_CCtx_setPledgedSrcSize(cctx.get(), uint64_t(st.st_size)), what));

@@ -375,10 +375,8 @@ static Result<uint32_t> verify_pages(const Checkpoint &c,
 				     const std::vector<amber_pagemap_entry> &map,
 				     const std::vector<bool> &unhashed = {})
 {
-	auto opened = open_pages(c);
-	if (!opened)
-		return wrap(opened.error(), "pages.img: ");
-	UniqueFd fd = std::move(*opened);
+	// Its errors name the file ("pages.img.zst: truncated ...").
+	UniqueFd fd = AMBER_TRY(open_pages(c));
 	struct stat st;
 	if (fstat(fd.get(), &st) < 0)
 		return fail_errno("pages.img: stat");
@@ -692,10 +690,8 @@ Result<uint32_t> pages_page_size(const std::string &path)
 
 Result<uint32_t> pages_page_size(const Checkpoint &c)
 {
-	auto fd = open_pages(c);
-	if (!fd)
-		return wrap(fd.error(), "pages.img: ");
-	auto hdr = read_pages_hdr(fd->get());
+	UniqueFd fd = AMBER_TRY(open_pages(c));
+	auto hdr = read_pages_hdr(fd.get());
 	if (!hdr)
 		return wrap(hdr.error(), "pages.img: ");
 	return hdr->page_size;
