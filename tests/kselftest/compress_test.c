@@ -2,8 +2,9 @@
 /*
  * Compressed checkpoints (amber checkpoint --compress): a chain of
  * compressed and uncompressed links of a process with compressible memory
- * (pagever --compressible) restores exactly; a damaged compressed link is
- * refused before anything runs, naming the checkpoint and the file.
+ * (pagever --compressible) restores exactly, eagerly and with --lazy; a
+ * damaged compressed link is refused before anything runs, naming the
+ * checkpoint and the file.
  * The fixture is incr_test.c's (tests/lib/incr_fixture.h).
  */
 #define _GNU_SOURCE
@@ -161,6 +162,51 @@ TEST_F_TIMEOUT(incr, compressed_damaged, 400)
 	ASSERT_EQ(0, system(cmd));
 
 	restore_verify(_metadata, self, 0, self->step);
+}
+
+/* amber restore --lazy of the latest checkpoint; it must verify as `step`. */
+static void restore_lazy_verify(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
+				unsigned int step)
+{
+	char want[64], log[400], *a;
+	struct cmd_result r;
+	unsigned long seq;
+	pid_t restored;
+
+	ASSERT_FALSE(pid_alive(self->pid));
+	seq = send_cmd(self, "verify");
+	snprintf(log, sizeof(log), "%s/filler.log", self->base);
+	ASSERT_EQ(0, run_cmdl(CMD_MS, &r, AMBER_BIN, "restore", "-D", self->dir, "--lazy",
+			      "--detach", "--lazy-log", log, NULL));
+	ASSERT_EQ(0, exit_code(r.status)) TH_LOG("restore --lazy: %s", r.err);
+	ASSERT_EQ(0, parse_restored_line(r.out, &restored)) TH_LOG("%s", r.out);
+	cmd_result_free(&r);
+	ASSERT_EQ(self->pid, restored);
+	a = wait_answer(self, seq);
+	ASSERT_NE(NULL, a) TH_LOG("the lazily restored process does not verify:\n%s",
+				  slurp(self->out, NULL));
+	snprintf(want, sizeof(want), "verify step %u PASS", step);
+	ASSERT_STREQ(want, a);
+	free(a);
+	ASSERT_EQ(0, wait_for_text(log, ": complete, ", CMD_MS)) TH_LOG("%s", slurp(log, NULL));
+	TH_LOG("filler: %s", slurp(log, NULL));
+}
+
+/* --lazy fills the process's memory from the decompressed pages files. */
+TEST_F_TIMEOUT(incr, compressed_lazy, 400)
+{
+	struct ckpt_line c[2];
+
+	REQUIRE_AMBER();
+	start_pagever_thp(_metadata, self, "32", "--compressible");
+	checkpoint(_metadata, self, self->pid, compress_args, &c[0]);
+	assert_compressed(_metadata, self, &c[0]);
+	pv(_metadata, self, "dirty 100 1");
+	checkpoint(_metadata, self, self->pid, compress_args, &c[1]);
+	assert_incremental(_metadata, &c[1], c[0].number, self->touched, self->data);
+	assert_compressed(_metadata, self, &c[1]);
+	kill_target(_metadata, self);
+	restore_lazy_verify(_metadata, self, self->step);
 }
 
 TEST_HARNESS_MAIN
