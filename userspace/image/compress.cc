@@ -146,12 +146,14 @@ Result<UniqueFd> decompress_to_memfd(int in, uint64_t size, const std::string &n
 		return fail_errno(name + ": memfd_create");
 	// The output goes straight into the memfd's pages, one byte more than
 	// size: zstd cannot write further, and a byte there is one too many.
-	// Nothing is copied once more.
+	// Nothing is copied once more. MAP_POPULATE allocates the shmem pages
+	// in one go (faulting them in one by one took about as long as
+	// decompressing); size is bounded by the image's PAGEMAP and memory.
 	const size_t cap = size_t(size) + 1;
 	if (ftruncate(mfd.get(), off_t(cap)) < 0)
 		return fail_errno(name + ": cannot size the memfd to " + std::to_string(size) +
 				  " bytes");
-	void *map = mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_SHARED, mfd.get(), 0);
+	void *map = mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, mfd.get(), 0);
 	if (map == MAP_FAILED)
 		return fail_errno(name + ": cannot map the memfd");
 	struct Unmap {

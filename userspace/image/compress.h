@@ -17,7 +17,7 @@
 namespace amber {
 
 inline constexpr const char *kPagesZstFile = "pages.img.zst";
-inline constexpr int kDefaultZstdLevel = 3;
+inline constexpr int kDefaultZstdLevel = 1;
 
 struct CompressStats {
 	uint64_t in_bytes = 0;		// pages.img

@@ -604,6 +604,23 @@ Result<void> parse_optional_sections(Checkpoint &c, const MetaFile &m)
 
 namespace {
 
+// Whether a pages file of size bytes can be what map describes: its last
+// run ends there for one of the page sizes a pages header may have (the
+// pagemap gives offsets, not the page size). Bounds what a compressed pages
+// file may decompress to by what the image says it holds.
+bool pages_size_fits(const std::vector<amber_pagemap_entry> &map, uint64_t size)
+{
+	if (map.empty())
+		return size == sizeof(amber_pages_hdr);
+	const amber_pagemap_entry &e = map.back();
+	for (uint64_t ps = 4096; ps <= (1u << 21); ps *= 2) {
+		const uint64_t len = (e.flags & AMBER_RUN_F_PARENT) ? 0 : uint64_t(e.nr_pages) * ps;
+		if (e.offset <= UINT64_MAX - len && e.offset + len == size)
+			return true;
+	}
+	return false;
+}
+
 // meta.img of DIR/N, verified and parsed; pages.img not touched.
 Result<Checkpoint> load_meta_only(const std::string &ckpt_dir, uint32_t number, MetaFile &m)
 {
@@ -632,6 +649,10 @@ Result<Checkpoint> load_meta_only(const std::string &ckpt_dir, uint32_t number, 
 		if (m.version < 6)
 			return fail(EBADMSG, "meta.img: section INFO: a compressed pages file in a "
 					     "version " + std::to_string(m.version) + " image");
+		if (!pages_size_fits(c.pagemap, c.info.pages_zstd))
+			return fail(EBADMSG, "meta.img: section INFO: the compressed pages file is "
+					     "said to hold " + std::to_string(c.info.pages_zstd) +
+					     " bytes, not what its PAGEMAP describes");
 		c.pages_path = ckpt_dir + "/" + kPagesZstFile;
 		c.pages_cache = new_pages_cache();
 	}

@@ -73,7 +73,8 @@ void expect_refused(const Result<UniqueFd> &r, const std::string &what)
 
 // Rewrites DIR/N as `amber checkpoint --compress` leaves it: pages.img.zst
 // and INFO PAGES_ZSTD.
-void compress_link(const std::string &dir, uint32_t number)
+// recorded: the uncompressed size INFO records, 0: the right one.
+void compress_link(const std::string &dir, uint32_t number, uint64_t recorded = 0)
 {
 	const std::string d = dir + "/" + std::to_string(number);
 	auto c = load_checkpoint_meta(d, number);
@@ -82,7 +83,7 @@ void compress_link(const std::string &dir, uint32_t number)
 	ASSERT_TRUE(s) << s.error().str();
 	ASSERT_NE(0, access((d + "/" + kPagesFile).c_str(), F_OK));
 	InfoSection info = c->info;
-	info.pages_zstd = s->in_bytes;
+	info.pages_zstd = recorded ? recorded : s->in_bytes;
 	MetaSections m;
 	m.info = encode_info(info);
 	m.core = c->core_raw;
@@ -309,4 +310,25 @@ TEST(Compress, OlderImageVersionCannotBeCompressed)
 	ASSERT_FALSE(r);
 	EXPECT_NE(std::string::npos, r.error().msg.find("compressed pages file in a version 5"))
 		<< r.error().msg;
+}
+
+// The recorded size must be the one the PAGEMAP describes: a small stream
+// cannot claim more memory than the image holds.
+TEST(Compress, RecordedSizeMustFitThePagemap)
+{
+	TempDir t;
+	const std::string dir = t.path() + "/s";
+	write_link(dir, 1, 0, {{pg(0), 2}});
+	const uint64_t size = 16 + 16 + 2 * kPs;
+	compress_link(dir, 1, size + kPs);
+	auto r = load_checkpoint_meta(dir + "/1", 1);
+	ASSERT_FALSE(r);
+	EXPECT_NE(std::string::npos, r.error().msg.find("not what its PAGEMAP describes"))
+		<< r.error().msg;
+
+	write_link(dir, 2, 0, {{pg(0), 2}});
+	compress_link(dir, 2);
+	auto ok = load_checkpoint_dir(dir + "/2", 2);
+	ASSERT_TRUE(ok) << ok.error().msg;
+	EXPECT_EQ(size, ok->info.pages_zstd);
 }
