@@ -10,7 +10,7 @@ PKGS=(
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	linux-image-6.12-amd64 linux-headers-6.12-amd64 linux-source-6.12
 	qemu-system-x86 busybox-static
-	libnl-3-dev libnl-genl-3-dev libcli11-dev libexpected-dev libxxhash-dev
+	libnl-3-dev libnl-genl-3-dev libcli11-dev libexpected-dev libxxhash-dev libzstd-dev
 	googletest libgtest-dev libfmt-dev
 	criu python3 gzip iproute2 util-linux procps gnuplot-nox
 	redis-server redis-tools nginx-light iptables

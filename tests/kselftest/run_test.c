@@ -487,6 +487,62 @@ TEST_F_TIMEOUT(run, self_crash_once, 90)
 	EXPECT_EQ(1, count_checkpoints(self->dir)) TH_LOG("--keep 1");
 }
 
+/* The checkpoint DIR/N with the highest N, 0 if none. */
+static unsigned int newest_checkpoint(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	unsigned int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		if (e->d_name[0] && strspn(e->d_name, "0123456789") == strlen(e->d_name) &&
+		    (unsigned int)atoi(e->d_name) > n)
+			n = atoi(e->d_name);
+	closedir(d);
+	return n;
+}
+
+/*
+ * The same with --compress: every checkpoint's pages file is pages.img.zst
+ * (--keep 1 compacts each one into a compressed full image), and the
+ * restore from it completes with the reference's output.
+ */
+TEST_F_TIMEOUT(run, compressed_crash_once, 90)
+{
+	const char *const opts[] = { "--interval", "1s", "--keep", "1", "--compress", NULL };
+	char ref[256], marker[300], path[400];
+	const char *extra[] = { "--crash-at", SHORT_CRASH_STEP, "--marker", marker, NULL };
+	struct cmd_result r;
+	struct args a;
+	unsigned int n;
+
+	REQUIRE_AMBER();
+	ASSERT_EQ(0, reference(&wl_short, ref, sizeof(ref)));
+	snprintf(marker, sizeof(marker), "%s/crashed-once", self->base);
+
+	run_argv(&a, self, opts, &wl_short, extra);
+	ASSERT_EQ(0, run_cmd(ARGV(&a), 80000, &r));
+	EXPECT_EQ(0, exit_code(r.status)) TH_LOG("amber run: status %d, stderr '%s'", r.status,
+						 r.err);
+	cmd_result_free(&r);
+	ASSERT_EQ(0, access(marker, F_OK)) TH_LOG("the workload never reached its crash");
+	ASSERT_EQ(0, log_count(self->log, "fresh-start", NULL))
+		TH_LOG("the crash came before the first checkpoint: the machine is too fast");
+	SAME_OUTPUT(self->out, ref);
+	EXPECT_EQ(1, log_count(self->log, "died", "signal=SIGSEGV"));
+	EXPECT_EQ(1, log_count(self->log, "restore", NULL));
+	EXPECT_EQ(1, log_count(self->log, "exit", " status=0"));
+	EXPECT_EQ(1, count_checkpoints(self->dir)) TH_LOG("--keep 1");
+	n = newest_checkpoint(self->dir);
+	ASSERT_LT(0, n);
+	snprintf(path, sizeof(path), "%s/%u/pages.img.zst", self->dir, n);
+	EXPECT_EQ(0, access(path, F_OK)) TH_LOG("%s is missing", path);
+	snprintf(path, sizeof(path), "%s/%u/pages.img", self->dir, n);
+	EXPECT_NE(0, access(path, F_OK)) TH_LOG("%s is there", path);
+}
+
 /*
  * A program that segfaults at the same step every time: restored exactly
  * twice with --max-restarts 2, then amber gives up with 128+SIGSEGV and a

@@ -1032,6 +1032,61 @@ TEST_F_TIMEOUT(tree, incremental, 150)
 }
 
 /*
+ * The same two checkpoints with --compress: every process image of both
+ * has pages.img.zst and no pages.img, and the tree restores as the
+ * reference from the compressed chains.
+ */
+TEST_F_TIMEOUT(tree, compressed_incremental, 150)
+{
+	const char *const compress[] = { "--compress", NULL };
+	struct cmd_result r = { 0 };
+	struct args a = { 0 };
+	struct ckpt_line c[2];
+	char ref[256], path[400];
+	int i, k, n;
+
+	REQUIRE_AMBER();
+	ASSERT_EQ(0, reference("family", ref, sizeof(ref)))
+		TH_LOG("uninterrupted run of family failed");
+
+	workload_argv("family", self->work, NULL, &a);
+	self->root = spawn_workload(ARGV(&a), self->out);
+	ASSERT_LT(0, self->root);
+	ASSERT_EQ(0, wait_for_text(self->out, "progress 1\n", 120000));
+	n = snapshot(self->root, self->before, MAXP);
+	ASSERT_EQ(5, n);
+	self->nbefore = n;
+
+	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, compress, &r, &c[0]))
+		log_cmd(_metadata, "first checkpoint --tree --compress", &r);
+	cmd_result_free(&r);
+	ASSERT_EQ(0, wait_for_text(self->out, "progress 3\n", 60000));
+	ASSERT_EQ(0, fid_before(self));
+	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, compress, &r, &c[1]))
+		log_cmd(_metadata, "second checkpoint --tree --compress", &r);
+	TH_LOG("%s", r.out);
+	cmd_result_free(&r);
+	EXPECT_TRUE(c[1].incremental) TH_LOG("second checkpoint: full (%s)", c[1].reason);
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < n; i++) {
+			if (self->before[i].state == 'Z')
+				continue;
+			if (i == 0)
+				snprintf(path, sizeof(path), "%s/%u/pages.img", self->dir,
+					 c[k].number);
+			else
+				snprintf(path, sizeof(path), "%s/%u/proc/%d/pages.img", self->dir,
+					 c[k].number, self->before[i].pid);
+			EXPECT_NE(0, access(path, F_OK)) TH_LOG("%s is there", path);
+			strcat(path, ".zst");
+			EXPECT_EQ(0, access(path, F_OK)) TH_LOG("%s is missing", path);
+		}
+	ASSERT_EQ(0, kill_all(self));
+
+	restores_as_reference(_metadata, self, ref, n);
+}
+
+/*
  * A child with a TCP listener whose waiting connection its client reset:
  * refused naming the fd; nothing stays stopped.
  */

@@ -2,9 +2,11 @@
 /*
  * memhog: a process with a lot of resident memory of varied content.
  *
- * Usage: memhog --mib N [--ticks T] [--ms M] [--sparse S]
+ * Usage: memhog --mib N [--ticks T] [--ms M] [--sparse S] [--compressible]
  * Touches N MiB of anonymous memory, every 8 bytes a different value derived
- * from its index (incompressible enough, no zero pages), prints "ready", then
+ * from its index (incompressible enough, no zero pages; with --compressible
+ * only the first quarter of each page is, the rest holds counters, which
+ * zstd compresses several times), prints "ready", then
  * every M ms (default 100) verifies a few pages, rewrites one (counting
  * generations, so later checkpoints see changes) and prints "tick I".
  * T = 0 (default) runs forever; otherwise prints a checksum of the whole
@@ -25,9 +27,12 @@ static size_t npages;
 static uint32_t *gen;	/* rewrite generation of each page */
 static uint64_t *sparse;
 static long sparse_mib;
+static int compressible;
 
 static uint64_t val(size_t page, size_t i, uint32_t g)
 {
+	if (compressible && i >= PAGE / 32)
+		return (uint64_t)g << 48 | (uint64_t)page << 12 | i;
 	uint64_t z = ((uint64_t)page << 9 | i) + ((uint64_t)g << 40) + 0x9e3779b97f4a7c15ULL;
 
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -81,8 +86,11 @@ int main(int argc, char **argv)
 			ms = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--sparse") && i + 1 < argc)
 			sparse_mib = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--compressible"))
+			compressible = 1;
 		else {
-			fprintf(stderr, "usage: memhog --mib N [--ticks T] [--ms M] [--sparse S]\n");
+			fprintf(stderr, "usage: memhog --mib N [--ticks T] [--ms M] [--sparse S] "
+				"[--compressible]\n");
 			return 2;
 		}
 	}

@@ -4,14 +4,16 @@
  * checkpoint chains.
  *
  * Usage: pagever --dir DIR [--mib N] [--regions R] [--thp] [--madv-hugepage]
- *                [--no-state] [--ms M]
+ *                [--no-state] [--ms M] [--compressible]
  *
  * Maps R anonymous private regions of N/R MiB (MADV_NOHUGEPAGE unless --thp;
  * with --thp each region starts on a 2 MiB boundary, so that every 2 MiB of
  * it can be a transparent huge page in the kernel's default THP mode;
  * --madv-hugepage adds MADV_HUGEPAGE) and fills every page with version 1. A page of version v > 0 holds
  * (region, index, v) in its first words and 8-byte words from a PRNG seeded
- * by them after; version 0 means "no data": the page must read as zeros. The
+ * by them after (with --compressible only the first quarter of the page,
+ * then counters that zstd compresses several times); version 0 means "no
+ * data": the page must read as zeros. The
  * versions also live in a table on the heap, which a restore brings back
  * along with the pages.
  *
@@ -76,7 +78,7 @@ static int nreg;
 static unsigned int step;
 static unsigned long last_seq;
 static const char *dir;
-static int write_state = 1, thp, madv_hugepage;
+static int write_state = 1, thp, madv_hugepage, compressible;
 
 static uint64_t mix(uint64_t z)
 {
@@ -88,6 +90,15 @@ static uint64_t mix(uint64_t z)
 static uint64_t seed_of(int r, size_t p, uint32_t v)
 {
 	return mix(((uint64_t)r << 56) ^ ((uint64_t)p << 24) ^ v ^ 0x9e3779b97f4a7c15ULL);
+}
+
+/* Word i >= 2 of page p of region r at version v; s: the PRNG, advanced. */
+static uint64_t word(int r, size_t p, uint32_t v, size_t i, uint64_t *s)
+{
+	*s += 0x9e3779b97f4a7c15ULL;
+	if (compressible && i >= WORDS / 4)
+		return (uint64_t)v << 48 | (uint64_t)r << 40 | (uint64_t)p << 12 | i;
+	return mix(*s);
 }
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -116,10 +127,8 @@ static void fill_page(int r, size_t p)
 	s = seed_of(r, p, v);
 	w[0] = MAGIC | v;
 	w[1] = (uint64_t)r << 32 | p;
-	for (i = 2; i < WORDS; i++) {
-		s += 0x9e3779b97f4a7c15ULL;
-		w[i] = mix(s);
-	}
+	for (i = 2; i < WORDS; i++)
+		w[i] = word(r, p, v, i, &s);
 }
 
 /* 0 if page p of region r holds what its version says. */
@@ -139,11 +148,9 @@ static int check_page(int r, size_t p)
 	if (w[0] != (MAGIC | v) || w[1] != ((uint64_t)r << 32 | p))
 		return 1;
 	s = seed_of(r, p, v);
-	for (i = 2; i < WORDS; i++) {
-		s += 0x9e3779b97f4a7c15ULL;
-		if (w[i] != mix(s))
+	for (i = 2; i < WORDS; i++)
+		if (w[i] != word(r, p, v, i, &s))
 			return 1;
-	}
 	return 0;
 }
 
@@ -461,12 +468,14 @@ int main(int argc, char **argv)
 			thp = madv_hugepage = 1;
 		else if (!strcmp(argv[i], "--no-state"))
 			write_state = 0;
+		else if (!strcmp(argv[i], "--compressible"))
+			compressible = 1;
 		else
 			dir = NULL, i = argc;
 	}
 	if (!dir || mib < 1 || nregions < 1 || nregions > MAX_REGIONS / 2) {
 		fprintf(stderr, "usage: pagever --dir DIR [--mib N] [--regions R] [--thp] "
-			"[--madv-hugepage] [--no-state] [--ms M]\n");
+			"[--madv-hugepage] [--no-state] [--ms M] [--compressible]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -20,6 +20,7 @@
 
 #include "common/io.h"
 #include "common/kernel.h"
+#include "image/compress.h"
 #include "image/image.h"
 #include "netlink/netlink.h"
 #include "image/store.h"
@@ -302,7 +303,9 @@ Result<Bytes> build_request(const CheckpointRequest &o, const Choices &ch, int p
 
 // What one process's image took.
 struct ImageStats {
-	uint64_t bytes = 0;	// pages.img + meta.img
+	uint64_t bytes = 0;	// pages.img (or pages.img.zst) + meta.img
+	CompressStats compressed;	// --compress: pages.img -> pages.img.zst
+	uint64_t compress_ns = 0;
 	uint64_t data_pages = 0;
 	uint64_t parent_pages = 0;
 	uint32_t parent = 0;
@@ -365,14 +368,15 @@ Result<bool> drop_unchanged_huge(const Store &store, const std::string &pages_pa
 
 // Writes process r's image into dir (pages.img already there, from the
 // kernel): checks and indexes pages.img (followed: its index, if a
-// PagesFollower made one; scanned here otherwise), writes meta.img, fsyncs
-// both.
+// PagesFollower made one; scanned here otherwise), compresses it into
+// pages.img.zst when compress_level is not 0 (the target runs meanwhile),
+// writes meta.img, fsyncs both.
 Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 			       const ParentChoice *asked, const GroupReply &g, bool tree,
 			       uint32_t number, uint64_t time_ns, const Bytes &ghosts,
 			       const Store &store, uint32_t root_pid,
 			       Result<std::vector<amber_pagemap_entry>> *followed,
-			       uint32_t followed_page_size)
+			       uint32_t followed_page_size, int compress_level)
 {
 	const std::string pages_path = dir + "/" + kPagesFile;
 	const ParentChoice none;
@@ -421,8 +425,20 @@ Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 		pages_bytes = st.st_size;
 		pc = count_pages(meta.pagemap);
 	}
+	pages.reset();
 
 	ImageStats s;
+	uint64_t on_disk = pages_bytes;
+	if (compress_level) {
+		const uint64_t t0 = now_ns();
+		s.compressed = AMBER_TRY(compress_pages(dir, compress_level));
+		s.compress_ns = now_ns() - t0;
+		if (s.compressed.in_bytes != pages_bytes)
+			return fail(EIO, pages_path + ": compressed " +
+						 std::to_string(s.compressed.in_bytes) + " bytes, it had " +
+						 std::to_string(pages_bytes));
+		on_disk = s.compressed.out_bytes;
+	}
 	s.full_reason = incremental ? std::string()
 			: !r.full_reason.empty() ? r.full_reason
 						 : asked->why_full;
@@ -440,6 +456,7 @@ Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 	info.time_ns = time_ns;
 	info.stopped_ns = g.root().stopped_ns;
 	info.pages_bytes = pages_bytes;
+	info.pages_zstd = compress_level ? pages_bytes : 0;
 	info.tool_version = AMBER_VERSION_STRING;
 	info.pid = r.pid();
 	char host[256] = {};
@@ -467,7 +484,7 @@ Result<ImageStats> write_image(const std::string &dir, const CheckpointReply &r,
 		return wrap(w.error(), meta_path + ": ");
 	if (fsync(mfd.get()) < 0)
 		return fail_errno("fsync " + meta_path);
-	s.bytes = uint64_t(st.st_size) + img.size();
+	s.bytes = on_disk + img.size();
 	return s;
 }
 
@@ -579,11 +596,14 @@ Result<CheckpointSummary> do_checkpoint(const CheckpointRequest &o)
 		}
 		auto img = write_image(*dir, r, ch.of(r.pid(), o.pid), g, o.tree, s.number, time_ns,
 				       ghosts[i], store, o.pid, is_root ? &followed : nullptr,
-				       followed_page_size);
+				       followed_page_size, o.compress_level);
 		if (!img)
 			return wrap(img.error(), name);
 		written.emplace_back(r.pid(), *dir);
 		s.bytes += img->bytes;
+		s.pages_bytes += img->compressed.in_bytes;
+		s.compressed_bytes += img->compressed.out_bytes;
+		s.compress_ns += img->compress_ns;
 		s.data_pages += img->data_pages;
 		s.parent_pages += img->parent_pages;
 		s.incremental_processes += img->parent != 0;

@@ -31,6 +31,9 @@ struct CheckpointRequest {
 	// Deleted regular files open in the target are saved up to this size
 	// each (ghosts.h); a larger one is refused.
 	uint64_t ghost_limit = kDefaultGhostLimit;
+	// zstd level (1..19) of the pages files, compressed into
+	// pages.img.zst after the target resumed (image/compress.h); 0: none.
+	int compress_level = 0;
 	// Called after the kernel's reply, once the image files are written,
 	// before the checkpoint is published. Its error fails the checkpoint
 	// (nothing is published).
@@ -42,7 +45,12 @@ struct CheckpointSummary {
 	uint32_t parent = 0;		// 0: full
 	uint64_t stopped_ns = 0;	// the group's pause (kernel reply)
 	uint64_t total_ns = 0;		// request until durable and retained
-	uint64_t bytes = 0;		// pages.img + meta.img written
+	uint64_t bytes = 0;		// pages.img (or .zst) + meta.img written
+	// compress_level: the pages files' bytes before and after, and the
+	// time compressing them took (part of total_ns).
+	uint64_t pages_bytes = 0;
+	uint64_t compressed_bytes = 0;
+	uint64_t compress_ns = 0;
 	uint64_t data_pages = 0;	// of all processes
 	uint64_t parent_pages = 0;	// of all processes
 	uint32_t processes = 1;		// live processes (with an image), root included

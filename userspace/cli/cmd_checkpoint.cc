@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 // amber checkpoint PID -D DIR [--tree] [--full] [--no-track] [--keep K] [--kill]
-//                  [--timeout MS] [--ghost-limit BYTES]
+//                  [--timeout MS] [--ghost-limit BYTES] [--compress [--compress-level L]]
 //
 // The CLI around take_checkpoint() (checkpoint/take_checkpoint.cc), which `amber run`
 // shares.
@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "checkpoint/checkpoint.h"
+#include "image/compress.h"
 #include "cli/commands.h"
 #include "checkpoint/take_checkpoint.h"
 
@@ -27,6 +28,8 @@ struct CheckpointOptions {
 	uint32_t keep = 0;		// 0: no retention
 	uint32_t timeout_ms = 60000;
 	uint64_t ghost_limit = kDefaultGhostLimit;
+	bool compress = false;
+	int compress_level = kDefaultZstdLevel;
 };
 
 void run_checkpoint(const CheckpointOptions &o)
@@ -40,6 +43,7 @@ void run_checkpoint(const CheckpointOptions &o)
 	req.keep = o.keep;
 	req.timeout_ms = o.timeout_ms;
 	req.ghost_limit = o.ghost_limit;
+	req.compress_level = o.compress ? o.compress_level : 0;
 	auto s = take_checkpoint(req);
 	if (!s) {
 		report_error("checkpoint", s.error());
@@ -54,6 +58,10 @@ void run_checkpoint(const CheckpointOptions &o)
 					     s->threads);
 	if (!group.empty())
 		printf("%s\n", group.c_str());
+	if (o.compress)
+		printf("  compressed %" PRIu64 " bytes of pages to %" PRIu64
+		       " (zstd level %d) in %.3f ms\n",
+		       s->pages_bytes, s->compressed_bytes, o.compress_level, s->compress_ns / 1e6);
 	if (!s->retention.empty())
 		printf("%s\n", s->retention.c_str());
 	if (s->late_error) {
@@ -99,6 +107,15 @@ void setup_checkpoint(CLI::App &app)
 			"Largest deleted-but-open regular file whose content is saved into the "
 			"image, in bytes; a larger one is refused")
 		->capture_default_str();
+	CLI::Option *compress = sub->add_flag(
+		"--compress", opt->compress,
+		"Compress the pages files with zstd (pages.img.zst) after the process resumed: "
+		"smaller images of compressible memory; restore decompresses them into memory "
+		"first");
+	sub->add_option("--compress-level", opt->compress_level, "zstd level of --compress")
+		->capture_default_str()
+		->check(CLI::Range(1, 19))
+		->needs(compress);
 	sub->callback([opt] { run_checkpoint(*opt); });
 }
 

@@ -25,6 +25,7 @@
 #include "checkpoint/checkpoint.h"
 #include "common/names.h"
 #include "cli/commands.h"
+#include "image/compress.h"
 #include "image/image.h"
 #include "image/store.h"
 
@@ -421,6 +422,9 @@ void print_checkpoint(const Checkpoint &c, const std::string &chain)
 		printf("  kernel Linux %s, vDSO xxh64 %016" PRIx64 "\n", in.kernel.c_str(),
 		       in.vdso_xxh64);
 	printf("  stopped %.3f ms, pages %s", in.stopped_ns / 1e6, human_size(in.pages_bytes).c_str());
+	struct stat zst;
+	if (in.pages_zstd && stat(c.pages_path.c_str(), &zst) == 0)
+		printf(" (%s compressed, zstd)", human_size(uint64_t(zst.st_size)).c_str());
 	if (in.parent)
 		printf(", incremental on checkpoint %u: %" PRIu64 " pages saved, %" PRIu64
 		       " unchanged",
@@ -509,7 +513,8 @@ Row inspect_row(const Store &store, uint32_t n)
 	const std::vector<uint32_t> pids = meta ? image_pids(*meta) : std::vector<uint32_t>{0};
 	for (uint32_t pid : pids) {
 		const std::string pd = process_dir(d, pid, root);
-		r.bytes += file_bytes(pd + "/" + kMetaFile) + file_bytes(pd + "/" + kPagesFile);
+		r.bytes += file_bytes(pd + "/" + kMetaFile) + file_bytes(pd + "/" + kPagesFile) +
+			   file_bytes(pd + "/" + kPagesZstFile);
 		if (!r.damage) {
 			if (auto v = verify_checkpoint_dir(pd); !v)
 				r.damage = wrap(v.error(), process_prefix(pid, root)).value();
@@ -616,7 +621,8 @@ std::string tree_table(const Store &store, const Checkpoint &root, size_t *runs,
 		} else {
 			const std::string d = process_dir(store.path(root.number), p.pid, rpid);
 			size = human_size(file_bytes(d + "/" + kMetaFile) +
-					  file_bytes(d + "/" + kPagesFile));
+					  file_bytes(d + "/" + kPagesFile) +
+					  file_bytes(d + "/" + kPagesZstFile));
 			if (auto cn = store.chain_numbers(root.number, p.pid, rpid)) {
 				chain.clear();
 				for (uint32_t k : *cn)

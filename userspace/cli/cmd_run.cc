@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "image/compress.h"
 #include "run/run.h"
 
 namespace amber {
@@ -29,6 +30,8 @@ struct RunCliOptions {
 	bool resume = false;
 	bool lazy_keep = false;
 	uint64_t ghost_limit = kDefaultGhostLimit;
+	bool compress = false;
+	int compress_level = kDefaultZstdLevel;
 	std::vector<std::string> cmd;
 };
 
@@ -45,6 +48,7 @@ Result<RunOptions> to_run_options(const RunCliOptions &c, const CLI::App &sub)
 	o.resume = c.resume;
 	o.lazy_keep = c.lazy_keep;
 	o.ghost_limit = c.ghost_limit;
+	o.compress_level = c.compress ? c.compress_level : 0;
 	o.interval_given = sub.count("--interval") > 0;
 	o.mtbf_given = sub.count("--mtbf") > 0;
 	o.keep_given = sub.count("--keep") > 0;
@@ -122,6 +126,15 @@ void setup_run(CLI::App &app)
 			"Largest deleted-but-open regular file saved into each checkpoint, in "
 			"bytes (a larger one fails the checkpoint)")
 		->capture_default_str();
+	CLI::Option *compress = sub->add_flag(
+		"--compress", opt->compress,
+		"Compress each checkpoint's pages files with zstd (pages.img.zst) after the "
+		"program resumed: smaller images of compressible memory, restores decompress them "
+		"into memory first");
+	sub->add_option("--compress-level", opt->compress_level, "zstd level of --compress")
+		->capture_default_str()
+		->check(CLI::Range(1, 19))
+		->needs(compress);
 	sub->add_option("--stdout", opt->stdout_path,
 			"File the program's stdout is appended to (default DIR/stdout)");
 	sub->add_option("--stderr", opt->stderr_path,

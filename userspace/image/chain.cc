@@ -11,6 +11,7 @@
 
 #include "common/io.h"
 #include "common/names.h"
+#include "image/compress.h"
 #include "image/image.h"
 
 namespace amber {
@@ -181,9 +182,11 @@ Result<std::vector<amber_pagemap_entry>> write_full_pages(
 	}
 	std::vector<UniqueFd> in(links.size());
 	for (size_t k = 0; k < links.size(); k++) {
-		in[k] = UniqueFd(open(links[k]->pages_path.c_str(), O_RDONLY | O_CLOEXEC));
-		if (!in[k])
-			return fail_errno("cannot open " + links[k]->pages_path);
+		auto fd = open_pages(*links[k]);
+		if (!fd)
+			return wrap(fd.error(), "checkpoint " + std::to_string(links[k]->number) +
+							": ");
+		in[k] = std::move(*fd);
 	}
 
 	amber_pages_hdr hdr = {AMBER_PAGES_MAGIC, AMBER_PAGES_VERSION, page_size};
@@ -276,9 +279,11 @@ Result<std::vector<PageRange>> find_unchanged(int new_fd,
 			UniqueFd &fd = in[it->link];
 			const Checkpoint &link = *parent[it->link];
 			if (!fd) {
-				fd = UniqueFd(open(link.pages_path.c_str(), O_RDONLY | O_CLOEXEC));
-				if (!fd)
-					return fail_errno("cannot open " + link.pages_path);
+				auto opened = open_pages(link);
+				if (!opened)
+					return wrap(opened.error(),
+						    "checkpoint " + std::to_string(link.number) + ": ");
+				fd = std::move(*opened);
 			}
 			const uint64_t len = end - a;
 			if (auto r = pread_full(fd.get(), was.get(), len, it->offset + (a - it->addr)); !r)

@@ -3,6 +3,7 @@
 
 #include "common/io.h"
 #include "common/names.h"
+#include "image/compress.h"
 
 #include <algorithm>
 #include <atomic>
@@ -370,13 +371,12 @@ PageCounts count_pages(const std::vector<amber_pagemap_entry> &map)
 // same data, nothing more.
 // Runs marked in unhashed (by index; may be shorter than map) are checked
 // but not hashed.
-static Result<uint32_t> verify_pages(const std::string &path,
+static Result<uint32_t> verify_pages(const Checkpoint &c,
 				     const std::vector<amber_pagemap_entry> &map,
 				     const std::vector<bool> &unhashed = {})
 {
-	UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd)
-		return fail_errno("pages.img: cannot open " + path);
+	// Its errors name the file ("pages.img.zst: truncated ...").
+	UniqueFd fd = AMBER_TRY(open_pages(c));
 	struct stat st;
 	if (fstat(fd.get(), &st) < 0)
 		return fail_errno("pages.img: stat");
@@ -604,6 +604,23 @@ Result<void> parse_optional_sections(Checkpoint &c, const MetaFile &m)
 
 namespace {
 
+// Whether a pages file of size bytes can be what map describes: its last
+// run ends there for one of the page sizes a pages header may have (the
+// pagemap gives offsets, not the page size). Bounds what a compressed pages
+// file may decompress to by what the image says it holds.
+bool pages_size_fits(const std::vector<amber_pagemap_entry> &map, uint64_t size)
+{
+	if (map.empty())
+		return size == sizeof(amber_pages_hdr);
+	const amber_pagemap_entry &e = map.back();
+	for (uint64_t ps = 4096; ps <= (1u << 21); ps *= 2) {
+		const uint64_t len = (e.flags & AMBER_RUN_F_PARENT) ? 0 : uint64_t(e.nr_pages) * ps;
+		if (e.offset <= UINT64_MAX - len && e.offset + len == size)
+			return true;
+	}
+	return false;
+}
+
 // meta.img of DIR/N, verified and parsed; pages.img not touched.
 Result<Checkpoint> load_meta_only(const std::string &ckpt_dir, uint32_t number, MetaFile &m)
 {
@@ -628,6 +645,17 @@ Result<Checkpoint> load_meta_only(const std::string &ckpt_dir, uint32_t number, 
 	if (!info)
 		return wrap(info.error(), "meta.img: section INFO: ");
 	c.info = std::move(*info);
+	if (c.info.pages_zstd) {
+		if (m.version < 6)
+			return fail(EBADMSG, "meta.img: section INFO: a compressed pages file in a "
+					     "version " + std::to_string(m.version) + " image");
+		if (!pages_size_fits(c.pagemap, c.info.pages_zstd))
+			return fail(EBADMSG, "meta.img: section INFO: the compressed pages file is "
+					     "said to hold " + std::to_string(c.info.pages_zstd) +
+					     " bytes, not what its PAGEMAP describes");
+		c.pages_path = ckpt_dir + "/" + kPagesZstFile;
+		c.pages_cache = new_pages_cache();
+	}
 	if (auto r = parse_core(c); !r)
 		return wrap(r.error(), "meta.img: section CORE: ");
 	auto vmas = parse_vmas(c.vmas_raw);
@@ -660,13 +688,13 @@ Result<Checkpoint> load_checkpoint_dir(const std::string &ckpt_dir, uint32_t num
 {
 	MetaFile m;
 	Checkpoint c = AMBER_TRY(load_meta_only(ckpt_dir, number, m));
-	c.page_size = AMBER_TRY(verify_pages(c.pages_path, c.pagemap));
+	c.page_size = AMBER_TRY(verify_pages(c, c.pagemap));
 	return c;
 }
 
 Result<void> verify_pages_except(Checkpoint &c, const std::vector<bool> &unhashed)
 {
-	c.page_size = AMBER_TRY(verify_pages(c.pages_path, c.pagemap, unhashed));
+	c.page_size = AMBER_TRY(verify_pages(c, c.pagemap, unhashed));
 	return {};
 }
 
@@ -675,6 +703,15 @@ Result<uint32_t> pages_page_size(const std::string &path)
 	UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
 	if (!fd)
 		return fail_errno("pages.img: cannot open " + path);
+	auto hdr = read_pages_hdr(fd.get());
+	if (!hdr)
+		return wrap(hdr.error(), "pages.img: ");
+	return hdr->page_size;
+}
+
+Result<uint32_t> pages_page_size(const Checkpoint &c)
+{
+	UniqueFd fd = AMBER_TRY(open_pages(c));
 	auto hdr = read_pages_hdr(fd.get());
 	if (!hdr)
 		return wrap(hdr.error(), "pages.img: ");
@@ -693,7 +730,13 @@ Result<void> verify_checkpoint_dir(const std::string &ckpt_dir)
 	auto pm = parse_pagemap(m.section(AMBER_SEC_PAGEMAP));
 	if (!pm)
 		return wrap(pm.error(), "meta.img: section PAGEMAP: ");
-	AMBER_TRY(verify_pages(ckpt_dir + "/" + kPagesFile, *pm));
+	auto info = parse_info(m.copy(AMBER_SEC_INFO));
+	if (!info)
+		return wrap(info.error(), "meta.img: section INFO: ");
+	Checkpoint c;
+	c.info = std::move(*info);
+	c.pages_path = ckpt_dir + "/" + (c.info.pages_zstd ? kPagesZstFile : kPagesFile);
+	AMBER_TRY(verify_pages(c, *pm));
 	return {};
 }
 

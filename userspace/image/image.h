@@ -42,6 +42,9 @@ struct InfoSection {
 	std::string full_reason;	// why full although a parent was asked
 	std::string kernel;		// uname -r of the kernel it ran on ("" in older images)
 	uint64_t vdso_xxh64 = 0;	// its vDSO's bytes (0: not recorded)
+	// The pages file is pages.img.zst, decompressing to this many bytes
+	// (0: pages.img, uncompressed). Version 6 on.
+	uint64_t pages_zstd = 0;
 };
 
 struct Rlimit {
@@ -316,12 +319,18 @@ struct Ghost {
 	Bytes data;
 };
 
+// The decompressed pages file of a compressed image (image/compress.h).
+struct PagesCache;
+
 // A loaded, verified checkpoint.
 struct Checkpoint {
 	uint32_t number = 0;
 	std::string dir;		// DIR/N
 	std::string meta_path;		// DIR/N/meta.img
-	std::string pages_path;		// DIR/N/pages.img
+	std::string pages_path;		// DIR/N/pages.img, or pages.img.zst (info.pages_zstd)
+	// Compressed images: their pages decompressed by the first
+	// open_pages(), shared by every copy of this Checkpoint.
+	std::shared_ptr<PagesCache> pages_cache;
 
 	// Raw bytes of each section (attribute streams, except PAGEMAP).
 	Bytes info_raw, core_raw, vmas_raw, fds_raw;
@@ -448,8 +457,10 @@ Result<void> verify_checkpoint_dir(const std::string &ckpt_dir);
 // following chains and listing.
 Result<Checkpoint> load_checkpoint_meta(const std::string &ckpt_dir, uint32_t number);
 
-// The page size in the header of a pages file (checked as the loaders do).
+// The page size in the header of a pages file (checked as the loaders do):
+// of the file at path, or of c's pages file (open_pages()).
 Result<uint32_t> pages_page_size(const std::string &path);
+Result<uint32_t> pages_page_size(const Checkpoint &c);
 
 // Verifies c's pages.img against its pagemap as load_checkpoint_dir() does
 // (header, every run header, offsets, size, errors named the same way), but

@@ -108,6 +108,7 @@ constexpr Field<InfoSection> kInfoFields[] = {
 	{AMBER_INFO_FULL_REASON, &InfoSection::full_reason, true},
 	{AMBER_INFO_KERNEL, &InfoSection::kernel, true},
 	{AMBER_INFO_VDSO_XXH64, &InfoSection::vdso_xxh64, true},
+	{AMBER_INFO_PAGES_ZSTD, &InfoSection::pages_zstd, true},
 };
 
 constexpr Field<Rlimit> kRlimitFields[] = {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#include "image/compress.h"
 #include "image/store.h"
 
 #include <algorithm>
@@ -458,6 +459,14 @@ Result<ImageSize> write_compacted(const std::vector<Checkpoint> &chain, const st
 	info.pages_nr = count_pages(*map).data;
 	info.parent_pages_nr = 0;
 	info.pages_bytes = st.st_size;
+	uint64_t pages_bytes = st.st_size;
+	// Compressed stays compressed (amber checkpoint --compress).
+	info.pages_zstd = 0;
+	if (last.info.pages_zstd) {
+		const CompressStats cs = AMBER_TRY(compress_pages(out_dir, kDefaultZstdLevel));
+		info.pages_zstd = cs.in_bytes;
+		pages_bytes = cs.out_bytes;
+	}
 	MetaSections meta;
 	meta.info = encode_info(info);
 	meta.core = last.core_raw;
@@ -470,7 +479,7 @@ Result<ImageSize> write_compacted(const std::vector<Checkpoint> &chain, const st
 	meta.ghosts = last.ghosts_raw;
 	const uint64_t meta_size =
 		AMBER_TRY(write_file(out_dir + "/" + kMetaFile, build_meta(meta)));
-	return ImageSize{info.pages_nr, uint64_t(st.st_size) + meta_size};
+	return ImageSize{info.pages_nr, pages_bytes + meta_size};
 }
 
 // A full image kept as it is: hard links (a copy where the file system has
@@ -480,7 +489,8 @@ Result<ImageSize> link_image(const std::string &from_dir, const std::string &out
 {
 	ImageSize sz;
 	sz.pages = count_pages(meta.pagemap).data;
-	for (const char *f : {kMetaFile, kPagesFile}) {
+	const char *pages = meta.info.pages_zstd ? kPagesZstFile : kPagesFile;
+	for (const char *f : {kMetaFile, pages}) {
 		const std::string from = from_dir + "/" + f;
 		const std::string to = out_dir + "/" + f;
 		if (link(from.c_str(), to.c_str()) < 0) {
@@ -614,7 +624,11 @@ Result<bool> Store::chain_due(uint32_t n, const std::vector<std::vector<uint32_t
 	for (size_t i = 0; i < pids.size() && i < chains.size(); i++) {
 		for (uint32_t c : chains[i]) {
 			struct stat st;
-			const std::string p = process_path(c, pids[i], root.info.pid) + "/" + kPagesFile;
+			const std::string d = process_path(c, pids[i], root.info.pid) + "/";
+			std::string p = d + kPagesFile;
+			// On disk: compressed, when it is (amber checkpoint --compress).
+			if (stat(p.c_str(), &st) < 0 && errno == ENOENT)
+				p = d + kPagesZstFile;
 			if (stat(p.c_str(), &st) < 0)
 				return fail_errno(p);
 			data += uint64_t(st.st_size);

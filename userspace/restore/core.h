@@ -377,7 +377,7 @@ Result<int> max_open_fd();
 // The stub places fds up to about max_fd: raise our soft RLIMIT_NOFILE.
 void raise_nofile(int max_fd);
 // First half: the plan's content and the files it needs (opened now).
-Result<Prepared> prepare_open(const Checkpoint &c, const std::vector<std::string> &pages,
+Result<Prepared> prepare_open(const Checkpoint &c, const std::vector<Checkpoint> &chain,
 			      std::vector<StubFd> fds, const ThreadStack &stack);
 // AMBER_FAULT=what:PID, for the tests: PID, else 0.
 pid_t fault_pid(const char *what);

@@ -31,6 +31,7 @@
 
 #include "common/io.h"
 #include "common/names.h"
+#include "image/compress.h"
 #include "restore/core.h"
 
 namespace amber {
@@ -377,7 +378,7 @@ bool read_page(const PageInput &p, uint64_t addr, std::map<uint32_t, UniqueFd> &
 		return false;
 	UniqueFd &fd = fds[it->link];
 	if (!fd) {
-		auto f = open_file((*p.chain)[it->link].pages_path, O_RDONLY);
+		auto f = open_pages((*p.chain)[it->link]);
 		if (!f)
 			return false;
 		fd = std::move(*f);
@@ -498,8 +499,7 @@ Result<void> create_shmem(const SharedPlan &sp, const std::vector<PageInput> &pr
 								    std::to_string(m.size));
 				UniqueFd &lf = links.at(src.link);
 				if (!lf)
-					lf = AMBER_TRY(open_file((*p.chain)[src.link].pages_path,
-								 O_RDONLY));
+					lf = AMBER_TRY(open_pages((*p.chain)[src.link]));
 				AMBER_TRY(copy_range(lf.get(), src.offset + (lo - src.addr), fd.get(),
 						     dst, hi - lo, vname));
 			}

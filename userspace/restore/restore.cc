@@ -43,6 +43,7 @@
 #include "common/io.h"
 #include "common/kernel.h"
 #include "common/names.h"
+#include "image/compress.h"
 #include "image/image.h"
 #include "netlink/netlink.h"
 #include "image/store.h"
@@ -53,11 +54,11 @@ namespace amber {
 
 namespace {
 
-Result<Helpers> open_helpers(const Checkpoint &c, const std::vector<std::string> &pages)
+Result<Helpers> open_helpers(const Checkpoint &c, const std::vector<Checkpoint> &chain)
 {
 	Helpers h;
-	for (const std::string &path : pages)
-		h.pages.push_back(AMBER_TRY(open_file(path, O_RDONLY)));
+	for (const Checkpoint &l : chain)
+		h.pages.push_back(AMBER_TRY(open_pages(l)));
 	if (!c.task.exe.empty())
 		h.exe = AMBER_TRY(open_file(c.task.exe, O_RDONLY));
 	for (const Vma &v : c.vmas) {
@@ -144,7 +145,7 @@ void raise_nofile(int max_fd)
 }
 
 // First half: the plan's content and the files it needs (opened now).
-Result<Prepared> prepare_open(const Checkpoint &c, const std::vector<std::string> &pages,
+Result<Prepared> prepare_open(const Checkpoint &c, const std::vector<Checkpoint> &chain,
 			      std::vector<StubFd> fds, const ThreadStack &stack)
 {
 	Prepared pr;
@@ -160,7 +161,7 @@ Result<Prepared> prepare_open(const Checkpoint &c, const std::vector<std::string
 		p.threads.push_back(pid_t(t.tid));
 	p.thread_stack = uint64_t(stack.addr);
 	p.thread_stack_size = stack.size;
-	pr.helpers = AMBER_TRY(open_helpers(c, pages));
+	pr.helpers = AMBER_TRY(open_helpers(c, chain));
 	return pr;
 }
 
@@ -426,7 +427,7 @@ Result<LoadedChain> load_chain(const Store &store, std::optional<uint32_t> numbe
 		return fail(EPROTO, store.dir() + ": empty checkpoint chain");
 	std::vector<const Checkpoint *> links;
 	for (Checkpoint &c : lc.links) {
-		auto ps = pages_page_size(c.pages_path);
+		auto ps = pages_page_size(c);
 		if (!ps)
 			return wrap(ps.error(), "checkpoint " + std::to_string(c.number) + ": ");
 		c.page_size = *ps;
@@ -582,7 +583,7 @@ Result<RestoredProcess> restore_single(const RestoreRequest &req, LoadedChain lc
 	ThreadStack stack;
 	if (!c.threads.empty())
 		AMBER_TRY(map_thread_stack(stack));
-	Prepared pr = AMBER_TRY(prepare_open(c, pages, std::move(fds), stack));
+	Prepared pr = AMBER_TRY(prepare_open(c, chain, std::move(fds), stack));
 	std::vector<int> link_fds;
 	for (const UniqueFd &fd : pr.helpers.pages)
 		link_fds.push_back(fd.get());

@@ -485,7 +485,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 			return fail(EPROTO, store.dir() + ": empty checkpoint chain");
 		std::vector<const Checkpoint *> links;
 		for (Checkpoint &l : p.chain) {
-			auto ps = pages_page_size(l.pages_path);
+			auto ps = pages_page_size(l);
 			if (!ps)
 				return wrap(ps.error(), "checkpoint " + std::to_string(l.number) + ": " +
 								process_prefix(p.pid, root_pid));
@@ -609,7 +609,7 @@ Result<RestoredProcess> restore_tree(const RestoreRequest &req, const Store &sto
 		TreeProc &p = procs[i];
 		// A shared fd table's fds are installed by its owner only.
 		const bool files_follower = tree.procs[i].files_owner >= 0;
-		auto pr = prepare_open(p.ckpt(), p.pages,
+		auto pr = prepare_open(p.ckpt(), p.chain,
 				       files_follower ? std::vector<StubFd>{} : std::move(p.fds), stack);
 		if (!pr)
 			return wrap(pr.error(), p.label + ": ");

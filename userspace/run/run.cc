@@ -688,6 +688,7 @@ void Supervisor::checkpoint()
 	req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
 	req.timeout_ms = kCheckpointTimeoutMs;
 	req.ghost_limit = o_.ghost_limit;
+	req.compress_level = o_.compress_level;
 	req.before_publish = [this] { return sync_outputs(); };
 	auto s = take_checkpoint(req);
 	std::optional<double> delay;
@@ -936,6 +937,8 @@ Result<void> Supervisor::resume()
 		req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
 		req.timeout_ms = kCheckpointTimeoutMs;
 		req.ghost_limit = o_.ghost_limit;
+		req.compress_level = o_.compress_level;
+	req.compress_level = o_.compress_level;
 		req.before_publish = [this] { return sync_outputs(); };
 		auto s = take_checkpoint(req);
 		for (uint32_t attempt = 0; !s; attempt++) {

@@ -48,6 +48,9 @@ struct RunOptions {
 	// --ghost-limit: the largest deleted open file each checkpoint saves
 	// (not kept in run.conf: a resumed run takes it from its command line).
 	uint64_t ghost_limit = kDefaultGhostLimit;
+	// --compress: the zstd level of every checkpoint's pages files, 0:
+	// uncompressed (not kept in run.conf either).
+	int compress_level = 0;
 	// With resume: which of interval_s/mtbf_s, keep, max_restarts the
 	// command line gave (they override run.conf; the others come from it).
 	bool interval_given = false;

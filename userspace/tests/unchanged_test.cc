@@ -13,6 +13,7 @@
 
 #include "common/io.h"
 #include "fixtures.h"
+#include "image/compress.h"
 #include "image/image.h"
 
 using namespace amber;
@@ -239,4 +240,38 @@ TEST(Unchanged, RangesOutsideDataRunsAreRefused)
 	ASSERT_FALSE(r);
 	auto bad = find_unchanged(in.get(), l3.pagemap, ptrs(f.links), kPs, kPs + 1);
 	EXPECT_FALSE(bad);
+}
+
+// A compressed parent chain (amber checkpoint --compress) gives the same
+// answer: its links are read decompressed, through open_pages().
+TEST(Unchanged, CompressedParentChain)
+{
+	Fixture f;
+	Content c3;
+	for (uint64_t i = 0; i < 8; i++)
+		c3[pg(i)] = i < 4 ? 2 : 1;
+	c3[pg(5)] = 9;
+	const std::string p3 = f.dir.path() + "/3";
+	write_content(p3, c3);
+	Checkpoint l3 = link_at(p3, 3, 2);
+	UniqueFd in(open(p3.c_str(), O_RDONLY | O_CLOEXEC));
+	auto want = find_unchanged(in.get(), l3.pagemap, ptrs(f.links), kPs, kUnit);
+	ASSERT_TRUE(want) << want.error().msg;
+	ASSERT_FALSE(want->empty());
+
+	for (Checkpoint &l : f.links) {
+		auto s = compress_file(l.pages_path, l.pages_path + ".zst", kDefaultZstdLevel);
+		ASSERT_TRUE(s) << s.error().msg;
+		ASSERT_EQ(0, unlink(l.pages_path.c_str()));
+		l.pages_path += ".zst";
+		l.info.pages_zstd = s->in_bytes;
+		l.pages_cache = new_pages_cache();
+	}
+	auto same = find_unchanged(in.get(), l3.pagemap, ptrs(f.links), kPs, kUnit);
+	ASSERT_TRUE(same) << same.error().msg;
+	ASSERT_EQ(want->size(), same->size());
+	for (size_t i = 0; i < same->size(); i++) {
+		EXPECT_EQ((*want)[i].addr, (*same)[i].addr);
+		EXPECT_EQ((*want)[i].nr_pages, (*same)[i].nr_pages);
+	}
 }

@@ -977,8 +977,9 @@ struct amber_page_run {
 /*
  * 4: TCP listeners carry their waiting connections (AMBER_INET_CHILD).
  * 5: queued UNIX messages carry their files in flight (AMBER_QUEUE_FILE).
+ * 6: the pages file may be compressed (AMBER_INFO_PAGES_ZSTD).
  */
-#define AMBER_IMAGE_VERSION	5
+#define AMBER_IMAGE_VERSION	6
 /* Oldest meta.img version the tools still read (2: issue 4, single-threaded). */
 #define AMBER_IMAGE_VERSION_MIN	2
 
@@ -1052,6 +1053,13 @@ enum amber_info_attr {
 	 */
 	AMBER_INFO_KERNEL,		/* string */
 	AMBER_INFO_VDSO_XXH64,		/* u64 */
+	/*
+	 * u64: the pages file is pages.img.zst, one zstd frame that
+	 * decompresses to exactly this many bytes: the pages file the PAGEMAP
+	 * indexes (its checksums are of the uncompressed bytes). Absent: the
+	 * pages file is pages.img, uncompressed. Since image version 6.
+	 */
+	AMBER_INFO_PAGES_ZSTD,
 
 	__AMBER_INFO_MAX,
 	AMBER_INFO_MAX = __AMBER_INFO_MAX - 1
