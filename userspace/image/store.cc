@@ -277,7 +277,7 @@ Result<Checkpoint> Store::load_link(uint32_t number, uint32_t pid, uint32_t root
 }
 
 Result<std::vector<Checkpoint>> Store::walk_chain(uint32_t n, uint32_t pid, uint32_t root_pid,
-						  bool meta_only) const
+						  bool meta_only, std::optional<Checkpoint> newest) const
 {
 	std::vector<Checkpoint> chain;
 	for (uint32_t child = 0;;) {
@@ -286,7 +286,12 @@ Result<std::vector<Checkpoint>> Store::walk_chain(uint32_t n, uint32_t pid, uint
 						   ": " + process_prefix(pid, root_pid) +
 						   "chain longer than " +
 						   std::to_string(kMaxChainLinks) + " links");
-		chain.push_back(AMBER_TRY(load_link(n, pid, root_pid, child, meta_only)));
+		if (newest) {
+			chain.push_back(std::move(*newest));
+			newest.reset();
+		} else {
+			chain.push_back(AMBER_TRY(load_link(n, pid, root_pid, child, meta_only)));
+		}
 		const uint32_t parent = chain.back().info.parent;
 		if (parent == 0)
 			break;
@@ -324,6 +329,12 @@ Result<std::vector<Checkpoint>> Store::load_chain_meta(uint32_t number, uint32_t
 						       uint32_t root_pid) const
 {
 	return walk_chain(number, pid, root_pid, true);
+}
+
+Result<std::vector<Checkpoint>> Store::load_chain_meta(Checkpoint newest) const
+{
+	uint32_t n = newest.number;
+	return walk_chain(n, 0, 0, true, std::move(newest));
 }
 
 Result<Checkpoint> Store::load_meta(std::optional<uint32_t> number) const

@@ -150,6 +150,9 @@ public:
 	// The same for one process of a tree checkpoint (see load_chain()).
 	Result<std::vector<Checkpoint>> load_chain_meta(uint32_t number, uint32_t pid,
 							uint32_t root_pid) const;
+	// The same chain, from its newest link already loaded by load_meta()
+	// (a single process's checkpoint): that meta.img is not read again.
+	Result<std::vector<Checkpoint>> load_chain_meta(Checkpoint newest) const;
 
 	// Every link of every process chain of checkpoint `number` verified
 	// (checksums, parents present, pages resolvable): whether it can be
@@ -215,8 +218,10 @@ private:
 	// root_pid 0: DIR/N, INFO pid not checked).
 	Result<Checkpoint> load_link(uint32_t number, uint32_t pid, uint32_t root_pid,
 				     uint32_t child, bool meta_only) const;
+	// newest: link `number` when the caller has loaded it already.
 	Result<std::vector<Checkpoint>> walk_chain(uint32_t number, uint32_t pid,
-						   uint32_t root_pid, bool meta_only) const;
+						   uint32_t root_pid, bool meta_only,
+						   std::optional<Checkpoint> newest = {}) const;
 	Result<CompactResult> compact_locked(uint32_t number) const;
 	Result<RetainResult> retain_locked(uint32_t keep, const RetainPolicy &policy) const;
 	// Whether kept checkpoint n's chain is due for compaction (lazy policy).

@@ -31,16 +31,26 @@ namespace amber {
 
 namespace {
 
+// What stat() said of each path, once: a mapped file has several VMAs, and
+// every stat() of the 9p root costs a round trip to the host in the guest.
+using StatCache = std::map<std::string, struct stat>;
+
 // Checks that path still exists with the expected type (and size, if any).
-Result<void> check_file(const std::string &path, mode_t type, std::optional<uint64_t> size)
+Result<void> check_file(StatCache &seen, const std::string &path, mode_t type,
+			std::optional<uint64_t> size)
 {
-	AMBER_TRY(check_not_deleted(path));	// the same refusal as at checkpoint time
-	struct stat st;
-	if (stat(path.c_str(), &st)) {
-		if (errno == ENOENT)
-			return fail(0, path + ": missing");
-		return fail_errno(path);
+	auto it = seen.find(path);
+	if (it == seen.end()) {
+		AMBER_TRY(check_not_deleted(path));	// the same refusal as at checkpoint time
+		struct stat st;
+		if (stat(path.c_str(), &st)) {
+			if (errno == ENOENT)
+				return fail(0, path + ": missing");
+			return fail_errno(path);
+		}
+		it = seen.emplace(path, st).first;
 	}
+	const struct stat &st = it->second;
 	if ((st.st_mode & S_IFMT) != type) {
 		const char *what = type == S_IFREG ? "a regular file"
 				   : type == S_IFDIR ? "a directory"
@@ -108,12 +118,13 @@ Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)
 	if (fd_sized.size() != c.fds.size())
 		fd_sized.assign(c.fds.size(), true);
 
+	StatCache seen;
 	if (!c.task.exe.empty())
-		AMBER_TRY(check_file(c.task.exe, S_IFREG, std::nullopt));
+		AMBER_TRY(check_file(seen, c.task.exe, S_IFREG, std::nullopt));
 	for (size_t i = 0; i < c.vmas.size(); i++) {
 		const Vma &v = c.vmas[i];
 		if (vma_has_file(v))
-			AMBER_TRY(check_file(v.path, S_IFREG,
+			AMBER_TRY(check_file(seen, v.path, S_IFREG,
 					     vma_sized[i] ? std::optional(v.file_size) : std::nullopt));
 	}
 	for (size_t i = 0; i < c.fds.size(); i++) {
@@ -135,11 +146,11 @@ Result<void> check_files(const Checkpoint &c, const std::vector<StubFd> &fds)
 		std::optional<uint64_t> size;
 		if (f.type == AMBER_FD_REG && (f.flags & O_ACCMODE) == O_RDONLY && fd_sized[i])
 			size = f.size;
-		if (auto r = check_file(f.path, type, size); !r)
+		if (auto r = check_file(seen, f.path, type, size); !r)
 			return wrap(r.error(), "fd " + std::to_string(f.num) + ": ");
 	}
 	if (!c.task.cwd.empty() && !is_deleted(c.task.cwd))	// else a ghost
-		AMBER_TRY(check_file(c.task.cwd, S_IFDIR, std::nullopt));
+		AMBER_TRY(check_file(seen, c.task.cwd, S_IFDIR, std::nullopt));
 	return {};
 }
 

@@ -419,10 +419,10 @@ struct LoadedChain {
 	std::vector<PageSource> sources;
 };
 
-Result<LoadedChain> load_chain(const Store &store, std::optional<uint32_t> number)
+Result<LoadedChain> load_chain(const Store &store, Checkpoint newest)
 {
 	LoadedChain lc;
-	lc.links = AMBER_TRY(store.load_chain_meta(number));
+	lc.links = AMBER_TRY(store.load_chain_meta(std::move(newest)));
 	if (lc.links.empty())
 		return fail(EPROTO, store.dir() + ": empty checkpoint chain");
 	std::vector<const Checkpoint *> links;
@@ -684,7 +684,7 @@ Result<RestoredProcess> restore_process(const RestoreRequest &req)
 							" is a process tree (restore it without --lazy)");
 		return restore_tree(req, store, meta);	// verifies the chains in parallel
 	}
-	return restore_single(req, AMBER_TRY(load_chain(store, meta.number)));
+	return restore_single(req, AMBER_TRY(load_chain(store, std::move(meta))));
 }
 
 } // namespace amber
