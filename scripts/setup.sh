@@ -14,6 +14,7 @@ PKGS=(
 	googletest libgtest-dev libfmt-dev
 	criu python3 gzip iproute2 util-linux procps gnuplot-nox
 	redis-server redis-tools nginx-light iptables
+	etcd-server etcd-client
 )
 
 missing=()
@@ -25,9 +26,10 @@ done
 if ((${#missing[@]})); then
 	echo "setup: installing ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	# redis-server and nginx start a system service when installed: the tests
-	# run their own instances in the guest, so tell invoke-rc.d to start none
-	# here (unless a policy is already in place).
+	# redis-server, nginx and etcd-server start a system service when installed:
+	# the tests run their own instances (scripts/vm-pair starts an etcd on its
+	# own ports and data dir), so tell invoke-rc.d to start none here (unless a
+	# policy is already in place).
 	policy=/usr/sbin/policy-rc.d
 	if [ ! -e "$policy" ]; then
 		trap 'rm -f "$policy"' EXIT
