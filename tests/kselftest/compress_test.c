@@ -120,6 +120,23 @@ static void assert_restore_refused(struct __test_metadata *_metadata, FIXTURE_DA
 }
 
 /*
+ * A compressed full checkpoint of 32 MiB of compressible pagever memory, 1 %
+ * of it dirtied, a compressed incremental on top; the target killed.
+ */
+static void compressed_pair(struct __test_metadata *_metadata, FIXTURE_DATA(incr) *self,
+			    struct ckpt_line c[2])
+{
+	start_pagever_thp(_metadata, self, "32", "--compressible");
+	checkpoint(_metadata, self, self->pid, compress_args, &c[0]);
+	assert_compressed(_metadata, self, &c[0]);
+	pv(_metadata, self, "dirty 100 1");
+	checkpoint(_metadata, self, self->pid, compress_args, &c[1]);
+	assert_incremental(_metadata, &c[1], c[0].number, self->touched, self->data);
+	assert_compressed(_metadata, self, &c[1]);
+	kill_target(_metadata, self);
+}
+
+/*
  * A damaged compressed link (truncated, or a byte changed) is refused
  * before anything runs, naming the checkpoint and the file; intact again,
  * the chain restores.
@@ -131,13 +148,7 @@ TEST_F_TIMEOUT(incr, compressed_damaged, 400)
 	off_t size;
 
 	REQUIRE_AMBER();
-	start_pagever_thp(_metadata, self, "32", "--compressible");
-	checkpoint(_metadata, self, self->pid, compress_args, &c[0]);
-	assert_compressed(_metadata, self, &c[0]);
-	pv(_metadata, self, "dirty 100 1");
-	checkpoint(_metadata, self, self->pid, compress_args, &c[1]);
-	assert_compressed(_metadata, self, &c[1]);
-	kill_target(_metadata, self);
+	compressed_pair(_metadata, self, c);
 
 	/* The parent link cut short. */
 	ckpt_file(self, c[0].number, "pages.img.zst", zst, sizeof(zst));
@@ -198,14 +209,7 @@ TEST_F_TIMEOUT(incr, compressed_lazy, 400)
 	struct ckpt_line c[2];
 
 	REQUIRE_AMBER();
-	start_pagever_thp(_metadata, self, "32", "--compressible");
-	checkpoint(_metadata, self, self->pid, compress_args, &c[0]);
-	assert_compressed(_metadata, self, &c[0]);
-	pv(_metadata, self, "dirty 100 1");
-	checkpoint(_metadata, self, self->pid, compress_args, &c[1]);
-	assert_incremental(_metadata, &c[1], c[0].number, self->touched, self->data);
-	assert_compressed(_metadata, self, &c[1]);
-	kill_target(_metadata, self);
+	compressed_pair(_metadata, self, c);
 	restore_lazy_verify(_metadata, self, self->step);
 }
 

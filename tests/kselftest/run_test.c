@@ -460,15 +460,19 @@ TEST_F_TIMEOUT(run, kill9_twice, 180)
  * checkpoint is restored and completes with the reference's output. With
  * --keep 1, one checkpoint is left.
  */
-TEST_F_TIMEOUT(run, self_crash_once, 90)
+/*
+ * amber run OPTS of the short workload that segfaults once (its marker
+ * file stops the second crash): restored once from the checkpoint before
+ * the crash, it ends with the reference's output and one checkpoint left.
+ */
+static void crash_once(struct __test_metadata *_metadata, FIXTURE_DATA(run) *self,
+		       const char *const *opts)
 {
-	const char *const opts[] = { "--interval", "1s", "--keep", "1", NULL };
 	char ref[256], marker[300];
 	const char *extra[] = { "--crash-at", SHORT_CRASH_STEP, "--marker", marker, NULL };
 	struct cmd_result r;
 	struct args a;
 
-	REQUIRE_AMBER();
 	ASSERT_EQ(0, reference(&wl_short, ref, sizeof(ref)));
 	snprintf(marker, sizeof(marker), "%s/crashed-once", self->base);
 
@@ -485,6 +489,14 @@ TEST_F_TIMEOUT(run, self_crash_once, 90)
 	EXPECT_EQ(1, log_count(self->log, "restore", NULL));
 	EXPECT_EQ(1, log_count(self->log, "exit", " status=0"));
 	EXPECT_EQ(1, count_checkpoints(self->dir)) TH_LOG("--keep 1");
+}
+
+TEST_F_TIMEOUT(run, self_crash_once, 90)
+{
+	const char *const opts[] = { "--interval", "1s", "--keep", "1", NULL };
+
+	REQUIRE_AMBER();
+	crash_once(_metadata, self, opts);
 }
 
 /* The checkpoint DIR/N with the highest N, 0 if none. */
@@ -512,29 +524,11 @@ static unsigned int newest_checkpoint(const char *dir)
 TEST_F_TIMEOUT(run, compressed_crash_once, 90)
 {
 	const char *const opts[] = { "--interval", "1s", "--keep", "1", "--compress", NULL };
-	char ref[256], marker[300], path[400];
-	const char *extra[] = { "--crash-at", SHORT_CRASH_STEP, "--marker", marker, NULL };
-	struct cmd_result r;
-	struct args a;
+	char path[400];
 	unsigned int n;
 
 	REQUIRE_AMBER();
-	ASSERT_EQ(0, reference(&wl_short, ref, sizeof(ref)));
-	snprintf(marker, sizeof(marker), "%s/crashed-once", self->base);
-
-	run_argv(&a, self, opts, &wl_short, extra);
-	ASSERT_EQ(0, run_cmd(ARGV(&a), 80000, &r));
-	EXPECT_EQ(0, exit_code(r.status)) TH_LOG("amber run: status %d, stderr '%s'", r.status,
-						 r.err);
-	cmd_result_free(&r);
-	ASSERT_EQ(0, access(marker, F_OK)) TH_LOG("the workload never reached its crash");
-	ASSERT_EQ(0, log_count(self->log, "fresh-start", NULL))
-		TH_LOG("the crash came before the first checkpoint: the machine is too fast");
-	SAME_OUTPUT(self->out, ref);
-	EXPECT_EQ(1, log_count(self->log, "died", "signal=SIGSEGV"));
-	EXPECT_EQ(1, log_count(self->log, "restore", NULL));
-	EXPECT_EQ(1, log_count(self->log, "exit", " status=0"));
-	EXPECT_EQ(1, count_checkpoints(self->dir)) TH_LOG("--keep 1");
+	crash_once(_metadata, self, opts);
 	n = newest_checkpoint(self->dir);
 	ASSERT_LT(0, n);
 	snprintf(path, sizeof(path), "%s/%u/pages.img.zst", self->dir, n);

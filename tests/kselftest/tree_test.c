@@ -984,23 +984,18 @@ TEST_F_TIMEOUT(tree, failed_restore_leaves_nothing, 150)
 TEST_F_TIMEOUT(tree, incremental, 150)
 {
 	struct cmd_result r = { 0 };
-	struct args a = { 0 };
 	struct ckpt_line c1, c2;
 	char ref[256], meta[400];
 	uint32_t v;
+	pid_t p[5];
 	int i, n;
 
 	REQUIRE_AMBER();
 	ASSERT_EQ(0, reference("family", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of family failed");
 
-	workload_argv("family", self->work, NULL, &a);
-	self->root = spawn_workload(ARGV(&a), self->out);
-	ASSERT_LT(0, self->root);
-	ASSERT_EQ(0, wait_for_text(self->out, "progress 1\n", 120000));
-	n = snapshot(self->root, self->before, MAXP);
-	ASSERT_EQ(5, n);
-	self->nbefore = n;
+	ASSERT_EQ(0, start_family(self, p)) TH_LOG("family did not start as a tree of 5");
+	n = self->nbefore;
 
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, NULL, &r, &c1))
 		log_cmd(_metadata, "first checkpoint --tree", &r);
@@ -1040,22 +1035,17 @@ TEST_F_TIMEOUT(tree, compressed_incremental, 150)
 {
 	const char *const compress[] = { "--compress", NULL };
 	struct cmd_result r = { 0 };
-	struct args a = { 0 };
 	struct ckpt_line c[2];
 	char ref[256], path[400];
+	pid_t p[5];
 	int i, k, n;
 
 	REQUIRE_AMBER();
 	ASSERT_EQ(0, reference("family", ref, sizeof(ref)))
 		TH_LOG("uninterrupted run of family failed");
 
-	workload_argv("family", self->work, NULL, &a);
-	self->root = spawn_workload(ARGV(&a), self->out);
-	ASSERT_LT(0, self->root);
-	ASSERT_EQ(0, wait_for_text(self->out, "progress 1\n", 120000));
-	n = snapshot(self->root, self->before, MAXP);
-	ASSERT_EQ(5, n);
-	self->nbefore = n;
+	ASSERT_EQ(0, start_family(self, p)) TH_LOG("family did not start as a tree of 5");
+	n = self->nbefore;
 
 	ASSERT_EQ(0, checkpoint_tree(self->root, self->dir, compress, &r, &c[0]))
 		log_cmd(_metadata, "first checkpoint --tree --compress", &r);
