@@ -48,16 +48,18 @@ $(KSELFTEST):
 setup:
 	scripts/setup.sh
 
-# A build failure still runs what was built and is counted as one failed test.
+# A build failure still runs what was built and is counted as one failed test. The build uses
+# every CPU (CI has 2): serial, it took 8.5 of the 34 minutes of a clean-clone run.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
 check: setup
-	@rc=0; $(MAKE) all || rc=$$?; \
+	@rc=0; $(MAKE) -j$(NPROC) all || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "make check: the build failed (status $$rc)"; fi; \
 	AMBER_BUILD_FAILED=$$rc scripts/run-tests
 
 # Every test on Debian's 6.12 (make check runs the e2e, tree, incremental and bad-input tests
 # on it; this runs the rest too).
 check-6.12: setup
-	@rc=0; $(MAKE) all || rc=$$?; \
+	@rc=0; $(MAKE) -j$(NPROC) all || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "make check-6.12: the build failed (status $$rc)"; fi; \
 	KERNEL=6.12 AMBER_BUILD_FAILED=$$rc scripts/run-tests
 
