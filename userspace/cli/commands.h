@@ -24,6 +24,7 @@ void setup_compact(CLI::App &app);	// cmd_compact.cc
 void setup_untrack(CLI::App &app);
 void setup_run(CLI::App &app);		// cmd_run.cc
 void setup_bench(CLI::App &app);	// cmd_bench.cc
+void setup_lease_test(CLI::App &app);	// cmd_lease_test.cc (hidden, for tests)
 
 // Exit status main() returns once the subcommand's callback is done.
 void set_exit_status(int status);
