@@ -15,6 +15,7 @@ PKGS=(
 	criu python3 gzip iproute2 util-linux procps gnuplot-nox
 	redis-server redis-tools nginx-light iptables
 	etcd-server etcd-client
+	libcurl4-openssl-dev nlohmann-json3-dev
 )
 
 missing=()

@@ -205,20 +205,19 @@ Result<bool> Lease::pump(unsigned want, int timeout_ms, LeaseMsg *reply)
 		ssize_t n = read(sock_.get(), buf, sizeof(buf));
 		if (n > 0)
 			in_.append(buf, size_t(n));
-		// The complete lines so far, a reply last.
+		// The complete lines so far, up to a reply.
 		size_t nl;
 		while ((nl = in_.find('\n')) != std::string::npos) {
 			auto m = parse_lease_msg(std::string_view(in_).substr(0, nl));
 			in_.erase(0, nl + 1);
 			if (!m) {
 				note_ = m.error().msg;
-				continue;
-			}
-			if (want & bit(m->kind)) {
+			} else if (want & bit(m->kind)) {
 				*reply = std::move(*m);
 				return true;
+			} else {
+				apply(*m);
 			}
-			apply(*m);
 		}
 		if (in_.size() > 65536) {
 			stop();
@@ -237,6 +236,21 @@ Result<bool> Lease::pump(unsigned want, int timeout_ms, LeaseMsg *reply)
 		pollfd p{sock_.get(), POLLIN, 0};
 		if (poll(&p, 1, int(left)) < 0 && errno != EINTR)
 			return fail_errno("poll");
+	}
+}
+
+// The complete lines left after a reply: a later poll() would not tell of
+// them, they were read already.
+void Lease::drain()
+{
+	size_t nl;
+	while ((nl = in_.find('\n')) != std::string::npos) {
+		auto m = parse_lease_msg(std::string_view(in_).substr(0, nl));
+		in_.erase(0, nl + 1);
+		if (m)
+			apply(*m);
+		else
+			note_ = m.error().msg;
 	}
 }
 
@@ -273,12 +287,15 @@ Result<bool> Lease::try_acquire()
 		revision_ = r.revision;
 		valid_until_ = lease_valid_until(r.send_ns, r.ttl_s);
 		holder_ = self_;
+		drain();
 		return true;
 	case LeaseMsg::Busy:
 		holder_ = std::move(r.text);
 		revision_ = r.revision;
+		drain();
 		return false;
 	default:
+		drain();
 		return fail(EIO, "amber-lease: " + r.text);
 	}
 }
@@ -298,6 +315,7 @@ void Lease::release()
 	auto got = pump(bit(LeaseMsg::Released), kReleaseWaitMs, &r);
 	if (got && !*got)
 		stop();	// not answering: the lease runs out by its TTL
+	drain();
 }
 
 // The helper closed its end: reap it. What it reported stands: valid_until()

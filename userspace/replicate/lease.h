@@ -97,6 +97,7 @@ private:
 	// only what is there now). Returns the reply, if one came.
 	Result<bool> pump(unsigned want, int timeout_ms, LeaseMsg *reply);
 	void apply(const LeaseMsg &m);
+	void drain();
 	void helper_gone();
 	void stop();
 
