@@ -1,6 +1,6 @@
 # amber: transparent checkpoint/restart for unmodified Linux processes.
 #
-#   make          build kmod/amber.ko, build/amber, build/unit-tests, build/tests/*, build/workloads/*
+#   make          build kmod/amber.ko, build/amber, build/amber-lease, build/unit-tests, build/tests/*, build/workloads/*
 #   make check    install what is missing (scripts/setup.sh), build, run every test on 6.1,
 #                 a subset on 6.12 and the cross-kernel image test (scripts/run-tests; ends
 #                 with `N passed, N failed, N skipped`)
