@@ -202,7 +202,8 @@ Result<bool> Lease::pump(unsigned want, int timeout_ms, LeaseMsg *reply)
 		if (!sock_)
 			return fail(EPIPE, "amber-lease " + (exit_.empty() ? "is not running" : exit_));
 		char buf[4096];
-		ssize_t n = read(sock_.get(), buf, sizeof(buf));
+		const ssize_t n = read(sock_.get(), buf, sizeof(buf));
+		const int err = n < 0 ? errno : 0;
 		if (n > 0)
 			in_.append(buf, size_t(n));
 		// The complete lines so far, up to a reply.
@@ -223,11 +224,11 @@ Result<bool> Lease::pump(unsigned want, int timeout_ms, LeaseMsg *reply)
 			stop();
 			return fail(EPROTO, "amber-lease: a line without end");
 		}
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		if (n == 0 || (n < 0 && err != EAGAIN && err != EINTR)) {
 			helper_gone();
-			return fail(EPIPE, "amber-lease " + exit_);
+			return fail(n ? err : EPIPE, "amber-lease " + exit_);
 		}
-		if (n > 0 || (n < 0 && errno == EINTR))
+		if (n > 0 || err == EINTR)
 			continue;
 		// Nothing more to read now.
 		const int64_t left = deadline - now_ms();
