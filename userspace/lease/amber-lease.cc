@@ -98,7 +98,8 @@ public:
 	Etcd &operator=(const Etcd &) = delete;
 
 	// The 200 reply's body; a failure or an error reply as an error naming
-	// the path (ENOENT when etcd says "not found").
+	// the path (ENOENT when etcd says "not found"). Its message says it all
+	// (libcurl's or etcd's words): the protocol carries only that.
 	Result<std::string> post(const char *path, const std::string &body, long timeout_ms)
 	{
 		if (!h_ || !headers_)
@@ -240,7 +241,7 @@ void Helper::acquire()
 		m.text = kv.value;
 		say(m);
 	};
-	auto error = [](const Error &e) { say(LeaseMsg::Error, e.str()); };
+	auto error = [](const Error &e) { say(LeaseMsg::Error, e.msg); };
 
 	// Who holds it, without a grant for nothing while someone does.
 	auto body = etcd_.post("/v3/kv/range", etcd::range_body(o_.key), kAcquireTimeoutMs);
@@ -307,7 +308,7 @@ void Helper::renew()
 	Result<int64_t> ttl = body ? etcd::parse_keepalive(*body) : tl::unexpected(body.error());
 	if (!ttl) {
 		say(LeaseMsg::Note, "renewal of lease " + std::to_string(h.id) + " failed: " +
-					    ttl.error().str());
+					    ttl.error().msg);
 		h.next_renew_ns = std::max(mono_ns(), send + kRetryNs);
 		return;
 	}
@@ -333,7 +334,7 @@ void Helper::revoke(int64_t id, long timeout_ms)
 	auto body = etcd_.post("/v3/lease/revoke", etcd::lease_id_body(id), timeout_ms);
 	if (!body && body.error().err != ENOENT)
 		say(LeaseMsg::Note, "revoking lease " + std::to_string(id) + " failed: " +
-					    body.error().str());
+					    body.error().msg);
 }
 
 int usage(const char *why)
