@@ -2,17 +2,25 @@
 /*
  * counter: a slow, deterministic demo workload for amber.
  *
- * Usage: counter [STEPS [INTERVAL_MS]]   (defaults: 60 steps, 200 ms)
+ * Usage: counter [STEPS [INTERVAL_MS [MARKER_FILE]]]   (defaults: 60 steps, 200 ms)
  *
  * Every INTERVAL_MS it advances a running checksum over a heap buffer, a stack variable and a
  * static one, and prints `step N sum S`; at the end `done: N steps, sum S`. The output only
  * depends on STEPS, so a run that was checkpointed, killed and restored must print exactly
  * what an uninterrupted run prints.
+ *
+ * With MARKER_FILE, each step also appends `BOOT_ID N` to that file, opened and closed around
+ * the write (no descriptor of it stays open to be checkpointed), BOOT_ID being the running
+ * kernel's: on a file two machines share, the lines show which machine ran each step, in the
+ * order they ran (a fenced marker for split-brain tests).
  */
 #include <stdint.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BUF_WORDS 4096
 
@@ -26,16 +34,36 @@ static uint64_t mix(uint64_t x)
 	return x;
 }
 
+static void mark(const char *path, long step)
+{
+	char id[64] = "?", line[128];
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, id, sizeof(id) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n > 0)
+		id[strcspn(id, "\n")] = 0;
+	n = snprintf(line, sizeof(line), "%s %ld\n", id, step);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		if (write(fd, line, (size_t)n) != n)
+			perror(path);
+		close(fd);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	long steps = argc > 1 ? strtol(argv[1], NULL, 10) : 60;
 	long interval_ms = argc > 2 ? strtol(argv[2], NULL, 10) : 200;
+	const char *marker = argc > 3 ? argv[3] : NULL;
 	struct timespec ts = { interval_ms / 1000, (interval_ms % 1000) * 1000000L };
 	uint64_t *buf = calloc(BUF_WORDS, sizeof(*buf));
 	uint64_t sum = 0;
 
 	if (!buf || steps < 0 || interval_ms < 0) {
-		fprintf(stderr, "usage: counter [STEPS [INTERVAL_MS]]\n");
+		fprintf(stderr, "usage: counter [STEPS [INTERVAL_MS [MARKER_FILE]]]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -44,6 +72,8 @@ int main(int argc, char **argv)
 		static_state = mix(static_state + (uint64_t)i);
 		sum = sum * 31 + buf[i % BUF_WORDS] + (static_state >> 7);
 		printf("step %ld sum %016llx\n", i, (unsigned long long)sum);
+		if (marker)
+			mark(marker, i);
 		while (nanosleep(&ts, &ts))
 			; /* EINTR: sleep out the rest */
 		ts.tv_sec = interval_ms / 1000;

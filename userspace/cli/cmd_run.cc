@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/lease_options.h"
 #include "image/compress.h"
 #include "run/run.h"
 
@@ -32,6 +33,9 @@ struct RunCliOptions {
 	uint64_t ghost_limit = kDefaultGhostLimit;
 	bool compress = false;
 	int compress_level = kDefaultZstdLevel;
+	std::string replicate;
+	bool output_commit = false;
+	LeaseCliOptions lease;
 	std::vector<std::string> cmd;
 };
 
@@ -49,6 +53,9 @@ Result<RunOptions> to_run_options(const RunCliOptions &c, const CLI::App &sub)
 	o.lazy_keep = c.lazy_keep;
 	o.ghost_limit = c.ghost_limit;
 	o.compress_level = c.compress ? c.compress_level : 0;
+	o.replicate = c.replicate;
+	o.output_commit = c.output_commit;
+	o.lease_config = AMBER_TRY(to_lease_config(c.lease, c.dir));
 	o.interval_given = sub.count("--interval") > 0;
 	o.mtbf_given = sub.count("--mtbf") > 0;
 	o.keep_given = sub.count("--keep") > 0;
@@ -139,6 +146,14 @@ void setup_run(CLI::App &app)
 			"File the program's stdout is appended to (default DIR/stdout)");
 	sub->add_option("--stderr", opt->stderr_path,
 			"File the program's stderr is appended to (default DIR/stderr)");
+	sub->add_option("--replicate", opt->replicate,
+			"Send every checkpoint (its delta) and the output up to it to `amber "
+			"backup` at ADDR:PORT, with heartbeats");
+	sub->add_flag("--output-commit", opt->output_commit,
+		      "The stdout and stderr files get the program's output only once a "
+		      "checkpoint covering it is safe (acknowledged by the backup): a takeover "
+		      "never repeats output already visible");
+	add_lease_options(*sub, opt->lease);
 	sub->add_flag("--verbose", opt->verbose, "Print every log line on stderr as well");
 	sub->add_flag("--resume", opt->resume,
 		      "Take over the run in DIR after its supervisor (or the machine) went down");

@@ -25,6 +25,7 @@ void setup_untrack(CLI::App &app);
 void setup_run(CLI::App &app);		// cmd_run.cc
 void setup_bench(CLI::App &app);	// cmd_bench.cc
 void setup_lease_test(CLI::App &app);	// cmd_lease_test.cc (hidden, for tests)
+void setup_backup(CLI::App &app);	// cmd_backup.cc
 
 // Exit status main() returns once the subcommand's callback is done.
 void set_exit_status(int status);

@@ -26,6 +26,7 @@ int main(int argc, char **argv)
 		{"untrack", amber::setup_untrack},	 {"run", amber::setup_run},
 		{"bench", amber::setup_bench},		 {"version", amber::setup_version},
 		{"lease-test", amber::setup_lease_test},
+		{"backup", amber::setup_backup},
 	};
 	const auto *named = std::find_if(std::begin(commands), std::end(commands), [&](const auto &c) {
 		return argc > 1 && c.first == argv[1];

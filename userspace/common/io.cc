@@ -2,6 +2,7 @@
 #include "common/io.h"
 
 #include <cerrno>
+#include <cstdio>
 
 #include <fcntl.h>
 #include <sys/syscall.h>
@@ -120,6 +121,21 @@ int pidfd_open(pid_t pid)
 int pidfd_send_signal(int pidfd, int sig)
 {
 	return int(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+Result<void> write_file_atomic(const std::string &path, const std::string &data, bool sync)
+{
+	const std::string tmp = path + ".tmp";
+	UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+	if (!fd)
+		return fail_errno("cannot create " + tmp);
+	AMBER_TRY(write_all(fd.get(), data, tmp));
+	if (sync && fsync(fd.get()))
+		return fail_errno("fsync " + tmp);
+	fd.reset();
+	if (rename(tmp.c_str(), path.c_str()))
+		return fail_errno("rename " + tmp + " to " + path);
+	return {};
 }
 
 } // namespace amber

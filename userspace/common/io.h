@@ -48,6 +48,10 @@ struct PipeFds {
 };
 Result<PipeFds> make_pipe(const char *what = "pipe");
 
+// Replaces path with data (path.tmp, then rename): readers see the old or
+// the new contents, never a part. sync: durable before the rename.
+Result<void> write_file_atomic(const std::string &path, const std::string &data, bool sync);
+
 // open(path, flags | O_CLOEXEC); the error names path.
 Result<UniqueFd> open_file(const std::string &path, int flags);
 

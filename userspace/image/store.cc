@@ -178,6 +178,11 @@ Result<uint32_t> Store::resolve(std::optional<uint32_t> number) const
 
 Result<PendingCheckpoint> Store::begin() const
 {
+	return begin_at(std::nullopt);
+}
+
+Result<PendingCheckpoint> Store::begin_at(std::optional<uint32_t> number) const
+{
 	std::error_code ec;
 	fs::create_directories(dir_, ec);
 	if (ec)
@@ -204,8 +209,12 @@ Result<PendingCheckpoint> Store::begin() const
 		max = std::max(max, *l);
 	if (max == UINT32_MAX)
 		return fail(EOVERFLOW, dir_ + ": checkpoint numbers exhausted");
+	if (number && *number <= max)
+		return fail(EEXIST, dir_ + ": checkpoint " + std::to_string(*number) +
+					    " is not newer than checkpoint " + std::to_string(max) +
+					    " there");
 
-	p.number_ = max + 1;
+	p.number_ = number ? *number : max + 1;
 	p.tmp_dir_ = dir_ + "/" + kTmpPrefix + std::to_string(p.number_);
 	if (mkdir(p.tmp_dir_.c_str(), 0700) < 0)
 		return fail_errno("cannot create " + p.tmp_dir_);

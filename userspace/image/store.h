@@ -118,6 +118,10 @@ public:
 	// Creates DIR if needed, takes DIR/.lock, removes stale .tmp-* left by
 	// killed checkpoints, and creates DIR/.tmp-N for the next number.
 	Result<PendingCheckpoint> begin() const;
+	// The same for a given number, newer than every checkpoint in DIR
+	// (EEXIST otherwise): `amber backup` keeps the primary's numbers, which
+	// incremental checkpoints name their parents by.
+	Result<PendingCheckpoint> begin_at(std::optional<uint32_t> number) const;
 
 	// fsyncs the files in the temporary directory and the directory,
 	// renames it to DIR/N, fsyncs DIR, then points DIR/latest at N.

@@ -276,6 +276,14 @@ std::string format_run_conf(const RunConf &c)
 	s += "stdout_base=" + std::to_string(c.stdout_base) + "\n";
 	s += "stderr=" + quote_value(c.stderr_path) + "\n";
 	s += "stderr_base=" + std::to_string(c.stderr_base) + "\n";
+	if (!c.commit_stdout.empty())
+		s += "commit_stdout=" + quote_value(c.commit_stdout) + "\n";
+	if (!c.commit_stderr.empty())
+		s += "commit_stderr=" + quote_value(c.commit_stderr) + "\n";
+	if (!c.commit_stdout.empty()) {
+		s += "commit_stdout_base=" + std::to_string(c.commit_stdout_base) + "\n";
+		s += "commit_stderr_base=" + std::to_string(c.commit_stderr_base) + "\n";
+	}
 	s += "interval=" + (c.interval_s ? num(*c.interval_s) : std::string("auto")) + "\n";
 	s += "mtbf=" + num(c.mtbf_s) + "\n";
 	s += "keep=" + std::to_string(c.keep) + "\n";
@@ -301,6 +309,14 @@ Result<RunConf> parse_run_conf(std::string_view text)
 			c.stdout_path = v;
 		} else if (k == "stderr") {
 			c.stderr_path = v;
+		} else if (k == "commit_stdout") {
+			c.commit_stdout = v;
+		} else if (k == "commit_stderr") {
+			c.commit_stderr = v;
+		} else if (k == "commit_stdout_base") {
+			c.commit_stdout_base = AMBER_TRY(parse_uint<uint64_t>(k, v));
+		} else if (k == "commit_stderr_base") {
+			c.commit_stderr_base = AMBER_TRY(parse_uint<uint64_t>(k, v));
 		} else if (k == "stdout_base") {
 			c.stdout_base = AMBER_TRY(parse_uint<uint64_t>(k, v));
 		} else if (k == "stderr_base") {
@@ -327,6 +343,8 @@ Result<RunConf> parse_run_conf(std::string_view text)
 		return fail(0, "no arg= line (the command)");
 	if (c.cwd.empty() || c.stdout_path.empty() || c.stderr_path.empty())
 		return fail(0, "cwd=, stdout= and stderr= are required");
+	if (c.commit_stdout.empty() != c.commit_stderr.empty())
+		return fail(0, "commit_stdout= and commit_stderr= go together");
 	if (c.interval_s && !(*c.interval_s > 0))
 		return fail(0, "interval must be more than 0");
 	if (!c.interval_s && !(c.mtbf_s > 0))

@@ -59,6 +59,14 @@ struct RunConf {
 	std::string stderr_path;		// absolute
 	uint64_t stdout_base = 0;		// size before the first start:
 	uint64_t stderr_base = 0;		// a fresh start cuts back to it
+	// --output-commit: the user's files; stdout_path and stderr_path are
+	// then the staging files the program writes (DIR/stdout.uncommitted,
+	// DIR/stderr.uncommitted), copied to these once covered by an
+	// acknowledged checkpoint. "": no commit.
+	std::string commit_stdout;
+	std::string commit_stderr;
+	uint64_t commit_stdout_base = 0;	// their sizes at the first start
+	uint64_t commit_stderr_base = 0;
 	std::optional<double> interval_s;	// nullopt: auto
 	double mtbf_s = 0;
 	uint32_t keep = 2;

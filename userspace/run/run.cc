@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -42,6 +43,7 @@
 #include "run/policy.h"
 #include "image/store.h"
 #include "checkpoint/take_checkpoint.h"
+#include "replicate/sender.h"
 
 namespace amber {
 
@@ -112,23 +114,6 @@ private:
 	std::thread thread_;
 	double at_ = 0;
 };
-
-// Replaces path with data (path.tmp, then rename): readers see the old or
-// the new contents, never a part. sync: durable before the rename.
-Result<void> write_file_atomic(const std::string &path, const std::string &data, bool sync)
-{
-	const std::string tmp = path + ".tmp";
-	UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-	if (!fd)
-		return fail_errno("cannot create " + tmp);
-	AMBER_TRY(write_all(fd.get(), data, tmp));
-	if (sync && fsync(fd.get()))
-		return fail_errno("fsync " + tmp);
-	fd.reset();
-	if (rename(tmp.c_str(), path.c_str()))
-		return fail_errno("rename " + tmp + " to " + path);
-	return {};
-}
 
 std::optional<std::string> proc_stat(pid_t pid)
 {
@@ -269,6 +254,90 @@ private:
 	UniqueFd fd_;
 };
 
+// Every process below the supervisor (the job's tree, restored or not, and
+// its orphans: we are their subreaper) but `spare` (the lease's helper),
+// SIGKILLed.
+void kill_descendants(pid_t spare)
+{
+	for (int round = 0; round < 3; round++) {
+		std::vector<pid_t> all = proc_descendants(getpid());
+		std::erase(all, spare);
+		if (all.empty())
+			return;
+		for (pid_t p : all)
+			kill(p, SIGKILL);
+	}
+}
+
+// Watches the lease from its own thread: once valid_until() passes without
+// a renewal (or etcd says it is gone), every process below the supervisor
+// is SIGKILLed at once, whatever the supervisor's own thread is busy with
+// (a checkpoint can take longer than the lease's TTL). See design.md,
+// "Replication lease".
+class LeaseGuard {
+public:
+	LeaseGuard() = default;
+	LeaseGuard(const LeaseGuard &) = delete;
+	LeaseGuard &operator=(const LeaseGuard &) = delete;
+	~LeaseGuard()
+	{
+		if (thread_.joinable()) {
+			uint64_t one = 1;
+			(void)!write(stop_.get(), &one, sizeof(one));
+			thread_.join();
+		}
+		if (lease_)
+			lease_->release();
+	}
+
+	Result<void> start(std::shared_ptr<Lease> lease)
+	{
+		lease_ = std::move(lease);
+		lost_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+		stop_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+		if (!lost_fd_ || !stop_)
+			return fail_errno("eventfd");
+		thread_ = std::thread([this] { loop(); });
+		return {};
+	}
+	bool on() const { return bool(lease_); }
+	// The helper process (our child, not the job's), 0 without a lease.
+	pid_t helper() const { return lease_ ? lease_->helper_pid() : 0; }
+	// Readable once the lease is lost.
+	int fd() const { return lost_fd_.get(); }
+	bool lost() const { return lost_.load(); }
+	double lost_late_ms() const { return late_ms_; }
+
+private:
+	void loop()
+	{
+		for (;;) {
+			const double until = lease_->valid_until();
+			const double now = now_s();
+			if (!lease_->held() || now >= until) {
+				kill_descendants(lease_->helper_pid());
+				late_ms_ = (now - until) * 1e3;
+				lost_.store(true);
+				uint64_t one = 1;
+				(void)!write(lost_fd_.get(), &one, sizeof(one));
+				return;
+			}
+			struct pollfd fds[2] = {{lease_->fd(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+			int n = poll(fds, 2, int((until - now) * 1000) + 1);
+			if (n > 0 && fds[1].revents)
+				return;
+			if (n > 0 && fds[0].revents)
+				(void)lease_->update();
+		}
+	}
+
+	std::shared_ptr<Lease> lease_;
+	std::thread thread_;
+	UniqueFd lost_fd_, stop_;
+	std::atomic<bool> lost_{false};
+	double late_ms_ = 0;
+};
+
 // The one-line display on a terminal, redrawn at most once a second.
 class Progress {
 public:
@@ -353,6 +422,20 @@ private:
 	Result<Next> on_death();
 	void on_stop_signals();
 	void draw_progress(double now);
+	Result<void> take_lease();
+	Result<void> start_replicator();
+	void replicate(uint32_t number);
+	void on_replica_events();
+	void on_lease_lost();
+	// The run ends with status: tells the backup (no takeover) unless the
+	// lease was lost (the backup must take over then).
+	void finish_replication(int status);
+	// --output-commit (commits_: one per staging file).
+	Result<void> open_commits();
+	// What checkpoint number covers of each staging file (its cut).
+	Result<std::vector<uint64_t>> covered(uint32_t number);
+	void commit_to(const std::vector<uint64_t> &sizes, const char *why);
+	void commit_acked();
 
 	RunOptions o_;
 	RunConf conf_;
@@ -375,6 +458,19 @@ private:
 	std::string logged_interval_;
 	bool log_failed_ = false;
 	RunStats stats_;
+	LeaseGuard lease_;
+	std::unique_ptr<Replicator> replicator_;
+	std::vector<std::string> replica_outputs_;	// run.conf's, deduplicated
+	std::vector<uint64_t> replica_sizes_;		// at the last checkpoint
+	struct Commit {
+		std::string staging, dest;
+		uint64_t dest_base = 0;
+		UniqueFd in, out;
+		uint64_t done = 0;	// bytes of staging copied to dest
+	};
+	std::vector<Commit> commits_;
+	// Checkpoints taken, not yet acknowledged: what each covers.
+	std::map<uint32_t, std::vector<uint64_t>> uncommitted_;
 };
 
 Result<void> Supervisor::lock_dir()
@@ -458,6 +554,22 @@ Result<void> Supervisor::setup_conf()
 		conf_.stdout_base = uint64_t(st.st_size);
 	if (stat(conf_.stderr_path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
 		conf_.stderr_base = uint64_t(st.st_size);
+	if (o_.output_commit) {
+		// The user's files get committed output only; the program
+		// writes staging files, new (one when both are one file).
+		conf_.commit_stdout = conf_.stdout_path;
+		conf_.commit_stderr = conf_.stderr_path;
+		conf_.commit_stdout_base = conf_.stdout_base;
+		conf_.commit_stderr_base = conf_.stderr_base;
+		const bool one = conf_.stdout_path == conf_.stderr_path;
+		conf_.stdout_path = absolute_path(file("stdout.uncommitted"));
+		conf_.stderr_path = one ? conf_.stdout_path
+					: absolute_path(file("stderr.uncommitted"));
+		for (const std::string &p : {conf_.stdout_path, conf_.stderr_path})
+			if (unlink(p.c_str()) && errno != ENOENT)
+				return fail_errno("cannot remove " + p);
+		conf_.stdout_base = conf_.stderr_base = 0;
+	}
 	conf_.interval_s = o_.interval_s;
 	conf_.mtbf_s = o_.mtbf_s;
 	conf_.keep = o_.keep;
@@ -689,8 +801,30 @@ void Supervisor::checkpoint()
 	req.timeout_ms = kCheckpointTimeoutMs;
 	req.ghost_limit = o_.ghost_limit;
 	req.compress_level = o_.compress_level;
-	req.before_publish = [this] { return sync_outputs(); };
+	req.before_publish = [this]() -> Result<void> {
+		AMBER_TRY(sync_outputs());
+		replica_sizes_.clear();
+		for (const std::string &p : replica_outputs_) {
+			struct stat st;
+			if (stat(p.c_str(), &st))
+				return fail_errno("stat " + p);
+			replica_sizes_.push_back(uint64_t(st.st_size));
+		}
+		return {};
+	};
 	auto s = take_checkpoint(req);
+	if (s && !commits_.empty()) {
+		// Without a backup the checkpoint itself is the safe copy.
+		if (auto c = covered(s->number); !c)
+			event("commit-failed", {field("n", s->number),
+						quoted_field("error", c.error().str())});
+		else if (replicator_)
+			uncommitted_[s->number] = std::move(*c);
+		else
+			commit_to(*c, "checkpoint");
+	}
+	if (s)
+		replicate(s->number);
 	std::optional<double> delay;
 	if (!s)
 		delay = checkpoint_retry_delay(s.error().err, quick_retries_);
@@ -722,6 +856,189 @@ void Supervisor::checkpoint()
 		}
 	}
 	next_ckpt_ = now_s() + interval_;
+}
+
+Result<void> Supervisor::take_lease()
+{
+	std::shared_ptr<Lease> lease = o_.lease;
+	if (!lease) {
+		LeaseConfig c = o_.lease_config;
+		lease = std::make_shared<Lease>(AMBER_TRY(Lease::start(c)));
+		if (!AMBER_TRY(lease->try_acquire()))
+			return fail(EBUSY, "the job's lease " + c.key + " is held by " +
+						   lease->holder() + ": it runs there");
+	}
+	event("lease", {quoted_field("key", o_.lease_config.key),
+			field("valid_ms", format_ms((lease->valid_until() - now_s()) * 1e3))});
+	return lease_.start(std::move(lease));
+}
+
+Result<void> Supervisor::start_replicator()
+{
+	for (const Output &o : outputs_)
+		if (!o.managed)
+			return fail(EINVAL, "--replicate: output " + o.path +
+						    " is not a regular file (the backup keeps a copy)");
+	for (const std::string &p : {conf_.stdout_path, conf_.stderr_path})
+		if (std::find(replica_outputs_.begin(), replica_outputs_.end(), p) ==
+		    replica_outputs_.end())
+			replica_outputs_.push_back(p);
+	char real[PATH_MAX];
+	if (!realpath(o_.dir.c_str(), real))
+		return fail_errno("realpath " + o_.dir);
+	std::string conf = AMBER_TRY(read_file(file("run.conf")));
+	replicator_ = std::make_unique<Replicator>(o_.replicate, real, std::move(conf),
+						   replica_outputs_);
+	AMBER_TRY(replicator_->start());
+	event("replicate", {field("addr", o_.replicate)});
+	return {};
+}
+
+// Checkpoint number was published: the replication thread sends it.
+void Supervisor::replicate(uint32_t number)
+{
+	if (!replicator_)
+		return;
+	auto snap = snapshot_checkpoint(store_, number);
+	if (!snap) {
+		event("replicate-failed", {field("n", number), quoted_field("error", snap.error().str())});
+		return;
+	}
+	snap->output_sizes = replica_sizes_;
+	replicator_->offer(std::move(*snap));
+}
+
+void Supervisor::on_replica_events()
+{
+	for (const ReplicaEvent &e : replicator_->take_events())
+		event(e.name.c_str(), e.fields);
+	commit_acked();
+}
+
+void Supervisor::on_lease_lost()
+{
+	event("lease-lost", {field("late_ms", format_ms(lease_.lost_late_ms()))});
+	warn("the job's lease ran out: the job was killed (the backup takes it over)");
+	stopping_ = true;
+}
+
+void Supervisor::finish_replication(int status)
+{
+	// The whole output is the user's once the backup knows the job
+	// ended (or never had a checkpoint to take it over with); otherwise
+	// the backup takes over and writes the rest itself.
+	bool told = !replicator_;
+	if (replicator_) {
+		if (!lease_.lost())
+			told = replicator_->finish(status, 10.0);
+		on_replica_events();
+		told |= replicator_->acked() == 0 && !lease_.lost();
+		replicator_.reset();
+	}
+	if (told && !commits_.empty()) {
+		std::vector<uint64_t> all;
+		for (const Commit &c : commits_) {
+			struct stat st;
+			all.push_back(fstat(c.in.get(), &st) ? 0 : uint64_t(st.st_size));
+		}
+		commit_to(all, "end");
+	}
+}
+
+Result<void> Supervisor::open_commits()
+{
+	const std::pair<std::string, std::pair<std::string, uint64_t>> files[] = {
+		{conf_.stdout_path, {conf_.commit_stdout, conf_.commit_stdout_base}},
+		{conf_.stderr_path, {conf_.commit_stderr, conf_.commit_stderr_base}},
+	};
+	for (const auto &[staging, dest] : files) {
+		if (std::any_of(commits_.begin(), commits_.end(),
+				[&](const Commit &c) { return c.staging == staging; }))
+			continue;
+		Commit c;
+		c.staging = staging;
+		c.dest = dest.first;
+		c.dest_base = dest.second;
+		c.in = AMBER_TRY(open_file(staging, O_RDONLY | O_CREAT));
+		c.out = AMBER_TRY(open_file(c.dest, O_WRONLY | O_CREAT));
+		struct stat st;
+		if (fstat(c.out.get(), &st))
+			return fail_errno("stat " + c.dest);
+		// What an earlier supervisor (or the primary, on a shared
+		// file) committed already.
+		c.done = uint64_t(st.st_size) > c.dest_base ? uint64_t(st.st_size) - c.dest_base : 0;
+		commits_.push_back(std::move(c));
+	}
+	return {};
+}
+
+Result<std::vector<uint64_t>> Supervisor::covered(uint32_t number)
+{
+	Checkpoint meta = AMBER_TRY(store_.load_meta(number));
+	std::vector<std::vector<FdInfo>> fds = {meta.fds};
+	for (uint32_t pid : image_pids(meta)) {
+		if (pid == meta.info.pid)
+			continue;
+		Checkpoint m = AMBER_TRY(store_.load_meta(number, pid, meta.info.pid));
+		fds.push_back(std::move(m.fds));
+	}
+	std::vector<OutputSize> sizes;
+	for (const Commit &c : commits_) {
+		struct stat st;
+		if (fstat(c.in.get(), &st))
+			return fail_errno("stat " + c.staging);
+		char real[PATH_MAX];
+		if (!realpath(c.staging.c_str(), real))
+			return fail_errno("realpath " + c.staging);
+		sizes.push_back(OutputSize{c.staging, real, uint64_t(st.st_size)});
+	}
+	auto cuts = AMBER_TRY(plan_tree_output_cuts(number, fds, sizes));
+	std::vector<uint64_t> out;
+	for (size_t i = 0; i < cuts.size(); i++)
+		out.push_back(cuts[i] ? *cuts[i] : sizes[i].size);
+	return out;
+}
+
+// Copies each staging file up to sizes[i] to its destination (fsynced).
+void Supervisor::commit_to(const std::vector<uint64_t> &sizes, const char *why)
+{
+	std::vector<uint8_t> buf(1 << 20);
+	for (size_t i = 0; i < commits_.size() && i < sizes.size(); i++) {
+		Commit &c = commits_[i];
+		if (sizes[i] <= c.done)
+			continue;
+		Result<void> r;
+		for (uint64_t off = c.done; r && off < sizes[i];) {
+			const size_t n = size_t(std::min<uint64_t>(buf.size(), sizes[i] - off));
+			r = pread_full(c.in.get(), buf.data(), n, off);
+			if (r)
+				r = pwrite_full(c.out.get(), buf.data(), n, c.dest_base + off);
+			off += n;
+		}
+		if (r && fsync(c.out.get()))
+			r = fail_errno("fsync " + c.dest);
+		if (!r) {
+			event("commit-failed", {quoted_field("file", c.dest),
+						quoted_field("error", r.error().str())});
+			continue;
+		}
+		event("commit", {quoted_field("file", c.dest), field("bytes", sizes[i] - c.done),
+				 field("size", c.dest_base + sizes[i]), field("why", why)});
+		c.done = sizes[i];
+	}
+}
+
+// The newest acknowledged checkpoint's output is the user's now.
+void Supervisor::commit_acked()
+{
+	if (commits_.empty() || !replicator_)
+		return;
+	const uint32_t acked = replicator_->acked();
+	auto upto = uncommitted_.upper_bound(acked);
+	if (upto == uncommitted_.begin())
+		return;
+	commit_to(std::prev(upto)->second, "acknowledged");
+	uncommitted_.erase(uncommitted_.begin(), upto);
 }
 
 Result<RestoredProcess> Supervisor::restore(uint32_t number)
@@ -758,6 +1075,12 @@ Result<void> Supervisor::recover()
 		const double t0 = now_s();
 		auto r = restore(n);
 		if (r) {
+			// (A takeover: what the primary's acknowledged checkpoint
+			// covered is the user's.)
+			if (!commits_.empty()) {
+				if (auto c = covered(n))
+					commit_to(*c, "restored");
+			}
 			set_pid(r->pid, std::move(r->pidfd));
 			event("restore", {field("n", n), field("pid", uint64_t(pid_)),
 					  field("ms", format_ms((now_s() - t0) * 1e3)),
@@ -884,6 +1207,9 @@ Result<size_t> Supervisor::kill_remains()
 		if (r < 0 && errno == ECHILD)
 			return killed.size();
 		std::vector<pid_t> kids = proc_children(getpid());
+		std::erase(kids, lease_.helper());
+		if (kids.empty() && lease_.helper())
+			return killed.size();
 		for (pid_t c : kids) {
 			std::vector<pid_t> all = proc_descendants(c);
 			all.insert(all.begin(), c);
@@ -938,7 +1264,6 @@ Result<void> Supervisor::resume()
 		req.timeout_ms = kCheckpointTimeoutMs;
 		req.ghost_limit = o_.ghost_limit;
 		req.compress_level = o_.compress_level;
-	req.compress_level = o_.compress_level;
 		req.before_publish = [this] { return sync_outputs(); };
 		auto s = take_checkpoint(req);
 		for (uint32_t attempt = 0; !s; attempt++) {
@@ -984,8 +1309,11 @@ Result<Supervisor::Next> Supervisor::on_death()
 			return fail_errno("waitid " + std::to_string(pid_));
 	pidfd_.reset();
 	// A stop signal sent to the whole process group (^C) arrives here
-	// together with the program's death: it ends the run.
+	// together with the program's death: it ends the run. So does the
+	// lease's loss (the guard killed it): the job runs elsewhere now.
 	on_stop_signals();
+	if (lease_.lost())
+		stopping_ = true;
 	exit_clock_.stop();
 	stats_.wall_s = (exit_clock_.at() ? exit_clock_.at() : now_s()) - started_;
 
@@ -994,6 +1322,7 @@ Result<Supervisor::Next> Supervisor::on_death()
 		event("exit", {field("pid", pid), field("status", uint64_t(si.si_status))});
 		stats_.exit_status = si.si_status;
 		end("exit " + std::to_string(si.si_status));
+		finish_replication(si.si_status);
 		return Next::Done;
 	}
 	const int sig = si.si_status;
@@ -1010,6 +1339,7 @@ Result<Supervisor::Next> Supervisor::on_death()
 		// Not the end of the run: --resume may carry on (a job stopped
 		// at its time limit, resumed later).
 		stats_.exit_status = 128 + sig;
+		finish_replication(stats_.exit_status);
 		return Next::Done;
 	}
 	if (stats_.restarts >= conf_.max_restarts) {
@@ -1019,6 +1349,7 @@ Result<Supervisor::Next> Supervisor::on_death()
 		     std::to_string(stats_.restarts) + " restarts (--max-restarts " +
 		     std::to_string(conf_.max_restarts) + ")");
 		stats_.exit_status = 128 + sig;
+		finish_replication(stats_.exit_status);
 		return Next::Done;
 	}
 	stats_.restarts++;
@@ -1055,6 +1386,13 @@ Result<RunStats> Supervisor::run()
 		return fail_errno("cannot open " + file("run.log"));
 	AMBER_TRY(open_outputs());
 	AMBER_TRY(signals_.open());
+	// Nothing of the job runs before the lease is ours.
+	if (o_.lease || !o_.lease_config.endpoint.empty())
+		AMBER_TRY(take_lease());
+	if (!o_.replicate.empty())
+		AMBER_TRY(start_replicator());
+	if (!conf_.commit_stdout.empty())
+		AMBER_TRY(open_commits());
 
 	if (conf_.interval_s) {
 		interval_ = *conf_.interval_s;
@@ -1086,15 +1424,24 @@ Result<RunStats> Supervisor::run()
 		double wait_s = stopping_ ? 1.0 : next_ckpt_ - now;
 		if (progress_.on())
 			wait_s = std::min(wait_s, 1.0);
-		struct pollfd fds[2] = {
+		struct pollfd fds[4] = {
 			{pidfd_.get(), POLLIN, 0},
 			{signals_.fd(), POLLIN, 0},
+			{replicator_ ? replicator_->fd() : -1, POLLIN, 0},
+			{lease_.on() ? lease_.fd() : -1, POLLIN, 0},
 		};
-		int n = poll(fds, 2, int(std::max(0.0, wait_s) * 1000) + 1);
+		int n = poll(fds, 4, int(std::max(0.0, wait_s) * 1000) + 1);
 		if (n < 0 && errno != EINTR)
 			return fail_errno("poll");
 		if (n <= 0)
 			continue;
+		if (fds[2].revents)
+			on_replica_events();
+		if (fds[3].revents) {
+			uint64_t v;
+			(void)!read(lease_.fd(), &v, sizeof(v));
+			on_lease_lost();
+		}
 		if (fds[1].revents)
 			on_stop_signals();
 		if (fds[0].revents && AMBER_TRY(on_death()) == Next::Done)

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@
 
 #include "checkpoint/ghosts.h"
 #include "common/result.h"
+#include "replicate/lease.h"
 
 namespace amber {
 
@@ -51,6 +53,20 @@ struct RunOptions {
 	// --compress: the zstd level of every checkpoint's pages files, 0:
 	// uncompressed (not kept in run.conf either).
 	int compress_level = 0;
+	// --replicate ADDR:PORT: each checkpoint also goes to `amber backup`
+	// there (replicate/sender.h); "": none.
+	std::string replicate;
+	// --output-commit: the program writes DIR/stdout.uncommitted and
+	// DIR/stderr.uncommitted; the stdout and stderr files get what an
+	// acknowledged checkpoint covers (all of it when the job ended and the
+	// backup was told), so that a takeover never repeats visible output.
+	bool output_commit = false;
+	// --etcd: the job runs only while this supervisor holds the lease
+	// (replicate/lease.h); endpoint "": no lease.
+	LeaseConfig lease_config;
+	// A lease already held (`amber backup` after its takeover), renewed
+	// and watched like one acquired here.
+	std::shared_ptr<Lease> lease;
 	// With resume: which of interval_s/mtbf_s, keep, max_restarts the
 	// command line gave (they override run.conf; the others come from it).
 	bool interval_given = false;

@@ -337,6 +337,18 @@ TEST(RunConfFile, RoundTrip)
 	ASSERT_TRUE(back) << back.error().str();
 	EXPECT_FALSE(back->interval_s);
 	EXPECT_EQ(3600.5, back->mtbf_s);
+	EXPECT_EQ("", back->commit_stdout);
+
+	c.commit_stdout = "/shared/out \"1\"";
+	c.commit_stderr = "/shared/err";
+	c.commit_stdout_base = 7;
+	c.commit_stderr_base = 9;
+	back = parse_run_conf(format_run_conf(c));
+	ASSERT_TRUE(back) << back.error().str();
+	EXPECT_EQ(c.commit_stdout, back->commit_stdout);
+	EXPECT_EQ(c.commit_stderr, back->commit_stderr);
+	EXPECT_EQ(7u, back->commit_stdout_base);
+	EXPECT_EQ(9u, back->commit_stderr_base);
 }
 
 TEST(RunConfFile, RejectsWhatItCannotUse)
@@ -363,6 +375,7 @@ TEST(RunConfFile, RejectsWhatItCannotUse)
 	expect_error(good + "interval=-5\n", "interval");
 	expect_error(good + "interval=auto\n", "needs mtbf");
 	expect_error(good + "arg=\"unterminated\n", "arg");
+	expect_error(good + "commit_stdout=\"/o2\"\n", "go together");
 	expect_error("version=2\n", "version 2");
 	std::string no_args = good;
 	no_args.erase(no_args.find("arg="), no_args.find('\n', no_args.find("arg=")) -
