@@ -95,12 +95,15 @@ void run_run(const RunCliOptions &c, const CLI::App &sub)
 		report_error(kCmd, o.error());
 		return;
 	}
-	auto s = run_supervised(*o);
-	if (!s) {
-		report_error(kCmd, s.error());
-		return;
-	}
-	set_exit_status(s->exit_status);
+	auto supervise = [&o]() -> int {
+		auto s = run_supervised(*o);
+		if (!s)
+			return report_error(kCmd, s.error());
+		return s->exit_status;
+	};
+	// A job under a lease dies with its supervisor (run.h).
+	set_exit_status(o->lease_config.endpoint.empty() ? supervise()
+							 : run_with_lifeline(supervise));
 }
 
 } // namespace

@@ -99,6 +99,12 @@ struct RetainPolicy {
 	double max_data_ratio = 2.0;
 };
 
+// The lazy policy `amber run --lazy-keep` and `amber backup` use: periodic
+// checkpoints keep their chain until it has 16 links or holds twice the
+// program's memory, then the oldest kept one is compacted: a checkpoint costs
+// its own pages, not a rewrite of everything every time.
+inline constexpr RetainPolicy kLazyRetainPolicy{16, 2.0};
+
 class Store {
 public:
 	explicit Store(std::string dir) : dir_(std::move(dir)) {}

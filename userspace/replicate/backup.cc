@@ -424,17 +424,18 @@ Result<void> Receiver::on_end(const std::vector<Attr> &a)
 		if (fsync(outputs_[i].get()))
 			return fail_errno("fsync " + out_paths_[i]);
 	AMBER_TRY(store_.publish(*pending_));
-	std::string retained;
-	if (o_.keep) {
-		auto r = store_.retain(o_.keep, *pending_, RetainPolicy{});
-		if (!r)
-			event("retain-failed", {quoted_field("error", r.error().str())});
-	}
-	pending_.reset();
 	event("stored", {field("n", number), field("ms", format_ms((now_s() - t0) * 1e3))});
 	AttrWriter w;
 	w.put_u32(kStreamNumber, number);
-	return send(FrameType::Ack, w.view());
+	AMBER_TRY(send(FrameType::Ack, w.view()));
+	// Retention after the answer: it is not what makes N safe. Lazy, as
+	// the primary's chains grow link by link and a compaction rewrites
+	// all the memory.
+	auto r = store_.retain(o_.keep, *pending_, kLazyRetainPolicy);
+	if (!r)
+		event("retain-failed", {quoted_field("error", r.error().str())});
+	pending_.reset();
+	return {};
 }
 
 Result<void> Receiver::on_frame(const Frame &f)
@@ -593,10 +594,17 @@ Result<int> Receiver::run()
 	if (lease_)
 		r.lease = std::make_shared<Lease>(std::move(*lease_));
 	lock_.reset();
-	auto stats = run_supervised(r);
-	if (!stats)
-		return tl::unexpected(stats.error());
-	return stats->exit_status;
+	auto supervise = [&r]() -> int {
+		auto stats = run_supervised(r);
+		if (!stats) {
+			fprintf(stderr, "amber backup: %s\n", stats.error().str().c_str());
+			return 1;
+		}
+		return stats->exit_status;
+	};
+	// The job dies with its supervisor (run.h); without a lease there is
+	// nothing to protect against.
+	return r.lease ? run_with_lifeline(supervise) : supervise();
 }
 
 } // namespace

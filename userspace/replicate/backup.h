@@ -28,7 +28,8 @@ struct BackupOptions {
 	std::string dir;
 	std::string listen;		// ADDR:PORT (numeric IPv4 or [IPv6])
 	double takeover_after_s = 1.0;
-	uint32_t keep = 2;		// checkpoints kept in DIR (retention)
+	uint32_t keep = 2;		// checkpoints kept in DIR (lazy retention:
+					// more may stay while their chains are short)
 	bool verbose = false;
 	// The lease (lease.h): endpoint "" runs without one (no split-brain
 	// protection: only for tests without etcd; a warning says so).

@@ -53,10 +53,6 @@ namespace fs = std::filesystem;
 
 constexpr int kRestoreTimeoutS = 60;
 constexpr uint32_t kCheckpointTimeoutMs = 60000;
-// --lazy-keep: periodic checkpoints keep their chain until it has 16 links or
-// holds twice the program's memory, then the oldest kept one is compacted: a
-// checkpoint costs its own pages, not a rewrite of everything every time.
-const RetainPolicy kRetainPolicy{16, 2.0};
 // How long --resume waits for a killed orphan to be reaped by its parent,
 // and the supervisor for what is left of a tree to die once killed.
 constexpr double kReapTimeoutS = 10;
@@ -315,9 +311,11 @@ private:
 			const double until = lease_->valid_until();
 			const double now = now_s();
 			if (!lease_->held() || now >= until) {
-				kill_descendants(lease_->helper_pid());
+				// Lost first: the supervisor, seeing its job die,
+				// must not bring it back.
 				late_ms_ = (now - until) * 1e3;
 				lost_.store(true);
+				kill_descendants(lease_->helper_pid());
 				uint64_t one = 1;
 				(void)!write(lost_fd_.get(), &one, sizeof(one));
 				return;
@@ -797,7 +795,7 @@ void Supervisor::checkpoint()
 	req.dir = o_.dir;
 	req.tree = true;	// always the whole tree the supervisor started
 	req.keep = conf_.keep;
-	req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
+	req.retain_policy = o_.lazy_keep ? kLazyRetainPolicy : RetainPolicy{};
 	req.timeout_ms = kCheckpointTimeoutMs;
 	req.ghost_limit = o_.ghost_limit;
 	req.compress_level = o_.compress_level;
@@ -1064,6 +1062,9 @@ Result<RestoredProcess> Supervisor::restore(uint32_t number)
 // or starts it again when there is none.
 Result<void> Supervisor::recover()
 {
+	// Never without the lease: the job runs elsewhere then.
+	if (lease_.lost())
+		return fail(0, "the job's lease is lost: not restoring it here");
 	auto list = store_.list();
 	if (!list)
 		return wrap(list.error(), o_.dir + ": ");
@@ -1260,7 +1261,7 @@ Result<void> Supervisor::resume()
 		req.tree = true;
 		req.kill = true;
 		req.keep = conf_.keep;
-		req.retain_policy = o_.lazy_keep ? kRetainPolicy : RetainPolicy{};
+		req.retain_policy = o_.lazy_keep ? kLazyRetainPolicy : RetainPolicy{};
 		req.timeout_ms = kCheckpointTimeoutMs;
 		req.ghost_limit = o_.ghost_limit;
 		req.compress_level = o_.compress_level;
@@ -1452,6 +1453,78 @@ Result<RunStats> Supervisor::run()
 }
 
 } // namespace
+
+namespace {
+
+volatile sig_atomic_t lifeline_child = 0;
+
+void pass_on(int sig)
+{
+	if (lifeline_child > 0)
+		kill(pid_t(lifeline_child), sig);
+}
+
+} // namespace
+
+int run_with_lifeline(const std::function<int()> &body)
+{
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) {
+		fprintf(stderr, "amber: prctl(PR_SET_CHILD_SUBREAPER): %s\n", strerror(errno));
+		return 1;
+	}
+	fflush(nullptr);
+	const pid_t child = fork();
+	if (child < 0) {
+		fprintf(stderr, "amber: fork: %s\n", strerror(errno));
+		return 1;
+	}
+	if (child == 0) {
+		prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+		const int status = body();
+		fflush(nullptr);
+		_exit(status);
+	}
+	lifeline_child = child;
+	struct sigaction sa = {};
+	sa.sa_handler = pass_on;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, nullptr);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	int st = 0;
+	for (;;) {
+		const pid_t r = waitpid(-1, &st, 0);
+		if (r == child)
+			break;
+		if (r < 0 && errno != EINTR)
+			return 1;
+	}
+	lifeline_child = 0;
+	if (WIFEXITED(st) && !proc_children(getpid()).size())
+		return WEXITSTATUS(st);
+	// The supervisor is gone: nothing it started may run on.
+	size_t killed = 0;
+	for (int round = 0; round < 1000; round++) {
+		std::vector<pid_t> left = proc_descendants(getpid());
+		for (pid_t p : left)
+			kill(p, SIGKILL);
+		killed += left.size();
+		int ignored;
+		while (waitpid(-1, &ignored, WNOHANG) > 0)
+			;
+		if (left.empty())
+			break;
+		usleep(1000);
+	}
+	if (WIFSIGNALED(st)) {
+		fprintf(stderr, "amber: the supervisor (pid %d) was killed by %s: its job was killed "
+				"too (%zu processes), its lease ends\n",
+			int(child), signal_name(WTERMSIG(st)).c_str(), killed);
+		return 128 + WTERMSIG(st);
+	}
+	return WEXITSTATUS(st);
+}
 
 Result<RunStats> run_supervised(const RunOptions &o)
 {

@@ -98,6 +98,17 @@ struct RunStats {
 // the program's own exit or death is a RunStats with its exit_status.
 Result<RunStats> run_supervised(const RunOptions &o);
 
+// The job must not outlive a supervisor that holds its lease: if the
+// supervisor is killed (not its machine), the lease runs out and the backup
+// takes over while the job would still run. So body() (the supervisor) runs
+// in a child process, and this process stays, as a child subreaper, the
+// parent the job is reparented to if the supervisor dies: it then SIGKILLs
+// every process left below it (the job's tree, the lease's helper). SIGTERM
+// sent to this process is passed on to the supervisor; SIGINT and SIGHUP (a
+// terminal's, which reach the whole process group) are left to it. Returns
+// body's status, or 128 + the signal that killed the supervisor.
+int run_with_lifeline(const std::function<int()> &body);
+
 // "30s", "2m", "1h", "500ms", "1.5s", "45" (seconds). > 0.
 Result<double> parse_duration(std::string_view s);
 
