@@ -428,8 +428,18 @@ private:
 	// The run ends with status: tells the backup (no takeover) unless the
 	// lease was lost (the backup must take over then).
 	void finish_replication(int status);
+	// Lazy with --lazy-keep, and with --replicate: a backup that fell
+	// behind then gets the deltas it lacks, which eager compaction would
+	// have folded into a full checkpoint under a new number.
+	RetainPolicy retain_policy() const
+	{
+		return o_.lazy_keep || !o_.replicate.empty() ? kLazyRetainPolicy : RetainPolicy{};
+	}
 	// --output-commit (commits_: one per staging file).
 	Result<void> open_commits();
+	// The fds of every process image of checkpoint number (root first):
+	// how each recorded the output files.
+	Result<std::vector<std::vector<FdInfo>>> tree_fds(uint32_t number) const;
 	// What checkpoint number covers of each staging file (its cut).
 	Result<std::vector<uint64_t>> covered(uint32_t number);
 	void commit_to(const std::vector<uint64_t> &sizes, const char *why);
@@ -795,7 +805,7 @@ void Supervisor::checkpoint()
 	req.dir = o_.dir;
 	req.tree = true;	// always the whole tree the supervisor started
 	req.keep = conf_.keep;
-	req.retain_policy = o_.lazy_keep ? kLazyRetainPolicy : RetainPolicy{};
+	req.retain_policy = retain_policy();
 	req.timeout_ms = kCheckpointTimeoutMs;
 	req.ghost_limit = o_.ghost_limit;
 	req.compress_level = o_.compress_level;
@@ -970,7 +980,7 @@ Result<void> Supervisor::open_commits()
 	return {};
 }
 
-Result<std::vector<uint64_t>> Supervisor::covered(uint32_t number)
+Result<std::vector<std::vector<FdInfo>>> Supervisor::tree_fds(uint32_t number) const
 {
 	Checkpoint meta = AMBER_TRY(store_.load_meta(number));
 	std::vector<std::vector<FdInfo>> fds = {meta.fds};
@@ -980,6 +990,12 @@ Result<std::vector<uint64_t>> Supervisor::covered(uint32_t number)
 		Checkpoint m = AMBER_TRY(store_.load_meta(number, pid, meta.info.pid));
 		fds.push_back(std::move(m.fds));
 	}
+	return fds;
+}
+
+Result<std::vector<uint64_t>> Supervisor::covered(uint32_t number)
+{
+	const auto fds = AMBER_TRY(tree_fds(number));
 	std::vector<OutputSize> sizes;
 	for (const Commit &c : commits_) {
 		struct stat st;
@@ -1041,16 +1057,7 @@ void Supervisor::commit_acked()
 
 Result<RestoredProcess> Supervisor::restore(uint32_t number)
 {
-	Checkpoint meta = AMBER_TRY(store_.load_meta(number));
-	// Output files as every process of the tree recorded them.
-	std::vector<std::vector<FdInfo>> fds = {meta.fds};
-	for (uint32_t pid : image_pids(meta)) {
-		if (pid == meta.info.pid)
-			continue;
-		Checkpoint m = AMBER_TRY(store_.load_meta(number, pid, meta.info.pid));
-		fds.push_back(std::move(m.fds));
-	}
-	AMBER_TRY(cut_outputs(number, fds));
+	AMBER_TRY(cut_outputs(number, AMBER_TRY(tree_fds(number))));
 	RestoreRequest req;
 	req.dir = o_.dir;
 	req.number = number;
@@ -1261,7 +1268,7 @@ Result<void> Supervisor::resume()
 		req.tree = true;
 		req.kill = true;
 		req.keep = conf_.keep;
-		req.retain_policy = o_.lazy_keep ? kLazyRetainPolicy : RetainPolicy{};
+		req.retain_policy = retain_policy();
 		req.timeout_ms = kCheckpointTimeoutMs;
 		req.ghost_limit = o_.ghost_limit;
 		req.compress_level = o_.compress_level;
