@@ -467,6 +467,7 @@ private:
 	bool log_failed_ = false;
 	RunStats stats_;
 	LeaseGuard lease_;
+	bool lease_reported_ = false;
 	std::unique_ptr<Replicator> replicator_;
 	std::vector<std::string> replica_outputs_;	// run.conf's, deduplicated
 	std::vector<uint64_t> replica_sizes_;		// at the last checkpoint
@@ -925,6 +926,9 @@ void Supervisor::on_replica_events()
 
 void Supervisor::on_lease_lost()
 {
+	if (lease_reported_)
+		return;
+	lease_reported_ = true;
 	event("lease-lost", {field("late_ms", format_ms(lease_.lost_late_ms()))});
 	warn("the job's lease ran out: the job was killed (the backup takes it over)");
 	stopping_ = true;
@@ -1321,7 +1325,7 @@ Result<Supervisor::Next> Supervisor::on_death()
 	// lease's loss (the guard killed it): the job runs elsewhere now.
 	on_stop_signals();
 	if (lease_.lost())
-		stopping_ = true;
+		on_lease_lost();
 	exit_clock_.stop();
 	stats_.wall_s = (exit_clock_.at() ? exit_clock_.at() : now_s()) - started_;
 
