@@ -132,19 +132,11 @@ bool Replicator::finish(int status, double timeout_s)
 		bye_ = status;
 	}
 	cv_.notify_all();
-	const double deadline = now_s() + timeout_s;
-	for (;;) {
-		{
-			std::lock_guard<std::mutex> g(mu_);
-			if (stop_)
-				break;
-		}
-		if (now_s() > deadline)
-			break;
-		usleep(10000);
-	}
 	{
-		std::lock_guard<std::mutex> g(mu_);
+		// The thread stops by itself once the goodbye is out (or the
+		// backup is unreachable); past the timeout it is told to.
+		std::unique_lock<std::mutex> g(mu_);
+		cv_.wait_for(g, std::chrono::duration<double>(timeout_s), [this] { return stop_; });
 		stop_ = true;
 	}
 	cv_.notify_all();
@@ -159,6 +151,15 @@ std::vector<ReplicaEvent> Replicator::take_events()
 	(void)!read(wake_.get(), &v, sizeof(v));
 	std::lock_guard<std::mutex> g(mu_);
 	return std::move(events_);
+}
+
+void Replicator::stop_self()
+{
+	{
+		std::lock_guard<std::mutex> g(mu_);
+		stop_ = true;
+	}
+	cv_.notify_all();
 }
 
 void Replicator::post(std::string name, std::vector<LogField> fields)
@@ -406,11 +407,8 @@ void Replicator::loop()
 								     quoted_field("error", c.error().str())});
 				lost_logged_ = true;
 				conn_.reset();
-				if (bye) {
-					std::lock_guard<std::mutex> g(mu_);
-					stop_ = true;
-					return;
-				}
+				if (bye)
+					return stop_self();
 				continue;
 			}
 		}
@@ -445,9 +443,7 @@ void Replicator::loop()
 			if (r) {
 				bye_done_.store(true);
 				post("replica-bye", {field("status", uint64_t(*bye))});
-				std::lock_guard<std::mutex> g(mu_);
-				stop_ = true;
-				return;
+				return stop_self();
 			}
 		} else {
 			r = heartbeat_if_due();

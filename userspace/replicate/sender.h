@@ -92,6 +92,8 @@ public:
 private:
 	void loop();
 	void post(std::string name, std::vector<LogField> fields);
+	// The thread is done (finish() waits for this).
+	void stop_self();
 	Result<void> connect_backup();
 	void drop(const std::string &why);
 	Result<void> send(FrameType t, ByteView payload);
